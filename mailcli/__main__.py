@@ -1,0 +1,5 @@
+"""`python -m mailcli`."""
+
+from mailcli.cli import main
+
+main()

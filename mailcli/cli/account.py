@@ -1,0 +1,120 @@
+"""`mailcli account list|show|add|remove`: the config file's accounts; never a secret."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import click
+
+from mailcli.cli.context import AppContext
+from mailcli.cli.options import global_options
+from mailcli.config import SECURITY_MODES, Account, FetchSettings, ServerSettings
+
+
+@click.group()
+def account() -> None:
+    """Manage the accounts in the config file."""
+
+
+@account.command("list")
+@global_options(for_group=False)
+@click.pass_obj
+def list_accounts(app: AppContext) -> None:
+    """List the configured accounts."""
+    config = app.config
+    rows = [
+        [name, name == config.default_account, acc.from_addr, acc.smtp.host, acc.pop3.host]
+        for name, acc in config.accounts.items()
+    ]
+    document = {
+        "config": str(config.path),
+        "accounts": [_account_document(a) for a in config.accounts.values()],
+    }
+    if not rows and not app.json:
+        app.out.info(f"no accounts in {config.path}; add one with `mailcli account add`")
+    app.out.table(["account", "default", "from", "smtp", "pop3"], rows, document=document)
+
+
+@account.command("show")
+@click.argument("name", required=False)
+@global_options(for_group=False)
+@click.pass_obj
+def show_account(app: AppContext, name: str | None) -> None:
+    """Show one account's settings (the default account without NAME)."""
+    selected = app.config.select_account(name or app.account_name)
+    if selected is None:
+        raise click.UsageError("no default account; name one")
+    document = _account_document(selected)
+    pairs = [(key, value) for key, value in _flatten(document) if value is not None]
+    app.out.fields(pairs, document=document)
+
+
+@account.command("add")
+@click.argument("name")
+@click.option("--from", "from_addr", help="From header, e.g. 'Ann <ann@example.org>'.")
+@click.option("--user", help="Login name for both servers.")
+@click.option("--domain", help="Domain that qualifies bare names in sendmail mode.")
+@click.option("--password-command", help="Command that prints the password.")
+@click.option("--smtp-host")
+@click.option("--smtp-port", type=click.IntRange(1, 65535))
+@click.option("--smtp-security", type=click.Choice(SECURITY_MODES))
+@click.option("--pop3-host")
+@click.option("--pop3-port", type=click.IntRange(1, 65535))
+@click.option("--pop3-security", type=click.Choice(SECURITY_MODES))
+@click.option("--fetch-to", metavar="DEST", help="maildir:PATH, mbox:PATH or mda:'CMD'.")
+@click.option("--default", "make_default", is_flag=True, help="Make it the default account.")
+@global_options(for_group=False)
+@click.pass_obj
+def add(app: AppContext, /, name: str, make_default: bool, **settings: Any) -> None:
+    """Add an account to the config file (created when missing)."""
+    from mailcli.accounts import add_account
+
+    new = Account(
+        name=name,
+        from_addr=settings["from_addr"],
+        user=settings["user"],
+        domain=settings["domain"],
+        password_command=settings["password_command"],
+        smtp=_server(settings, "smtp"),
+        pop3=_server(settings, "pop3"),
+        fetch=FetchSettings(to=settings["fetch_to"]),
+    )
+    path = add_account(app.config, new, make_default=make_default)
+    app.out.info(f"added account {name!r} to {path}")
+
+
+@account.command("remove")
+@click.argument("name")
+@global_options(for_group=False)
+@click.pass_obj
+def remove(app: AppContext, name: str) -> None:
+    """Remove an account from the config file (its keyring entries stay)."""
+    from mailcli.accounts import remove_account
+
+    path = remove_account(app.config, name)
+    app.out.info(f"removed account {name!r} from {path}")
+
+
+def _server(settings: dict[str, Any], protocol: str) -> ServerSettings:
+    return ServerSettings(
+        host=settings[f"{protocol}_host"],
+        port=settings[f"{protocol}_port"],
+        security=settings[f"{protocol}_security"],
+    )
+
+
+def _account_document(acc: Account) -> dict[str, Any]:
+    document = asdict(acc)
+    document["from"] = document.pop("from_addr")
+    return document
+
+
+def _flatten(document: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    pairs: list[tuple[str, Any]] = []
+    for key, value in document.items():
+        if isinstance(value, dict):
+            pairs.extend(_flatten(value, f"{prefix}{key}."))
+        else:
+            pairs.append((prefix + key, value))
+    return pairs

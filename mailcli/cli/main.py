@@ -1,0 +1,117 @@
+"""The `mailcli` group and the one place where errors become exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from mailcli import __version__
+from mailcli.cli.context import AppContext
+from mailcli.cli.options import global_options
+from mailcli.errors import ExitStatus, MailcliError
+from mailcli.render import OutputMode, Renderer
+
+# Commands live in their own modules, imported only when invoked: keeps --help fast.
+_COMMANDS = {
+    "account": ("mailcli.cli.account", "account"),
+    "password": ("mailcli.cli.password", "password"),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _COMMANDS:
+            return None
+        module_name, attribute = _COMMANDS[cmd_name]
+        module = __import__(module_name, fromlist=[attribute])
+        command: click.Command = getattr(module, attribute)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="mailcli", message="%(prog)s %(version)s")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="MAILCLI_CONFIG",
+    help="Config file (default ~/.config/mailcli/config.toml).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@global_options(for_group=True)
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
+    """Send mail over SMTP and work POP3 mailboxes: a scriptable telnet for mail."""
+    app = ctx.ensure_object(AppContext)
+    app.config_path = config_path
+    app.debug = debug
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Run the CLI and translate every outcome into an exit status."""
+    args = sys.argv[1:] if argv is None else argv
+    sys.exit(_run(args))
+
+
+def _run(args: list[str]) -> int:
+    try:
+        result = cli.main(args=args, prog_name="mailcli", standalone_mode=False)
+    except click.exceptions.Abort:
+        return _interrupted()
+    except KeyboardInterrupt:
+        return _interrupted()
+    except click.exceptions.ClickException as exc:
+        ctx = getattr(exc, "ctx", None)  # usage errors know their command; others do not
+        hint = f"see `{ctx.command_path if ctx else 'mailcli'} --help`"
+        _stderr_renderer().error(exc.format_message(), hint=hint)
+        return int(ExitStatus.USAGE)
+    except MailcliError as exc:
+        if "--debug" in args:
+            traceback.print_exc()
+        _stderr_renderer().error(exc.message, hint=exc.hint)
+        return int(exc.exit_status)
+    except BrokenPipeError:
+        return _broken_pipe()
+    except Exception as exc:
+        return _internal_error(exc, debug="--debug" in args)
+    return _exit_code(result)
+
+
+def _exit_code(result: Any) -> int:
+    return int(result) if isinstance(result, int) else 0
+
+
+def _stderr_renderer() -> Renderer:
+    return Renderer(OutputMode.detect(json_output=False, quiet=False))
+
+
+def _interrupted() -> int:
+    sys.stderr.write("\n")
+    return int(ExitStatus.INTERRUPTED)
+
+
+def _broken_pipe() -> int:
+    # The reader went away (`mailcli retr 1 | head`): stop quietly, as `cat` would.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141  # 128 + SIGPIPE, what a shell reports for a killed writer
+
+
+def _internal_error(exc: Exception, *, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    _stderr_renderer().error(
+        f"internal error: {type(exc).__name__}: {exc}",
+        hint=None if debug else "this is a bug in mailcli; rerun with --debug for a traceback",
+    )
+    return int(ExitStatus.SOFTWARE)

@@ -1,0 +1,113 @@
+"""Reusable option sets: the global flags (accepted after the command name too) and
+the connection options every network command takes."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from mailcli.config import SECURITY_MODES
+from mailcli.endpoint import ConnectionOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _set_global(attribute: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    """Store a flag on the AppContext when given; absent flags leave the group's value."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        from mailcli.cli.context import AppContext
+
+        if value not in (None, False):
+            setattr(ctx.ensure_object(AppContext), attribute, value)
+
+    return callback
+
+
+def global_options(*, for_group: bool) -> Callable[[F], F]:
+    """`-a`, `--json`, `--trace[-data|-time]`, `-q`: on the group and on each command,
+    so `mailcli list --json` and `mailcli --json list` mean the same."""
+    envvar = "MAILCLI_ACCOUNT" if for_group else None
+    specs: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
+        (
+            ("-a", "--account"),
+            "account_name",
+            {"metavar": "NAME", "envvar": envvar, "help": "Account from the config file."},
+        ),
+        (("--json",), "json", {"is_flag": True, "help": "One JSON document on stdout."}),
+        (
+            ("--trace",),
+            "trace",
+            {"is_flag": True, "help": "Show the protocol conversation on stderr."},
+        ),
+        (("--trace-data",), "trace_data", {"is_flag": True, "help": "Trace message bodies too."}),
+        (
+            ("--trace-time",),
+            "trace_time",
+            {"is_flag": True, "help": "Trace with seconds since connect."},
+        ),
+        (("-q", "--quiet"), "quiet", {"is_flag": True, "help": "Print errors only."}),
+    ]
+
+    def decorate(function: F) -> F:
+        for names, attribute, extra in reversed(specs):
+            function = click.option(
+                *names,
+                expose_value=False,
+                is_eager=True,
+                callback=_set_global(attribute),
+                **extra,
+            )(function)
+        return function
+
+    return decorate
+
+
+def connection_options(function: F) -> F:
+    """Adds the connection options and hands the command one `connection` argument."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        names = ConnectionOptions.__dataclass_fields__
+        values = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
+        values["cafile"] = str(values["cafile"]) if values["cafile"] else None
+        return function(*args, connection=ConnectionOptions(**values), **kwargs)
+
+    options = [
+        click.option("--host", help="Server host name or address."),
+        click.option("--port", type=click.IntRange(1, 65535), help="Server port."),
+        click.option(
+            "--security",
+            type=click.Choice(SECURITY_MODES),
+            help="tls (implicit), starttls, or none (cleartext).",
+        ),
+        click.option("--user", help="Login name."),
+        click.option("--auth", metavar="MECH", help="Force an authentication mechanism."),
+        click.option(
+            "--cafile",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Trust this CA bundle (PEM) for the server's certificate.",
+        ),
+        click.option(
+            "--insecure", is_flag=True, help="Do not verify the server's certificate (warns)."
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0.1),
+            metavar="SECONDS",
+            help="Network timeout (default 30).",
+        ),
+        click.option(
+            "--password-command",
+            metavar="CMD",
+            help="Command whose first output line is the password.",
+        ),
+    ]
+    decorated: Any = wrapper
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]

@@ -1,0 +1,121 @@
+"""`mailcli password set|delete|where`: secrets in the OS keyring, and where one comes from."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from mailcli.cli.context import AppContext
+from mailcli.cli.options import global_options
+from mailcli.config import PROTOCOLS
+from mailcli.endpoint import ConnectionOptions, Endpoint, resolve_endpoint
+from mailcli.errors import ConfigError, CredentialsError, UsageError
+
+_KEY_HELP = "USER@HOST; default: the account's SMTP and POP3 logins."
+
+
+def _key_options(function: click.decorators.FC) -> click.decorators.FC:
+    function = click.option("--user", help="Login name (instead of the account's).")(function)
+    function = click.option("--host", help="Server host (instead of the account's).")(function)
+    function = click.argument("key", required=False, metavar="[USER@HOST]")(function)
+    return global_options(for_group=False)(function)
+
+
+@click.group()
+def password() -> None:
+    """Store, remove or locate the password for a login (service `mailcli` in the keyring)."""
+
+
+@password.command("set", help=f"Store a password in the OS keyring. KEY: {_KEY_HELP}")
+@_key_options
+@click.pass_obj
+def set_password(app: AppContext, key: str | None, host: str | None, user: str | None) -> None:
+    from mailcli.credentials import KeyringUnavailable, keyring_set
+
+    keys = [key] if key else [e.credential_key for e in _endpoints(app, host, user)]
+    secret = _read_new_password(keys)
+    for entry in keys:
+        try:
+            backend = keyring_set(entry, secret)
+        except KeyringUnavailable as exc:
+            raise CredentialsError(
+                f"cannot store the password for {entry}: {exc}",
+                hint="use MAILCLI_PASSWORD or password_command instead",
+            ) from None
+        app.out.info(f"stored the password for {entry} in the keyring ({backend})")
+
+
+@password.command("delete", help=f"Remove a password from the keyring. KEY: {_KEY_HELP}")
+@_key_options
+@click.pass_obj
+def delete_password(app: AppContext, key: str | None, host: str | None, user: str | None) -> None:
+    from mailcli.credentials import KeyringUnavailable, keyring_delete
+
+    keys = [key] if key else [e.credential_key for e in _endpoints(app, host, user)]
+    for entry in keys:
+        try:
+            found = keyring_delete(entry)
+        except KeyringUnavailable as exc:
+            raise CredentialsError(f"cannot reach the keyring: {exc}") from None
+        app.out.info(f"{'deleted' if found else 'no entry for'} {entry}")
+
+
+@password.command("where", help=f"Say which source would supply the password. KEY: {_KEY_HELP}")
+@_key_options
+@click.pass_obj
+def where(app: AppContext, key: str | None, host: str | None, user: str | None) -> None:
+    from mailcli.credentials import describe_sources
+
+    if key:
+        command = app.account.password_command if app.account else None
+        targets = [(key, command or os.environ.get("MAILCLI_PASSWORD_COMMAND"))]
+    else:
+        targets = [(e.credential_key, e.password_command) for e in _endpoints(app, host, user)]
+    documents, rows = [], []
+    for entry, command in targets:
+        sources = describe_sources(entry, password_command=command, interactive=_tty())
+        answer = next((s.name for s in sources if s.available), None)
+        documents.append({"key": entry, "answer": answer, "sources": [vars(s) for s in sources]})
+        for position, source in enumerate(sources, 1):
+            chosen = "<- used" if source.name == answer else ""
+            rows.append([entry, position, source.name, source.available, source.detail, chosen])
+    app.out.table(
+        ["login", "step", "source", "available", "why", ""], rows, document={"logins": documents}
+    )
+
+
+def _tty() -> bool:
+    return sys.stdin.isatty()
+
+
+def _endpoints(app: AppContext, host: str | None, user: str | None) -> list[Endpoint]:
+    """The distinct logins of the account (SMTP and POP3) that have a user and a host."""
+    found: dict[str, Endpoint] = {}
+    for protocol in PROTOCOLS:
+        try:
+            endpoint = resolve_endpoint(protocol, app.account, ConnectionOptions(host, user=user))
+        except ConfigError:
+            continue
+        if endpoint.user:
+            found.setdefault(endpoint.credential_key, endpoint)
+    if not found:
+        raise UsageError(
+            "no login to act on",
+            hint="name it as USER@HOST, or give --user and --host, or configure an account",
+        )
+    return list(found.values())
+
+
+def _read_new_password(keys: list[str]) -> str:
+    """From a hidden prompt (asked twice) on a terminal, else the first line of stdin."""
+    if _tty():
+        value = click.prompt(
+            f"Password for {', '.join(keys)}", hide_input=True, confirmation_prompt=True, err=True
+        )
+    else:
+        value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        raise UsageError("empty password: nothing stored")
+    return str(value)

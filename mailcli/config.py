@@ -1,0 +1,218 @@
+"""The TOML configuration file, read into frozen dataclasses.
+
+Location: `--config` / `$MAILCLI_CONFIG`, else `$XDG_CONFIG_HOME/mailcli/config.toml`
+(default `~/.config/mailcli/config.toml`). A missing file at the default location is
+an empty configuration: mailcli works from flags and environment alone. Every error
+names the file and the key, so a user can go straight to the line.
+
+Precedence for connection settings: command-line option > environment > file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mailcli.errors import ConfigError
+
+SECURITY_MODES = ("tls", "starttls", "none")
+PROTOCOLS = ("smtp", "pop3")
+DEFAULT_TIMEOUT = 30.0
+
+# Well-known implicit-TLS ports: asking for one of these means TLS from the first byte.
+_IMPLICIT_TLS_PORTS = {"smtp": 465, "pop3": 995}
+_DEFAULT_PORTS = {
+    "smtp": {"tls": 465, "starttls": 587, "none": 25},
+    "pop3": {"tls": 995, "starttls": 110, "none": 110},
+}
+
+_ACCOUNT_KEYS = {"from", "user", "domain", "password_command", "smtp", "pop3", "fetch"}
+_SERVER_KEYS = {"host", "port", "security", "user", "auth"}
+_FETCH_KEYS = {"to", "delete"}
+_TOP_KEYS = {"default_account", "accounts", "aliases"}
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """One server table of an account ([accounts.NAME.smtp] or .pop3); None = unset."""
+
+    host: str | None = None
+    port: int | None = None
+    security: str | None = None
+    user: str | None = None
+    auth: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """[accounts.NAME.fetch]: defaults for `mailcli fetch`."""
+
+    to: str | None = None
+    delete: bool = False
+
+
+@dataclass(frozen=True)
+class Account:
+    """One [accounts.NAME] table."""
+
+    name: str
+    from_addr: str | None = None
+    user: str | None = None
+    domain: str | None = None
+    password_command: str | None = None
+    smtp: ServerSettings = field(default_factory=ServerSettings)
+    pop3: ServerSettings = field(default_factory=ServerSettings)
+    fetch: FetchSettings = field(default_factory=FetchSettings)
+
+    def server(self, protocol: str) -> ServerSettings:
+        return self.smtp if protocol == "smtp" else self.pop3
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole file. `exists` is False when no file was found (flags-only use)."""
+
+    path: Path
+    exists: bool = False
+    default_account: str | None = None
+    accounts: Mapping[str, Account] = field(default_factory=dict)
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    def select_account(self, name: str | None) -> Account | None:
+        """The account named, else the default, else the only one, else None."""
+        if name is None:
+            name = self.default_account
+        if name is None:
+            return next(iter(self.accounts.values())) if len(self.accounts) == 1 else None
+        try:
+            return self.accounts[name]
+        except KeyError:
+            known = ", ".join(sorted(self.accounts)) or "none"
+            raise ConfigError(
+                f"{self.path}: no account {name!r} (key accounts.{name}); known: {known}",
+                hint="list them with `mailcli account list`",
+            ) from None
+
+
+def default_config_path(environ: Mapping[str, str] = os.environ) -> Path:
+    base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "mailcli" / "config.toml"
+
+
+def load_config(path: Path | None, environ: Mapping[str, str] = os.environ) -> Config:
+    """Read the config file. An explicitly named file must exist; the default need not."""
+    explicit = path is not None
+    path = path if path is not None else default_config_path(environ)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"{path}: config file not found") from None
+        return Config(path=path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+    try:
+        document = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_config(document, path)
+
+
+def parse_config(document: Mapping[str, Any], path: Path) -> Config:
+    """Validate a parsed TOML document; errors name the file and the dotted key."""
+    reader = _Reader(path)
+    reader.check_keys(document, _TOP_KEYS, "")
+    accounts_table = reader.table(document, "accounts", "")
+    accounts = {
+        name: _parse_account(reader, name, reader.table(accounts_table, name, "accounts."))
+        for name in accounts_table
+    }
+    aliases_table = reader.table(document, "aliases", "")
+    aliases = {key: reader.string(aliases_table, key, "aliases.") or "" for key in aliases_table}
+    default = reader.string(document, "default_account", "")
+    if default is not None and default not in accounts:
+        raise ConfigError(f"{path}: default_account = {default!r} names no [accounts.{default}]")
+    return Config(path, True, default, accounts, aliases)
+
+
+def _parse_account(reader: _Reader, name: str, table: Mapping[str, Any]) -> Account:
+    prefix = f"accounts.{name}."
+    reader.check_keys(table, _ACCOUNT_KEYS, prefix)
+    fetch_table = reader.table(table, "fetch", prefix)
+    reader.check_keys(fetch_table, _FETCH_KEYS, prefix + "fetch.")
+    return Account(
+        name=name,
+        from_addr=reader.string(table, "from", prefix),
+        user=reader.string(table, "user", prefix),
+        domain=reader.string(table, "domain", prefix),
+        password_command=reader.string(table, "password_command", prefix),
+        smtp=_parse_server(reader, reader.table(table, "smtp", prefix), prefix + "smtp."),
+        pop3=_parse_server(reader, reader.table(table, "pop3", prefix), prefix + "pop3."),
+        fetch=FetchSettings(
+            to=reader.string(fetch_table, "to", prefix + "fetch."),
+            delete=reader.boolean(fetch_table, "delete", prefix + "fetch."),
+        ),
+    )
+
+
+def _parse_server(reader: _Reader, table: Mapping[str, Any], prefix: str) -> ServerSettings:
+    reader.check_keys(table, _SERVER_KEYS, prefix)
+    security = reader.string(table, "security", prefix)
+    if security is not None and security not in SECURITY_MODES:
+        reader.fail(prefix + "security", f"must be one of {', '.join(SECURITY_MODES)}")
+    port = table.get("port")
+    if port is not None and (type(port) is not int or not 0 < port < 65536):
+        reader.fail(prefix + "port", "must be a port number (1-65535)")
+    return ServerSettings(
+        host=reader.string(table, "host", prefix),
+        port=port,
+        security=security,
+        user=reader.string(table, "user", prefix),
+        auth=reader.string(table, "auth", prefix),
+    )
+
+
+class _Reader:
+    """Typed access to TOML tables that reports errors as `FILE: KEY: problem`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, problem: str) -> None:
+        raise ConfigError(f"{self.path}: {key}: {problem}")
+
+    def check_keys(self, table: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
+        for key in table:
+            if key not in allowed:
+                self.fail(prefix + key, f"unknown key (known: {', '.join(sorted(allowed))})")
+
+    def table(self, table: Mapping[str, Any], key: str, prefix: str) -> Mapping[str, Any]:
+        value = table.get(key, {})
+        if not isinstance(value, dict):
+            self.fail(prefix + key, "must be a table")
+        return value  # type: ignore[no-any-return]
+
+    def string(self, table: Mapping[str, Any], key: str, prefix: str) -> str | None:
+        value = table.get(key)
+        if value is not None and not isinstance(value, str):
+            self.fail(prefix + key, "must be a string")
+        return value
+
+    def boolean(self, table: Mapping[str, Any], key: str, prefix: str) -> bool:
+        value = table.get(key, False)
+        if not isinstance(value, bool):
+            self.fail(prefix + key, "must be true or false")
+        return bool(value)
+
+
+def default_security(protocol: str, port: int | None) -> str:
+    """`tls` on the implicit-TLS port, else `starttls`. `none` is never a default."""
+    return "tls" if port == _IMPLICIT_TLS_PORTS[protocol] else "starttls"
+
+
+def default_port(protocol: str, security: str) -> int:
+    return _DEFAULT_PORTS[protocol][security]

@@ -1,0 +1,229 @@
+"""Where a password comes from, in a documented order; the only importer of keyring.
+
+Lookup order, first hit wins:
+1. `MAILCLI_PASSWORD` in the environment;
+2. the password command (`--password-command` or `password_command` in the config):
+   its standard output, first line; run through the shell, stderr left on the terminal
+   so tools such as `pass` can ask for a GPG passphrase;
+3. the OS keyring, service `mailcli`, username `USER@HOST`;
+4. an interactive prompt, only when the caller supplies a prompter (stdin is a TTY);
+5. otherwise `CredentialsError` (exit 78) naming every way to provide one.
+
+keyring is imported only when step 3 is reached: importing it and discovering the
+backend costs more than the rest of mailcli's startup together.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mailcli.errors import CredentialsError
+
+SERVICE = "mailcli"
+ENV_VAR = "MAILCLI_PASSWORD"
+PASSWORD_COMMAND_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A password or token, and which source gave it. The value never shows in repr."""
+
+    value: str = field(repr=False)
+    source: str
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """One step of the chain, as `mailcli password where` reports it."""
+
+    name: str
+    available: bool
+    detail: str
+
+
+class Prompter(Protocol):
+    """Supplied by the CLI when it may ask a person; core code never prompts itself."""
+
+    def ask_password(self, key: str) -> str: ...
+
+    def offer_to_store(self, key: str) -> bool: ...
+
+
+class KeyringUnavailable(Exception):
+    """The keyring cannot be used; the message says why (no backend, locked, no D-Bus)."""
+
+
+def get_password(
+    key: str,
+    *,
+    password_command: str | None,
+    environ: Mapping[str, str] = os.environ,
+    prompter: Prompter | None = None,
+) -> Secret:
+    """Walk the chain for `key` (USER@HOST) and return the first secret found."""
+    if environ.get(ENV_VAR):
+        return Secret(environ[ENV_VAR], "environment")
+    if password_command:
+        return Secret(run_password_command(password_command), "password_command")
+    keyring_reason = None
+    try:
+        stored = keyring_get(key)
+    except KeyringUnavailable as exc:
+        keyring_reason = str(exc)
+    else:
+        if stored is not None:
+            return Secret(stored, "keyring")
+    if prompter is not None:
+        return _prompt(key, prompter, keyring_reason)
+    raise missing_password_error(key, keyring_reason)
+
+
+def missing_password_error(key: str, keyring_reason: str | None) -> CredentialsError:
+    why = f"; keyring unavailable: {keyring_reason}" if keyring_reason else ""
+    return CredentialsError(
+        f"no password for {key} (no TTY to ask on){why}",
+        hint=f"set {ENV_VAR}, set password_command in the config (or --password-command), "
+        f"or store one with `mailcli password set {key}`",
+    )
+
+
+def _prompt(key: str, prompter: Prompter, keyring_reason: str | None) -> Secret:
+    value = prompter.ask_password(key)
+    if keyring_reason is None and value and prompter.offer_to_store(key):
+        # Storing is a convenience; the password itself is already in hand.
+        with suppress(KeyringUnavailable):
+            keyring_set(key, value)
+    return Secret(value, "prompt")
+
+
+def run_password_command(command: str) -> str:
+    """First line of the command's stdout. Its stderr stays on the terminal."""
+    try:
+        done = subprocess.run(
+            command,
+            shell=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            timeout=PASSWORD_COMMAND_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise CredentialsError(
+            f"password command did not finish within {PASSWORD_COMMAND_TIMEOUT:.0f} s"
+        ) from None
+    if done.returncode != 0:
+        raise CredentialsError(f"password command exited with status {done.returncode}")
+    first_line = done.stdout.decode("utf-8", "replace").split("\n", 1)[0].rstrip("\r")
+    if not first_line:
+        raise CredentialsError("password command printed nothing on its first line")
+    return first_line
+
+
+def _keyring() -> Any:
+    """Import keyring and make sure a usable backend exists."""
+    import keyring
+
+    backend = keyring.get_keyring()
+    if type(backend).__module__.startswith("keyring.backends.fail"):
+        raise KeyringUnavailable(
+            "no keyring backend found (is a Secret Service such as gnome-keyring running "
+            "on the D-Bus session bus?)"
+        )
+    return keyring
+
+
+def _describe_keyring_error(exc: Exception) -> str:
+    """Turn backend exceptions (NoKeyringError, KeyringLocked, InitError, D-Bus) into words."""
+    name = type(exc).__name__
+    text = str(exc).strip() or name
+    if name == "KeyringLocked":
+        return f"the keyring is locked ({text}); unlock it or use another source"
+    if name == "NoKeyringError":
+        return f"no keyring backend ({text})"
+    if "DBUS" in text.upper() or "D-Bus" in text:
+        return f"D-Bus is not reachable ({text})"
+    return f"{name}: {text}"
+
+
+@contextmanager
+def _keyring_errors() -> Iterator[None]:
+    """Every backend raises its own exceptions; all of them mean "keyring unusable"."""
+    try:
+        yield
+    except KeyringUnavailable:
+        raise
+    except Exception as exc:
+        raise KeyringUnavailable(_describe_keyring_error(exc)) from exc
+
+
+def keyring_get(key: str) -> str | None:
+    with _keyring_errors():
+        value = _keyring().get_password(SERVICE, key)
+    return value if value is None else str(value)
+
+
+def keyring_set(key: str, value: str) -> str:
+    """Store a secret; returns the backend's name for the report."""
+    with _keyring_errors():
+        module = _keyring()
+        module.set_password(SERVICE, key, value)
+        return backend_name(module.get_keyring())
+
+
+def keyring_delete(key: str) -> bool:
+    """Remove a secret; False when there was none."""
+    with _keyring_errors():
+        module = _keyring()
+        if module.get_password(SERVICE, key) is None:
+            return False
+        module.delete_password(SERVICE, key)
+        return True
+
+
+def backend_name(backend: object) -> str:
+    cls = type(backend)
+    return f"{cls.__module__.removeprefix('keyring.backends.')}.{cls.__name__}"
+
+
+def describe_sources(
+    key: str,
+    *,
+    password_command: str | None,
+    environ: Mapping[str, str] = os.environ,
+    interactive: bool,
+) -> list[SourceStatus]:
+    """Each step of the chain: would it answer, and why not. Never returns a secret."""
+    statuses = [
+        SourceStatus(ENV_VAR, bool(environ.get(ENV_VAR)), _env_detail(environ)),
+        SourceStatus(
+            "password_command",
+            bool(password_command),
+            "configured (not run by `where`)" if password_command else "not configured",
+        ),
+        _keyring_status(key),
+        SourceStatus(
+            "prompt",
+            interactive,
+            "stdin is a terminal" if interactive else "stdin is not a terminal",
+        ),
+    ]
+    return statuses
+
+
+def _env_detail(environ: Mapping[str, str]) -> str:
+    return f"{ENV_VAR} is set" if environ.get(ENV_VAR) else f"{ENV_VAR} is not set"
+
+
+def _keyring_status(key: str) -> SourceStatus:
+    try:
+        stored = keyring_get(key)
+    except KeyringUnavailable as exc:
+        return SourceStatus("keyring", False, str(exc))
+    if stored is None:
+        return SourceStatus("keyring", False, f"no entry for service {SERVICE!r}, user {key!r}")
+    return SourceStatus("keyring", True, f"entry found for service {SERVICE!r}, user {key!r}")

@@ -1,0 +1,117 @@
+"""The error hierarchy and the exit codes (sysexits.h, as sendmail and msmtp use).
+
+A leaf module: it imports nothing from mailcli, so every other module can raise
+these without import cycles. Each error class carries its exit status; the CLI
+translates any `MailcliError` into one line on stderr and that status, in one place.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """Process exit codes. Values follow sysexits.h."""
+
+    OK = 0
+    USAGE = 64
+    DATAERR = 65
+    NOINPUT = 66
+    NOUSER = 67
+    NOHOST = 68
+    UNAVAILABLE = 69
+    SOFTWARE = 70
+    CANTCREAT = 73
+    IOERR = 74
+    TEMPFAIL = 75
+    PROTOCOL = 76
+    NOPERM = 77
+    CONFIG = 78
+    INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+
+
+class MailcliError(Exception):
+    """Base class: a message for people, an optional hint, and an exit status."""
+
+    exit_status: ExitStatus = ExitStatus.SOFTWARE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(MailcliError):
+    """Bad options or arguments."""
+
+    exit_status = ExitStatus.USAGE
+
+
+class DataError(MailcliError):
+    """Bad address, header injection, unparsable message."""
+
+    exit_status = ExitStatus.DATAERR
+
+
+class NoInputError(MailcliError):
+    """A file to read is missing; no such POP3 message."""
+
+    exit_status = ExitStatus.NOINPUT
+
+
+class RecipientRefusedError(MailcliError):
+    """The server refused one or more recipients."""
+
+    exit_status = ExitStatus.NOUSER
+
+
+class HostNotFoundError(MailcliError):
+    """The host name does not resolve."""
+
+    exit_status = ExitStatus.NOHOST
+
+
+class UnavailableError(MailcliError):
+    """Connection refused, or the server refuses service."""
+
+    exit_status = ExitStatus.UNAVAILABLE
+
+
+class CantCreateError(MailcliError):
+    """The destination cannot be written."""
+
+    exit_status = ExitStatus.CANTCREAT
+
+
+class LocalIOError(MailcliError):
+    """A local I/O error such as a full disk."""
+
+    exit_status = ExitStatus.IOERR
+
+
+class TempFailError(MailcliError):
+    """4xx reply, timeout, dropped connection, lock held: try again later."""
+
+    exit_status = ExitStatus.TEMPFAIL
+
+
+class ProtocolError(MailcliError):
+    """The server broke the protocol."""
+
+    exit_status = ExitStatus.PROTOCOL
+
+
+class PermissionDeniedError(MailcliError):
+    """Authentication failed, or the server's TLS certificate is not trusted."""
+
+    exit_status = ExitStatus.NOPERM
+
+
+class ConfigError(MailcliError):
+    """Bad or missing configuration."""
+
+    exit_status = ExitStatus.CONFIG
+
+
+class CredentialsError(ConfigError):
+    """No password could be found through any source of the lookup chain."""

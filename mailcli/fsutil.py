@@ -1,0 +1,43 @@
+"""Durable file writes: the one helper for config, queue, state and mail files.
+
+`atomic_write` gives all-or-nothing replacement that survives a crash or power cut:
+write a temporary file in the same directory, fsync it, rename it over the target,
+then fsync the directory so the rename itself is on disk.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+
+
+def fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_private_dir(directory: Path) -> None:
+    """Create the directory (and parents) with mode 0700 where missing."""
+    directory.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = PRIVATE_FILE) -> None:
+    """Replace `path` with `data` durably; readers see the old or the new file, whole."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_directory(path.parent)

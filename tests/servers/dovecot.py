@@ -1,0 +1,281 @@
+"""A throwaway Dovecot POP3 server on 127.0.0.1, configured from scratch in a temp dir.
+
+It never reads /etc/dovecot: ``dovecot -F -c DIR/dovecot.conf`` with every path (sockets,
+state, logs, mail) inside DIR, so several instances, and a system Dovecot, can coexist.
+It also serves the SASL socket the test Postfix authenticates SMTP clients against, so one
+password file backs both POP3 and SMTP AUTH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from string import Template
+from types import TracebackType
+
+from .certs import Certs
+from .ports import HOST, free_port, wait_for_greeting
+from .procs import kill_group, make_workdir, wait_until_gone
+
+# Owner of all mail. Dovecot refuses to access mail as root, and Postfix's virtual(8)
+# delivers as this uid too (virtual_uid_maps), so both sides agree on ownership.
+MAIL_UID = 5000
+MAIL_GID = 5000
+
+# Unix domain socket (under base_dir) Postfix's smtpd uses for SASL; see auth_socket.
+POSTFIX_AUTH_SOCKET = "auth-postfix"
+
+CONFIG = Template("""\
+# Written by tests/servers/dovecot.py for one test session. Do not edit.
+base_dir = $root/run
+state_dir = $root/state
+log_path = $root/dovecot.log
+protocols = pop3
+listen = $host
+# As root, Dovecot runs its helpers as these system users (login processes refuse root).
+default_internal_user = dovecot
+default_login_user = dovenull
+
+ssl = yes
+ssl_cert = <$cert
+ssl_key = <$key
+# USER/PASS and AUTH PLAIN must work on the plaintext port too: mailcli's refusals of
+# cleartext logins are what the tests check, not Dovecot's.
+disable_plaintext_auth = no
+# {PLAIN} passwords below are what make the challenge-response schemes (APOP, CRAM-MD5) work.
+auth_mechanisms = plain login cram-md5 apop
+# Failed logins answer at once instead of after 2 s (tests try wrong passwords on purpose).
+auth_failure_delay = 0
+auth_verbose = yes
+pop3_uidl_format = %08Xu%08Xv
+mail_location = maildir:~/Maildir
+mail_fsync = never
+first_valid_uid = $uid
+last_valid_uid = $uid
+
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN $root/passwd
+}
+userdb {
+  driver = static
+  args = uid=$uid gid=$gid home=$root/mail/%u
+}
+
+service pop3-login {
+  inet_listener pop3 {
+    port = $pop3_port
+  }
+  inet_listener pop3s {
+    port = $pop3s_port
+    ssl = yes
+  }
+}
+service auth {
+  # For Postfix's smtpd (runs as user postfix); 0666 is fine inside a private temp dir.
+  unix_listener $postfix_socket {
+    mode = 0666
+  }
+}
+""")
+
+
+class Dovecot:
+    """A running (after ``start()``) POP3 server with users from a dict of passwords.
+
+    ``pop3_port`` is plaintext with STLS offered, ``pop3s_port`` implicit TLS; both present
+    ``certs``. User ``U``'s mail is the Maildir ``maildir(U)``; ``drop_message`` puts a message
+    there the way a delivery agent would.
+    """
+
+    host = HOST
+
+    def __init__(self, certs: Certs, users: dict[str, str], root: Path | None = None) -> None:
+        self.certs = certs
+        self.root = root if root is not None else make_workdir("dovecot-")
+        self.pop3_port = free_port()
+        self.pop3s_port = free_port()
+        self._users = dict(users)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._drops = 0
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "dovecot.conf"
+
+    @property
+    def auth_socket(self) -> Path:
+        """SASL socket for Postfix (``smtpd_sasl_type = dovecot``)."""
+        return self.root / "run" / POSTFIX_AUTH_SOCKET
+
+    @property
+    def mail_root(self) -> Path:
+        """Parent of every user's home; Postfix's ``virtual_mailbox_base``."""
+        return self.root / "mail"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "dovecot.log"
+
+    def log(self) -> str:
+        """Dovecot's log so far (logins, auth failures, errors), for assertions and debugging."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def __enter__(self) -> Dovecot:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Write the config, launch Dovecot and wait until both ports greet with ``+OK``."""
+        self._prepare_tree()
+        stderr = (self.root / "dovecot.stderr").open("wb")
+        with stderr:
+            self._process = subprocess.Popen(
+                ["dovecot", "-F", "-c", str(self.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=stderr,
+                start_new_session=True,  # its own process group, for a complete stop()
+            )
+        try:
+            self._disable_auth_penalty()
+            wait_for_greeting(self.pop3_port, b"+OK", alive=self._alive)
+            tls = self.certs.client_context()
+            wait_for_greeting(self.pop3s_port, b"+OK", tls=tls, alive=self._alive)
+        except Exception as error:
+            self.stop()
+            raise RuntimeError(f"Dovecot did not start:\n{self._diagnostics()}") from error
+
+    def stop(self) -> None:
+        """Stop Dovecot and every process it forked; idempotent."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        # Login and auth processes exit on their own once the master is gone; make sure.
+        if not wait_until_gone(process.pid, timeout=5):
+            kill_group(process.pid)
+
+    def add_user(self, user: str, password: str) -> None:
+        """Add a login. Dovecot re-reads the passwd-file when it changes: no reload needed."""
+        self._users[user] = password
+        self._write_passwd()
+        self._make_maildir(user)
+
+    @property
+    def users(self) -> dict[str, str]:
+        """A copy of user -> password."""
+        return dict(self._users)
+
+    def maildir(self, user: str) -> Path:
+        """User's Maildir (with ``new/``, ``cur/``, ``tmp/``)."""
+        return self.mail_root / user / "Maildir"
+
+    def drop_message(self, user: str, data: bytes) -> Path:
+        """Deliver ``data`` into the user's Maildir as an MTA would: write in tmp/, rename to new/.
+
+        ``data`` should use LF or CRLF consistently; Dovecot serves it as stored (converting
+        LF to CRLF on the wire).
+        """
+        maildir = self._make_maildir(user)
+        self._drops += 1
+        # Maildir unique name: time, pid and a counter make it unique within this process.
+        name = f"{int(time.time())}.M{time.time_ns() // 1000 % 1_000_000}P{os.getpid()}"
+        name += f"Q{self._drops}.{socket.gethostname()}"
+        temporary = maildir / "tmp" / name
+        temporary.write_bytes(data)
+        os.chown(temporary, MAIL_UID, MAIL_GID)
+        final = maildir / "new" / name
+        temporary.rename(final)
+        return final
+
+    def _alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _prepare_tree(self) -> None:
+        """Create the config, passwd-file and mail tree; mail belongs to MAIL_UID."""
+        for sub in ("run", "state"):
+            (self.root / sub).mkdir(exist_ok=True)
+        self.mail_root.mkdir(exist_ok=True)
+        # Postfix's virtual(8) creates USER/Maildir/ here as MAIL_UID, so it must own it.
+        os.chown(self.mail_root, MAIL_UID, MAIL_GID)
+        self.config_path.write_text(self._render_config())
+        self._write_passwd()
+        for user in self._users:
+            self._make_maildir(user)
+
+    def _render_config(self) -> str:
+        return CONFIG.substitute(
+            root=self.root,
+            host=HOST,
+            cert=self.certs.cert_pem,
+            key=self.certs.key_pem,
+            uid=MAIL_UID,
+            gid=MAIL_GID,
+            pop3_port=self.pop3_port,
+            pop3s_port=self.pop3s_port,
+            postfix_socket=POSTFIX_AUTH_SOCKET,
+        )
+
+    def _write_passwd(self) -> None:
+        """passwd-file lines ``user:{PLAIN}password``; replaced atomically (Dovecot may read it)."""
+        lines = "".join(f"{user}:{{PLAIN}}{pw}\n" for user, pw in self._users.items())
+        temporary = self.root / "passwd.new"
+        temporary.write_text(lines)
+        # The auth process runs as the unprivileged internal user and must read it.
+        temporary.chmod(0o644)
+        temporary.replace(self.root / "passwd")
+
+    def _make_maildir(self, user: str) -> Path:
+        """Create the user's home and Maildir owned by MAIL_UID, as a first delivery would."""
+        if "/" in user or user.startswith("."):
+            raise ValueError(f"unsafe user name {user!r}")
+        home = self.mail_root / user
+        maildir = self.maildir(user)
+        for path in (home, maildir, maildir / "tmp", maildir / "new", maildir / "cur"):
+            path.mkdir(mode=0o700, exist_ok=True)
+            os.chown(path, MAIL_UID, MAIL_GID)
+        return maildir
+
+    def _disable_auth_penalty(self) -> None:
+        """Remove the anvil penalty socket so failed logins do not slow down later ones.
+
+        After a failed login Dovecot delays further logins from the same IP (all tests come
+        from 127.0.0.1) by up to 15 s. The auth process only looks the socket up when it
+        first needs it, so deleting it once the master has created it turns the penalty off.
+        """
+        penalty = self.root / "run" / "anvil-auth-penalty"
+        deadline = time.monotonic() + 10
+        while not penalty.exists():
+            if not self._alive() or time.monotonic() > deadline:
+                raise RuntimeError("Dovecot created no anvil-auth-penalty socket")
+            time.sleep(0.02)
+        penalty.unlink()
+
+    def _diagnostics(self) -> str:
+        stderr = self.root / "dovecot.stderr"
+        text = stderr.read_text(errors="replace") if stderr.exists() else ""
+        return text + self.log()
+
+    def remove(self) -> None:
+        """Delete the work directory (after ``stop()``)."""
+        shutil.rmtree(self.root, ignore_errors=True)
