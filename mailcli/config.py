@@ -11,7 +11,6 @@ Precedence for connection settings: command-line option > environment > file.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +114,8 @@ def load_config(path: Path | None, environ: Mapping[str, str] = os.environ) -> C
         return Config(path=path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+    import tomllib  # only when there is a file to read: keeps --help and --version fast
+
     try:
         document = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

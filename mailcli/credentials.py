@@ -16,7 +16,6 @@ backend costs more than the rest of mailcli's startup together.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -103,6 +102,8 @@ def _prompt(key: str, prompter: Prompter, keyring_reason: str | None) -> Secret:
 
 def run_password_command(command: str) -> str:
     """First line of the command's stdout. Its stderr stays on the terminal."""
+    import subprocess
+
     try:
         done = subprocess.run(
             command,

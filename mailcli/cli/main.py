@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from mailcli import __version__
-from mailcli.cli.context import AppContext
 from mailcli.cli.options import global_options
 from mailcli.errors import ExitStatus, MailcliError
 from mailcli.render import OutputMode, Renderer
 
-# Commands live in their own modules, imported only when invoked: keeps --help fast.
+# Commands live in their own modules, imported only when invoked; their one-line help
+# is written here so that `mailcli --help` imports none of them.
 _COMMANDS = {
-    "account": ("mailcli.cli.account", "account"),
-    "password": ("mailcli.cli.password", "password"),
+    "account": ("mailcli.cli.account", "account", "Manage the accounts in the config file."),
+    "password": ("mailcli.cli.password", "password", "Store, remove or locate a password."),
 }
 
 
@@ -32,10 +31,14 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in _COMMANDS:
             return None
-        module_name, attribute = _COMMANDS[cmd_name]
+        module_name, attribute, _ = _COMMANDS[cmd_name]
         module = __import__(module_name, fromlist=[attribute])
         command: click.Command = getattr(module, attribute)
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, entry[2]) for name, entry in sorted(_COMMANDS.items())])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,6 +55,8 @@ class LazyGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
     """Send mail over SMTP and work POP3 mailboxes: a scriptable telnet for mail."""
+    from mailcli.cli.context import AppContext  # not at import time: --help stays fast
+
     app = ctx.ensure_object(AppContext)
     app.config_path = config_path
     app.debug = debug
@@ -77,7 +82,7 @@ def _run(args: list[str]) -> int:
         return int(ExitStatus.USAGE)
     except MailcliError as exc:
         if "--debug" in args:
-            traceback.print_exc()
+            _print_traceback()
         _stderr_renderer().error(exc.message, hint=exc.hint)
         return int(exc.exit_status)
     except BrokenPipeError:
@@ -109,9 +114,15 @@ def _broken_pipe() -> int:
 
 def _internal_error(exc: Exception, *, debug: bool) -> int:
     if debug:
-        traceback.print_exc()
+        _print_traceback()
     _stderr_renderer().error(
         f"internal error: {type(exc).__name__}: {exc}",
         hint=None if debug else "this is a bug in mailcli; rerun with --debug for a traceback",
     )
     return int(ExitStatus.SOFTWARE)
+
+
+def _print_traceback() -> None:
+    import traceback
+
+    traceback.print_exc()

@@ -10,9 +10,6 @@ from typing import Any, TypeVar
 
 import click
 
-from mailcli.config import SECURITY_MODES
-from mailcli.endpoint import ConnectionOptions
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -69,6 +66,9 @@ def global_options(*, for_group: bool) -> Callable[[F], F]:
 
 def connection_options(function: F) -> F:
     """Adds the connection options and hands the command one `connection` argument."""
+    # Imported here, not at the top: the group imports this module for --help/--version.
+    from mailcli.config import SECURITY_MODES
+    from mailcli.endpoint import ConnectionOptions
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -1,0 +1,305 @@
+"""A throwaway Postfix instance on 127.0.0.1 that delivers into the test Dovecot's Maildirs.
+
+It is a separate instance (``postfix -c DIR/etc``) with its own queue, data directory and
+log file, so it neither needs nor touches the system's Postfix. Mail for
+``USER@example.test`` lands in ``Dovecot.maildir(USER)``, where POP3 can fetch it; mail for
+any other domain bounces at once (every outbound transport is ``error:``), so nothing ever
+leaves the machine. SMTP AUTH is checked by Dovecot, against the same passwords as POP3.
+
+What refuses a recipient (useful for "rejected recipient" tests):
+
+* ``nobody@example.test`` is excluded from the mailbox map, so RCPT gets Postfix's own
+  ``550 5.1.1 ... User unknown in virtual mailbox table``;
+* on ``submission_port`` and ``smtps_port``, any recipient before AUTH gets a 554 (those
+  ports require authentication, like real submission servers); on ``smtp_port`` the
+  client's 127.0.0.1 is in ``mynetworks``, so no AUTH is needed there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from string import Template
+from types import TracebackType
+
+from .certs import Certs
+from .dovecot import MAIL_GID, MAIL_UID, Dovecot
+from .ports import HOST, free_port, wait_for_greeting
+from .procs import is_running, kill_group, make_workdir, wait_until_gone
+
+DOMAIN = "example.test"
+HOSTNAME = "mail.example.test"
+REFUSED_RECIPIENT = f"nobody@{DOMAIN}"
+
+MAIN_CF = Template("""\
+# Written by tests/servers/postfix.py for one test session. Do not edit.
+compatibility_level = 3.6
+queue_directory = $root/queue
+data_directory = $root/data
+# No syslog on test machines: log to a file through the postlog service (master.cf).
+maillog_file = $root/maillog
+maillog_file_prefixes = $root
+inet_interfaces = $host
+inet_protocols = ipv4
+myhostname = $hostname
+mydomain = $domain
+myorigin = $$myhostname
+mydestination =
+alias_maps =
+alias_database =
+mynetworks = 127.0.0.0/8
+biff = no
+smtputf8_enable = yes
+smtpd_banner = $$myhostname ESMTP mailcli-test
+message_size_limit = 62914560
+mailbox_size_limit = 0
+virtual_mailbox_limit = 0
+
+# Local mail: USER@$domain -> Dovecot's USER/Maildir/ (a trailing / means Maildir format).
+virtual_mailbox_domains = $domain
+virtual_mailbox_base = $mail_root
+virtual_mailbox_maps = regexp:$root/etc/vmailbox
+virtual_uid_maps = static:$uid
+virtual_gid_maps = static:$gid
+virtual_minimum_uid = $uid
+
+# Nothing leaves this machine: no DNS, and every transport that could relay just bounces.
+default_transport = error:no outbound mail in tests
+relay_transport = error:no outbound mail in tests
+smtp_dns_support_level = disabled
+disable_dns_lookups = yes
+smtpd_peername_lookup = no
+
+# Tests provoke errors on purpose; do not slow the client down for them.
+smtpd_error_sleep_time = 0
+smtpd_soft_error_limit = 100
+smtpd_hard_error_limit = 1000
+in_flow_delay = 0
+
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = $auth_socket
+smtpd_tls_security_level = may
+smtpd_tls_auth_only = no
+smtpd_tls_cert_file = $cert
+smtpd_tls_key_file = $key
+smtpd_tls_loglevel = 1
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated,
+    reject_unauth_destination
+""")
+
+# Listeners first, then Postfix's internal services. chroot is "n" everywhere: smtpd must
+# reach Dovecot's auth socket, which lives outside the queue directory.
+MASTER_CF = Template("""\
+# Written by tests/servers/postfix.py. service type private unpriv chroot wakeup maxproc command
+$host:$smtp_port inet n - n - - smtpd
+$host:$submission_port inet n - n - - smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+$host:$smtps_port inet n - n - - smtpd
+  -o syslog_name=postfix/smtps
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+tlsmgr unix - - n 1000? 1 tlsmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+proxywrite unix - - n - 1 proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+local unix - n n - - local
+virtual unix - n n - - virtual
+lmtp unix - - n - - lmtp
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+""")
+
+# Any plausible local part is a mailbox (so tests can invent fresh users without a reload),
+# except the one address kept for "unknown recipient" tests. Note: no whitespace before
+# patterns inside if..endif (regexp_table(5)).
+VMAILBOX = Template("""\
+if !/^nobody@/
+/^([A-Za-z0-9][A-Za-z0-9._-]*)@$domain_re$$/\t$${1}/Maildir/
+endif
+""")
+
+
+class Postfix:
+    """A running (after ``start()``) Postfix delivering ``USER@example.test`` to ``dovecot``.
+
+    Ports: ``smtp_port`` (plaintext, STARTTLS and AUTH offered, relays for 127.0.0.1),
+    ``submission_port`` (STARTTLS required, then AUTH required), ``smtps_port`` (implicit
+    TLS, AUTH required).
+    """
+
+    host = HOST
+    domain = DOMAIN
+    refused_recipient = REFUSED_RECIPIENT
+
+    def __init__(self, dovecot: Dovecot, certs: Certs | None = None, root: Path | None = None):
+        self.dovecot = dovecot
+        self.certs = certs if certs is not None else dovecot.certs
+        self.root = root if root is not None else make_workdir("postfix-")
+        self.smtp_port = free_port()
+        self.submission_port = free_port()
+        self.smtps_port = free_port()
+        self._master_pid: int | None = None
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "etc"
+
+    @property
+    def maillog_path(self) -> Path:
+        return self.root / "maillog"
+
+    def maillog(self) -> str:
+        """Postfix's log so far, e.g. to assert "lost connection after DATA" or a TLS line.
+
+        postlogd writes asynchronously: poll (``wait_for_log``) for a line that must appear.
+        """
+        return self.maillog_path.read_text(errors="replace") if self.maillog_path.exists() else ""
+
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
+        """Wait until ``text`` appears in the maillog; return the whole log."""
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.maillog()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{text!r} not in Postfix's maillog:\n{log}")
+            time.sleep(0.05)
+        return log
+
+    def __enter__(self) -> Postfix:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Write the config, start the instance and wait until all three ports greet."""
+        self._write_config()
+        self._postfix("start")
+        pid_file = self.root / "queue" / "pid" / "master.pid"
+        self._master_pid = int(pid_file.read_text().split()[0])
+        try:
+            self._wait_ready()
+        except Exception as error:
+            self.stop()
+            raise RuntimeError(f"Postfix did not start:\n{self.maillog()}") from error
+
+    def stop(self) -> None:
+        """Stop the instance and make sure all its processes are gone; idempotent."""
+        pid, self._master_pid = self._master_pid, None
+        if pid is None:
+            return
+        if is_running(pid):
+            self._postfix("stop", check=False)
+        # The master runs in its own session (pgid == pid) with all its children.
+        if not wait_until_gone(pid, timeout=10):
+            kill_group(pid)
+
+    def wait_for_delivery(self, user: str, count: int = 1, timeout: float = 10.0) -> list[Path]:
+        """Wait until ``user``'s Maildir holds at least ``count`` messages; return them all.
+
+        Looks in new/ and cur/ because a POP3 session may already have moved a message.
+        """
+        deadline = time.monotonic() + timeout
+        while len(messages := self.messages(user)) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{len(messages)} of {count} messages for {user}; maillog:\n{self.maillog()}"
+                )
+            time.sleep(0.05)
+        return messages
+
+    def messages(self, user: str) -> list[Path]:
+        """Message files in ``user``'s Maildir (new/ and cur/), oldest delivery first."""
+        maildir = self.dovecot.maildir(user)
+        files = [p for sub in ("new", "cur") if (maildir / sub).is_dir() for p in (maildir / sub).iterdir()]
+        # Maildir names start with the delivery time in seconds, then a unique part.
+        return sorted(files, key=lambda path: (path.stat().st_mtime, path.name))
+
+    def _wait_ready(self) -> None:
+        alive = self._alive
+        wait_for_greeting(self.smtp_port, b"220", alive=alive)
+        wait_for_greeting(self.submission_port, b"220", alive=alive)
+        tls = self.certs.client_context()
+        wait_for_greeting(self.smtps_port, b"220", tls=tls, alive=alive)
+
+    def _alive(self) -> bool:
+        return self._master_pid is not None and is_running(self._master_pid)
+
+    def _postfix(self, command: str, *, check: bool = True) -> None:
+        """Run ``postfix -c DIR/etc COMMAND``, raising with its output on failure."""
+        result = subprocess.run(
+            ["postfix", "-c", str(self.config_dir), command],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"postfix {command} failed:\n{result.stderr}\n{self.maillog()}")
+
+    def _write_config(self) -> None:
+        """Write main.cf, master.cf and the mailbox map, backdated by an hour.
+
+        Postfix waits until a config file is a couple of seconds old before trusting it
+        (in case it is still being edited); backdating skips that 1.8 s pause.
+        """
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        files = {
+            "main.cf": MAIN_CF.substitute(self._settings()),
+            "master.cf": MASTER_CF.substitute(self._settings()),
+            "vmailbox": VMAILBOX.substitute(domain_re=DOMAIN.replace(".", r"\.")),
+        }
+        an_hour_ago = time.time() - 3600
+        for name, text in files.items():
+            path = self.config_dir / name
+            path.write_text(text)
+            os.utime(path, (an_hour_ago, an_hour_ago))
+
+    def _settings(self) -> dict[str, object]:
+        return {
+            "root": self.root,
+            "host": HOST,
+            "hostname": HOSTNAME,
+            "domain": DOMAIN,
+            "mail_root": self.dovecot.mail_root,
+            "uid": MAIL_UID,
+            "gid": MAIL_GID,
+            "auth_socket": self.dovecot.auth_socket,
+            "cert": self.certs.cert_pem,
+            "key": self.certs.key_pem,
+            "smtp_port": self.smtp_port,
+            "submission_port": self.submission_port,
+            "smtps_port": self.smtps_port,
+        }
+
+    def remove(self) -> None:
+        """Delete the work directory (after ``stop()``)."""
+        shutil.rmtree(self.root, ignore_errors=True)
