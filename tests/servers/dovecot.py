@@ -9,11 +9,13 @@ password file backs both POP3 and SMTP AUTH.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from string import Template
 from types import TracebackType
@@ -29,6 +31,9 @@ MAIL_GID = 5000
 
 # Unix domain socket (under base_dir) Postfix's smtpd uses for SASL; see auth_socket.
 POSTFIX_AUTH_SOCKET = "auth-postfix"
+
+# User names become directory names and Postfix map keys: keep them plain.
+USER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
 CONFIG = Template("""\
 # Written by tests/servers/dovecot.py for one test session. Do not edit.
@@ -103,6 +108,8 @@ class Dovecot:
         self._users = dict(users)
         self._process: subprocess.Popen[bytes] | None = None
         self._drops = 0
+        # Called with the user name after add_user(); Postfix uses it to extend its mailbox map.
+        self.user_added: list[Callable[[str], None]] = []
 
     @property
     def config_path(self) -> Path:
@@ -176,10 +183,18 @@ class Dovecot:
             kill_group(process.pid)
 
     def add_user(self, user: str, password: str) -> None:
-        """Add a login. Dovecot re-reads the passwd-file when it changes: no reload needed."""
+        """Add a login with an empty Maildir; takes effect at once, without a reload.
+
+        Dovecot re-reads the passwd-file when its size or mtime changes; adding a line always
+        changes the size, which is why changing an existing user's password is not offered.
+        """
+        if user in self._users:
+            raise ValueError(f"user {user!r} already exists")
         self._users[user] = password
         self._write_passwd()
         self._make_maildir(user)
+        for callback in self.user_added:
+            callback(user)
 
     @property
     def users(self) -> dict[str, str]:
@@ -247,8 +262,8 @@ class Dovecot:
 
     def _make_maildir(self, user: str) -> Path:
         """Create the user's home and Maildir owned by MAIL_UID, as a first delivery would."""
-        if "/" in user or user.startswith("."):
-            raise ValueError(f"unsafe user name {user!r}")
+        if not USER_NAME.fullmatch(user):
+            raise ValueError(f"user name {user!r} does not match {USER_NAME.pattern}")
         home = self.mail_root / user
         maildir = self.maildir(user)
         for path in (home, maildir, maildir / "tmp", maildir / "new", maildir / "cur"):

@@ -1,0 +1,77 @@
+"""The import rules of the codebase, and startup staying free of heavy modules."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "mailcli"
+HEAVY = ["rich", "keyring", "email", "ssl", "smtplib", "poplib", "tomlkit"]
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module a file imports, at any depth in the file (lazy imports count)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def modules() -> dict[str, set[str]]:
+    return {
+        str(path.relative_to(PACKAGE.parent)): imports_of(path)
+        for path in sorted(PACKAGE.rglob("*.py"))
+    }
+
+
+def importers_of(top_level: str) -> set[str]:
+    return {
+        name
+        for name, imported in modules().items()
+        if any(module.split(".")[0] == top_level for module in imported)
+    }
+
+
+def test_errors_is_a_leaf() -> None:
+    assert not any(m.startswith("mailcli") for m in imports_of(PACKAGE / "errors.py"))
+
+
+def test_only_the_cli_imports_click() -> None:
+    assert all(name.startswith("mailcli/cli/") for name in importers_of("click"))
+
+
+def test_only_render_imports_rich() -> None:
+    assert importers_of("rich") == {"mailcli/render.py"}
+
+
+def test_only_credentials_imports_keyring() -> None:
+    assert importers_of("keyring") == {"mailcli/credentials.py"}
+
+
+def test_nothing_outside_the_cli_imports_the_cli() -> None:
+    for name, imported in modules().items():
+        if not name.startswith("mailcli/cli/") and name != "mailcli/__main__.py":
+            assert not any(m.startswith("mailcli.cli") for m in imported), name
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["account", "--help"]])
+def test_startup_does_not_import_heavy_modules(argv: list[str]) -> None:
+    probe = (
+        "import runpy, sys, json\n"
+        f"sys.argv = ['mailcli', *{argv!r}]\n"
+        "try:\n    runpy.run_module('mailcli', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        f"sys.stderr.write(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stderr.splitlines()[-1]) == []
