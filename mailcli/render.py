@@ -112,12 +112,15 @@ class Renderer:
     def _rich_table(
         self, columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None
     ) -> None:
+        from rich import box
         from rich.console import Console
         from rich.table import Table
         from rich.text import Text
 
-        console = Console(file=self.stdout, no_color=not self.mode.color, highlight=False)
-        table = Table(*columns, title=title, show_edge=False, header_style="bold")
+        # NO_COLOR: no styling at all (color_system=None), not merely no colours.
+        color_system = "auto" if self.mode.color else None
+        console = Console(file=self.stdout, color_system=color_system, highlight=False)
+        table = Table(*columns, title=title, box=box.SIMPLE_HEAD, header_style="bold")
         for row in rows:
             table.add_row(*(Text(_plain(cell)) for cell in row))  # Text: no markup
         console.print(table)

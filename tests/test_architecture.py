@@ -71,7 +71,5 @@ def test_startup_does_not_import_heavy_modules(argv: list[str]) -> None:
         "except SystemExit:\n    pass\n"
         f"sys.stderr.write(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert json.loads(done.stderr.splitlines()[-1]) == []

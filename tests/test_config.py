@@ -51,7 +51,11 @@ def test_the_design_example_parses(config_file: Path) -> None:
     work = config.select_account(None)
     assert work is not None and work.name == "work"
     assert work.from_addr == "Safeer <safeer@safeer.in>"
-    assert (work.smtp.host, work.smtp.port, work.smtp.security) == ("smtp.safeer.in", 587, "starttls")
+    assert (work.smtp.host, work.smtp.port, work.smtp.security) == (
+        "smtp.safeer.in",
+        587,
+        "starttls",
+    )
     assert (work.pop3.port, work.pop3.security) == (995, "tls")
     assert work.fetch.to == "maildir:~/Mail/work" and work.fetch.delete is False
     assert config.aliases == {"root": "admin@safeer.in"}
@@ -99,17 +103,31 @@ def test_unknown_account_names_the_known_ones(config_file: Path) -> None:
 
 @pytest.mark.parametrize(
     ("protocol", "port", "security"),
-    [("smtp", 465, "tls"), ("smtp", 587, "starttls"), ("smtp", 25, "starttls"),
-     ("smtp", None, "starttls"), ("pop3", 995, "tls"), ("pop3", 110, "starttls")],
+    [
+        ("smtp", 465, "tls"),
+        ("smtp", 587, "starttls"),
+        ("smtp", 25, "starttls"),
+        ("smtp", None, "starttls"),
+        ("pop3", 995, "tls"),
+        ("pop3", 110, "starttls"),
+    ],
 )
-def test_security_defaults_never_choose_none(protocol: str, port: int | None, security: str) -> None:
+def test_security_defaults_never_choose_none(
+    protocol: str, port: int | None, security: str
+) -> None:
     assert default_security(protocol, port) == security
 
 
 @pytest.mark.parametrize(
     ("protocol", "security", "port"),
-    [("smtp", "tls", 465), ("smtp", "starttls", 587), ("smtp", "none", 25),
-     ("pop3", "tls", 995), ("pop3", "starttls", 110), ("pop3", "none", 110)],
+    [
+        ("smtp", "tls", 465),
+        ("smtp", "starttls", 587),
+        ("smtp", "none", 25),
+        ("pop3", "tls", 995),
+        ("pop3", "starttls", 110),
+        ("pop3", "none", 110),
+    ],
 )
 def test_ports_default_from_security(protocol: str, security: str, port: int) -> None:
     assert default_port(protocol, security) == port
@@ -119,16 +137,28 @@ def test_precedence_option_over_environment_over_file(config_file: Path) -> None
     account = load_config(write(config_file, DESIGN_EXAMPLE)).select_account(None)
     from_file = resolve_endpoint("smtp", account, ConnectionOptions(), environ={})
     assert (from_file.host, from_file.port, from_file.security, from_file.user) == (
-        "smtp.safeer.in", 587, "starttls", "safeer")
-    env = {"MAILCLI_SMTP_HOST": "env.example", "MAILCLI_SMTP_PORT": "2525",
-           "MAILCLI_SMTP_USER": "envuser", "MAILCLI_PASSWORD_COMMAND": "echo x"}
+        "smtp.safeer.in",
+        587,
+        "starttls",
+        "safeer",
+    )
+    env = {
+        "MAILCLI_SMTP_HOST": "env.example",
+        "MAILCLI_SMTP_PORT": "2525",
+        "MAILCLI_SMTP_USER": "envuser",
+        "MAILCLI_PASSWORD_COMMAND": "echo x",
+    }
     from_env = resolve_endpoint("smtp", account, ConnectionOptions(), environ=env)
     assert (from_env.host, from_env.port, from_env.user) == ("env.example", 2525, "envuser")
     assert from_env.password_command == "echo x"
     options = ConnectionOptions(host="opt.example", port=25, security="none", user="optuser")
     from_options = resolve_endpoint("smtp", account, options, environ=env)
     assert (from_options.host, from_options.port, from_options.security, from_options.user) == (
-        "opt.example", 25, "none", "optuser")
+        "opt.example",
+        25,
+        "none",
+        "optuser",
+    )
 
 
 def test_flags_alone_are_enough_and_defaults_apply() -> None:
@@ -148,14 +178,29 @@ def test_missing_host_says_how_to_give_one() -> None:
 @pytest.mark.parametrize(("key", "value"), [("PORT", "abc"), ("SECURITY", "ssl")])
 def test_bad_environment_values_are_config_errors(key: str, value: str) -> None:
     with pytest.raises(ConfigError, match=f"MAILCLI_SMTP_{key}"):
-        resolve_endpoint("smtp", None, ConnectionOptions(host="h"), environ={
-            f"MAILCLI_SMTP_{key}": value})
+        resolve_endpoint(
+            "smtp", None, ConnectionOptions(host="h"), environ={f"MAILCLI_SMTP_{key}": value}
+        )
 
 
 def test_account_add_list_show_remove_round_trip(config_file: Path) -> None:
-    added = run_cli(["account", "add", "home", "--from", "Ann <ann@example.org>", "--user", "ann",
-                     "--smtp-host", "smtp.example.org", "--pop3-host", "pop.example.org",
-                     "--pop3-port", "995"])
+    added = run_cli(
+        [
+            "account",
+            "add",
+            "home",
+            "--from",
+            "Ann <ann@example.org>",
+            "--user",
+            "ann",
+            "--smtp-host",
+            "smtp.example.org",
+            "--pop3-host",
+            "pop.example.org",
+            "--pop3-port",
+            "995",
+        ]
+    )
     assert added.code == 0, added.stderr
     assert stat.S_IMODE(config_file.stat().st_mode) == 0o600
     listed = run_cli(["account", "list"])

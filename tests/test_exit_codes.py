@@ -78,7 +78,9 @@ def test_unexpected_exception_is_70_with_one_line_and_no_traceback(
     monkeypatch.setattr("mailcli.cli.context.load_config", broken)
     result = run_cli(["account", "list"])
     assert result.code == ExitStatus.SOFTWARE
-    assert result.stderr.splitlines()[0] == "mailcli: error: internal error: ZeroDivisionError: boom"
+    assert (
+        result.stderr.splitlines()[0] == "mailcli: error: internal error: ZeroDivisionError: boom"
+    )
     assert "Traceback" not in result.stderr
     assert "--debug" in result.stderr
 

@@ -23,8 +23,9 @@ def account() -> None:
 def list_accounts(app: AppContext) -> None:
     """List the configured accounts."""
     config = app.config
+    default = config.select_account(None)  # the explicit default, else the only account
     rows = [
-        [name, name == config.default_account, acc.from_addr, acc.smtp.host, acc.pop3.host]
+        [name, acc is default, acc.from_addr, acc.smtp.host, acc.pop3.host]
         for name, acc in config.accounts.items()
     ]
     document = {

@@ -22,7 +22,7 @@ from types import TracebackType
 
 from .certs import Certs
 from .ports import HOST, free_port, wait_for_greeting
-from .procs import kill_group, make_workdir, wait_until_gone
+from .procs import adopt_orphans, kill_group, make_workdir, wait_until_gone
 
 # Owner of all mail. Dovecot refuses to access mail as root, and Postfix's virtual(8)
 # delivers as this uid too (virtual_uid_maps), so both sides agree on ownership.
@@ -148,6 +148,7 @@ class Dovecot:
     def start(self) -> None:
         """Write the config, launch Dovecot and wait until both ports greet with ``+OK``."""
         self._prepare_tree()
+        adopt_orphans()  # helpers that outlive the master come to us to be reaped, see procs
         stderr = (self.root / "dovecot.stderr").open("wb")
         with stderr:
             self._process = subprocess.Popen(

@@ -29,7 +29,7 @@ from types import TracebackType
 from .certs import Certs
 from .dovecot import MAIL_GID, MAIL_UID, Dovecot
 from .ports import HOST, free_port, wait_for_greeting
-from .procs import is_running, kill_group, make_workdir, wait_until_gone
+from .procs import adopt_orphans, is_running, kill_group, make_workdir, wait_until_gone
 
 DOMAIN = "example.test"
 HOSTNAME = "mail.example.test"
@@ -133,7 +133,6 @@ postlog unix-dgram n - n - 1 postlogd
 """)
 
 
-
 class Postfix:
     """A running (after ``start()``) Postfix delivering ``USER@example.test`` to ``dovecot``.
 
@@ -195,6 +194,8 @@ class Postfix:
     def start(self) -> None:
         """Write the config, start the instance and wait until all three ports greet."""
         self._write_config()
+        # The master daemonises; as subreaper we inherit it and its orphans and can reap them.
+        adopt_orphans()
         self._postfix("start")
         pid_file = self.root / "queue" / "pid" / "master.pid"
         self._master_pid = int(pid_file.read_text().split()[0])
@@ -232,7 +233,12 @@ class Postfix:
     def messages(self, user: str) -> list[Path]:
         """Message files in ``user``'s Maildir (new/ and cur/), oldest delivery first."""
         maildir = self.dovecot.maildir(user)
-        files = [p for sub in ("new", "cur") if (maildir / sub).is_dir() for p in (maildir / sub).iterdir()]
+        files = [
+            p
+            for sub in ("new", "cur")
+            if (maildir / sub).is_dir()
+            for p in (maildir / sub).iterdir()
+        ]
         # Maildir names start with the delivery time in seconds, then a unique part.
         return sorted(files, key=lambda path: (path.stat().st_mtime, path.name))
 

@@ -8,6 +8,7 @@ that is how ``stop()`` can prove that nothing of an instance is left running.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import tempfile
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 PROC = Path("/proc")
+PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -38,27 +40,49 @@ def is_running(pid: int) -> bool:
     return fields is not None and fields[0] not in ("Z", "X")
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes whose process group is ``pgid``."""
-    members = []
+def _group(pgid: int) -> list[tuple[int, str, int]]:
+    """(pid, state, ppid) of every process, zombies included, in process group ``pgid``."""
+    found = []
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
         fields = _stat_fields(int(entry.name))
-        # After the name: state, ppid, pgrp, ...
-        if fields is not None and fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
+        # After the name come: state, ppid, pgrp, ...
+        if fields is not None and int(fields[2]) == pgid:
+            found.append((int(entry.name), fields[0], int(fields[1])))
+    return found
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is ``pgid``."""
+    return [pid for pid, state, _ in _group(pgid) if state not in ("Z", "X")]
 
 
 def wait_until_gone(pgid: int, timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for process group ``pgid`` to empty; True if it did."""
+    """Wait up to ``timeout`` s until group ``pgid`` has no live process; reap our zombies.
+
+    Returns True if the group emptied. Zombies left to other parents are not counted.
+    """
     deadline = time.monotonic() + timeout
-    while group_members(pgid):
+    while True:
+        _reap_own_zombies(pgid)
+        if not group_members(pgid):
+            return True
         if time.monotonic() > deadline:
             return False
-        time.sleep(0.05)
-    return True
+        time.sleep(0.02)
+
+
+def _reap_own_zombies(pgid: int) -> None:
+    """waitpid() the exited members of ``pgid`` that are (now) this process's children.
+
+    Reaping a dead parent re-parents its own dead children to us, hence the loop.
+    """
+    me = os.getpid()
+    while zombies := [pid for pid, state, ppid in _group(pgid) if state == "Z" and ppid == me]:
+        for pid in zombies:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
 
 
 def kill_group(pgid: int, timeout: float = 5.0) -> None:
@@ -67,6 +91,21 @@ def kill_group(pgid: int, timeout: float = 5.0) -> None:
         os.killpg(pgid, signal.SIGKILL)
     if not wait_until_gone(pgid, timeout):
         raise RuntimeError(f"processes {group_members(pgid)} survived SIGKILL")
+
+
+def adopt_orphans() -> None:
+    """Make this process the reaper of its orphaned descendants (Linux "child subreaper").
+
+    Postfix's master daemonises, and when stopped exits before its children. Orphans are
+    normally re-parented to PID 1, which on this kind of machine does not reap them, so they
+    would linger as zombies for good. As a subreaper this process inherits them instead, and
+    wait_until_gone() reaps them. Idempotent; affects only orphans of this process's own
+    descendants.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(errno)}")
 
 
 def make_workdir(prefix: str) -> Path:
