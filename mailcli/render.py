@@ -118,8 +118,9 @@ class Renderer:
         from rich.text import Text
 
         # NO_COLOR: no styling at all (color_system=None), not merely no colours.
-        color_system = "auto" if self.mode.color else None
-        console = Console(file=self.stdout, color_system=color_system, highlight=False)
+        console = Console(
+            file=self.stdout, color_system="auto" if self.mode.color else None, highlight=False
+        )
         table = Table(*columns, title=title, box=box.SIMPLE_HEAD, header_style="bold")
         for row in rows:
             table.add_row(*(Text(_plain(cell)) for cell in row))  # Text: no markup

@@ -1,7 +1,9 @@
 """The shipped completion scripts are what the current CLI generates.
 
-Regenerate them with:
-    for sh in bash zsh fish; do _MAILCLI_COMPLETE=${sh}_source mailcli > completions/mailcli.$sh; done
+Regenerate them with (see the README):
+    for sh in bash zsh fish; do
+        _MAILCLI_COMPLETE=${sh}_source mailcli > completions/mailcli.$sh
+    done
 """
 
 from __future__ import annotations
