@@ -83,6 +83,16 @@ class Renderer:
         else:
             self.stdout.write(text + "\n")
 
+    def raw(self, data: bytes) -> None:
+        """Bytes exactly as given (a message), bypassing text encoding."""
+        self.stdout.flush()
+        buffer = getattr(self.stdout, "buffer", None)
+        if buffer is not None:
+            buffer.write(data)
+            buffer.flush()
+        else:  # a text-only stream (tests): the closest faithful rendering
+            self.stdout.write(data.decode("utf-8", "surrogateescape"))
+
     # -- diagnostics (stderr) ------------------------------------------------------
     def error(self, message: str, hint: str | None = None) -> None:
         """Always shown, even with -q: `mailcli: error: ...` and an optional hint."""

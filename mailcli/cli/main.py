@@ -19,6 +19,7 @@ from mailcli.render import OutputMode, Renderer
 _COMMANDS = {
     "account": ("mailcli.cli.account", "account", "Manage the accounts in the config file."),
     "password": ("mailcli.cli.password", "password", "Store, remove or locate a password."),
+    "send": ("mailcli.cli.send", "send", "Compose and submit one message over SMTP."),
 }
 
 

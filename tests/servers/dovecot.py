@@ -22,7 +22,7 @@ from types import TracebackType
 
 from .certs import Certs
 from .ports import HOST, free_port, wait_for_greeting
-from .procs import adopt_orphans, kill_group, make_workdir, wait_until_gone
+from .procs import binary, adopt_orphans, kill_group, make_workdir, wait_until_gone
 
 # Owner of all mail. Dovecot refuses to access mail as root, and Postfix's virtual(8)
 # delivers as this uid too (virtual_uid_maps), so both sides agree on ownership.
@@ -66,6 +66,7 @@ last_valid_uid = $uid
 passdb {
   driver = passwd-file
   args = scheme=PLAIN $root/passwd
+  default_fields = nodelay=yes
 }
 userdb {
   driver = static
@@ -102,6 +103,7 @@ class Dovecot:
 
     def __init__(self, certs: Certs, users: dict[str, str], root: Path | None = None) -> None:
         self.certs = certs
+        self._owns_root = root is None  # then the context manager deletes it on exit
         self.root = root if root is not None else make_workdir("dovecot-")
         self.pop3_port = free_port()
         self.pop3s_port = free_port()
@@ -144,6 +146,8 @@ class Dovecot:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+        if self._owns_root:
+            self.remove()
 
     def start(self) -> None:
         """Write the config, launch Dovecot and wait until both ports greet with ``+OK``."""
@@ -152,7 +156,7 @@ class Dovecot:
         stderr = (self.root / "dovecot.stderr").open("wb")
         with stderr:
             self._process = subprocess.Popen(
-                ["dovecot", "-F", "-c", str(self.config_path)],
+                [binary("dovecot"), "-F", "-c", str(self.config_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,

@@ -29,7 +29,7 @@ from types import TracebackType
 from .certs import Certs
 from .dovecot import MAIL_GID, MAIL_UID, Dovecot
 from .ports import HOST, free_port, wait_for_greeting
-from .procs import adopt_orphans, is_running, kill_group, make_workdir, wait_until_gone
+from .procs import binary, adopt_orphans, is_running, kill_group, make_workdir, wait_until_gone
 
 DOMAIN = "example.test"
 HOSTNAME = "mail.example.test"
@@ -148,6 +148,7 @@ class Postfix:
     def __init__(self, dovecot: Dovecot, certs: Certs | None = None, root: Path | None = None):
         self.dovecot = dovecot
         self.certs = certs if certs is not None else dovecot.certs
+        self._owns_root = root is None  # then the context manager deletes it on exit
         self.root = root if root is not None else make_workdir("postfix-")
         self.smtp_port = free_port()
         self.submission_port = free_port()
@@ -190,6 +191,8 @@ class Postfix:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+        if self._owns_root:
+            self.remove()
 
     def start(self) -> None:
         """Write the config, start the instance and wait until all three ports greet."""
@@ -255,7 +258,7 @@ class Postfix:
     def _postfix(self, command: str, *, check: bool = True) -> None:
         """Run ``postfix -c DIR/etc COMMAND``, raising with its output on failure."""
         result = subprocess.run(
-            ["postfix", "-c", str(self.config_dir), command],
+            [binary("postfix"), "-c", str(self.config_dir), command],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -293,7 +296,7 @@ class Postfix:
         staging = self.config_dir / "vmailbox.new"
         staging.write_text(lines)
         subprocess.run(
-            ["postmap", "-c", str(self.config_dir), f"hash:{staging}"],
+            [binary("postmap"), "-c", str(self.config_dir), f"hash:{staging}"],
             check=True,
             capture_output=True,
             timeout=30,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 
 PROC = Path("/proc")
 PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
+SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -106,6 +108,23 @@ def adopt_orphans() -> None:
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(errno)}")
+
+
+def which(binary: str) -> str | None:
+    """Absolute path of ``binary``, also looking in the sbin directories.
+
+    dovecot, postfix and postmap live in /usr/sbin, which is not on every user's PATH.
+    """
+    search = os.pathsep.join([os.environ.get("PATH", os.defpath), *SBIN_DIRS])
+    return shutil.which(binary, path=search)
+
+
+def binary(name: str) -> str:
+    """Like ``which`` but raising FileNotFoundError, for places that cannot do without it."""
+    path = which(name)
+    if path is None:
+        raise FileNotFoundError(f"{name} is not installed")
+    return path
 
 
 def make_workdir(prefix: str) -> Path:

@@ -1,0 +1,193 @@
+"""`mailcli send`: compose (or take) one message and submit it over SMTP."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailcli.cli.context import AppContext
+from mailcli.cli.options import connection_options, global_options
+from mailcli.endpoint import ConnectionOptions
+from mailcli.errors import DataError, ExitStatus, UsageError
+
+_COMPOSE_ONLY = (
+    "from_addr",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "body",
+    "body_file",
+    "html",
+    "attach",
+    "header",
+    "reply_to",
+)
+
+
+@click.command()
+@click.option("--from", "from_addr", metavar="ADDR", help="From header (default: the account's).")
+@click.option("--to", multiple=True, metavar="ADDRS", help="To; repeatable, comma lists.")
+@click.option("--cc", multiple=True, metavar="ADDRS", help="Cc; repeatable, comma lists.")
+@click.option("--bcc", multiple=True, metavar="ADDRS", help="Bcc: envelope only, never a header.")
+@click.option("--subject", help="Subject (non-ASCII is RFC 2047 encoded).")
+@click.option("--body", metavar="TEXT", help="Body text (else --body-file, else stdin).")
+@click.option("--body-file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE")
+@click.option(
+    "--html",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Add an HTML alternative.",
+)
+@click.option(
+    "--attach",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Attach a file; repeatable; MIME type guessed.",
+)
+@click.option("--header", multiple=True, metavar="'NAME: VALUE'", help="Extra header.")
+@click.option("--reply-to", metavar="ADDRS")
+@click.option("--envelope-from", metavar="ADDR", help="MAIL FROM (default: From's address).")
+@click.option(
+    "--rcpt",
+    multiple=True,
+    metavar="ADDR",
+    help="Envelope recipient; replaces To+Cc+Bcc; repeatable.",
+)
+@click.option(
+    "--message", "message_file", metavar="FILE|-", help="Submit a ready RFC 5322 message as is."
+)
+@click.option("--dry-run", is_flag=True, help="Print envelope and message; connect to nothing.")
+@connection_options
+@global_options(for_group=False)
+@click.pass_obj
+def send(
+    app: AppContext,
+    /,
+    connection: ConnectionOptions,
+    message_file: str | None,
+    dry_run: bool,
+    envelope_from: str | None,
+    rcpt: tuple[str, ...],
+    **compose_options: Any,
+) -> int:
+    """Compose and submit one message over SMTP.
+
+    MAIL FROM and RCPT TO decide delivery; From/To/Cc are only headers. The exit status
+    is 0 when every recipient was accepted, 67 when some were refused (the others got
+    the message), 75 on a temporary failure.
+    """
+    if message_file is not None:
+        outgoing = _ready_message(message_file, compose_options, envelope_from, rcpt)
+    else:
+        outgoing = _composed(app, compose_options, envelope_from, rcpt)
+    if dry_run:
+        _print_dry_run(app, outgoing)
+        return 0
+    from mailcli.smtp import submit
+
+    endpoint = app.endpoint("smtp", connection)
+    result = submit(
+        endpoint,
+        outgoing,
+        password=lambda: app.password(endpoint).value,
+        transcript=app.transcript(),
+    )
+    _print_result(app, result)
+    return int(result.exit_status)
+
+
+def _ready_message(
+    source: str, compose_options: dict[str, Any], envelope_from: str | None, rcpt: tuple[str, ...]
+) -> Any:
+    from mailcli.compose import prepare_message, read_input_file
+
+    given = [name for name in _COMPOSE_ONLY if compose_options.get(name)]
+    if given:
+        flags = ", ".join("--" + name.replace("_addr", "").replace("_", "-") for name in given)
+        raise UsageError(f"--message sends a ready message; it cannot be combined with {flags}")
+    raw = sys.stdin.buffer.read() if source == "-" else read_input_file(Path(source), "--message")
+    return prepare_message(raw, envelope_from=envelope_from, rcpt=rcpt)
+
+
+def _composed(
+    app: AppContext, options: dict[str, Any], envelope_from: str | None, rcpt: tuple[str, ...]
+) -> Any:
+    from mailcli.compose import ComposeRequest, compose
+
+    account = app.account
+    return compose(
+        ComposeRequest(
+            from_addr=options["from_addr"] or (account.from_addr if account else None),
+            to=options["to"],
+            cc=options["cc"],
+            bcc=options["bcc"],
+            subject=options["subject"],
+            body=_body_text(options),
+            html=options["html"],
+            attachments=options["attach"],
+            headers=options["header"],
+            reply_to=options["reply_to"],
+            envelope_from=envelope_from,
+            rcpt=rcpt,
+            message_id_domain=account.domain if account else None,
+        )
+    )
+
+
+def _body_text(options: dict[str, Any]) -> str | None:
+    """--body, else --body-file, else stdin when it is not a terminal."""
+    from mailcli.compose import read_input_file
+
+    if options["body"] is not None and options["body_file"] is not None:
+        raise UsageError("give --body or --body-file, not both")
+    if options["body"] is not None:
+        return str(options["body"])
+    if options["body_file"] is not None:
+        data = read_input_file(options["body_file"], "--body-file")
+    elif not sys.stdin.isatty():
+        data = sys.stdin.buffer.read()
+    else:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError("the body is not UTF-8 text", hint="send it with --attach") from None
+
+
+def _print_dry_run(app: AppContext, outgoing: Any) -> None:
+    envelope = outgoing.envelope
+    if app.json:
+        app.out.json(
+            {
+                "envelope_from": envelope.sender,
+                "recipients": list(envelope.recipients),
+                "smtputf8": outgoing.smtputf8,
+                "message": outgoing.data.decode("utf-8", "surrogateescape"),
+            }
+        )
+        return
+    lines = [f"MAIL FROM:<{envelope.sender}>"] + [f"RCPT TO:<{r}>" for r in envelope.recipients]
+    app.out.raw(("\n".join(lines) + "\n\n").encode() + outgoing.data)
+
+
+def _print_result(app: AppContext, result: Any) -> None:
+    refused = result.refused
+    if refused:
+        app.out.error(
+            f"{len(refused)} of {len(refused) + len(result.accepted)} recipients "
+            f"refused: " + "; ".join(f"{a}: {r}" for a, r in refused.items())
+        )
+    if app.quiet and result.exit_status == ExitStatus.OK:
+        return
+    rows = [[address, "accepted", ""] for address in result.accepted]
+    rows += [[address, "refused", str(reply)] for address, reply in refused.items()]
+    if result.reply:
+        rows.append(
+            ["(message)", "sent" if result.reply.code == 250 else "failed", str(result.reply)]
+        )
+    app.out.table(["recipient", "status", "reply"], rows, document=result.as_json())

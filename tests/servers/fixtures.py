@@ -1,0 +1,119 @@
+"""pytest fixtures for the throwaway servers; ``tests/conftest.py`` star-imports this module.
+
+Real daemons are session-scoped (Dovecot and Postfix start in about half a second, but
+once is enough); a test that needs an empty mailbox takes the ``mailbox`` fixture, which
+adds a fresh user instead of restarting anything. Each fixture skips its test when the
+server cannot run here, and fails it instead under ``CI=true`` (see ``require``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import NEEDS, require
+from .certs import Certs, make_certs
+from .dovecot import Dovecot
+from .keyring_service import SecretService
+from .postfix import DOMAIN, Postfix
+from .procs import make_workdir
+from .smtpd import AioSmtpd
+from .stack import DEFAULT_USERS
+
+__all__ = [
+    "Mailbox",
+    "aiosmtpd_factory",
+    "certs",
+    "dovecot",
+    "mailbox",
+    "postfix",
+    "secret_service",
+    "untrusted_certs",
+]
+
+_mailbox_numbers = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    """A user created for one test: log in with ``user``/``password``, mail ``address``."""
+
+    user: str
+    password: str
+    address: str
+    maildir: Path
+
+
+@pytest.fixture(scope="session")
+def certs() -> Iterator[Certs]:
+    """The CA every test server's certificate chains to (``certs.ca_pem``)."""
+    # Not tmp_path: the daemons' unprivileged users must be able to traverse the directory.
+    directory = make_workdir("certs-")
+    yield make_certs(directory)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def untrusted_certs(certs: Certs) -> Certs:
+    """A leaf from an unrelated CA, for "untrusted certificate" tests (e.g. with aiosmtpd)."""
+    return make_certs(certs.ca_pem.parent, "untrusted")
+
+
+@pytest.fixture(scope="session")
+def dovecot(certs: Certs) -> Iterator[Dovecot]:
+    """Dovecot POP3 with users alice/alice-pw and bob/bob-pw (see DEFAULT_USERS).
+
+    Shared by the whole session: tests that count or delete messages should use ``mailbox``.
+    """
+    require(*NEEDS["dovecot"], need_root=True)
+    with Dovecot(certs, DEFAULT_USERS) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postfix(dovecot: Dovecot) -> Iterator[Postfix]:
+    """Postfix delivering ``USER@example.test`` into ``dovecot``'s Maildirs."""
+    require(*NEEDS["postfix"], need_root=True)
+    with Postfix(dovecot) as server:
+        yield server
+
+
+@pytest.fixture
+def mailbox(dovecot: Dovecot) -> Mailbox:
+    """A new, empty mailbox for this test only (also reachable through Postfix, if running)."""
+    user = f"u{next(_mailbox_numbers)}"
+    password = f"{user}-pw"
+    dovecot.add_user(user, password)
+    return Mailbox(user, password, f"{user}@{DOMAIN}", dovecot.maildir(user))
+
+
+@pytest.fixture
+def aiosmtpd_factory() -> Iterator[Callable[..., AioSmtpd]]:
+    """Make started ``AioSmtpd`` servers (keyword arguments as its constructor); all are
+    stopped after the test.
+    """
+    servers: list[AioSmtpd] = []
+
+    def make(**options: Any) -> AioSmtpd:
+        server = AioSmtpd(**options)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def secret_service() -> Iterator[SecretService]:
+    """An unlocked gnome-keyring Secret Service on a private bus; see ``SecretService.env``."""
+    require(*NEEDS["secret_service"])
+    with SecretService() as service:
+        yield service
