@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from mailcli.errors import DataError, NoInputError, UsageError
 
 if TYPE_CHECKING:
+    from email.headerregistry import Address
     from email.message import EmailMessage
 
 # addr-spec, loosely: something@something, no white space or specials. Quoted local
@@ -178,12 +179,15 @@ def _build_message(
     return message
 
 
-def _format_addresses(pairs: list[tuple[str, str]]) -> str:
+def _format_addresses(pairs: list[tuple[str, str]]) -> list[Address]:
+    # Built from username and domain, not addr_spec: parsing an addr_spec refuses a
+    # non-ASCII local part, which SMTPUTF8 allows. Names get quoted or encoded on output.
     from email.headerregistry import Address
 
-    return ", ".join(
-        str(Address(display_name=name, addr_spec=addr)) if name else addr for name, addr in pairs
-    )
+    return [
+        Address(display_name=name, username=addr.rpartition("@")[0], domain=addr.rpartition("@")[2])
+        for name, addr in pairs
+    ]
 
 
 def _add_date_and_message_id(message: EmailMessage, sender: str) -> None:

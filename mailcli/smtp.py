@@ -181,6 +181,9 @@ def _connect(endpoint: Endpoint, transcript: Transcript) -> TracedSMTP:
     else:
         smtp = TracedSMTP(local_hostname=local_name, timeout=endpoint.timeout)
     smtp.transcript = transcript
+    # smtplib takes the TLS server name (SNI, host name check) from _host, which only its
+    # constructor sets; we connect separately to trace and translate the connect itself.
+    smtp._host = endpoint.host  # type: ignore[attr-defined]
     try:
         if endpoint.security == "tls":
             transcript.tls = True  # everything after the TCP connect is inside TLS

@@ -10,11 +10,7 @@ import keyring
 import pytest
 
 from tests.helpers import MemoryKeyring
-
-try:  # TEMP until the launcher lands
-    from tests.servers.fixtures import *  # noqa: F403  (the real-server fixtures)
-except ImportError:
-    pass
+from tests.servers.fixtures import *  # noqa: F403  (the real-server fixtures)
 
 
 @pytest.fixture(autouse=True)

@@ -12,10 +12,20 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.servers import NEEDS, AioSmtpd, Certs, Dovecot, Postfix, SecretService, require
+from tests.servers import (
+    NEEDS,
+    AioSmtpd,
+    Certs,
+    Dovecot,
+    Postfix,
+    SecretService,
+    make_certs,
+    require,
+)
 from tests.servers.fixtures import Mailbox
 from tests.servers.ports import read_greeting
 
@@ -131,8 +141,9 @@ def test_postfix_refuses_unknown_recipients_and_unauthenticated_submission(
     assert refused[postfix.refused_recipient][0] == 550
     with smtplib.SMTP(postfix.host, postfix.submission_port, timeout=TIMEOUT) as client:
         client.starttls(context=certs.client_context())
-        with pytest.raises(smtplib.SMTPRecipientsRefused):
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as unauthenticated:
             client.sendmail(mailbox.address, [mailbox.address], message("no auth"))
+    assert unauthenticated.value.recipients[mailbox.address][0] == 554
     assert len(postfix.wait_for_delivery(mailbox.user, 1)) == 1
 
 
@@ -164,9 +175,11 @@ def test_aiosmtpd_records_mail_and_commands(
 def test_aiosmtpd_fault_injection(aiosmtpd_factory: Callable[..., AioSmtpd]) -> None:
     server = aiosmtpd_factory()
     server.mail_reply = "451 4.3.0 try later"
-    with smtplib.SMTP(server.host, server.port, timeout=TIMEOUT) as client:
-        with pytest.raises(smtplib.SMTPSenderRefused) as sender_refused:
-            client.sendmail("a@example.test", ["b@example.test"], message("later"))
+    with (
+        smtplib.SMTP(server.host, server.port, timeout=TIMEOUT) as client,
+        pytest.raises(smtplib.SMTPSenderRefused) as sender_refused,
+    ):
+        client.sendmail("a@example.test", ["b@example.test"], message("later"))
     assert sender_refused.value.smtp_code == 451
     server.mail_reply = None
     server.drop_during_data = True
@@ -175,6 +188,23 @@ def test_aiosmtpd_fault_injection(aiosmtpd_factory: Callable[..., AioSmtpd]) -> 
         client.sendmail("a@example.test", ["b@example.test"], message("dropped"))
     client.close()
     assert server.received == []
+
+
+@pytest.mark.parametrize(
+    ("options", "complaint"),
+    [({"expired": True}, "expired"), ({"identities": ("mail.other.test",)}, "mismatch")],
+)
+def test_make_certs_makes_broken_leaves_on_request(
+    aiosmtpd_factory: Callable[..., AioSmtpd],
+    tmp_path: Path,
+    options: dict[str, Any],
+    complaint: str,
+) -> None:
+    broken = make_certs(tmp_path, "broken", **options)
+    server = aiosmtpd_factory(tls_context=broken.server_context(), implicit_tls=True)
+    with pytest.raises(ssl.SSLCertVerificationError) as failure:
+        read_greeting(server.port, tls=broken.client_context())
+    assert complaint in str(failure.value.verify_message)
 
 
 # --- Secret Service ----------------------------------------------------------------------

@@ -20,10 +20,12 @@ from .stack import start_stack
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.servers", description=__doc__)
-    parser.add_argument(
-        "--no-keyring", action="store_true", help="do not start the Secret Service"
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.servers",
+        description="Run the throwaway mail servers, print where they listen (JSON), and "
+        "stop them on SIGINT, SIGTERM or EOF on stdin.",
     )
+    parser.add_argument("--no-keyring", action="store_true", help="do not start the Secret Service")
     args = parser.parse_args(argv)
     stop = threading.Event()
 

@@ -52,7 +52,8 @@ def make_certs(
     """
     directory.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()
-    leaf = ca.issue_cert(*identities, **_validity(expired))
+    not_before, not_after = _validity(expired)
+    leaf = ca.issue_cert(*identities, not_before=not_before, not_after=not_after)
     paths = Certs(
         ca_pem=directory / f"{name}-ca.pem",
         cert_pem=directory / f"{name}-cert.pem",
@@ -66,9 +67,9 @@ def make_certs(
     return paths
 
 
-def _validity(expired: bool) -> dict[str, dt.datetime]:
-    """trustme's default validity, or a window that closed a day ago."""
+def _validity(expired: bool) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """trustme's default validity (None, None), or a window that closed a day ago."""
     if not expired:
-        return {}
+        return None, None
     now = dt.datetime.now(dt.UTC)
-    return {"not_before": now - dt.timedelta(days=30), "not_after": now - dt.timedelta(days=1)}
+    return now - dt.timedelta(days=30), now - dt.timedelta(days=1)

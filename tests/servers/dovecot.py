@@ -2,8 +2,8 @@
 
 It never reads /etc/dovecot: ``dovecot -F -c DIR/dovecot.conf`` with every path (sockets,
 state, logs, mail) inside DIR, so several instances, and a system Dovecot, can coexist.
-It also serves the SASL socket the test Postfix authenticates SMTP clients against, so one
-password file backs both POP3 and SMTP AUTH.
+It also serves the SASL socket the test Postfix authenticates SMTP clients against, so the
+same passwords work for POP3 and SMTP AUTH.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from types import TracebackType
 
 from .certs import Certs
 from .ports import HOST, free_port, wait_for_greeting
-from .procs import binary, adopt_orphans, kill_group, make_workdir, wait_until_gone
+from .procs import adopt_orphans, binary, kill_group, make_workdir, wait_until_gone
 
 # Owner of all mail. Dovecot refuses to access mail as root, and Postfix's virtual(8)
 # delivers as this uid too (virtual_uid_maps), so both sides agree on ownership.
@@ -54,7 +54,7 @@ ssl_key = <$key
 disable_plaintext_auth = no
 # {PLAIN} passwords below are what make the challenge-response schemes (APOP, CRAM-MD5) work.
 auth_mechanisms = plain login cram-md5 apop
-# Failed logins answer at once instead of after 2 s (tests try wrong passwords on purpose).
+# Tests try wrong passwords on purpose: no 2 s delay (but see the first passdb too).
 auth_failure_delay = 0
 auth_verbose = yes
 pop3_uidl_format = %08Xu%08Xv
@@ -63,10 +63,17 @@ mail_fsync = never
 first_valid_uid = $uid
 last_valid_uid = $uid
 
+# Failed logins answer at once, not on Dovecot's 0.5 s failure timer: this first passdb
+# authenticates nobody but adds "nodelay", which a later failing passdb keeps.
+passdb {
+  driver = static
+  args = noauthenticate nodelay=yes
+}
 passdb {
   driver = passwd-file
-  args = scheme=PLAIN $root/passwd
-  default_fields = nodelay=yes
+  # One file per user: Dovecot re-reads a changed passwd-file at most once a second, but
+  # opens a user's own file afresh, so a user added a moment ago can log in at once.
+  args = scheme=PLAIN $root/users/%u
 }
 userdb {
   driver = static
@@ -107,6 +114,8 @@ class Dovecot:
         self.root = root if root is not None else make_workdir("dovecot-")
         self.pop3_port = free_port()
         self.pop3s_port = free_port()
+        for user in users:
+            _check_user_name(user)
         self._users = dict(users)
         self._process: subprocess.Popen[bytes] | None = None
         self._drops = 0
@@ -153,8 +162,7 @@ class Dovecot:
         """Write the config, launch Dovecot and wait until both ports greet with ``+OK``."""
         self._prepare_tree()
         adopt_orphans()  # helpers that outlive the master come to us to be reaped, see procs
-        stderr = (self.root / "dovecot.stderr").open("wb")
-        with stderr:
+        with (self.root / "dovecot.stderr").open("wb") as stderr:
             self._process = subprocess.Popen(
                 [binary("dovecot"), "-F", "-c", str(self.config_path)],
                 stdin=subprocess.DEVNULL,
@@ -190,13 +198,14 @@ class Dovecot:
     def add_user(self, user: str, password: str) -> None:
         """Add a login with an empty Maildir; takes effect at once, without a reload.
 
-        Dovecot re-reads the passwd-file when its size or mtime changes; adding a line always
-        changes the size, which is why changing an existing user's password is not offered.
+        Changing an existing user's password is not offered: Dovecot might keep using the
+        old one for up to a second (it re-reads a passwd-file at most once a second).
         """
+        _check_user_name(user)
         if user in self._users:
             raise ValueError(f"user {user!r} already exists")
         self._users[user] = password
-        self._write_passwd()
+        self._write_passwd(user)
         self._make_maildir(user)
         for callback in self.user_added:
             callback(user)
@@ -239,8 +248,8 @@ class Dovecot:
         # Postfix's virtual(8) creates USER/Maildir/ here as MAIL_UID, so it must own it.
         os.chown(self.mail_root, MAIL_UID, MAIL_GID)
         self.config_path.write_text(self._render_config())
-        self._write_passwd()
         for user in self._users:
+            self._write_passwd(user)
             self._make_maildir(user)
 
     def _render_config(self) -> str:
@@ -256,19 +265,19 @@ class Dovecot:
             postfix_socket=POSTFIX_AUTH_SOCKET,
         )
 
-    def _write_passwd(self) -> None:
-        """passwd-file lines ``user:{PLAIN}password``; replaced atomically (Dovecot may read it)."""
-        lines = "".join(f"{user}:{{PLAIN}}{pw}\n" for user, pw in self._users.items())
-        temporary = self.root / "passwd.new"
-        temporary.write_text(lines)
+    def _write_passwd(self, user: str) -> None:
+        """Write ``users/USER`` (passwd-file format, ``user:{PLAIN}password``) atomically."""
+        directory = self.root / "users"
+        directory.mkdir(exist_ok=True)
+        temporary = directory / f".{user}.new"
+        temporary.write_text(f"{user}:{{PLAIN}}{self._users[user]}\n")
         # The auth process runs as the unprivileged internal user and must read it.
         temporary.chmod(0o644)
-        temporary.replace(self.root / "passwd")
+        temporary.replace(directory / user)
 
     def _make_maildir(self, user: str) -> Path:
         """Create the user's home and Maildir owned by MAIL_UID, as a first delivery would."""
-        if not USER_NAME.fullmatch(user):
-            raise ValueError(f"user name {user!r} does not match {USER_NAME.pattern}")
+        _check_user_name(user)
         home = self.mail_root / user
         maildir = self.maildir(user)
         for path in (home, maildir, maildir / "tmp", maildir / "new", maildir / "cur"):
@@ -299,3 +308,8 @@ class Dovecot:
     def remove(self) -> None:
         """Delete the work directory (after ``stop()``)."""
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _check_user_name(user: str) -> None:
+    if not USER_NAME.fullmatch(user):
+        raise ValueError(f"user name {user!r} does not match {USER_NAME.pattern}")

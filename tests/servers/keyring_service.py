@@ -123,15 +123,19 @@ class SecretService:
 
     def _start_bus(self) -> subprocess.Popen[bytes]:
         """Run dbus-daemon in the foreground; it prints its address once it listens."""
-        process = subprocess.Popen(
-            [binary("dbus-daemon"), "--nofork", "--print-address=1", f"--config-file={self.root / 'bus.conf'}"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=(self.root / "dbus.log").open("wb"),
-            start_new_session=True,
-        )
+        config = f"--config-file={self.root / 'bus.conf'}"
+        with (self.root / "dbus.log").open("wb") as log:
+            process = subprocess.Popen(
+                [binary("dbus-daemon"), "--nofork", "--print-address=1", config],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,
+            )
         assert process.stdout is not None
-        if not process.stdout.readline():  # blocks until ready; empty means it died
+        ready = process.stdout.readline()  # blocks until it listens; empty if it died
+        process.stdout.close()
+        if not ready:
             process.wait()
             raise RuntimeError(f"dbus-daemon failed: {(self.root / 'dbus.log').read_text()}")
         return process
@@ -141,15 +145,16 @@ class SecretService:
         command = [binary("gnome-keyring-daemon"), "--foreground", "--components=secrets"]
         command += [] if self.locked else ["--unlock"]
         env = self.subprocess_env()
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=(self.root / "gnome-keyring.log").open("wb"),
-            env=env,
-            cwd=env["HOME"],
-            start_new_session=True,
-        )
+        with (self.root / "gnome-keyring.log").open("wb") as log:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=env,
+                cwd=env["HOME"],
+                start_new_session=True,
+            )
         assert process.stdin is not None
         # --unlock reads the password up to EOF; without it, EOF just tells it no input.
         process.stdin.write(b"" if self.locked else self.password.encode())

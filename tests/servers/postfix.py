@@ -29,7 +29,7 @@ from types import TracebackType
 from .certs import Certs
 from .dovecot import MAIL_GID, MAIL_UID, Dovecot
 from .ports import HOST, free_port, wait_for_greeting
-from .procs import binary, adopt_orphans, is_running, kill_group, make_workdir, wait_until_gone
+from .procs import adopt_orphans, binary, is_running, kill_group, make_workdir, wait_until_gone
 
 DOMAIN = "example.test"
 HOSTNAME = "mail.example.test"
@@ -154,7 +154,6 @@ class Postfix:
         self.submission_port = free_port()
         self.smtps_port = free_port()
         self._master_pid: int | None = None
-        dovecot.user_added.append(self._write_mailbox_map)
 
     @property
     def config_dir(self) -> Path:
@@ -202,6 +201,7 @@ class Postfix:
         self._postfix("start")
         pid_file = self.root / "queue" / "pid" / "master.pid"
         self._master_pid = int(pid_file.read_text().split()[0])
+        self.dovecot.user_added.append(self._write_mailbox_map)  # removed again by stop()
         try:
             self._wait_ready()
         except Exception as error:
@@ -213,6 +213,7 @@ class Postfix:
         pid, self._master_pid = self._master_pid, None
         if pid is None:
             return
+        self.dovecot.user_added.remove(self._write_mailbox_map)
         if is_running(pid):
             self._postfix("stop", check=False)
         # The master runs in its own session (pgid == pid) with all its children.
@@ -271,8 +272,8 @@ class Postfix:
     def _write_config(self) -> None:
         """Write main.cf, master.cf and the mailbox map, backdated by an hour.
 
-        Postfix waits until a config file is a couple of seconds old before trusting it
-        (in case it is still being edited); backdating skips that 1.8 s pause.
+        Postfix does not trust a config file changed within the last second (it may be half
+        written) and pauses "to let it cool down"; over a start that costs about 1.8 s.
         """
         self.config_dir.mkdir(parents=True, exist_ok=True)
         # Postfix creates its queue subdirectories, but not the queue directory itself.

@@ -34,9 +34,9 @@ def _stat_fields(pid: int) -> list[str] | None:
 def is_running(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie.
 
-    ``kill -0`` is not enough: a daemon that double-forked away from us is reparented to
-    PID 1, which on this kind of machine does not always reap, so a stopped daemon can stay
-    behind as a zombie ('Z') forever.
+    ``kill -0`` is not enough: an exited process stays a zombie ('Z') until its parent reaps
+    it, and for a daemonised process that parent may be PID 1, which on this kind of machine
+    does not reliably reap (see ``adopt_orphans``).
     """
     fields = _stat_fields(pid)
     return fields is not None and fields[0] not in ("Z", "X")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -44,8 +44,8 @@ class AioSmtpd:
     ``tls_context`` (a server context, e.g. ``Certs.server_context()``) enables STARTTLS,
     or implicit TLS with ``implicit_tls=True``. ``users`` (login -> password) enables AUTH
     PLAIN and LOGIN; with ``auth_require_tls`` (the default, as in aiosmtpd) AUTH is only
-    offered after TLS. ``require_starttls`` refuses everything but EHLO/STARTTLS/QUIT
-    before TLS.
+    offered over TLS. ``require_starttls`` refuses everything but EHLO/STARTTLS/QUIT
+    before TLS. ``smtputf8=False`` stops offering SMTPUTF8 (8BITMIME stays).
 
     ``received`` lists accepted messages; ``commands`` every line the client sent outside
     DATA bodies, in order, across connections (AUTH continuation lines included).
@@ -61,6 +61,7 @@ class AioSmtpd:
         require_starttls: bool = False,
         users: dict[str, str] | None = None,
         auth_require_tls: bool = True,
+        smtputf8: bool = True,
         hostname: str = "smtp.example.test",
     ) -> None:
         if (implicit_tls or require_starttls) and tls_context is None:
@@ -84,8 +85,10 @@ class AioSmtpd:
             tls_context=None if implicit_tls else tls_context,
             require_starttls=require_starttls,
             authenticator=self._authenticate,
-            auth_require_tls=auth_require_tls,
-            # Excluding both built-in mechanisms when there are no users keeps AUTH out of EHLO.
+            # aiosmtpd only counts STARTTLS as TLS; an implicit-TLS connection is TLS too.
+            auth_require_tls=auth_require_tls and not implicit_tls,
+            enable_SMTPUTF8=smtputf8,
+            # Without users AUTH is neither offered (see handle_EHLO) nor accepted (504).
             auth_exclude_mechanism=[] if users else ["PLAIN", "LOGIN"],
         )
         self._running = False
@@ -204,7 +207,7 @@ class _RecordingSMTP(SMTP):
         self._record(data)
         super().data_received(data)
 
-    async def push(self, status: str | bytes) -> None:
+    async def push(self, status: AnyStr) -> None:
         # The body starts right after our 354; a lone "." line ends it (see _record).
         if (status if isinstance(status, bytes) else status.encode()).startswith(b"354"):
             self._in_data_body = True

@@ -1,0 +1,311 @@
+"""`mailcli send` against aiosmtpd with fault injection: every failure has its exit code,
+and nothing secret or unasked-for reaches the server."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.helpers import Result, run_cli
+from tests.servers.certs import Certs
+from tests.servers.smtpd import AioSmtpd
+
+PASSWORD = "Secr3t-pw!"
+USERS = {"alice": PASSWORD}
+
+
+def send(server: AioSmtpd, *extra: str, certs: Certs | None = None, **env: str) -> Result:
+    args = [
+        "send",
+        "--host",
+        server.host,
+        "--port",
+        str(server.port),
+        "--from",
+        "Alice <alice@example.test>",
+        "--to",
+        "bob@example.test",
+        "--subject",
+        "hi",
+        "--body",
+        "hello",
+        *extra,
+    ]
+    if certs is not None:
+        args += ["--cafile", str(certs.ca_pem)]
+    return run_cli(args, env={"MAILCLI_PASSWORD": PASSWORD, **env})
+
+
+def secret_forms() -> list[str]:
+    return [
+        PASSWORD,
+        base64.b64encode(PASSWORD.encode()).decode(),
+        base64.b64encode(f"\0alice\0{PASSWORD}".encode()).decode(),
+    ]
+
+
+Factory = Callable[..., AioSmtpd]
+
+
+def test_plain_send_records_envelope_and_reports_per_recipient(aiosmtpd_factory: Factory) -> None:
+    server = aiosmtpd_factory()
+    result = send(
+        server,
+        "--security",
+        "none",
+        "--cc",
+        "carl@example.test",
+        "--envelope-from",
+        "bounce@example.test",
+    )
+    assert result.code == 0, result.stderr
+    assert [r.envelope_from for r in server.received] == ["bounce@example.test"]
+    assert server.received[0].rcpt_tos == ("bob@example.test", "carl@example.test")
+    assert result.stdout.splitlines()[:2] == [
+        "bob@example.test\taccepted\t",
+        "carl@example.test\taccepted\t",
+    ]
+    assert result.stdout.splitlines()[2].startswith("(message)\tsent\t250 ")
+
+
+def test_starttls_and_auth_with_masked_trace(aiosmtpd_factory: Factory, certs: Certs) -> None:
+    server = aiosmtpd_factory(tls_context=certs.server_context(), users=USERS)
+    result = send(server, "--user", "alice", "--trace", certs=certs)
+    assert result.code == 0, result.stderr
+    assert server.received[0].login == "alice"
+    trace = result.stderr
+    assert "-> STARTTLS" in trace and "== TLS established: TLSv1.3" in trace
+    assert "~> AUTH PLAIN ********" in trace and "~> [message: " in trace
+    for secret in secret_forms():
+        assert secret not in trace
+
+
+def test_auth_login_forced(aiosmtpd_factory: Factory, certs: Certs) -> None:
+    server = aiosmtpd_factory(tls_context=certs.server_context(), users=USERS)
+    result = send(server, "--user", "alice", "--auth", "login", "--trace", certs=certs)
+    assert result.code == 0, result.stderr
+    assert "~> AUTH LOGIN ********" in result.stderr
+    assert not any(secret in result.stderr for secret in secret_forms())
+
+
+def test_implicit_tls(aiosmtpd_factory: Factory, certs: Certs) -> None:
+    # aiosmtpd does not count implicit TLS as TLS for auth_require_tls; it is TLS all the same.
+    server = aiosmtpd_factory(
+        tls_context=certs.server_context(), implicit_tls=True, users=USERS, auth_require_tls=False
+    )
+    result = send(server, "--security", "tls", "--user", "alice", "--trace", certs=certs)
+    assert result.code == 0, result.stderr
+    assert "<~ 220 " in result.stderr
+
+
+def test_wrong_password_is_77(aiosmtpd_factory: Factory, certs: Certs) -> None:
+    server = aiosmtpd_factory(tls_context=certs.server_context(), users=USERS)
+    result = send(server, "--user", "alice", certs=certs, MAILCLI_PASSWORD="wrong")
+    assert result.code == 77
+    assert "authentication as 'alice' failed: 535" in result.stderr
+    assert server.received == []
+
+
+def test_untrusted_certificate_is_77(
+    aiosmtpd_factory: Factory, untrusted_certs: Certs, certs: Certs
+) -> None:
+    server = aiosmtpd_factory(tls_context=untrusted_certs.server_context(), users=USERS)
+    result = send(server, "--user", "alice", certs=certs)
+    assert result.code == 77
+    assert "not trusted" in result.stderr
+    assert not server.saw_command("AUTH") and server.received == []
+
+
+def test_insecure_skips_verification_and_warns(
+    aiosmtpd_factory: Factory, untrusted_certs: Certs
+) -> None:
+    server = aiosmtpd_factory(tls_context=untrusted_certs.server_context())
+    result = send(server, "--insecure")
+    assert result.code == 0, result.stderr
+    assert "mailcli: warning: --insecure" in result.stderr
+
+
+def test_starttls_required_but_not_offered_sends_no_credentials(aiosmtpd_factory: Factory) -> None:
+    server = aiosmtpd_factory(users=USERS, auth_require_tls=False)
+    result = send(server, "--user", "alice")
+    assert result.code == 69
+    assert "does not offer STARTTLS" in result.stderr
+    assert not server.saw_command("AUTH") and not server.saw_command("MAIL")
+    assert not any(secret in " ".join(server.commands) for secret in secret_forms())
+
+
+def test_one_recipient_refused_others_delivered_exit_67(aiosmtpd_factory: Factory) -> None:
+    server = aiosmtpd_factory()
+    server.refuse_rcpt = {"bad@example.test"}
+    result = send(server, "--security", "none", "--to", "bad@example.test", "--json")
+    assert result.code == 67
+    import json
+
+    document: dict[str, Any] = json.loads(result.stdout)
+    assert document["accepted"] == ["bob@example.test"]
+    assert document["refused"]["bad@example.test"]["code"] == 550
+    assert document["reply"].startswith("250")
+    assert server.received[0].rcpt_tos == ("bob@example.test",)
+    assert "1 of 2 recipients refused" in result.stderr
+
+
+def test_all_recipients_refused_sends_nothing(aiosmtpd_factory: Factory) -> None:
+    server = aiosmtpd_factory()
+    server.refuse_rcpt = {"bob@example.test"}
+    result = send(server, "--security", "none")
+    assert result.code == 67
+    assert server.received == [] and not server.saw_command("DATA")
+
+
+def test_4xx_at_mail_is_75(aiosmtpd_factory: Factory) -> None:
+    server = aiosmtpd_factory()
+    server.mail_reply = "451 4.3.0 try again later"
+    result = send(server, "--security", "none")
+    assert result.code == 75
+    assert "451 4.3.0 try again later" in result.stderr
+
+
+def test_5xx_at_mail_is_69(aiosmtpd_factory: Factory) -> None:
+    server = aiosmtpd_factory()
+    server.mail_reply = "553 5.7.1 sender not allowed"
+    assert send(server, "--security", "none").code == 69
+
+
+@pytest.mark.parametrize(
+    ("reply", "code"),
+    [("554 5.6.0 malformed", 65), ("552 5.3.4 too big", 69), ("452 4.3.1 full", 75)],
+)
+def test_data_replies(aiosmtpd_factory: Factory, reply: str, code: int) -> None:
+    server = aiosmtpd_factory()
+    server.data_reply = reply
+    result = send(server, "--security", "none")
+    assert result.code == code
+    assert reply in result.stderr
+
+
+def test_421_and_disconnect_mid_data_is_75(aiosmtpd_factory: Factory) -> None:
+    server = aiosmtpd_factory()
+    server.drop_during_data = True
+    result = send(server, "--security", "none")
+    assert result.code == 75
+    assert server.received == []
+
+
+def test_smtputf8_used_when_needed_and_offered(aiosmtpd_factory: Factory) -> None:
+    server = aiosmtpd_factory()
+    result = send(server, "--security", "none", "--to", "Üser <üser@example.test>")
+    assert result.code == 0, result.stderr
+    assert "SMTPUTF8" in server.received[0].mail_options
+    assert "üser@example.test".encode() in server.received[0].data
+
+
+def test_smtputf8_needed_but_not_offered_is_65(aiosmtpd_factory: Factory) -> None:
+    server = aiosmtpd_factory(smtputf8=False)
+    result = send(server, "--security", "none", "--rcpt", "üser@example.test")
+    assert result.code == 65
+    assert "SMTPUTF8" in result.stderr
+    assert server.received == []
+
+
+def test_connection_refused_is_69_and_unknown_host_68() -> None:
+    from tests.servers.ports import free_port
+
+    refused = run_cli(
+        [
+            "send",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+            "--security",
+            "none",
+            "--from",
+            "a@x",
+            "--to",
+            "b@x",
+            "--body",
+            "x",
+        ]
+    )
+    assert refused.code == 69 and "refused" in refused.stderr
+    unknown = run_cli(
+        ["send", "--host", "no-such-host.invalid", "--from", "a@x", "--to", "b@x", "--body", "x"]
+    )
+    assert unknown.code == 68
+
+
+def test_no_password_anywhere_and_no_tty_is_78(aiosmtpd_factory: Factory, certs: Certs) -> None:
+    server = aiosmtpd_factory(tls_context=certs.server_context(), users=USERS)
+    result = run_cli(
+        [
+            "send",
+            "--host",
+            server.host,
+            "--port",
+            str(server.port),
+            "--cafile",
+            str(certs.ca_pem),
+            "--user",
+            "alice",
+            "--from",
+            "a@x",
+            "--to",
+            "b@x",
+            "--body",
+            "x",
+        ]
+    )
+    assert result.code == 78
+    line = result.stderr.splitlines()[0]
+    assert line.startswith(f"mailcli: error: no password for alice@{server.host}")
+    assert "MAILCLI_PASSWORD" in result.stderr and "password_command" in result.stderr
+    assert "mailcli password set" in result.stderr
+    assert server.received == [] and not server.saw_command("AUTH")
+
+
+def test_password_command_supplies_the_password(aiosmtpd_factory: Factory, certs: Certs) -> None:
+    server = aiosmtpd_factory(tls_context=certs.server_context(), users=USERS)
+    result = run_cli(
+        [
+            "send",
+            "--host",
+            server.host,
+            "--port",
+            str(server.port),
+            "--cafile",
+            str(certs.ca_pem),
+            "--user",
+            "alice",
+            "--from",
+            "a@x",
+            "--to",
+            "b@x",
+            "--body",
+            "x",
+            "--password-command",
+            f"echo '{PASSWORD}'",
+        ]
+    )
+    assert result.code == 0, result.stderr
+    assert server.received[0].login == "alice"
+
+
+def test_dry_run_connects_to_nothing(aiosmtpd_factory: Factory) -> None:
+    server = aiosmtpd_factory()
+    result = send(server, "--dry-run", "--bcc", "hidden@example.test")
+    assert result.code == 0
+    assert result.stdout.startswith(
+        "MAIL FROM:<alice@example.test>\nRCPT TO:<bob@example.test>\n"
+        "RCPT TO:<hidden@example.test>\n\n"
+    )
+    assert "hidden@example.test" not in result.stdout.split("\n\n", 1)[1]
+    assert server.commands == []
+
+
+def test_quiet_prints_nothing_on_success(aiosmtpd_factory: Factory) -> None:
+    server = aiosmtpd_factory()
+    result = send(server, "--security", "none", "-q")
+    assert (result.code, result.stdout, result.stderr) == (0, "", "")
