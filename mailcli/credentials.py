@@ -83,11 +83,12 @@ def get_password(
 
 
 def missing_password_error(key: str, keyring_reason: str | None) -> CredentialsError:
-    why = f"; keyring unavailable: {keyring_reason}" if keyring_reason else ""
+    """One line naming every way to supply the password, and why the keyring could not."""
+    why = f" (keyring unavailable: {keyring_reason})" if keyring_reason else ""
     return CredentialsError(
-        f"no password for {key} (no TTY to ask on){why}",
-        hint=f"set {ENV_VAR}, set password_command in the config (or --password-command), "
-        f"or store one with `mailcli password set {key}`",
+        f"no password for {key} and no terminal to ask on: set {ENV_VAR}, set "
+        f"password_command (or --password-command), or store one with "
+        f"`mailcli password set {key}`{why}"
     )
 
 
@@ -146,6 +147,8 @@ def _describe_keyring_error(exc: Exception) -> str:
         return f"the keyring is locked ({text}); unlock it or use another source"
     if name == "NoKeyringError":
         return f"no keyring backend ({text})"
+    if "Prompt dismissed" in text:  # gnome-keyring wants a desktop prompt to unlock
+        return f"the keyring is locked and no desktop prompt can unlock it ({name}: {text})"
     if "DBUS" in text.upper() or "D-Bus" in text:
         return f"D-Bus is not reachable ({text})"
     return f"{name}: {text}"

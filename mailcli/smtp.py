@@ -125,6 +125,9 @@ class TracedSMTP(smtplib.SMTP):
     def _read_reply_line(self) -> tuple[int, bool, bytes]:
         try:
             line = self.file.readline(MAX_REPLY_LINE + 1) if self.file else b""
+        except TimeoutError:
+            self.close()
+            raise
         except OSError as exc:
             self.close()
             raise smtplib.SMTPServerDisconnected(f"connection lost: {exc}") from exc
@@ -187,10 +190,13 @@ def _connect(endpoint: Endpoint, transcript: Transcript) -> TracedSMTP:
     try:
         if endpoint.security == "tls":
             transcript.tls = True  # everything after the TCP connect is inside TLS
-        smtp.connect(endpoint.host, endpoint.port)
+        code, greeting = smtp.connect(endpoint.host, endpoint.port)
     except (smtplib.SMTPException, OSError) as exc:
         _close(smtp)
         raise _translate_smtp(exc, endpoint) from exc
+    if code != 220:
+        _close(smtp)
+        raise _reply_error("the connection", Reply(code, _text(greeting)))
     if endpoint.security == "tls":
         _describe_tls(smtp, transcript)
     return smtp

@@ -83,7 +83,7 @@ def test_locked_keyring_gives_its_reason_and_the_chain_goes_on() -> None:
     previous = keyring.get_keyring()
     keyring.set_keyring(LockedKeyring())
     try:
-        with pytest.raises(CredentialsError, match="keyring unavailable: the keyring is locked"):
+        with pytest.raises(CredentialsError, match=r"\(keyring unavailable: the keyring is locked"):
             get_password(KEY, password_command=None, environ={})
         prompted = get_password(
             KEY, password_command=None, environ={}, prompter=ScriptedPrompter("typed", store=True)

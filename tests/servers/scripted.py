@@ -1,0 +1,96 @@
+"""A scripted, possibly misbehaving TCP server on 127.0.0.1 for fault tests.
+
+Each connection runs `script(conn)` in its own thread; the script decides what the
+"server" says and when it stalls or hangs up. Lifetime is bounded: `stop()` (or leaving
+the context manager) closes the listener and every open connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable
+from types import TracebackType
+
+from .ports import HOST
+
+
+class Conn:
+    """One client connection as lines: what it sent is recorded in `received`."""
+
+    def __init__(self, sock: socket.socket, received: list[str]) -> None:
+        self.sock = sock
+        self.file = sock.makefile("rb")
+        self.received = received
+
+    def send(self, *lines: str) -> None:
+        self.sock.sendall("".join(line + "\r\n" for line in lines).encode())
+
+    def send_bytes(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def recv_line(self) -> str:
+        """The next client line ("" when the client has gone)."""
+        line = self.file.readline(65536).decode("utf-8", "replace").rstrip("\r\n")
+        if line:
+            self.received.append(line)
+        return line
+
+    def close(self) -> None:
+        """Hang up for real: the makefile() reader would otherwise keep the socket open."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self.file.close()
+            self.sock.close()
+
+
+Script = Callable[[Conn], None]
+
+
+class ScriptedServer:
+    """Listens on a free loopback port; every connection is handed to `script`."""
+
+    host = HOST
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.received: list[str] = []
+        self._listener = socket.create_server((HOST, 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._conns: list[Conn] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> ScriptedServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        for conn in self._conns:
+            conn.close()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            conn = Conn(sock, self.received)
+            self._conns.append(conn)
+            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
+
+    def _run(self, conn: Conn) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.script(conn)
+        conn.close()
