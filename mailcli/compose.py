@@ -16,41 +16,33 @@ SMTPUTF8 policy and flagged, and the transport refuses them when the server cann
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mailcli.envelope import (
+    Envelope,
+    Outgoing,
+    check_no_injection,
+    date_now,
+    needs_smtputf8,
+    new_message_id,
+    parse_addresses,
+    parse_envelope_address,
+    split_commas,
+)
 from mailcli.errors import DataError, NoInputError, UsageError
 
 if TYPE_CHECKING:
     from email.headerregistry import Address
     from email.message import EmailMessage
 
-# addr-spec, loosely: something@something, no white space or specials. Quoted local
-# parts are rare enough on a command line that refusing them beats misparsing them.
-_ADDR_SPEC = re.compile(r"[^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\]+")
+
 _FIELD_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII except ':' (RFC 5322 2.2)
-_LINE_END = re.compile(rb"\r\n|\r|\n")
+
 # Headers that may appear once; a --header naming one replaces it instead of adding.
 _UNIQUE_HEADERS = {"from", "to", "cc", "subject", "date", "message-id", "reply-to", "sender"}
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """MAIL FROM and RCPT TO. An empty sender is the null sender `<>`."""
-
-    sender: str
-    recipients: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """What the transport submits: the envelope and the message bytes, CRLF, unstuffed."""
-
-    envelope: Envelope
-    data: bytes = field(repr=False)
-    smtputf8: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,38 +64,6 @@ class ComposeRequest:
     message_id_domain: str | None = None
 
 
-def check_no_injection(what: str, value: str) -> None:
-    """A CR, LF or NUL in a command-line value would smuggle in headers or commands."""
-    if any(char in value for char in "\r\n\0"):
-        raise DataError(f"{what} contains a line break or NUL: refused (header injection)")
-
-
-def parse_addresses(what: str, values: Iterable[str]) -> list[tuple[str, str]]:
-    """Repeatable, comma-separated address options -> [(display name, addr-spec)]."""
-    from email.utils import getaddresses
-
-    found: list[tuple[str, str]] = []
-    for value in values:
-        check_no_injection(what, value)
-        pairs = getaddresses([value])
-        if not value.strip() or any(not _ADDR_SPEC.fullmatch(addr) for _, addr in pairs):
-            raise DataError(f"{what}: cannot parse {value!r} as a list of addresses")
-        found.extend(pairs)
-    return found
-
-
-def parse_envelope_address(what: str, value: str) -> str:
-    """A bare address for MAIL FROM/RCPT TO; `<>` or empty is the null sender."""
-    check_no_injection(what, value)
-    bare = value.strip()
-    if bare in ("", "<>"):
-        return ""
-    bare = bare.removeprefix("<").removesuffix(">")
-    if not _ADDR_SPEC.fullmatch(bare):
-        raise DataError(f"{what}: {value!r} is not a bare address such as user@example.org")
-    return bare
-
-
 def parse_header_option(value: str) -> tuple[str, str]:
     """`--header 'Name: value'` -> (name, value); the name must be a valid field name."""
     check_no_injection("--header", value)
@@ -112,10 +72,6 @@ def parse_header_option(value: str) -> tuple[str, str]:
     if not colon or not _FIELD_NAME.fullmatch(name):
         raise DataError(f"--header {value!r}: expected 'Name: value'")
     return name, content.strip()
-
-
-def needs_smtputf8(addresses: Iterable[str]) -> bool:
-    return any(not address.isascii() for address in addresses)
 
 
 def compose(request: ComposeRequest) -> Outgoing:
@@ -142,15 +98,11 @@ def _envelope(request: ComposeRequest, from_addr: str, header_rcpts: list[str]) 
         sender = parse_envelope_address("--envelope-from", request.envelope_from)
     recipients = header_rcpts
     if request.rcpt:
-        recipients = [parse_envelope_address("--rcpt", r) for r in _split_commas(request.rcpt)]
+        recipients = [parse_envelope_address("--rcpt", r) for r in split_commas(request.rcpt)]
     recipients = list(dict.fromkeys(recipients))  # each mailbox once, in order
     if not recipients:
         raise DataError("no recipients", hint="give --to, --cc, --bcc or --rcpt")
     return Envelope(sender, tuple(recipients))
-
-
-def _split_commas(values: Iterable[str]) -> list[str]:
-    return [part for value in values for part in value.split(",") if part.strip()]
 
 
 def _build_message(
@@ -192,27 +144,9 @@ def _format_addresses(pairs: list[tuple[str, str]]) -> list[Address]:
 
 def _add_date_and_message_id(message: EmailMessage, sender: str) -> None:
     if "Date" not in message:
-        message["Date"] = _date_now()
+        message["Date"] = date_now()
     if "Message-ID" not in message:
-        message["Message-ID"] = _new_message_id(sender)
-
-
-def _date_now() -> str:
-    from email.utils import format_datetime, localtime
-
-    return format_datetime(localtime())
-
-
-def _new_message_id(sender: str) -> str:
-    """<unique@domain-of-the-sender>, the domain in its ASCII (IDNA) form."""
-    from email.utils import make_msgid
-
-    domain = sender.rpartition("@")[2] or "localhost"
-    try:
-        domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:  # not a valid IDN: the ID only has to be unique, not routable
-        domain = "localhost"
-    return make_msgid(domain=domain)
+        message["Message-ID"] = new_message_id(sender)
 
 
 def _set_body(message: EmailMessage, request: ComposeRequest) -> None:
@@ -253,81 +187,3 @@ def _serialise(message: EmailMessage, *, utf8: bool) -> bytes:
     from email.policy import SMTP, SMTPUTF8
 
     return message.as_bytes(policy=SMTPUTF8 if utf8 else SMTP)
-
-
-def normalise_line_endings(data: bytes) -> bytes:
-    """Any mix of LF, CR and CRLF -> CRLF, as SMTP requires; a final line end added."""
-    data = _LINE_END.sub(b"\r\n", data)
-    return data if data.endswith(b"\r\n") or not data else data + b"\r\n"
-
-
-def prepare_message(raw: bytes, *, envelope_from: str | None, rcpt: Sequence[str]) -> Outgoing:
-    """A ready RFC 5322 message (`--message`): sent as is, except that line ends become
-    CRLF, Bcc fields are removed, and a missing Date or Message-ID is added on top."""
-    data = normalise_line_endings(raw)
-    head, separator, body = data.partition(b"\r\n\r\n")
-    fields = _parse_header_section(head)
-    sender = _message_sender(fields, envelope_from)
-    if rcpt:
-        recipients = [parse_envelope_address("--rcpt", r) for r in _split_commas(rcpt)]
-    else:
-        recipients = _message_recipients(fields)
-    if not recipients:
-        raise DataError("no recipients", hint="the message has no To/Cc/Bcc: give --rcpt")
-    head = _strip_fields(head, {"bcc"})
-    head = _missing_date_and_message_id(fields, sender) + head
-    addresses = [sender, *recipients]
-    envelope = Envelope(sender, tuple(dict.fromkeys(recipients)))
-    return Outgoing(envelope, head + separator + body, smtputf8=needs_smtputf8(addresses))
-
-
-def _parse_header_section(head: bytes) -> list[tuple[str, str]]:
-    from email.parser import BytesParser
-    from email.policy import SMTP
-
-    first = head.split(b"\r\n", 1)[0]
-    if not re.fullmatch(rb"[!-9;-~]+:.*", first, re.DOTALL):
-        raise DataError("the message does not start with a header field (Name: value)")
-    parsed = BytesParser(policy=SMTP).parsebytes(head + b"\r\n\r\n", headersonly=True)
-    return [(name.lower(), str(value)) for name, value in parsed.items()]
-
-
-def _message_sender(fields: list[tuple[str, str]], envelope_from: str | None) -> str:
-    from email.utils import getaddresses
-
-    if envelope_from is not None:
-        return parse_envelope_address("--envelope-from", envelope_from)
-    senders = [addr for _, addr in getaddresses([v for n, v in fields if n == "from"]) if addr]
-    if not senders:
-        raise DataError("the message has no From address", hint="give --envelope-from")
-    return senders[0]
-
-
-def _message_recipients(fields: list[tuple[str, str]]) -> list[str]:
-    from email.utils import getaddresses
-
-    values = [value for name, value in fields if name in ("to", "cc", "bcc")]
-    return [addr for _, addr in getaddresses(values) if addr]
-
-
-def _strip_fields(head: bytes, names: set[str]) -> bytes:
-    """Remove whole header fields (with their folded continuation lines) by name."""
-    kept: list[bytes] = []
-    dropping = False
-    for line in head.split(b"\r\n"):
-        if line[:1] not in (b" ", b"\t"):
-            name = line.partition(b":")[0].strip().lower().decode("ascii", "replace")
-            dropping = name in names
-        if not dropping:
-            kept.append(line)
-    return b"\r\n".join(kept)
-
-
-def _missing_date_and_message_id(fields: list[tuple[str, str]], sender: str) -> bytes:
-    names = {name for name, _ in fields}
-    added = b""
-    if "date" not in names:
-        added += f"Date: {_date_now()}\r\n".encode()
-    if "message-id" not in names:
-        added += f"Message-ID: {_new_message_id(sender)}\r\n".encode()
-    return added

@@ -77,6 +77,11 @@ class UnavailableError(MailcliError):
     exit_status = ExitStatus.UNAVAILABLE
 
 
+class RejectedError(UnavailableError):
+    """The server permanently refused the message itself (5xx to MAIL FROM or DATA):
+    sending it again unchanged cannot succeed, so the spool does not keep it."""
+
+
 class CantCreateError(MailcliError):
     """The destination cannot be written."""
 

@@ -20,16 +20,17 @@ import smtplib
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
-from mailcli.compose import Outgoing
 from mailcli.endpoint import Endpoint
+from mailcli.envelope import Outgoing
 from mailcli.errors import (
     DataError,
     ExitStatus,
     MailcliError,
     PermissionDeniedError,
     ProtocolError,
+    RejectedError,
     TempFailError,
     UnavailableError,
 )
@@ -84,6 +85,7 @@ class SendResult:
 
 
 PasswordSource = Callable[[], str]
+_T = TypeVar("_T")
 
 
 class TracedSMTP(smtplib.SMTP):
@@ -158,20 +160,65 @@ def submit(
 ) -> SendResult:
     """Submit one message. Returns the per-recipient result; raises MailcliError for
     failures that stop the session (connection, TLS, AUTH, MAIL, DATA)."""
-    smtp = _connect(endpoint, transcript)
-    try:
-        _handshake(smtp, endpoint, transcript)
-        if endpoint.user:
-            _authenticate(smtp, endpoint, password)
-        result = _transact(smtp, outgoing, transcript)
-    except MailcliError:
-        _close(smtp)
-        raise
-    except (smtplib.SMTPException, OSError) as exc:
-        _close(smtp)
-        raise _translate_smtp(exc, endpoint) from exc
-    _quit(smtp)
-    return result
+    with SmtpSession(endpoint, password=password, transcript=transcript) as session:
+        return session.send(outgoing)
+
+
+class SmtpSession:
+    """One connected, authenticated SMTP session that can carry several messages
+    (the spool's `queue run` batches over one connection). Leaving the `with` block
+    sends QUIT, or just closes the connection after an error."""
+
+    def __init__(
+        self, endpoint: Endpoint, *, password: PasswordSource, transcript: Transcript
+    ) -> None:
+        self.endpoint = endpoint
+        self.password = password
+        self.transcript = transcript
+        self.messages_sent = 0
+        self._smtp: TracedSMTP | None = None
+
+    def __enter__(self) -> SmtpSession:
+        smtp = _connect(self.endpoint, self.transcript)
+        self._smtp = smtp
+        self._guarded(lambda: self._open(smtp))
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if self._smtp is not None:
+            (_close if exc_type else _quit)(self._smtp)
+            self._smtp = None
+
+    def send(self, outgoing: Outgoing) -> SendResult:
+        smtp = self._smtp
+        if smtp is None:
+            raise smtplib.SMTPServerDisconnected("session is closed")
+        if self.messages_sent:
+            self._guarded(smtp.rset)  # a clean transaction for each message
+        result = self._guarded(lambda: _transact(smtp, outgoing, self.transcript))
+        self.messages_sent += 1
+        return result
+
+    def _open(self, smtp: TracedSMTP) -> None:
+        _handshake(smtp, self.endpoint, self.transcript)
+        if self.endpoint.user:
+            _authenticate(smtp, self.endpoint, self.password)
+
+    def _guarded(self, action: Callable[[], _T]) -> _T:
+        """Run an smtplib step; on any failure close the connection, translated."""
+        try:
+            return action()
+        except MailcliError:
+            self._abandon()
+            raise
+        except (smtplib.SMTPException, OSError) as exc:
+            self._abandon()
+            raise _translate_smtp(exc, self.endpoint) from exc
+
+    def _abandon(self) -> None:
+        if self._smtp is not None:
+            _close(self._smtp)
+            self._smtp = None
 
 
 def _connect(endpoint: Endpoint, transcript: Transcript) -> TracedSMTP:
@@ -347,6 +394,8 @@ def _reply_error(stage: str, reply: Reply) -> MailcliError:
         return TempFailError(f"{stage} deferred by the server: {reply}")
     if stage == "the message" and reply.message.startswith("5.6."):
         return DataError(f"the server rejected the message as malformed: {reply}")
+    if stage in ("MAIL FROM", "the message"):
+        return RejectedError(f"{stage} refused by the server: {reply}")
     return UnavailableError(f"{stage} refused by the server: {reply}")
 
 

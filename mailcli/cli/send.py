@@ -104,7 +104,8 @@ def send(
 def _ready_message(
     source: str, compose_options: dict[str, Any], envelope_from: str | None, rcpt: tuple[str, ...]
 ) -> Any:
-    from mailcli.compose import prepare_message, read_input_file
+    from mailcli.compose import read_input_file
+    from mailcli.rawmessage import prepare_message
 
     given = [name for name in _COMPOSE_ONLY if compose_options.get(name)]
     if given:
