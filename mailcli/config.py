@@ -30,7 +30,7 @@ _DEFAULT_PORTS = {
 }
 
 _ACCOUNT_KEYS = {"from", "user", "domain", "password_command", "smtp", "pop3", "fetch"}
-_SERVER_KEYS = {"host", "port", "security", "user", "auth"}
+_SERVER_KEYS = {"host", "port", "security", "user", "auth", "cafile"}
 _FETCH_KEYS = {"to", "delete"}
 _TOP_KEYS = {"default_account", "accounts", "aliases"}
 
@@ -44,6 +44,7 @@ class ServerSettings:
     security: str | None = None
     user: str | None = None
     auth: str | None = None
+    cafile: str | None = None  # trust this CA bundle (PEM) for the server's certificate
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ def _parse_server(reader: _Reader, table: Mapping[str, Any], prefix: str) -> Ser
         security=security,
         user=reader.string(table, "user", prefix),
         auth=reader.string(table, "auth", prefix),
+        cafile=reader.string(table, "cafile", prefix),
     )
 
 

@@ -90,7 +90,7 @@ def resolve_endpoint(
         security=security,
         user=user,
         auth=options.auth or server.auth,
-        cafile=options.cafile,
+        cafile=options.cafile or _expand(server.cafile),
         insecure=options.insecure,
         timeout=options.timeout if options.timeout is not None else DEFAULT_TIMEOUT,
         password_command=password_command,
@@ -125,3 +125,7 @@ class _EnvLayer:
             choices = ", ".join(SECURITY_MODES)
             raise ConfigError(f"environment: {self.prefix}SECURITY must be one of {choices}")
         return value
+
+
+def _expand(path: str | None) -> str | None:
+    return os.path.expanduser(path) if path else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from mailcli.envelope import (
     Envelope,
@@ -22,6 +23,7 @@ from mailcli.envelope import (
 from mailcli.errors import DataError
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+_FIELD_LINE = re.compile(rb"[!-9;-~]+:.*", re.DOTALL)  # a field name, a colon (RFC 5322)
 
 
 def normalise_line_endings(data: bytes) -> bytes:
@@ -30,53 +32,68 @@ def normalise_line_endings(data: bytes) -> bytes:
     return data if data.endswith(b"\r\n") or not data else data + b"\r\n"
 
 
+@dataclass(frozen=True)
+class RawMessage:
+    """A message as bytes, split at the end of its header section, fields decoded."""
+
+    head: bytes  # the header lines, CRLF-separated, without the blank line
+    rest: bytes  # b"\r\n\r\n" + body, or b"" when there is no body
+    fields: tuple[tuple[str, str], ...]  # (lower-case name, decoded value), in order
+
+    @classmethod
+    def parse(cls, raw: bytes) -> RawMessage:
+        """Normalise line ends and read the header section; 65 when there is none."""
+        from email.parser import BytesParser
+        from email.policy import SMTP
+
+        data = normalise_line_endings(raw)
+        head, separator, body = data.partition(b"\r\n\r\n")
+        if not _FIELD_LINE.fullmatch(head.split(b"\r\n", 1)[0]):
+            raise DataError("the message does not start with a header field (Name: value)")
+        parsed = BytesParser(policy=SMTP).parsebytes(head + b"\r\n\r\n", headersonly=True)
+        fields = tuple((name.lower(), str(value)) for name, value in parsed.items())
+        return cls(head, separator + body, fields)
+
+    def has(self, name: str) -> bool:
+        return any(field == name for field, _ in self.fields)
+
+    def addresses(self, *names: str) -> list[tuple[str, str]]:
+        """(display name, address) pairs of the named fields, in order."""
+        from email.utils import getaddresses
+
+        values = [value for name, value in self.fields if name in names]
+        return [(display, addr) for display, addr in getaddresses(values) if addr]
+
+    def transmitted(self, *, sender: str, added_fields: bytes = b"") -> bytes:
+        """The bytes to send: Bcc removed; missing Date/Message-ID (and `added_fields`)
+        on top; everything else exactly as given."""
+        on_top = added_fields
+        if not self.has("date"):
+            on_top += f"Date: {date_now()}\r\n".encode()
+        if not self.has("message-id"):
+            on_top += f"Message-ID: {new_message_id(sender)}\r\n".encode()
+        return on_top + _strip_fields(self.head, {"bcc"}) + self.rest
+
+
 def prepare_message(raw: bytes, *, envelope_from: str | None, rcpt: Sequence[str]) -> Outgoing:
-    """A ready RFC 5322 message (`--message`): sent as is, except that line ends become
-    CRLF, Bcc fields are removed, and a missing Date or Message-ID is added on top."""
-    data = normalise_line_endings(raw)
-    head, separator, body = data.partition(b"\r\n\r\n")
-    fields = _parse_header_section(head)
-    sender = _message_sender(fields, envelope_from)
+    """`send --message`: envelope from the options, else from From and To/Cc/Bcc."""
+    message = RawMessage.parse(raw)
+    if envelope_from is not None:
+        sender = parse_envelope_address("--envelope-from", envelope_from)
+    else:
+        senders = message.addresses("from")
+        if not senders:
+            raise DataError("the message has no From address", hint="give --envelope-from")
+        sender = senders[0][1]
     if rcpt:
         recipients = [parse_envelope_address("--rcpt", r) for r in split_commas(rcpt)]
     else:
-        recipients = _message_recipients(fields)
+        recipients = [addr for _, addr in message.addresses("to", "cc", "bcc")]
     if not recipients:
         raise DataError("no recipients", hint="the message has no To/Cc/Bcc: give --rcpt")
-    head = _strip_fields(head, {"bcc"})
-    head = _missing_date_and_message_id(fields, sender) + head
-    addresses = [sender, *recipients]
     envelope = Envelope(sender, tuple(dict.fromkeys(recipients)))
-    return Outgoing(envelope, head + separator + body, smtputf8=needs_smtputf8(addresses))
-
-
-def _parse_header_section(head: bytes) -> list[tuple[str, str]]:
-    from email.parser import BytesParser
-    from email.policy import SMTP
-
-    first = head.split(b"\r\n", 1)[0]
-    if not re.fullmatch(rb"[!-9;-~]+:.*", first, re.DOTALL):
-        raise DataError("the message does not start with a header field (Name: value)")
-    parsed = BytesParser(policy=SMTP).parsebytes(head + b"\r\n\r\n", headersonly=True)
-    return [(name.lower(), str(value)) for name, value in parsed.items()]
-
-
-def _message_sender(fields: list[tuple[str, str]], envelope_from: str | None) -> str:
-    from email.utils import getaddresses
-
-    if envelope_from is not None:
-        return parse_envelope_address("--envelope-from", envelope_from)
-    senders = [addr for _, addr in getaddresses([v for n, v in fields if n == "from"]) if addr]
-    if not senders:
-        raise DataError("the message has no From address", hint="give --envelope-from")
-    return senders[0]
-
-
-def _message_recipients(fields: list[tuple[str, str]]) -> list[str]:
-    from email.utils import getaddresses
-
-    values = [value for name, value in fields if name in ("to", "cc", "bcc")]
-    return [addr for _, addr in getaddresses(values) if addr]
+    data = message.transmitted(sender=sender)
+    return Outgoing(envelope, data, smtputf8=needs_smtputf8([sender, *recipients]))
 
 
 def _strip_fields(head: bytes, names: set[str]) -> bytes:
@@ -90,13 +107,3 @@ def _strip_fields(head: bytes, names: set[str]) -> bytes:
         if not dropping:
             kept.append(line)
     return b"\r\n".join(kept)
-
-
-def _missing_date_and_message_id(fields: list[tuple[str, str]], sender: str) -> bytes:
-    names = {name for name, _ in fields}
-    added = b""
-    if "date" not in names:
-        added += f"Date: {date_now()}\r\n".encode()
-    if "message-id" not in names:
-        added += f"Message-ID: {new_message_id(sender)}\r\n".encode()
-    return added

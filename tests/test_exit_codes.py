@@ -17,6 +17,7 @@ DESIGN_EXIT_CODES = {
     "RecipientRefusedError": 67,
     "HostNotFoundError": 68,
     "UnavailableError": 69,
+    "RejectedError": 69,
     "CantCreateError": 73,
     "LocalIOError": 74,
     "TempFailError": 75,

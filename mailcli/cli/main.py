@@ -20,6 +20,8 @@ _COMMANDS = {
     "account": ("mailcli.cli.account", "account", "Manage the accounts in the config file."),
     "password": ("mailcli.cli.password", "password", "Store, remove or locate a password."),
     "send": ("mailcli.cli.send", "send", "Compose and submit one message over SMTP."),
+    "sendmail": ("mailcli.cli.sendmail", "sendmail", "sendmail-compatible front end (cron)."),
+    "queue": ("mailcli.cli.sendmail", "queue", "List, retry or remove queued messages."),
 }
 
 
@@ -64,8 +66,11 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Run the CLI and translate every outcome into an exit status."""
+    """Run the CLI and translate every outcome into an exit status. Invoked through a
+    link named `sendmail`, every argument belongs to the sendmail command."""
     args = sys.argv[1:] if argv is None else argv
+    if argv is None and Path(sys.argv[0]).name == "sendmail":
+        args = ["sendmail", *args]
     sys.exit(_run(args))
 
 

@@ -1,0 +1,158 @@
+"""`mailcli sendmail` (also as a link named `sendmail`) and `mailcli queue list|run|remove`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from mailcli.cli.context import AppContext
+from mailcli.cli.options import global_options
+from mailcli.errors import ExitStatus
+
+
+@click.command(
+    context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]},
+    add_help_option=True,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def sendmail(app: AppContext, args: tuple[str, ...]) -> int:
+    """sendmail-compatible submission: message on stdin, recipients as arguments.
+
+    \b
+    mailcli sendmail [-t] [-i|-oi] [-f ADDR] [-F NAME] [-a ACCOUNT] [--] [RCPT...]
+    Other -o*, -B*, -O*, -od* options are accepted and ignored. On a temporary failure
+    the message is queued (exit 75); `mailcli queue run` retries it.
+    """
+    from mailcli.relay import deliver_or_spool
+    from mailcli.sendmail import Addressing, parse_args, prepare
+
+    parsed = parse_args(args)
+    if parsed.account:
+        app.account_name = parsed.account
+    app.trace = app.trace or parsed.verbose
+    raw = sys.stdin.buffer.read()
+    account = app.account
+    addressing = Addressing(
+        domain=account.domain if account else None,
+        aliases=app.config.aliases,
+        from_addr=account.from_addr if account else None,
+    )
+    outgoing = prepare(raw, parsed, addressing)
+    delivery = deliver_or_spool(
+        outgoing,
+        account=account.name if account else None,
+        open_session=_session_factory(app),
+        spool=_spool(),
+    )
+    refused = {
+        a: r
+        for a, r in (delivery.result.refused if delivery.result else {}).items()
+        if not r.temporary
+    }
+    for address, reply in refused.items():
+        app.out.error(f"recipient {address} refused permanently: {reply}")
+    if delivery.queued is not None:
+        app.out.error(
+            f"queued: {delivery.queued.id} ({delivery.reason})",
+            hint="`mailcli queue run` retries it; `mailcli queue list` shows it",
+        )
+        return int(ExitStatus.TEMPFAIL)
+    return int(ExitStatus.NOUSER) if refused else 0
+
+
+@click.group()
+def queue() -> None:
+    """The sendmail-mode queue: messages waiting for a retry."""
+
+
+@queue.command("list")
+@global_options(for_group=False)
+@click.pass_obj
+def list_queue(app: AppContext) -> None:
+    """Show waiting messages: id, age, attempts, recipients, last error."""
+    from dataclasses import asdict
+
+    entries = _spool().entries()
+    now = time.time()
+    rows = [
+        [e.id, _age(now - e.created), e.attempts, ",".join(e.recipients), e.last_error]
+        for e in entries
+    ]
+    if not entries and not app.json:
+        app.out.info("the queue is empty")
+    app.out.table(
+        ["id", "age", "attempts", "recipients", "last error"],
+        rows,
+        document={"queue": [asdict(e) for e in entries]},
+    )
+
+
+@queue.command("run")
+@global_options(for_group=False)
+@click.pass_obj
+def run(app: AppContext) -> int:
+    """Retry every waiting message (for cron). Exit 0 when all went, 75 when some wait."""
+    from mailcli.relay import run_queue
+
+    outcomes = run_queue(_spool(), _session_factory(app))
+    rows = [[o.entry_id, o.status, o.detail] for o in outcomes]
+    document = {
+        "outcomes": [{"id": o.entry_id, "status": o.status, "detail": o.detail} for o in outcomes]
+    }
+    for outcome in outcomes:
+        if outcome.status == "failed":
+            app.out.error(
+                f"{outcome.entry_id} refused permanently, moved to "
+                f"{_spool().failed_directory}: {outcome.detail}"
+            )
+    if not app.quiet or app.json:
+        app.out.table(["id", "status", "detail"], rows, document=document)
+    statuses = {outcome.status for outcome in outcomes}
+    if "deferred" in statuses:
+        return int(ExitStatus.TEMPFAIL)
+    return int(ExitStatus.UNAVAILABLE) if "failed" in statuses else 0
+
+
+@queue.command("remove")
+@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+@global_options(for_group=False)
+@click.pass_obj
+def remove(app: AppContext, ids: tuple[str, ...]) -> None:
+    """Delete waiting messages without sending them."""
+    spool = _spool()
+    for entry_id in ids:
+        spool.remove(entry_id)
+        app.out.info(f"removed {entry_id}")
+
+
+def _spool() -> Any:
+    from mailcli.spool import Spool, default_queue_dir
+
+    return Spool(default_queue_dir())
+
+
+def _session_factory(app: AppContext) -> Any:
+    """account name -> an SMTP session with that account's settings (and the flags')."""
+    from mailcli.endpoint import ConnectionOptions, resolve_endpoint
+    from mailcli.smtp import SmtpSession
+
+    def open_session(account_name: str | None) -> SmtpSession:
+        endpoint = resolve_endpoint(
+            "smtp", app.config.select_account(account_name), ConnectionOptions()
+        )
+        return SmtpSession(
+            endpoint, password=lambda: app.password(endpoint).value, transcript=app.transcript()
+        )
+
+    return open_session
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
