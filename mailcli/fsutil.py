@@ -41,3 +41,29 @@ def atomic_write(path: Path, data: bytes, *, mode: int = PRIVATE_FILE) -> None:
         temporary.unlink(missing_ok=True)
         raise
     fsync_directory(path.parent)
+
+
+class PartialFile:
+    """A file that appears under its name only when complete: written to a hidden
+    temporary beside it, then `commit()` (fsync, rename, fsync the folder) or
+    `discard()`. Nobody ever sees half a message under the final name."""
+
+    def __init__(self, path: Path, *, mode: int = PRIVATE_FILE) -> None:
+        self.path = path
+        self.temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
+        fd = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL, mode)
+        self._handle = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes) -> None:
+        self._handle.write(data)
+
+    def commit(self) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        os.replace(self.temporary, self.path)
+        fsync_directory(self.path.parent)
+
+    def discard(self) -> None:
+        self._handle.close()
+        self.temporary.unlink(missing_ok=True)

@@ -22,6 +22,15 @@ _COMMANDS = {
     "send": ("mailcli.cli.send", "send", "Compose and submit one message over SMTP."),
     "sendmail": ("mailcli.cli.sendmail", "sendmail", "sendmail-compatible front end (cron)."),
     "queue": ("mailcli.cli.sendmail", "queue", "List, retry or remove queued messages."),
+    "stat": ("mailcli.cli.pop3", "stat", "POP3: message count and total octets."),
+    "list": ("mailcli.cli.pop3", "list_command", "POP3: messages with sizes and UIDs."),
+    "uidl": ("mailcli.cli.pop3", "uidl", "POP3: unique ids of the messages."),
+    "top": ("mailcli.cli.pop3", "top", "POP3: headers and the first lines of a message."),
+    "retr": ("mailcli.cli.pop3", "retr", "POP3: a message's bytes, streamed."),
+    "dele": ("mailcli.cli.pop3", "dele", "POP3: delete messages (on QUIT)."),
+    "rset": ("mailcli.cli.pop3", "rset", "POP3: RSET and QUIT, with the answers."),
+    "capa": ("mailcli.cli.pop3", "capa", "POP3: the server's capabilities."),
+    "shell": ("mailcli.cli.shell", "shell", "POP3: an interactive session."),
 }
 
 

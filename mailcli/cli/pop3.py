@@ -1,0 +1,230 @@
+"""The POP3 one-shot commands: each is one session (connect, TLS, login, command, QUIT)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailcli.cli.context import AppContext
+from mailcli.cli.options import connection_options, global_options
+from mailcli.endpoint import ConnectionOptions
+from mailcli.errors import UsageError
+
+
+def pop3_command(function: Callable[..., Any]) -> click.Command:
+    """A POP3 command: connection and global options, the AppContext first."""
+    return click.command()(
+        click.pass_obj(connection_options(global_options(for_group=False)(function)))
+    )
+
+
+def open_session(app: AppContext, connection: ConnectionOptions) -> Any:
+    from mailcli.pop3 import Pop3Session
+
+    endpoint = app.endpoint("pop3", connection)
+    return Pop3Session(
+        endpoint, password=lambda: app.password(endpoint).value, transcript=app.transcript()
+    )
+
+
+@pop3_command
+def stat(app: AppContext, /, connection: ConnectionOptions) -> None:
+    """Message count and total octets (STAT)."""
+    from mailcli.maildrop import stat as pop3_stat
+
+    with open_session(app, connection) as pop:
+        count, octets = pop3_stat(pop)
+    app.out.table(
+        ["messages", "octets"], [[count, octets]], document={"messages": count, "octets": octets}
+    )
+
+
+@click.argument("messages", nargs=-1, metavar="[MSG]...")
+@click.option("--headers", is_flag=True, help="Add From, Date and Subject (TOP n 0).")
+@pop3_command
+def list_command(
+    app: AppContext, /, connection: ConnectionOptions, messages: tuple[str, ...], headers: bool
+) -> None:
+    """Messages with their sizes and UIDs (LIST and UIDL)."""
+    from mailcli.maildrop import header_summaries, list_messages, parse_message_set
+
+    numbers = parse_message_set(messages)
+    with open_session(app, connection) as pop:
+        infos = list_messages(pop, numbers)
+        summaries = dict(header_summaries(pop, [i.number for i in infos])) if headers else {}
+    columns = ["number", "size", "uid"] + (["from", "date", "subject"] if headers else [])
+    rows, documents = [], []
+    for info in infos:
+        document: dict[str, Any] = {"number": info.number, "size": info.size, "uid": info.uid}
+        if headers:
+            summary = summaries[info.number]
+            document.update(
+                {"from": summary.sender, "date": summary.date, "subject": summary.subject}
+            )
+        documents.append(document)
+        rows.append([document[c] for c in columns])
+    app.out.table(columns, rows, document={"messages": documents})
+
+
+@click.argument("messages", nargs=-1, metavar="[MSG]...")
+@pop3_command
+def uidl(app: AppContext, /, connection: ConnectionOptions, messages: tuple[str, ...]) -> None:
+    """Unique ids: stable across sessions, unlike message numbers."""
+    from mailcli.maildrop import list_uids, parse_message_set
+
+    with open_session(app, connection) as pop:
+        infos = list_uids(pop, parse_message_set(messages))
+    app.out.table(
+        ["number", "uid"],
+        [[i.number, i.uid] for i in infos],
+        document={"messages": [{"number": i.number, "uid": i.uid} for i in infos]},
+    )
+
+
+@click.argument("lines", type=click.IntRange(min=0), default=0, required=False)
+@click.argument("message", type=click.IntRange(min=1))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to FILE (atomically) instead of stdout.",
+)
+@pop3_command
+def top(
+    app: AppContext, /, connection: ConnectionOptions, message: int, lines: int, output: Path | None
+) -> None:
+    """The headers of MESSAGE and its first LINES body lines (default 0)."""
+    from mailcli.maildrop import retrieve
+
+    with open_session(app, connection) as pop, _destination(output, lf=False) as write:
+        retrieve(pop, message, write, top_lines=lines)
+
+
+@click.argument("message", type=click.IntRange(min=1), required=False)
+@click.option("--uid", help="Address the message by its UID instead of its number.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to FILE (atomically, mode 0600) instead of stdout.",
+)
+@click.option("--lf", is_flag=True, help="Convert CRLF line ends to LF.")
+@pop3_command
+def retr(
+    app: AppContext,
+    /,
+    connection: ConnectionOptions,
+    message: int | None,
+    uid: str | None,
+    output: Path | None,
+    lf: bool,
+) -> None:
+    """The message's bytes as the server sends them (CRLF; the size LIST reports)."""
+    from mailcli.maildrop import number_for_uid, retrieve
+
+    if (message is None) == (uid is None):
+        raise UsageError("give a message number or --uid UID (one of them)")
+    with open_session(app, connection) as pop, _destination(output, lf=lf) as write:
+        number = message if message is not None else number_for_uid(pop, str(uid))
+        retrieve(pop, number, write)
+
+
+@click.argument("messages", nargs=-1, metavar="[MSG|RANGE]...")
+@click.option("--uid", "uids", multiple=True, metavar="UID", help="Delete by UID; repeatable.")
+@click.option("--all", "everything", is_flag=True, help="Every message in the mailbox.")
+@click.option("--dry-run", is_flag=True, help="Mark, then RSET and QUIT: delete nothing.")
+@pop3_command
+def dele(
+    app: AppContext,
+    /,
+    connection: ConnectionOptions,
+    messages: tuple[str, ...],
+    uids: tuple[str, ...],
+    everything: bool,
+    dry_run: bool,
+) -> None:
+    """Delete messages: marked with DELE, gone only when QUIT answers +OK."""
+    from mailcli.maildrop import delete, parse_message_set
+
+    if sum(map(bool, (messages, uids, everything))) != 1:
+        raise UsageError("name messages (numbers or ranges), or --uid UID..., or --all")
+    numbers = parse_message_set(messages)
+    with open_session(app, connection) as pop:
+        done = delete(pop, numbers=numbers, uids=uids, everything=everything, dry_run=dry_run)
+    status = "would delete" if dry_run else "deleted"
+    marked = [{"number": m.number, "uid": m.uid} for m in done.marked]
+    app.out.table(
+        ["number", "uid", "status"],
+        [[m.number, m.uid, status] for m in done.marked],
+        document={
+            "dry_run": dry_run,
+            "quit": done.quit_reply,
+            "marked": marked,
+            "deleted": [] if dry_run else marked,
+        },
+    )
+
+
+@pop3_command
+def rset(app: AppContext, /, connection: ConnectionOptions) -> None:
+    """One session: RSET, then QUIT; shows the server's answers."""
+    with open_session(app, connection) as pop:
+        rset_reply = pop.command("RSET")
+        quit_reply = pop.quit()
+    app.out.table(
+        ["command", "reply"],
+        [["RSET", rset_reply], ["QUIT", quit_reply]],
+        document={"rset": rset_reply, "quit": quit_reply},
+    )
+
+
+@pop3_command
+def capa(app: AppContext, /, connection: ConnectionOptions) -> None:
+    """The server's capabilities (CAPA), after STLS when that is used."""
+    with open_session(app, connection) as pop:
+        capabilities = pop.capabilities
+    app.out.table(
+        ["capability", "arguments"],
+        [[name, " ".join(args)] for name, args in capabilities.items()],
+        document={"capabilities": capabilities},
+    )
+
+
+class _destination:
+    """stdout (binary) or a file written atomically; optionally CRLF -> LF."""
+
+    def __init__(self, output: Path | None, *, lf: bool) -> None:
+        self.output = output
+        self.lf = lf
+        self._carry = b""
+        self._handle: Any = None
+
+    def __enter__(self) -> Callable[[bytes], None]:
+        if self.output is None:
+            self._handle = sys.stdout.buffer
+        else:
+            from mailcli.fsutil import PartialFile
+
+            self._handle = PartialFile(self.output)
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        if self.lf:
+            data = self._carry + data
+            self._carry = b"\r" if data.endswith(b"\r") else b""
+            data = data[: len(data) - len(self._carry)].replace(b"\r\n", b"\n")
+        self._handle.write(data)
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if self._carry:
+            self._handle.write(self._carry)
+        if self.output is None:
+            self._handle.flush()
+        elif exc_type is None:
+            self._handle.commit()
+        else:
+            self._handle.discard()

@@ -1,0 +1,225 @@
+"""The POP3 mailbox commands on an open session: STAT, LIST, UIDL, TOP, RETR, DELE.
+
+Message numbers are valid within one session only; UIDs (UIDL) are stable across
+sessions, so `retr --uid` and `dele --uid` resolve them inside the same session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import NamedTuple
+
+from mailcli.errors import NoInputError, ProtocolError, UsageError
+from mailcli.multiline import MultilineCopier
+from mailcli.pop3 import MAX_LISTING, NegativeReply, Pop3Session, no_such_message
+
+PIPELINE_WINDOW = 64  # commands in flight when the server offers PIPELINING
+
+
+class MessageInfo(NamedTuple):
+    number: int
+    size: int | None = None
+    uid: str | None = None
+
+
+class HeaderSummary(NamedTuple):
+    sender: str
+    date: str
+    subject: str
+
+
+def stat(pop: Pop3Session) -> tuple[int, int]:
+    """(message count, total octets)."""
+    fields = pop.command("STAT").split()
+    return _ints(fields[1:3], "STAT")
+
+
+def list_messages(pop: Pop3Session, numbers: Sequence[int] = ()) -> list[MessageInfo]:
+    """Numbers, sizes and UIDs (UIDL when the server has it)."""
+    sizes = dict(_scan(pop, "LIST", numbers))
+    try:
+        uids = dict(_scan(pop, "UIDL", numbers))
+    except NegativeReply:  # a server without UIDL (RFC 1939 makes it optional)
+        uids = {}
+    return [MessageInfo(n, int(size), uids.get(n)) for n, size in sizes.items()]
+
+
+def list_uids(pop: Pop3Session, numbers: Sequence[int] = ()) -> list[MessageInfo]:
+    return [MessageInfo(n, None, uid) for n, uid in _scan(pop, "UIDL", numbers)]
+
+
+def number_for_uid(pop: Pop3Session, uid: str) -> int:
+    for number, found in _scan(pop, "UIDL", ()):
+        if found == uid:
+            return number
+    raise NoInputError(f"no message with UID {uid!r} on the server")
+
+
+def _scan(pop: Pop3Session, verb: str, numbers: Sequence[int]) -> list[tuple[int, str]]:
+    """LIST/UIDL, of everything or of the given numbers: [(number, value)]."""
+    if not numbers:
+        return [_pair(line.decode("utf-8", "replace"), verb) for line in pop.listing(verb)]
+    found = []
+    for number in numbers:
+        try:
+            reply = pop.command(f"{verb} {number}")
+        except NegativeReply as exc:
+            raise no_such_message(number, exc) from None
+        found.append(_pair(reply.split(" ", 1)[1] if " " in reply else "", verb))
+    return found
+
+
+def _pair(text: str, verb: str) -> tuple[int, str]:
+    parts = text.split()
+    if len(parts) < 2 or not parts[0].isdigit():
+        raise ProtocolError(f"malformed {verb} line: {text[:80]!r}")
+    if verb == "LIST" and not parts[1].isdigit():
+        raise ProtocolError(f"malformed {verb} line: {text[:80]!r}")
+    return int(parts[0]), parts[1]
+
+
+def _ints(fields: Sequence[str], verb: str) -> tuple[int, int]:
+    if len(fields) != 2 or not all(field.isdigit() for field in fields):
+        raise ProtocolError(f"malformed {verb} reply: {' '.join(fields)[:80]!r}")
+    return int(fields[0]), int(fields[1])
+
+
+def retrieve(
+    pop: Pop3Session,
+    number: int,
+    write: Callable[[bytes], object],
+    *,
+    top_lines: int | None = None,
+    limit: int | None = None,
+) -> int:
+    """RETR (or TOP n LINES) streamed to `write`, un-stuffed; returns the octets."""
+    command = f"RETR {number}" if top_lines is None else f"TOP {number} {top_lines}"
+    try:
+        pop.command(command)
+    except NegativeReply as exc:
+        raise no_such_message(number, exc) from None
+    return _copy_body(pop, write, limit)
+
+
+def _copy_body(pop: Pop3Session, write: Callable[[bytes], object], limit: int | None) -> int:
+    transcript = pop.transcript
+    if transcript.show_data:
+        inner = write
+
+        def write(data: bytes) -> None:
+            for line in data.splitlines():
+                transcript.data_line("recv", line)
+            inner(data)
+
+    copier = MultilineCopier(pop.pop.reader, write, limit=limit)
+    pop.guarded(copier.run)
+    if not transcript.show_data:
+        transcript.data_summary("recv", copier.lines, copier.octets)
+    transcript.received(b".")
+    return copier.octets
+
+
+def header_summaries(
+    pop: Pop3Session, numbers: Sequence[int]
+) -> Iterator[tuple[int, HeaderSummary]]:
+    """From, Date and Subject of each message via `TOP n 0`, pipelined when offered."""
+    window = PIPELINE_WINDOW if pop.pipelining else 1
+    for start in range(0, len(numbers), window):
+        batch = numbers[start : start + window]
+        pop.pop.send_lines(*(f"TOP {n} 0" for n in batch))
+        for number in batch:
+            yield number, _summary(_read_top(pop, number))
+
+
+def _read_top(pop: Pop3Session, number: int) -> bytes:
+    try:
+        pop.guarded(pop.pop.read_ok)
+    except NegativeReply as exc:
+        raise no_such_message(number, exc) from None
+    buffer = bytearray()
+    copier = MultilineCopier(pop.pop.reader, buffer.extend, limit=MAX_LISTING)
+    pop.guarded(copier.run)
+    pop.transcript.data_summary("recv", copier.lines, copier.octets)
+    return bytes(buffer)
+
+
+def _summary(headers: bytes) -> HeaderSummary:
+    from email.parser import BytesParser
+    from email.policy import default
+
+    parsed = BytesParser(policy=default).parsebytes(headers, headersonly=True)
+
+    def field(name: str) -> str:
+        try:
+            return " ".join(str(parsed.get(name, "")).split())
+        except (ValueError, IndexError, TypeError):  # a malformed header: show it raw
+            return str(parsed.get_all(name, [""])[0])
+
+    return HeaderSummary(field("From"), field("Date"), field("Subject"))
+
+
+def mark_deleted(pop: Pop3Session, numbers: Iterable[int]) -> list[int]:
+    """DELE each; only marks: QUIT makes it happen."""
+    marked = []
+    for number in numbers:
+        try:
+            pop.command(f"DELE {number}")
+        except NegativeReply as exc:
+            raise no_such_message(number, exc) from None
+        marked.append(number)
+    return marked
+
+
+def parse_message_set(specs: Iterable[str]) -> list[int]:
+    """`1 3-5 9` -> [1, 3, 4, 5, 9]; usage error for anything else."""
+    numbers: list[int] = []
+    for spec in specs:
+        for part in spec.split(","):
+            low, dash, high = part.strip().partition("-")
+            if not low.isdigit() or (dash and not high.isdigit()):
+                raise UsageError(f"not a message number or range: {part!r} (use 3 or 1-5)")
+            first, last = int(low), int(high) if dash else int(low)
+            if first < 1 or last < first:
+                raise UsageError(f"not a valid range: {part!r}")
+            numbers.extend(range(first, last + 1))
+    return list(dict.fromkeys(numbers))
+
+
+class Deletion(NamedTuple):
+    """What `delete` did: the messages marked, and the server's answer to QUIT."""
+
+    marked: list[MessageInfo]
+    quit_reply: str
+    dry_run: bool
+
+
+def delete(
+    pop: Pop3Session,
+    *,
+    numbers: Sequence[int] = (),
+    uids: Sequence[str] = (),
+    everything: bool = False,
+    dry_run: bool = False,
+) -> Deletion:
+    """DELE the messages, then QUIT (after RSET for a dry run). A message that does not
+    exist stops everything before QUIT: then nothing at all is deleted."""
+    try:
+        by_uid = {info.uid: info.number for info in list_uids(pop)}
+    except NegativeReply:  # no UIDL: numbers only
+        by_uid = {}
+    if everything:
+        numbers = list(range(1, stat(pop)[0] + 1))
+    elif uids:
+        numbers = [_number_of(by_uid, uid) for uid in uids]
+    mark_deleted(pop, numbers)
+    if dry_run:
+        pop.command("RSET")
+    quit_reply = pop.quit()  # raises when QUIT fails: then nothing was deleted
+    uid_of = {number: uid for uid, number in by_uid.items()}
+    return Deletion([MessageInfo(n, None, uid_of.get(n)) for n in numbers], quit_reply, dry_run)
+
+
+def _number_of(by_uid: dict[str | None, int], uid: str) -> int:
+    if uid not in by_uid:
+        raise NoInputError(f"no message with UID {uid!r} on the server")
+    return by_uid[uid]
