@@ -14,6 +14,7 @@ QUIT, so it deletes nothing.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import poplib
 import re
@@ -158,7 +159,8 @@ class Pop3Session:
     def close(self) -> None:
         """Drop the connection without QUIT: nothing marked for deletion is deleted."""
         if self._pop is not None:
-            self._pop.close()
+            with contextlib.suppress(OSError):  # e.g. a socket a failed TLS wrap took down
+                self._pop.close()
             self._pop = None
 
     def command(self, line: str) -> str:

@@ -1,0 +1,157 @@
+"""POP3 against scripted servers: what Dovecot will not do on demand."""
+
+from __future__ import annotations
+
+import threading
+
+from tests.helpers import Result, run_cli
+from tests.servers.scripted import Conn, ScriptedServer
+
+
+def run(server: ScriptedServer, *command: str, security: str = "starttls") -> Result:
+    return run_cli(
+        [
+            *command,
+            "--host",
+            server.host,
+            "--port",
+            str(server.port),
+            "--user",
+            "alice",
+            "--security",
+            security,
+            "--timeout",
+            "2",
+        ],
+        env={"MAILCLI_PASSWORD": "Secret-pw"},
+    )
+
+
+def minimal_server(capabilities: list[str]) -> object:
+    """A POP3 server with one message; CAPA lists `capabilities`."""
+
+    def script(conn: Conn) -> None:
+        conn.send("+OK ready")
+        while line := conn.recv_line():
+            verb = line.split(" ", 1)[0].upper()
+            if verb == "CAPA":
+                conn.send("+OK", *capabilities, ".")
+            elif verb == "STAT":
+                conn.send("+OK 1 12")
+            elif verb == "RETR":
+                conn.send("+OK", "Subject: x", "", "..dot", ".")
+            elif verb == "QUIT":
+                conn.send("+OK bye")
+                return
+            else:
+                conn.send("+OK")
+
+    return script
+
+
+def test_stls_required_but_not_offered_sends_no_credentials() -> None:
+    with ScriptedServer(minimal_server(["USER", "UIDL"])) as server:  # type: ignore[arg-type]
+        result = run(server, "stat")
+    assert result.code == 69
+    assert "does not offer STLS" in result.stderr
+    assert not any(
+        line.upper().startswith(("USER", "PASS", "AUTH", "APOP")) for line in server.received
+    )
+
+
+def test_cleartext_when_asked_for() -> None:
+    with ScriptedServer(minimal_server(["USER"])) as server:  # type: ignore[arg-type]
+        result = run(server, "retr", "1", security="none")
+    assert result.code == 0, result.stderr
+    assert result.stdout == "Subject: x\r\n\r\n.dot\r\n"
+    assert "PASS Secret-pw" in server.received
+
+
+def test_server_without_capa_still_works() -> None:
+    def no_capa(conn: Conn) -> None:
+        conn.send("+OK old server")
+        while line := conn.recv_line():
+            verb = line.split(" ", 1)[0].upper()
+            conn.send(
+                "-ERR unknown command" if verb == "CAPA" else "+OK 0 0" if verb == "STAT" else "+OK"
+            )
+            if verb == "QUIT":
+                return
+
+    with ScriptedServer(no_capa) as server:
+        result = run(server, "stat", security="none")
+    assert result.code == 0, result.stderr
+    assert result.stdout == "0\t0\n"
+
+
+def test_auth_and_in_use_response_codes() -> None:
+    def refusing(code: str) -> object:
+        def script(conn: Conn) -> None:
+            conn.send("+OK ready")
+            while line := conn.recv_line():
+                verb = line.split(" ", 1)[0].upper()
+                if verb == "CAPA":
+                    conn.send("+OK", "USER", "RESP-CODES", "AUTH-RESP-CODE", ".")
+                elif verb == "PASS":
+                    conn.send(f"-ERR [{code}] no")
+                    return
+                else:
+                    conn.send("+OK")
+
+        return script
+
+    for code, status in (("AUTH", 77), ("IN-USE", 75), ("SYS/TEMP", 75), ("SYS/PERM", 69)):
+        with ScriptedServer(refusing(code)) as server:  # type: ignore[arg-type]
+            result = run(server, "stat", security="none")
+        assert result.code == status, (code, result.stderr)
+
+
+def test_malformed_stat_reply_is_76() -> None:
+    def script(conn: Conn) -> None:
+        conn.send("+OK ready")
+        while line := conn.recv_line():
+            verb = line.split(" ", 1)[0].upper()
+            conn.send("+OK", ".") if verb == "CAPA" else conn.send(
+                "+OK lots of octets" if verb == "STAT" else "+OK"
+            )
+
+    with ScriptedServer(script) as server:
+        result = run(server, "stat", security="none")
+    assert result.code == 76
+    assert "malformed STAT reply" in result.stderr
+
+
+def test_stall_after_pass_times_out_with_75() -> None:
+    release = threading.Event()
+
+    def stalling(conn: Conn) -> None:
+        conn.send("+OK ready")
+        while line := conn.recv_line():
+            if line.upper().startswith("PASS"):
+                release.wait(30)
+                return
+            conn.send("+OK", ".") if line.upper() == "CAPA" else conn.send("+OK")
+
+    with ScriptedServer(stalling) as server:
+        result = run(server, "stat", security="none")
+        release.set()
+    assert result.code == 75
+    assert "timed out" in result.stderr
+
+
+def test_connection_dropped_mid_retr_is_75_and_leaves_no_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    def dropping(conn: Conn) -> None:
+        conn.send("+OK ready")
+        while line := conn.recv_line():
+            verb = line.split(" ", 1)[0].upper()
+            if verb == "RETR":
+                conn.send("+OK", "Subject: half", "", "first line")
+                return  # hang up mid-message
+            conn.send("+OK", ".") if verb == "CAPA" else conn.send("+OK")
+
+    target = tmp_path / "out" / "msg.eml"
+    target.parent.mkdir()
+    with ScriptedServer(dropping) as server:
+        result = run(server, "retr", "1", "-o", str(target), security="none")
+    assert result.code == 75
+    assert list(target.parent.iterdir()) == []
