@@ -16,7 +16,7 @@ LINE = st.one_of(
     st.sampled_from([b"", b".", b"..", b".x", b"..x", b"\r", b".\r", b"From x"]),
     st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b"")),
 )
-MESSAGE = st.lists(LINE, max_size=30).map(lambda lines: b"".join(l + b"\r\n" for l in lines))
+MESSAGE = st.lists(LINE, max_size=30).map(lambda lines: b"".join(line + b"\r\n" for line in lines))
 
 
 def copy(wire: bytes, buffer_size: int, **options: int) -> tuple[bytes, bytes, MultilineCopier]:
