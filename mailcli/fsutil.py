@@ -22,6 +22,23 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def sync_filesystem(path: Path) -> None:
+    """Flush every dirty page of the file system holding `path` (syncfs(2)): one call
+    makes a whole batch of files durable, where an fsync per file costs ~0.5 ms each."""
+    import ctypes
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+        if syncfs is None:
+            os.sync()  # no syncfs (not Linux): every file system, still correct
+        elif syncfs(fd) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, os.strerror(error), str(path))
+    finally:
+        os.close(fd)
+
+
 def ensure_private_dir(directory: Path) -> None:
     """Create the directory (and parents) with mode 0700 where missing."""
     directory.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)

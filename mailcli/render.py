@@ -93,6 +93,12 @@ class Renderer:
         else:  # a text-only stream (tests): the closest faithful rendering
             self.stdout.write(data.decode("utf-8", "surrogateescape"))
 
+    def progress(self) -> ProgressDisplay:
+        """A progress bar on a terminal (stderr); silent otherwise."""
+        if self.mode.stderr_tty and not self.mode.quiet and not self.mode.json:
+            return _RichProgress(self.stderr, color=self.mode.color)
+        return ProgressDisplay()
+
     # -- diagnostics (stderr) ------------------------------------------------------
     def error(self, message: str, hint: str | None = None) -> None:
         """Always shown, even with -q: `mailcli: error: ...` and an optional hint."""
@@ -144,3 +150,59 @@ def _plain(cell: Any) -> str:
     if isinstance(cell, bool):
         return "yes" if cell else "no"
     return str(cell).replace("\t", " ").replace("\n", " ")
+
+
+class ProgressDisplay:
+    """No display: the interface `fetch` reports to."""
+
+    def start(self, messages: int, octets: int) -> None:
+        pass
+
+    def advance(self, octets: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _RichProgress(ProgressDisplay):
+    """Messages and bytes, with rich's bar, on stderr."""
+
+    def __init__(self, stream: TextIO, *, color: bool) -> None:
+        self.stream = stream
+        self.color = color
+        self._progress: Any = None
+        self._task: Any = None
+
+    def start(self, messages: int, octets: int) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            TimeRemainingColumn,
+        )
+
+        console = Console(file=self.stream, color_system="auto" if self.color else None)
+        self._progress = Progress(
+            "fetching",
+            MofNCompleteColumn(),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self._messages = messages
+        self._task = self._progress.add_task("fetch", total=octets or None)
+        self._progress.update(self._task, completed=0)
+        self._progress.start()
+
+    def advance(self, octets: int) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, octets)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()

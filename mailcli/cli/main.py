@@ -31,6 +31,7 @@ _COMMANDS = {
     "rset": ("mailcli.cli.pop3", "rset", "POP3: RSET and QUIT, with the answers."),
     "capa": ("mailcli.cli.pop3", "capa", "POP3: the server's capabilities."),
     "shell": ("mailcli.cli.shell", "shell", "POP3: an interactive session."),
+    "fetch": ("mailcli.cli.fetch", "fetch", "POP3: download new mail into Maildir/mbox/MDA."),
 }
 
 

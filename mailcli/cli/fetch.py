@@ -1,0 +1,128 @@
+"""`mailcli fetch`: new POP3 mail into a Maildir, an mbox or an MDA (see mailcli/fetch.py)."""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+import click
+
+from mailcli.cli.context import AppContext
+from mailcli.cli.options import connection_options, global_options
+from mailcli.endpoint import ConnectionOptions
+
+DEFAULT_DESTINATION = "maildir:~/Maildir"
+
+
+@click.command()
+@click.option(
+    "--to",
+    "destination",
+    metavar="DEST",
+    help="maildir:PATH (default ~/Maildir), mbox:PATH or mda:'COMMAND'.",
+)
+@click.option(
+    "--keep/--delete",
+    default=None,
+    help="Keep messages on the server (default) or delete what is safely fetched.",
+)
+@click.option("--all", "everything", is_flag=True, help="Fetch every message, not only new ones.")
+@click.option(
+    "--max-size",
+    type=click.IntRange(min=1),
+    metavar="BYTES",
+    help="Skip larger messages (fetched later if the limit is raised).",
+)
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Fetch at most N.")
+@click.option("--dry-run", is_flag=True, help="Say what would be fetched; change nothing.")
+@click.option("-v", "--verbose", is_flag=True, help="A one-line summary even when piped.")
+@connection_options
+@global_options(for_group=False)
+@click.pass_obj
+def fetch(
+    app: AppContext,
+    /,
+    connection: ConnectionOptions,
+    destination: str | None,
+    keep: bool | None,
+    everything: bool,
+    max_size: int | None,
+    limit: int | None,
+    dry_run: bool,
+    verbose: bool,
+) -> None:
+    """Download new mail; never loses or duplicates a message, even after kill -9."""
+    from mailcli.fetch import Fetcher, FetchOptions, Progress
+    from mailcli.lock import FileLock
+    from mailcli.pop3 import Pop3Session
+    from mailcli.store import open_destination
+    from mailcli.uidstate import UidState, default_state_dir, state_name
+
+    account = app.account
+    endpoint = app.endpoint("pop3", connection)
+    spec = destination or (account.fetch.to if account else None) or DEFAULT_DESTINATION
+    delete = (not keep) if keep is not None else bool(account and account.fetch.delete)
+    options = FetchOptions(
+        delete=delete, everything=everything, max_size=max_size, limit=limit, dry_run=dry_run
+    )
+    name = state_name(endpoint.account, endpoint.user, endpoint.host, endpoint.port)
+    state_dir = default_state_dir()
+    lock_name = f"{endpoint.account or f'{endpoint.user}@{endpoint.host}'}.lock"
+    _stop_on_sigterm()
+    display = app.out.progress()
+    with FileLock(state_dir / lock_name, "fetch for this account"):
+        store = open_destination(spec, journal=state_dir / f"{name}.journal")
+        try:
+            session = Pop3Session(
+                endpoint, password=lambda: app.password(endpoint).value, transcript=app.transcript()
+            )
+            with session as pop:
+                summary = Fetcher(
+                    pop,
+                    store,
+                    UidState(state_dir / f"{name}.uids", f"{name}"),
+                    name,
+                    options,
+                    Progress(display.start, display.advance),
+                ).run()
+        finally:
+            display.close()
+            store.close()
+    _report(app, summary, store.description, verbose=verbose, dry_run=dry_run)
+
+
+def _report(app: AppContext, summary: object, where: str, *, verbose: bool, dry_run: bool) -> None:
+    from mailcli.fetch import FetchSummary
+
+    assert isinstance(summary, FetchSummary)
+    if summary.no_uidl:
+        app.out.warning(
+            "the server has no UIDL: every message is fetched on each run (use --delete)"
+        )
+    for skipped in summary.skipped:
+        app.out.info(
+            f"skipped message {skipped.number} ({skipped.size} octets, over "
+            f"--max-size); uid {skipped.uid}"
+        )
+    if app.json:
+        app.out.json({**summary.as_json(), **({"would_fetch": summary.planned} if dry_run else {})})
+        return
+    if dry_run:
+        app.out.info(f"would fetch {summary.planned} message(s) into {where}")
+        return
+    line = (
+        f"fetched {summary.fetched} message(s), {summary.octets} bytes, into {where}; "
+        f"deleted {summary.deleted}; {summary.seconds:.2f} s"
+    )
+    if verbose or app.out.mode.stderr_tty:
+        app.out.info(line if summary.fetched or summary.deleted else "no new mail")
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops like Ctrl-C: the message in flight is abandoned, the completed ones
+    are made durable and recorded, and no DELE of this run takes effect."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)

@@ -1,0 +1,264 @@
+"""`mailcli fetch`: new POP3 mail into Maildir, mbox or an MDA, exactly once.
+
+The durability contract
+=======================
+A message is DELEted on the server only after it is durably in the destination AND its
+UID is durably recorded in the fetch state. After `kill -9` at any instant, a rerun
+leaves every message of the server in the destination exactly once.
+
+How each step keeps it, batch by batch (a batch is up to 256 messages; one for an MDA):
+
+1. **Deliver** the batch: each message streams from the socket into the destination
+   (Maildir `tmp/`, the locked mbox, or the MDA's stdin). A message cut short (network,
+   disk, signal) is abandoned: its tmp file removed, its mbox bytes truncated, its MDA
+   killed before its stdin closes.
+2. **Sync** once for the batch: Maildir: syncfs(2) on the file system, then rename each
+   file into `new/`, then fsync `new/`; mbox: fsync. (One sync per batch instead of one
+   fsync per message is where the time goes; the guarantee is the same, because nothing
+   is recorded or deleted before the sync.)
+3. **Record** the batch's UIDs: one appended line, fsynced (`uidstate`); a torn line is
+   ignored on reading, so a batch is recorded whole or not at all.
+4. **DELE** the batch (with `--delete`); the server deletes at QUIT, which comes last.
+   The state is compacted to what the server still has only after QUIT answered +OK.
+
+The window between 2 and 3 (delivered, not recorded) is closed differently per kind:
+- Maildir file names carry a key derived from server and UID (`store.message_key`). At
+  start, a message whose key is already in `new/` or `cur/` but whose UID is not recorded
+  is recorded instead of fetched again.
+- mbox: before a batch, a journal notes the mbox size, a hash of its tail, and the
+  batch's UIDs. At start, a journal whose batch is not recorded means the crash hit
+  between 1 and 3: the mbox is cut back to the noted size (only if it still ends as
+  noted) and the batch is fetched again. A recorded batch's journal is just removed.
+- MDA: a batch is one message, recorded as soon as the MDA exits 0; a crash in the
+  instant between the MDA's exit and the record can deliver that one message twice:
+  an MDA cannot tell us what it already has.
+
+Deletion after a crash: DELEs not followed by a successful QUIT are undone by the server;
+the messages stay recorded, and the next `--delete` run deletes them (it deletes every
+recorded message the server still has). Interrupted by SIGINT/SIGTERM, fetch abandons the
+message in flight, makes the completed ones durable and recorded, and closes the
+connection without QUIT, so no DELE of this run takes effect.
+
+Speed: with PIPELINING, RETRs are kept in flight (64, refilled half a window at a time in
+one write) and each reply is parsed in large blocks as it arrives (`multiline`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailcli.errors import CantCreateError, LocalIOError, MailcliError
+from mailcli.maildrop import MessageInfo, list_messages
+from mailcli.multiline import MultilineCopier
+from mailcli.pop3 import NegativeReply, Pop3Session, no_such_message
+from mailcli.store import Destination, MessageWriter, message_key
+from mailcli.uidstate import UidState
+
+PIPELINE_WINDOW = 64
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    delete: bool = False
+    everything: bool = False  # --all: ignore the state, fetch every message
+    max_size: int | None = None
+    limit: int | None = None
+    dry_run: bool = False
+
+
+@dataclass
+class FetchSummary:
+    fetched: int = 0
+    deleted: int = 0
+    octets: int = 0
+    seconds: float = 0.0
+    planned: int = 0  # what a --dry-run would fetch
+    skipped: list[MessageInfo] = field(default_factory=list)  # over --max-size
+    no_uidl: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "fetched": self.fetched,
+            "skipped": len(self.skipped),
+            "deleted": self.deleted,
+            "bytes": self.octets,
+            "seconds": round(self.seconds, 3),
+            "skipped_messages": [
+                {"number": m.number, "size": m.size, "uid": m.uid} for m in self.skipped
+            ],
+        }
+
+
+@dataclass
+class Progress:
+    """Callbacks for a progress display; all optional."""
+
+    start: Callable[[int, int], object] = lambda messages, octets: None
+    message: Callable[[int], object] = lambda octets: None
+
+
+@dataclass
+class Fetcher:
+    pop: Pop3Session
+    destination: Destination
+    state: UidState
+    server_id: str
+    options: FetchOptions
+    progress: Progress = field(default_factory=Progress)
+    summary: FetchSummary = field(default_factory=FetchSummary)
+
+    def run(self) -> FetchSummary:
+        started = time.monotonic()
+        messages = list_messages(self.pop)
+        self.summary.no_uidl = any(m.uid is None for m in messages)
+        recorded = self._recorded(messages)
+        new, already = self._plan(messages, recorded)
+        if self.options.dry_run:
+            self.summary.planned = len(new)
+            return self.summary
+        self.progress.start(len(new), sum(m.size or 0 for m in new))
+        if self.options.delete:
+            self._delete(already)
+        size = self.destination.batch_size
+        for start in range(0, len(new), size):
+            self._batch(new[start : start + size])
+        self.pop.quit()  # DELEs take effect here; only now may the state forget them
+        if not self.summary.no_uidl:
+            deleted = {m.uid for m in already} | (
+                {m.uid for m in new} if self.options.delete else set()
+            )
+            on_server = {m.uid for m in messages} - deleted
+            self.state.compact((recorded | {m.uid for m in new if m.uid}) & on_server - {None})
+        self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    def _recorded(self, messages: list[MessageInfo]) -> set[str]:
+        """The recorded UIDs, after settling what a crash may have left unrecorded."""
+        if self.summary.no_uidl:
+            return set()
+        recorded = self.state.load()
+        self.destination.recover(recorded.__contains__)
+        present = self.destination.delivered_keys()
+        found = [
+            m.uid
+            for m in messages
+            if m.uid and m.uid not in recorded and message_key(self.server_id, m.uid) in present
+        ]
+        if found:  # delivered before a crash, never recorded: record, do not fetch again
+            self.state.record(found)
+            recorded.update(found)
+        return recorded
+
+    def _plan(
+        self, messages: list[MessageInfo], recorded: set[str]
+    ) -> tuple[list[MessageInfo], list[MessageInfo]]:
+        """(messages to fetch, recorded messages still on the server)."""
+        fresh = [m for m in messages if self.options.everything or m.uid not in recorded]
+        fresh_numbers = {m.number for m in fresh}
+        already = [m for m in messages if m.uid in recorded and m.number not in fresh_numbers]
+        limit = self.options.max_size
+        self.summary.skipped = [m for m in fresh if limit is not None and (m.size or 0) > limit]
+        fresh = [m for m in fresh if limit is None or (m.size or 0) <= limit]
+        if self.options.limit is not None:
+            fresh = fresh[: self.options.limit]
+        return fresh, already
+
+    def _batch(self, batch: list[MessageInfo]) -> None:
+        self.destination.begin_batch([m.uid for m in batch if m.uid])
+        completed: list[MessageInfo] = []
+        try:
+            self._retrieve(batch, completed)
+        except BaseException:
+            # Keep what is complete (a signal, a dropped connection, a failing MDA):
+            # durable and recorded now, never fetched twice. Then let the error out.
+            with contextlib.suppress(MailcliError, OSError):
+                self._settle(completed)
+            raise
+        self._settle(completed)
+        if self.options.delete:
+            self._delete(completed)
+
+    def _settle(self, completed: list[MessageInfo]) -> None:
+        try:
+            self.destination.commit()
+        except OSError as exc:
+            raise destination_error(exc) from exc
+        if not self.summary.no_uidl:
+            self.state.record(m.uid for m in completed if m.uid)
+        self.destination.batch_recorded()
+
+    def _retrieve(self, batch: list[MessageInfo], completed: list[MessageInfo]) -> None:
+        """RETR each, pipelined: refill half a window at a time, in one write."""
+        window = PIPELINE_WINDOW if self.pop.pipelining else 1
+        sent = 0
+        for received, info in enumerate(batch):
+            if sent - received <= window // 2 and sent < len(batch):
+                upto = min(len(batch), received + window)
+                self.pop.pop.send_lines(*(f"RETR {m.number}" for m in batch[sent:upto]))
+                sent = upto
+            self._receive(info)
+            completed.append(info)
+
+    def _receive(self, info: MessageInfo) -> None:
+        try:
+            self.pop.guarded(self.pop.pop.read_ok)
+        except NegativeReply as exc:
+            raise no_such_message(info.number, exc) from None
+        key = message_key(self.server_id, info.uid or f"#{info.number}")
+        try:
+            writer = self.destination.open_message(key)
+        except OSError as exc:
+            raise destination_error(exc) from exc
+        size = info.size or 0
+        copier = MultilineCopier(
+            self.pop.pop.reader, _Guarded(writer).write, limit=2 * size + 1024 * 1024
+        )
+        try:
+            self.pop.guarded(copier.run)
+            writer.finish()
+        except BaseException:
+            with contextlib.suppress(OSError):
+                writer.abandon()
+            raise
+        self.pop.transcript.data_summary("recv", copier.lines, copier.octets)
+        self.summary.fetched += 1
+        self.summary.octets += copier.octets
+        self.progress.message(copier.octets)
+
+    def _delete(self, messages: Sequence[MessageInfo]) -> None:
+        """DELE, pipelined in windows; the server deletes at QUIT."""
+        window = PIPELINE_WINDOW if self.pop.pipelining else 1
+        for start in range(0, len(messages), window):
+            part = messages[start : start + window]
+            self.pop.pop.send_lines(*(f"DELE {m.number}" for m in part))
+            for info in part:
+                try:
+                    self.pop.guarded(self.pop.pop.read_ok)
+                except NegativeReply as exc:
+                    raise no_such_message(info.number, exc) from None
+                self.summary.deleted += 1
+
+
+class _Guarded:
+    """A destination writer whose OSErrors become local errors (73/74), so that the
+    POP3 layer does not mistake a full disk for a network failure."""
+
+    def __init__(self, writer: MessageWriter) -> None:
+        self.writer = writer
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.writer.write(data)
+        except OSError as exc:
+            raise destination_error(exc) from exc
+
+
+def destination_error(exc: OSError) -> MailcliError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+        return LocalIOError(f"cannot write the message: {exc.strerror}")
+    return CantCreateError(f"cannot write the message: {exc.strerror} ({exc.filename or ''})")
