@@ -169,20 +169,23 @@ def test_limit_and_dry_run(fetcher: Fetch) -> None:
     assert fetcher.json()["fetched"] == 6
 
 
-def test_a_second_concurrent_fetch_exits_75(fetcher: Fetch) -> None:
-    fetcher.drop(range(1500))
+def test_a_second_concurrent_fetch_exits_75(fetcher: Fetch, tmp_path: Path) -> None:
+    fetcher.drop(range(2))
+    started = tmp_path / "started"
+    slow_mda = f"touch {started}; sleep 3; cat > /dev/null"  # holds the run (and its lock)
     env = {**os.environ, **fetcher.env}
-    first = subprocess.Popen([*MAILCLI, "fetch", *fetcher.args], env=env, stderr=subprocess.PIPE)
-    time.sleep(0.3)
-    second = subprocess.run(
-        [*MAILCLI, "fetch", *fetcher.args], env=env, capture_output=True, check=False
-    )
-    assert first.wait(timeout=120) == 0
-    if second.returncode == 0:  # the first one was already done: nothing to learn here
-        pytest.skip("the first fetch finished before the second started")
+    first = subprocess.Popen([*MAILCLI, "fetch", "--to", f"mda:{slow_mda}", *fetcher.args],
+                             env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = subprocess.run([*MAILCLI, "fetch", *fetcher.args], env=env, capture_output=True,
+                            check=False)
     assert second.returncode == 75
-    assert b"another fetch for this account is running (pid " in second.stderr
-    assert len(fetcher.delivered()) == 1500
+    assert f"another fetch for this account is running (pid {first.pid})".encode() in (
+        second.stderr)
+    assert first.wait(timeout=60) == 0
+    assert fetcher.json()["fetched"] == 0  # the first one fetched both
 
 
 @pytest.mark.soak
