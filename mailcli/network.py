@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import ssl
 
     from mailcli.endpoint import Endpoint
+    from mailcli.transcript import Transcript
 
 
 def tls_context(endpoint: Endpoint) -> ssl.SSLContext:
@@ -79,3 +80,17 @@ def translate(exc: BaseException, endpoint: Endpoint) -> MailcliError:
     if isinstance(exc, OSError) and exc.errno is not None:
         return UnavailableError(f"cannot connect to {where}: {exc.strerror}")
     return TempFailError(f"connection to {where} failed: {exc}")
+
+
+def trace_tls(sock: object, transcript: Transcript) -> None:
+    """`==` lines for the transcript: protocol, cipher, and the certificate in brief."""
+    import ssl
+
+    if not transcript.enabled or not isinstance(sock, ssl.SSLSocket):
+        return
+    from mailcli.tlsinfo import describe
+
+    verified = sock.context.verify_mode != ssl.CERT_NONE
+    info = describe(sock, verified=verified, verify_error=None if verified else "--insecure")
+    for line in info.trace_lines():
+        transcript.info(line)

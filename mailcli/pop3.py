@@ -32,7 +32,7 @@ from mailcli.errors import (
     UnavailableError,
 )
 from mailcli.multiline import BLOCK_SIZE, MultilineCopier
-from mailcli.network import tls_context, translate
+from mailcli.network import tls_context, trace_tls, translate
 from mailcli.transcript import Transcript
 
 MAX_STATUS_LINE = 8192
@@ -219,9 +219,7 @@ class Pop3Session:
         return pop
 
     def _describe_tls(self, pop: TracedPOP3) -> None:
-        cipher = getattr(pop.sock, "cipher", lambda: None)()
-        if cipher:
-            self.transcript.info(f"TLS established: {cipher[1]} {cipher[0]}")
+        trace_tls(pop.sock, self.transcript)
 
     def _capa(self) -> dict[str, list[str]]:
         """CAPA (RFC 2449); a server without it has no extensions to offer."""

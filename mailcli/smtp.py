@@ -34,7 +34,7 @@ from mailcli.errors import (
     TempFailError,
     UnavailableError,
 )
-from mailcli.network import tls_context, translate
+from mailcli.network import tls_context, trace_tls, translate
 from mailcli.transcript import Transcript
 
 MAX_REPLY_LINE = 8192  # what smtplib allows; RFC 5321 says 512
@@ -274,9 +274,7 @@ def _hello(smtp: TracedSMTP) -> None:
 
 
 def _describe_tls(smtp: TracedSMTP, transcript: Transcript) -> None:
-    cipher = getattr(smtp.connection, "cipher", lambda: None)()
-    if cipher:
-        transcript.info(f"TLS established: {cipher[1]} {cipher[0]}")
+    trace_tls(smtp.connection, transcript)
 
 
 def _authenticate(smtp: TracedSMTP, endpoint: Endpoint, password: PasswordSource) -> None:
