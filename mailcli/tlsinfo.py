@@ -42,8 +42,9 @@ class TlsInfo:
         ]
 
 
-def describe(sock: ssl.SSLSocket, *, verified: bool = True,
-             verify_error: str | None = None) -> TlsInfo:
+def describe(
+    sock: ssl.SSLSocket, *, verified: bool = True, verify_error: str | None = None
+) -> TlsInfo:
     cipher = sock.cipher()
     return TlsInfo(
         version=sock.version() or "",

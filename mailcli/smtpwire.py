@@ -1,0 +1,185 @@
+"""SMTP on the wire: smtplib with every line through the transcript, bounded replies.
+
+smtplib does the conversation; two of its methods are replaced so that every line goes
+through the transcript (masked) and replies are read with bounded memory: a reply line
+over 8192 bytes, a malformed status line or an endless multi-line reply is a protocol
+error (76). smtplib's own `set_debuglevel` prints AUTH payloads in clear: never used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import socket
+from typing import Any, NamedTuple
+
+from mailcli.endpoint import Endpoint
+from mailcli.errors import (
+    DataError,
+    MailcliError,
+    ProtocolError,
+    RejectedError,
+    TempFailError,
+    UnavailableError,
+)
+from mailcli.network import tls_context, trace_tls, translate
+from mailcli.transcript import Transcript
+
+MAX_REPLY_LINE = 8192  # what smtplib allows; RFC 5321 says 512
+MAX_REPLY_LINES = 1000
+
+
+class Reply(NamedTuple):
+    """One SMTP reply: the code and the text (lines joined by newlines)."""
+
+    code: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.message}"
+
+    @property
+    def temporary(self) -> bool:
+        return 400 <= self.code < 500
+
+
+class TracedSMTP(smtplib.SMTP):
+    """smtplib.SMTP whose lines pass through a Transcript and whose replies are bounded."""
+
+    transcript: Transcript = Transcript()
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        self.transcript.info(f"connecting to {host}:{port}")
+        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        # Nagle against delayed ACK stalls small writes ~40 ms: send each line at once.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock  # type: ignore[no-any-return]
+
+    def send(self, s: Any) -> None:
+        self.transcript.sent(s)
+        super().send(s)
+
+    @property
+    def connection(self) -> socket.socket:
+        """The connected socket (plain or TLS); smtplib types it as optional."""
+        if self.sock is None:
+            raise smtplib.SMTPServerDisconnected("not connected")
+        return self.sock
+
+    def getreply(self) -> tuple[int, bytes]:
+        if self.file is None:
+            self.file = self.connection.makefile("rb")
+        lines: list[bytes] = []
+        while True:
+            code, more, text = self._read_reply_line()
+            lines.append(text)
+            if not more:
+                return code, b"\n".join(lines)
+            if len(lines) >= MAX_REPLY_LINES:
+                self.close()
+                raise ProtocolError(f"multi-line reply longer than {MAX_REPLY_LINES} lines")
+
+    def _read_reply_line(self) -> tuple[int, bool, bytes]:
+        try:
+            line = self.file.readline(MAX_REPLY_LINE + 1) if self.file else b""
+        except TimeoutError:
+            self.close()
+            raise
+        except OSError as exc:
+            self.close()
+            raise smtplib.SMTPServerDisconnected(f"connection lost: {exc}") from exc
+        if not line:
+            self.close()
+            raise smtplib.SMTPServerDisconnected("connection closed by the server")
+        if len(line) > MAX_REPLY_LINE or not line.endswith(b"\n"):
+            self.close()
+            raise ProtocolError(f"reply line longer than {MAX_REPLY_LINE} bytes")
+        text = line.rstrip(b"\r\n")
+        self.transcript.received(text)
+        if not (text[:3].isdigit() and text[3:4] in (b"", b" ", b"-")):
+            self.close()
+            raise ProtocolError(f"malformed reply line: {text[:80]!r}")
+        return int(text[:3]), text[3:4] == b"-", text[4:]
+
+
+class TracedSMTPSSL(TracedSMTP, smtplib.SMTP_SSL):
+    """Implicit TLS (port 465) with the same tracing."""
+
+
+def connect(endpoint: Endpoint, transcript: Transcript) -> TracedSMTP:
+    local_name = socket.gethostname()  # getfqdn() may wait on DNS for seconds
+    smtp: TracedSMTP
+    if endpoint.security == "tls":
+        smtp = TracedSMTPSSL(
+            local_hostname=local_name, timeout=endpoint.timeout, context=tls_context(endpoint)
+        )
+    else:
+        smtp = TracedSMTP(local_hostname=local_name, timeout=endpoint.timeout)
+    smtp.transcript = transcript
+    # smtplib takes the TLS server name (SNI, host name check) from _host, which only its
+    # constructor sets; we connect separately to trace and translate the connect itself.
+    smtp._host = endpoint.host  # type: ignore[attr-defined]
+    try:
+        if endpoint.security == "tls":
+            transcript.tls = True  # everything after the TCP connect is inside TLS
+        code, greeting = smtp.connect(endpoint.host, endpoint.port)
+    except (smtplib.SMTPException, OSError) as exc:
+        close_quietly(smtp)
+        raise translate_smtp(exc, endpoint) from exc
+    if code != 220:
+        close_quietly(smtp)
+        raise reply_error("the connection", Reply(code, text(greeting)))
+    if endpoint.security == "tls":
+        trace_tls(smtp.connection, transcript)
+    return smtp
+
+
+def hello(smtp: TracedSMTP) -> None:
+    code, message = smtp.ehlo()
+    if code == 250:
+        return
+    code, message = smtp.helo()  # only when EHLO is refused: an old or minimal server
+    if code != 250:
+        raise reply_error("HELO", Reply(code, message.decode(errors="replace")))
+
+
+def reply_error(stage: str, reply: Reply) -> MailcliError:
+    """4xx: try later (75); 5.6.x on the message: malformed (65); other 5xx: refused (69)."""
+    if reply.temporary:
+        return TempFailError(f"{stage} deferred by the server: {reply}")
+    if stage == "the message" and reply.message.startswith("5.6."):
+        return DataError(f"the server rejected the message as malformed: {reply}")
+    if stage in ("MAIL FROM", "the message"):
+        return RejectedError(f"{stage} refused by the server: {reply}")
+    return UnavailableError(f"{stage} refused by the server: {reply}")
+
+
+def translate_smtp(exc: BaseException, endpoint: Endpoint) -> MailcliError:
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return TempFailError(f"{endpoint.host}:{endpoint.port} closed the connection: {exc}")
+    if isinstance(exc, smtplib.SMTPResponseException):  # e.g. a 421 or 554 greeting
+        return reply_error("the connection", Reply(exc.smtp_code, text(exc.smtp_error)))
+    if isinstance(exc, smtplib.SMTPException):
+        return ProtocolError(f"SMTP error from {endpoint.host}: {exc}")
+    return translate(exc, endpoint)
+
+
+def text(message: bytes | str) -> str:
+    return message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+
+
+def decoded(reply: tuple[int, bytes]) -> tuple[int, str]:
+    return reply[0], text(reply[1])
+
+
+def quit_quietly(smtp: TracedSMTP) -> None:
+    """The message is already accepted: a failing QUIT changes nothing."""
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        close_quietly(smtp)
+
+
+def close_quietly(smtp: TracedSMTP) -> None:
+    with contextlib.suppress(OSError):
+        smtp.close()
