@@ -41,6 +41,16 @@ class MailcliError(Exception):
         self.hint = hint
 
 
+class StoppedEarly(MailcliError):
+    """Not a failure: the session ended cleanly (QUIT) at the phase `--quit-after` named."""
+
+    exit_status = ExitStatus.OK
+
+    def __init__(self, phase: str) -> None:
+        super().__init__(f"stopped after {phase}, as --quit-after asked")
+        self.phase = phase
+
+
 class UsageError(MailcliError):
     """Bad options or arguments."""
 

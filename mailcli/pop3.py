@@ -19,6 +19,7 @@ import io
 import poplib
 import re
 import socket
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -28,6 +29,7 @@ from mailcli.errors import (
     NoInputError,
     PermissionDeniedError,
     ProtocolError,
+    StoppedEarly,
     TempFailError,
     UnavailableError,
 )
@@ -35,6 +37,7 @@ from mailcli.multiline import BLOCK_SIZE, MultilineCopier
 from mailcli.network import tls_context, trace_tls, translate
 from mailcli.transcript import Transcript
 
+PHASES = ("connect", "capa", "tls", "auth")  # for --quit-after
 MAX_STATUS_LINE = 8192
 MAX_LISTING = 64 * 1024 * 1024  # octets of a LIST/UIDL/CAPA response held in memory
 AUTH_METHODS = ("user", "apop", "plain", "xoauth2")
@@ -101,27 +104,54 @@ class Pop3Session:
     leaving it by an exception just closes the connection (committing nothing)."""
 
     def __init__(
-        self, endpoint: Endpoint, *, password: PasswordSource, transcript: Transcript
+        self,
+        endpoint: Endpoint,
+        *,
+        password: PasswordSource,
+        transcript: Transcript,
+        quit_after: str | None = None,
+        login: bool = True,
     ) -> None:
         self.endpoint = endpoint
         self.password = password
         self.transcript = transcript
+        self.quit_after = quit_after  # one of PHASES: QUIT there, skip the rest
+        self.login_wanted = login  # False: stop before authenticating (`check`)
         self.capabilities: dict[str, list[str]] = {}
+        self.capabilities_before_tls: dict[str, list[str]] | None = None
+        self.connect_seconds = 0.0
         self.quit_reply: str | None = None
         self._pop: TracedPOP3 | None = None
 
     # -- session -----------------------------------------------------------------
     def __enter__(self) -> Pop3Session:
+        started = time.monotonic()
         self._pop = self.guarded(self._connect)
+        self.connect_seconds = time.monotonic() - started
         try:
+            self._stop_after("connect")
             self.capabilities = self._capa()
+            self._stop_after("capa")
             if self.endpoint.security == "starttls":
                 self._starttls()
-            self.guarded(self._login)
+            self._stop_after("tls")
+            if self.login_wanted:
+                self.login()
+            self._stop_after("auth")
+        except StoppedEarly:
+            self.quit()
+            raise
         except BaseException:
             self.close()
             raise
         return self
+
+    def _stop_after(self, phase: str) -> None:
+        if self.quit_after == phase:
+            raise StoppedEarly(phase)
+
+    def login(self) -> None:
+        self.guarded(self._login)
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is None and self.quit_reply is None and self._pop is not None:
@@ -241,6 +271,7 @@ class Pop3Session:
                 hint="use --security tls for implicit TLS, or --security none for cleartext",
             )
         pop = self.pop
+        self.capabilities_before_tls = self.capabilities
         self.command("STLS")
         context = tls_context(self.endpoint)
         pop.sock = self.guarded(

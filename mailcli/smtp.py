@@ -24,6 +24,7 @@ from mailcli.errors import (
     ExitStatus,
     MailcliError,
     PermissionDeniedError,
+    StoppedEarly,
     TempFailError,
     UnavailableError,
 )
@@ -46,6 +47,7 @@ DATA_CHUNK = 256 * 1024
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 # Strongest first. XOAUTH2 is used only when asked for (--auth xoauth2).
 AUTH_PREFERENCE = ("CRAM-MD5", "PLAIN", "LOGIN")
+PHASES = ("connect", "ehlo", "tls", "auth", "mail", "rcpt")  # for --quit-after
 
 
 @dataclass
@@ -83,10 +85,14 @@ def submit(
     *,
     password: PasswordSource,
     transcript: Transcript,
+    quit_after: str | None = None,
 ) -> SendResult:
     """Submit one message. Returns the per-recipient result; raises MailcliError for
-    failures that stop the session (connection, TLS, AUTH, MAIL, DATA)."""
-    with SmtpSession(endpoint, password=password, transcript=transcript) as session:
+    failures that stop the session (connection, TLS, AUTH, MAIL, DATA), StoppedEarly
+    for `quit_after` phases before MAIL."""
+    with SmtpSession(
+        endpoint, password=password, transcript=transcript, quit_after=quit_after
+    ) as session:
         return session.send(outgoing)
 
 
@@ -96,11 +102,17 @@ class SmtpSession:
     sends QUIT, or just closes the connection after an error."""
 
     def __init__(
-        self, endpoint: Endpoint, *, password: PasswordSource, transcript: Transcript
+        self,
+        endpoint: Endpoint,
+        *,
+        password: PasswordSource,
+        transcript: Transcript,
+        quit_after: str | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.password = password
         self.transcript = transcript
+        self.quit_after = quit_after  # one of PHASES: QUIT there (the probe of `check`)
         self.messages_sent = 0
         self._smtp: TracedSMTP | None = None
 
@@ -121,19 +133,34 @@ class SmtpSession:
             raise smtplib.SMTPServerDisconnected("session is closed")
         if self.messages_sent:
             self._guarded(smtp.rset)  # a clean transaction for each message
-        result = self._guarded(lambda: _transact(smtp, outgoing, self.transcript))
+        result = self._guarded(lambda: _transact(smtp, outgoing, self.transcript, self.quit_after))
         self.messages_sent += 1
         return result
 
     def _open(self, smtp: TracedSMTP) -> None:
-        _handshake(smtp, self.endpoint, self.transcript)
+        self._stop_after("connect")
+        hello(smtp)
+        self._stop_after("ehlo")
+        if self.endpoint.security == "starttls":
+            _starttls(smtp, self.endpoint, self.transcript)
+        self._stop_after("tls")
         if self.endpoint.user:
             _authenticate(smtp, self.endpoint, self.password)
+        self._stop_after("auth")
+
+    def _stop_after(self, phase: str) -> None:
+        if self.quit_after == phase:
+            raise StoppedEarly(phase)
 
     def _guarded(self, action: Callable[[], _T]) -> _T:
         """Run an smtplib step; on any failure close the connection, translated."""
         try:
             return action()
+        except StoppedEarly:
+            if self._smtp is not None:
+                quit_quietly(self._smtp)
+                self._smtp = None
+            raise
         except MailcliError:
             self._abandon()
             raise
@@ -147,10 +174,8 @@ class SmtpSession:
             self._smtp = None
 
 
-def _handshake(smtp: TracedSMTP, endpoint: Endpoint, transcript: Transcript) -> None:
-    hello(smtp)
-    if endpoint.security != "starttls":
-        return
+def _starttls(smtp: TracedSMTP, endpoint: Endpoint, transcript: Transcript) -> None:
+    """STARTTLS, required: without the offer, stop before any credential or mail."""
     if not smtp.has_extn("starttls"):
         raise UnavailableError(
             f"{endpoint.host}:{endpoint.port} does not offer STARTTLS; nothing was sent",
@@ -214,13 +239,17 @@ def _xoauth2(user: str, token: str) -> Callable[[bytes | None], str]:
     return respond
 
 
-def _transact(smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript) -> SendResult:
+def _transact(
+    smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript, quit_after: str | None
+) -> SendResult:
     envelope = outgoing.envelope
     options = _mail_options(smtp, outgoing)
     code, message = smtp.mail(envelope.sender, options)
     if code != 250:
         raise reply_error("MAIL FROM", Reply(code, text(message)))
     result = SendResult(envelope_from=envelope.sender)
+    if quit_after == "mail":
+        return result
     for recipient in envelope.recipients:
         code, message = smtp.rcpt(recipient)
         if code in (250, 251):
@@ -229,6 +258,8 @@ def _transact(smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript) -> S
             result.refused[recipient] = Reply(code, text(message))
     if not result.accepted:
         smtp.rset()
+        return result
+    if quit_after == "rcpt":  # the probe: would these recipients be accepted? no DATA
         return result
     result.reply = _send_data(smtp, outgoing.data, transcript)
     return result

@@ -28,6 +28,7 @@ class AppContext:
     json: bool = False
     quiet: bool = False
     debug: bool = False
+    quit_after: str | None = None  # --quit-after PHASE of send, POP3 commands, check
     _config: Config | None = field(default=None, repr=False)
     _renderer: Renderer | None = field(default=None, repr=False)
 

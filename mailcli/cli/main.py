@@ -97,6 +97,10 @@ def _run(args: list[str]) -> int:
         _stderr_renderer().error(exc.format_message(), hint=hint)
         return int(ExitStatus.USAGE)
     except MailcliError as exc:
+        if exc.exit_status == ExitStatus.OK:  # StoppedEarly: done as asked, not a failure
+            if "-q" not in args and "--quiet" not in args:
+                sys.stderr.write(f"mailcli: {exc.message}\n")
+            return 0
         if "--debug" in args:
             _print_traceback()
         _stderr_renderer().error(exc.message, hint=exc.hint)

@@ -111,3 +111,14 @@ def connection_options(function: F) -> F:
     for option in reversed(options):
         decorated = option(decorated)
     return decorated  # type: ignore[no-any-return]
+
+
+def quit_after_option(phases: tuple[str, ...]) -> Callable[[F], F]:
+    """`--quit-after PHASE`: end the session cleanly (QUIT) after that phase."""
+    return click.option(
+        "--quit-after",
+        type=click.Choice(phases),
+        expose_value=False,
+        callback=_set_global("quit_after"),
+        help=f"Stop with QUIT after this phase: {', '.join(phases)}.",
+    )

@@ -10,16 +10,17 @@ from typing import Any
 import click
 
 from mailcli.cli.context import AppContext
-from mailcli.cli.options import connection_options, global_options
+from mailcli.cli.options import connection_options, global_options, quit_after_option
 from mailcli.endpoint import ConnectionOptions
 from mailcli.errors import UsageError
+from mailcli.pop3 import PHASES
 
 
 def pop3_command(function: Callable[..., Any]) -> click.Command:
-    """A POP3 command: connection and global options, the AppContext first."""
-    return click.command()(
-        click.pass_obj(connection_options(global_options(for_group=False)(function)))
-    )
+    """A POP3 command (click names `list_command` "list"): connection, global and
+    --quit-after options, the AppContext first."""
+    with_options = quit_after_option(PHASES)(global_options(for_group=False)(function))
+    return click.command()(click.pass_obj(connection_options(with_options)))
 
 
 def open_session(app: AppContext, connection: ConnectionOptions) -> Any:
@@ -27,7 +28,10 @@ def open_session(app: AppContext, connection: ConnectionOptions) -> Any:
 
     endpoint = app.endpoint("pop3", connection)
     return Pop3Session(
-        endpoint, password=lambda: app.password(endpoint).value, transcript=app.transcript()
+        endpoint,
+        password=lambda: app.password(endpoint).value,
+        transcript=app.transcript(),
+        quit_after=app.quit_after,
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from mailcli.cli.context import AppContext
-from mailcli.cli.options import connection_options, global_options
+from mailcli.cli.options import connection_options, global_options, quit_after_option
 from mailcli.endpoint import ConnectionOptions
 from mailcli.errors import DataError, ExitStatus, UsageError
 
@@ -62,6 +62,7 @@ _COMPOSE_ONLY = (
     "--message", "message_file", metavar="FILE|-", help="Submit a ready RFC 5322 message as is."
 )
 @click.option("--dry-run", is_flag=True, help="Print envelope and message; connect to nothing.")
+@quit_after_option(("connect", "ehlo", "tls", "auth", "mail", "rcpt"))
 @connection_options
 @global_options(for_group=False)
 @click.pass_obj
@@ -96,8 +97,13 @@ def send(
         outgoing,
         password=lambda: app.password(endpoint).value,
         transcript=app.transcript(),
+        quit_after=app.quit_after,
     )
     _print_result(app, result)
+    if app.quit_after in ("mail", "rcpt"):
+        app.out.info(
+            f"mailcli: stopped after {app.quit_after}, as --quit-after asked (no DATA sent)"
+        )
     return int(result.exit_status)
 
 
