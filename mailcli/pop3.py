@@ -111,12 +111,14 @@ class Pop3Session:
         transcript: Transcript,
         quit_after: str | None = None,
         login: bool = True,
+        on_phase: Callable[[str, Pop3Session], object] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.password = password
         self.transcript = transcript
         self.quit_after = quit_after  # one of PHASES: QUIT there, skip the rest
         self.login_wanted = login  # False: stop before authenticating (`check`)
+        self.on_phase = on_phase  # told of each phase reached (`check` reports them)
         self.capabilities: dict[str, list[str]] = {}
         self.capabilities_before_tls: dict[str, list[str]] | None = None
         self.connect_seconds = 0.0
@@ -147,6 +149,8 @@ class Pop3Session:
         return self
 
     def _stop_after(self, phase: str) -> None:
+        if self.on_phase is not None:
+            self.on_phase(phase, self)
         if self.quit_after == phase:
             raise StoppedEarly(phase)
 

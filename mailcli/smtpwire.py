@@ -47,6 +47,7 @@ class TracedSMTP(smtplib.SMTP):
     """smtplib.SMTP whose lines pass through a Transcript and whose replies are bounded."""
 
     transcript: Transcript = Transcript()
+    greeting: Reply | None = None
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         self.transcript.info(f"connecting to {host}:{port}")
@@ -129,6 +130,7 @@ def connect(endpoint: Endpoint, transcript: Transcript) -> TracedSMTP:
     if code != 220:
         close_quietly(smtp)
         raise reply_error("the connection", Reply(code, text(greeting)))
+    smtp.greeting = Reply(code, text(greeting))
     if endpoint.security == "tls":
         trace_tls(smtp.connection, transcript)
     return smtp

@@ -32,6 +32,7 @@ _COMMANDS = {
     "capa": ("mailcli.cli.pop3", "capa", "POP3: the server's capabilities."),
     "shell": ("mailcli.cli.shell", "shell", "POP3: an interactive session."),
     "fetch": ("mailcli.cli.fetch", "fetch", "POP3: download new mail into Maildir/mbox/MDA."),
+    "check": ("mailcli.cli.check", "check", "Report what an SMTP or POP3 server offers."),
 }
 
 

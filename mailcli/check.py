@@ -1,0 +1,293 @@
+"""`mailcli check smtp|pop3`: what a server offers, and what is wrong with it.
+
+A report: connect time, banner, TLS (version, cipher, certificate subject, issuer,
+names, expiry, verification), capabilities and AUTH mechanisms before and after TLS,
+optionally a login test (and STAT for POP3), and findings graded ok / warn / fail. The
+exit status is 0 without a `fail`, else the status of the first failure.
+
+When the certificate does not verify, that is a failure (77) and no credential is ever
+sent; a second, unverified connection then collects the certificate's details and the
+capabilities after TLS, so the report says *why* (wrong name, expired, unknown CA).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailcli.endpoint import Endpoint
+from mailcli.errors import MailcliError, PermissionDeniedError, StoppedEarly, TempFailError
+from mailcli.tlsinfo import TlsInfo, describe
+from mailcli.transcript import Transcript
+
+EXPIRY_WARNING_DAYS = 14
+PasswordSource = Callable[[], str]
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # ok, warn, fail
+    message: str
+    status: int = 0  # the exit status a `fail` stands for
+
+
+@dataclass
+class CheckReport:
+    protocol: str
+    host: str
+    port: int
+    security: str
+    connect_ms: float | None = None
+    banner: str | None = None
+    tls: TlsInfo | None = None
+    capabilities_before_tls: dict[str, str] | None = None
+    capabilities_after_tls: dict[str, str] | None = None
+    auth_before_tls: list[str] | None = None
+    auth_after_tls: list[str] | None = None
+    max_message_size: int | None = None  # SMTP SIZE (RFC 1870), parsed
+    login: bool | None = None
+    stat: dict[str, int] | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    def add(self, level: str, message: str, status: int = 0) -> None:
+        self.findings.append(Finding(level, message, status))
+
+    @property
+    def exit_status(self) -> int:
+        return next((f.status for f in self.findings if f.level == "fail"), 0)
+
+    def as_json(self) -> dict[str, Any]:
+        document = dataclasses.asdict(self)
+        document["exit_status"] = self.exit_status
+        return document
+
+
+def run_check(
+    protocol: str,
+    endpoint: Endpoint,
+    *,
+    login: bool,
+    password: PasswordSource,
+    transcript: Transcript,
+    quit_after: str | None = None,
+) -> CheckReport:
+    """Probe; on an untrusted certificate, probe again unverified for the details."""
+    report = CheckReport(protocol, endpoint.host, endpoint.port, endpoint.security)
+    probe = _probe_smtp if protocol == "smtp" else _probe_pop3
+    try:
+        if protocol == "smtp":
+            _probe_smtp(report, endpoint, login, password, transcript)
+        else:
+            _probe_pop3(report, endpoint, login, password, transcript, quit_after)
+    except StoppedEarly as stop:
+        report.add("ok", stop.message)
+    except PermissionDeniedError as exc:
+        if report.login is not None:  # the login failed, not the certificate
+            raise
+        report.add("fail", exc.message, int(exc.exit_status))
+        details = CheckReport(protocol, endpoint.host, endpoint.port, endpoint.security)
+        transcript.info("certificate not trusted: reconnecting unverified, for details only")
+        insecure = dataclasses.replace(endpoint, insecure=True)
+        probe = _probe_smtp if protocol == "smtp" else _probe_pop3
+        try:
+            probe(details, insecure, False, password, transcript)
+        except MailcliError:
+            return report
+        _merge_details(report, details, verify_error=exc.message)
+    except MailcliError as exc:
+        report.add("fail", exc.message, int(exc.exit_status))
+    return report
+
+
+def _merge_details(report: CheckReport, details: CheckReport, *, verify_error: str) -> None:
+    for name in (
+        "connect_ms",
+        "banner",
+        "capabilities_before_tls",
+        "capabilities_after_tls",
+        "auth_before_tls",
+        "auth_after_tls",
+    ):
+        setattr(report, name, getattr(details, name))
+    if details.tls is not None:
+        report.tls = dataclasses.replace(details.tls, verified=False, verify_error=verify_error)
+        _judge_certificate(report, report.tls, trusted=False)
+
+
+def _probe_smtp(
+    report: CheckReport,
+    endpoint: Endpoint,
+    login: bool,
+    password: PasswordSource,
+    transcript: Transcript,
+) -> None:
+    import smtplib
+
+    from mailcli import smtpwire
+    from mailcli.network import tls_context
+    from mailcli.smtp import _authenticate
+
+    started = time.monotonic()
+    smtp = smtpwire.connect(endpoint, transcript)
+    try:
+        report.connect_ms = round((time.monotonic() - started) * 1000, 1)
+        report.banner = str(smtp.greeting)
+        report.add("ok", f"connected to {endpoint.host}:{endpoint.port} in {report.connect_ms} ms")
+        smtpwire.hello(smtp)
+        features = _features(smtp)
+        if endpoint.security == "tls":
+            _after_tls(report, smtp.connection, features, endpoint)
+        else:
+            report.capabilities_before_tls = features
+            report.auth_before_tls = features.get("auth", "").split()
+            if "starttls" in features and endpoint.security == "starttls":
+                smtp.starttls(context=tls_context(endpoint))
+                transcript.tls = True
+                smtpwire.hello(smtp)
+                _after_tls(report, smtp.connection, _features(smtp), endpoint)
+            elif endpoint.security == "starttls":
+                report.add(
+                    "fail", "no STARTTLS offered: mail and passwords would travel in clear", 69
+                )
+        size = (report.capabilities_after_tls or features).get("size", "")
+        report.max_message_size = int(size) if size.isdigit() else None
+        _judge_auth(report, endpoint)
+        if login:
+            _login(report, endpoint, lambda: _authenticate(smtp, endpoint, password))
+    except (OSError, smtplib.SMTPException) as exc:
+        smtpwire.close_quietly(smtp)
+        raise smtpwire.translate_smtp(exc, endpoint) from exc
+    smtpwire.quit_quietly(smtp)
+
+
+def _probe_pop3(
+    report: CheckReport,
+    endpoint: Endpoint,
+    login: bool,
+    password: PasswordSource,
+    transcript: Transcript,
+    quit_after: str | None = None,
+) -> None:
+    from mailcli.maildrop import stat
+    from mailcli.pop3 import Pop3Session
+
+    def reached(phase: str, pop: Pop3Session) -> None:
+        if phase == "connect":
+            report.connect_ms = round(pop.connect_seconds * 1000, 1)
+            report.banner = pop.pop.welcome.decode("utf-8", "replace")
+            report.add(
+                "ok", f"connected to {endpoint.host}:{endpoint.port} in {report.connect_ms} ms"
+            )
+        elif phase == "capa" and endpoint.security != "tls":
+            report.capabilities_before_tls = _joined(pop.capabilities)
+            report.auth_before_tls = _pop3_auth(report.capabilities_before_tls)
+        elif phase == "tls" and endpoint.security != "none":
+            if endpoint.security == "tls":
+                report.capabilities_before_tls = None
+            _after_tls(report, pop.pop.sock, _joined(pop.capabilities), endpoint)
+
+    session = Pop3Session(
+        endpoint,
+        password=password,
+        transcript=transcript,
+        login=False,
+        quit_after=quit_after,
+        on_phase=reached,
+    )
+    with session as pop:
+        _judge_auth(report, endpoint)
+        if login:
+            _login(report, endpoint, pop.login)
+            if report.login:
+                count, octets = stat(pop)
+                report.stat = {"messages": count, "octets": octets}
+                report.add("ok", f"STAT: {count} messages, {octets} octets")
+
+
+def _features(smtp: Any) -> dict[str, str]:
+    """EHLO keywords (lower case, as smtplib keeps them) with their parameters."""
+    return {name: value.strip() for name, value in smtp.esmtp_features.items()}
+
+
+def _joined(capabilities: dict[str, list[str]]) -> dict[str, str]:
+    return {name: " ".join(arguments) for name, arguments in capabilities.items()}
+
+
+def _pop3_auth(capabilities: dict[str, str]) -> list[str]:
+    """USER (cleartext USER/PASS) and the SASL mechanisms."""
+    mechanisms = capabilities.get("SASL", "").split()
+    return (["USER"] if "USER" in capabilities else []) + mechanisms
+
+
+def _after_tls(
+    report: CheckReport, sock: Any, capabilities: dict[str, str], endpoint: Endpoint
+) -> None:
+    report.capabilities_after_tls = capabilities
+    auth = (
+        capabilities.get("auth", "").split()
+        if report.protocol == "smtp"
+        else (_pop3_auth(capabilities))
+    )
+    report.auth_after_tls = auth
+    report.tls = describe(
+        sock,
+        verified=not endpoint.insecure,
+        verify_error="--insecure" if endpoint.insecure else None,
+    )
+    report.add("ok", f"TLS: {report.tls.version} {report.tls.cipher}")
+    _judge_certificate(report, report.tls, trusted=not endpoint.insecure)
+
+
+def _judge_certificate(report: CheckReport, tls: TlsInfo, *, trusted: bool) -> None:
+    days = tls.certificate.days_left
+    if days is None:
+        return
+    if days < 0:
+        report.add(
+            "fail", f"certificate expired {-days} days ago ({tls.certificate.not_after})", 77
+        )
+    elif days < EXPIRY_WARNING_DAYS:
+        report.add("warn", f"certificate expires in {days} days ({tls.certificate.not_after})")
+    elif trusted:
+        report.add("ok", f"certificate verified, valid for {days} more days")
+
+
+def _judge_auth(report: CheckReport, endpoint: Endpoint) -> None:
+    before = report.auth_before_tls or []
+    if before:  # offered on a connection that is not (yet) encrypted
+        where = " (loopback: only local traffic is exposed)" if _loopback(endpoint.host) else ""
+        report.add(
+            "warn",
+            f"authentication ({' '.join(before)}) offered before TLS: "
+            f"credentials could be sent in clear{where}",
+        )
+    after = report.auth_after_tls
+    if after:
+        report.add("ok", f"authentication after TLS: {' '.join(after)}")
+
+
+def _login(report: CheckReport, endpoint: Endpoint, action: Callable[[], object]) -> None:
+    if not endpoint.user:
+        report.add("fail", "--login needs a user (--user or the account's)", 78)
+        return
+    try:
+        action()
+    except (PermissionDeniedError, TempFailError) as exc:
+        report.login = False
+        report.add("fail", exc.message, int(exc.exit_status))
+        return
+    report.login = True
+    report.add("ok", f"login as {endpoint.user} succeeded")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
