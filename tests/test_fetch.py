@@ -174,16 +174,21 @@ def test_a_second_concurrent_fetch_exits_75(fetcher: Fetch, tmp_path: Path) -> N
     started = tmp_path / "started"
     slow_mda = f"touch {started}; sleep 3; cat > /dev/null"  # holds the run (and its lock)
     env = {**os.environ, **fetcher.env}
-    first = subprocess.Popen([*MAILCLI, "fetch", "--to", f"mda:{slow_mda}", *fetcher.args],
-                             env=env, stderr=subprocess.PIPE)
+    first = subprocess.Popen(
+        [*MAILCLI, "fetch", "--to", f"mda:{slow_mda}", *fetcher.args],
+        env=env,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 30
     while not started.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    second = subprocess.run([*MAILCLI, "fetch", *fetcher.args], env=env, capture_output=True,
-                            check=False)
+    second = subprocess.run(
+        [*MAILCLI, "fetch", *fetcher.args], env=env, capture_output=True, check=False
+    )
     assert second.returncode == 75
     assert f"another fetch for this account is running (pid {first.pid})".encode() in (
-        second.stderr)
+        second.stderr
+    )
     assert first.wait(timeout=60) == 0
     assert fetcher.json()["fetched"] == 0  # the first one fetched both
 
