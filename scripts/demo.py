@@ -50,8 +50,15 @@ def step(title: str, argv: list[str], env: dict[str, str], stdin: str | None = N
     if stdin is not None:
         shown = f"printf {shlex.quote(stdin)} | {shown}"
     print(f"\n### {title}\n$ {shown}", flush=True)
-    done = subprocess.run([MAILCLI, *argv], env=env, input=stdin, text=True,
-                          stdout=sys.stdout, stderr=subprocess.STDOUT, check=False)
+    done = subprocess.run(
+        [MAILCLI, *argv],
+        env=env,
+        input=stdin,
+        text=True,
+        stdout=sys.stdout,
+        stderr=subprocess.STDOUT,
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"demo: `{shown}` exited with {done.returncode}")
 
@@ -60,36 +67,69 @@ def main() -> int:
     missing = missing_reason("dovecot", "postfix", need_root=True)
     if missing:
         print(f"demo: cannot start the servers: {missing}", file=sys.stderr)
-        print("demo: as root, `scripts/setup` installs dovecot-core dovecot-pop3d postfix",
-              file=sys.stderr)
+        print(
+            "demo: as root, `scripts/setup` installs dovecot-core dovecot-pop3d postfix",
+            file=sys.stderr,
+        )
         return 69
     with start_stack(secret_service=False) as stack, tempfile.TemporaryDirectory() as home:
         where = stack.describe()
         config = Path(home) / "config.toml"
-        config.write_text(CONFIG.format(submission=where["submission_port"],
-                                        pop3=where["pop3_port"], ca=where["ca_pem"]))
-        env = {**os.environ, "MAILCLI_CONFIG": str(config), "HOME": home,
-               "XDG_STATE_HOME": home, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
-        print(f"servers: Postfix submission on 127.0.0.1:{where['submission_port']}, "
-              f"Dovecot POP3 on 127.0.0.1:{where['pop3_port']} (STARTTLS/STLS, test CA)")
+        config.write_text(
+            CONFIG.format(
+                submission=where["submission_port"], pop3=where["pop3_port"], ca=where["ca_pem"]
+            )
+        )
+        env = {
+            **os.environ,
+            "MAILCLI_CONFIG": str(config),
+            "HOME": home,
+            "XDG_STATE_HOME": home,
+            "PYTHONUNBUFFERED": "1",
+            "NO_COLOR": "1",
+        }
+        print(
+            f"servers: Postfix submission on 127.0.0.1:{where['submission_port']}, "
+            f"Dovecot POP3 on 127.0.0.1:{where['pop3_port']} (STARTTLS/STLS, test CA)"
+        )
         replay(stack, env)
     print("\ndemo: done; the servers are stopped.")
     return 0
 
 
 def replay(stack: object, env: dict[str, str]) -> None:
-    step("SMTP: the headers say CEO -> all-staff; the envelope delivers alice -> bob",
-         ["-a", "alice", "send", "--trace", "--from", "The CEO <ceo@example.test>",
-          "--to", "all-staff@example.test", "--envelope-from", "alice@example.test",
-          "--rcpt", "bob@example.test", "--subject", "Envelope vs headers",
-          "--body", "MAIL FROM and RCPT TO decide delivery; From and To are only text.\n"],
-         env)
+    step(
+        "SMTP: the headers say CEO -> all-staff; the envelope delivers alice -> bob",
+        [
+            "-a",
+            "alice",
+            "send",
+            "--trace",
+            "--from",
+            "The CEO <ceo@example.test>",
+            "--to",
+            "all-staff@example.test",
+            "--envelope-from",
+            "alice@example.test",
+            "--rcpt",
+            "bob@example.test",
+            "--subject",
+            "Envelope vs headers",
+            "--body",
+            "MAIL FROM and RCPT TO decide delivery; From and To are only text.\n",
+        ],
+        env,
+    )
     stack.postfix.wait_for_delivery("bob", 1)  # type: ignore[attr-defined]
     step("POP3: STAT", ["-a", "bob", "stat", "--trace"], env)
     step("POP3: LIST", ["-a", "bob", "list", "--trace"], env)
     step("POP3: RETR 1", ["-a", "bob", "retr", "1", "--trace"], env)
-    step("POP3: DELE, LIST, RSET, LIST, QUIT in one session, as in the post",
-         ["-a", "bob", "shell", "--trace"], env, stdin="dele 1\nlist\nrset\nlist\nquit\n")
+    step(
+        "POP3: DELE, LIST, RSET, LIST, QUIT in one session, as in the post",
+        ["-a", "bob", "shell", "--trace"],
+        env,
+        stdin="dele 1\nlist\nrset\nlist\nquit\n",
+    )
     step("check the SMTP server", ["-a", "alice", "check", "smtp", "--login"], env)
     step("check the POP3 server", ["-a", "bob", "check", "pop3", "--login"], env)
 

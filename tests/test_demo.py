@@ -12,8 +12,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_demo_replays_both_posts() -> None:
     require(*NEEDS["postfix"], need_root=True)
-    done = subprocess.run([str(ROOT / "scripts" / "demo"), "--no-setup"], capture_output=True,
-                          text=True, timeout=180, check=False)
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "demo"), "--no-setup"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     out = done.stdout
     # The envelope differs from the headers, and the trace shows it.
