@@ -15,13 +15,15 @@ SMTPUTF8 policy and flagged, and the transport refuses them when the server cann
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mailcli.envelope import (
+    Attachment,
     Envelope,
     Outgoing,
     check_no_injection,
@@ -86,10 +88,11 @@ def compose(request: ComposeRequest) -> Outgoing:
     bcc = parse_addresses("--bcc", request.bcc)
     reply_to = parse_addresses("--reply-to", [request.reply_to]) if request.reply_to else []
     envelope = _envelope(request, senders[0][1], [a for _, a in to + cc + bcc])
-    message = _build_message(request, senders, to, cc, reply_to)
+    message, attachments = _build_message(request, senders, to, cc, reply_to)
     header_addresses = [a for _, a in senders + to + cc + reply_to]
     utf8 = needs_smtputf8([envelope.sender, *envelope.recipients, *header_addresses])
-    return Outgoing(envelope, _serialise(message, utf8=utf8), smtputf8=utf8)
+    data = _serialise(message, utf8=utf8)
+    return Outgoing(envelope, data, smtputf8=utf8, attachments=tuple(attachments))
 
 
 def _envelope(request: ComposeRequest, from_addr: str, header_rcpts: list[str]) -> Envelope:
@@ -111,7 +114,7 @@ def _build_message(
     to: list[tuple[str, str]],
     cc: list[tuple[str, str]],
     reply_to: list[tuple[str, str]],
-) -> EmailMessage:
+) -> tuple[EmailMessage, list[Attachment]]:
     from email.message import EmailMessage
     from email.policy import SMTP
 
@@ -127,8 +130,7 @@ def _build_message(
         if name.lower() in _UNIQUE_HEADERS:
             del message[name]
         message[name] = value
-    _set_body(message, request)
-    return message
+    return message, _set_body(message, request)
 
 
 def _format_addresses(pairs: list[tuple[str, str]]) -> list[Address]:
@@ -149,27 +151,45 @@ def _add_date_and_message_id(message: EmailMessage, sender: str) -> None:
         message["Message-ID"] = new_message_id(sender)
 
 
-def _set_body(message: EmailMessage, request: ComposeRequest) -> None:
+def _set_body(message: EmailMessage, request: ComposeRequest) -> list[Attachment]:
     text = request.body if request.body is not None else ""
     # Quoted-printable keeps non-ASCII text 7-bit clean for servers without 8BITMIME.
     message.set_content(text, cte=None if text.isascii() else "quoted-printable")
     if request.html is not None:
         html = read_input_file(request.html, "--html").decode("utf-8", "replace")
         message.add_alternative(html, subtype="html", cte="quoted-printable")
-    for path in request.attachments:
-        _attach(message, path)
+    return [_attach(message, path) for path in request.attachments]
 
 
-def _attach(message: EmailMessage, path: Path) -> None:
+def _attach(message: EmailMessage, path: Path) -> Attachment:
+    """A base64 part whose body is a marker line; the file is encoded while it is sent
+    (base64 always: the attachment arrives byte for byte, text files included)."""
     import mimetypes
+    import secrets
 
-    data = read_input_file(path, "--attach")
+    size = _readable_size(path)
     content_type, encoding = mimetypes.guess_type(path.name)
     if content_type is None or encoding is not None:
         content_type = "application/octet-stream"  # e.g. .tar.gz: send it as the bytes it is
     maintype, _, subtype = content_type.partition("/")
-    # Bytes always go base64: the attachment arrives byte for byte, text files included.
-    message.add_attachment(data, maintype=maintype, subtype=subtype, filename=path.name)
+    message.add_attachment(b"", maintype=maintype, subtype=subtype, filename=path.name)
+    marker = f"MAILCLI-ATTACHMENT-{secrets.token_hex(16)}"
+    part: Any = message.get_payload()[-1]  # type: ignore[index]
+    part.set_payload(marker + "\n")
+    return Attachment(marker.encode() + b"\r\n", path, size)
+
+
+def _readable_size(path: Path) -> int:
+    """Fail now (66) rather than in the middle of DATA."""
+    try:
+        with open(path, "rb") as handle:
+            return os.fstat(handle.fileno()).st_size
+    except FileNotFoundError:
+        raise NoInputError(f"--attach {path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"--attach {path}: is a directory") from None
+    except OSError as exc:
+        raise NoInputError(f"--attach {path}: cannot read: {exc.strerror}") from exc
 
 
 def read_input_file(path: Path, what: str) -> bytes:

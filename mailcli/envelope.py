@@ -8,13 +8,15 @@ commands (header injection): refused with exit 65, before anything connects.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mailcli.errors import DataError
 
 # addr-spec, loosely: something@something, no white space or specials. Quoted local
 # parts are rare enough on a command line that refusing them beats misparsing them.
+_ENCODE_BLOCK = 57 * 4096  # whole base64 lines: 57 bytes encode to one 76-character line
 _ADDR_SPEC = re.compile(r"[^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\]+")
 
 
@@ -27,12 +29,54 @@ class Envelope:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file that is base64-encoded while the message is transmitted, so that a large
+    attachment never sits in memory whole: `marker` (a line of `Outgoing.data`, CRLF
+    included) stands for its encoded lines."""
+
+    marker: bytes
+    path: Path
+    size: int
+
+    @property
+    def encoded_size(self) -> int:
+        characters = 4 * ((self.size + 2) // 3)
+        return characters + 2 * ((characters + 75) // 76)  # 76 per line, each + CRLF
+
+    def encoded_chunks(self) -> Iterator[bytes]:
+        """base64 lines of 76 characters, CRLF-terminated, ~300 KiB at a time."""
+        import base64
+
+        with open(self.path, "rb") as handle:
+            while block := handle.read(_ENCODE_BLOCK):
+                yield base64.encodebytes(block).replace(b"\n", b"\r\n")
+
+
+@dataclass(frozen=True)
 class Outgoing:
-    """What the transport submits: the envelope and the message bytes, CRLF, unstuffed."""
+    """What the transport submits: the envelope and the message bytes, CRLF, unstuffed.
+
+    `data` is the whole message unless `attachments` are given: then each attachment's
+    marker line in `data` is replaced by the file's encoding as the bytes are produced.
+    """
 
     envelope: Envelope
     data: bytes = field(repr=False)
     smtputf8: bool = False
+    attachments: tuple[Attachment, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return len(self.data) + sum(a.encoded_size - len(a.marker) for a in self.attachments)
+
+    def chunks(self) -> Iterator[bytes]:
+        """The message in pieces; every piece begins and ends at a line boundary."""
+        rest = self.data
+        for attachment in self.attachments:
+            before, _, rest = rest.partition(attachment.marker)
+            yield before
+            yield from attachment.encoded_chunks()
+        yield rest
 
 
 def check_no_injection(what: str, value: str) -> None:

@@ -12,6 +12,7 @@ only after the server accepted it; one refused permanently moves to `failed/`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ def _deferred_part(outgoing: Outgoing, result: SendResult) -> Outgoing | None:
     if not later:
         return None
     envelope = Envelope(outgoing.envelope.sender, tuple(later))
-    return Outgoing(envelope, outgoing.data, smtputf8=outgoing.smtputf8)
+    return dataclasses.replace(outgoing, envelope=envelope)
 
 
 def _refusals(result: SendResult, *, temporary: bool) -> str:

@@ -261,7 +261,7 @@ def _transact(
         return result
     if quit_after == "rcpt":  # the probe: would these recipients be accepted? no DATA
         return result
-    result.reply = _send_data(smtp, outgoing.data, transcript)
+    result.reply = _send_data(smtp, outgoing, transcript)
     return result
 
 
@@ -275,25 +275,31 @@ def _mail_options(smtp: TracedSMTP, outgoing: Outgoing) -> list[str]:
             )
         options.append("SMTPUTF8")
     if not outgoing.data.isascii() and smtp.has_extn("8bitmime"):
-        options.append("BODY=8BITMIME")
+        options.append("BODY=8BITMIME")  # attachments are base64: ASCII
     if smtp.has_extn("size"):
-        options.append(f"SIZE={len(outgoing.data)}")
+        options.append(f"SIZE={outgoing.size}")
     return options
 
 
-def _send_data(smtp: TracedSMTP, data: bytes, transcript: Transcript) -> Reply:
+def _send_data(smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript) -> Reply:
+    """DATA: the message dot-stuffed and written in large pieces (attachments encoded as
+    they go), then the final dot. Every piece starts at a line start, so stuffing piece
+    by piece is exact."""
     code, message = smtp.docmd("DATA")
     if code != 354:
         raise reply_error("DATA", Reply(code, text(message)))
-    stuffed = _LEADING_DOT.sub(b"..", data)
-    if transcript.show_data:
-        for line in stuffed.split(b"\r\n")[:-1]:
-            transcript.data_line("send", line)
-    else:
-        transcript.data_summary("send", data.count(b"\n"), len(data))
-    view = memoryview(stuffed)
-    for offset in range(0, len(view), DATA_CHUNK):
-        smtp.connection.sendall(view[offset : offset + DATA_CHUNK])
+    lines = 0
+    for piece in outgoing.chunks():
+        stuffed = _LEADING_DOT.sub(b"..", piece)
+        lines += piece.count(b"\n")
+        if transcript.show_data:
+            for line in stuffed.split(b"\r\n")[:-1]:
+                transcript.data_line("send", line)
+        view = memoryview(stuffed)
+        for offset in range(0, len(view), DATA_CHUNK):
+            smtp.connection.sendall(view[offset : offset + DATA_CHUNK])
+    if not transcript.show_data:
+        transcript.data_summary("send", lines, outgoing.size)
     transcript.sent(b".")
     smtp.connection.sendall(b".\r\n")
     reply = Reply(*decoded(smtp.getreply()))

@@ -72,7 +72,7 @@ class Spool:
         )
         try:
             ensure_private_dir(self.directory)
-            atomic_write(self.directory / f"{entry.id}.eml", outgoing.data)
+            atomic_write(self.directory / f"{entry.id}.eml", b"".join(outgoing.chunks()))
             self._write_meta(entry)
         except OSError as exc:
             raise LocalIOError(f"cannot write to the queue {self.directory}: {exc}") from exc

@@ -174,12 +174,14 @@ def _print_dry_run(app: AppContext, outgoing: Any) -> None:
                 "envelope_from": envelope.sender,
                 "recipients": list(envelope.recipients),
                 "smtputf8": outgoing.smtputf8,
-                "message": outgoing.data.decode("utf-8", "surrogateescape"),
+                "message": b"".join(outgoing.chunks()).decode("utf-8", "surrogateescape"),
             }
         )
         return
     lines = [f"MAIL FROM:<{envelope.sender}>"] + [f"RCPT TO:<{r}>" for r in envelope.recipients]
-    app.out.raw(("\n".join(lines) + "\n\n").encode() + outgoing.data)
+    app.out.raw(("\n".join(lines) + "\n\n").encode())
+    for piece in outgoing.chunks():
+        app.out.raw(piece)
 
 
 def _print_result(app: AppContext, result: Any) -> None:
