@@ -39,7 +39,7 @@ from mailcli.transcript import Transcript
 
 PHASES = ("connect", "capa", "tls", "auth")  # for --quit-after
 MAX_STATUS_LINE = 8192
-MAX_LISTING = 64 * 1024 * 1024  # octets of a LIST/UIDL/CAPA response held in memory
+MAX_LISTING = 16 * 1024 * 1024  # octets of a LIST/UIDL/CAPA response held in memory
 AUTH_METHODS = ("user", "apop", "plain", "xoauth2")
 _RESPONSE_CODE = re.compile(rb"^-ERR \[([A-Za-z/-]+)\]")
 

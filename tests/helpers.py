@@ -87,3 +87,50 @@ class LockedKeyring(MemoryKeyring):
 
     def set_password(self, service: str, username: str, password: str) -> None:
         raise keyring.errors.KeyringLocked("Failed to unlock the collection!")
+
+
+@dataclass
+class Measured:
+    code: int
+    stdout: bytes
+    stderr: bytes
+    seconds: float
+    peak_kib: int
+
+
+_PROBE = """\
+import runpy, sys
+sys.argv = ['mailcli', *sys.argv[1:]]
+code = 0
+try:
+    runpy.run_module('mailcli', run_name='__main__')
+except SystemExit as exit:
+    code = exit.code
+finally:
+    peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]
+    open(__peak__, 'w').write(peak)
+sys.exit(code)
+"""
+
+
+def run_measured(
+    args: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 60
+) -> Measured:
+    """Run mailcli as a process and measure its wall time and peak RSS (VmHWM: unlike
+    getrusage, not inherited from the forking parent)."""
+    import tempfile
+    import time
+
+    with tempfile.NamedTemporaryFile("r", suffix=".peak") as peak_file:
+        probe = _PROBE.replace("__peak__", repr(peak_file.name))
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *args],
+            capture_output=True,
+            timeout=timeout,
+            env=dict(env if env is not None else os.environ),
+            check=False,
+        )
+        elapsed = time.monotonic() - started
+        peak = int(peak_file.read() or 0)
+    return Measured(done.returncode, done.stdout, done.stderr, elapsed, peak)
