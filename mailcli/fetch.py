@@ -220,7 +220,10 @@ class Fetcher:
         )
         try:
             self.pop.guarded(copier.run)
-            writer.finish()
+            try:
+                writer.finish()
+            except OSError as exc:  # the last buffered bytes hit a full disk
+                raise destination_error(exc) from exc
         except BaseException:
             with contextlib.suppress(OSError):
                 writer.abandon()

@@ -1,0 +1,259 @@
+"""The fault matrix: full disks, read-only destinations, damaged state, signals at random
+instants, for fetch and for the sendmail spool. Nothing is lost, nothing partial is
+delivered, and every failure has its documented exit status."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import MAILCLI, run_cli
+from tests.servers import require
+from tests.servers.certs import Certs
+from tests.servers.dovecot import Dovecot
+from tests.servers.fixtures import Mailbox
+from tests.servers.ports import free_port
+from tests.servers.smtpd import AioSmtpd
+
+
+@contextmanager
+def tmpfs(path: Path, size: str, *options: str) -> Iterator[Path]:
+    """A small file system of its own (as root): the way to fill a disk in a test."""
+    require("mount", need_root=True)
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs", str(path)],
+        check=True,
+    )
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def message(number: int, size: int) -> bytes:
+    return (f"Subject: n{number}\nMessage-ID: <f{number}@example.test>\n\n").encode() + (
+        b"z" * 76 + b"\n"
+    ) * (size // 77)
+
+
+class Mail:
+    def __init__(self, dovecot: Dovecot, certs: Certs, box: Mailbox) -> None:
+        self.args = [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(dovecot.pop3_port),
+            "--cafile",
+            str(certs.ca_pem),
+            "--user",
+            box.user,
+        ]
+        self.env = {"MAILCLI_PASSWORD": box.password}
+        self.dovecot, self.box = dovecot, box
+
+    def fetch(self, *extra: str) -> tuple[int, str]:
+        result = run_cli(["fetch", *extra, *self.args], env=self.env)
+        return result.code, result.stderr
+
+    def count(self) -> int:
+        result = run_cli(["stat", "--json", *self.args], env=self.env)
+        return int(json.loads(result.stdout)["messages"])
+
+
+@pytest.fixture
+def mail(dovecot: Dovecot, certs: Certs, mailbox: Mailbox) -> Mail:
+    return Mail(dovecot, certs, mailbox)
+
+
+def files(maildir: Path) -> list[bytes]:
+    return [
+        p.read_bytes()
+        for sub in ("new", "cur")
+        if (maildir / sub).is_dir()
+        for p in (maildir / sub).iterdir()
+    ]
+
+
+def test_disk_full_during_fetch_is_74_and_nothing_is_lost(mail: Mail, tmp_path: Path) -> None:
+    originals = [message(n, 30_000) for n in range(20)]
+    for data in originals:
+        mail.dovecot.drop_message(mail.box.user, data)
+    with tmpfs(tmp_path / "small", "200k") as small:
+        code, err = mail.fetch("--delete", "--to", f"maildir:{small}/Maildir")
+        assert code == 74, err
+        assert "No space left on device" in err
+        first = files(small / "Maildir")
+        assert os.listdir(small / "Maildir" / "tmp") == []  # no partial message anywhere
+    assert 0 < len(first) < 20 and all(data in originals for data in first)
+    assert mail.count() == 20  # no QUIT after the failure: nothing deleted yet
+    code, err = mail.fetch("--delete", "--to", f"maildir:{tmp_path}/big")
+    assert code == 0, err
+    assert sorted(first + files(tmp_path / "big")) == sorted(originals)  # exactly once
+    assert mail.count() == 0
+
+
+def test_read_only_destination_is_73_and_the_server_is_untouched(
+    mail: Mail, tmp_path: Path
+) -> None:
+    mail.dovecot.drop_message(mail.box.user, message(1, 100))
+    with tmpfs(tmp_path / "ro", "1m", "ro") as read_only:
+        code, err = mail.fetch("--delete", "--to", f"maildir:{read_only}/Maildir")
+    assert code == 73, err
+    assert "Read-only file system" in err
+    assert mail.count() == 1
+
+
+@pytest.mark.parametrize("damage", ["truncated-header", "garbage", "empty"])
+def test_damaged_state_is_78_never_a_silent_refetch(
+    mail: Mail, damage: str, isolated_environment: Path
+) -> None:
+    mail.dovecot.drop_message(mail.box.user, message(1, 100))
+    assert mail.fetch()[0] == 0
+    (state,) = (isolated_environment / ".local/state/mailcli/fetch").glob("*.uids")
+    text = state.read_bytes()
+    state.write_bytes(
+        {"truncated-header": text[:10], "garbage": b"\x00\xff" + text, "empty": b""}[damage]
+    )
+    code, err = mail.fetch()
+    assert code == 78
+    assert str(state) in err and "damaged" in err
+    assert len(files(isolated_environment / "Maildir")) == 1
+
+
+def test_state_losing_its_last_lines_causes_no_duplicate(
+    mail: Mail, isolated_environment: Path
+) -> None:
+    for number in range(5):
+        mail.dovecot.drop_message(mail.box.user, message(number, 100))
+    assert mail.fetch()[0] == 0
+    (state,) = (isolated_environment / ".local/state/mailcli/fetch").glob("*.uids")
+    state.write_text(state.read_text().splitlines()[0] + "\n")  # header only: UIDs forgotten
+    code, err = mail.fetch()
+    assert code == 0, err
+    assert len(files(isolated_environment / "Maildir")) == 5  # recognised by file name
+
+
+def test_sigterm_at_random_instants_then_exactly_once(
+    mail: Mail, isolated_environment: Path
+) -> None:
+    for number in range(2000):
+        mail.dovecot.drop_message(mail.box.user, message(number, 2000))
+    env = {**os.environ, **mail.env}
+    rng = random.Random(int(os.environ.get("MAILCLI_CRASH_SEED", "9")))
+    codes = set()
+    for _ in range(5):
+        process = subprocess.Popen(
+            [*MAILCLI, "fetch", "--delete", *mail.args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        time.sleep(rng.uniform(0.15, 0.7))
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+        assert b"Traceback" not in err
+        codes.add(process.returncode)
+    assert codes <= {0, 130, -signal.SIGTERM}
+    assert mail.fetch("--delete")[0] == 0
+    ids = [
+        line
+        for data in files(isolated_environment / "Maildir")
+        for line in data.splitlines()
+        if line.startswith(b"Message-ID")
+    ]
+    assert len(ids) == len(set(ids)) == 2000
+    assert mail.count() == 0
+
+
+Factory = Callable[..., AioSmtpd]
+
+
+def write_config(home: Path, port: int) -> None:
+    config = home / ".config" / "mailcli" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        f'[accounts.cron]\nfrom = "cron@example.test"\ndomain = "example.test"\n'
+        f'[accounts.cron.smtp]\nhost = "127.0.0.1"\nport = {port}\n'
+        f'security = "none"\n'
+    )
+
+
+def sendmail(home: Path, subject: str) -> int:
+    raw = f"Subject: {subject}\n\nbody\n".encode()
+    env = {**os.environ, "HOME": str(home)}
+    return subprocess.run(
+        [*MAILCLI, "sendmail", "-i", "root@example.test"],
+        input=raw,
+        env=env,
+        capture_output=True,
+        check=False,
+    ).returncode
+
+
+def test_kill_9_during_queue_run_loses_nothing(
+    aiosmtpd_factory: Factory, isolated_environment: Path
+) -> None:
+    home = isolated_environment
+    write_config(home, free_port())
+    subjects = [f"queued {n}" for n in range(30)]
+    assert {sendmail(home, subject) for subject in subjects} == {75}
+    server = aiosmtpd_factory()
+    write_config(home, server.port)
+    env = {**os.environ, "HOME": str(home)}
+    rng = random.Random(5)
+    kills = 0
+    for _ in range(4):
+        process = subprocess.Popen(
+            [*MAILCLI, "queue", "run"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.1, 0.4))
+        if process.poll() is None:
+            process.kill()
+            kills += 1
+        process.wait()
+    final = subprocess.run([*MAILCLI, "queue", "run"], env=env, capture_output=True, check=False)
+    assert final.returncode == 0, final.stderr
+    received = [r.data.split(b"Subject: ")[1].split(b"\r\n")[0].decode() for r in server.received]
+    assert set(received) == set(subjects)  # nothing lost
+    # A kill between the server's 250 and the queue's removal resends that one message.
+    assert len(received) - len(subjects) <= kills
+    listed = subprocess.run(
+        [*MAILCLI, "queue", "list", "--json"], env=env, capture_output=True, check=True
+    ).stdout
+    assert json.loads(listed)["queue"] == []
+
+
+def test_spool_on_a_full_disk_is_74_with_no_half_entry(
+    isolated_environment: Path, tmp_path: Path
+) -> None:
+    home = isolated_environment
+    write_config(home, free_port())
+    with tmpfs(tmp_path / "state", "64k") as state:
+        env = {**os.environ, "HOME": str(home), "XDG_STATE_HOME": str(state)}
+        raw = b"Subject: big\n\n" + b"x" * 200_000 + b"\n"
+        done = subprocess.run(
+            [sys.executable, "-m", "mailcli", "sendmail", "-i", "root@example.test"],
+            input=raw,
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+        assert done.returncode == 74, done.stderr
+        queue = state / "mailcli" / "queue"
+        names = os.listdir(queue) if queue.exists() else []
+        assert [n for n in names if n.endswith(".json")] == []
+        assert [n for n in names if not n.startswith(".")] == []
