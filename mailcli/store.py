@@ -130,8 +130,10 @@ class Maildir(_NoJournal):
         self._count = 0
         self._pid = os.getpid()
         try:
+            # The Maildir itself 0700 too (mkdir's mode applies to the last part only).
+            root.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
             for sub in ("tmp", "new", "cur"):
-                (root / sub).mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+                (root / sub).mkdir(mode=PRIVATE_DIR, exist_ok=True)
         except OSError as exc:
             raise CantCreateError(f"cannot create the Maildir {root}: {exc.strerror}") from exc
 
