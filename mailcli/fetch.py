@@ -50,14 +50,18 @@ import errno
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from mailcli.endpoint import Endpoint
 from mailcli.errors import CantCreateError, LocalIOError, MailcliError
+from mailcli.lock import FileLock
 from mailcli.maildrop import MessageInfo, list_messages
 from mailcli.multiline import MultilineCopier
 from mailcli.pop3 import NegativeReply, Pop3Session, no_such_message
-from mailcli.store import Destination, MessageWriter, message_key
-from mailcli.uidstate import UidState
+from mailcli.store import Destination, MessageWriter, message_key, open_destination
+from mailcli.transcript import Transcript
+from mailcli.uidstate import UidState, state_name
 
 PIPELINE_WINDOW = 64
 
@@ -100,6 +104,30 @@ class Progress:
 
     start: Callable[[int, int], object] = lambda messages, octets: None
     message: Callable[[int], object] = lambda octets: None
+
+
+def fetch_mail(
+    endpoint: Endpoint,
+    destination: str,
+    options: FetchOptions,
+    *,
+    password: Callable[[], str],
+    transcript: Transcript,
+    progress: Progress,
+    state_dir: Path,
+) -> tuple[FetchSummary, str]:
+    """One fetch run, under the account's lock: (summary, the destination's description)."""
+    name = state_name(endpoint.account, endpoint.user, endpoint.host, endpoint.port)
+    lock_name = f"{endpoint.account or f'{endpoint.user}@{endpoint.host}'}.lock"
+    with FileLock(state_dir / lock_name, "fetch for this account"):
+        store = open_destination(destination, journal=state_dir / f"{name}.journal")
+        try:
+            with Pop3Session(endpoint, password=password, transcript=transcript) as pop:
+                state = UidState(state_dir / f"{name}.uids", name)
+                summary = Fetcher(pop, store, state, name, options, progress).run()
+        finally:
+            store.close()
+    return summary, store.description
 
 
 @dataclass

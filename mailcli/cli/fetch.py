@@ -52,11 +52,8 @@ def fetch(
     verbose: bool,
 ) -> None:
     """Download new mail; never loses or duplicates a message, even after kill -9."""
-    from mailcli.fetch import Fetcher, FetchOptions, Progress
-    from mailcli.lock import FileLock
-    from mailcli.pop3 import Pop3Session
-    from mailcli.store import open_destination
-    from mailcli.uidstate import UidState, default_state_dir, state_name
+    from mailcli.fetch import FetchOptions, Progress, fetch_mail
+    from mailcli.uidstate import default_state_dir
 
     account = app.account
     endpoint = app.endpoint("pop3", connection)
@@ -65,30 +62,21 @@ def fetch(
     options = FetchOptions(
         delete=delete, everything=everything, max_size=max_size, limit=limit, dry_run=dry_run
     )
-    name = state_name(endpoint.account, endpoint.user, endpoint.host, endpoint.port)
-    state_dir = default_state_dir()
-    lock_name = f"{endpoint.account or f'{endpoint.user}@{endpoint.host}'}.lock"
     _stop_on_sigterm()
     display = app.out.progress()
-    with FileLock(state_dir / lock_name, "fetch for this account"):
-        store = open_destination(spec, journal=state_dir / f"{name}.journal")
-        try:
-            session = Pop3Session(
-                endpoint, password=lambda: app.password(endpoint).value, transcript=app.transcript()
-            )
-            with session as pop:
-                summary = Fetcher(
-                    pop,
-                    store,
-                    UidState(state_dir / f"{name}.uids", f"{name}"),
-                    name,
-                    options,
-                    Progress(display.start, display.advance),
-                ).run()
-        finally:
-            display.close()
-            store.close()
-    _report(app, summary, store.description, verbose=verbose, dry_run=dry_run)
+    try:
+        summary, where = fetch_mail(
+            endpoint,
+            spec,
+            options,
+            password=lambda: app.password(endpoint).value,
+            transcript=app.transcript(),
+            progress=Progress(display.start, display.advance),
+            state_dir=default_state_dir(),
+        )
+    finally:
+        display.close()
+    _report(app, summary, where, verbose=verbose, dry_run=dry_run)
 
 
 def _report(app: AppContext, summary: object, where: str, *, verbose: bool, dry_run: bool) -> None:
