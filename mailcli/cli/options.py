@@ -64,20 +64,11 @@ def global_options(*, for_group: bool) -> Callable[[F], F]:
     return decorate
 
 
-def connection_options(function: F) -> F:
-    """Adds the connection options and hands the command one `connection` argument."""
+def _connection_option_list() -> list[Callable[[Any], Any]]:
     # Imported here, not at the top: the group imports this module for --help/--version.
     from mailcli.config import SECURITY_MODES
-    from mailcli.endpoint import ConnectionOptions
 
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        names = ConnectionOptions.__dataclass_fields__
-        values = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
-        values["cafile"] = str(values["cafile"]) if values["cafile"] else None
-        return function(*args, connection=ConnectionOptions(**values), **kwargs)
-
-    options = [
+    return [
         click.option("--host", help="Server host name or address."),
         click.option("--port", type=click.IntRange(1, 65535), help="Server port."),
         click.option(
@@ -107,8 +98,21 @@ def connection_options(function: F) -> F:
             help="Command whose first output line is the password.",
         ),
     ]
+
+
+def connection_options(function: F) -> F:
+    """Adds the connection options and hands the command one `connection` argument."""
+    from mailcli.endpoint import ConnectionOptions
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        names = ConnectionOptions.__dataclass_fields__
+        values = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
+        values["cafile"] = str(values["cafile"]) if values["cafile"] else None
+        return function(*args, connection=ConnectionOptions(**values), **kwargs)
+
     decorated: Any = wrapper
-    for option in reversed(options):
+    for option in reversed(_connection_option_list()):
         decorated = option(decorated)
     return decorated  # type: ignore[no-any-return]
 
