@@ -275,3 +275,46 @@ def test_connection_dropped_mid_retr_leaves_no_file_and_sends_no_dele(
     ]
     assert os.listdir(maildir / "tmp") == []
     assert not any(line.upper().startswith("DELE") for line in server.received)
+
+
+def test_a_server_without_uidl_gets_everything_each_time_with_a_warning(
+    isolated_environment: Path,
+) -> None:
+    def no_uidl(conn: Conn) -> None:
+        conn.send("+OK ready")
+        while line := conn.recv_line():
+            verb = line.split(" ", 1)[0].upper()
+            if verb == "CAPA":
+                conn.send("+OK", "USER", ".")
+            elif verb == "LIST":
+                conn.send("+OK", "1 30", ".")
+            elif verb == "UIDL":
+                conn.send("-ERR no UIDL here")
+            elif verb == "RETR":
+                conn.send("+OK", "Subject: only", "", "body", ".")
+            elif verb == "QUIT":
+                conn.send("+OK bye")
+                return
+            else:
+                conn.send("+OK")
+
+    with ScriptedServer(no_uidl) as server:
+        args = [
+            "fetch",
+            "--host",
+            server.host,
+            "--port",
+            str(server.port),
+            "--security",
+            "none",
+            "--user",
+            "u",
+            "-v",
+        ]
+        first = run_cli(args, env={"MAILCLI_PASSWORD": "pw"})
+        second = run_cli(args, env={"MAILCLI_PASSWORD": "pw"})
+    for result in (first, second):
+        assert result.code == 0, result.stderr
+        assert "the server has no UIDL" in result.stderr
+        assert "fetched 1 message(s)" in result.stderr
+    assert len(os.listdir(isolated_environment / "Maildir" / "new")) == 2
