@@ -1,4 +1,9 @@
-"""Shared by the benchmarks: timing, medians, and the one server launcher (tests/servers)."""
+"""Shared by the benchmarks: timing, alternating runs, tables, goals, test mail, peers.
+
+Every benchmark starts its servers with the one launcher the tests use (tests/servers) and
+runs the tools it compares alternately, in one process, so that the noise of this machine
+hits all of them alike; medians and ratios always come from the same run.
+"""
 
 from __future__ import annotations
 
@@ -8,48 +13,264 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # for tests.servers, the launcher the tests use too
-
-VENV_BIN = ROOT / ".venv" / "bin"
+VENV = ROOT / ".venv"
+VENV_BIN = VENV / "bin"
+PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
 MAILCLI = str(VENV_BIN / "mailcli") if (VENV_BIN / "mailcli").exists() else "mailcli"
+BENCH = ROOT / "bench"
+TIME = "/usr/bin/time"
+SYNC_CALLS = ("fsync", "fdatasync", "syncfs", "sync", "sync_file_range")
+
+
+def _use_venv() -> None:
+    """Re-run the calling script under the project's venv, which has the launcher's deps.
+
+    The scripts start with `#!/usr/bin/env python3`; the system Python lacks trustme.
+    """
+    if Path(sys.prefix).resolve() != VENV.resolve() and (VENV_BIN / "python").exists():
+        os.execv(PYTHON, [PYTHON, sys.argv[0], *sys.argv[1:]])
+
+
+_use_venv()
+sys.path.insert(0, str(ROOT))  # for tests.servers, the launcher the tests use too
+sys.path.insert(0, str(BENCH))  # for the bench helper modules
+
+from tests.servers import Dovecot, make_certs  # noqa: E402
+from tests.servers.procs import make_workdir  # noqa: E402
+
+
+# --- running and timing ------------------------------------------------------------------
+
+
+@dataclass
+class Command:
+    """One run of a tool: argv, environment, where stdout goes, and a check of the result."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    stdout: Path | None = None  # None: /dev/null
+    stdin: Path | None = None  # None: /dev/null
+    verify: Callable[[], None] = lambda: None
+
+
+def base_env(home: Path) -> dict[str, str]:
+    """A minimal environment: no user config, no keyring, no proxy variables."""
+    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8"}
 
 
 def run_timed(
     argv: Sequence[str],
     *,
     env: dict[str, str] | None = None,
-    stdout: int | None = subprocess.DEVNULL,
+    stdout: Path | None = None,
+    stdin: Path | None = None,
 ) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB, via /usr/bin/time when present) of one run."""
-    time_bin = shutil.which("time") or (
-        "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
-    )
-    command = [time_bin, "-f", "%M", *argv] if time_bin else list(argv)
-    started = time.perf_counter()
-    done = subprocess.run(command, env=env, stdout=stdout, stderr=subprocess.PIPE, check=False)
-    elapsed = time.perf_counter() - started
+    """Wall seconds and peak RSS (KiB, from /usr/bin/time; 0 without it) of one run."""
+    timed = os.path.exists(TIME)
+    command = [TIME, "-f", "%M", *argv] if timed else list(argv)
+    with _opened(stdout, "wb") as out, _opened(stdin, "rb") as inp:
+        started = time.perf_counter()
+        done = subprocess.run(command, env=env, stdin=inp, stdout=out, stderr=subprocess.PIPE)
+        elapsed = time.perf_counter() - started
     if done.returncode != 0:
-        raise RuntimeError(f"{argv[0]} failed ({done.returncode}): {done.stderr[-500:]!r}")
-    peak = int(done.stderr.split()[-1]) if time_bin else 0
+        raise RuntimeError(f"{argv[0]} failed ({done.returncode}): {done.stderr[-800:]!r}")
+    peak = int(done.stderr.split()[-1]) if timed else 0
     return elapsed, peak
 
 
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
+@contextmanager
+def _opened(path: Path | None, mode: str) -> Iterator[int | object]:
+    """`path` opened in `mode`, or DEVNULL."""
+    if path is None:
+        yield subprocess.DEVNULL
+        return
+    with open(path, mode) as handle:
+        yield handle
 
 
-def report(title: str, rows: list[tuple[str, list[float], list[int]]], baseline: str) -> None:
-    """A table: median seconds, ratio to `baseline`, peak RSS."""
-    base = median(next(times for name, times, _ in rows if name == baseline))
-    print(f"\n{title}")
-    print(f"  {'tool':<28} {'median s':>9} {'ratio':>7} {'peak RSS MiB':>13}  runs")
-    for name, times, peaks in rows:
-        peak = max(peaks) / 1024 if peaks else 0
-        print(
-            f"  {name:<28} {median(times):>9.3f} {median(times) / base:>6.2f}x "
-            f"{peak:>13.1f}  {len(times)}"
-        )
+def run_command(command: Command) -> tuple[float, int]:
+    """run_timed() for a Command, then its verify()."""
+    result = run_timed(command.argv, env=command.env, stdout=command.stdout, stdin=command.stdin)
+    command.verify()
+    return result
+
+
+def count_syncs(command: Command, trace_file: Path) -> int:
+    """How many fsync/fdatasync/syncfs/sync calls one run makes (strace -c -f)."""
+    argv = ["strace", "-f", "-c", "-o", str(trace_file), *command.argv]
+    with _opened(command.stdout, "wb") as out:
+        subprocess.run(argv, env=command.env, check=True, stdout=out, stderr=subprocess.DEVNULL)
+    command.verify()
+    total = 0
+    for line in trace_file.read_text().splitlines():
+        fields = line.split()
+        # % time, seconds, usecs/call, calls, [errors,] syscall
+        if len(fields) >= 5 and fields[-1] in SYNC_CALLS:
+            total += int(fields[3])
+    return total
+
+
+# --- alternating runs and tables -----------------------------------------------------------
+
+
+class Measurements:
+    """Wall times and peak RSS of several tools, collected from alternating runs."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        self.times: dict[str, list[float]] = {name: [] for name in names}
+        self.peaks: dict[str, list[int]] = {name: [] for name in names}
+
+    def add(self, name: str, elapsed: float, peak_kib: int) -> None:
+        self.times[name].append(elapsed)
+        self.peaks[name].append(peak_kib)
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.times[name])
+
+    def ratio(self, name: str, baseline: str) -> float:
+        return self.median(name) / self.median(baseline)
+
+    def peak_mib(self, name: str) -> float:
+        """The largest peak RSS of any run, MiB."""
+        return max(self.peaks[name], default=0) / 1024
+
+    def report(self, title: str, baseline: str, *, total: bool = False) -> None:
+        """Print a table: median seconds, ratio to `baseline`, peak RSS, runs (and sum)."""
+        print(f"\n{title}")
+        extra = f" {'sum s':>8}" if total else ""
+        print(f"  {'tool':<34} {'median s':>9} {'ratio':>7} {'peak RSS MiB':>13} {'runs':>5}{extra}")
+        for name in self.names:
+            summed = f" {sum(self.times[name]):>8.2f}" if total else ""
+            print(
+                f"  {name:<34} {self.median(name):>9.4f} {self.ratio(name, baseline):>6.2f}x "
+                f"{self.peak_mib(name):>13.1f} {len(self.times[name]):>5}{summed}"
+            )
+        print(f"  (ratio = median / median of {baseline!r})")
+
+
+def alternate(
+    cases: Mapping[str, Callable[[], Command]], runs: int, warmup: int = 1
+) -> Measurements:
+    """Run every case `warmup + runs` times, interleaved, keeping the last `runs` samples.
+
+    Each round starts with a different case, so no tool always runs right after another.
+    A case is called to prepare a fresh run (outside the timing) and returns its Command.
+    """
+    results = Measurements(list(cases))
+    names = list(cases)
+    for round_number in range(warmup + runs):
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            elapsed, peak = run_command(cases[name]())
+            if round_number >= warmup:
+                results.add(name, elapsed, peak)
+    return results
+
+
+def goal(description: str, value: float, limit: float, unit: str = "") -> bool:
+    """Print one goal line (run-all collects them) and say whether it was met."""
+    met = value <= limit
+    verdict = "met" if met else "NOT MET"
+    print(f"  goal: {description} = {value:.2f}{unit} (limit <= {limit:g}{unit}): {verdict}")
+    return met
+
+
+# --- peers -----------------------------------------------------------------------------------
+
+PEER_PACKAGES = {
+    "mpop": "mpop",
+    "getmail": "getmail6",
+    "fetchmail": "fetchmail",
+    "msmtp": "msmtp",
+    "swaks": "swaks",
+    "curl": "curl",
+    "strace": "strace",
+}
+
+
+def available(*binaries: str) -> bool:
+    """True if all `binaries` are installed; otherwise say clearly which are not."""
+    missing = [name for name in binaries if shutil.which(name) is None]
+    for name in missing:
+        package = PEER_PACKAGES.get(name, name)
+        print(f"  SKIPPED: {name} is not installed (apt-get install {package})")
+    return not missing
+
+
+# --- test mail -------------------------------------------------------------------------------
+
+LOREM = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\n"
+
+
+def message(number: int, body_lines: int = 68) -> bytes:
+    """A plain message of about 5 KB (LF line ends, as Dovecot stores mail)."""
+    headers = (
+        f"From: Bench <bench@example.test>\nTo: u@example.test\nSubject: message {number}\n"
+        f"Date: Mon, 02 Jan 2006 15:04:05 +0000\nMessage-ID: <bench{number}@example.test>\n\n"
+    )
+    return headers.encode() + LOREM * body_lines
+
+
+def fill_mailbox(dovecot: Dovecot, user: str, count: int) -> None:
+    """Deliver `count` ~5 KB messages to `user`, then let Dovecot index them once."""
+    for number in range(count):
+        dovecot.drop_message(user, message(number))
+    warm_index(dovecot, user)
+
+
+def warm_index(dovecot: Dovecot, user: str) -> None:
+    """One LIST/UIDL session, so Dovecot's index and size cache exist before timing."""
+    import poplib
+
+    client = poplib.POP3(dovecot.host, dovecot.pop3_port, timeout=120)
+    try:
+        client.user(user)
+        client.pass_(dovecot.users[user])
+        client.list()
+        client.uidl()
+    finally:
+        client.quit()
+
+
+def fresh_maildir(directory: Path) -> Path:
+    """Empty `directory` and make a Maildir (tmp, new, cur) at directory/Maildir."""
+    shutil.rmtree(directory, ignore_errors=True)
+    maildir = directory / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (maildir / sub).mkdir(parents=True)
+    return maildir
+
+
+def expect_files(directory: Path, count: int, what: str) -> Callable[[], None]:
+    """A verify() that checks `directory` holds exactly `count` files."""
+
+    def verify() -> None:
+        found = sum(1 for _ in directory.iterdir())
+        if found != count:
+            raise RuntimeError(f"{what}: {found} files in {directory}, expected {count}")
+
+    return verify
+
+
+@contextmanager
+def mail_server(prefix: str, users: Mapping[str, str]) -> Iterator[tuple[Dovecot, Path]]:
+    """A throwaway Dovecot with `users` and a work directory the daemons can traverse."""
+    root = make_workdir(prefix)
+    try:
+        certs = make_certs(root / "certs")
+        with Dovecot(certs, dict(users)) as dovecot:
+            yield dovecot, root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def elapsed_note(started: float) -> None:
+    """Print how long the whole script took."""
+    print(f"  (this benchmark took {time.perf_counter() - started:.1f} s)")

@@ -1,0 +1,200 @@
+"""How each POP3 client is run by the benchmarks: one function per tool and job.
+
+Each returns a Command with a fresh destination and state (prepared outside the timing)
+and a verify() that checks the run delivered what it should. Peers run at their defaults
+(durability included) unless a comment says otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from dataclasses import dataclass
+from pathlib import Path
+
+from _common import (
+    BENCH,
+    MAILCLI,
+    PYTHON,
+    Command,
+    Dovecot,
+    base_env,
+    expect_files,
+    fresh_maildir,
+)
+
+POPLIB_CLIENT = str(BENCH / "_poplib_client.py")
+
+
+@dataclass(frozen=True)
+class Pop3Account:
+    """Where and as whom to log in. `tls`: implicit TLS (POP3S), else plain POP3."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    ca_pem: Path
+    tls: bool = False
+
+    @classmethod
+    def of(cls, dovecot: Dovecot, user: str, *, tls: bool = False) -> Pop3Account:
+        port = dovecot.pop3s_port if tls else dovecot.pop3_port
+        password = dovecot.users[user]
+        return cls(dovecot.host, port, user, password, dovecot.certs.ca_pem, tls)
+
+    def via(self, port: int) -> Pop3Account:
+        """The same account reached through another port on 127.0.0.1 (a proxy)."""
+        return Pop3Account(self.host, port, self.user, self.password, self.ca_pem, self.tls)
+
+
+# --- mailcli ---------------------------------------------------------------------------------
+
+
+def mailcli_args(account: Pop3Account) -> list[str]:
+    """mailcli's connection options for `account`."""
+    security = ["--security", "tls", "--cafile", str(account.ca_pem)] if account.tls else [
+        "--security", "none"
+    ]
+    return ["--host", account.host, "--port", str(account.port), "--user", account.user, *security]
+
+
+def mailcli_env(account: Pop3Account, directory: Path) -> dict[str, str]:
+    """Password from the environment; fresh state (no UIDs seen, no config)."""
+    return {
+        **base_env(directory),
+        "MAILCLI_PASSWORD": account.password,
+        "XDG_STATE_HOME": str(directory / "state"),
+        "XDG_CONFIG_HOME": str(directory / "config"),
+    }
+
+
+def mailcli_fetch(account: Pop3Account, directory: Path, count: int) -> Command:
+    maildir = fresh_maildir(directory)
+    argv = [MAILCLI, "fetch", *mailcli_args(account), "--to", f"maildir:{maildir}"]
+    verify = expect_files(maildir / "new", count, "mailcli fetch")
+    return Command(argv, mailcli_env(account, directory), verify=verify)
+
+
+def mailcli_command(account: Pop3Account, directory: Path, *args: str) -> Command:
+    """A one-session mailcli command (stat, list, retr ...), stdout to directory/out."""
+    directory.mkdir(parents=True, exist_ok=True)
+    argv = [MAILCLI, *args, *mailcli_args(account)]
+    return Command(argv, mailcli_env(account, directory), stdout=directory / "out")
+
+
+# --- minimal poplib scripts (bench/_poplib_client.py) -----------------------------------------
+
+
+def poplib_command(account: Pop3Account, directory: Path, *args: str) -> Command:
+    """`_poplib_client.py ARGS`, connection from the environment, stdout to directory/out."""
+    directory.mkdir(parents=True, exist_ok=True)
+    env = {
+        **base_env(directory),
+        "POP_HOST": account.host,
+        "POP_PORT": str(account.port),
+        "POP_USER": account.user,
+        "POP_PASSWORD": account.password,
+        "POP_CAFILE": str(account.ca_pem) if account.tls else "",
+    }
+    return Command([PYTHON, POPLIB_CLIENT, *args], env, stdout=directory / "out")
+
+
+def poplib_fetch(account: Pop3Account, directory: Path, count: int) -> Command:
+    """Lock-step RETR of every message, each written to its own file in Maildir/new."""
+    maildir = fresh_maildir(directory)
+    command = poplib_command(account, directory, "fetch", str(maildir / "new"))
+    command.verify = expect_files(maildir / "new", count, "poplib fetch")
+    return command
+
+
+# --- curl ------------------------------------------------------------------------------------
+
+
+def curl_url(account: Pop3Account, path: str = "") -> str:
+    scheme = "pop3s" if account.tls else "pop3"
+    return f"{scheme}://{account.host}:{account.port}/{path}"
+
+
+def curl_command(account: Pop3Account, directory: Path, path: str, *args: str) -> Command:
+    directory.mkdir(parents=True, exist_ok=True)
+    tls = ["--cacert", str(account.ca_pem)] if account.tls else []
+    argv = ["curl", "-sS", "--fail", curl_url(account, path), "-u",
+            f"{account.user}:{account.password}", *tls, *args]
+    return Command(argv, base_env(directory), stdout=directory / "out")
+
+
+# --- mpop ------------------------------------------------------------------------------------
+
+
+def mpop_fetch(account: Pop3Account, directory: Path, count: int) -> Command:
+    """mpop into a fresh Maildir with a fresh UIDL file (so it fetches everything)."""
+    maildir = fresh_maildir(directory)
+    tls = (f"tls on\ntls_starttls off\ntls_trust_file {account.ca_pem}\n" if account.tls
+           else "tls off\n")
+    config = directory / "mpoprc"
+    config.write_text(
+        f"defaults\naccount bench\nhost {account.host}\nport {account.port}\n"
+        f"user {account.user}\npassword {account.password}\nauth user\n{tls}keep on\n"
+        f"delivery maildir {maildir}\nuidls_file {directory / 'uidls'}\n"
+    )
+    config.chmod(0o600)
+    argv = ["mpop", "-q", "-C", str(config), "bench"]
+    return Command(argv, base_env(directory), verify=expect_files(maildir / "new", count, "mpop"))
+
+
+# --- getmail6 ---------------------------------------------------------------------------------
+
+# getmail's Maildir delivery refuses to run as root; as root it must be told a user to
+# deliver as (it forks a child per message anyway), and that user must own the Maildir.
+GETMAIL_USER = "nobody"
+
+
+def getmail_fetch(account: Pop3Account, directory: Path, count: int) -> Command:
+    """getmail6 into a fresh Maildir; read_all with a fresh getmail dir (no oldmail file)."""
+    maildir = fresh_maildir(directory)
+    owner = pwd.getpwnam(GETMAIL_USER)
+    for path in (maildir, *(maildir / sub for sub in ("tmp", "new", "cur"))):
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+    retriever = "SimplePOP3SSLRetriever" if account.tls else "SimplePOP3Retriever"
+    tls = f"ca_certs = {account.ca_pem}\n" if account.tls else ""
+    (directory / "getmail").mkdir()
+    config = directory / "getmailrc"
+    config.write_text(
+        f"[retriever]\ntype = {retriever}\nserver = {account.host}\nport = {account.port}\n"
+        f"username = {account.user}\npassword = {account.password}\n{tls}\n"
+        f"[destination]\ntype = Maildir\npath = {maildir}/\nuser = {GETMAIL_USER}\n\n"
+        "[options]\nread_all = true\ndelete = false\nverbose = 0\n"
+    )
+    argv = ["getmail", "--rcfile", str(config), "--getmaildir", str(directory / "getmail")]
+    verify = expect_files(maildir / "new", count, "getmail")
+    return Command(argv, base_env(directory), verify=verify)
+
+
+# --- fetchmail --------------------------------------------------------------------------------
+
+
+def fetchmail_fetch(account: Pop3Account, directory: Path, count: int) -> Command:
+    """fetchmail, keep + fetchall, no daemon, delivering through a one-line Maildir MDA.
+
+    The MDA (`exec cat > Maildir/new/PID`, one /bin/sh per message, as fetchmail runs any
+    MDA) writes each message straight into new/ without syncing: fetchmail's own default
+    durability is whatever its MDA does. Plain POP3 needs `sslproto ''`, else fetchmail
+    upgrades with STLS on its own.
+    """
+    maildir = fresh_maildir(directory)
+    tls = (f"ssl sslcertck sslcertfile {account.ca_pem}" if account.tls
+           else "sslproto ''")
+    config = directory / "fetchmailrc"
+    config.write_text(
+        "set no syslog\n"
+        f"poll {account.host} service {account.port} protocol pop3 auth password\n"
+        f'  user "{account.user}" there with password "{account.password}" is root here\n'
+        f"  keep fetchall {tls}\n"
+        f'  mda "exec cat > {maildir}/new/$$.fetchmail"\n'
+    )
+    config.chmod(0o600)
+    argv = ["fetchmail", "-f", str(config), "-i", str(directory / "ids"),
+            "--pidfile", str(directory / "pid"), "--nosyslog", "-s"]
+    verify = expect_files(maildir / "new", count, "fetchmail")
+    return Command(argv, base_env(directory), verify=verify)
