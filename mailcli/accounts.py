@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from mailcli.config import Account, Config, ServerSettings, parse_config
-from mailcli.errors import CantCreateError, ConfigError
-from mailcli.fsutil import PRIVATE_DIR, atomic_write
+from mailcli.errors import ConfigError
+from mailcli.fsutil import PRIVATE_DIR, atomic_write, write_error
 
 
 def add_account(config: Config, account: Account, *, make_default: bool) -> Path:
@@ -90,4 +90,4 @@ def _write(path: Path, document: Any) -> None:
         path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
         atomic_write(path, text.encode("utf-8"))
     except OSError as exc:
-        raise CantCreateError(f"{path}: cannot write config file: {exc.strerror}") from exc
+        raise write_error(exc, f"the config file {path}") from exc

@@ -46,7 +46,6 @@ one write) and each reply is parsed in large blocks as it arrives (`multiline`).
 from __future__ import annotations
 
 import contextlib
-import errno
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,7 +53,8 @@ from pathlib import Path
 from typing import Any
 
 from mailcli.endpoint import Endpoint
-from mailcli.errors import CantCreateError, LocalIOError, MailcliError
+from mailcli.errors import MailcliError
+from mailcli.fsutil import write_error
 from mailcli.lock import FileLock
 from mailcli.maildrop import MessageInfo, list_messages
 from mailcli.multiline import MultilineCopier
@@ -215,7 +215,7 @@ class Fetcher:
         try:
             self.destination.commit()
         except OSError as exc:
-            raise destination_error(exc) from exc
+            raise write_error(exc, "the message") from exc
         if not self.summary.no_uidl:
             self.state.record(m.uid for m in completed if m.uid)
         self.destination.batch_recorded()
@@ -241,7 +241,7 @@ class Fetcher:
         try:
             writer = self.destination.open_message(key)
         except OSError as exc:
-            raise destination_error(exc) from exc
+            raise write_error(exc, "the message") from exc
         size = info.size or 0
         copier = MultilineCopier(
             self.pop.pop.reader, _Guarded(writer).write, limit=2 * size + 1024 * 1024
@@ -251,7 +251,7 @@ class Fetcher:
             try:
                 writer.finish()
             except OSError as exc:  # the last buffered bytes hit a full disk
-                raise destination_error(exc) from exc
+                raise write_error(exc, "the message") from exc
         except BaseException:
             with contextlib.suppress(OSError):
                 writer.abandon()
@@ -286,10 +286,4 @@ class _Guarded:
         try:
             self.writer.write(data)
         except OSError as exc:
-            raise destination_error(exc) from exc
-
-
-def destination_error(exc: OSError) -> MailcliError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
-        return LocalIOError(f"cannot write the message: {exc.strerror}")
-    return CantCreateError(f"cannot write the message: {exc.strerror} ({exc.filename or ''})")
+            raise write_error(exc, "the message") from exc

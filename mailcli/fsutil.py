@@ -7,11 +7,24 @@ then fsync the directory so the rename itself is on disk.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
+from mailcli.errors import CantCreateError, LocalIOError, MailcliError
+
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EIO)
+
+
+def write_error(exc: OSError, what: str) -> MailcliError:
+    """A failed local write: a full disk or an I/O error is 74, anything else (read-only,
+    permissions, a file where a folder should be) is 73."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in _FULL:
+        return LocalIOError(f"cannot write {what}: {exc.strerror}{where}")
+    return CantCreateError(f"cannot write {what}: {exc.strerror}{where}")
 
 
 def fsync_directory(directory: Path) -> None:

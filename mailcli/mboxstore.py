@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mailcli.errors import CantCreateError, TempFailError
-from mailcli.fsutil import PRIVATE_DIR, PRIVATE_FILE, atomic_write, fsync_directory
+from mailcli.errors import TempFailError
+from mailcli.fsutil import PRIVATE_DIR, PRIVATE_FILE, atomic_write, fsync_directory, write_error
 from mailcli.store import LfWriter, MessageWriter, NoJournal
 
 _MBOXRD_FROM = re.compile(rb"^(>*From )", re.MULTILINE)
@@ -35,7 +35,7 @@ class Mbox(NoJournal):
             path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE))
         except OSError as exc:
-            raise CantCreateError(f"cannot open {path}: {exc.strerror}") from exc
+            raise write_error(exc, f"the mbox {path}") from exc
         self._lock = MboxLock(path)
         self._file = open(path, "ab")  # noqa: SIM115 - kept open for the whole run
 

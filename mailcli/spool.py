@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mailcli.envelope import Envelope, Outgoing
-from mailcli.errors import LocalIOError, NoInputError
-from mailcli.fsutil import atomic_write, ensure_private_dir, fsync_directory
+from mailcli.errors import NoInputError
+from mailcli.fsutil import atomic_write, ensure_private_dir, fsync_directory, write_error
 from mailcli.lock import FileLock
 
 
@@ -75,7 +75,7 @@ class Spool:
             atomic_write(self.directory / f"{entry.id}.eml", b"".join(outgoing.chunks()))
             self._write_meta(entry)
         except OSError as exc:
-            raise LocalIOError(f"cannot write to the queue {self.directory}: {exc}") from exc
+            raise write_error(exc, f"to the queue {self.directory}") from exc
         return entry
 
     def entries(self) -> list[QueueEntry]:

@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import Protocol
 
 from mailcli.errors import CantCreateError, ConfigError
-from mailcli.fsutil import PRIVATE_DIR, PRIVATE_FILE, fsync_directory, sync_filesystem
+from mailcli.fsutil import (
+    PRIVATE_DIR,
+    PRIVATE_FILE,
+    fsync_directory,
+    sync_filesystem,
+    write_error,
+)
 
 
 class MessageWriter(Protocol):
@@ -134,7 +140,7 @@ class Maildir(NoJournal):
             for sub in ("tmp", "new", "cur"):
                 (root / sub).mkdir(mode=PRIVATE_DIR, exist_ok=True)
         except OSError as exc:
-            raise CantCreateError(f"cannot create the Maildir {root}: {exc.strerror}") from exc
+            raise write_error(exc, f"the Maildir {root}") from exc
 
     def open_message(self, key: str) -> MessageWriter:
         # time.KEY_PID_COUNTER.host: unique even when the same message is fetched again

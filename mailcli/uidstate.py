@@ -20,8 +20,14 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from mailcli.errors import ConfigError, LocalIOError
-from mailcli.fsutil import PRIVATE_FILE, atomic_write, ensure_private_dir, fsync_directory
+from mailcli.errors import ConfigError
+from mailcli.fsutil import (
+    PRIVATE_FILE,
+    atomic_write,
+    ensure_private_dir,
+    fsync_directory,
+    write_error,
+)
 
 _UID_LINE = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")  # RFC 1939: UIDs are 0x21-0x7E
 
@@ -85,7 +91,7 @@ class UidState:
             if created:
                 fsync_directory(self.path.parent)
         except OSError as exc:
-            raise LocalIOError(f"cannot record fetch state in {self.path}: {exc}") from exc
+            raise write_error(exc, f"the fetch state {self.path}") from exc
 
     def compact(self, uids: Iterable[str]) -> None:
         """Rewrite the file with exactly these UIDs (those the server still has)."""
@@ -95,4 +101,4 @@ class UidState:
             ensure_private_dir(self.path.parent)
             atomic_write(self.path, text.encode())
         except OSError as exc:
-            raise LocalIOError(f"cannot write fetch state {self.path}: {exc}") from exc
+            raise write_error(exc, f"the fetch state {self.path}") from exc

@@ -257,3 +257,43 @@ def test_spool_on_a_full_disk_is_74_with_no_half_entry(
         names = os.listdir(queue) if queue.exists() else []
         assert [n for n in names if n.endswith(".json")] == []
         assert [n for n in names if not n.startswith(".")] == []
+
+
+def test_spool_on_a_read_only_disk_is_73(isolated_environment: Path, tmp_path: Path) -> None:
+    home = isolated_environment
+    write_config(home, free_port())
+    with tmpfs(tmp_path / "state", "64k", "ro") as state:
+        env = {**os.environ, "HOME": str(home), "XDG_STATE_HOME": str(state)}
+        done = subprocess.run(
+            [*MAILCLI, "sendmail", "-i", "root@example.test"],
+            input=b"Subject: s\n\nx\n",
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+    assert done.returncode == 73, done.stderr
+    assert b"Read-only file system" in done.stderr and b"Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_queue_run_stopped_by_a_signal_loses_nothing(
+    aiosmtpd_factory: Factory, isolated_environment: Path, stop: signal.Signals
+) -> None:
+    home = isolated_environment
+    write_config(home, free_port())
+    subjects = [f"signal {n}" for n in range(15)]
+    assert {sendmail(home, subject) for subject in subjects} == {75}
+    server = aiosmtpd_factory()
+    write_config(home, server.port)
+    env = {**os.environ, "HOME": str(home)}
+    process = subprocess.Popen(
+        [*MAILCLI, "queue", "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    time.sleep(0.25)
+    process.send_signal(stop)
+    _, err = process.communicate(timeout=60)
+    assert b"Traceback" not in err
+    final = subprocess.run([*MAILCLI, "queue", "run"], env=env, capture_output=True, check=False)
+    assert final.returncode == 0, final.stderr
+    received = {r.data.split(b"Subject: ")[1].split(b"\r\n")[0].decode() for r in server.received}
+    assert received == set(subjects)
