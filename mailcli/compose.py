@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -181,20 +182,20 @@ def _attach(message: EmailMessage, path: Path) -> Attachment:
 
 def _readable_size(path: Path) -> int:
     """Fail now (66) rather than in the middle of DATA."""
-    try:
-        with open(path, "rb") as handle:
-            return os.fstat(handle.fileno()).st_size
-    except FileNotFoundError:
-        raise NoInputError(f"--attach {path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"--attach {path}: is a directory") from None
-    except OSError as exc:
-        raise NoInputError(f"--attach {path}: cannot read: {exc.strerror}") from exc
+    with _input_errors(path, "--attach"), open(path, "rb") as handle:
+        return os.fstat(handle.fileno()).st_size
 
 
 def read_input_file(path: Path, what: str) -> bytes:
-    try:
+    with _input_errors(path, what):
         return path.read_bytes()
+
+
+@contextmanager
+def _input_errors(path: Path, what: str) -> Iterator[None]:
+    """A file named on the command line that cannot be read: 66 (a folder: 64)."""
+    try:
+        yield
     except FileNotFoundError:
         raise NoInputError(f"{what} {path}: no such file") from None
     except IsADirectoryError:
