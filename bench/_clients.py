@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import pwd
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from _common import (
@@ -17,11 +19,12 @@ from _common import (
     MAILCLI,
     PYTHON,
     Command,
-    Dovecot,
     base_env,
     expect_files,
     fresh_maildir,
 )
+
+from tests.servers import Dovecot
 
 POPLIB_CLIENT = str(BENCH / "_poplib_client.py")
 
@@ -48,14 +51,29 @@ class Pop3Account:
         return Pop3Account(self.host, port, self.user, self.password, self.ca_pem, self.tls)
 
 
+Fetcher = Callable[[Pop3Account, Path, int], Command]
+
+
+def fetch_cases(
+    tools: dict[str, Fetcher], account: Pop3Account, work: Path, count: int
+) -> dict[str, Callable[[], Command]]:
+    """For bench.alternate: one preparing callable per tool, each with its own directory."""
+    return {
+        name: partial(fetcher, account, work / f"t{index}", count)
+        for index, (name, fetcher) in enumerate(tools.items())
+    }
+
+
 # --- mailcli ---------------------------------------------------------------------------------
 
 
 def mailcli_args(account: Pop3Account) -> list[str]:
     """mailcli's connection options for `account`."""
-    security = ["--security", "tls", "--cafile", str(account.ca_pem)] if account.tls else [
-        "--security", "none"
-    ]
+    security = (
+        ["--security", "tls", "--cafile", str(account.ca_pem)]
+        if account.tls
+        else ["--security", "none"]
+    )
     return ["--host", account.host, "--port", str(account.port), "--user", account.user, *security]
 
 
@@ -119,8 +137,16 @@ def curl_url(account: Pop3Account, path: str = "") -> str:
 def curl_command(account: Pop3Account, directory: Path, path: str, *args: str) -> Command:
     directory.mkdir(parents=True, exist_ok=True)
     tls = ["--cacert", str(account.ca_pem)] if account.tls else []
-    argv = ["curl", "-sS", "--fail", curl_url(account, path), "-u",
-            f"{account.user}:{account.password}", *tls, *args]
+    argv = [
+        "curl",
+        "-sS",
+        "--fail",
+        curl_url(account, path),
+        "-u",
+        f"{account.user}:{account.password}",
+        *tls,
+        *args,
+    ]
     return Command(argv, base_env(directory), stdout=directory / "out")
 
 
@@ -130,8 +156,11 @@ def curl_command(account: Pop3Account, directory: Path, path: str, *args: str) -
 def mpop_fetch(account: Pop3Account, directory: Path, count: int) -> Command:
     """mpop into a fresh Maildir with a fresh UIDL file (so it fetches everything)."""
     maildir = fresh_maildir(directory)
-    tls = (f"tls on\ntls_starttls off\ntls_trust_file {account.ca_pem}\n" if account.tls
-           else "tls off\n")
+    tls = (
+        f"tls on\ntls_starttls off\ntls_trust_file {account.ca_pem}\n"
+        if account.tls
+        else "tls off\n"
+    )
     config = directory / "mpoprc"
     config.write_text(
         f"defaults\naccount bench\nhost {account.host}\nport {account.port}\n"
@@ -148,6 +177,10 @@ def mpop_fetch(account: Pop3Account, directory: Path, count: int) -> Command:
 # getmail's Maildir delivery refuses to run as root; as root it must be told a user to
 # deliver as (it forks a child per message anyway), and that user must own the Maildir.
 GETMAIL_USER = "nobody"
+# getmail 6.18 can miss the exit of a delivery child that ends before it starts waiting
+# (getmail6 issues #52, #226) and then fails after `timeout` seconds (default 180), which
+# is also its socket timeout; 20 s is ample on 127.0.0.1 and bounds that stall.
+GETMAIL_TIMEOUT = 20
 
 
 def getmail_fetch(account: Pop3Account, directory: Path, count: int) -> Command:
@@ -162,7 +195,8 @@ def getmail_fetch(account: Pop3Account, directory: Path, count: int) -> Command:
     config = directory / "getmailrc"
     config.write_text(
         f"[retriever]\ntype = {retriever}\nserver = {account.host}\nport = {account.port}\n"
-        f"username = {account.user}\npassword = {account.password}\n{tls}\n"
+        f"username = {account.user}\npassword = {account.password}\n"
+        f"timeout = {GETMAIL_TIMEOUT}\n{tls}\n"
         f"[destination]\ntype = Maildir\npath = {maildir}/\nuser = {GETMAIL_USER}\n\n"
         "[options]\nread_all = true\ndelete = false\nverbose = 0\n"
     )
@@ -183,8 +217,7 @@ def fetchmail_fetch(account: Pop3Account, directory: Path, count: int) -> Comman
     upgrades with STLS on its own.
     """
     maildir = fresh_maildir(directory)
-    tls = (f"ssl sslcertck sslcertfile {account.ca_pem}" if account.tls
-           else "sslproto ''")
+    tls = f"ssl sslcertck sslcertfile {account.ca_pem}" if account.tls else "sslproto ''"
     config = directory / "fetchmailrc"
     config.write_text(
         "set no syslog\n"
@@ -194,7 +227,16 @@ def fetchmail_fetch(account: Pop3Account, directory: Path, count: int) -> Comman
         f'  mda "exec cat > {maildir}/new/$$.fetchmail"\n'
     )
     config.chmod(0o600)
-    argv = ["fetchmail", "-f", str(config), "-i", str(directory / "ids"),
-            "--pidfile", str(directory / "pid"), "--nosyslog", "-s"]
+    argv = [
+        "fetchmail",
+        "-f",
+        str(config),
+        "-i",
+        str(directory / "ids"),
+        "--pidfile",
+        str(directory / "pid"),
+        "--nosyslog",
+        "-s",
+    ]
     verify = expect_files(maildir / "new", count, "fetchmail")
     return Command(argv, base_env(directory), verify=verify)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Literal
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
@@ -39,11 +40,9 @@ def _use_venv() -> None:
 
 _use_venv()
 sys.path.insert(0, str(ROOT))  # for tests.servers, the launcher the tests use too
-sys.path.insert(0, str(BENCH))  # for the bench helper modules
 
 from tests.servers import Dovecot, make_certs  # noqa: E402
 from tests.servers.procs import make_workdir  # noqa: E402
-
 
 # --- running and timing ------------------------------------------------------------------
 
@@ -85,12 +84,12 @@ def run_timed(
 
 
 @contextmanager
-def _opened(path: Path | None, mode: str) -> Iterator[int | object]:
+def _opened(path: Path | None, mode: Literal["rb", "wb"]) -> Iterator[int | IO[bytes]]:
     """`path` opened in `mode`, or DEVNULL."""
     if path is None:
         yield subprocess.DEVNULL
         return
-    with open(path, mode) as handle:
+    with path.open(mode) as handle:
         yield handle
 
 
@@ -102,8 +101,21 @@ def run_command(command: Command) -> tuple[float, int]:
 
 
 def count_syncs(command: Command, trace_file: Path) -> int:
-    """How many fsync/fdatasync/syncfs/sync calls one run makes (strace -c -f)."""
-    argv = ["strace", "-f", "-c", "-o", str(trace_file), *command.argv]
+    """How many fsync/fdatasync/syncfs/sync calls one run makes (strace -c -f).
+
+    Only those calls are traced, through a seccomp filter, so the rest run at full speed.
+    """
+    argv = [
+        "strace",
+        "-f",
+        "-c",
+        "--seccomp-bpf",
+        "-e",
+        f"trace={','.join(SYNC_CALLS)}",
+        "-o",
+        str(trace_file),
+        *command.argv,
+    ]
     with _opened(command.stdout, "wb") as out:
         subprocess.run(argv, env=command.env, check=True, stdout=out, stderr=subprocess.DEVNULL)
     command.verify()
@@ -145,7 +157,8 @@ class Measurements:
         """Print a table: median seconds, ratio to `baseline`, peak RSS, runs (and sum)."""
         print(f"\n{title}")
         extra = f" {'sum s':>8}" if total else ""
-        print(f"  {'tool':<34} {'median s':>9} {'ratio':>7} {'peak RSS MiB':>13} {'runs':>5}{extra}")
+        header = f"{'median s':>9} {'ratio':>7} {'peak RSS MiB':>13} {'runs':>5}"
+        print(f"  {'tool':<34} {header}{extra}")
         for name in self.names:
             summed = f" {sum(self.times[name]):>8.2f}" if total else ""
             print(
@@ -168,10 +181,22 @@ def alternate(
     for round_number in range(warmup + runs):
         shift = round_number % len(names)
         for name in names[shift:] + names[:shift]:
-            elapsed, peak = run_command(cases[name]())
+            elapsed, peak = run_with_retry(name, cases[name])
             if round_number >= warmup:
                 results.add(name, elapsed, peak)
     return results
+
+
+def run_with_retry(name: str, prepare: Callable[[], Command]) -> tuple[float, int]:
+    """run_command() on a fresh Command; once more if it fails, saying so (run-all shows it).
+
+    A failed run is never timed. A second failure ends the benchmark.
+    """
+    try:
+        return run_command(prepare())
+    except RuntimeError as error:
+        print(f"  RETRIED: {name} failed ({str(error).splitlines()[0][:300]}); ran it again")
+        return run_command(prepare())
 
 
 def goal(description: str, value: float, limit: float, unit: str = "") -> bool:
@@ -180,6 +205,11 @@ def goal(description: str, value: float, limit: float, unit: str = "") -> bool:
     verdict = "met" if met else "NOT MET"
     print(f"  goal: {description} = {value:.2f}{unit} (limit <= {limit:g}{unit}): {verdict}")
     return met
+
+
+def goal_not_measured(description: str, why: str) -> None:
+    """Print a goal line saying the goal could not be measured, and why."""
+    print(f"  goal: {description}: NOT MEASURED ({why})")
 
 
 # --- peers -----------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
     _poplib_client.py stat       connect, USER/PASS, STAT, QUIT; print "count octets"
     _poplib_client.py fetch DIR  RETR every message in turn, each into its own file in DIR
     _poplib_client.py headers    LIST, UIDL, then TOP n 0 of every message in turn; print
-                                 number, size, UID, From, Date, Subject
+                                 number, size, UID, From, Date, Subject (not decoded)
 
 The connection comes from the environment: POP_HOST, POP_PORT, POP_USER, POP_PASSWORD, and
 POP_CAFILE (implicit TLS trusting that CA when set and not empty).
@@ -16,7 +16,7 @@ import poplib
 import sys
 from pathlib import Path
 
-WANTED = (b"from:", b"date:", b"subject:")
+WANTED = (b"from", b"date", b"subject")
 
 
 def connect() -> poplib.POP3:
@@ -53,7 +53,9 @@ def headers(client: poplib.POP3) -> None:
     out = sys.stdout.buffer
     for number, size in sizes.items():
         _, lines, _ = client.top(int(number), 0)
-        wanted = [line for line in lines if line.lower().startswith(WANTED)]
+        fields = dict(line.split(b":", 1) for line in lines if b":" in line)
+        values = {name.lower(): value.strip() for name, value in fields.items()}
+        wanted = [values.get(name, b"") for name in WANTED]
         out.write(b"\t".join([number, size, uids[number], *wanted]) + b"\n")
 
 
