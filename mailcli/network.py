@@ -34,18 +34,20 @@ if TYPE_CHECKING:
 
 
 def tls_context(endpoint: Endpoint) -> ssl.SSLContext:
-    """Verify certificate and host name unless --insecure; TLS 1.2 at least."""
+    """Verify certificate and host name unless --insecure; TLS 1.2 at least.
+
+    `--cafile` replaces the system's CA store, as curl's --cacert and msmtp's
+    tls_trust_file do (and saves loading the whole store, ~20 ms, per connection).
+    """
     import ssl
 
-    context = ssl.create_default_context()
+    try:
+        context = ssl.create_default_context(cafile=endpoint.cafile)
+    except FileNotFoundError:
+        raise NoInputError(f"--cafile {endpoint.cafile}: no such file") from None
+    except ssl.SSLError as exc:
+        raise NoInputError(f"--cafile {endpoint.cafile}: not a PEM CA bundle") from exc
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if endpoint.cafile:
-        try:
-            context.load_verify_locations(cafile=endpoint.cafile)
-        except FileNotFoundError:
-            raise NoInputError(f"--cafile {endpoint.cafile}: no such file") from None
-        except ssl.SSLError as exc:
-            raise NoInputError(f"--cafile {endpoint.cafile}: not a PEM CA bundle") from exc
     if endpoint.insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

@@ -81,7 +81,7 @@ def _connection_option_list() -> list[Callable[[Any], Any]]:
         click.option(
             "--cafile",
             type=click.Path(dir_okay=False, path_type=Path),
-            help="Trust this CA bundle (PEM) for the server's certificate.",
+            help="Trust only this CA bundle (PEM), not the system's.",
         ),
         click.option(
             "--insecure", is_flag=True, help="Do not verify the server's certificate (warns)."
