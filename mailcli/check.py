@@ -154,7 +154,7 @@ def _probe_smtp(
                     "fail", "no STARTTLS offered: mail and passwords would travel in clear", 69
                 )
         size = (report.capabilities_after_tls or features).get("size", "")
-        report.max_message_size = int(size) if size.isdigit() else None
+        report.max_message_size = int(size) if size.isascii() and size.isdigit() else None
         _judge_auth(report, endpoint)
         if login:
             _login(report, endpoint, lambda: _authenticate(smtp, endpoint, password))

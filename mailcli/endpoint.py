@@ -115,7 +115,7 @@ class _EnvLayer:
         value = self.get("PORT")
         if value is None:
             return None
-        if not value.isdigit() or not 0 < int(value) < 65536:
+        if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 65536:
             raise ConfigError(f"environment: {self.prefix}PORT={value!r} is not a port number")
         return int(value)
 

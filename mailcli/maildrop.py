@@ -71,15 +71,20 @@ def _scan(pop: Pop3Session, verb: str, numbers: Sequence[int]) -> list[tuple[int
 
 def _pair(text: str, verb: str) -> tuple[int, str]:
     parts = text.split()
-    if len(parts) < 2 or not parts[0].isdigit():
+    if len(parts) < 2 or not _number(parts[0]):
         raise ProtocolError(f"malformed {verb} line: {text[:80]!r}")
-    if verb == "LIST" and not parts[1].isdigit():
+    if verb == "LIST" and not _number(parts[1]):
         raise ProtocolError(f"malformed {verb} line: {text[:80]!r}")
     return int(parts[0]), parts[1]
 
 
+def _number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts "¹" and "٣", which int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _ints(fields: Sequence[str], verb: str) -> tuple[int, int]:
-    if len(fields) != 2 or not all(field.isdigit() for field in fields):
+    if len(fields) != 2 or not all(_number(field) for field in fields):
         raise ProtocolError(f"malformed {verb} reply: {' '.join(fields)[:80]!r}")
     return int(fields[0]), int(fields[1])
 
@@ -176,7 +181,7 @@ def parse_message_set(specs: Iterable[str]) -> list[int]:
     for spec in specs:
         for part in spec.split(","):
             low, dash, high = part.strip().partition("-")
-            if not low.isdigit() or (dash and not high.isdigit()):
+            if not _number(low) or (dash and not _number(high)):
                 raise UsageError(f"not a message number or range: {part!r} (use 3 or 1-5)")
             first, last = int(low), int(high) if dash else int(low)
             if first < 1 or last < first:

@@ -140,7 +140,7 @@ class MboxLock:
             age = time.time() - self.dotlock.stat().st_mtime
         except OSError:
             return True  # gone meanwhile
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
             return not _process_alive(int(text))
         return age > self.STALE_AFTER
 

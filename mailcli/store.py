@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import secrets
 import socket
 import subprocess
 import time
@@ -134,6 +135,7 @@ class Maildir(NoJournal):
         self._batch: list[Path] = []
         self._count = 0
         self._pid = os.getpid()
+        self._nonce = secrets.token_hex(3)  # a recycled PID in the same second stays unique
         try:
             # The Maildir itself 0700 too (mkdir's mode applies to the last part only).
             root.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
@@ -146,7 +148,7 @@ class Maildir(NoJournal):
         # time.KEY_PID_COUNTER.host: unique even when the same message is fetched again
         # in the same second (after a crash left its tmp file, or with --all).
         self._count += 1
-        name = f"{int(time.time())}.{key}_{self._pid}_{self._count}.{self._host}"
+        name = f"{int(time.time())}.{key}_{self._pid}_{self._nonce}{self._count}.{self._host}"
         return _MaildirWriter(self, self.root / "tmp" / name)
 
     def commit(self) -> None:
