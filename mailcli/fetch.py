@@ -157,13 +157,18 @@ class Fetcher:
             self._batch(new[start : start + size])
         self.pop.quit()  # DELEs take effect here; only now may the state forget them
         if not self.summary.no_uidl:
-            deleted = {m.uid for m in already} | (
-                {m.uid for m in new} if self.options.delete else set()
-            )
-            on_server = {m.uid for m in messages} - deleted
-            self.state.compact((recorded | {m.uid for m in new if m.uid}) & on_server - {None})
+            self._compact(messages, recorded | {m.uid for m in new if m.uid}, already + new)
         self.summary.seconds = time.monotonic() - started
         return self.summary
+
+    def _compact(
+        self, messages: list[MessageInfo], recorded: set[str], candidates: list[MessageInfo]
+    ) -> None:
+        """Keep the UIDs that are recorded and still on the server after this QUIT:
+        with --delete, everything recorded that this run DELEted is gone."""
+        gone = {m.uid for m in candidates} if self.options.delete else set()
+        on_server = {m.uid for m in messages if m.uid} - gone
+        self.state.compact(recorded & on_server)
 
     def _recorded(self, messages: list[MessageInfo]) -> set[str]:
         """The recorded UIDs, after settling what a crash may have left unrecorded."""

@@ -318,3 +318,14 @@ def test_a_server_without_uidl_gets_everything_each_time_with_a_warning(
         assert "the server has no UIDL" in result.stderr
         assert "fetched 1 message(s)" in result.stderr
     assert len(os.listdir(isolated_environment / "Maildir" / "new")) == 2
+
+
+def test_keep_mode_into_mbox_never_refetches_on_later_runs(fetcher: Fetch, tmp_path: Path) -> None:
+    """mbox has no file names to recognise messages by: the state alone must remember."""
+    fetcher.drop(range(3))
+    target = tmp_path / "inbox.mbox"
+    for _ in range(4):
+        assert fetcher("--to", f"mbox:{target}").code == 0
+    fetcher.drop(range(3, 4))
+    assert fetcher.json("--to", f"mbox:{target}")["fetched"] == 1
+    assert len(mailbox.mbox(target)) == 4
