@@ -98,6 +98,13 @@ class Config:
             ) from None
 
 
+def state_home(environ: Mapping[str, str] = os.environ) -> Path:
+    """mailcli's state folder: `$XDG_STATE_HOME/mailcli` (default ~/.local/state/mailcli),
+    for the queue, the fetch state and the shell history."""
+    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "mailcli"
+
+
 def default_config_path(environ: Mapping[str, str] = os.environ) -> Path:
     base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "mailcli" / "config.toml"

@@ -59,18 +59,13 @@ def ensure_private_dir(directory: Path) -> None:
 
 def atomic_write(path: Path, data: bytes, *, mode: int = PRIVATE_FILE) -> None:
     """Replace `path` with `data` durably; readers see the old or the new file, whole."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL, mode)
+    partial = PartialFile(path, mode=mode)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        partial.write(data)
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        partial.discard()
         raise
-    fsync_directory(path.parent)
+    partial.commit()
 
 
 class PartialFile:
@@ -80,18 +75,23 @@ class PartialFile:
 
     def __init__(self, path: Path, *, mode: int = PRIVATE_FILE) -> None:
         self.path = path
+        # A leftover with this PID in its name belonged to a dead process: overwrite it.
         self.temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
-        fd = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL, mode)
+        fd = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         self._handle = os.fdopen(fd, "wb")
 
     def write(self, data: bytes) -> None:
         self._handle.write(data)
 
     def commit(self) -> None:
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
-        os.replace(self.temporary, self.path)
+        try:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+            os.replace(self.temporary, self.path)
+        except BaseException:
+            self.discard()
+            raise
         fsync_directory(self.path.parent)
 
     def discard(self) -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from mailcli.errors import TempFailError
 from mailcli.fsutil import PRIVATE_DIR, PRIVATE_FILE, atomic_write, fsync_directory, write_error
-from mailcli.store import LfWriter, MessageWriter, NoJournal
+from mailcli.multiline import LfWriter
+from mailcli.store import MessageWriter, NoJournal
 
 _MBOXRD_FROM = re.compile(rb"^(>*From )", re.MULTILINE)
 

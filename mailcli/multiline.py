@@ -110,3 +110,21 @@ def _terminator(data: bytes, at_line_start: bool) -> tuple[int, int] | None:
         return 0, data.index(b"\n") + 1
     match = _TERMINATOR.search(data)
     return (match.start() + 1, match.end()) if match else None
+
+
+class LfWriter:
+    """CRLF -> LF across block boundaries (a CR at a block's end waits for the next)."""
+
+    def __init__(self, write: Callable[[bytes], object]) -> None:
+        self._write = write
+        self._carry = b""
+
+    def write(self, data: bytes) -> None:
+        data = self._carry + data
+        self._carry = b"\r" if data.endswith(b"\r") else b""
+        self._write(data[: len(data) - len(self._carry)].replace(b"\r\n", b"\n"))
+
+    def flush(self) -> None:
+        if self._carry:
+            self._write(self._carry)
+            self._carry = b""

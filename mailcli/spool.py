@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mailcli.config import state_home
 from mailcli.envelope import Envelope, Outgoing
 from mailcli.errors import NoInputError
 from mailcli.fsutil import atomic_write, ensure_private_dir, fsync_directory, write_error
@@ -43,8 +44,7 @@ class QueueEntry:
 
 
 def default_queue_dir(environ: Mapping[str, str] = os.environ) -> Path:
-    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "mailcli" / "queue"
+    return state_home(environ) / "queue"
 
 
 class Spool:

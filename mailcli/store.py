@@ -38,6 +38,7 @@ from mailcli.fsutil import (
     sync_filesystem,
     write_error,
 )
+from mailcli.multiline import LfWriter
 
 
 class MessageWriter(Protocol):
@@ -105,24 +106,6 @@ def open_destination(spec: str, *, journal: Path) -> Destination:
     if kind == "mda":
         return Mda(target)
     raise ConfigError(f"unknown destination {spec!r}: use maildir:PATH, mbox:PATH or mda:CMD")
-
-
-class LfWriter:
-    """CRLF -> LF across block boundaries (a CR at a block's end waits for the next)."""
-
-    def __init__(self, write: Callable[[bytes], object]) -> None:
-        self._write = write
-        self._carry = b""
-
-    def write(self, data: bytes) -> None:
-        data = self._carry + data
-        self._carry = b"\r" if data.endswith(b"\r") else b""
-        self._write(data[: len(data) - len(self._carry)].replace(b"\r\n", b"\n"))
-
-    def flush(self) -> None:
-        if self._carry:
-            self._write(self._carry)
-            self._carry = b""
 
 
 class Maildir(NoJournal):

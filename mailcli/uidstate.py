@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from mailcli.config import state_home
 from mailcli.errors import ConfigError
 from mailcli.fsutil import (
     PRIVATE_FILE,
@@ -32,10 +33,8 @@ from mailcli.fsutil import (
 _UID_LINE = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")  # RFC 1939: UIDs are 0x21-0x7E
 
 
-def default_state_dir(environ: dict[str, str] | None = None) -> Path:
-    environ = dict(os.environ) if environ is None else environ
-    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "mailcli" / "fetch"
+def default_state_dir() -> Path:
+    return state_home() / "fetch"
 
 
 def state_name(account: str | None, user: str | None, host: str, port: int) -> str:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import signal
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from mailcli.cli.context import AppContext
 from mailcli.cli.options import connection_options, global_options
 from mailcli.endpoint import ConnectionOptions
+
+if TYPE_CHECKING:
+    from mailcli.fetch import FetchSummary
 
 DEFAULT_DESTINATION = "maildir:~/Maildir"
 
@@ -79,10 +83,9 @@ def fetch(
     _report(app, summary, where, verbose=verbose, dry_run=dry_run)
 
 
-def _report(app: AppContext, summary: object, where: str, *, verbose: bool, dry_run: bool) -> None:
-    from mailcli.fetch import FetchSummary
-
-    assert isinstance(summary, FetchSummary)
+def _report(
+    app: AppContext, summary: FetchSummary, where: str, *, verbose: bool, dry_run: bool
+) -> None:
     if summary.no_uidl:
         app.out.warning(
             "the server has no UIDL: every message is fetched on each run (use --delete)"

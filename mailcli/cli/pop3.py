@@ -204,28 +204,22 @@ class _destination:
     def __init__(self, output: Path | None, *, lf: bool) -> None:
         self.output = output
         self.lf = lf
-        self._carry = b""
         self._handle: Any = None
+        self._lf: Any = None
 
     def __enter__(self) -> Callable[[bytes], None]:
-        if self.output is None:
-            self._handle = sys.stdout.buffer
-        else:
-            from mailcli.fsutil import PartialFile
+        from mailcli.fsutil import PartialFile
+        from mailcli.multiline import LfWriter
 
-            self._handle = PartialFile(self.output)
-        return self.write
-
-    def write(self, data: bytes) -> None:
-        if self.lf:
-            data = self._carry + data
-            self._carry = b"\r" if data.endswith(b"\r") else b""
-            data = data[: len(data) - len(self._carry)].replace(b"\r\n", b"\n")
-        self._handle.write(data)
+        self._handle = sys.stdout.buffer if self.output is None else PartialFile(self.output)
+        if not self.lf:
+            return self._handle.write  # type: ignore[no-any-return]
+        self._lf = LfWriter(self._handle.write)
+        return self._lf.write  # type: ignore[no-any-return]
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        if self._carry:
-            self._handle.write(self._carry)
+        if self._lf is not None:
+            self._lf.flush()
         if self.output is None:
             self._handle.flush()
         elif exc_type is None:

@@ -10,9 +10,7 @@ QUIT, so nothing is deleted (with a warning when something was marked).
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -112,8 +110,9 @@ def _enable_line_editing() -> None:
         import readline
     except ImportError:  # not every Python has it; the shell works without
         return
-    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    history = state / "mailcli" / "shell_history"
+    from mailcli.config import state_home
+
+    history = state_home() / "shell_history"
 
     def complete(text: str, state_index: int) -> str | None:
         matches = [c for c in COMMANDS if c.startswith(text.lower())]
