@@ -26,7 +26,7 @@ import secrets
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -92,17 +92,38 @@ def message_key(server: str, uid: str) -> str:
     return "U" + hashlib.sha256(f"{server}\0{uid}".encode()).hexdigest()[:24]
 
 
+FETCH_BATCH_SETTING = "MAILCLI_FETCH_BATCH"
+
+
+def fetch_batch_size(default: int, environ: Mapping[str, str] = os.environ) -> int:
+    """Messages per batch (one sync and one state record each) for Maildir and mbox:
+    `MAILCLI_FETCH_BATCH` when set, else `default`. Smaller batches lose less work to a
+    crash and cost more syncs; an MDA's batch is always one message."""
+    text = environ.get(FETCH_BATCH_SETTING, "").strip()
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise ConfigError(f"{FETCH_BATCH_SETTING}={text!r}: expected a whole number of at least 1")
+    return int(text)
+
+
 def open_destination(spec: str, *, journal: Path) -> Destination:
     """`maildir:PATH`, `mbox:PATH` or `mda:COMMAND` (a bare path means Maildir)."""
     kind, colon, target = spec.partition(":")
     if not colon:
         kind, target = "maildir", spec
     if kind == "maildir":
-        return Maildir(Path(os.path.expanduser(target)))
+        size = fetch_batch_size(Maildir.batch_size)  # before anything is created
+        maildir = Maildir(Path(os.path.expanduser(target)))
+        maildir.batch_size = size
+        return maildir
     if kind == "mbox":
         from mailcli.mboxstore import Mbox
 
-        return Mbox(Path(os.path.expanduser(target)), journal=journal)
+        size = fetch_batch_size(Mbox.batch_size)  # before the mbox is locked
+        mbox = Mbox(Path(os.path.expanduser(target)), journal=journal)
+        mbox.batch_size = size
+        return mbox
     if kind == "mda":
         return Mda(target)
     raise ConfigError(f"unknown destination {spec!r}: use maildir:PATH, mbox:PATH or mda:CMD")

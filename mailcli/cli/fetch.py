@@ -55,7 +55,14 @@ def fetch(
     dry_run: bool,
     verbose: bool,
 ) -> None:
-    """Download new mail; never loses or duplicates a message, even after kill -9."""
+    """Download new mail; never loses or duplicates a message, even after kill -9.
+
+    \b
+    Environment:
+      MAILCLI_FETCH_BATCH=N  messages per batch for Maildir and mbox (default 256):
+                             each batch is synced and recorded once; a crash refetches
+                             at most the batch in flight.
+    """
     from mailcli.fetch import FetchOptions, Progress, fetch_mail
     from mailcli.uidstate import default_state_dir
 
