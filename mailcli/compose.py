@@ -81,6 +81,8 @@ def compose(request: ComposeRequest) -> Outgoing:
     """Build the message and envelope from options (not `--message`)."""
     if not request.from_addr:
         raise DataError("no From address", hint="give --from or set `from` in the account")
+    if request.message_id_domain is not None:  # the account's `domain`, into Message-ID
+        check_no_injection("the account's domain", request.message_id_domain)
     senders = parse_addresses("--from", [request.from_addr])
     if len(senders) != 1:
         raise DataError("--from must be exactly one address")

@@ -1,8 +1,10 @@
 """The values every sending path shares: the SMTP envelope, the outgoing message, and
 the validation of addresses given on a command line.
 
-A CR, LF or NUL in a value from the command line would smuggle in headers or SMTP
-commands (header injection): refused with exit 65, before anything connects.
+A line break or NUL in a value from the command line or the config file would smuggle
+in headers or SMTP commands (header injection): refused with exit 65, before anything
+connects. "Line break" is every separator of str.splitlines, because Python's email
+package folds and splits header values on all of them, not only on CR and LF.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from mailcli.errors import DataError
 # parts are rare enough on a command line that refusing them beats misparsing them.
 _ENCODE_BLOCK = 57 * 4096  # whole base64 lines: 57 bytes encode to one 76-character line
 _ADDR_SPEC = re.compile(r"[^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\]+")
+# str.splitlines' separators (CR, LF, VT, FF, FS, GS, RS, NEL, LS, PS) and NUL.
+_LINE_BREAKS_AND_NUL = re.compile("[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029\0]")
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,8 @@ class Outgoing:
 
 
 def check_no_injection(what: str, value: str) -> None:
-    """A CR, LF or NUL in a command-line value would smuggle in headers or commands."""
-    if any(char in value for char in "\r\n\0"):
+    """A line break (any of str.splitlines') or NUL would smuggle in headers or commands."""
+    if _LINE_BREAKS_AND_NUL.search(value):
         raise DataError(f"{what} contains a line break or NUL: refused (header injection)")
 
 

@@ -137,6 +137,9 @@ def end_of_input(raw: bytes, args: SendmailArgs) -> bytes:
 
 def prepare(raw: bytes, args: SendmailArgs, addressing: Addressing) -> Outgoing:
     """The message from stdin -> envelope and the bytes to transmit."""
+    # The account's settings reach the From field and the envelope as they are.
+    check_no_injection("the account's from", addressing.from_addr or "")
+    check_no_injection("the account's domain", addressing.domain or "")
     message = RawMessage.parse(end_of_input(raw, args))
     sender = _envelope_sender(args, message, addressing)
     names = list(args.recipients)
