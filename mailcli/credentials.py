@@ -105,10 +105,13 @@ def run_password_command(command: str) -> str:
     """First line of the command's stdout. Its stderr stays on the terminal."""
     import subprocess
 
+    from mailcli.childenv import child_environment
+
     try:
         done = subprocess.run(
             command,
             shell=True,
+            env=child_environment(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             timeout=PASSWORD_COMMAND_TIMEOUT,

@@ -241,8 +241,12 @@ class Mda(NoJournal):
 
 class _MdaWriter:
     def __init__(self, command: str) -> None:
+        from mailcli.childenv import child_environment
+
         self.command = command
-        self.process = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            command, shell=True, stdin=subprocess.PIPE, env=child_environment()
+        )
         assert self.process.stdin is not None
         self.stdin = self.process.stdin
         self.lf = LfWriter(self._write)
