@@ -9,37 +9,44 @@ makes a client slow) and never holds more than one block plus one unfinished lin
 
 Line ends are passed through as the server sent them (CRLF), so a RETR's output has
 exactly the octets LIST reported.
+
+Only CRLF "." CRLF ends a response (or ".\r\n" as its very first line), and only a
+"." that begins a CRLF-delimited line is a stuffed one. A bare LF or CR inside a
+message is data: "\n.\n" is three octets of the message, not its end. (Accepting it as
+the end recorded a truncated copy as delivered, and a later --delete removed the
+original: issue 12, defect 3.) A server that ends its lines with bare LF therefore never
+ends a response: the timeout (75) or the octet limit (76) stops it, nothing is recorded.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Protocol
 
 from mailcli.errors import ProtocolError, TempFailError
 
 BLOCK_SIZE = 256 * 1024
-# The end of a response: a line holding only ".", after a line end. Bare LF is
-# tolerated, as many clients do, for servers that send it.
-_TERMINATOR = re.compile(rb"\n\.\r?\n")
+CRLF = b"\r\n"
+_TERMINATOR = b"\r\n.\r\n"  # the end of a response after its first line
+_FIRST_TERMINATOR = b".\r\n"  # the end of a response that has no line at all (yet)
 
 Write = Callable[[bytes], object]
 
 
 def unstuff(lines: bytes, *, at_line_start: bool = True) -> bytes:
-    """Remove the stuffed dot of every line that begins with "..", as poplib does.
+    """Remove the stuffed dot of every CRLF-delimited line that begins with "..".
 
     `lines` holds no terminator line; `at_line_start` says whether its first byte
     begins a line (it does not when a very long line was split across blocks).
     """
-    data = lines.replace(b"\n..", b"\n.")
+    data = lines.replace(b"\r\n..", b"\r\n.")
     return data[1:] if at_line_start and data.startswith(b"..") else data
 
 
 def stuff(data: bytes) -> bytes:
-    """The inverse, as a server (or the tests) would send a message."""
-    data = data.replace(b"\n.", b"\n..")
+    """The inverse, as a server (or the tests) would send a message: a "." that begins
+    a CRLF-delimited line (or the message) gets another in front of it."""
+    data = data.replace(b"\r\n.", b"\r\n..")
     return b"." + data if data.startswith(b".") else data
 
 
@@ -83,21 +90,27 @@ class MultilineCopier:
                 self._emit(data[:start], at_line_start)
                 return self.octets
             self.source.read(len(chunk))
-            cut = data.rfind(b"\n") + 1
-            if cut:  # write the complete lines; keep the unfinished one
-                self._emit(data[:cut], at_line_start)
-                pending, at_line_start = data[cut:], True
-            elif len(data) > BLOCK_SIZE:  # one very long line: write its head now
-                self._emit(data, at_line_start)
-                pending, at_line_start = b"", False
-            else:
-                pending = data
+            pending, at_line_start = self._emit_complete(data, at_line_start)
+
+    def _emit_complete(self, data: bytes, at_line_start: bool) -> tuple[bytes, bool]:
+        """Write what cannot be part of a terminator or a stuffed dot any more; return
+        the rest (pending) and whether it begins a line."""
+        cut = data.rfind(CRLF)
+        if cut >= 0:  # write the complete lines; keep the unfinished one
+            self._emit(data[: cut + 2], at_line_start)
+            return data[cut + 2 :], True
+        if len(data) > BLOCK_SIZE:  # one very long line: write its head now
+            # A CR at the end may begin the CRLF before a terminator: keep it.
+            keep = 1 if data.endswith(b"\r") else 0
+            self._emit(data[: len(data) - keep], at_line_start)
+            return data[len(data) - keep :], False
+        return data, at_line_start
 
     def _emit(self, lines: bytes, at_line_start: bool) -> None:
         if not lines:
             return
         data = unstuff(lines, at_line_start=at_line_start)
-        self.lines += lines.count(b"\n")
+        self.lines += lines.count(CRLF)
         self.octets += len(data)
         if self.limit is not None and self.octets > self.limit:
             raise ProtocolError(f"the server sent more than {self.limit} octets in one response")
@@ -106,10 +119,10 @@ class MultilineCopier:
 
 def _terminator(data: bytes, at_line_start: bool) -> tuple[int, int] | None:
     """(start, stop) of the terminator line in `data`, or None if it has not come yet."""
-    if at_line_start and data.startswith((b".\r\n", b".\n")):
-        return 0, data.index(b"\n") + 1
-    match = _TERMINATOR.search(data)
-    return (match.start() + 1, match.end()) if match else None
+    if at_line_start and data.startswith(_FIRST_TERMINATOR):
+        return 0, len(_FIRST_TERMINATOR)
+    found = data.find(_TERMINATOR)
+    return (found + 2, found + len(_TERMINATOR)) if found >= 0 else None
 
 
 class LfWriter:

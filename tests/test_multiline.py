@@ -12,11 +12,40 @@ import mailcli.multiline as multiline
 from mailcli.errors import ProtocolError, TempFailError
 from mailcli.multiline import MultilineCopier, stuff, unstuff
 
-LINE = st.one_of(
-    st.sampled_from([b"", b".", b"..", b".x", b"..x", b"\r", b".\r", b"From x"]),
-    st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b"")),
+# Pieces of a message, CRLF lines or not: bare LF and bare CR, dot lines after each kind
+# of line end, lone dots, ".\r\n" at the very start. Only CRLF "." CRLF ends a response.
+FRAGMENT = st.one_of(
+    st.sampled_from(
+        [
+            b".",
+            b"..",
+            b".x",
+            b"..x",
+            b"\r",
+            b"\n",
+            b"\r\n",
+            b".\r",
+            b".\r\n",
+            b"\n.\n",
+            b"\r.\n",
+            b"\n.\r\n",
+            b"\r\n.\r\n",
+            b"\n..x",
+            b"\r\n..\r\n",
+            b"From x",
+        ]
+    ),
+    st.binary(max_size=40),
 )
-MESSAGE = st.lists(LINE, max_size=30).map(lambda lines: b"".join(line + b"\r\n" for line in lines))
+
+
+def _as_message(fragments: list[bytes]) -> bytes:
+    """A server ends every message with CRLF before the terminator (RFC 1939, 3)."""
+    data = b"".join(fragments)
+    return data if not data or data.endswith(b"\r\n") else data + b"\r\n"
+
+
+MESSAGE = st.lists(FRAGMENT, max_size=30).map(_as_message)
 
 
 def copy(wire: bytes, buffer_size: int, **options: int) -> tuple[bytes, bytes, MultilineCopier]:
@@ -39,7 +68,7 @@ def test_round_trip_at_any_block_boundary(message: bytes, buffer_size: int, bloc
     assert out == message
     assert rest == b"+OK next\r\n"  # a pipelined reply behind it is left unread
     assert copier.octets == len(message)
-    assert copier.lines == message.count(b"\n")
+    assert copier.lines == message.count(b"\r\n")
 
 
 @given(MESSAGE)
@@ -61,3 +90,13 @@ def test_limit_stops_an_endless_response() -> None:
 def test_end_of_stream_before_terminator_is_tempfail() -> None:
     with pytest.raises(TempFailError, match="closed in the middle"):
         copy(b"Subject: x\r\n\r\nbody\r\n", 64)
+
+
+def test_a_bare_lf_dot_line_inside_a_crlf_message_is_data() -> None:
+    """Defect 3 of issue 12: "\\n.\\n" ended the message early; only CRLF "." CRLF ends it."""
+    message = b"Subject: x\r\n\r\nline\n.\nmore\r\n"
+    # Written out, not stuff()ed: a server stuffs only lines that begin after a CRLF.
+    out, rest, copier = copy(message + b".\r\n+OK next\r\n", 64)
+    assert out == message
+    assert rest == b"+OK next\r\n"
+    assert copier.octets == len(message)
