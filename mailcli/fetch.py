@@ -56,12 +56,12 @@ from mailcli.endpoint import Endpoint
 from mailcli.errors import MailcliError
 from mailcli.fsutil import write_error
 from mailcli.lock import FileLock
-from mailcli.maildrop import MessageInfo, list_messages
+from mailcli.maildrop import MessageInfo, display_uid, list_messages
 from mailcli.multiline import MultilineCopier
 from mailcli.pop3 import NegativeReply, Pop3Session, no_such_message
 from mailcli.store import Destination, MessageWriter, message_key, open_destination
 from mailcli.transcript import Transcript
-from mailcli.uidstate import UidState, state_name
+from mailcli.uidstate import Mailbox, UidState, v1_state_name
 
 PIPELINE_WINDOW = 64
 
@@ -84,16 +84,19 @@ class FetchSummary:
     planned: int = 0  # what a --dry-run would fetch
     skipped: list[MessageInfo] = field(default_factory=list)  # over --max-size
     no_uidl: bool = False
+    note: str = ""  # why nothing is new, when the destination changed since last time
 
     def as_json(self) -> dict[str, Any]:
         return {
+            **({"note": self.note} if self.note else {}),
             "fetched": self.fetched,
             "skipped": len(self.skipped),
             "deleted": self.deleted,
             "bytes": self.octets,
             "seconds": round(self.seconds, 3),
             "skipped_messages": [
-                {"number": m.number, "size": m.size, "uid": m.uid} for m in self.skipped
+                {"number": m.number, "size": m.size, "uid": display_uid(m.uid)}
+                for m in self.skipped
             ],
         }
 
@@ -116,14 +119,22 @@ def fetch_mail(
     progress: Progress,
     state_dir: Path,
 ) -> tuple[FetchSummary, str]:
-    """One fetch run, under the account's lock: (summary, the destination's description)."""
-    name = state_name(endpoint.account, endpoint.user, endpoint.host, endpoint.port)
-    lock_name = f"{endpoint.account or f'{endpoint.user}@{endpoint.host}'}.lock"
-    with FileLock(state_dir / lock_name, "fetch for this account"):
-        store = open_destination(destination, journal=state_dir / f"{name}.journal")
+    """One fetch run, under the mailbox's lock: (summary, the destination's description).
+    A mailbox is account, user and canonical host, never port or TLS (`uidstate`)."""
+    mailbox = Mailbox(endpoint.account, endpoint.user, endpoint.host)
+    name = mailbox.identity
+    v1_name = v1_state_name(endpoint.account, endpoint.user, endpoint.host, endpoint.port)
+    with FileLock(state_dir / f"{mailbox.file_stem}.lock", "fetch for this account"):
+        store = open_destination(destination, journal=state_dir / f"{mailbox.file_stem}.journal")
         try:
             with Pop3Session(endpoint, password=password, transcript=transcript) as pop:
-                state = UidState(state_dir / f"{name}.uids", name)
+                state = UidState(
+                    state_dir,
+                    mailbox,
+                    destination=store.description,
+                    v1_name=v1_name,
+                    read_only=options.dry_run,
+                )
                 summary = Fetcher(pop, store, state, name, options, progress).run()
         finally:
             store.close()
@@ -146,6 +157,7 @@ class Fetcher:
         self.summary.no_uidl = any(m.uid is None for m in messages)
         recorded = self._recorded(messages)
         new, already = self._plan(messages, recorded)
+        self._note_moved_destination(new, already)
         if self.options.dry_run:
             self.summary.planned = len(new)
             return self.summary
@@ -180,12 +192,31 @@ class Fetcher:
         found = [
             m.uid
             for m in messages
-            if m.uid and m.uid not in recorded and message_key(self.server_id, m.uid) in present
+            if m.uid and m.uid not in recorded and self._delivered_before(m.uid, present)
         ]
         if found:  # delivered before a crash, never recorded: record, do not fetch again
             self.state.record(found)
             recorded.update(found)
         return recorded
+
+    def _delivered_before(self, uid: str, present: set[str]) -> bool:
+        """A Maildir file carries this UID's key: this version's, or one an older
+        version made from the host text and port (`uidstate.v1_state_name`)."""
+        ids = (self.server_id, *sorted(self.state.legacy_names))
+        return any(message_key(server_id, uid) in present for server_id in ids)
+
+    def _note_moved_destination(self, new: list[MessageInfo], already: list[MessageInfo]) -> None:
+        """Nothing new, but into another destination than last time: say why."""
+        earlier = self.state.previous_destination
+        here = self.destination.description
+        if new or not already or self.options.everything or self.options.delete:
+            return
+        if earlier in (None, here):
+            return
+        self.summary.note = (
+            f"nothing new for this mailbox: {len(already)} messages were fetched earlier "
+            f"into {earlier}; use --all to fetch them again into {here}"
+        )
 
     def _plan(
         self, messages: list[MessageInfo], recorded: set[str]

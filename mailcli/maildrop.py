@@ -58,24 +58,46 @@ def number_for_uid(pop: Pop3Session, uid: str) -> int:
 def _scan(pop: Pop3Session, verb: str, numbers: Sequence[int]) -> list[tuple[int, str]]:
     """LIST/UIDL, of everything or of the given numbers: [(number, value)]."""
     if not numbers:
-        return [_pair(line.decode("utf-8", "replace"), verb) for line in pop.listing(verb)]
+        return [_pair(wire_text(line), verb) for line in pop.listing(verb)]
     found = []
     for number in numbers:
         try:
-            reply = pop.command(f"{verb} {number}")
+            reply = wire_text(pop.command_bytes(f"{verb} {number}"))
         except NegativeReply as exc:
             raise no_such_message(number, exc) from None
         found.append(_pair(reply.split(" ", 1)[1] if " " in reply else "", verb))
     return found
 
 
+def wire_text(data: bytes) -> str:
+    """Server bytes as str, losslessly: bytes that are not UTF-8 become lone surrogates
+    ('surrogateescape'), so distinct UIDs stay distinct and `uid_bytes` gives them back."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+def uid_bytes(uid: str) -> bytes:
+    """The exact bytes the server sent for this UID."""
+    return uid.encode("utf-8", "surrogateescape")
+
+
+def display_uid(uid: str | None) -> str | None:
+    """A UID for output (TSV, table, JSON): as sent when it is UTF-8; each other byte
+    shown as \\xNN. Display only: matching (`--uid`) always uses the exact bytes."""
+    return None if uid is None else uid_bytes(uid).decode("utf-8", "backslashreplace")
+
+
 def _pair(text: str, verb: str) -> tuple[int, str]:
-    parts = text.split()
-    if len(parts) < 2 or not _number(parts[0]):
-        raise ProtocolError(f"malformed {verb} line: {text[:80]!r}")
-    if verb == "LIST" and not _number(parts[1]):
-        raise ProtocolError(f"malformed {verb} line: {text[:80]!r}")
-    return int(parts[0]), parts[1]
+    """`n SP value` (RFC 1939), split on ASCII space only: the value is everything after
+    the first run of spaces, line end (CR/LF) stripped, kept exactly (a UID may hold any
+    other byte; Unicode spaces such as NBSP are part of it). LIST's value is the size,
+    the first field after the number (a scan listing may carry more after it)."""
+    number, _, value = text.lstrip(" ").partition(" ")
+    value = value.lstrip(" ").rstrip("\r\n")
+    if verb == "LIST":
+        value = value.partition(" ")[0]
+    if not _number(number) or not value or (verb == "LIST" and not _number(value)):
+        raise ProtocolError(f"malformed {verb} line: {display_uid(text[:80])!r}")
+    return int(number), value
 
 
 def _number(text: str) -> bool:

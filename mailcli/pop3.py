@@ -203,6 +203,13 @@ class Pop3Session:
         pop.send_lines(line)
         return _text(self.guarded(pop.read_ok))
 
+    def command_bytes(self, line: str) -> bytes:
+        """`command`, with the +OK reply as the server's exact bytes (line end removed):
+        for replies carrying data such as `UIDL n`, which may hold any byte."""
+        pop = self.pop
+        pop.send_lines(line)
+        return cast(bytes, self.guarded(pop.read_ok))
+
     def listing(self, line: str) -> list[bytes]:
         """A multi-line response held in memory (LIST, UIDL, CAPA, TOP n 0), bounded."""
         self.command(line)
@@ -213,7 +220,11 @@ class Pop3Session:
         buffer = bytearray()
         copier = MultilineCopier(self.pop.reader, buffer.extend, limit=MAX_LISTING)
         self.guarded(copier.run)
-        lines = bytes(buffer).splitlines()
+        # Lines end at LF (CR LF on the wire); a lone CR inside a line is data (a UID
+        # may hold one), which bytes.splitlines() would wrongly treat as a line end.
+        lines = [line.removesuffix(b"\r") for line in bytes(buffer).split(b"\n")]
+        if lines and not lines[-1]:
+            lines.pop()
         for line in [*lines, b"."]:
             self.transcript.received(line)
         return lines

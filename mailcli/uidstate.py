@@ -1,23 +1,45 @@
-"""Which messages of a POP3 server are durably in the destination: the fetch state.
+"""Which messages of a POP3 mailbox are durably in the destination: the fetch state.
 
-One file per account and server, `$XDG_STATE_HOME/mailcli/fetch/NAME.uids`:
+What identifies a mailbox: the account name, the user and the host, as mpop's UIDL file
+is per user at host; never the port or the TLS mode. The host is canonical: lower case,
+no trailing dot, no IPv6 brackets, an IP address in its normal form, and every loopback
+name and address (localhost, localhost.localdomain, ip6-localhost, ip6-loopback,
+127.0.0.0/8, ::1) is one host. So 110/STARTTLS, 995/TLS, `127.0.0.1` and `localhost`
+reach the same state; a different account or user is a different mailbox.
 
-    # mailcli fetch state v1 ACCOUNT USER@HOST:PORT
-    UID UID UID ...        <- one line per recorded batch
-    UID ...
+One file per mailbox, `$XDG_STATE_HOME/mailcli/fetch/NAME-HASH.uids` (NAME readable,
+HASH from the exact identity, so two identities never share a file), in ASCII:
 
-A batch is recorded by appending one line and fsyncing: a crash mid-write leaves a line
+    # mailcli fetch state v2 ACCOUNT USER HOST     <- the identity, each part escaped
+    # destination maildir:/home/me/Maildir          <- where the last batch went
+    # formerly NAME                                 <- v1 state files merged in
+    UID UID UID ...                                 <- one line per recorded batch
+
+Every UID, destination and name is escaped: each byte outside 0x21-0x7E, and "%" and
+"#", is written as %XX (upper-case hex); the reader accepts exactly the escapes. A UID
+is any non-empty byte string a UIDL line can carry (no LF, not starting with a space,
+not ending with CR); it is kept byte-exact (`maildrop.wire_text`).
+
+A batch is recorded by appending its line and fsyncing: a crash mid-write leaves a line
 without its newline, which is ignored, so a batch is recorded whole or not at all. At
 the end of a run the file is compacted (rewritten atomically) to the UIDs the server
 still has. A file whose first line is not the expected header is damaged or belongs to
-another server: that is an error (78), never a silent "fetch everything again".
+another mailbox: that is an error (78), never a silent "fetch everything again".
+
+Version 1 files (`ACCOUNT_USER@HOST_PORT.uids`, keyed by host text and port) are merged
+into the version 2 file on load: the new file is written atomically with the union of
+all of them, then they are removed; a crash in between merges them again (a union is
+idempotent), so nothing is lost or fetched twice.
 """
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import os
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailcli.config import state_home
@@ -30,60 +52,230 @@ from mailcli.fsutil import (
     write_error,
 )
 
-_UID_LINE = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")  # RFC 1939: UIDs are 0x21-0x7E
+_HEADER = "# mailcli fetch state v2 "
+_V1_HEADER = "# mailcli fetch state v1 "
+_DESTINATION = "# destination "
+_FORMERLY = "# formerly "
+_TOKEN = rb"(?:[\x21\x22\x24\x26-\x7e]|%[0-9A-Fa-f]{2})+"  # all but "#" and "%", or %XX
+_TOKEN_LINE = re.compile(_TOKEN + rb"(?: " + _TOKEN + rb")*")
+_ESCAPED = re.compile(rb"%([0-9A-Fa-f]{2})")
+_PLAIN = frozenset(range(0x21, 0x7F)) - {ord("%"), ord("#")}
+_V1_UID_LINE = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")  # v1 stored UIDs raw
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
 
 def default_state_dir() -> Path:
     return state_home() / "fetch"
 
 
-def state_name(account: str | None, user: str | None, host: str, port: int) -> str:
-    raw = f"{account or '-'}_{user or '-'}@{host}_{port}"
-    return re.sub(r"[^A-Za-z0-9@._-]", "_", raw)
+def escape(text: str) -> str:
+    """A text (a UID: str from the server's bytes by surrogateescape) as one token."""
+    data = text.encode("utf-8", "surrogateescape")
+    return "".join(chr(b) if b in _PLAIN else f"%{b:02X}" for b in data)
+
+
+def unescape(token: str) -> str:
+    """The inverse of `escape`; ValueError for anything `escape` cannot have written."""
+    data = token.encode("ascii")
+    if not re.fullmatch(_TOKEN, data):
+        raise ValueError(f"not an escaped token: {token[:40]!r}")
+    raw = _ESCAPED.sub(lambda m: bytes.fromhex(m.group(1).decode()), data)
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def canonical_host(host: str) -> str:
+    """The host as it identifies a mailbox (see the module docstring)."""
+    name = host.strip().lower().rstrip(".")
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return "localhost" if name in _LOOPBACK_NAMES else name
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return "localhost" if address.is_loopback else address.compressed
+
+
+def mailbox_identity(account: str | None, user: str | None, host: str) -> str:
+    """What identifies a mailbox: `ACCOUNT USER HOST`, each escaped ("-" when absent),
+    the host canonical. The fetch state, the Maildir keys (`store.message_key`) and the
+    mbox journal's owner all use it."""
+    return Mailbox(account, user, host).identity
+
+
+def v1_state_name(account: str | None, user: str | None, host: str, port: int) -> str:
+    """The version 1 state name (by host text and port): migration, old Maildir keys."""
+    return _sanitize(f"{account or '-'}_{user or '-'}@{host}_{port}")
+
+
+def _sanitize(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9@._-]", "_", text)
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    account: str | None
+    user: str | None
+    host: str
+
+    @property
+    def identity(self) -> str:
+        parts = (self.account, self.user, canonical_host(self.host))
+        return " ".join(_identity_part(part) for part in parts)
+
+    @property
+    def file_stem(self) -> str:
+        digest = hashlib.sha256(self.identity.encode()).hexdigest()[:12]
+        host = canonical_host(self.host)
+        readable = _sanitize(f"{self.account or '-'}_{self.user or '-'}@{host}")
+        return f"{readable[:80]}-{digest}"
+
+    def v1_files(self, directory: Path) -> list[Path]:
+        """The version 1 state files of this mailbox, whatever port or host spelling."""
+        prefix = _sanitize(f"{self.account or '-'}_{self.user or '-'}@")
+        wanted = canonical_host(self.host)
+        found = []
+        for path in sorted(directory.glob("*.uids")):
+            match = re.fullmatch(r"(.+)_[0-9]+", path.stem[len(prefix) :])
+            if path.stem.startswith(prefix) and match and wanted in _v1_hosts(match[1]):
+                found.append(path)
+        return found
+
+
+def _identity_part(part: str | None) -> str:
+    """Escaped; "-" when absent, so a literal "-" is written "%2D"."""
+    if not part:
+        return "-"
+    return "%2D" if part == "-" else escape(part)
+
+
+def _v1_hosts(sanitized: str) -> set[str]:
+    """The canonical hosts a v1 name's host part may have come from (":" and brackets
+    became "_" in it)."""
+    hosts = {canonical_host(sanitized)}
+    if "_" in sanitized:
+        for inner in (sanitized, sanitized[1:-1]):
+            hosts.add(canonical_host(inner.replace("_", ":")))
+    return hosts
+
+
+@dataclass
+class _Contents:
+    uids: set[str] = field(default_factory=set)
+    destination: str | None = None
+    formerly: set[str] = field(default_factory=set)
 
 
 class UidState:
-    def __init__(self, path: Path, server_id: str) -> None:
-        self.path = path
-        self.header = f"# mailcli fetch state v1 {server_id}"
+    """The state of one mailbox. `destination` is where this run delivers (recorded
+    with the batches); `v1_name` this run's version 1 name (for old Maildir keys);
+    `legacy_names` after `load` holds every version 1 name this mailbox had."""
+
+    def __init__(
+        self,
+        directory: Path,
+        mailbox: Mailbox,
+        *,
+        destination: str = "",
+        v1_name: str = "",
+        read_only: bool = False,
+    ) -> None:
+        self.directory = directory
+        self.mailbox = mailbox
+        self.path = directory / f"{mailbox.file_stem}.uids"
+        self.header = _HEADER + mailbox.identity
+        self.destination = destination
+        self.previous_destination: str | None = None  # where the last batch went, at load
+        self.legacy_names: set[str] = {v1_name} if v1_name else set()
+        self._formerly: set[str] = set()
+        self.read_only = read_only  # a dry run: v1 files are merged in memory only
 
     def load(self) -> set[str]:
+        """The recorded UIDs (after merging any version 1 files of this mailbox)."""
+        contents = self._read()
+        old_files = self.mailbox.v1_files(self.directory)
+        if old_files:
+            contents = self._migrate(contents, old_files)
+        self.previous_destination = contents.destination
+        self._formerly = contents.formerly
+        self.legacy_names |= contents.formerly
+        return contents.uids
+
+    def _read(self) -> _Contents:
         try:
             text = self.path.read_bytes().decode("ascii")
         except FileNotFoundError:
-            return set()
+            return _Contents()
         except (OSError, UnicodeDecodeError) as exc:
-            raise self._damaged(str(exc)) from exc
+            raise self._damaged(self.path, str(exc)) from exc
         lines = text.split("\n")
         if lines[0] != self.header:
-            raise self._damaged("its first line is not the expected header")
-        uids: set[str] = set()
+            raise self._damaged(self.path, "its first line is not the expected header")
+        contents = _Contents()
         for number, line in enumerate(lines[1:-1], 2):  # the last piece has no newline
-            if line and not _UID_LINE.fullmatch(line):
-                raise self._damaged(f"line {number} is not a list of UIDs")
-            uids.update(line.split())
+            try:
+                _read_line(line, contents)
+            except ValueError:
+                raise self._damaged(self.path, f"line {number} is not a list of UIDs") from None
+        return contents
+
+    def _migrate(self, contents: _Contents, old_files: list[Path]) -> _Contents:
+        """Union the v1 files into this file (atomically), then remove them."""
+        for path in old_files:
+            contents.uids |= self._read_v1(path)
+            contents.formerly.add(path.stem)
+        if self.read_only:
+            return contents
+        self._formerly = contents.formerly
+        self.previous_destination = contents.destination
+        self._rewrite(contents.uids)
+        try:
+            for path in old_files:
+                path.unlink(missing_ok=True)
+            fsync_directory(self.directory)
+        except OSError as exc:
+            raise write_error(exc, f"the fetch state {self.directory}") from exc
+        return contents
+
+    def _read_v1(self, path: Path) -> set[str]:
+        try:
+            text = path.read_bytes().decode("ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise self._damaged(path, str(exc)) from exc
+        lines = text.split("\n")
+        if lines[0] != _V1_HEADER + path.stem:
+            raise self._damaged(path, "its first line is not the expected header")
+        uids: set[str] = set()
+        for number, line in enumerate(lines[1:-1], 2):
+            if line and not _V1_UID_LINE.fullmatch(line):
+                raise self._damaged(path, f"line {number} is not a list of UIDs")
+            uids.update(line.split(" "))
+        uids.discard("")
         return uids
 
-    def _damaged(self, why: str) -> ConfigError:
+    @staticmethod
+    def _damaged(path: Path, why: str) -> ConfigError:
         return ConfigError(
-            f"fetch state {self.path} is damaged ({why}); refusing to guess which messages "
+            f"fetch state {path} is damaged ({why}); refusing to guess which messages "
             "were already fetched",
             hint="move the file away to fetch every message again (or use --all)",
         )
 
     def record(self, uids: Iterable[str]) -> None:
-        """Append one batch durably (one write, one fsync)."""
-        line = " ".join(uids)
+        """Append one batch durably (one write, one fsync), after a `# destination`
+        line when this run's destination is not the one last recorded."""
+        line = " ".join(escape(uid) for uid in uids)
         if not line:
             return
+        moved = self.destination and self.destination != self.previous_destination
+        text = (_DESTINATION + escape(self.destination) + "\n" if moved else "") + line + "\n"
         try:
             ensure_private_dir(self.path.parent)
             created = not self.path.exists()
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE)
             try:
-                os.write(
-                    fd, ((self.header + "\n") if created else "").encode() + (line + "\n").encode()
-                )
+                os.write(fd, ((self.header + "\n") if created else "").encode() + text.encode())
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -91,13 +283,35 @@ class UidState:
                 fsync_directory(self.path.parent)
         except OSError as exc:
             raise write_error(exc, f"the fetch state {self.path}") from exc
+        if moved:
+            self.previous_destination = self.destination
 
     def compact(self, uids: Iterable[str]) -> None:
         """Rewrite the file with exactly these UIDs (those the server still has)."""
-        body = " ".join(sorted(uids))
-        text = self.header + "\n" + (body + "\n" if body else "")
+        self._rewrite(set(uids))
+
+    def _rewrite(self, uids: set[str]) -> None:
+        lines = [self.header]
+        if self.previous_destination:
+            lines.append(_DESTINATION + escape(self.previous_destination))
+        lines += [_FORMERLY + escape(name) for name in sorted(self._formerly)]
+        if uids:
+            lines.append(" ".join(escape(uid) for uid in sorted(uids)))
         try:
             ensure_private_dir(self.path.parent)
-            atomic_write(self.path, text.encode())
+            atomic_write(self.path, ("\n".join(lines) + "\n").encode("ascii"))
         except OSError as exc:
             raise write_error(exc, f"the fetch state {self.path}") from exc
+
+
+def _read_line(line: str, contents: _Contents) -> None:
+    """One line after the header into `contents`; ValueError when it is not one the
+    writer writes."""
+    if line.startswith(_DESTINATION):
+        contents.destination = unescape(line[len(_DESTINATION) :])
+    elif line.startswith(_FORMERLY):
+        contents.formerly.add(unescape(line[len(_FORMERLY) :]))
+    elif line:
+        if not _TOKEN_LINE.fullmatch(line.encode("ascii")):
+            raise ValueError(line)
+        contents.uids.update(unescape(token) for token in line.split(" "))

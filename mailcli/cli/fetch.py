@@ -102,6 +102,8 @@ def _report(
             f"skipped message {skipped.number} ({skipped.size} octets, over "
             f"--max-size); uid {skipped.uid}"
         )
+    if summary.note:  # nothing new because this destination is not the last one
+        app.out.info(summary.note)
     if app.json:
         app.out.json({**summary.as_json(), **({"would_fetch": summary.planned} if dry_run else {})})
         return

@@ -54,7 +54,7 @@ def list_command(
     app: AppContext, /, connection: ConnectionOptions, messages: tuple[str, ...], headers: bool
 ) -> None:
     """Messages with their sizes and UIDs (LIST and UIDL)."""
-    from mailcli.maildrop import header_summaries, list_messages, parse_message_set
+    from mailcli.maildrop import display_uid, header_summaries, list_messages, parse_message_set
 
     numbers = parse_message_set(messages)
     with open_session(app, connection) as pop:
@@ -63,7 +63,8 @@ def list_command(
     columns = ["number", "size", "uid"] + (["from", "date", "subject"] if headers else [])
     rows, documents = [], []
     for info in infos:
-        document: dict[str, Any] = {"number": info.number, "size": info.size, "uid": info.uid}
+        uid = display_uid(info.uid)  # any byte may be in a UID; shown as \xNN if not UTF-8
+        document: dict[str, Any] = {"number": info.number, "size": info.size, "uid": uid}
         if headers:
             summary = summaries[info.number]
             document.update(
@@ -78,14 +79,15 @@ def list_command(
 @pop3_command
 def uidl(app: AppContext, /, connection: ConnectionOptions, messages: tuple[str, ...]) -> None:
     """Unique ids: stable across sessions, unlike message numbers."""
-    from mailcli.maildrop import list_uids, parse_message_set
+    from mailcli.maildrop import display_uid, list_uids, parse_message_set
 
     with open_session(app, connection) as pop:
         infos = list_uids(pop, parse_message_set(messages))
+    shown = [(i.number, display_uid(i.uid)) for i in infos]
     app.out.table(
         ["number", "uid"],
-        [[i.number, i.uid] for i in infos],
-        document={"messages": [{"number": i.number, "uid": i.uid} for i in infos]},
+        [[number, uid] for number, uid in shown],
+        document={"messages": [{"number": number, "uid": uid} for number, uid in shown]},
     )
 
 
@@ -152,7 +154,7 @@ def dele(
     dry_run: bool,
 ) -> None:
     """Delete messages: marked with DELE, gone only when QUIT answers +OK."""
-    from mailcli.maildrop import delete, parse_message_set
+    from mailcli.maildrop import delete, display_uid, parse_message_set
 
     if sum(map(bool, (messages, uids, everything))) != 1:
         raise UsageError("name messages (numbers or ranges), or --uid UID..., or --all")
@@ -160,10 +162,10 @@ def dele(
     with open_session(app, connection) as pop:
         done = delete(pop, numbers=numbers, uids=uids, everything=everything, dry_run=dry_run)
     status = "would delete" if dry_run else "deleted"
-    marked = [{"number": m.number, "uid": m.uid} for m in done.marked]
+    marked = [{"number": m.number, "uid": display_uid(m.uid)} for m in done.marked]
     app.out.table(
         ["number", "uid", "status"],
-        [[m.number, m.uid, status] for m in done.marked],
+        [[m.number, display_uid(m.uid), status] for m in done.marked],
         document={
             "dry_run": dry_run,
             "quit": done.quit_reply,
