@@ -57,7 +57,7 @@ from mailcli.errors import MailcliError
 from mailcli.fsutil import write_error
 from mailcli.lock import FileLock
 from mailcli.maildrop import MessageInfo, display_uid, list_messages
-from mailcli.multiline import MultilineCopier
+from mailcli.multiline import MultilineCopier, size_difference
 from mailcli.pop3 import NegativeReply, Pop3Session, no_such_message
 from mailcli.store import Destination, MessageWriter, message_key, open_destination
 from mailcli.transcript import Transcript
@@ -293,6 +293,8 @@ class Fetcher:
                 writer.abandon()
             raise
         self.pop.transcript.data_summary("recv", copier.lines, copier.octets)
+        if info.size is not None and copier.octets != info.size:
+            self.pop.transcript.info(size_difference(info.number, info.size, copier.octets))
         self.summary.fetched += 1
         self.summary.octets += copier.octets
         self.progress.message(copier.octets)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from mailcli.errors import NoInputError, ProtocolError, UsageError
-from mailcli.multiline import MultilineCopier
+from mailcli.multiline import MultilineCopier, size_difference
 from mailcli.pop3 import MAX_LISTING, NegativeReply, Pop3Session, no_such_message
 
 PIPELINE_WINDOW = 64  # commands in flight when the server offers PIPELINING
@@ -121,11 +121,24 @@ def retrieve(
 ) -> int:
     """RETR (or TOP n LINES) streamed to `write`, un-stuffed; returns the octets."""
     command = f"RETR {number}" if top_lines is None else f"TOP {number} {top_lines}"
+    # The size note is for the transcript, so LIST is asked only when there is one.
+    listed = _listed_size(pop, number) if top_lines is None and pop.transcript.enabled else None
     try:
         pop.command(command)
     except NegativeReply as exc:
         raise no_such_message(number, exc) from None
-    return _copy_body(pop, write, limit)
+    octets = _copy_body(pop, write, limit)
+    if listed is not None and octets != listed:
+        pop.transcript.info(size_difference(number, listed, octets))
+    return octets
+
+
+def _listed_size(pop: Pop3Session, number: int) -> int | None:
+    """LIST n's size, or None when the server will not say (-ERR or malformed)."""
+    try:
+        return _ints(pop.command(f"LIST {number}").split()[1:3], "LIST")[1]
+    except (NegativeReply, ProtocolError):
+        return None
 
 
 def _copy_body(pop: Pop3Session, write: Callable[[bytes], object], limit: int | None) -> int:

@@ -125,6 +125,13 @@ def _terminator(data: bytes, at_line_start: bool) -> tuple[int, int] | None:
     return (found + 2, found + len(_TERMINATOR)) if found >= 0 else None
 
 
+def size_difference(number: int, listed: int, octets: int) -> str:
+    """The transcript's note when a message's octets differ from LIST's size. Not an
+    error (servers count differently, e.g. LF-stored mail counted before CRLF); what is
+    kept is still only what ended with the real terminator."""
+    return f"message {number}: {octets} octets arrived, LIST said {listed}"
+
+
 class LfWriter:
     """CRLF -> LF across block boundaries (a CR at a block's end waits for the next)."""
 
