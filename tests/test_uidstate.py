@@ -1,0 +1,162 @@
+"""The fetch state file (issue 12, defects 4 and 10): any UID survives writer -> reader
+byte-exactly, distinct UIDs never collide, a mailbox is account + user + canonical
+host, and version 1 files are merged in crash-safely."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailcli.errors import ConfigError
+from mailcli.maildrop import _pair, uid_bytes, wire_text
+from mailcli.store import message_key
+from mailcli.uidstate import (
+    Mailbox,
+    UidState,
+    canonical_host,
+    escape,
+    mailbox_identity,
+    unescape,
+    v1_state_name,
+)
+
+# What a UIDL line can carry as a UID (`maildrop._pair`): the bytes after the first run
+# of spaces up to the line end: non-empty, no LF (it ends the line), not starting with a
+# space (part of the separator), not ending with CR (stripped with the line end).
+UID_BYTES = (
+    st.binary(min_size=1, max_size=40)
+    .filter(lambda b: b"\n" not in b)
+    .map(lambda b: b.lstrip(b" ").rstrip(b"\r"))
+    .filter(bool)
+)
+UID = UID_BYTES.map(wire_text)
+MAILBOX = Mailbox("acct", "me", "mail.example")
+
+
+@settings(max_examples=300)
+@given(data=UID_BYTES)
+def test_a_uidl_line_yields_exactly_the_uid_bytes(data: bytes) -> None:
+    for separator in (b" ", b"   "):
+        number, uid = _pair(wire_text(b"7" + separator + data + b"\r\n"), "UIDL")
+        assert (number, uid_bytes(uid)) == (7, data)
+
+
+@settings(max_examples=300)
+@given(first=UID, second=UID)
+def test_distinct_uids_never_collide(first: str, second: str) -> None:
+    if uid_bytes(first) == uid_bytes(second):
+        assert first == second and escape(first) == escape(second)
+        return
+    assert first != second
+    assert escape(first) != escape(second)
+    assert message_key(MAILBOX.identity, first) != message_key(MAILBOX.identity, second)
+
+
+@settings(max_examples=300)
+@given(uid=UID)
+def test_escape_is_printable_ascii_without_spaces_and_reversible(uid: str) -> None:
+    token = escape(uid)
+    assert token.isascii() and token.isprintable() and " " not in token
+    assert not token.startswith("#")
+    assert unescape(token) == uid
+
+
+@settings(max_examples=100, deadline=None)
+@given(batches=st.lists(st.lists(UID, min_size=1, max_size=5), min_size=1, max_size=4))
+def test_every_uid_written_reads_back(tmp_path_factory: pytest.TempPathFactory, batches) -> None:  # type: ignore[no-untyped-def]
+    directory = tmp_path_factory.mktemp("state")
+    state = UidState(directory, MAILBOX, destination="maildir:/x y\nz")
+    state.load()
+    for batch in batches:
+        state.record(batch)
+    everything = {uid for batch in batches for uid in batch}
+    assert UidState(directory, MAILBOX).load() == everything
+    state.compact(everything)
+    reread = UidState(directory, MAILBOX)
+    assert reread.load() == everything
+    assert reread.previous_destination == "maildir:/x y\nz"
+
+
+@pytest.mark.parametrize(
+    ("spelling", "canonical"),
+    [
+        ("127.0.0.1", "localhost"),
+        ("127.1.2.3", "localhost"),
+        ("LocalHost.", "localhost"),
+        ("localhost.localdomain", "localhost"),
+        ("ip6-localhost", "localhost"),
+        ("::1", "localhost"),
+        ("[::1]", "localhost"),
+        ("::ffff:127.0.0.1", "localhost"),
+        ("Mail.Example.ORG.", "mail.example.org"),
+        ("[2001:DB8:0::1]", "2001:db8::1"),
+    ],
+)
+def test_canonical_host(spelling: str, canonical: str) -> None:
+    assert canonical_host(spelling) == canonical
+
+
+def test_identity_is_account_user_host_not_port() -> None:
+    assert mailbox_identity("a", "u", "127.0.0.1") == mailbox_identity("a", "u", "localhost")
+    assert mailbox_identity("a", "u", "h") != mailbox_identity("b", "u", "h")
+    assert mailbox_identity("a", "u", "h") != mailbox_identity("a", "v", "h")
+    assert mailbox_identity("a b", "c", "h") != mailbox_identity("a", "b c", "h")
+    assert mailbox_identity(None, "u", "h") != mailbox_identity("-", "u", "h")
+
+
+def write_v1(
+    directory: Path, account: str | None, user: str, host: str, port: int, uids: str
+) -> Path:
+    name = v1_state_name(account, user, host, port)
+    path = directory / f"{name}.uids"
+    path.write_text(f"# mailcli fetch state v1 {name}\n{uids}\n")
+    return path
+
+
+def test_v1_files_of_the_same_mailbox_are_merged_then_removed(tmp_path: Path) -> None:
+    mine = [
+        write_v1(tmp_path, "acct", "me", "127.0.0.1", 110, "a b"),
+        write_v1(tmp_path, "acct", "me", "localhost", 995, "c"),
+        write_v1(tmp_path, "acct", "me", "::1", 995, "d%"),
+    ]
+    other = write_v1(tmp_path, "acct", "you", "127.0.0.1", 110, "x")
+    elsewhere = write_v1(tmp_path, "acct", "me", "mail.example", 110, "y")
+    state = UidState(tmp_path, Mailbox("acct", "me", "localhost."))
+    assert state.load() == {"a", "b", "c", "d%"}
+    assert not any(path.exists() for path in mine)
+    assert other.exists() and elsewhere.exists()
+    assert {p.stem for p in mine} <= state.legacy_names  # old Maildir keys still known
+    assert UidState(tmp_path, Mailbox("acct", "me", "127.0.0.1")).load() == {"a", "b", "c", "d%"}
+
+
+def test_a_crash_between_writing_the_v2_file_and_removing_v1_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    old = write_v1(tmp_path, None, "me", "127.0.0.1", 110, "a b")
+    state = UidState(tmp_path, Mailbox(None, "me", "localhost"))
+    assert state.load() == {"a", "b"}
+    state.record(["c"])
+    write_v1(tmp_path, None, "me", "127.0.0.1", 110, "a b")  # as if unlink never happened
+    assert UidState(tmp_path, Mailbox(None, "me", "localhost")).load() == {"a", "b", "c"}
+    assert not old.exists()
+
+
+def test_a_dry_run_merges_v1_files_in_memory_only(tmp_path: Path) -> None:
+    old = write_v1(tmp_path, None, "me", "127.0.0.1", 110, "a")
+    state = UidState(tmp_path, Mailbox(None, "me", "localhost"), read_only=True)
+    assert state.load() == {"a"}
+    assert old.exists() and not state.path.exists()
+
+
+@pytest.mark.parametrize(
+    "body", ["# destination a b\n", "a%zz\n", "a\tb\n", "#x\n", "a  b\n", "\xe9\n"]
+)
+def test_what_the_writer_never_writes_is_damage(tmp_path: Path, body: str) -> None:
+    state = UidState(tmp_path, MAILBOX)
+    state.path.write_text(state.header + "\n" + body)
+    with pytest.raises(ConfigError) as caught:
+        state.load()
+    assert caught.value.exit_status == 78
