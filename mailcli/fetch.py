@@ -124,8 +124,17 @@ def fetch_mail(
     mailbox = Mailbox(endpoint.account, endpoint.user, endpoint.host)
     name = mailbox.identity
     v1_name = v1_state_name(endpoint.account, endpoint.user, endpoint.host, endpoint.port)
-    with FileLock(state_dir / f"{mailbox.file_stem}.lock", "fetch for this account"):
-        store = open_destination(destination, journal=state_dir / f"{mailbox.file_stem}.journal")
+    lock: contextlib.AbstractContextManager[object] = (
+        contextlib.nullcontext()  # a dry run writes nothing, not even a lock file
+        if options.dry_run
+        else FileLock(state_dir / f"{mailbox.file_stem}.lock", "fetch for this account")
+    )
+    with lock:
+        store = open_destination(
+            destination,
+            journal=state_dir / f"{mailbox.file_stem}.journal",
+            read_only=options.dry_run,
+        )
         try:
             with Pop3Session(endpoint, password=password, transcript=transcript) as pop:
                 state = UidState(
@@ -183,20 +192,23 @@ class Fetcher:
         self.state.compact(recorded & on_server)
 
     def _recorded(self, messages: list[MessageInfo]) -> set[str]:
-        """The recorded UIDs, after settling what a crash may have left unrecorded."""
+        """The recorded UIDs, after settling what a crash may have left unrecorded (a
+        dry run's destination is a `Preview`: it recovers nothing, nothing is recorded)."""
+        recorded = set() if self.summary.no_uidl else self.state.load()
+        self.destination.recover(recorded.__contains__)  # even without UIDL: no torn mbox
         if self.summary.no_uidl:
-            return set()
-        recorded = self.state.load()
-        self.destination.recover(recorded.__contains__)
+            self.destination.batch_recorded()
+            return recorded
         present = self.destination.delivered_keys()
         found = [
             m.uid
             for m in messages
             if m.uid and m.uid not in recorded and self._delivered_before(m.uid, present)
         ]
-        if found:  # delivered before a crash, never recorded: record, do not fetch again
-            self.state.record(found)
-            recorded.update(found)
+        if found and not self.options.dry_run:  # delivered before a crash, never recorded
+            self.state.record(found)  # ... so record it, do not fetch it again
+        recorded.update(found)
+        self.destination.batch_recorded()  # what recovery found is recorded: drop its journal
         return recorded
 
     def _delivered_before(self, uid: str, present: set[str]) -> bool:

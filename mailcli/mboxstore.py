@@ -1,22 +1,32 @@
 """The mbox destination of `fetch`: locked, appended with mboxrd quoting, journaled.
 
 See `store` for what every destination promises. Here: the mbox is locked as the
-`mailbox` module locks it (an fcntl lock and a dot-lock); each batch is preceded by a
-journal (the mbox's size, a hash of its tail, the batch's UIDs) so that a batch a crash
-left appended but unrecorded is cut off before it is fetched again.
+`mailbox` module locks it (an fcntl lock and a dot-lock) for the whole run. A batch's
+messages are first written to a private batch file in the fetch state folder (a message
+cut short is cut from that file, never from the mbox). `commit()` syncs the batch file,
+writes a journal naming the mbox (path, device, inode), its size and each message's
+offsets and sha256 (`mboxjournal`), and only then appends the batch to the mbox and
+syncs it. Once fetch has recorded the batch's UIDs, the journal is removed. After a
+crash, the next run of the same account settles the journal on that same file: it keeps
+and records the messages found whole, and removes only bytes it can prove the batch
+wrote. Another account's run refuses to write an mbox with such a journal.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import re
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mailcli.errors import TempFailError
+from mailcli.errors import CantCreateError, TempFailError
 from mailcli.fsutil import PRIVATE_DIR, PRIVATE_FILE, atomic_write, fsync_directory, write_error
+from mailcli.mboxjournal import Entry, Journal, journal_path, owned_journals, read_journal, settle
 from mailcli.multiline import LfWriter
 from mailcli.store import MessageWriter, NoJournal
 
@@ -24,70 +34,211 @@ _MBOXRD_FROM = re.compile(rb"^(>*From )", re.MULTILINE)
 
 
 class Mbox(NoJournal):
-    """Appends to an mbox file under the `mailbox` module's locks."""
+    """Appends to an mbox file under the `mailbox` module's locks, batch by batch."""
 
     batch_size = 256
 
     def __init__(self, path: Path, *, journal: Path) -> None:
+        """`journal`: this fetch state's journal name; its folder holds the journals
+        and batch files, its stem names the owner."""
         self.path = path
         self.description = f"mbox:{path}"
-        self.journal = journal
+        self.state_dir, self.owner = journal.parent, journal.stem
         try:
             path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE))
         except OSError as exc:
             raise write_error(exc, f"the mbox {path}") from exc
         self._lock = MboxLock(path)
-        self._file = open(path, "ab")  # noqa: SIM115 - kept open for the whole run
+        try:
+            # The one descriptor this run has on the mbox: closing any other would drop
+            # the fcntl lock. Positions come from fstat, never from a file object.
+            self._fd = os.open(path, os.O_RDWR)
+            info = os.fstat(self._fd)
+            self._identity = (info.st_dev, info.st_ino)
+            self.journal = journal_path(self.state_dir, *self._identity)
+            self._refuse_foreign_journal()
+        except BaseException:
+            with contextlib.suppress(OSError, AttributeError):
+                os.close(self._fd)
+            self._lock.release()
+            raise
+        self._batch = _BatchFile(self.state_dir, self.owner)
+        self._journaled = False
+        self._settled: list[tuple[Path, Path]] = []  # (journal, batch file) recovered
+        self._recovered: set[str] = set()
 
-    def begin_batch(self, uids: list[str]) -> None:
-        """Journal first: where the mbox ends now, and which UIDs are about to follow."""
-
-        self._file.flush()
-        size = self._file.tell()
-        lines = [f"{size} {self._tail_hash(size)}", *uids]
-        atomic_write(self.journal, ("\n".join(lines) + "\n").encode())
-
-    def recover(self, is_recorded: Callable[[str], bool]) -> None:
-        """A journal left by a crash. If its batch was recorded, it was delivered: keep
-        it. Otherwise cut the mbox back to where the batch began (when the mbox still
-        ends as the journal says), so that fetching the batch again duplicates nothing."""
+    def _refuse_foreign_journal(self) -> None:
         if not self.journal.exists():
             return
-        header, *uids = self.journal.read_text().splitlines()
-        size_text, _, tail_hash = header.partition(" ")
-        size = int(size_text)
-        if not all(is_recorded(uid) for uid in uids):
-            current = os.path.getsize(self.path)
-            if current >= size and self._tail_hash(size) == tail_hash:
-                os.truncate(self.path, size)
-                os.fsync(self._file.fileno())
-        self.batch_recorded()
+        journal = read_journal(self.journal)
+        if journal.owner != self.owner:
+            raise TempFailError(
+                f"{self.path} ends with an unfinished batch of another account's fetch "
+                f"({journal.owner}, journal {self.journal}): run that account's fetch first"
+            )
 
-    def _tail_hash(self, size: int) -> str:
-        with open(self.path, "rb") as handle:
-            handle.seek(max(0, size - 4096))
-            return hashlib.sha256(handle.read(min(size, 4096))).hexdigest()
-
-    def open_message(self, key: str) -> MessageWriter:
-        return _MboxWriter(self._file)
-
-    def commit(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def batch_recorded(self) -> None:
-        """The batch's UIDs are in the state file: its journal is no longer needed."""
-        if self.journal.exists():
-            self.journal.unlink()
-            fsync_directory(self.journal.parent)
+    def recover(self, is_recorded: Callable[[str], bool]) -> None:
+        """Settle every journal this account's killed runs left (`mboxjournal.settle`),
+        each on its own file; `delivered_keys()` then names the messages found whole,
+        and `batch_recorded()` removes the journals once fetch has recorded them."""
+        for path, journal in owned_journals(self.state_dir, self.owner):
+            if (journal.dev, journal.ino) == self._identity:
+                keys = settle(journal, path, self._fd)
+            else:
+                keys = _settle_elsewhere(path, journal)
+            self._recovered.update(keys)
+            self._settled.append((path, journal.batch))
+        self._batch.remove_leftovers(keep={batch for _, batch in self._settled})
 
     def delivered_keys(self) -> set[str]:
-        return set()
+        return set(self._recovered)
+
+    def open_message(self, key: str) -> MessageWriter:
+        return _BatchWriter(self._batch, key)
+
+    def commit(self) -> None:
+        """Batch file synced, journal durable, then the append and the mbox's fsync. A
+        failure rolls the mbox back to where the batch began (we hold its locks)."""
+        if not self._batch.messages:
+            return
+        self._batch.sync()
+        size = os.fstat(self._fd).st_size
+        entries = tuple(
+            Entry(key, size + start, size + end, digest)
+            for key, start, end, digest in self._batch.messages
+        )
+        record = Journal(self.owner, self.path, *self._identity, size, self._batch.path, entries)
+        atomic_write(self.journal, record.to_bytes())
+        self._journaled = True
+        try:
+            for entry in entries:
+                _copy(self._batch.fd, entry.start - size, self._fd, entry.start, entry.end)
+            os.fsync(self._fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, size)
+                os.fsync(self._fd)
+                self._remove_journals([(self.journal, self._batch.path)])
+                self._journaled = False
+            raise
+
+    def batch_recorded(self) -> None:
+        """The batch's (or the recovered batches') UIDs are in the state file: their
+        journals are no longer needed; the batch file is emptied for the next batch."""
+        if self._journaled:
+            self._remove_journals([(self.journal, self._batch.path)])
+            self._journaled = False
+        if self._settled:
+            self._remove_journals(self._settled)
+            for _, batch in self._settled:
+                if batch != self._batch.path:
+                    batch.unlink(missing_ok=True)
+            self._settled.clear()
+        self._batch.clear()
+
+    def _remove_journals(self, journals: list[tuple[Path, Path]]) -> None:
+        for path, _ in journals:
+            path.unlink(missing_ok=True)
+        fsync_directory(self.state_dir)
 
     def close(self) -> None:
-        self._file.close()
+        self._batch.close()
+        os.close(self._fd)
         self._lock.release()
+
+
+def _settle_elsewhere(path: Path, journal: Journal) -> list[str]:
+    """A journal of this account for another mbox file: settled on that file, under its
+    locks, if it is still the same file (device and inode); never on any other."""
+    gone = CantCreateError(
+        f"a killed fetch of this account left an unfinished batch for {journal.mbox} "
+        f"(journal {path}), but that file is gone or was replaced",
+        hint=f"check the end of that mbox for a cut-off message, then remove {path}; "
+        "the batch's unrecorded messages are then fetched again",
+    )
+    try:
+        info = os.stat(journal.mbox)
+    except OSError:
+        raise gone from None
+    if (info.st_dev, info.st_ino) != (journal.dev, journal.ino):
+        raise gone
+    lock = MboxLock(journal.mbox)
+    try:
+        fd = os.open(journal.mbox, os.O_RDWR)
+        try:
+            info = os.fstat(fd)
+            if (info.st_dev, info.st_ino) != (journal.dev, journal.ino):
+                raise gone
+            return settle(journal, path, fd)
+        finally:
+            os.close(fd)
+    finally:
+        lock.release()
+
+
+def _copy(source: int, offset: int, target: int, start: int, end: int) -> None:
+    """Copy bytes [offset, offset + end - start) of `source` to [start, end) of `target`."""
+    os.lseek(target, start, os.SEEK_SET)
+    done = 0
+    while start + done < end:
+        count = end - start - done
+        try:
+            sent = os.sendfile(target, source, offset + done, count)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS):
+                raise
+            sent = os.write(target, os.pread(source, min(count, 1024 * 1024), offset + done))
+        if sent == 0:
+            raise OSError(errno.EIO, "the batch file ended early", None)
+        done += sent
+
+
+class _BatchFile:
+    """The private file a batch is staged in, in the fetch state folder: created lazily
+    with O_EXCL and without following symlinks, at an unpredictable name."""
+
+    def __init__(self, state_dir: Path, owner: str) -> None:
+        self.prefix = f".{owner}."
+        self.state_dir = state_dir
+        self.path = state_dir / f"{self.prefix}{secrets.token_hex(8)}.mbox-batch"
+        self._fd: int | None = None
+        self.end = 0
+        self.messages: list[tuple[str, int, int, str]] = []  # key, start, end, sha256
+
+    @property
+    def fd(self) -> int:
+        if self._fd is None:
+            flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            self._fd = os.open(self.path, flags, PRIVATE_FILE)
+        return self._fd
+
+    def sync(self) -> None:
+        os.fsync(self.fd)
+
+    def clear(self) -> None:
+        """Empty for the next batch: its journal is gone, so its bytes are no longer needed."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+        self.end = 0
+        self.messages.clear()
+
+    def truncate(self, size: int) -> None:
+        """Cut an abandoned message; never grows the file."""
+        os.ftruncate(self.fd, min(size, os.fstat(self.fd).st_size))
+
+    def remove_leftovers(self, keep: set[Path]) -> None:
+        """Batch files of this account that no journal names: a kill left them before
+        any journal was written (we hold the account's lock: no run of ours is alive)."""
+        for path in self.state_dir.glob(f"{self.prefix}*.mbox-batch"):
+            if path not in keep and path != self.path:
+                path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.path.unlink(missing_ok=True)
 
 
 class MboxLock:
@@ -160,18 +311,21 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-class _MboxWriter:
-    def __init__(self, file: object) -> None:
-        import io
+class _BatchWriter:
+    """One message into the batch file: its `From ` line, then its lines with LF ends and
+    mboxrd quoting, buffered (256 KiB) and hashed as written."""
 
-        assert isinstance(file, io.BufferedWriter)
-        self.file = file
-        self.start = file.tell()
+    FLUSH_AT = 256 * 1024
+
+    def __init__(self, batch: _BatchFile, key: str) -> None:
+        self.batch = batch
+        self.key = key
+        self.start = self.offset = batch.end
+        self.digest = hashlib.sha256()
+        self.buffer = bytearray(f"From MAILER-DAEMON {time.asctime(time.gmtime())}\n".encode())
         self.at_line_start = True
         self.lf = LfWriter(self._quoted)
         self.write = self.lf.write
-        stamp = time.asctime(time.gmtime())
-        file.write(f"From MAILER-DAEMON {stamp}\n".encode())
 
     def _quoted(self, data: bytes) -> None:
         """mboxrd: one more ">" before `>*From ` at a line start."""
@@ -181,14 +335,28 @@ class _MboxWriter:
         if not self.at_line_start:  # the first bytes continue a line already begun
             cut = data.find(b"\n") + 1 or len(data)
             head, data = data[:cut], data[cut:]
-        self.file.write(head + _MBOXRD_FROM.sub(rb">\1", data))
+        self.buffer += head + _MBOXRD_FROM.sub(rb">\1", data)
         self.at_line_start = (head + data).endswith(b"\n")
+        if len(self.buffer) >= self.FLUSH_AT:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.digest.update(self.buffer)
+        view = memoryview(self.buffer)
+        while view:
+            written = os.pwrite(self.batch.fd, view, self.offset)
+            self.offset += written
+            view = view[written:]
+        view.release()
+        self.buffer.clear()
 
     def finish(self) -> None:
         self.lf.flush()
-        self.file.write(b"\n" if self.at_line_start else b"\n\n")
+        self.buffer += b"\n" if self.at_line_start else b"\n\n"
+        self._flush()
+        self.batch.messages.append((self.key, self.start, self.offset, self.digest.hexdigest()))
+        self.batch.end = self.offset
 
     def abandon(self) -> None:
-        self.file.flush()
-        self.file.truncate(self.start)
-        self.file.seek(self.start)
+        self.buffer.clear()
+        self.batch.truncate(self.start)

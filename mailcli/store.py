@@ -109,11 +109,14 @@ def fetch_batch_size(default: int, environ: Mapping[str, str] = os.environ) -> i
     return int(text)
 
 
-def open_destination(spec: str, *, journal: Path) -> Destination:
-    """`maildir:PATH`, `mbox:PATH` or `mda:COMMAND` (a bare path means Maildir)."""
+def open_destination(spec: str, *, journal: Path, read_only: bool = False) -> Destination:
+    """`maildir:PATH`, `mbox:PATH` or `mda:COMMAND` (a bare path means Maildir);
+    `read_only` (a dry run): a `Preview` that creates and writes nothing."""
     kind, colon, target = spec.partition(":")
     if not colon:
         kind, target = "maildir", spec
+    if read_only and kind in ("maildir", "mbox", "mda"):
+        return Preview(kind, target)
     if kind == "maildir":
         size = fetch_batch_size(Maildir.batch_size)  # before anything is created
         maildir = Maildir(Path(os.path.expanduser(target)))
@@ -129,6 +132,42 @@ def open_destination(spec: str, *, journal: Path) -> Destination:
     if kind == "mda":
         return Mda(target)
     raise ConfigError(f"unknown destination {spec!r}: use maildir:PATH, mbox:PATH or mda:CMD")
+
+
+def maildir_keys(root: Path) -> set[str]:
+    """Keys of the messages present in new/ and cur/ (the MUA may have moved them)."""
+    keys = set()
+    for sub in ("new", "cur"):
+        with contextlib.suppress(FileNotFoundError):  # a Preview of a Maildir not made yet
+            for name in os.listdir(root / sub):
+                parts = name.split(".", 2)
+                if len(parts) == 3 and parts[1].startswith("U"):
+                    keys.add(parts[1].split("_", 1)[0])
+    return keys
+
+
+class Preview(NoJournal):
+    """What `fetch --dry-run` sees of a destination: it only reads (a Maildir's keys,
+    when the folder exists); it creates, locks, recovers and writes nothing."""
+
+    batch_size = 256
+
+    def __init__(self, kind: str, target: str) -> None:
+        where = target if kind == "mda" else os.path.expanduser(target)
+        self.description = f"{kind}:{where}"
+        self.maildir = Path(where) if kind == "maildir" else None
+
+    def delivered_keys(self) -> set[str]:
+        return maildir_keys(self.maildir) if self.maildir else set()
+
+    def open_message(self, key: str) -> MessageWriter:
+        raise AssertionError("a dry run delivers nothing")
+
+    def commit(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class Maildir(NoJournal):
@@ -168,14 +207,7 @@ class Maildir(NoJournal):
         self._batch.clear()
 
     def delivered_keys(self) -> set[str]:
-        """Keys of the messages present in new/ and cur/ (the MUA may have moved them)."""
-        keys = set()
-        for sub in ("new", "cur"):
-            for name in os.listdir(self.root / sub):
-                parts = name.split(".", 2)
-                if len(parts) == 3 and parts[1].startswith("U"):
-                    keys.add(parts[1].split("_", 1)[0])
-        return keys
+        return maildir_keys(self.root)
 
     def close(self) -> None:
         for path in self._batch:  # written but never committed: not delivered
