@@ -3,12 +3,18 @@
 `atomic_write` gives all-or-nothing replacement that survives a crash or power cut:
 write a temporary file in the same directory, fsync it, rename it over the target,
 then fsync the directory so the rename itself is on disk.
+
+Every file mailcli creates is created by `create_exclusive`: O_EXCL | O_NOFOLLOW |
+O_CLOEXEC, and temporary files get an unpredictable name (secrets.token_hex), so a
+symlink planted in a shared folder can never make mailcli write through it. A rename
+onto a final name replaces a symlink standing there, not the file it points to.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import secrets
 from pathlib import Path
 
 from mailcli.errors import CantCreateError, LocalIOError, MailcliError
@@ -25,6 +31,19 @@ def write_error(exc: OSError, what: str) -> MailcliError:
     if exc.errno in _FULL:
         return LocalIOError(f"cannot write {what}: {exc.strerror}{where}")
     return CantCreateError(f"cannot write {what}: {exc.strerror}{where}")
+
+
+CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def create_exclusive(path: Path, mode: int = PRIVATE_FILE) -> int:
+    """A new file, opened for writing: never an existing file, never through a symlink."""
+    return os.open(path, CREATE_FLAGS, mode)
+
+
+def unpredictable_name(path: Path, suffix: str = ".part") -> Path:
+    """A hidden sibling of `path` that nobody can guess in advance (and plant a link at)."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(8)}{suffix}")
 
 
 def fsync_directory(directory: Path) -> None:
@@ -75,10 +94,14 @@ class PartialFile:
 
     def __init__(self, path: Path, *, mode: int = PRIVATE_FILE) -> None:
         self.path = path
-        # A leftover with this PID in its name belonged to a dead process: overwrite it.
-        self.temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
-        fd = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        self._handle = os.fdopen(fd, "wb")
+        # Unpredictable and exclusive: a name known in advance (the PID) let anyone plant
+        # a symlink there and have mailcli write through it. A process killed here leaves
+        # a hidden `.NAME.HEX.part` behind, never under the final name.
+        self.temporary = unpredictable_name(path)
+        self._handle = os.fdopen(create_exclusive(self.temporary, mode), "wb")
+
+    def fileno(self) -> int:
+        return self._handle.fileno()
 
     def write(self, data: bytes) -> None:
         self._handle.write(data)

@@ -7,7 +7,9 @@ Only a permanent refusal of the message itself (5xx to MAIL FROM, to every RCPT,
 DATA) and bad input are final: those are reported, not kept.
 
 `run_queue` retries the spool over one SMTP connection per account. An entry is removed
-only after the server accepted it; one refused permanently moves to `failed/`.
+only after the server accepted it; one refused permanently moves to `failed/`. First it
+lets the spool finish what a killed run left half done and quarantine damaged entries
+(outcome "damaged"): one bad entry never stops the others.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from mailcli.errors import (
     UsageError,
 )
 from mailcli.smtp import SendResult, SmtpSession
-from mailcli.spool import QueueEntry, Spool
+from mailcli.spool import DamagedEntryError, QueueEntry, Spool
 
 PERMANENT_ERRORS = (RejectedError, DataError, UsageError, NoInputError)
 SessionFactory = Callable[[str | None], SmtpSession]
@@ -91,6 +93,12 @@ def run_queue(spool: Spool, open_session: SessionFactory) -> list[RunOutcome]:
     """Retry every entry, oldest first, one connection per account; locked."""
     outcomes: list[RunOutcome] = []
     with spool.lock():
+        quarantined, finished = spool.recover()
+        outcomes += [RunOutcome(item.id, "damaged", item.reason) for item in quarantined]
+        outcomes += [
+            RunOutcome(entry.id, "failed", entry.last_error or "refused permanently")
+            for entry in finished
+        ]
         entries = sorted(spool.entries(), key=lambda entry: (entry.account or "", entry.created))
         for account, group in groupby(entries, key=lambda entry: entry.account):
             outcomes += _run_account(spool, list(group), partial(open_session, account))
@@ -104,7 +112,14 @@ def _run_account(
     with _LazySession(connect) as sessions:
         for position, entry in enumerate(entries):
             try:
-                result = sessions.get().send(spool.message(entry))
+                outgoing = spool.message(entry)
+            except DamagedEntryError as exc:
+                reason = f"damaged queue entry: {exc.message}"
+                spool.quarantine(entry.id, reason)
+                outcomes.append(RunOutcome(entry.id, "damaged", reason))
+                continue
+            try:
+                result = sessions.get().send(outgoing)
             except PERMANENT_ERRORS as exc:
                 sessions.drop()
                 spool.move_to_failed(entry, exc.message)

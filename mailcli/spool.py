@@ -2,26 +2,55 @@
 
 Layout under `$XDG_STATE_HOME/mailcli/queue/` (default `~/.local/state/mailcli/queue/`,
 folders 0700, files 0600): `ID.eml` holds the message bytes as they will be sent,
-`ID.json` the envelope, account and delivery attempts. The message is written first,
-then its JSON, each atomically (write, fsync, rename, fsync the folder): an entry
-exists once its JSON exists, whole. Permanently refused entries move to `failed/`.
+`ID.json` the envelope, account and delivery attempts. An entry *is* its JSON: it is
+in the queue exactly while `queue/ID.json` exists, and every step keeps the rule
+"no JSON without its message", so a kill between any two system calls leaves each
+entry whole in the queue or whole in `failed/`:
+
+* enqueue: the message (flock'ed from its creation until the JSON exists), then the JSON;
+* update: the JSON replaced atomically (temporary file, rename);
+* remove: the JSON renamed to `ID.done`, then the message and the marker unlinked;
+* move to `failed/`: the message hard-linked into `failed/`, the JSON renamed there
+  (the one step that moves the entry), then the queue's link unlinked.
+
+`recover()` (run by `queue run` under its lock) finishes what a killed process left:
+a removal or a move half done is completed. A message without JSON and without a
+marker is an incomplete enqueue (sendmail was stopped before it answered, so it never
+promised delivery): it is not sent and not deleted, but moved to `failed/` with an
+`ID.reason` file and reported. A damaged entry (unreadable JSON, wrong fields, message
+missing) is quarantined the same way; the run goes on with the others.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from mailcli.config import state_home
 from mailcli.envelope import Envelope, Outgoing
-from mailcli.errors import NoInputError
-from mailcli.fsutil import atomic_write, ensure_private_dir, fsync_directory, write_error
+from mailcli.errors import LocalIOError, NoInputError
+from mailcli.fsutil import (
+    PartialFile,
+    atomic_write,
+    ensure_private_dir,
+    fsync_directory,
+    write_error,
+)
 from mailcli.lock import FileLock
+
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_INCOMPLETE = (
+    "incomplete enqueue: sendmail was stopped before it answered, so the sender was never "
+    "told the message was queued; not sent. Resend it by hand if it is wanted"
+)
 
 
 @dataclass
@@ -43,12 +72,24 @@ class QueueEntry:
         return Envelope(self.envelope_from, tuple(self.recipients))
 
 
+@dataclass(frozen=True)
+class Damaged:
+    """An entry that cannot be sent as it is, and why (quarantined by `recover`)."""
+
+    id: str
+    reason: str
+
+
+class DamagedEntryError(LocalIOError):
+    """The entry's files are not what `enqueue` wrote (74 if it ever reached a user)."""
+
+
 def default_queue_dir(environ: Mapping[str, str] = os.environ) -> Path:
     return state_home(environ) / "queue"
 
 
 class Spool:
-    """The queue folder: add, list, read, update, remove, fail."""
+    """The queue folder: add, list, read, update, remove, fail, recover."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -72,49 +113,236 @@ class Spool:
         )
         try:
             ensure_private_dir(self.directory)
-            atomic_write(self.directory / f"{entry.id}.eml", b"".join(outgoing.chunks()))
-            self._write_meta(entry)
+            self._write_entry(entry, outgoing)
         except OSError as exc:
             raise write_error(exc, f"to the queue {self.directory}") from exc
         return entry
 
-    def entries(self) -> list[QueueEntry]:
-        """Complete entries, oldest first; an unreadable JSON file is skipped."""
-        found = []
-        for meta in sorted(self.directory.glob("*.json")) if self.directory.is_dir() else []:
+    def _write_entry(self, entry: QueueEntry, outgoing: Outgoing) -> None:
+        """The message, then the JSON. The message's flock, taken at its creation and
+        held until the JSON exists, tells `recover` that this enqueue is alive."""
+        message = self._path(entry.id, ".eml")
+        partial = PartialFile(message)
+        holder = os.dup(partial.fileno())  # the flock outlives the closed handle
+        try:
+            fcntl.flock(holder, fcntl.LOCK_EX)
             try:
-                found.append(QueueEntry(**json.loads(meta.read_text(encoding="utf-8"))))
-            except (OSError, ValueError, TypeError):
-                continue
-        return sorted(found, key=lambda entry: entry.created)
+                for chunk in outgoing.chunks():
+                    partial.write(chunk)
+            except BaseException:
+                partial.discard()
+                raise
+            partial.commit()
+            try:
+                self._write_meta(entry)
+            except OSError:
+                message.unlink(missing_ok=True)  # not queued, and the caller says so
+                raise
+        finally:
+            os.close(holder)
+
+    def entries(self) -> list[QueueEntry]:
+        """Complete, readable entries, oldest first (damaged ones: `damaged()`)."""
+        return [entry for entry in self._scan() if isinstance(entry, QueueEntry)]
+
+    def damaged(self) -> list[Damaged]:
+        """Entries in the queue that `recover` would quarantine, and those it did."""
+        found = [entry for entry in self._scan() if isinstance(entry, Damaged)]
+        return found + self.quarantined()
+
+    def quarantined(self) -> list[Damaged]:
+        reasons = sorted(self.failed_directory.glob("*.reason"))
+        return [Damaged(path.stem, _read_text(path)) for path in reasons]
 
     def message(self, entry: QueueEntry) -> Outgoing:
-        data = (self.directory / f"{entry.id}.eml").read_bytes()
+        try:
+            with _open_nofollow(self._path(entry.id, ".eml")) as handle:
+                data = handle.read()
+        except OSError as exc:
+            raise DamagedEntryError(f"cannot read its message: {exc.strerror}") from exc
         return Outgoing(entry.envelope, data, smtputf8=entry.smtputf8)
 
     def update(self, entry: QueueEntry) -> None:
         self._write_meta(entry)
 
     def remove(self, entry_id: str) -> None:
-        """Delete an entry: its JSON first, so a crash never leaves a half entry listed."""
-        meta = self.directory / f"{entry_id}.json"
-        if "/" in entry_id or not meta.exists():
+        """Delete an entry: its JSON leaves first (renamed to a marker), so no JSON is
+        ever left without its message; `recover` finishes a removal cut short."""
+        meta = self._path(entry_id, ".json")
+        if "/" in entry_id or entry_id.startswith(".") or not meta.exists():
             raise NoInputError(f"no queued message {entry_id!r}", hint="see `mailcli queue list`")
-        meta.unlink()
-        (self.directory / f"{entry_id}.eml").unlink(missing_ok=True)
+        marker = self._path(entry_id, ".done")
+        os.replace(meta, marker)
+        self._path(entry_id, ".eml").unlink(missing_ok=True)
+        marker.unlink()
         fsync_directory(self.directory)
 
     def move_to_failed(self, entry: QueueEntry, error: str) -> Path:
         entry.last_error = error
         self._write_meta(entry)
-        ensure_private_dir(self.failed_directory)
-        for suffix in (".eml", ".json"):
-            name = entry.id + suffix
-            os.replace(self.directory / name, self.failed_directory / name)
-        fsync_directory(self.failed_directory)
-        fsync_directory(self.directory)
+        self._move_out(entry.id)
         return self.failed_directory / f"{entry.id}.eml"
+
+    def quarantine(self, entry_id: str, reason: str) -> None:
+        """Move a damaged entry (whatever of it exists) to failed/, the reason beside it."""
+        ensure_private_dir(self.failed_directory)
+        atomic_write(self.failed_directory / f"{entry_id}.reason", (reason + "\n").encode())
+        self._move_out(entry_id)
+
+    def _move_out(self, entry_id: str) -> None:
+        """Message linked into failed/, then the JSON renamed there (the entry moves in
+        that one step), then the queue's link removed: whole here or whole there."""
+        ensure_private_dir(self.failed_directory)
+        message, kept = self._path(entry_id, ".eml"), self.failed_directory / f"{entry_id}.eml"
+        if message.exists():
+            kept.unlink(missing_ok=True)  # a link from an earlier, interrupted move
+            os.link(message, kept, follow_symlinks=False)
+            fsync_directory(self.failed_directory)
+        meta = self._path(entry_id, ".json")
+        if meta.exists():
+            os.replace(meta, self.failed_directory / meta.name)
+            fsync_directory(self.failed_directory)
+        message.unlink(missing_ok=True)
+        fsync_directory(self.directory)
+
+    def recover(self) -> tuple[list[Damaged], list[QueueEntry]]:
+        """Finish interrupted removals and moves; quarantine damaged entries and
+        incomplete enqueues. Returns (quarantined, entries whose move to failed/ this
+        finished). Call with the run lock held."""
+        quarantined, finished = [], []
+        for orphan in self._orphan_messages():
+            outcome = self._settle_orphan(orphan)
+            if isinstance(outcome, Damaged):
+                quarantined.append(outcome)
+            elif outcome is not None:
+                finished.append(outcome)
+        for item in self._scan():
+            if isinstance(item, Damaged):
+                self.quarantine(item.id, item.reason)
+                quarantined.append(item)
+        return quarantined, finished
+
+    def _settle_orphan(self, entry_id: str) -> Damaged | QueueEntry | None:
+        message = self._path(entry_id, ".eml")
+        marker = self._path(entry_id, ".done")
+        if marker.exists():  # a removal cut short: the entry was already gone
+            message.unlink(missing_ok=True)
+            marker.unlink()
+            fsync_directory(self.directory)
+            return None
+        moved = self.failed_directory / f"{entry_id}.json"
+        if moved.exists():  # a move to failed/ cut short after its JSON moved
+            self._move_out(entry_id)
+            try:
+                return _parse_entry(entry_id, _read_text(moved))
+            except (OSError, ValueError):
+                return None  # in failed/ whole, as it was; nothing to report about it
+        if _being_enqueued(message):
+            return None
+        self.quarantine(entry_id, _INCOMPLETE)
+        return Damaged(entry_id, _INCOMPLETE)
+
+    def _orphan_messages(self) -> list[str]:
+        return [
+            path.stem for path in self._names(".eml") if not self._path(path.stem, ".json").exists()
+        ]
+
+    def _scan(self) -> list[QueueEntry | Damaged]:
+        found: list[QueueEntry | Damaged] = []
+        for meta in self._names(".json"):
+            try:
+                entry = _parse_entry(meta.stem, _read_text(meta))
+                if not self._path(meta.stem, ".eml").is_file():
+                    raise DamagedEntryError(f"its message {meta.stem}.eml is missing")
+                found.append(entry)
+            except (OSError, ValueError, DamagedEntryError) as exc:
+                found.append(Damaged(meta.stem, f"damaged queue entry: {_why(exc)}"))
+        return sorted(found, key=lambda item: getattr(item, "created", 0.0))
+
+    def _names(self, suffix: str) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        paths = self.directory.glob("*" + suffix)
+        return sorted(path for path in paths if not path.name.startswith("."))
+
+    def _path(self, entry_id: str, suffix: str) -> Path:
+        return self.directory / f"{entry_id}{suffix}"
 
     def _write_meta(self, entry: QueueEntry) -> None:
         data = json.dumps(asdict(entry), indent=1, ensure_ascii=False).encode("utf-8")
-        atomic_write(self.directory / f"{entry.id}.json", data)
+        atomic_write(self._path(entry.id, ".json"), data)
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "created": (int, float),
+    "account": (str, type(None)),
+    "envelope_from": (str,),
+    "recipients": (list,),
+    "smtputf8": (bool,),
+    "attempts": (int,),
+    "last_error": (str, type(None)),
+    "last_attempt": (int, float, type(None)),
+}
+_REQUIRED = ("id", "created", "account", "envelope_from", "recipients")
+
+
+def _parse_entry(entry_id: str, text: str) -> QueueEntry:
+    """The JSON as `enqueue` wrote it, or ValueError saying what is wrong."""
+    document = json.loads(text)
+    if not isinstance(document, dict):
+        raise ValueError("its JSON is not an object")
+    wrong = [key for key, value in document.items() if not _typed(key, value)]
+    wrong += [key for key in _REQUIRED if key not in document]
+    if wrong:
+        raise ValueError(f"wrong or missing fields in its JSON: {', '.join(wrong)}")
+    if document["id"] != entry_id:
+        raise ValueError(f"its JSON names another entry ({document['id']!r})")
+    return QueueEntry(**document)
+
+
+def _typed(key: str, value: object) -> bool:
+    """Exact JSON types (a bool is no number here); recipients: non-empty strings."""
+    if key == "recipients":
+        return isinstance(value, list) and bool(value) and all(type(v) is str for v in value)
+    return key in _TYPES and type(value) in _TYPES[key]
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"its JSON is unreadable ({exc.msg})"
+    if isinstance(exc, UnicodeDecodeError):
+        return "its JSON is not UTF-8"
+    if isinstance(exc, OSError):
+        return f"cannot read its JSON: {exc.strerror}"
+    return str(exc)
+
+
+def _read_text(path: Path) -> str:
+    with _open_nofollow(path) as handle:
+        return handle.read().decode("utf-8")
+
+
+@contextmanager
+def _open_nofollow(path: Path) -> Iterator[BinaryIO]:
+    handle = os.fdopen(os.open(path, _READ_FLAGS), "rb")
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
+def _being_enqueued(message: Path) -> bool:
+    """True while a live `enqueue` holds the message's flock (it has yet to write the
+    JSON); False for the leftover of a killed one."""
+    try:
+        fd = os.open(message, _READ_FLAGS)
+    except FileNotFoundError:
+        return True  # gone meanwhile: nothing to settle
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -76,18 +76,20 @@ def list_queue(app: AppContext) -> None:
     """Show waiting messages: id, age, attempts, recipients, last error."""
     from dataclasses import asdict
 
-    entries = _spool().entries()
+    spool = _spool()
+    entries, damaged = spool.entries(), spool.damaged()
     now = time.time()
     rows = [
         [e.id, _age(now - e.created), e.attempts, ",".join(e.recipients), e.last_error]
         for e in entries
     ]
-    if not entries and not app.json:
+    rows += [[d.id, "-", "-", "-", d.reason] for d in damaged]
+    if not entries and not damaged and not app.json:
         app.out.info("the queue is empty")
     app.out.table(
         ["id", "age", "attempts", "recipients", "last error"],
         rows,
-        document={"queue": [asdict(e) for e in entries]},
+        document={"queue": [asdict(e) for e in entries], "damaged": [asdict(d) for d in damaged]},
     )
 
 
@@ -103,18 +105,21 @@ def run(app: AppContext) -> int:
     document = {
         "outcomes": [{"id": o.entry_id, "status": o.status, "detail": o.detail} for o in outcomes]
     }
+    failed_directory = _spool().failed_directory
     for outcome in outcomes:
         if outcome.status == "failed":
             app.out.error(
                 f"{outcome.entry_id} refused permanently, moved to "
-                f"{_spool().failed_directory}: {outcome.detail}"
+                f"{failed_directory}: {outcome.detail}"
             )
+        elif outcome.status == "damaged":
+            app.out.error(f"{outcome.entry_id} quarantined in {failed_directory}: {outcome.detail}")
     if not app.quiet or app.json:
         app.out.table(["id", "status", "detail"], rows, document=document)
     statuses = {outcome.status for outcome in outcomes}
     if "deferred" in statuses:
         return int(ExitStatus.TEMPFAIL)
-    return int(ExitStatus.UNAVAILABLE) if "failed" in statuses else 0
+    return int(ExitStatus.UNAVAILABLE) if statuses & {"failed", "damaged"} else 0
 
 
 @queue.command("remove")
