@@ -1,6 +1,7 @@
-"""The fault matrix: full disks, read-only destinations, damaged state, signals at random
-instants, for fetch and for the sendmail spool. Nothing is lost, nothing partial is
-delivered, and every failure has its documented exit status."""
+"""The fault matrix: full disks, read-only destinations, damaged state, kills and signals
+(at every crash point: test_crashpoints*.py), for fetch and for the sendmail spool.
+Nothing is lost, nothing partial is delivered, and every failure has its documented
+exit status."""
 
 from __future__ import annotations
 
@@ -142,38 +143,6 @@ def test_state_losing_its_last_lines_causes_no_duplicate(
     code, err = mail.fetch()
     assert code == 0, err
     assert len(files(isolated_environment / "Maildir")) == 5  # recognised by file name
-
-
-def test_sigterm_at_random_instants_then_exactly_once(
-    mail: Mail, isolated_environment: Path
-) -> None:
-    for number in range(2000):
-        mail.dovecot.drop_message(mail.box.user, message(number, 2000))
-    env = {**os.environ, **mail.env}
-    rng = random.Random(int(os.environ.get("MAILCLI_CRASH_SEED", "9")))
-    codes = set()
-    for _ in range(5):
-        process = subprocess.Popen(
-            [*MAILCLI, "fetch", "--delete", *mail.args],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        time.sleep(rng.uniform(0.15, 0.7))
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=60)
-        assert b"Traceback" not in err
-        codes.add(process.returncode)
-    assert codes <= {0, 130, -signal.SIGTERM}
-    assert mail.fetch("--delete")[0] == 0
-    ids = [
-        line
-        for data in files(isolated_environment / "Maildir")
-        for line in data.splitlines()
-        if line.startswith(b"Message-ID")
-    ]
-    assert len(ids) == len(set(ids)) == 2000
-    assert mail.count() == 0
 
 
 Factory = Callable[..., AioSmtpd]

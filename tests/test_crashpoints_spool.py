@@ -1,0 +1,254 @@
+"""Crash-point enumeration of the sendmail spool (enqueue, `queue run`, the move to
+`failed/`) and of `account add`/`remove` (see tests/crashpoints.py): after a kill at any
+I/O system call, and a second kill in the run that follows, nothing is lost, each message
+is sent once (plus at most one per crash, in the documented window between the server's
+250 and the entry's removal), and the config file is the old one or the new one, whole."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tomllib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import crashpoints as cp
+from tests.servers import require
+from tests.servers.ports import free_port
+from tests.servers.smtpd import AioSmtpd
+
+QUEUED = 5
+Factory = Callable[..., AioSmtpd]
+
+
+def write_config(home: Path, port: int) -> None:
+    config = home / ".config" / "mailcli" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        f'[accounts.cron]\nfrom = "cron@example.test"\ndomain = "example.test"\n'
+        f'[accounts.cron.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+    )
+
+
+def outgoing(subject: str) -> bytes:
+    return f"Subject: {subject}\n\nbody of {subject}\n".encode()
+
+
+SENDMAIL = ["sendmail", "-i", "root@example.test"]
+QUEUE_RUN = ["queue", "run"]
+
+
+def queue_dir(home: Path) -> Path:
+    return home / ".local" / "state" / "mailcli" / "queue"
+
+
+def subjects(server: AioSmtpd, since: int) -> Counter[str]:
+    return Counter(
+        r.data.split(b"Subject: ")[1].split(b"\r\n")[0].decode() for r in server.received[since:]
+    )
+
+
+def spool_problems(home: Path, failed: int | None) -> list[str]:
+    """The queue lists cleanly, holds nothing, and `failed/` holds `failed` whole entries
+    (None: any number, e.g. a half enqueue quarantined there)."""
+    listed = cp.run(["queue", "list", "--json"], cp.base_env(home))
+    problems = cp.exit_problem("queue list", listed)
+    if not problems and json.loads(listed.stdout)["queue"]:
+        problems.append(f"left in the queue: {listed.stdout[:200]!r}")
+    queue = queue_dir(home)
+    orphans = [p.name for p in queue.glob("*.eml") if not p.with_suffix(".json").exists()]
+    failed_dir = queue / "failed"
+    jsons = sorted(failed_dir.glob("*.json")) if failed_dir.is_dir() else []
+    whole = [p for p in jsons if p.with_suffix(".eml").exists() and json.loads(p.read_text())]
+    if orphans:
+        problems.append(f"half entries (an .eml without its .json): {orphans}")
+    emls = len(list(failed_dir.glob("*.eml"))) if failed_dir.is_dir() else 0
+    if failed is not None and (len(whole) != failed or emls != failed):
+        problems.append(f"failed/ holds {len(whole)} whole entries of {failed}")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def tally(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cp.Tally]:
+    yield cp.Tally(tmp_path_factory.getbasetemp() / "crashpoints-spool.json")
+
+
+def enumerate_points(
+    name: str,
+    tally: cp.Tally,
+    count: Callable[[], list[cp.CrashPoint]],
+    case: Callable[[int, cp.CrashPoint], list[str]],
+    budget: int | None,
+    double: bool,
+) -> None:
+    require("strace")
+    points = count()
+    chosen = cp.select(points, budget, seed=len(points))
+    failures = [f"{point}: {p}" for i, point in enumerate(chosen) for p in case(i, point)]
+    tally.add(name, available=len(points), run=len(chosen), double=len(chosen) if double else 0)
+    assert not failures, cp.fail_report(failures)
+
+
+def enqueue_test(tmp_path: Path, factory: Factory, tally: cp.Tally, budget: int | None) -> None:
+    closed = free_port()
+    server = factory()
+
+    def home(name: str) -> Path:
+        path = tmp_path / name
+        write_config(path, closed)
+        return path
+
+    def count() -> list[cp.CrashPoint]:
+        counted, points = cp.count(
+            SENDMAIL, cp.base_env(home("count")), tmp_path / "c.log", input=outgoing("count")
+        )
+        assert counted.code == 75, counted.stderr
+        return points
+
+    def case(index: int, point: cp.CrashPoint) -> list[str]:
+        where = home(f"p{index}")
+        env = cp.base_env(where)
+        first = cp.run(SENDMAIL, env, point=point, input=outgoing(f"e{index}"))
+        problems = cp.exit_problem("sendmail", first, [75])
+        write_config(where, server.port)
+        mark = len(server.received)
+        # The run that sends what the crash left: killed after its first 250 (the window).
+        second = cp.run(QUEUE_RUN, env, point=cp.CrashPoint("unlink", 1))
+        problems += cp.exit_problem("crashed queue run", second)
+        final = cp.run(QUEUE_RUN, env)  # a half entry is quarantined and reported
+        problems += cp.exit_problem("queue run", final, sorted(cp.DOCUMENTED_EXITS))
+        sent = subjects(server, mark)[f"e{index}"]
+        if first.code == 75 and sent == 0:
+            problems.append("sendmail said queued (75), the message was never sent")
+        if sent > 1 + second.killed:
+            problems.append(f"sent {sent} times")
+        return problems + spool_problems(where, failed=None)
+
+    enumerate_points("sendmail enqueue", tally, count, case, budget, double=True)
+
+
+def queue_template(tmp_path: Path) -> Path:
+    """A home whose spool holds QUEUED entries (enqueued once, copied per crash point)."""
+    template = tmp_path / "template"
+    write_config(template, free_port())
+    for number in range(QUEUED):
+        done = cp.run(SENDMAIL, cp.base_env(template), input=outgoing(f"q{number}"))
+        assert done.code == 75, done.stderr
+    return template
+
+
+def queue_run_test(
+    tmp_path: Path, factory: Factory, tally: cp.Tally, budget: int | None, *, refuse: bool
+) -> None:
+    server = factory()
+    if refuse:
+        server.data_reply = "554 5.7.1 refused for the crash test"
+    template = queue_template(tmp_path)
+    write_config(template, server.port)
+    # Refused entries: the second crash between the two renames into failed/ (defect 5).
+    second_point = cp.CrashPoint("rename", 2) if refuse else cp.CrashPoint("unlink", 1)
+    allowed = sorted(cp.DOCUMENTED_EXITS)
+
+    def count() -> list[cp.CrashPoint]:
+        where = tmp_path / "count"
+        shutil.copytree(template, where)
+        counted, points = cp.count(QUEUE_RUN, cp.base_env(where), tmp_path / "c.log")
+        assert not cp.exit_problem("queue run", counted, allowed), counted.stderr
+        return points
+
+    def case(index: int, point: cp.CrashPoint) -> list[str]:
+        where = tmp_path / f"p{index}"
+        shutil.copytree(template, where)
+        env = cp.base_env(where)
+        mark = len(server.received)
+        first = cp.run(QUEUE_RUN, env, point=point)
+        second = cp.run(QUEUE_RUN, env, point=second_point)
+        final = cp.run(QUEUE_RUN, env)
+        problems = cp.exit_problem("crashed run", first, allowed)
+        problems += cp.exit_problem("recovery run", second, allowed)
+        problems += cp.exit_problem("final run", final, allowed)
+        sent = subjects(server, mark)
+        crashes = first.killed + second.killed
+        if not refuse and set(sent) != {f"q{n}" for n in range(QUEUED)}:
+            problems.append(f"lost: sent only {sorted(sent)}")
+        if sum(sent.values()) > (0 if refuse else QUEUED) + crashes:
+            problems.append(f"sent {sum(sent.values())} times for {QUEUED} ({crashes} crashes)")
+        return problems + spool_problems(where, failed=QUEUED if refuse else 0)
+
+    name = "queue run (to failed/)" if refuse else "queue run"
+    enumerate_points(name, tally, count, case, budget, double=True)
+
+
+CONFIG_HEAD = '# my accounts (a comment to keep)\n[accounts.old]\nfrom = "old@example.test"\n'
+ADD = ["account", "add", "new", "--from", "new@example.test", "--smtp-host", "mx.example.test"]
+
+
+def account_test(tmp_path: Path, tally: cp.Tally, budget: int | None, *, add: bool) -> None:
+    args = ADD if add else ["account", "remove", "new"]
+
+    def home(name: str) -> Path:
+        where = tmp_path / name
+        config = where / ".config" / "mailcli" / "config.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text(CONFIG_HEAD)
+        if not add:
+            assert cp.run(ADD, cp.base_env(where)).code == 0
+        return config
+
+    before = home("before").read_bytes()
+    after = tmp_path / "after"
+
+    def count() -> list[cp.CrashPoint]:
+        config = home("count")
+        counted, points = cp.count(args, cp.base_env(config.parents[2]), tmp_path / "c.log")
+        assert counted.code == 0, counted.stderr
+        after.write_bytes(config.read_bytes())
+        return points
+
+    def case(index: int, point: cp.CrashPoint) -> list[str]:
+        config = home(f"p{index}")
+        env = cp.base_env(config.parents[2])
+        problems = cp.exit_problem("crashed run", cp.run(args, env, point=point))
+        text = config.read_bytes()
+        if text not in (before, after.read_bytes()):
+            problems.append(f"config is neither the old nor the new one: {text[-120:]!r}")
+        tomllib.loads(text.decode())  # parses, whole
+        rerun = cp.run(args, env)  # may say "exists"/"no such account": documented
+        problems += cp.exit_problem("rerun", rerun, sorted(cp.DOCUMENTED_EXITS))
+        if config.read_bytes() != after.read_bytes():
+            problems.append("after a rerun the config is not the new one")
+        return problems
+
+    name = "account add" if add else "account remove"
+    enumerate_points(name, tally, count, case, budget, double=False)
+
+
+def test_sendmail_enqueue_at_every_crash_point(
+    tmp_path: Path, aiosmtpd_factory: Factory, tally: cp.Tally
+) -> None:
+    enqueue_test(tmp_path, aiosmtpd_factory, tally, None)
+
+
+@pytest.mark.parametrize("refuse", [False, True], ids=["delivered", "refused"])
+def test_queue_run_survives_a_kill_at_sampled_crash_points(
+    tmp_path: Path, aiosmtpd_factory: Factory, tally: cp.Tally, refuse: bool
+) -> None:
+    queue_run_test(tmp_path, aiosmtpd_factory, tally, cp.budget(16), refuse=refuse)
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("refuse", [False, True], ids=["delivered", "refused"])
+def test_queue_run_survives_a_kill_at_every_crash_point(
+    tmp_path: Path, aiosmtpd_factory: Factory, tally: cp.Tally, refuse: bool
+) -> None:
+    queue_run_test(tmp_path, aiosmtpd_factory, tally, None, refuse=refuse)
+
+
+@pytest.mark.parametrize("add", [True, False], ids=["add", "remove"])
+def test_account_config_is_old_or_new_at_every_crash_point(
+    tmp_path: Path, tally: cp.Tally, add: bool
+) -> None:
+    account_test(tmp_path, tally, None, add=add)
