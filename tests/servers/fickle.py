@@ -40,7 +40,7 @@ class Message:
 class Session:
     uids: dict[int, bytes] = field(default_factory=dict)  # ident -> UID (else default)
     size_lies: dict[int, int] = field(default_factory=dict)  # ident -> octets LIST adds
-    drop: tuple[int, int] | None = None  # (reply number, octets of it sent before hanging up)
+    drop: tuple[int, int] | None = None  # (reply number, octets of it sent, modulo its length)
     stall: int | None = None  # reply number at which the server goes silent
 
 
@@ -169,7 +169,7 @@ class _Pop3Session:
         if self.plan.stall == number:
             self.stall()
         if self.plan.drop is not None and self.plan.drop[0] == number:
-            self.conn.send_bytes(data[: self.plan.drop[1]])
+            self.conn.send_bytes(data[: self.plan.drop[1] % len(data)])  # never all of it
             self.conn.close()
             raise HungUp
         self.conn.send_bytes(data)
