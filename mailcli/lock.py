@@ -14,7 +14,9 @@ from pathlib import Path
 from types import TracebackType
 
 from mailcli.errors import TempFailError
-from mailcli.fsutil import PRIVATE_FILE, ensure_private_dir
+from mailcli.fsutil import PRIVATE_FILE, ensure_private_dir, write_error
+
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class FileLock:
@@ -26,8 +28,12 @@ class FileLock:
         self._fd: int | None = None
 
     def __enter__(self) -> FileLock:
-        ensure_private_dir(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+        try:
+            ensure_private_dir(self.path.parent)
+            # Never through a symlink: the PID written below would land in its target.
+            fd = os.open(self.path, _LOCK_FLAGS, PRIVATE_FILE)
+        except OSError as exc:
+            raise write_error(exc, f"the lock file {self.path}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -269,8 +269,16 @@ class MboxLock:
             raise
 
     def _take_dotlock(self) -> None:
-        mine = self.dotlock.with_name(f"{self.dotlock.name}.{os.getpid()}")
-        mine.write_text(f"{os.getpid()}\n")
+        from mailcli.fsutil import create_exclusive, unpredictable_name
+
+        # An unpredictable name, created exclusively: a PID-named one could be a symlink
+        # planted by someone else, and writing the PID would go through it.
+        mine = unpredictable_name(self.dotlock)
+        fd = create_exclusive(mine)
+        try:
+            os.write(fd, f"{os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
         try:
             for _ in range(2):
                 try:

@@ -224,7 +224,8 @@ class _MaildirWriter:
     def __init__(self, maildir: Maildir, path: Path) -> None:
         self.maildir = maildir
         self.path = path
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        self.fd = os.open(path, flags, PRIVATE_FILE)
         self.buffer = bytearray()
         self.lf = LfWriter(self._buffered)
         self.write = self.lf.write

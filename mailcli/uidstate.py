@@ -273,7 +273,8 @@ class UidState:
         try:
             ensure_private_dir(self.path.parent)
             created = not self.path.exists()
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(self.path, flags, PRIVATE_FILE)  # never through a symlink
             try:
                 os.write(fd, ((self.header + "\n") if created else "").encode() + text.encode())
                 os.fsync(fd)
