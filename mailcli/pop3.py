@@ -88,7 +88,9 @@ class TracedPOP3(poplib.POP3):
         line = self.file.readline(MAX_STATUS_LINE + 1)
         if not line:
             raise TempFailError("the server closed the connection")
-        if len(line) > MAX_STATUS_LINE or not line.endswith(b"\n"):
+        if not line.endswith(b"\n"):
+            if len(line) <= MAX_STATUS_LINE:  # cut short: the peer hung up mid-line
+                raise TempFailError("the server closed the connection in the middle of a reply")
             raise ProtocolError(f"reply line longer than {MAX_STATUS_LINE} bytes")
         self.transcript.received(line)
         return line.rstrip(b"\r\n"), len(line)

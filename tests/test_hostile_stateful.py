@@ -291,11 +291,6 @@ def test_fetch_against_a_fickle_server_soak(
     run_scenario(*scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pop3.TracedPOP3._getline reports a status line cut by a dropped connection as "
-    "'reply line longer than 8192 bytes' (76); it is a closed connection (75)",
-)
 def test_a_status_line_cut_short_by_a_hang_up_is_a_closed_connection(tmp_path: Path) -> None:
     mailbox = FickleMailbox([M0])
     mailbox.plans.append(Session(drop=(4, 2)))  # "+O" of LIST's reply, then the hang-up
