@@ -46,6 +46,7 @@ one write) and each reply is parsed in large blocks as it arrives (`multiline`).
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -236,7 +237,14 @@ class Fetcher:
         """(messages to fetch, recorded messages still on the server)."""
         fresh = [m for m in messages if self.options.everything or m.uid not in recorded]
         fresh_numbers = {m.number for m in fresh}
-        already = [m for m in messages if m.uid in recorded and m.number not in fresh_numbers]
+        # A UID listed for two messages (RFC 1939 forbids it) cannot say which of them is
+        # the one delivered: neither is deleted as "already delivered".
+        shared = {uid for uid, n in Counter(m.uid for m in messages).items() if n > 1}
+        already = [
+            m
+            for m in messages
+            if m.uid in recorded and m.uid not in shared and m.number not in fresh_numbers
+        ]
         limit = self.options.max_size
         self.summary.skipped = [m for m in fresh if limit is not None and (m.size or 0) > limit]
         fresh = [m for m in fresh if limit is None or (m.size or 0) <= limit]

@@ -10,9 +10,11 @@ What fetch promises here, checked after every run:
   the destination before the server deletes it, and at most once per change of its UID:
   the fetch state knows a mailbox's messages by UID, so a message presented under a UID
   it did not have before is new to it (stable UIDs: exactly once);
-- a UID the server presents for two messages (reused or repeated, which RFC 1939 forbids)
-  names one message to fetch: the other may be taken as already delivered, and with
-  --delete be deleted unfetched. Those messages are promised nothing but the above.
+- a UID the server lists for two messages in one session is never taken as "already
+  delivered" for either of them: --delete deletes neither unless this run fetched it;
+- a UID the server reuses across sessions (a new message under the UID of one it deleted,
+  which RFC 1939 forbids) names one message to fetch: the new one is taken as already
+  delivered. Such messages are promised nothing but the first two points.
 """
 
 from __future__ import annotations
@@ -298,3 +300,19 @@ def test_a_status_line_cut_short_by_a_hang_up_is_a_closed_connection(tmp_path: P
         result = Client(server, tmp_path).fetch()
         assert mailbox.wait_idle()
     assert result.code == 75, result.stderr
+
+
+def test_a_uid_listed_for_two_messages_never_deletes_the_unfetched_one(tmp_path: Path) -> None:
+    """M0 is fetched and recorded as uid-0; the server then lists M1 under uid-0 as well.
+    Neither can be told apart from the delivered one: --delete deletes neither."""
+    mailbox = FickleMailbox([M0, M1])
+    mailbox.plans.extend([Session(), Session(uids={0: b"uid-0", 1: b"uid-0"})])
+    with ScriptedServer(mailbox.script) as server:
+        client = Client(server, tmp_path)
+        first = client.fetch("--limit", "1")
+        assert mailbox.wait_idle()
+        second = client.fetch("--delete")
+        assert mailbox.wait_idle()
+    assert (first.code, second.code) == (0, 0), first.stderr + second.stderr
+    assert M1 not in mailbox.deleted
+    assert as_stored(M1) in client.delivered() or M1 in mailbox.messages
