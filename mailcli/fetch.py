@@ -46,8 +46,8 @@ one write) and each reply is parsed in large blocks as it arrives (`multiline`).
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
