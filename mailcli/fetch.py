@@ -3,35 +3,46 @@
 The durability contract
 =======================
 A message is DELEted on the server only after it is durably in the destination AND its
-UID is durably recorded in the fetch state. After `kill -9` at any instant, a rerun
-leaves every message of the server in the destination exactly once.
+UID is durably recorded in the fetch state. After `kill -9` at any instant (a second kill
+during the recovery included), a rerun leaves every message of the server in the
+destination exactly once, byte-complete; recovery removes only bytes it can prove this
+mailcli wrote for an unrecorded batch of the same file, never anyone else's mail.
 
-How each step keeps it, batch by batch (a batch is up to 256 messages; one for an MDA):
+How each step keeps it, batch by batch (a batch is up to 256 messages, or
+`MAILCLI_FETCH_BATCH`; one for an MDA):
 
 1. **Deliver** the batch: each message streams from the socket into the destination
-   (Maildir `tmp/`, the locked mbox, or the MDA's stdin). A message cut short (network,
-   disk, signal) is abandoned: its tmp file removed, its mbox bytes truncated, its MDA
-   killed before its stdin closes.
+   (Maildir `tmp/`, the mbox's private batch file, or the MDA's stdin). A message is
+   complete only at the CRLF "." CRLF terminator (`multiline`). A message cut short
+   (network, disk, signal) is abandoned: its tmp file removed, its bytes cut from the
+   batch file (never from the mbox), its MDA killed before its stdin closes.
 2. **Sync** once for the batch: Maildir: syncfs(2) on the file system, then rename each
-   file into `new/`, then fsync `new/`; mbox: fsync. (One sync per batch instead of one
+   file into `new/`, then fsync `new/`; mbox: fsync the batch file, write the journal
+   (durably), append the batch to the mbox, fsync it. (One sync per batch instead of one
    fsync per message is where the time goes; the guarantee is the same, because nothing
    is recorded or deleted before the sync.)
 3. **Record** the batch's UIDs: one appended line, fsynced (`uidstate`); a torn line is
    ignored on reading, so a batch is recorded whole or not at all.
 4. **DELE** the batch (with `--delete`); the server deletes at QUIT, which comes last.
    The state is compacted to what the server still has only after QUIT answered +OK.
+   A UID the server lists for two messages is never deleted as "already delivered".
 
 The window between 2 and 3 (delivered, not recorded) is closed differently per kind:
-- Maildir file names carry a key derived from server and UID (`store.message_key`). At
-  start, a message whose key is already in `new/` or `cur/` but whose UID is not recorded
-  is recorded instead of fetched again.
-- mbox: before a batch, a journal notes the mbox size, a hash of its tail, and the
-  batch's UIDs. At start, a journal whose batch is not recorded means the crash hit
-  between 1 and 3: the mbox is cut back to the noted size (only if it still ends as
-  noted) and the batch is fetched again. A recorded batch's journal is just removed.
+- Maildir file names carry a key derived from the mailbox and the UID
+  (`store.message_key`). At start, a message whose key is already in `new/` or `cur/`
+  but whose UID is not recorded is recorded instead of fetched again.
+- mbox: the journal (`mboxjournal`) is tied to the mbox file (path, device, inode) and
+  names each message's offsets and sha256. At start, the account's journal is settled
+  on its own file (whatever this run's destination): messages found whole are recorded,
+  bytes after them are cut only when they are exactly what the batch was writing, mail
+  another program appended is kept, and anything unprovable stops the run (73) with the
+  file untouched. Another account's journal on the same mbox makes this run wait (75).
 - MDA: a batch is one message, recorded as soon as the MDA exits 0; a crash in the
   instant between the MDA's exit and the record can deliver that one message twice:
   an MDA cannot tell us what it already has.
+
+`--dry-run` takes no lock, runs no recovery and writes nothing: it plans from the state
+as it is and a read-only look at the destination.
 
 Deletion after a crash: DELEs not followed by a successful QUIT are undone by the server;
 the messages stay recorded, and the next `--delete` run deletes them (it deletes every
