@@ -9,10 +9,10 @@ of messages durable in one `commit()`:
   carries a key derived from the message's UID, so a message delivered just before a
   crash (and not yet recorded as delivered) is recognised on the next run instead of
   being delivered twice.
-- **mbox**: locked as the `mailbox` module locks it (dot-lock and fcntl), appended with
-  mboxrd quoting (`>*From ` lines get one more `>`), fsynced in `commit()`. A journal
-  written before each batch lets the next run cut off a batch that a crash left
-  appended but unrecorded.
+- **mbox** (`mboxstore`): locked as the `mailbox` module locks it (dot-lock and fcntl);
+  a batch is staged in a private file, journaled (`mboxjournal`), then appended with
+  mboxrd quoting (`>*From ` lines get one more `>`) and fsynced in `commit()`; the next
+  run settles a journal a crash left, removing only bytes it can prove it wrote.
 - **MDA**: the command gets the message on stdin; exit 0 means delivered. Its batch is
   one message: the MDA's own delivery is the commit.
 """
