@@ -143,13 +143,22 @@ class Renderer:
         console.print(table)
 
 
+EMPTY_CELL = "-"
+_BREAKS_COLUMNS = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
+
+
 def _plain(cell: Any) -> str:
-    """A cell as text; tabs and newlines would break the plain format's columns."""
+    """A cell as text, for both the table and the tab-separated lines.
+
+    Tabs and line ends would break the plain format's columns and lines. An empty cell
+    (None or "") is shown as "-": `IFS=$'\t' read` merges consecutive tabs, so an empty
+    field would shift every later column. JSON keeps the real value.
+    """
     if cell is None:
-        return "-"
+        return EMPTY_CELL
     if isinstance(cell, bool):
         return "yes" if cell else "no"
-    return str(cell).replace("\t", " ").replace("\n", " ")
+    return str(cell).translate(_BREAKS_COLUMNS) or EMPTY_CELL
 
 
 class ProgressDisplay:
