@@ -28,10 +28,13 @@ _users = itertools.count(1)
 
 def server_message(number: int) -> bytes:
     """What the server holds (LF here; Dovecot sends CRLF): a From_ line to quote, a
-    dot line to stuff, a bare CR inside a line."""
+    dot line to stuff; sizes from 0.1 to 20 KiB, so that buffered writes flush inside a
+    batch and a batch fetched again is not as long as the part a crash left."""
+    padding = "".join(f"line {line} of {number}\n" for line in range(number * 137 % 1200))
     return (
         f"From: s@example.test\nSubject: crash {number}\nMessage-ID: <c{number}@example.test>\n"
-        f"\nbody {number}\nFrom the start of a line\n.a dot line\n>From quoted\nend {number}\n"
+        f"\nbody {number}\nFrom the start of a line\n.a dot line\n>From quoted\n{padding}"
+        f"end {number}\n"
     ).encode()
 
 
