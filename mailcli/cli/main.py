@@ -33,6 +33,11 @@ _COMMANDS = {
     "shell": ("mailcli.cli.shell", "shell", "POP3: an interactive session."),
     "fetch": ("mailcli.cli.fetch", "fetch", "POP3: download new mail into Maildir/mbox/MDA."),
     "check": ("mailcli.cli.check", "check", "Report what an SMTP or POP3 server offers."),
+    "completion": (
+        "mailcli.cli.completion",
+        "completion",
+        "Print the shell completion script (bash, zsh, fish).",
+    ),
 }
 
 
