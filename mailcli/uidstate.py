@@ -45,7 +45,6 @@ from pathlib import Path
 from mailcli.config import state_home
 from mailcli.errors import ConfigError
 from mailcli.fsutil import (
-    PRIVATE_FILE,
     atomic_write,
     ensure_private_dir,
     fsync_directory,
@@ -272,20 +271,23 @@ class UidState:
         text = (_DESTINATION + escape(self.destination) + "\n" if moved else "") + line + "\n"
         try:
             ensure_private_dir(self.path.parent)
-            created = not self.path.exists()
-            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
-            fd = os.open(self.path, flags, PRIVATE_FILE)  # never through a symlink
-            try:
-                os.write(fd, ((self.header + "\n") if created else "").encode() + text.encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            if created:
-                fsync_directory(self.path.parent)
+            if not self.path.exists():  # created whole (header and batch) or not at all
+                atomic_write(self.path, (self.header + "\n" + text).encode())
+            else:
+                self._append(text.encode())
         except OSError as exc:
             raise write_error(exc, f"the fetch state {self.path}") from exc
         if moved:
             self.previous_destination = self.destination
+
+    def _append(self, data: bytes) -> None:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(self.path, flags)  # never through a symlink
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def compact(self, uids: Iterable[str]) -> None:
         """Rewrite the file with exactly these UIDs (those the server still has)."""
