@@ -36,6 +36,7 @@ from mailcli.errors import (
 from mailcli.multiline import BLOCK_SIZE, MultilineCopier
 from mailcli.network import tls_context, trace_tls, translate
 from mailcli.transcript import Transcript
+from mailcli.wirelines import WireLineCopier, shown
 
 PHASES = ("connect", "capa", "tls", "auth")  # for --quit-after
 MAX_STATUS_LINE = 8192
@@ -231,20 +232,19 @@ class Pop3Session:
             self.transcript.received(line)
         return lines
 
-    def exchange(
-        self, line: str, on_reply: Callable[[str], object], write: Callable[[bytes], object] | None
-    ) -> str:
-        """Any command, as typed in `shell`: the status line goes to `on_reply` (-ERR
-        included, not raised), then a +OK multi-line body to `write` (None: the command
-        is single-line). Returns the status line."""
+    def exchange(self, line: str, write: Callable[[bytes], object], *, multiline: bool) -> str:
+        """Any command, as typed in `shell`; its reply goes to `write` as received (see
+        `wirelines`): the status line (-ERR included, not raised), then after +OK to a
+        multi-line command the body, still dot-stuffed, and its "." line. Returns the
+        status line."""
         pop = self.pop
         pop.send_lines(line)
-        reply = _text(self.guarded(pop._getline)[0])
-        on_reply(reply)
-        if reply.startswith("+OK") and write is not None:
-            self.guarded(MultilineCopier(pop.reader, write).run)
+        reply = self.guarded(pop._getline)[0]
+        write(shown(reply) + b"\n")
+        if multiline and reply.startswith(b"+OK"):
+            self.guarded(WireLineCopier(pop.reader, write).run)
             self.transcript.received(b".")
-        return reply
+        return _text(reply)
 
     # -- connect, TLS, login ------------------------------------------------------
     def _connect(self) -> TracedPOP3:

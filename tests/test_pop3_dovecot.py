@@ -179,6 +179,25 @@ def test_shell_rset_and_end_of_input_keep_messages(filled: tuple[Pop, list[bytes
     assert pop.json("stat")["messages"] == 3
 
 
+def test_shell_shows_replies_dot_stuffed_as_sent(
+    dovecot: Dovecot, certs: Certs, mailbox: Mailbox
+) -> None:
+    """The telnet session: a body line "." arrives as ".." and is shown so, only the
+    terminator is a lone "."; every line ends in LF; a CR inside a line is shown as \\r."""
+    dovecot.drop_message(mailbox.user, b"Subject: dots\n\n.\n.x\nbare\rCR\nend\n")
+    session = Pop(dovecot, certs, mailbox)("shell", input="retr 1\ntop 1 1\nstat\nquit\n")
+    assert session.code == 0, session.stderr
+    assert "\r" not in session.stdout
+    lines = session.stdout.split("\n")
+    assert lines[0].startswith("+OK")
+    assert lines[1:8] == ["Subject: dots", "", "..", "..x", "bare\\rCR", "end", "."]
+    assert lines[8].startswith("+OK")  # TOP 1 1: the headers, the blank line, one line
+    assert lines[9:13] == ["Subject: dots", "", "..", "."]
+    assert lines[13].startswith("+OK 1 ")  # STAT
+    assert lines[14].startswith("+OK") and lines[15:] == [""]  # QUIT; output ends in LF
+    assert lines.count(".") == 2  # one terminator per multi-line reply, no other
+
+
 @pytest.mark.parametrize("auth", ["user", "apop", "plain"])
 def test_each_login_method_with_masked_trace(
     dovecot: Dovecot, certs: Certs, mailbox: Mailbox, auth: str

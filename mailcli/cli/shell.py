@@ -1,10 +1,11 @@
 """`mailcli shell`: an interactive POP3 session, the telnet session done properly.
 
 Already authenticated (TLS, AUTH as for every command). Lines are POP3 commands; the
-replies are shown as the server sends them (`+OK 3 2086`), multi-line ones followed by
-their closing `.`. DELE marks and RSET unmarks, exactly as on the wire: deletions happen
-only at `quit`. End of input or Ctrl-C without `quit` closes the connection without
-QUIT, so nothing is deleted (with a warning when something was marked).
+replies are shown as the server sends them (`+OK 3 2086`), multi-line ones still
+dot-stuffed and through their closing `.` (see `mailcli.wirelines`). DELE marks and
+RSET unmarks, exactly as on the wire: deletions happen only at `quit`. End of input
+or Ctrl-C without `quit` closes the connection without QUIT, so nothing is deleted
+(with a warning when something was marked).
 """
 
 from __future__ import annotations
@@ -85,17 +86,11 @@ def _loop(app: AppContext, pop: Pop3Session, marked: set[str], interactive: bool
 
 
 def _send(pop: Pop3Session, verb: str, argument: str, marked: set[str]) -> None:
-    """One command; the reply (and a multi-line body, then its ".") on stdout."""
+    """One command; the reply on stdout as the server sent it (a multi-line body still
+    dot-stuffed, through its "." line), every line ending in LF."""
     multiline = verb in _MULTILINE_ALWAYS or (verb in _MULTILINE_WITHOUT_ARGUMENT and not argument)
     out = sys.stdout.buffer
-
-    def show(reply: str) -> None:
-        out.write(reply.encode() + b"\n")
-        out.flush()
-
-    reply = pop.exchange(f"{verb} {argument}".strip(), show, out.write if multiline else None)
-    if multiline and reply.startswith("+OK"):
-        out.write(b".\n")
+    reply = pop.exchange(f"{verb} {argument}".strip(), out.write, multiline=multiline)
     out.flush()
     if reply.startswith("+OK"):
         if verb == "DELE":
