@@ -4,6 +4,13 @@ The environment variables are per protocol, because `--host` means the SMTP serv
 `send` and the POP3 server to `stat`: `MAILCLI_SMTP_HOST`, `MAILCLI_SMTP_PORT`,
 `MAILCLI_SMTP_SECURITY`, `MAILCLI_SMTP_USER` (and the same with `POP3`), plus
 `MAILCLI_USER` and `MAILCLI_PASSWORD_COMMAND` for both.
+
+An empty value means what msmtp's `--user=` means: where "none" is a meaningful value
+(the user, the password command) a variable set to "" is none, and clears what the
+lower layers say (so `MAILCLI_SMTP_USER=` sends without AUTH through an account that has
+a user); `--user ''` likewise. Where "none" means nothing (host, port, security; and an
+empty string must never select cleartext) an empty variable is unset: the next layer
+applies. `MAILCLI_PASSWORD`, `MAILCLI_ACCOUNT` and `MAILCLI_CONFIG` empty are unset too.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ class Endpoint:
     timeout: float
     password_command: str | None
     account: str | None
+    user_cleared_by: str | None = None  # the setting that was empty, making user None
 
     @property
     def credential_key(self) -> str:
@@ -79,10 +87,18 @@ def resolve_endpoint(
     port = options.port or env.port() or server.port
     security = options.security or env.security() or server.security
     security = security or default_security(protocol, port)
-    user = options.user or env.get("USER") or server.user or env.generic("USER")
-    user = user or (account.user if account else None)
-    password_command = options.password_command or env.generic("PASSWORD_COMMAND")
-    password_command = password_command or (account.password_command if account else None)
+    user, user_source = _first_set(
+        ("--user", options.user),
+        (env.name("USER"), env.optional("USER")),
+        (f"{protocol}.user", server.user),
+        ("MAILCLI_USER", env.optional_generic("USER")),
+        ("user", account.user if account else None),
+    )
+    password_command, _ = _first_set(
+        ("--password-command", options.password_command),
+        ("MAILCLI_PASSWORD_COMMAND", env.optional_generic("PASSWORD_COMMAND")),
+        ("password_command", account.password_command if account else None),
+    )
     return Endpoint(
         protocol=protocol,
         host=host,
@@ -95,7 +111,28 @@ def resolve_endpoint(
         timeout=options.timeout if options.timeout is not None else DEFAULT_TIMEOUT,
         password_command=password_command,
         account=account.name if account else None,
+        user_cleared_by=user_source if user_source and not user else None,
     )
+
+
+def missing_user(endpoint: Endpoint) -> ConfigError:
+    """The error for a login without a user name, naming the empty setting if one
+    cleared it (78: missing configuration)."""
+    protocol = endpoint.protocol.upper()
+    cleared = endpoint.user_cleared_by
+    return ConfigError(
+        f"{protocol} needs a user name" + (f": {cleared} is set and empty" if cleared else ""),
+        hint=f"give --user, set MAILCLI_{protocol}_USER, or set user in the account",
+    )
+
+
+def _first_set(*layers: tuple[str, str | None]) -> tuple[str | None, str | None]:
+    """The first layer that says anything, as (value, where it came from): "" is a
+    value, none, and stops the search; None is silence. (None, None) when none speaks."""
+    for source, value in layers:
+        if value is not None:
+            return value or None, source
+    return None, None
 
 
 class _EnvLayer:
@@ -105,11 +142,19 @@ class _EnvLayer:
         self.prefix = f"MAILCLI_{protocol.upper()}_"
         self.environ = environ
 
+    def name(self, key: str) -> str:
+        return self.prefix + key
+
     def get(self, key: str) -> str | None:
+        """A setting where empty is unset (host, port, security)."""
         return self.environ.get(self.prefix + key) or None
 
-    def generic(self, key: str) -> str | None:
-        return self.environ.get("MAILCLI_" + key) or None
+    def optional(self, key: str) -> str | None:
+        """A setting where empty means none: "" is returned, None only when unset."""
+        return self.environ.get(self.prefix + key)
+
+    def optional_generic(self, key: str) -> str | None:
+        return self.environ.get("MAILCLI_" + key)
 
     def port(self) -> int | None:
         value = self.get("PORT")

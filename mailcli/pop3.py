@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from mailcli.endpoint import Endpoint
+from mailcli.endpoint import Endpoint, missing_user
 from mailcli.errors import (
     MailcliError,
     NoInputError,
@@ -302,7 +302,7 @@ class Pop3Session:
     def _login(self) -> None:
         endpoint = self.endpoint
         if not endpoint.user:
-            raise UnavailableError("POP3 needs a user name", hint="give --user or set `user`")
+            raise missing_user(endpoint)
         method = self._auth_method()
         secret = self.password()
         pop = self.pop
