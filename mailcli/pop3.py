@@ -34,7 +34,7 @@ from mailcli.errors import (
     UnavailableError,
 )
 from mailcli.multiline import BLOCK_SIZE, MultilineCopier
-from mailcli.network import tls_context, trace_tls, translate
+from mailcli.network import await_greeting, tls_context, trace_tls, translate
 from mailcli.transcript import Transcript
 from mailcli.wirelines import WireLineCopier, shown
 
@@ -79,7 +79,14 @@ class TracedPOP3(poplib.POP3):
 
     def _create_socket(self, timeout: float) -> socket.socket:  # called by __init__
         self.transcript.info(f"connecting to {self.host}:{self.port}")
-        return super()._create_socket(timeout)  # type: ignore[no-any-return, misc]
+        sock: socket.socket = super()._create_socket(timeout)  # type: ignore[misc]
+        if not isinstance(self, poplib.POP3_SSL):  # a wrong TLS mode shows before +OK
+            try:
+                await_greeting(sock, self.host, self.port, timeout, self.transcript)
+            except BaseException:
+                sock.close()
+                raise
+        return sock
 
     def _putline(self, line: bytes) -> None:  # what poplib's own commands call
         self.transcript.sent(line)

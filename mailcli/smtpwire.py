@@ -22,7 +22,7 @@ from mailcli.errors import (
     TempFailError,
     UnavailableError,
 )
-from mailcli.network import tls_context, trace_tls, translate
+from mailcli.network import await_greeting, tls_context, trace_tls, translate
 from mailcli.transcript import Transcript
 
 MAX_REPLY_LINE = 8192  # what smtplib allows; RFC 5321 says 512
@@ -54,6 +54,12 @@ class TracedSMTP(smtplib.SMTP):
         sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
         # Nagle against delayed ACK stalls small writes ~40 ms: send each line at once.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if not isinstance(self, smtplib.SMTP_SSL):  # a wrong TLS mode shows before 220
+            try:
+                await_greeting(sock, host, port, timeout, self.transcript)
+            except BaseException:
+                sock.close()
+                raise
         return sock  # type: ignore[no-any-return]
 
     def send(self, s: Any) -> None:
