@@ -24,6 +24,7 @@ from mailcli.errors import (
     ExitStatus,
     MailcliError,
     PermissionDeniedError,
+    RejectedError,
     StoppedEarly,
     TempFailError,
     UnavailableError,
@@ -277,8 +278,22 @@ def _mail_options(smtp: TracedSMTP, outgoing: Outgoing) -> list[str]:
     if not outgoing.data.isascii() and smtp.has_extn("8bitmime"):
         options.append("BODY=8BITMIME")  # attachments are base64: ASCII
     if smtp.has_extn("size"):
+        _check_size_limit(smtp.esmtp_features["size"], outgoing.size)
         options.append(f"SIZE={outgoing.size}")
     return options
+
+
+def _check_size_limit(announced: str, size: int) -> None:
+    """RFC 1870: a message over the limit in EHLO's `SIZE n` is refused before MAIL FROM,
+    permanently as the server would (552); `SIZE` alone or `SIZE 0` sets no limit."""
+    limit = int(announced) if announced.strip().isdigit() else 0
+    if limit and size > limit:
+        raise RejectedError(
+            f"the message is {size} octets, over the server's limit of {limit} octets "
+            f"(SIZE {limit} in its EHLO reply); nothing was sent",
+            hint="send it smaller (an attachment as a link, or split), or through a server "
+            "that takes larger messages",
+        )
 
 
 def _send_data(smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript) -> Reply:
