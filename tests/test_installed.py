@@ -1,0 +1,169 @@
+"""The package as users get it: the sdist and the wheel that scripts/install-wheel built, and
+the wheel installed into a fresh venv (not the checkout), smoke-tested against the real
+servers, so a file missing from the package fails CI.
+
+Deselected by default (marker `installed`); .ci/run builds, then runs
+    INSTALLED_MAILCLI_ROOT=DEST pytest -m installed tests/test_installed.py
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mailcli import __version__
+from tests.servers.certs import Certs
+from tests.servers.fixtures import Mailbox
+from tests.servers.postfix import Postfix
+
+pytestmark = pytest.mark.installed
+
+ROOT = Path(__file__).resolve().parent.parent
+# Read at import: the autouse isolated_environment fixture clears MAILCLI_* variables, and
+# mailcli itself reads MAILCLI_*; this name is neither.
+INSTALL_ROOT = os.environ.get("INSTALLED_MAILCLI_ROOT")
+
+
+@pytest.fixture(scope="module")
+def install_root() -> Path:
+    """DEST of `scripts/install-wheel DEST`: DEST/dist (sdist, wheel) and DEST/venv."""
+    if not INSTALL_ROOT:
+        reason = "INSTALLED_MAILCLI_ROOT is not set (.ci/run sets it after scripts/install-wheel)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; required when CI=true", pytrace=False)
+        pytest.skip(reason)
+    root = Path(INSTALL_ROOT)
+    assert (root / "venv" / "bin" / "mailcli").is_file(), f"no installed mailcli under {root}"
+    return root
+
+
+def package_sources() -> list[str]:
+    """The modules of the package, as paths inside a wheel: mailcli/cli/main.py, ...; those
+    git tracks (what scripts/install-wheel builds from), or all of them outside a checkout."""
+    tracked = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "mailcli/*.py"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if tracked.returncode == 0 and tracked.stdout:
+        return sorted(name for name in tracked.stdout.split("\0") if name)
+    return sorted(
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "mailcli").rglob("*.py")
+        if "__pycache__" not in path.parts
+    )
+
+
+def only(directory: Path, pattern: str) -> Path:
+    (found,) = directory.glob(pattern)
+    return found
+
+
+def installed(root: Path, *args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed `mailcli` from outside the checkout, so nothing of it is importable."""
+    environment = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
+    return subprocess.run(
+        [str(root / "venv" / "bin" / "mailcli"), *args],
+        cwd=cwd,
+        env={**environment, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_wheel_carries_the_license_and_every_module(install_root: Path) -> None:
+    wheel = only(install_root / "dist", "mailcli-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    dist_info = f"mailcli-{__version__}.dist-info"
+    assert f"{dist_info}/licenses/LICENSE" in names
+    assert [name for name in package_sources() if name not in names] == []
+    metadata = zipfile.ZipFile(wheel).read(f"{dist_info}/METADATA").decode()
+    assert "License-Expression: MIT" in metadata.splitlines()
+    assert not [name for name in names if name.startswith("tests/")]
+
+
+def test_sdist_carries_the_license_and_every_module(install_root: Path) -> None:
+    sdist = only(install_root / "dist", "mailcli-*.tar.gz")
+    prefix = f"mailcli-{__version__}/"
+    with tarfile.open(sdist) as archive:
+        names = {name.removeprefix(prefix) for name in archive.getnames()}
+        license_text = archive.extractfile(prefix + "LICENSE")
+        assert license_text is not None
+        assert license_text.read() == (ROOT / "LICENSE").read_bytes()
+    assert [name for name in package_sources() if name not in names] == []
+    assert {"pyproject.toml", "README.md"} <= names
+
+
+def test_installed_mailcli_is_the_wheel_not_the_checkout(
+    install_root: Path, tmp_path: Path
+) -> None:
+    assert installed(install_root, "--version", cwd=tmp_path).stdout == f"mailcli {__version__}\n"
+    python = install_root / "venv" / "bin" / "python"
+    done = subprocess.run(
+        [str(python), "-c", "import mailcli; print(mailcli.__file__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert Path(done.stdout.strip()).is_relative_to(install_root / "venv")
+
+
+def test_installed_completion_matches_the_shipped_script(
+    install_root: Path, tmp_path: Path
+) -> None:
+    done = installed(install_root, "completion", "bash", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (ROOT / "completions" / "mailcli.bash").read_text()
+
+
+def test_installed_send_then_stat(
+    install_root: Path, tmp_path: Path, postfix: Postfix, certs: Certs, mailbox: Mailbox
+) -> None:
+    """The whole path a user takes: STARTTLS and AUTH to Postfix, then POP3 from Dovecot."""
+    server = ["--host", "127.0.0.1", "--security", "starttls", "--cafile", str(certs.ca_pem)]
+    login = ["--user", mailbox.user]
+    sent = installed(
+        install_root,
+        "send",
+        *server,
+        "--port",
+        str(postfix.submission_port),
+        *login,
+        "--from",
+        mailbox.address,
+        "--to",
+        mailbox.address,
+        "--subject",
+        "installed wheel",
+        "--body",
+        "hello from the wheel",
+        cwd=tmp_path,
+        MAILCLI_PASSWORD=mailbox.password,
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.startswith(f"{mailbox.address}\taccepted")
+    (delivered,) = postfix.wait_for_delivery(mailbox.user)
+    stored = delivered.read_bytes()
+    assert b"hello from the wheel" in stored
+    octets = len(stored.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))  # POP3 counts CRLF
+    counted = installed(
+        install_root,
+        "stat",
+        *server,
+        "--port",
+        str(postfix.dovecot.pop3_port),
+        *login,
+        cwd=tmp_path,
+        MAILCLI_PASSWORD=mailbox.password,
+    )
+    assert counted.returncode == 0, counted.stderr
+    assert counted.stdout == f"1\t{octets}\n"
