@@ -16,12 +16,11 @@ from pathlib import Path
 
 from _common import (
     BENCH,
-    MAILCLI,
-    PYTHON,
     Command,
     base_env,
     expect_files,
     fresh_maildir,
+    installed,
 )
 
 from tests.servers import Dovecot
@@ -89,7 +88,7 @@ def mailcli_env(account: Pop3Account, directory: Path) -> dict[str, str]:
 
 def mailcli_fetch(account: Pop3Account, directory: Path, count: int) -> Command:
     maildir = fresh_maildir(directory)
-    argv = [MAILCLI, "fetch", *mailcli_args(account), "--to", f"maildir:{maildir}"]
+    argv = [installed().mailcli, "fetch", *mailcli_args(account), "--to", f"maildir:{maildir}"]
     verify = expect_files(maildir / "new", count, "mailcli fetch")
     return Command(argv, mailcli_env(account, directory), verify=verify)
 
@@ -97,7 +96,7 @@ def mailcli_fetch(account: Pop3Account, directory: Path, count: int) -> Command:
 def mailcli_command(account: Pop3Account, directory: Path, *args: str) -> Command:
     """A one-session mailcli command (stat, list, retr ...), stdout to directory/out."""
     directory.mkdir(parents=True, exist_ok=True)
-    argv = [MAILCLI, *args, *mailcli_args(account)]
+    argv = [installed().mailcli, *args, *mailcli_args(account)]
     return Command(argv, mailcli_env(account, directory), stdout=directory / "out")
 
 
@@ -105,7 +104,10 @@ def mailcli_command(account: Pop3Account, directory: Path, *args: str) -> Comman
 
 
 def poplib_command(account: Pop3Account, directory: Path, *args: str) -> Command:
-    """`_poplib_client.py ARGS`, connection from the environment, stdout to directory/out."""
+    """`_poplib_client.py ARGS`, connection from the environment, stdout to directory/out.
+
+    Run by the Python mailcli is installed for, so the ratio compares like with like.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     env = {
         **base_env(directory),
@@ -115,7 +117,7 @@ def poplib_command(account: Pop3Account, directory: Path, *args: str) -> Command
         "POP_PASSWORD": account.password,
         "POP_CAFILE": str(account.ca_pem) if account.tls else "",
     }
-    return Command([PYTHON, POPLIB_CLIENT, *args], env, stdout=directory / "out")
+    return Command([installed().python, POPLIB_CLIENT, *args], env, stdout=directory / "out")
 
 
 def poplib_fetch(account: Pop3Account, directory: Path, count: int) -> Command:

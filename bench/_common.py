@@ -7,11 +7,13 @@ hits all of them alike; medians and ratios always come from the same run.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,11 +22,13 @@ from pathlib import Path
 from typing import IO, Literal
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / ".venv"
-VENV_BIN = VENV / "bin"
-PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
-MAILCLI = str(VENV_BIN / "mailcli") if (VENV_BIN / "mailcli").exists() else "mailcli"
 BENCH = ROOT / "bench"
+# The development venv (editable install) runs the benchmark scripts and the servers'
+# launcher; it is never measured: its .pth hooks slow every start of its interpreter.
+DEV_VENV = ROOT / ".venv"
+BENCH_PYTHON = (
+    str(DEV_VENV / "bin/python") if (DEV_VENV / "bin/python").exists() else sys.executable
+)
 TIME = "/usr/bin/time"
 SYNC_CALLS = ("fsync", "fdatasync", "syncfs", "sync", "sync_file_range")
 
@@ -34,8 +38,8 @@ def _use_venv() -> None:
 
     The scripts start with `#!/usr/bin/env python3`; the system Python lacks trustme.
     """
-    if Path(sys.prefix).resolve() != VENV.resolve() and (VENV_BIN / "python").exists():
-        os.execv(PYTHON, [PYTHON, sys.argv[0], *sys.argv[1:]])
+    if Path(sys.prefix).resolve() != DEV_VENV.resolve() and Path(BENCH_PYTHON).exists():
+        os.execv(BENCH_PYTHON, [BENCH_PYTHON, sys.argv[0], *sys.argv[1:]])
 
 
 _use_venv()
@@ -43,6 +47,93 @@ sys.path.insert(0, str(ROOT))  # for tests.servers, the launcher the tests use t
 
 from tests.servers import Dovecot, make_certs  # noqa: E402
 from tests.servers.procs import make_workdir  # noqa: E402
+
+# --- the mailcli under test: a wheel in a fresh venv, as users install it ------------------
+
+WHEEL_VENV = BENCH / ".venv"  # ignored by git (.gitignore: .venv/)
+STAMP = WHEEL_VENV / "mailcli-sources"
+# What setuptools puts in the wheel: the mailcli package and the files pyproject.toml names.
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", "mailcli")
+
+
+@dataclass(frozen=True)
+class Installed:
+    """mailcli as a user has it. `python` runs every Python baseline (python -c pass,
+    the poplib and smtplib scripts), so both sides of a ratio start the same interpreter."""
+
+    python: str
+    mailcli: str
+
+
+@functools.cache
+def installed() -> Installed:
+    """Build a wheel of the committed code (HEAD) and install it, dependencies from PyPI,
+    into a fresh venv (bench/.venv); kept while HEAD's wheel sources stay the same.
+
+    HEAD, not the working tree: in a shared tree others' unfinished edits would be
+    measured, and the wheel rebuilt whenever they save. Commit what you want to measure.
+    The benchmarks' only way to the mailcli they measure (run_timed refuses the dev venv).
+    """
+    base = getattr(sys, "_base_executable", sys.executable)  # the dev venv's own Python
+    sources = _git("ls-tree", "--name-only", "HEAD", "--", *WHEEL_SOURCES).split()
+    stamp = f"{base}\n{_git('rev-parse', *(f'HEAD:{name}' for name in sources))}"
+    if not (STAMP.exists() and STAMP.read_text() == stamp):
+        _install_wheel(base, sources)
+        STAMP.write_text(stamp)
+    result = Installed(str(WHEEL_VENV / "bin/python"), str(WHEEL_VENV / "bin/mailcli"))
+    where = subprocess.run(
+        [result.python, "-c", "import mailcli; print(mailcli.__file__)"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=WHEEL_VENV,  # not the checkout, whose mailcli/ `python -c` would import
+    ).stdout.strip()
+    if not Path(where).is_relative_to(WHEEL_VENV):
+        raise RuntimeError(f"the bench venv imports mailcli from {where}, not from its wheel")
+    commit = _git("log", "-1", "--format=%h")
+    print(f"  (mailcli under test: commit {commit}, the wheel in {WHEEL_VENV})", flush=True)
+    return result
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def _install_wheel(base_python: str, sources: Sequence[str]) -> None:
+    """pip wheel from HEAD's sources exported to a temporary directory (the build also
+    writes build/ and *.egg-info there), then a fresh venv and pip install of the wheel."""
+    print(f"  (building mailcli's wheel, installing it into {WHEEL_VENV})", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-wheel-") as temp:
+        source, wheels = Path(temp) / "src", Path(temp) / "wheels"
+        source.mkdir()
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", "HEAD", "--", *sources],
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+        _checked(BENCH_PYTHON, "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, source)
+        shutil.rmtree(WHEEL_VENV, ignore_errors=True)
+        _checked(base_python, "-m", "venv", WHEEL_VENV)
+        wheel = next(wheels.glob("mailcli-*.whl"))
+        _checked(WHEEL_VENV / "bin/python", "-m", "pip", "install", "-q", wheel)
+
+
+def _checked(*args: str | Path) -> None:
+    argv = [str(arg) for arg in args]
+    done = subprocess.run(argv, check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+
+
+def refuse_dev_venv(argv: Sequence[str]) -> None:
+    """Raise if a benchmark is about to time a program of the development venv."""
+    program = Path(os.path.abspath(argv[0]))  # not resolve(): venv interpreters are symlinks
+    if "/" in argv[0] and program.is_relative_to(DEV_VENV):
+        raise RuntimeError(f"{argv[0]} is the editable dev venv; time installed() instead")
+
 
 # --- running and timing ------------------------------------------------------------------
 
@@ -71,6 +162,7 @@ def run_timed(
     stdin: Path | None = None,
 ) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB, from /usr/bin/time; 0 without it) of one run."""
+    refuse_dev_venv(argv)
     timed = os.path.exists(TIME)
     command = [TIME, "-f", "%M", *argv] if timed else list(argv)
     with _opened(stdout, "wb") as out, _opened(stdin, "rb") as inp:
@@ -105,6 +197,7 @@ def count_syncs(command: Command, trace_file: Path) -> int:
 
     Only those calls are traced, through a seccomp filter, so the rest run at full speed.
     """
+    refuse_dev_venv(command.argv)
     argv = [
         "strace",
         "-f",

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import MAILCLI, Command, base_env
+from _common import BENCH, Command, base_env, installed
 
 SENDER = "bench@example.test"
 SUBJECT = "bench"
 BODY = "A short benchmark message."
+SMTPLIB_CLIENT = str(BENCH / "_smtplib_client.py")
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def mailcli_send(route: SmtpRoute, home: Path, recipient: str, *extra: str) -> C
         else ["--security", "none"]
     )
     argv = [
-        MAILCLI,
+        installed().mailcli,
         "send",
         "--host",
         route.host,
@@ -74,6 +75,24 @@ def mailcli_send(route: SmtpRoute, home: Path, recipient: str, *extra: str) -> C
         "XDG_CONFIG_HOME": str(home / "config"),
     }
     return Command(argv, env)
+
+
+def smtplib_send(route: SmtpRoute, home: Path, recipient: str, message: Path) -> Command:
+    """bench/_smtplib_client.py, run by mailcli's Python, the ready message on stdin."""
+    env = {
+        **base_env(home),
+        "SMTP_HOST": route.host,
+        "SMTP_PORT": str(route.port),
+        "SMTP_FROM": SENDER,
+        "SMTP_TO": recipient,
+    }
+    if route.submission:
+        env |= {
+            "SMTP_CAFILE": str(route.ca_pem),
+            "SMTP_USER": str(route.user),
+            "SMTP_PASSWORD": route.password,
+        }
+    return Command([installed().python, SMTPLIB_CLIENT], env, stdin=message)
 
 
 def msmtp_send(route: SmtpRoute, home: Path, recipient: str, message: Path) -> Command:
