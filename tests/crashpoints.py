@@ -20,7 +20,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tests.helpers import MAILCLI
@@ -51,19 +51,30 @@ CRASH_SYSCALLS = FILE_SYSCALLS + SOCKET_SYSCALLS
 KILLED = (-9, 137)
 # sysexits mailcli documents; 70 (a bug) is never an acceptable answer.
 DOCUMENTED_EXITS = frozenset({0, 64, 65, 66, 67, 68, 69, 73, 74, 75, 76, 77, 78})
+# Read at import: the autouse `isolated_environment` fixture removes every MAILCLI_*
+# variable before a test body runs.
+SETTINGS = {k: v for k, v in os.environ.items() if k.startswith("MAILCLI_CRASH_")}
+
+
+# MAILCLI_CRASH_PACKAGE=DIR runs the mailcli package in DIR (e.g. a worktree of an older
+# commit) instead of this checkout's, to show what the enumeration finds there.
+PACKAGE = SETTINGS.get("MAILCLI_CRASH_PACKAGE")
 _CALL = re.compile(r"^(?:\d+ +)?(\w+)\((.*)$")
 
 
 @dataclass(frozen=True)
 class CrashPoint:
-    """Kill at the n-th `syscall`; `label` is how the counting run saw that call."""
+    """Kill at the n-th `syscall`; `label` is how the counting run saw that call, `what`
+    the thing it touches (`classify`) and `batch` which batch it falls in (`batches`)."""
 
     syscall: str
     n: int
     label: str = ""
+    what: str = ""
+    batch: int = 0
 
     def __str__(self) -> str:
-        return f"{self.syscall}#{self.n} [{self.label[:70]}]"
+        return f"{self.syscall}#{self.n} (batch {self.batch}, {self.what}) [{self.label[:70]}]"
 
 
 @dataclass
@@ -88,6 +99,8 @@ def base_env(home: Path, **extra: str) -> dict[str, str]:
         PYTHONDONTWRITEBYTECODE="1",
         PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
     )
+    if PACKAGE:
+        env["PYTHONPATH"] = PACKAGE
     env.update(extra)
     return env
 
@@ -130,6 +143,7 @@ def run(
         input=input,
         capture_output=True,
         env=dict(env),
+        cwd=PACKAGE,
         timeout=120,
         check=False,
     )
@@ -153,7 +167,7 @@ def count(
     """One traced run: every occurrence of every crash syscall, in order, as points."""
     argv = [*_strace(trace=CRASH_SYSCALLS, log=log), *MAILCLI, *args]
     done = subprocess.run(
-        argv, input=input, capture_output=True, env=dict(env), timeout=120, check=False
+        argv, input=input, capture_output=True, env=dict(env), cwd=PACKAGE, timeout=120, check=False
     )
     seen: Counter[str] = Counter()
     points = []
@@ -161,50 +175,122 @@ def count(
         match = _CALL.match(line)
         if match and match.group(1) in CRASH_SYSCALLS:
             seen[match.group(1)] += 1
-            points.append(CrashPoint(match.group(1), seen[match.group(1)], line))
-    return Run(done.returncode, done.stdout, done.stderr), points
+            points.append(CrashPoint(match.group(1), seen[match.group(1)], line, classify(line)))
+    return Run(done.returncode, done.stdout, done.stderr), batches(points)
+
+
+# What a system call touches, from its `-yy` line: the first pattern that matches the
+# path it writes (the descriptor's path, else its first path argument) names it.
+_TOUCHES = (
+    (r"\.uids\.[0-9a-f]+\.part$", "fetch state temporary"),
+    (r"\.uids$", "fetch state"),
+    (r"journal", "mbox journal"),
+    (r"mbox-batch", "mbox batch file"),
+    (r"/mailcli/fetch$", "fetch state folder"),
+    (r"/mailcli/fetch/[^/]*\.lock$", "fetch lock"),
+    (r"/queue/[^/]*\.lock$", "queue lock"),
+    (r"\.lock(\.|$)", "mbox dot-lock"),
+    (r"/dest/tmp(/|$)", "Maildir tmp/"),
+    (r"/dest/(new|cur)(/|$)", "Maildir new/"),
+    (r"/dest$", "mbox"),
+    (r"/queue/failed(/|$)", "queue failed/"),
+    (r"\.json(\.[0-9a-f]+\.part)?$", "queue .json"),
+    (r"\.eml(\.[0-9a-f]+\.part)?$", "queue .eml"),
+    (r"\.done$", "queue marker"),
+    (r"/queue$", "queue folder"),
+    (r"config\.toml", "config"),
+    (r"/mailcli/config$|/mailcli$", "config folder"),
+    (r"^pipe:", "MDA pipe"),
+    (r"\(deleted\)$|^/tmp/#\d+$", "unnamed temporary"),
+)
+# Socket writes that are steps of their own; the rest (CAPA, USER, EHLO, RCPT, DATA...)
+# is "session": a kill there is a connection lost before anything happened. An SMTP
+# message's own bytes ("data") end with the dot the server answers 250 to.
+_STEPS = ("RETR", "DELE", "QUIT", "MAIL", "data")
+_SOCKET = re.compile(r'^\w+\(\d+<(?:TCP|TCPv6|UDP|UNIX)[:>].*?>, "([A-Za-z]*)')
+_STD = re.compile(r"^write\(([12])<")
+_FD_PATH = re.compile(r"^\w+\(\d+<([^>]*)>")
+_ARG_PATH = re.compile(r'^\w+\((?:AT_FDCWD(?:<[^>]*>)?, )?"([^"]*)"')
+_BATCH_STARTS = ("socket RETR", "socket MAIL")
+
+
+def classify(label: str) -> str:
+    """What the call in `label` touches: a socket's command, stdout/stderr, or a file."""
+    if socket := _SOCKET.match(label):
+        verb = socket.group(1).upper()
+        verb = verb if len(verb) == 4 else "data"  # an SMTP message's own bytes
+        return f"socket {verb if verb in _STEPS else 'session'}"
+    if std := _STD.match(label):
+        return "stdout" if std.group(1) == "1" else "stderr"
+    where = _FD_PATH.match(label) or _ARG_PATH.match(label)
+    path = where.group(1) if where else ""
+    for pattern, what in _TOUCHES:
+        if re.search(pattern, path):
+            return what
+    return f"other {path.rsplit('/', 1)[-1][:30]}" if path else "other"
+
+
+def batches(points: Sequence[CrashPoint]) -> list[CrashPoint]:
+    """Number the batches: a POP3 batch begins at the first RETR after a record of the
+    state (or the first RETR at all), an SMTP one at each MAIL; after QUIT comes the
+    last one. Batch 0 is everything before."""
+    batch, recorded, out = 0, True, []
+    for point in points:
+        if point.what == "socket RETR" and recorded:
+            batch, recorded = batch + 1, False
+        elif point.what in ("socket MAIL", "socket QUIT"):
+            batch += 1
+        elif point.what.startswith("fetch state"):
+            recorded = True
+        out.append(replace(point, batch=batch))
+    return out
+
+
+def boundaries(points: Sequence[CrashPoint]) -> list[CrashPoint]:
+    """Every socket write carrying DELE or QUIT, and the first and last point of each
+    class (what it touches) in each batch: every transition from one step to the next.
+    Of the batches, the first (it creates the state) and the last (then QUIT), and what
+    comes before and after: the ones between repeat the last with the same state on disk
+    (the soak run has them)."""
+    last = max((p.batch for p in points if p.what in _BATCH_STARTS), default=0)
+    classes: dict[tuple[int, str], list[CrashPoint]] = {}
+    for point in points:
+        if point.batch <= 1 or point.batch >= last:
+            classes.setdefault((point.batch, point.what), []).append(point)
+    must = [p for p in points if p.what in ("socket DELE", "socket QUIT")]
+    must += [group[i] for group in classes.values() for i in (0, -1)]
+    return sorted(set(must), key=points.index)
 
 
 def select(points: Sequence[CrashPoint], budget: int | None, seed: int) -> list[CrashPoint]:
-    """All points when `budget` is None; otherwise a deterministic stratified subset:
-    every socket write carrying DELE or QUIT, the first and last point of each syscall,
-    then a seeded random fill up to `budget`."""
-    if budget is None or len(points) <= budget:
+    """All points when `budget` is None; otherwise every class boundary, then a seeded
+    random fill up to `budget` points in all (the boundaries are never left out)."""
+    if budget is None:
         return list(points)
-    by_call: dict[str, list[CrashPoint]] = {}
-    for point in points:
-        by_call.setdefault(point.syscall, []).append(point)
-    must = [p for p in points if re.search(r'"(DELE|QUIT)\b', p.label)]
-    must += [group[i] for group in by_call.values() for i in (0, -1)]
-    chosen = list(dict.fromkeys(must))
+    chosen = boundaries(points)
     rest = [p for p in points if p not in chosen]
-    rng = random.Random(seed)
-    rng.shuffle(rest)
+    random.Random(seed).shuffle(rest)
     chosen += rest[: max(0, budget - len(chosen))]
     return sorted(chosen, key=points.index)
 
 
-def budget(default: int) -> int | None:
-    """Points per operation: `MAILCLI_CRASH_BUDGET` (0 = every point) or the CI default."""
-    text = os.environ.get("MAILCLI_CRASH_BUDGET")
+def budget(default: int = 0) -> int | None:
+    """Points per operation: `MAILCLI_CRASH_BUDGET` (0 = every point), else `default`
+    (0: the class boundaries only)."""
+    text = SETTINGS.get("MAILCLI_CRASH_BUDGET")
     value = default if text is None else int(text)
-    return None if value == 0 else value
+    return None if text is not None and value == 0 else value
 
 
-@dataclass
-class Tally:
-    """Crash points enumerated per operation, for docs/reliability.md; written as JSON."""
-
-    path: Path
-    rows: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    def add(self, operation: str, *, available: int, run: int, double: int) -> None:
-        self.rows[operation] = {"crash_points": available, "run": run, "double_crashes": double}
-        self.path.write_text(json.dumps(self.rows, indent=1, sort_keys=True))
-        print(
-            f"\ncrash points {operation}: {run} of {available} run, {double} double",
-            file=sys.stderr,
-        )
+def record(operation: str, row: Mapping[str, object], fallback: Path) -> None:
+    """One operation's numbers for docs/reliability.md, merged into the JSON file named
+    by `MAILCLI_CRASH_REPORT` (else `fallback`) and printed (seen with `-s`)."""
+    path = Path(SETTINGS.get("MAILCLI_CRASH_REPORT", str(fallback)))
+    rows = json.loads(path.read_text()) if path.exists() else {}
+    rows[operation] = dict(row)
+    path.write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
+    numbers = ", ".join(f"{k} {v}" for k, v in row.items() if not isinstance(v, list))
+    print(f"\ncrash points {operation}: {numbers}", file=sys.stderr)
 
 
 def fail_report(failures: Sequence[str]) -> str:
