@@ -102,14 +102,18 @@ class Spool:
         return FileLock(self.directory / ".lock", "queue run")
 
     def enqueue(self, outgoing: Outgoing, *, account: str | None, error: str) -> QueueEntry:
+        """Keep a message whose delivery just failed with `error`: that was attempt 1."""
+        now = time.time()
         entry = QueueEntry(
             id=time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4),
-            created=time.time(),
+            created=now,
             account=account,
             envelope_from=outgoing.envelope.sender,
             recipients=list(outgoing.envelope.recipients),
             smtputf8=outgoing.smtputf8,
+            attempts=1,
             last_error=error,
+            last_attempt=now,
         )
         try:
             ensure_private_dir(self.directory)
