@@ -65,8 +65,8 @@ def test_plain_send_records_envelope_and_reports_per_recipient(aiosmtpd_factory:
     assert [r.envelope_from for r in server.received] == ["bounce@example.test"]
     assert server.received[0].rcpt_tos == ("bob@example.test", "carl@example.test")
     assert result.stdout.splitlines()[:2] == [
-        "bob@example.test\taccepted\t",
-        "carl@example.test\taccepted\t",
+        "bob@example.test\taccepted\t-",
+        "carl@example.test\taccepted\t-",
     ]
     assert result.stdout.splitlines()[2].startswith("(message)\tsent\t250 ")
 

@@ -80,7 +80,7 @@ def test_envelope_decides_delivery_headers_are_content(
         "hello",
     )
     assert result.code == 0, result.stderr
-    assert result.stdout.splitlines()[0] == f"{mailbox.address}\taccepted\t"
+    assert result.stdout.splitlines()[0] == f"{mailbox.address}\taccepted\t-"
     assert "queued as" in result.stdout
     (message,) = delivered(postfix, mailbox)
     assert message["Return-Path"] == "<bounces@example.test>"
