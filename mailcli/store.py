@@ -25,6 +25,7 @@ import os
 import secrets
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -130,7 +131,7 @@ def open_destination(spec: str, *, journal: Path, read_only: bool = False) -> De
         mbox.batch_size = size
         return mbox
     if kind == "mda":
-        return Mda(target)
+        return Mda(target, spool=journal.parent)  # the fetch state folder
     raise ConfigError(f"unknown destination {spec!r}: use maildir:PATH, mbox:PATH or mda:CMD")
 
 
@@ -254,18 +255,19 @@ class _MaildirWriter:
 
 
 class Mda(NoJournal):
-    """Runs COMMAND per message (through the shell), the message on its stdin."""
+    """Runs COMMAND per message (through the shell), the whole message on its stdin."""
 
     batch_size = 1
 
-    def __init__(self, command: str) -> None:
+    def __init__(self, command: str, *, spool: Path) -> None:
         if not command.strip():
             raise ConfigError("mda: needs a command, e.g. mda:'procmail -d alice'")
         self.command = command
+        self.spool = spool
         self.description = f"mda:{command}"
 
     def open_message(self, key: str) -> MessageWriter:
-        return _MdaWriter(self.command)
+        return _MdaWriter(self.command, self.spool)
 
     def commit(self) -> None:
         """The MDA delivered (exit 0) before `finish` returned: nothing left to do."""
@@ -275,36 +277,50 @@ class Mda(NoJournal):
 
 
 class _MdaWriter:
-    def __init__(self, command: str) -> None:
-        from mailcli.childenv import child_environment
+    """Spools the message into an unnamed private file and starts the MDA on it only
+    once the message is complete, so a mailcli killed mid-message hands the MDA nothing
+    (a pipe would have shown it a normal end of input, and it would have delivered the
+    part). The file is O_TMPFILE in the fetch state folder: on disk under HOME rather
+    than in memory (a 100 MiB message) or a RAM-backed /tmp, and without a name there
+    is nothing to clean up after a crash."""
 
+    BUFFER = 256 * 1024  # a message under 256 KiB costs one write(2)
+
+    def __init__(self, command: str, spool: Path) -> None:
         self.command = command
-        self.process = subprocess.Popen(
-            command, shell=True, stdin=subprocess.PIPE, env=child_environment()
-        )
-        assert self.process.stdin is not None
-        self.stdin = self.process.stdin
-        self.lf = LfWriter(self._write)
+        # Mode 0600, not inheritable; closed by finish() or abandon(), not a with block.
+        self.file = tempfile.TemporaryFile(dir=spool, buffering=self.BUFFER)  # noqa: SIM115
+        self.lf = LfWriter(self.file.write)
         self.write = self.lf.write
 
-    def _write(self, data: bytes) -> None:
-        # The MDA may stop reading early; its exit status tells the story.
-        with contextlib.suppress(BrokenPipeError):
-            self.stdin.write(data)
-
     def finish(self) -> None:
-        self.lf.flush()
-        with contextlib.suppress(BrokenPipeError):
-            self.stdin.close()
-        status = self.process.wait()
+        try:
+            self.lf.flush()
+            self.file.flush()
+            self.file.seek(0)
+            status = self._deliver()
+        finally:
+            self.file.close()
         if status != 0:
             raise CantCreateError(
                 f"the MDA exited with status {status}: message not delivered, kept on "
                 f"the server (`{self.command}`)"
             )
 
+    def _deliver(self) -> int:
+        from mailcli.childenv import child_environment
+
+        process = subprocess.Popen(
+            self.command, shell=True, stdin=self.file, env=child_environment()
+        )
+        try:
+            return process.wait()
+        except BaseException:
+            # Interrupted (SIGINT/SIGTERM): the MDA holds the whole message; cutting it
+            # short could leave part of it in a mailbox. It finishes; the message stays
+            # unrecorded, so the next run may deliver it again (the documented window).
+            process.wait()
+            raise
+
     def abandon(self) -> None:
-        self.process.kill()  # before closing stdin: a half message must not be delivered
-        self.process.wait()
-        with contextlib.suppress(BrokenPipeError):
-            self.stdin.close()
+        self.file.close()  # the MDA never started: nothing was delivered
