@@ -12,10 +12,10 @@ How each step keeps it, batch by batch (a batch is up to 256 messages, or
 `MAILCLI_FETCH_BATCH`; one for an MDA):
 
 1. **Deliver** the batch: each message streams from the socket into the destination
-   (Maildir `tmp/`, the mbox's private batch file, or the MDA's stdin). A message is
+   (Maildir `tmp/`, the mbox's private batch file, or the MDA's spool file). A message is
    complete only at the CRLF "." CRLF terminator (`multiline`). A message cut short
    (network, disk, signal) is abandoned: its tmp file removed, its bytes cut from the
-   batch file (never from the mbox), its MDA killed before its stdin closes.
+   batch file (never from the mbox), its MDA spool file dropped (no MDA started).
 2. **Sync** once for the batch: Maildir: syncfs(2) on the file system, then rename each
    file into `new/`, then fsync `new/`; mbox: fsync the batch file, write the journal
    (durably), append the batch to the mbox, fsync it. (One sync per batch instead of one
@@ -37,9 +37,10 @@ The window between 2 and 3 (delivered, not recorded) is closed differently per k
   bytes after them are cut only when they are exactly what the batch was writing, mail
   another program appended is kept, and anything unprovable stops the run (73) with the
   file untouched. Another account's journal on the same mbox makes this run wait (75).
-- MDA: a batch is one message, recorded as soon as the MDA exits 0; a crash in the
-  instant between the MDA's exit and the record can deliver that one message twice:
-  an MDA cannot tell us what it already has.
+- MDA: a batch is one message, spooled whole into an unnamed private file before the
+  MDA starts on it (so the MDA never sees part of a message), recorded as soon as the
+  MDA exits 0; a crash after the MDA started and before its exit is recorded can
+  deliver that one message twice: an MDA cannot tell us what it already has.
 
 `--dry-run` takes no lock, runs no recovery and writes nothing: it plans from the state
 as it is and a read-only look at the destination.

@@ -13,8 +13,11 @@ of messages durable in one `commit()`:
   a batch is staged in a private file, journaled (`mboxjournal`), then appended with
   mboxrd quoting (`>*From ` lines get one more `>`) and fsynced in `commit()`; the next
   run settles a journal a crash left, removing only bytes it can prove it wrote.
-- **MDA**: the command gets the message on stdin; exit 0 means delivered. Its batch is
-  one message: the MDA's own delivery is the commit.
+- **MDA**: the message is first written to an unnamed private file (O_TMPFILE, mode
+  0600, in the fetch state folder); only when it is complete does the command start,
+  with that file as its stdin; exit 0 means delivered. A kill before that hands the MDA
+  nothing; a kill while it runs lets it read the whole message. Its batch is one
+  message: the MDA's own delivery is the commit.
 """
 
 from __future__ import annotations
