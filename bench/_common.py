@@ -67,18 +67,20 @@ class Installed:
 
 @functools.cache
 def installed() -> Installed:
-    """Build a wheel of the committed code (HEAD) and install it, dependencies from PyPI,
-    into a fresh venv (bench/.venv); kept while HEAD's wheel sources stay the same.
+    """Build a wheel of a commit ($BENCH_REVISION, default HEAD) and install it, with its
+    dependencies from PyPI, into a fresh venv (bench/.venv); kept while its sources stay.
 
-    HEAD, not the working tree: in a shared tree others' unfinished edits would be
+    A commit, not the working tree: in a shared tree others' unfinished edits would be
     measured, and the wheel rebuilt whenever they save. Commit what you want to measure.
     The benchmarks' only way to the mailcli they measure (run_timed refuses the dev venv).
     """
     base = getattr(sys, "_base_executable", sys.executable)  # the dev venv's own Python
-    sources = _git("ls-tree", "--name-only", "HEAD", "--", *WHEEL_SOURCES).split()
-    stamp = f"{base}\n{_git('rev-parse', *(f'HEAD:{name}' for name in sources))}"
+    # run-all pins the revision at its start: others' commits must not change what it measures
+    revision = os.environ.get("BENCH_REVISION", "HEAD")
+    sources = _git("ls-tree", "--name-only", revision, "--", *WHEEL_SOURCES).split()
+    stamp = f"{base}\n{_git('rev-parse', *(f'{revision}:{name}' for name in sources))}"
     if not (STAMP.exists() and STAMP.read_text() == stamp):
-        _install_wheel(base, sources)
+        _install_wheel(base, revision, sources)
         STAMP.write_text(stamp)
     result = Installed(str(WHEEL_VENV / "bin/python"), str(WHEEL_VENV / "bin/mailcli"))
     where = subprocess.run(
@@ -90,7 +92,7 @@ def installed() -> Installed:
     ).stdout.strip()
     if not Path(where).is_relative_to(WHEEL_VENV):
         raise RuntimeError(f"the bench venv imports mailcli from {where}, not from its wheel")
-    commit = _git("log", "-1", "--format=%h")
+    commit = _git("log", "-1", "--format=%h", revision)
     print(f"  (mailcli under test: commit {commit}, the wheel in {WHEEL_VENV})", flush=True)
     return result
 
@@ -101,15 +103,15 @@ def _git(*args: str) -> str:
     ).stdout.strip()
 
 
-def _install_wheel(base_python: str, sources: Sequence[str]) -> None:
-    """pip wheel from HEAD's sources exported to a temporary directory (the build also
+def _install_wheel(base_python: str, revision: str, sources: Sequence[str]) -> None:
+    """pip wheel from the revision's sources exported to a temporary directory (the build also
     writes build/ and *.egg-info there), then a fresh venv and pip install of the wheel."""
     print(f"  (building mailcli's wheel, installing it into {WHEEL_VENV})", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-wheel-") as temp:
         source, wheels = Path(temp) / "src", Path(temp) / "wheels"
         source.mkdir()
         archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", "HEAD", "--", *sources],
+            ["git", "-C", str(ROOT), "archive", revision, "--", *sources],
             check=True,
             capture_output=True,
         ).stdout
