@@ -55,15 +55,25 @@ def small(postfix: Postfix, dovecot: Dovecot) -> Iterator[SmallPostfix]:
         yield server
 
 
-def sessions_of(server: Postfix, count: int) -> list[str]:
-    """The command counts of the last `count` finished SMTP sessions (Postfix's
-    `disconnect from ... ehlo=1 mail=1 ... commands=N` lines)."""
-    server.wait_for_log("disconnect from")
+def client_sessions(server: Postfix) -> list[str]:
+    """The command counts of the finished SMTP sessions that said EHLO (Postfix's
+    `disconnect from ... ehlo=1 mail=1 ... commands=N` lines); readiness probes, which
+    connect and leave without a command, are not client sessions."""
+    return [
+        line
+        for line in re.findall(r"disconnect from \S+ (.*)", server.maillog())
+        if "ehlo=" in line
+    ]
+
+
+def next_session(server: Postfix, before: int) -> str:
+    """The first client session logged after the `before` earlier ones (the log line is
+    written after the client has gone, so wait for it)."""
     deadline = time.monotonic() + 10
-    while len(lines := re.findall(r"disconnect from \S+ (.*)", server.maillog())) < count:
+    while len(sessions := client_sessions(server)) <= before:
         assert time.monotonic() < deadline, server.maillog()
         time.sleep(0.05)
-    return lines[-count:]
+    return sessions[before]
 
 
 def big_send(server: Postfix, certs: Certs, box: Mailbox) -> Result:
@@ -93,6 +103,7 @@ def big_send(server: Postfix, certs: Certs, box: Mailbox) -> Result:
 def test_send_over_the_servers_size_is_refused_before_mail_from(
     small: SmallPostfix, certs: Certs, mailbox: Mailbox
 ) -> None:
+    before = len(client_sessions(small))
     result = big_send(small, certs, mailbox)
     assert result.code == 69, result.stderr
     size = re.search(r"the message is (\d+) octets", result.stderr)
@@ -101,7 +112,7 @@ def test_send_over_the_servers_size_is_refused_before_mail_from(
     trace = result.stderr.lower()
     assert "~> auth" in trace  # the session got as far as AUTH ...
     assert "~> mail from" not in trace and "-> mail from" not in trace  # ... and no further
-    (session,) = sessions_of(small, 1)
+    session = next_session(small, before)
     assert "auth=1" in session and "mail=" not in session, session
     assert small.messages(mailbox.user) == []
 
@@ -125,6 +136,7 @@ def queued(home: Path) -> list[Path]:
 def test_sendmail_message_over_the_size_is_final_not_queued(
     small: SmallPostfix, mailbox: Mailbox, isolated_environment: Path
 ) -> None:
+    before = len(client_sessions(small))
     done = run_cli(
         ["sendmail", "-i", mailbox.address],
         env=sendmail_env(small.smtp_port),
@@ -133,7 +145,7 @@ def test_sendmail_message_over_the_size_is_final_not_queued(
     assert done.code == 69, done.stderr
     assert f"limit of {LIMIT} octets" in done.stderr
     assert queued(isolated_environment) == []
-    (session,) = sessions_of(small, 1)
+    session = next_session(small, before)
     assert "mail=" not in session, session
 
 
