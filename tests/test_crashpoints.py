@@ -251,7 +251,7 @@ def enumerate_fetch(
         failures += [f"{point}: {p}" for p in crash_case(case, point, index, doubles)]
     name = f"fetch {kind}{' --delete' if delete else ''}"
     row = {"crash_points": len(points), "boundaries": len(cp.boundaries(points))}
-    row |= {"run": len(chosen), "double_crashes": sum(doubles), "soak": budget is None}
+    row |= {"run": len(chosen), "double_crashes": sum(doubles), "every_point": budget is None}
     cp.record(name, {**row, "invariants": FETCH_INVARIANTS}, tmp_path / "crashpoints.json")
     assert not failures, cp.fail_report(failures)
 

@@ -99,7 +99,7 @@ def enumerate_points(
     doubles: list[bool] = []
     failures = [f"{p}: {f}" for i, p in enumerate(chosen) for f in case(i, p, doubles)]
     row = {"crash_points": len(points), "boundaries": len(cp.boundaries(points))}
-    row |= {"run": len(chosen), "double_crashes": sum(doubles), "soak": budget is None}
+    row |= {"run": len(chosen), "double_crashes": sum(doubles), "every_point": budget is None}
     cp.record(name, {**row, "invariants": invariants}, report / "crashpoints.json")
     assert not failures, cp.fail_report(failures)
 
