@@ -53,7 +53,7 @@ def test_only_render_imports_rich() -> None:
 
 
 def test_only_credentials_imports_keyring() -> None:
-    assert importers_of("keyring") == {"mailcli/credentials.py"}
+    assert importers_of("keyring") == {"mailcli/auth/credentials.py"}
 
 
 def test_nothing_outside_the_cli_imports_the_cli() -> None:

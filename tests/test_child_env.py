@@ -95,7 +95,7 @@ def test_the_password_command_does_not_get_secrets(
 
 
 def test_which_variables_are_secret() -> None:
-    from mailcli.childenv import child_environment, is_secret_variable
+    from mailcli.auth.childenv import child_environment, is_secret_variable
 
     secret = [
         "MAILCLI_PASSWORD",

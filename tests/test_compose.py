@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mailcli.compose import ComposeRequest, compose
 from mailcli.errors import DataError, NoInputError
-from mailcli.rawmessage import normalise_line_endings, prepare_message
+from mailcli.smtp.compose import ComposeRequest, compose
+from mailcli.smtp.rawmessage import normalise_line_endings, prepare_message
 
 
 def parsed(data: bytes) -> email.message.EmailMessage:

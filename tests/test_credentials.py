@@ -8,7 +8,7 @@ from pathlib import Path
 import keyring
 import pytest
 
-from mailcli.credentials import SERVICE, Secret, describe_sources, get_password
+from mailcli.auth.credentials import SERVICE, Secret, describe_sources, get_password
 from mailcli.errors import CredentialsError
 from tests.helpers import LockedKeyring, MemoryKeyring, run_cli, run_process
 

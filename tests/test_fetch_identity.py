@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mailcli.store import message_key
-from mailcli.uidstate import mailbox_identity, v1_state_name
+from mailcli.fetch.destination import message_key
+from mailcli.fetch.state import mailbox_identity, v1_state_name
 from tests.helpers import Result, run_cli
 from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot

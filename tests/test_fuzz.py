@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from mailcli.config import parse_config
 from mailcli.errors import MailcliError
-from mailcli.maildrop import _ints, _pair, parse_message_set
-from mailcli.multiline import MultilineCopier
-from mailcli.pop3 import response_error
-from mailcli.rawmessage import RawMessage
-from mailcli.sendmail import Addressing, parse_args, prepare
+from mailcli.pop3.commands import _ints, _pair, parse_message_set
+from mailcli.pop3.multiline import MultilineCopier
+from mailcli.pop3.session import response_error
+from mailcli.sendmail.arguments import Addressing, parse_args, prepare
+from mailcli.smtp.rawmessage import RawMessage
 from mailcli.transcript import Transcript
 from tests.helpers import run_cli
 

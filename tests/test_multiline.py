@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import mailcli.multiline as multiline
+import mailcli.pop3.multiline as multiline
 from mailcli.errors import ProtocolError, TempFailError
-from mailcli.multiline import MultilineCopier, stuff, unstuff
+from mailcli.pop3.multiline import MultilineCopier, stuff, unstuff
 
 # Pieces of a message, CRLF lines or not: bare LF and bare CR, dot lines after each kind
 # of line end, lone dots, ".\r\n" at the very start. Only CRLF "." CRLF ends a response.

@@ -8,7 +8,7 @@ import email.policy
 import pytest
 
 from mailcli.errors import DataError, UsageError
-from mailcli.sendmail import Addressing, SendmailArgs, parse_args, prepare, qualify
+from mailcli.sendmail.arguments import Addressing, SendmailArgs, parse_args, prepare, qualify
 
 CRON_MESSAGE = (
     b"From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@host> backup\n"

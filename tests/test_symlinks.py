@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from mailcli.errors import CantCreateError
+from mailcli.fetch.mbox import MboxLock
 from mailcli.lock import FileLock
-from mailcli.mboxstore import MboxLock
 from tests.helpers import run_cli
 from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot

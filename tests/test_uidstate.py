@@ -11,9 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailcli.errors import ConfigError
-from mailcli.maildrop import _pair, uid_bytes, wire_text
-from mailcli.store import message_key
-from mailcli.uidstate import (
+from mailcli.fetch.destination import message_key
+from mailcli.fetch.state import (
     Mailbox,
     UidState,
     canonical_host,
@@ -22,6 +21,7 @@ from mailcli.uidstate import (
     unescape,
     v1_state_name,
 )
+from mailcli.pop3.commands import _pair, uid_bytes, wire_text
 
 # What a UIDL line can carry as a UID (`maildrop._pair`): the bytes after the first run
 # of spaces up to the line end: non-empty, no LF (it ends the line), not starting with a

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import mailcli.wirelines as wirelines
+import mailcli.pop3.wirelines as wirelines
 from mailcli.errors import TempFailError
-from mailcli.multiline import stuff
-from mailcli.wirelines import WireLineCopier
+from mailcli.pop3.multiline import stuff
+from mailcli.pop3.wirelines import WireLineCopier
 from tests.test_multiline import MESSAGE
 
 

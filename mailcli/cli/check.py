@@ -1,4 +1,4 @@
-"""`mailcli check smtp|pop3`: a server's report card (see mailcli/check.py)."""
+"""`mailcli check smtp|pop3`: a server's report card (see mailcli/check/report.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def check(app: AppContext, /, connection: ConnectionOptions, protocol: str, logi
     """Connect and report banner, TLS and certificate, capabilities and AUTH before and
     after TLS, optionally a login; findings graded ok/warn/fail (exit: the first fail's
     status, else 0). --quit-after applies to POP3."""
-    from mailcli.check import run_check
+    from mailcli.check.report import run_check
 
     endpoint = app.endpoint(protocol, connection)
     report = run_check(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
+from mailcli.auth.credentials import Secret, get_password
 from mailcli.config import Account, Config, load_config
-from mailcli.credentials import Secret, get_password
 from mailcli.endpoint import ConnectionOptions, Endpoint, resolve_endpoint
 from mailcli.render import OutputMode, Renderer
 from mailcli.transcript import Transcript

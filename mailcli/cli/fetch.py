@@ -1,4 +1,4 @@
-"""`mailcli fetch`: new POP3 mail into a Maildir, an mbox or an MDA (see mailcli/fetch.py)."""
+"""`mailcli fetch`: new POP3 mail into a Maildir, an mbox or an MDA (see mailcli/fetch/run.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from mailcli.cli.options import connection_options, global_options
 from mailcli.endpoint import ConnectionOptions
 
 if TYPE_CHECKING:
-    from mailcli.fetch import FetchSummary
+    from mailcli.fetch.run import FetchSummary
 
 DEFAULT_DESTINATION = "maildir:~/Maildir"
 
@@ -63,8 +63,8 @@ def fetch(
                              each batch is synced and recorded once; a crash refetches
                              at most the batch in flight.
     """
-    from mailcli.fetch import FetchOptions, Progress, fetch_mail
-    from mailcli.uidstate import default_state_dir
+    from mailcli.fetch.run import FetchOptions, Progress, fetch_mail
+    from mailcli.fetch.state import default_state_dir
 
     account = app.account
     endpoint = app.endpoint("pop3", connection)

@@ -32,7 +32,7 @@ def password() -> None:
 @_key_options
 @click.pass_obj
 def set_password(app: AppContext, key: str | None, host: str | None, user: str | None) -> None:
-    from mailcli.credentials import KeyringUnavailable, keyring_set
+    from mailcli.auth.credentials import KeyringUnavailable, keyring_set
 
     keys = [key] if key else [e.credential_key for e in _endpoints(app, host, user)]
     secret = _read_new_password(keys)
@@ -51,7 +51,7 @@ def set_password(app: AppContext, key: str | None, host: str | None, user: str |
 @_key_options
 @click.pass_obj
 def delete_password(app: AppContext, key: str | None, host: str | None, user: str | None) -> None:
-    from mailcli.credentials import KeyringUnavailable, keyring_delete
+    from mailcli.auth.credentials import KeyringUnavailable, keyring_delete
 
     keys = [key] if key else [e.credential_key for e in _endpoints(app, host, user)]
     for entry in keys:
@@ -66,7 +66,7 @@ def delete_password(app: AppContext, key: str | None, host: str | None, user: st
 @_key_options
 @click.pass_obj
 def where(app: AppContext, key: str | None, host: str | None, user: str | None) -> None:
-    from mailcli.credentials import describe_sources
+    from mailcli.auth.credentials import describe_sources
 
     if key:
         command = app.account.password_command if app.account else None

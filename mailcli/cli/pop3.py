@@ -13,7 +13,7 @@ from mailcli.cli.context import AppContext
 from mailcli.cli.options import connection_options, global_options, quit_after_option
 from mailcli.endpoint import ConnectionOptions
 from mailcli.errors import UsageError
-from mailcli.pop3 import PHASES
+from mailcli.pop3.session import PHASES
 
 
 def pop3_command(function: Callable[..., Any]) -> click.Command:
@@ -24,7 +24,7 @@ def pop3_command(function: Callable[..., Any]) -> click.Command:
 
 
 def open_session(app: AppContext, connection: ConnectionOptions) -> Any:
-    from mailcli.pop3 import Pop3Session
+    from mailcli.pop3.session import Pop3Session
 
     endpoint = app.endpoint("pop3", connection)
     return Pop3Session(
@@ -38,7 +38,7 @@ def open_session(app: AppContext, connection: ConnectionOptions) -> Any:
 @pop3_command
 def stat(app: AppContext, /, connection: ConnectionOptions) -> None:
     """Message count and total octets (STAT)."""
-    from mailcli.maildrop import stat as pop3_stat
+    from mailcli.pop3.commands import stat as pop3_stat
 
     with open_session(app, connection) as pop:
         count, octets = pop3_stat(pop)
@@ -54,7 +54,12 @@ def list_command(
     app: AppContext, /, connection: ConnectionOptions, messages: tuple[str, ...], headers: bool
 ) -> None:
     """Messages with their sizes and UIDs (LIST and UIDL)."""
-    from mailcli.maildrop import display_uid, header_summaries, list_messages, parse_message_set
+    from mailcli.pop3.commands import (
+        display_uid,
+        header_summaries,
+        list_messages,
+        parse_message_set,
+    )
 
     numbers = parse_message_set(messages)
     with open_session(app, connection) as pop:
@@ -79,7 +84,7 @@ def list_command(
 @pop3_command
 def uidl(app: AppContext, /, connection: ConnectionOptions, messages: tuple[str, ...]) -> None:
     """Unique ids: stable across sessions, unlike message numbers."""
-    from mailcli.maildrop import display_uid, list_uids, parse_message_set
+    from mailcli.pop3.commands import display_uid, list_uids, parse_message_set
 
     with open_session(app, connection) as pop:
         infos = list_uids(pop, parse_message_set(messages))
@@ -104,7 +109,7 @@ def top(
     app: AppContext, /, connection: ConnectionOptions, message: int, lines: int, output: Path | None
 ) -> None:
     """The headers of MESSAGE and its first LINES body lines (default 0)."""
-    from mailcli.maildrop import retrieve
+    from mailcli.pop3.commands import retrieve
 
     with open_session(app, connection) as pop, _destination(output, lf=False) as write:
         retrieve(pop, message, write, top_lines=lines)
@@ -130,7 +135,7 @@ def retr(
     lf: bool,
 ) -> None:
     """The message's bytes as the server sends them (CRLF; the size LIST reports)."""
-    from mailcli.maildrop import number_for_uid, retrieve
+    from mailcli.pop3.commands import number_for_uid, retrieve
 
     if (message is None) == (uid is None):
         raise UsageError("give a message number or --uid UID (one of them)")
@@ -154,7 +159,7 @@ def dele(
     dry_run: bool,
 ) -> None:
     """Delete messages: marked with DELE, gone only when QUIT answers +OK."""
-    from mailcli.maildrop import delete, display_uid, parse_message_set
+    from mailcli.pop3.commands import delete, display_uid, parse_message_set
 
     if sum(map(bool, (messages, uids, everything))) != 1:
         raise UsageError("name messages (numbers or ranges), or --uid UID..., or --all")
@@ -211,7 +216,7 @@ class _destination:
 
     def __enter__(self) -> Callable[[bytes], None]:
         from mailcli.fsutil import PartialFile
-        from mailcli.multiline import LfWriter
+        from mailcli.pop3.multiline import LfWriter
 
         self._handle = sys.stdout.buffer if self.output is None else PartialFile(self.output)
         if not self.lf:

@@ -89,7 +89,7 @@ def send(
     if dry_run:
         _print_dry_run(app, outgoing)
         return 0
-    from mailcli.smtp import submit
+    from mailcli.smtp.session import submit
 
     endpoint = app.endpoint("smtp", connection)
     result = submit(
@@ -110,8 +110,8 @@ def send(
 def _ready_message(
     source: str, compose_options: dict[str, Any], envelope_from: str | None, rcpt: tuple[str, ...]
 ) -> Any:
-    from mailcli.compose import read_input_file
-    from mailcli.rawmessage import prepare_message
+    from mailcli.smtp.compose import read_input_file
+    from mailcli.smtp.rawmessage import prepare_message
 
     given = [name for name in _COMPOSE_ONLY if compose_options.get(name)]
     if given:
@@ -124,7 +124,7 @@ def _ready_message(
 def _composed(
     app: AppContext, options: dict[str, Any], envelope_from: str | None, rcpt: tuple[str, ...]
 ) -> Any:
-    from mailcli.compose import ComposeRequest, compose
+    from mailcli.smtp.compose import ComposeRequest, compose
 
     account = app.account
     return compose(
@@ -148,7 +148,7 @@ def _composed(
 
 def _body_text(options: dict[str, Any]) -> str | None:
     """--body, else --body-file, else stdin when it is not a terminal."""
-    from mailcli.compose import read_input_file
+    from mailcli.smtp.compose import read_input_file
 
     if options["body"] is not None and options["body_file"] is not None:
         raise UsageError("give --body or --body-file, not both")

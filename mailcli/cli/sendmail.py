@@ -27,8 +27,8 @@ def sendmail(app: AppContext, args: tuple[str, ...]) -> int:
     Other -o*, -B*, -O*, -od* options are accepted and ignored. On a temporary failure
     the message is queued (exit 75); `mailcli queue run` retries it.
     """
-    from mailcli.relay import deliver_or_spool
-    from mailcli.sendmail import Addressing, parse_args, prepare
+    from mailcli.sendmail.arguments import Addressing, parse_args, prepare
+    from mailcli.sendmail.deliver import deliver_or_spool
 
     parsed = parse_args(args)
     if parsed.account:
@@ -98,7 +98,7 @@ def list_queue(app: AppContext) -> None:
 @click.pass_obj
 def run(app: AppContext) -> int:
     """Retry every waiting message (for cron). Exit 0 when all went, 75 when some wait."""
-    from mailcli.relay import run_queue
+    from mailcli.sendmail.deliver import run_queue
 
     outcomes = run_queue(_spool(), _session_factory(app))
     rows = [[o.entry_id, o.status, o.detail] for o in outcomes]
@@ -135,7 +135,7 @@ def remove(app: AppContext, ids: tuple[str, ...]) -> None:
 
 
 def _spool() -> Any:
-    from mailcli.spool import Spool, default_queue_dir
+    from mailcli.sendmail.spool import Spool, default_queue_dir
 
     return Spool(default_queue_dir())
 
@@ -143,7 +143,7 @@ def _spool() -> Any:
 def _session_factory(app: AppContext) -> Any:
     """account name -> an SMTP session with that account's settings (and the flags')."""
     from mailcli.endpoint import ConnectionOptions, resolve_endpoint
-    from mailcli.smtp import SmtpSession
+    from mailcli.smtp.session import SmtpSession
 
     def open_session(account_name: str | None) -> SmtpSession:
         endpoint = resolve_endpoint(

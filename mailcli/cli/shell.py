@@ -2,7 +2,7 @@
 
 Already authenticated (TLS, AUTH as for every command). Lines are POP3 commands; the
 replies are shown as the server sends them (`+OK 3 2086`), multi-line ones still
-dot-stuffed and through their closing `.` (see `mailcli.wirelines`). DELE marks and
+dot-stuffed and through their closing `.` (see `mailcli.pop3.wirelines`). DELE marks and
 RSET unmarks, exactly as on the wire: deletions happen only at `quit`. End of input
 or Ctrl-C without `quit` closes the connection without QUIT, so nothing is deleted
 (with a warning when something was marked).
@@ -21,7 +21,7 @@ from mailcli.cli.pop3 import open_session, pop3_command
 from mailcli.endpoint import ConnectionOptions
 
 if TYPE_CHECKING:
-    from mailcli.pop3 import Pop3Session
+    from mailcli.pop3.session import Pop3Session
 
 HELP = """\
 commands (as in a telnet session; case does not matter):

@@ -67,14 +67,14 @@ from typing import Any
 
 from mailcli.endpoint import Endpoint
 from mailcli.errors import MailcliError
+from mailcli.fetch.destination import Destination, MessageWriter, message_key, open_destination
+from mailcli.fetch.state import Mailbox, UidState, v1_state_name
 from mailcli.fsutil import write_error
 from mailcli.lock import FileLock
-from mailcli.maildrop import MessageInfo, display_uid, list_messages
-from mailcli.multiline import MultilineCopier, size_difference
-from mailcli.pop3 import NegativeReply, Pop3Session, no_such_message
-from mailcli.store import Destination, MessageWriter, message_key, open_destination
+from mailcli.pop3.commands import MessageInfo, display_uid, list_messages
+from mailcli.pop3.multiline import MultilineCopier, size_difference
+from mailcli.pop3.session import NegativeReply, Pop3Session, no_such_message
 from mailcli.transcript import Transcript
-from mailcli.uidstate import Mailbox, UidState, v1_state_name
 
 PIPELINE_WINDOW = 64
 

@@ -18,9 +18,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mailcli.envelope import Envelope, Outgoing, check_no_injection, needs_smtputf8
 from mailcli.errors import DataError, UsageError
-from mailcli.rawmessage import RawMessage
+from mailcli.smtp.envelope import Envelope, Outgoing, check_no_injection, needs_smtputf8
+from mailcli.smtp.rawmessage import RawMessage
 
 # Options that take a value, attached (-fADDR) or as the next argument (-f ADDR).
 _VALUE_OPTIONS = set("fFraoBONRVXb")

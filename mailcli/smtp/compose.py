@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mailcli.envelope import (
+from mailcli.errors import DataError, NoInputError, UsageError
+from mailcli.smtp.envelope import (
     Attachment,
     Envelope,
     Outgoing,
@@ -35,7 +36,6 @@ from mailcli.envelope import (
     parse_envelope_address,
     split_commas,
 )
-from mailcli.errors import DataError, NoInputError, UsageError
 
 if TYPE_CHECKING:
     from email.headerregistry import Address

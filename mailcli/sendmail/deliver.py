@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from functools import partial
 from itertools import groupby
 
-from mailcli.envelope import Envelope, Outgoing
 from mailcli.errors import (
     DataError,
     MailcliError,
@@ -29,8 +28,9 @@ from mailcli.errors import (
     RejectedError,
     UsageError,
 )
-from mailcli.smtp import SendResult, SmtpSession
-from mailcli.spool import DamagedEntryError, QueueEntry, Spool
+from mailcli.sendmail.spool import DamagedEntryError, QueueEntry, Spool
+from mailcli.smtp.envelope import Envelope, Outgoing
+from mailcli.smtp.session import SendResult, SmtpSession
 
 PERMANENT_ERRORS = (RejectedError, DataError, UsageError, NoInputError)
 SessionFactory = Callable[[str | None], SmtpSession]

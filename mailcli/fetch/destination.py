@@ -42,7 +42,7 @@ from mailcli.fsutil import (
     sync_filesystem,
     write_error,
 )
-from mailcli.multiline import LfWriter
+from mailcli.pop3.multiline import LfWriter
 
 
 class MessageWriter(Protocol):
@@ -127,7 +127,7 @@ def open_destination(spec: str, *, journal: Path, read_only: bool = False) -> De
         maildir.batch_size = size
         return maildir
     if kind == "mbox":
-        from mailcli.mboxstore import Mbox
+        from mailcli.fetch.mbox import Mbox
 
         size = fetch_batch_size(Mbox.batch_size)  # before the mbox is locked
         mbox = Mbox(Path(os.path.expanduser(target)), journal=journal)
@@ -311,7 +311,7 @@ class _MdaWriter:
             )
 
     def _deliver(self) -> int:
-        from mailcli.childenv import child_environment
+        from mailcli.auth.childenv import child_environment
 
         process = subprocess.Popen(
             self.command, shell=True, stdin=self.file, env=child_environment()

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mailcli.config import state_home
-from mailcli.envelope import Envelope, Outgoing
 from mailcli.errors import LocalIOError, NoInputError
 from mailcli.fsutil import (
     PartialFile,
@@ -45,6 +44,7 @@ from mailcli.fsutil import (
     write_error,
 )
 from mailcli.lock import FileLock
+from mailcli.smtp.envelope import Envelope, Outgoing
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _INCOMPLETE = (

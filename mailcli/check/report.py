@@ -127,9 +127,9 @@ def _probe_smtp(
 ) -> None:
     import smtplib
 
-    from mailcli import smtpwire
     from mailcli.network import tls_context
-    from mailcli.smtp import _authenticate
+    from mailcli.smtp import wire as smtpwire
+    from mailcli.smtp.session import _authenticate
 
     started = time.monotonic()
     smtp = smtpwire.connect(endpoint, transcript)
@@ -172,8 +172,8 @@ def _probe_pop3(
     transcript: Transcript,
     quit_after: str | None = None,
 ) -> None:
-    from mailcli.maildrop import stat
-    from mailcli.pop3 import Pop3Session
+    from mailcli.pop3.commands import stat
+    from mailcli.pop3.session import Pop3Session
 
     def reached(phase: str, pop: Pop3Session) -> None:
         if phase == "connect":

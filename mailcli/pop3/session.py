@@ -33,10 +33,10 @@ from mailcli.errors import (
     TempFailError,
     UnavailableError,
 )
-from mailcli.multiline import BLOCK_SIZE, MultilineCopier
 from mailcli.network import await_greeting, tls_context, trace_tls, translate
+from mailcli.pop3.multiline import BLOCK_SIZE, MultilineCopier
+from mailcli.pop3.wirelines import WireLineCopier, shown
 from mailcli.transcript import Transcript
-from mailcli.wirelines import WireLineCopier, shown
 
 PHASES = ("connect", "capa", "tls", "auth")  # for --quit-after
 MAX_STATUS_LINE = 8192

@@ -11,7 +11,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailcli.envelope import (
+from mailcli.errors import DataError
+from mailcli.smtp.envelope import (
     Envelope,
     Outgoing,
     date_now,
@@ -20,7 +21,6 @@ from mailcli.envelope import (
     parse_envelope_address,
     split_commas,
 )
-from mailcli.errors import DataError
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _FIELD_LINE = re.compile(rb"[!-9;-~]+:.*", re.DOTALL)  # a field name, a colon (RFC 5322)

@@ -18,7 +18,7 @@ held; the response is consumed exactly, through the terminator line.
 from __future__ import annotations
 
 from mailcli.errors import TempFailError
-from mailcli.multiline import BLOCK_SIZE, CRLF, Source, Write
+from mailcli.pop3.multiline import BLOCK_SIZE, CRLF, Source, Write
 
 TERMINATOR = b"."
 

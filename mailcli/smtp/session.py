@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from mailcli.endpoint import Endpoint
-from mailcli.envelope import Outgoing
 from mailcli.errors import (
     DataError,
     ExitStatus,
@@ -30,7 +29,8 @@ from mailcli.errors import (
     UnavailableError,
 )
 from mailcli.network import tls_context, trace_tls
-from mailcli.smtpwire import (
+from mailcli.smtp.envelope import Outgoing
+from mailcli.smtp.wire import (
     Reply,
     TracedSMTP,
     close_quietly,

@@ -105,7 +105,7 @@ def run_password_command(command: str) -> str:
     """First line of the command's stdout. Its stderr stays on the terminal."""
     import subprocess
 
-    from mailcli.childenv import child_environment
+    from mailcli.auth.childenv import child_environment
 
     try:
         done = subprocess.run(

@@ -25,10 +25,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mailcli.errors import CantCreateError, TempFailError
+from mailcli.fetch.destination import MessageWriter, NoJournal
+from mailcli.fetch.mboxjournal import (
+    Entry,
+    Journal,
+    journal_path,
+    owned_journals,
+    read_journal,
+    settle,
+)
 from mailcli.fsutil import PRIVATE_DIR, PRIVATE_FILE, atomic_write, fsync_directory, write_error
-from mailcli.mboxjournal import Entry, Journal, journal_path, owned_journals, read_journal, settle
-from mailcli.multiline import LfWriter
-from mailcli.store import MessageWriter, NoJournal
+from mailcli.pop3.multiline import LfWriter
 
 _MBOXRD_FROM = re.compile(rb"^(>*From )", re.MULTILINE)
 

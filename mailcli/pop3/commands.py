@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from mailcli.errors import NoInputError, ProtocolError, UsageError
-from mailcli.multiline import MultilineCopier, size_difference
-from mailcli.pop3 import MAX_LISTING, NegativeReply, Pop3Session, no_such_message
+from mailcli.pop3.multiline import MultilineCopier, size_difference
+from mailcli.pop3.session import MAX_LISTING, NegativeReply, Pop3Session, no_such_message
 
 PIPELINE_WINDOW = 64  # commands in flight when the server offers PIPELINING
 

@@ -1,0 +1,6 @@
+"""POP3: multi-line responses streamed in blocks (multiline), replies shown as sent
+(wirelines), the session on poplib (session) and the mailbox commands STAT, LIST, UIDL,
+TOP, RETR, DELE on an open session (commands).
+
+May import: the base modules. Must never import it: the base modules, smtp, sendmail.
+"""
