@@ -1,4 +1,4 @@
-"""Durable file writes: the one helper for config, queue, state and mail files.
+"""Durable file writes and locks: the one helper for config, queue, state and mail files.
 
 `atomic_write` gives all-or-nothing replacement that survives a crash or power cut:
 write a temporary file in the same directory, fsync it, rename it over the target,
@@ -8,16 +8,24 @@ Every file mailcli creates is created by `create_exclusive`: O_EXCL | O_NOFOLLOW
 O_CLOEXEC, and temporary files get an unpredictable name (secrets.token_hex), so a
 symlink planted in a shared folder can never make mailcli write through it. A rename
 onto a final name replaces a symlink standing there, not the file it points to.
+
+`FileLock` keeps one process at a time: an exclusive, non-blocking flock on a file
+holding the PID. Used by the spool's `queue run` and by `fetch` (one per account). The lock file is
+never deleted: removing a lock file while another process waits on it is a race; an
+unlocked file with a stale PID in it is harmless, flock is released by the kernel when
+its holder dies, even by `kill -9`.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import secrets
 from pathlib import Path
+from types import TracebackType
 
-from mailcli.errors import CantCreateError, LocalIOError, MailcliError
+from mailcli.errors import CantCreateError, LocalIOError, MailcliError, TempFailError
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
@@ -120,3 +128,46 @@ class PartialFile:
     def discard(self) -> None:
         self._handle.close()
         self.temporary.unlink(missing_ok=True)
+
+
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class FileLock:
+    """`with FileLock(path, "queue run"):` or TempFailError (75) naming the holder."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        self.path = path
+        self.what = what
+        self._fd: int | None = None
+
+    def __enter__(self) -> FileLock:
+        try:
+            ensure_private_dir(self.path.parent)
+            # Never through a symlink: the PID written below would land in its target.
+            fd = os.open(self.path, _LOCK_FLAGS, PRIVATE_FILE)
+        except OSError as exc:
+            raise write_error(exc, f"the lock file {self.path}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise TempFailError(
+                f"another {self.what} is running (pid {holder}); try again later",
+                hint=f"lock file: {self.path}",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None

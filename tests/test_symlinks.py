@@ -14,7 +14,7 @@ import pytest
 
 from mailcli.errors import CantCreateError
 from mailcli.fetch.mbox import MboxLock
-from mailcli.lock import FileLock
+from mailcli.fsutil import FileLock
 from tests.helpers import run_cli
 from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot

@@ -69,7 +69,7 @@ def show_account(app: AppContext, name: str | None) -> None:
 @click.pass_obj
 def add(app: AppContext, /, name: str, make_default: bool, **settings: Any) -> None:
     """Add an account to the config file (created when missing)."""
-    from mailcli.accounts import add_account
+    from mailcli.config import add_account
 
     new = Account(
         name=name,
@@ -91,7 +91,7 @@ def add(app: AppContext, /, name: str, make_default: bool, **settings: Any) -> N
 @click.pass_obj
 def remove(app: AppContext, name: str) -> None:
     """Remove an account from the config file (its keyring entries stay)."""
-    from mailcli.accounts import remove_account
+    from mailcli.config import remove_account
 
     path = remove_account(app.config, name)
     app.out.info(f"removed account {name!r} from {path}")

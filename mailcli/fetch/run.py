@@ -69,8 +69,7 @@ from mailcli.endpoint import Endpoint
 from mailcli.errors import MailcliError
 from mailcli.fetch.destination import Destination, MessageWriter, message_key, open_destination
 from mailcli.fetch.state import Mailbox, UidState, v1_state_name
-from mailcli.fsutil import write_error
-from mailcli.lock import FileLock
+from mailcli.fsutil import FileLock, write_error
 from mailcli.pop3.commands import MessageInfo, display_uid, list_messages
 from mailcli.pop3.multiline import MultilineCopier, size_difference
 from mailcli.pop3.session import NegativeReply, Pop3Session, no_such_message

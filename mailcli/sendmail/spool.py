@@ -37,13 +37,13 @@ from typing import BinaryIO
 from mailcli.config import state_home
 from mailcli.errors import LocalIOError, NoInputError
 from mailcli.fsutil import (
+    FileLock,
     PartialFile,
     atomic_write,
     ensure_private_dir,
     fsync_directory,
     write_error,
 )
-from mailcli.lock import FileLock
 from mailcli.smtp.envelope import Envelope, Outgoing
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
