@@ -1,5 +1,5 @@
 """`python -m mailcli`."""
 
-from mailcli.cli import main
+from mailcli.cli.main import main
 
 main()

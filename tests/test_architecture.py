@@ -73,3 +73,52 @@ def test_startup_does_not_import_heavy_modules(argv: list[str]) -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert json.loads(done.stderr.splitlines()[-1]) == []
+
+
+# -- the layout: a package per subsystem, the shared base at the top ----------------------
+
+BASE = {"errors", "config", "endpoint", "transcript", "render", "fsutil", "network", "tlsinfo"}
+SUBSYSTEMS = {"auth", "smtp", "sendmail", "pop3", "fetch", "check", "cli"}
+# Which subsystems each part of the code may import (the base is open to everyone).
+MAY_IMPORT = {
+    "base": set(),
+    "auth": set(),
+    "smtp": set(),
+    "pop3": set(),
+    "sendmail": {"smtp"},
+    "fetch": {"pop3", "auth"},
+    "check": {"smtp", "pop3"},
+    "cli": SUBSYSTEMS - {"cli"},
+}
+
+
+def part_of(module: str) -> str:
+    """`mailcli.fetch.run` -> "fetch"; `mailcli.config` -> "base"; `python -m mailcli`
+    is the command line."""
+    parts = module.split(".")
+    if parts[1:] == ["__main__"]:
+        return "cli"
+    return parts[1] if len(parts) > 1 and parts[1] in SUBSYSTEMS else "base"
+
+
+def test_the_top_holds_only_the_shared_base_and_the_subsystem_packages() -> None:
+    modules_at_top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert modules_at_top == BASE and len(modules_at_top) <= 8
+    assert packages == SUBSYSTEMS
+
+
+def test_package_init_files_hold_a_docstring_and_no_code() -> None:
+    for init in PACKAGE.glob("*/__init__.py"):
+        tree = ast.parse(init.read_text())
+        assert ast.get_docstring(tree), f"{init}: say what the package is"
+        assert len(tree.body) == 1, f"{init}: no code in a package's __init__ (start-up)"
+
+
+def test_imports_flow_one_way_between_subsystems() -> None:
+    for name, imported in modules().items():
+        source = part_of(name.removesuffix(".py").replace("/", "."))
+        allowed = MAY_IMPORT[source] | {source, "base"}
+        for target in imported:
+            if target.startswith("mailcli."):
+                assert part_of(target) in allowed, f"{name} imports {target}"

@@ -73,7 +73,7 @@ def test_completion_answers_with_commands() -> None:
         os.environ, _MAILCLI_COMPLETE="bash_complete", COMP_WORDS="mailcli pa", COMP_CWORD="1"
     )
     done = subprocess.run(
-        [sys.executable, "-c", "from mailcli.cli import main; main()"],
+        [sys.executable, "-c", "from mailcli.cli.main import main; main()"],
         env=env,
         capture_output=True,
         text=True,

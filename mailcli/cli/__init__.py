@@ -1,5 +1,5 @@
-"""The command-line layer: click commands, thin; the only importer of click."""
+"""The command-line layer: click commands, thin (parse, build settings, call one core
+function, render); `main` (in main.py) is the entry point. The only importer of click.
 
-from mailcli.cli.main import cli, main
-
-__all__ = ["cli", "main"]
+May import: everything. Must never import it: anything outside cli.
+"""
