@@ -23,7 +23,7 @@ from mailcli.fetch.state import (
 )
 from mailcli.pop3.commands import _pair, uid_bytes, wire_text
 
-# What a UIDL line can carry as a UID (`maildrop._pair`): the bytes after the first run
+# What a UIDL line can carry as a UID (`pop3.commands._pair`): the bytes after the first run
 # of spaces up to the line end: non-empty, no LF (it ends the line), not starting with a
 # space (part of the separator), not ending with CR (stripped with the line end).
 UID_BYTES = (

@@ -79,7 +79,7 @@ class NoJournal:
 
 def message_key(server: str, uid: str) -> str:
     """A stable, file-name-safe key for one message of one mailbox (`server` is
-    `uidstate.mailbox_identity`); the UID's exact bytes count (surrogateescape)."""
+    `fetch.state.mailbox_identity`); the UID's exact bytes count (surrogateescape)."""
     data = f"{server}\0{uid}".encode("utf-8", "surrogateescape")
     return "U" + hashlib.sha256(data).hexdigest()[:24]
 

@@ -1,6 +1,6 @@
 """The mbox destination of `fetch`: locked, appended with mboxrd quoting, journaled.
 
-See `store` for what every destination promises. Here: the mbox is locked as the
+See `fetch.destination` for what every destination promises. Here: the mbox is locked as the
 `mailbox` module locks it (an fcntl lock and a dot-lock) for the whole run. A batch's
 messages are first written to a private batch file in the fetch state folder (a message
 cut short is cut from that file, never from the mbox). `commit()` syncs the batch file,

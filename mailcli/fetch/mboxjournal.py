@@ -1,7 +1,7 @@
 """The journal of an mbox batch, and the recovery that settles it after a crash.
 
 A batch is appended to an mbox only after a journal describing it is durable (see
-`mboxstore`). The journal lives in the fetch state folder, named after the mbox file's
+`fetch.mbox`). The journal lives in the fetch state folder, named after the mbox file's
 identity (`mbox-DEV-INO.journal`), so whoever is about to write that file finds it. It
 names its owner (the fetch state it belongs to), the mbox's path, device and inode, the
 size S the mbox had before the batch, the private batch file holding the batch's bytes,

@@ -21,7 +21,7 @@ How each step keeps it, batch by batch (a batch is up to 256 messages, or
    (durably), append the batch to the mbox, fsync it. (One sync per batch instead of one
    fsync per message is where the time goes; the guarantee is the same, because nothing
    is recorded or deleted before the sync.)
-3. **Record** the batch's UIDs: one appended line, fsynced (`uidstate`); a torn line is
+3. **Record** the batch's UIDs: one appended line, fsynced (`fetch.state`); a torn line is
    ignored on reading, so a batch is recorded whole or not at all.
 4. **DELE** the batch (with `--delete`); the server deletes at QUIT, which comes last.
    The state is compacted to what the server still has only after QUIT answered +OK.
@@ -29,7 +29,7 @@ How each step keeps it, batch by batch (a batch is up to 256 messages, or
 
 The window between 2 and 3 (delivered, not recorded) is closed differently per kind:
 - Maildir file names carry a key derived from the mailbox and the UID
-  (`store.message_key`). At start, a message whose key is already in `new/` or `cur/`
+  (`fetch.destination.message_key`). At start, a message whose key is already in `new/` or `cur/`
   but whose UID is not recorded is recorded instead of fetched again.
 - mbox: the journal (`mboxjournal`) is tied to the mbox file (path, device, inode) and
   names each message's offsets and sha256. At start, the account's journal is settled
@@ -132,7 +132,7 @@ def fetch_mail(
     state_dir: Path,
 ) -> tuple[FetchSummary, str]:
     """One fetch run, under the mailbox's lock: (summary, the destination's description).
-    A mailbox is account, user and canonical host, never port or TLS (`uidstate`)."""
+    A mailbox is account, user and canonical host, never port or TLS (`fetch.state`)."""
     mailbox = Mailbox(endpoint.account, endpoint.user, endpoint.host)
     name = mailbox.identity
     v1_name = v1_state_name(endpoint.account, endpoint.user, endpoint.host, endpoint.port)
@@ -225,7 +225,7 @@ class Fetcher:
 
     def _delivered_before(self, uid: str, present: set[str]) -> bool:
         """A Maildir file carries this UID's key: this version's, or one an older
-        version made from the host text and port (`uidstate.v1_state_name`)."""
+        version made from the host text and port (`fetch.state.v1_state_name`)."""
         ids = (self.server_id, *sorted(self.state.legacy_names))
         return any(message_key(server_id, uid) in present for server_id in ids)
 

@@ -18,7 +18,7 @@ HASH from the exact identity, so two identities never share a file), in ASCII:
 Every UID, destination and name is escaped: each byte outside 0x21-0x7E, and "%" and
 "#", is written as %XX (upper-case hex); the reader accepts exactly the escapes. A UID
 is any non-empty byte string a UIDL line can carry (no LF, not starting with a space,
-not ending with CR); it is kept byte-exact (`maildrop.wire_text`).
+not ending with CR); it is kept byte-exact (`pop3.commands.wire_text`).
 
 A batch is recorded by appending its line and fsyncing: a crash mid-write leaves a line
 without its newline, which is ignored, so a batch is recorded whole or not at all. At
@@ -98,7 +98,7 @@ def canonical_host(host: str) -> str:
 
 def mailbox_identity(account: str | None, user: str | None, host: str) -> str:
     """What identifies a mailbox: `ACCOUNT USER HOST`, each escaped ("-" when absent),
-    the host canonical. The fetch state, the Maildir keys (`store.message_key`) and the
+    the host canonical. The fetch state, the Maildir keys (`fetch.destination.message_key`) and the
     mbox journal's owner all use it."""
     return Mailbox(account, user, host).identity
 

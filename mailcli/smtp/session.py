@@ -1,6 +1,6 @@
 """SMTP submission: connect, TLS, AUTH, MAIL/RCPT/DATA -> SendResult.
 
-The wire (traced, bounded smtplib) is in `smtpwire`. The message itself is dot-stuffed
+The wire (traced, bounded smtplib) is in `smtp.wire`. The message itself is dot-stuffed
 and written in large blocks by `_send_data`.
 
 Order of a session, and where it stops:
