@@ -9,8 +9,22 @@ from pathlib import Path
 import keyring
 import pytest
 
-from tests.helpers import MemoryKeyring
+from tests.helpers import Mailcli, MemoryKeyring
 from tests.servers.fixtures import *  # noqa: F403  (the real-server fixtures)
+
+# The chain a test asks for: a server (dovecot, postfix, aiosmtpd_factory) -> an account
+# (pop3_account, smtp_account) -> the `mailcli` runner; markers configure each link.
+MARKERS = (
+    "pop3_account(security): the POP3 port and mode of the pop3_account fixture",
+    "smtp_account(security): the submission port and mode of the smtp_account fixture",
+    "mailcli(account, process): the mailcli fixture's account fixture (default "
+    "pop3_account) and whether it runs a real process (default: in this process)",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
 
 
 @pytest.fixture(autouse=True)
@@ -48,3 +62,13 @@ def config_file(isolated_environment: Path) -> Path:
     path = isolated_environment / ".config" / "mailcli" / "config.toml"
     path.parent.mkdir(parents=True)
     return path
+
+
+@pytest.fixture
+def mailcli(request: pytest.FixtureRequest) -> Mailcli:
+    """Runs mailcli as an account (see ``tests.helpers.Mailcli``); configured by
+    ``@pytest.mark.mailcli(account="smtp_account", process=True)``."""
+    marker = request.node.get_closest_marker("mailcli")
+    options = {} if marker is None else dict(marker.kwargs)
+    account = request.getfixturevalue(options.pop("account", "pop3_account"))
+    return Mailcli(account, **options)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import keyring.backend
 import keyring.errors
 from click.testing import CliRunner
 
 from mailcli.cli.main import _run
+from tests.servers.accounts import Account
 
 ROOT = Path(__file__).resolve().parent.parent
 MAILCLI = [sys.executable, "-m", "mailcli"]
@@ -57,6 +60,46 @@ def run_process(
         timeout=timeout,
         check=False,
     )
+
+
+@dataclass(frozen=True)
+class Mailcli:
+    """Runs mailcli commands as one account: ``mailcli("fetch", "--delete")`` is
+    ``mailcli fetch --delete`` followed by the account's connection options, with its
+    password in the environment. ``process``: a real ``python -m mailcli`` (pipes, the
+    whole environment) instead of ``run_cli`` in this process; the ``mailcli`` fixture
+    chooses with ``@pytest.mark.mailcli(process=True)``."""
+
+    account: Account
+    process: bool = False
+
+    def __call__(
+        self, *command: str, input: str | None = None, env: Mapping[str, str] | None = None
+    ) -> Result:
+        args = [*command, *self.account.args()]
+        extra = {**self.account.env(), **(env or {})}
+        if not self.process:
+            return run_cli(args, env=extra, input=input)
+        done = run_process(
+            args,
+            env={**os.environ, **extra},
+            input=None if input is None else input.encode(),
+        )
+        return Result(done.returncode, done.stdout.decode(), done.stderr.decode())
+
+    def json(self, *command: str) -> Any:
+        """``COMMAND --json``, which must succeed; its parsed output."""
+        result = self(*command, "--json")
+        assert result.code == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def server_count(self) -> int:
+        """How many messages the POP3 server holds now (``stat``)."""
+        return int(self.json("stat")["messages"])
+
+    def as_account(self, account: Account) -> Mailcli:
+        """The same runner for another account (another user, port or TLS mode)."""
+        return replace(self, account=account)
 
 
 class MemoryKeyring(keyring.backend.KeyringBackend):

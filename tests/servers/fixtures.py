@@ -11,13 +11,14 @@ from __future__ import annotations
 import itertools
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from . import NEEDS, require
+from .accounts import Account
 from .certs import Certs, make_certs
 from .dovecot import Dovecot
 from .keyring_service import SecretService
@@ -32,8 +33,11 @@ __all__ = [
     "certs",
     "dovecot",
     "mailbox",
+    "make_mailbox",
+    "pop3_account",
     "postfix",
     "secret_service",
+    "smtp_account",
     "untrusted_certs",
 ]
 
@@ -48,6 +52,21 @@ class Mailbox:
     password: str
     address: str
     maildir: Path
+    server: Dovecot | None = field(default=None, compare=False, repr=False)
+
+    def drop(self, *messages: bytes) -> None:
+        """Put ``messages`` into this mailbox as an MTA would (see ``Dovecot.drop_message``)."""
+        assert self.server is not None, "a Mailbox made by make_mailbox() or the fixture"
+        for data in messages:
+            self.server.drop_message(self.user, data)
+
+
+def make_mailbox(dovecot: Dovecot, prefix: str = "u") -> Mailbox:
+    """Add a new Dovecot user with an empty mailbox (names are unique in this process)."""
+    user = f"{prefix}{next(_mailbox_numbers)}"
+    password = f"{user}-pw"
+    dovecot.add_user(user, password)
+    return Mailbox(user, password, f"{user}@{DOMAIN}", dovecot.maildir(user), dovecot)
 
 
 @pytest.fixture(scope="session")
@@ -87,10 +106,28 @@ def postfix(dovecot: Dovecot) -> Iterator[Postfix]:
 @pytest.fixture
 def mailbox(dovecot: Dovecot) -> Mailbox:
     """A new, empty mailbox for this test only (also reachable through Postfix, if running)."""
-    user = f"u{next(_mailbox_numbers)}"
-    password = f"{user}-pw"
-    dovecot.add_user(user, password)
-    return Mailbox(user, password, f"{user}@{DOMAIN}", dovecot.maildir(user))
+    return make_mailbox(dovecot)
+
+
+def _marker_options(request: pytest.FixtureRequest, name: str) -> dict[str, Any]:
+    marker = request.node.get_closest_marker(name)
+    return {} if marker is None else dict(marker.kwargs)
+
+
+@pytest.fixture
+def pop3_account(request: pytest.FixtureRequest, dovecot: Dovecot, mailbox: Mailbox) -> Account:
+    """``mailbox`` on Dovecot with its CA; ``@pytest.mark.pop3_account(security="tls")``
+    (or ``"starttls"``, ``"none"``) chooses the port and mode, else mailcli's default."""
+    options = _marker_options(request, "pop3_account")
+    return Account.pop3(dovecot, mailbox.user, mailbox.password, **options)
+
+
+@pytest.fixture
+def smtp_account(request: pytest.FixtureRequest, postfix: Postfix, mailbox: Mailbox) -> Account:
+    """``mailbox`` submitting through Postfix (STARTTLS on the submission port unless
+    ``@pytest.mark.smtp_account(security="tls")`` or ``"none"`` says otherwise)."""
+    options = _marker_options(request, "smtp_account")
+    return Account.submission(postfix, mailbox.user, mailbox.password, **options)
 
 
 @pytest.fixture
