@@ -3,74 +3,39 @@
 from __future__ import annotations
 
 import collections
-import json
-import mailbox
 import os
 import subprocess
 import time
+from mailbox import mbox
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import MAILCLI, Result, run_cli
-from tests.servers.certs import Certs
-from tests.servers.dovecot import Dovecot
+from tests.helpers import MAILCLI, Mailcli
+from tests.servers.accounts import Account
+from tests.servers.accounts import numbered_message as message
 from tests.servers.fixtures import Mailbox
 from tests.servers.scripted import Conn, ScriptedServer
 
 
-def message(number: int, size: int = 0) -> bytes:
-    body = f"body of {number}\nFrom the start of a line\n.a dot line\n".encode()
-    body += b"x" * size + b"\n" if size else b""
-    return (
-        f"From: s@example.test\nTo: u@example.test\nSubject: n{number}\n"
-        f"Message-ID: <n{number}@example.test>\n\n"
-    ).encode() + body
+def drop(box: Mailbox, numbers: range, size: int = 0) -> None:
+    box.drop(*(message(number, size=size) for number in numbers))
 
 
-class Fetch:
-    def __init__(self, dovecot: Dovecot, certs: Certs, box: Mailbox, home: Path) -> None:
-        self.args = [
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(dovecot.pop3_port),
-            "--cafile",
-            str(certs.ca_pem),
-            "--user",
-            box.user,
-        ]
-        self.env = {"MAILCLI_PASSWORD": box.password}
-        self.maildir = home / "Maildir"
-        self.dovecot, self.box = dovecot, box
+def delivered(maildir: Path) -> list[bytes]:
+    return [
+        path.read_bytes() for sub in ("new", "cur") for path in sorted((maildir / sub).iterdir())
+    ]
 
-    def __call__(self, *extra: str) -> Result:
-        return run_cli(["fetch", *extra, *self.args], env=self.env)
 
-    def json(self, *extra: str) -> dict:  # type: ignore[type-arg]
-        result = self(*extra, "--json")
-        assert result.code == 0, result.stderr
-        return json.loads(result.stdout)  # type: ignore[no-any-return]
-
-    def server_count(self) -> int:
-        result = run_cli(["stat", "--json", *self.args], env=self.env)
-        return int(json.loads(result.stdout)["messages"])
-
-    def drop(self, numbers: range, size: int = 0) -> None:
-        for number in numbers:
-            self.dovecot.drop_message(self.box.user, message(number, size))
-
-    def delivered(self) -> list[bytes]:
-        return [
-            path.read_bytes()
-            for sub in ("new", "cur")
-            for path in sorted((self.maildir / sub).iterdir())
-        ]
+def scripted_account(server: ScriptedServer) -> Account:
+    return Account(server.host, server.port, "u", "pw", "none")
 
 
 @pytest.fixture
-def fetcher(dovecot: Dovecot, certs: Certs, mailbox: Mailbox, isolated_environment: Path) -> Fetch:
-    return Fetch(dovecot, certs, mailbox, isolated_environment)
+def maildir(isolated_environment: Path) -> Path:
+    """Where fetch delivers by default."""
+    return isolated_environment / "Maildir"
 
 
 def message_ids(contents: list[bytes]) -> collections.Counter[str]:
@@ -82,44 +47,49 @@ def message_ids(contents: list[bytes]) -> collections.Counter[str]:
     return ids
 
 
-def test_300_messages_byte_exact_then_only_new_ones(fetcher: Fetch) -> None:
-    fetcher.drop(range(300))
-    summary = fetcher.json()
+def test_300_messages_byte_exact_then_only_new_ones(
+    mailcli: Mailcli, mailbox: Mailbox, maildir: Path
+) -> None:
+    drop(mailbox, range(300))
+    summary = mailcli.json("fetch")
     assert (summary["fetched"], summary["deleted"], summary["skipped"]) == (300, 0, 0)
     stored = {message(n) for n in range(300)}
-    assert set(fetcher.delivered()) == stored  # LF line ends, byte for byte
+    assert set(delivered(maildir)) == stored  # LF line ends, byte for byte
     assert all(
-        (fetcher.maildir / "new" / p).stat().st_mode & 0o777 == 0o600
-        for p in os.listdir(fetcher.maildir / "new")
+        (maildir / "new" / p).stat().st_mode & 0o777 == 0o600 for p in os.listdir(maildir / "new")
     )
-    assert fetcher.json()["fetched"] == 0  # a rerun fetches nothing
-    fetcher.drop(range(300, 305))
-    assert fetcher.json()["fetched"] == 5
-    assert len(fetcher.delivered()) == 305
-    assert fetcher.server_count() == 305  # keep is the default
+    assert mailcli.json("fetch")["fetched"] == 0  # a rerun fetches nothing
+    drop(mailbox, range(300, 305))
+    assert mailcli.json("fetch")["fetched"] == 5
+    assert len(delivered(maildir)) == 305
+    assert mailcli.server_count() == 305  # keep is the default
 
 
-def test_delete_empties_the_server_including_earlier_fetches(fetcher: Fetch) -> None:
-    fetcher.drop(range(20))
-    assert fetcher.json()["fetched"] == 20
-    fetcher.drop(range(20, 25))
-    summary = fetcher.json("--delete")
+def test_delete_empties_the_server_including_earlier_fetches(
+    mailcli: Mailcli, mailbox: Mailbox, maildir: Path
+) -> None:
+    drop(mailbox, range(20))
+    assert mailcli.json("fetch")["fetched"] == 20
+    drop(mailbox, range(20, 25))
+    summary = mailcli.json("fetch", "--delete")
     assert (summary["fetched"], summary["deleted"]) == (5, 25)
-    assert fetcher.server_count() == 0
-    assert len(fetcher.delivered()) == 25
+    assert mailcli.server_count() == 0
+    assert len(delivered(maildir)) == 25
 
 
-def test_no_new_mail_is_success_and_silent_when_piped(fetcher: Fetch) -> None:
-    result = fetcher()
+def test_no_new_mail_is_success_and_silent_when_piped(mailcli: Mailcli, maildir: Path) -> None:
+    result = mailcli("fetch")
     assert (result.code, result.stdout, result.stderr) == (0, "", "")
-    assert (fetcher.maildir / "new").is_dir()  # created when missing
+    assert (maildir / "new").is_dir()  # created when missing
 
 
-def test_mbox_destination_with_mboxrd_quoting(fetcher: Fetch, tmp_path: Path) -> None:
-    fetcher.drop(range(3))
+def test_mbox_destination_with_mboxrd_quoting(
+    mailcli: Mailcli, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    drop(mailbox, range(3))
     target = tmp_path / "mail" / "inbox.mbox"
-    assert fetcher.json("--to", f"mbox:{target}")["fetched"] == 3
-    box = mailbox.mbox(target)
+    assert mailcli.json("fetch", "--to", f"mbox:{target}")["fetched"] == 3
+    box = mbox(target)
     subjects = sorted(str(m["Subject"]) for m in box)
     assert subjects == ["n0", "n1", "n2"]
     assert b"\n>From the start of a line\n" in target.read_bytes()
@@ -127,8 +97,10 @@ def test_mbox_destination_with_mboxrd_quoting(fetcher: Fetch, tmp_path: Path) ->
     assert not list(target.parent.glob("*.lock"))  # the dot-lock is released
 
 
-def test_mda_destination_and_a_failing_mda(fetcher: Fetch, tmp_path: Path) -> None:
-    fetcher.drop(range(5))
+def test_mda_destination_and_a_failing_mda(
+    mailcli: Mailcli, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    drop(mailbox, range(5))
     out = tmp_path / "mda"
     out.mkdir()
     counter = tmp_path / "count"
@@ -137,43 +109,47 @@ def test_mda_destination_and_a_failing_mda(fetcher: Fetch, tmp_path: Path) -> No
         f"n=$(cat {counter}); echo $((n+1)) > {counter}; "
         f"if [ $n -eq 2 ]; then exit 9; fi; cat > {out}/msg.$n"
     )
-    failed = fetcher("--to", f"mda:{mda}", "--delete")
+    failed = mailcli("fetch", "--to", f"mda:{mda}", "--delete")
     assert failed.code == 73
     assert "MDA exited with status 9" in failed.stderr
     assert sorted(os.listdir(out)) == ["msg.0", "msg.1"]
-    assert fetcher.server_count() == 5  # no QUIT after a failure: nothing deleted yet
-    done = fetcher.json("--to", f"mda:{mda}", "--delete")
+    assert mailcli.server_count() == 5  # no QUIT after a failure: nothing deleted yet
+    done = mailcli.json("fetch", "--to", f"mda:{mda}", "--delete")
     assert done["fetched"] == 3 and done["deleted"] == 5
     delivered = [(out / name).read_bytes() for name in os.listdir(out)]
     assert sorted(message_ids(delivered).values()) == [1] * 5
-    assert fetcher.server_count() == 0
+    assert mailcli.server_count() == 0
 
 
-def test_max_size_skips_and_a_higher_limit_fetches_later(fetcher: Fetch) -> None:
-    fetcher.drop(range(3))
-    fetcher.drop(range(3, 4), size=50_000)
-    summary = fetcher.json("--max-size", "10000")
+def test_max_size_skips_and_a_higher_limit_fetches_later(
+    mailcli: Mailcli, mailbox: Mailbox, maildir: Path
+) -> None:
+    drop(mailbox, range(3))
+    drop(mailbox, range(3, 4), size=50_000)
+    summary = mailcli.json("fetch", "--max-size", "10000")
     assert (summary["fetched"], summary["skipped"]) == (3, 1)
     assert summary["skipped_messages"][0]["size"] > 50_000
-    assert fetcher.json()["fetched"] == 1
-    assert len(fetcher.delivered()) == 4
+    assert mailcli.json("fetch")["fetched"] == 1
+    assert len(delivered(maildir)) == 4
 
 
-def test_limit_and_dry_run(fetcher: Fetch) -> None:
-    fetcher.drop(range(10))
-    assert fetcher.json("--dry-run")["would_fetch"] == 10
-    assert not (fetcher.maildir / "new").exists() or not os.listdir(fetcher.maildir / "new")
-    assert fetcher.json("--limit", "4")["fetched"] == 4
-    assert fetcher.json()["fetched"] == 6
+def test_limit_and_dry_run(mailcli: Mailcli, mailbox: Mailbox, maildir: Path) -> None:
+    drop(mailbox, range(10))
+    assert mailcli.json("fetch", "--dry-run")["would_fetch"] == 10
+    assert not (maildir / "new").exists() or not os.listdir(maildir / "new")
+    assert mailcli.json("fetch", "--limit", "4")["fetched"] == 4
+    assert mailcli.json("fetch")["fetched"] == 6
 
 
-def test_a_second_concurrent_fetch_exits_75(fetcher: Fetch, tmp_path: Path) -> None:
-    fetcher.drop(range(2))
+def test_a_second_concurrent_fetch_exits_75(
+    mailcli: Mailcli, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    drop(mailbox, range(2))
     started = tmp_path / "started"
     slow_mda = f"touch {started}; sleep 3; cat > /dev/null"  # holds the run (and its lock)
-    env = {**os.environ, **fetcher.env}
+    env = {**os.environ, **mailcli.account.env()}
     first = subprocess.Popen(
-        [*MAILCLI, "fetch", "--to", f"mda:{slow_mda}", *fetcher.args],
+        [*MAILCLI, "fetch", "--to", f"mda:{slow_mda}", *mailcli.account.args()],
         env=env,
         stderr=subprocess.PIPE,
     )
@@ -181,14 +157,14 @@ def test_a_second_concurrent_fetch_exits_75(fetcher: Fetch, tmp_path: Path) -> N
     while not started.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     second = subprocess.run(
-        [*MAILCLI, "fetch", *fetcher.args], env=env, capture_output=True, check=False
+        [*MAILCLI, "fetch", *mailcli.account.args()], env=env, capture_output=True, check=False
     )
     assert second.returncode == 75
     assert f"another fetch for this account is running (pid {first.pid})".encode() in (
         second.stderr
     )
     assert first.wait(timeout=60) == 0
-    assert fetcher.json()["fetched"] == 0  # the first one fetched both
+    assert mailcli.json("fetch")["fetched"] == 0  # the first one fetched both
 
 
 def test_connection_dropped_mid_retr_leaves_no_file_and_sends_no_dele(
@@ -213,21 +189,7 @@ def test_connection_dropped_mid_retr_leaves_no_file_and_sends_no_dele(
                 conn.send("+OK")
 
     with ScriptedServer(dropping) as server:
-        result = run_cli(
-            [
-                "fetch",
-                "--delete",
-                "--host",
-                server.host,
-                "--port",
-                str(server.port),
-                "--security",
-                "none",
-                "--user",
-                "u",
-            ],
-            env={"MAILCLI_PASSWORD": "pw"},
-        )
+        result = Mailcli(scripted_account(server))("fetch", "--delete")
     assert result.code == 75
     maildir = isolated_environment / "Maildir"
     assert [p.read_bytes() for p in (maildir / "new").iterdir()] == [
@@ -259,20 +221,8 @@ def test_a_server_without_uidl_gets_everything_each_time_with_a_warning(
                 conn.send("+OK")
 
     with ScriptedServer(no_uidl) as server:
-        args = [
-            "fetch",
-            "--host",
-            server.host,
-            "--port",
-            str(server.port),
-            "--security",
-            "none",
-            "--user",
-            "u",
-            "-v",
-        ]
-        first = run_cli(args, env={"MAILCLI_PASSWORD": "pw"})
-        second = run_cli(args, env={"MAILCLI_PASSWORD": "pw"})
+        first = Mailcli(scripted_account(server))("fetch", "-v")
+        second = Mailcli(scripted_account(server))("fetch", "-v")
     for result in (first, second):
         assert result.code == 0, result.stderr
         assert "the server has no UIDL" in result.stderr
@@ -280,12 +230,14 @@ def test_a_server_without_uidl_gets_everything_each_time_with_a_warning(
     assert len(os.listdir(isolated_environment / "Maildir" / "new")) == 2
 
 
-def test_keep_mode_into_mbox_never_refetches_on_later_runs(fetcher: Fetch, tmp_path: Path) -> None:
+def test_keep_mode_into_mbox_never_refetches_on_later_runs(
+    mailcli: Mailcli, mailbox: Mailbox, tmp_path: Path
+) -> None:
     """mbox has no file names to recognise messages by: the state alone must remember."""
-    fetcher.drop(range(3))
+    drop(mailbox, range(3))
     target = tmp_path / "inbox.mbox"
     for _ in range(4):
-        assert fetcher("--to", f"mbox:{target}").code == 0
-    fetcher.drop(range(3, 4))
-    assert fetcher.json("--to", f"mbox:{target}")["fetched"] == 1
-    assert len(mailbox.mbox(target)) == 4
+        assert mailcli("fetch", "--to", f"mbox:{target}").code == 0
+    drop(mailbox, range(3, 4))
+    assert mailcli.json("fetch", "--to", f"mbox:{target}")["fetched"] == 1
+    assert len(mbox(target)) == 4
