@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import MAILCLI, run_cli
+from tests.helpers import MAILCLI, Mailcli
 from tests.servers import require
-from tests.servers.certs import Certs
-from tests.servers.dovecot import Dovecot
+from tests.servers.accounts import numbered_message as message
 from tests.servers.fixtures import Mailbox
 from tests.servers.ports import free_port
 from tests.servers.smtpd import AioSmtpd
@@ -42,39 +41,9 @@ def tmpfs(path: Path, size: str, *options: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-def message(number: int, size: int) -> bytes:
-    return (f"Subject: n{number}\nMessage-ID: <f{number}@example.test>\n\n").encode() + (
-        b"z" * 76 + b"\n"
-    ) * (size // 77)
-
-
-class Mail:
-    def __init__(self, dovecot: Dovecot, certs: Certs, box: Mailbox) -> None:
-        self.args = [
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(dovecot.pop3_port),
-            "--cafile",
-            str(certs.ca_pem),
-            "--user",
-            box.user,
-        ]
-        self.env = {"MAILCLI_PASSWORD": box.password}
-        self.dovecot, self.box = dovecot, box
-
-    def fetch(self, *extra: str) -> tuple[int, str]:
-        result = run_cli(["fetch", *extra, *self.args], env=self.env)
-        return result.code, result.stderr
-
-    def count(self) -> int:
-        result = run_cli(["stat", "--json", *self.args], env=self.env)
-        return int(json.loads(result.stdout)["messages"])
-
-
-@pytest.fixture
-def mail(dovecot: Dovecot, certs: Certs, mailbox: Mailbox) -> Mail:
-    return Mail(dovecot, certs, mailbox)
+def fetch(mailcli: Mailcli, *extra: str) -> tuple[int, str]:
+    result = mailcli("fetch", *extra)
+    return result.code, result.stderr
 
 
 def files(maildir: Path) -> list[bytes]:
@@ -86,61 +55,63 @@ def files(maildir: Path) -> list[bytes]:
     ]
 
 
-def test_disk_full_during_fetch_is_74_and_nothing_is_lost(mail: Mail, tmp_path: Path) -> None:
-    originals = [message(n, 30_000) for n in range(20)]
+def test_disk_full_during_fetch_is_74_and_nothing_is_lost(
+    mailcli: Mailcli, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    originals = [message(n, size=30_000) for n in range(20)]
     for data in originals:
-        mail.dovecot.drop_message(mail.box.user, data)
+        mailbox.drop(data)
     with tmpfs(tmp_path / "small", "200k") as small:
-        code, err = mail.fetch("--delete", "--to", f"maildir:{small}/Maildir")
+        code, err = fetch(mailcli, "--delete", "--to", f"maildir:{small}/Maildir")
         assert code == 74, err
         assert "No space left on device" in err
         first = files(small / "Maildir")
         assert os.listdir(small / "Maildir" / "tmp") == []  # no partial message anywhere
     assert 0 < len(first) < 20 and all(data in originals for data in first)
-    assert mail.count() == 20  # no QUIT after the failure: nothing deleted yet
-    code, err = mail.fetch("--delete", "--to", f"maildir:{tmp_path}/big")
+    assert mailcli.server_count() == 20  # no QUIT after the failure: nothing deleted yet
+    code, err = fetch(mailcli, "--delete", "--to", f"maildir:{tmp_path}/big")
     assert code == 0, err
     assert sorted(first + files(tmp_path / "big")) == sorted(originals)  # exactly once
-    assert mail.count() == 0
+    assert mailcli.server_count() == 0
 
 
 def test_read_only_destination_is_73_and_the_server_is_untouched(
-    mail: Mail, tmp_path: Path
+    mailcli: Mailcli, mailbox: Mailbox, tmp_path: Path
 ) -> None:
-    mail.dovecot.drop_message(mail.box.user, message(1, 100))
+    mailbox.drop(message(1, size=100))
     with tmpfs(tmp_path / "ro", "1m", "ro") as read_only:
-        code, err = mail.fetch("--delete", "--to", f"maildir:{read_only}/Maildir")
+        code, err = fetch(mailcli, "--delete", "--to", f"maildir:{read_only}/Maildir")
     assert code == 73, err
     assert "Read-only file system" in err
-    assert mail.count() == 1
+    assert mailcli.server_count() == 1
 
 
 @pytest.mark.parametrize("damage", ["truncated-header", "garbage", "empty"])
 def test_damaged_state_is_78_never_a_silent_refetch(
-    mail: Mail, damage: str, isolated_environment: Path
+    mailcli: Mailcli, mailbox: Mailbox, damage: str, isolated_environment: Path
 ) -> None:
-    mail.dovecot.drop_message(mail.box.user, message(1, 100))
-    assert mail.fetch()[0] == 0
+    mailbox.drop(message(1, size=100))
+    assert fetch(mailcli)[0] == 0
     (state,) = (isolated_environment / ".local/state/mailcli/fetch").glob("*.uids")
     text = state.read_bytes()
     state.write_bytes(
         {"truncated-header": text[:10], "garbage": b"\x00\xff" + text, "empty": b""}[damage]
     )
-    code, err = mail.fetch()
+    code, err = fetch(mailcli)
     assert code == 78
     assert str(state) in err and "damaged" in err
     assert len(files(isolated_environment / "Maildir")) == 1
 
 
 def test_state_losing_its_last_lines_causes_no_duplicate(
-    mail: Mail, isolated_environment: Path
+    mailcli: Mailcli, mailbox: Mailbox, isolated_environment: Path
 ) -> None:
     for number in range(5):
-        mail.dovecot.drop_message(mail.box.user, message(number, 100))
-    assert mail.fetch()[0] == 0
+        mailbox.drop(message(number, size=100))
+    assert fetch(mailcli)[0] == 0
     (state,) = (isolated_environment / ".local/state/mailcli/fetch").glob("*.uids")
     state.write_text(state.read_text().splitlines()[0] + "\n")  # header only: UIDs forgotten
-    code, err = mail.fetch()
+    code, err = fetch(mailcli)
     assert code == 0, err
     assert len(files(isolated_environment / "Maildir")) == 5  # recognised by file name
 
