@@ -4,25 +4,28 @@ the server holds (messages dropped straight into the Maildir)."""
 from __future__ import annotations
 
 import base64
-import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import MAILCLI, Result, run_cli
+from tests.helpers import MAILCLI, Mailcli
+from tests.servers.accounts import Account, Security, numbered_message
 from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox
 
 
 def message(number: int, body: bytes = b"hello\n") -> bytes:
-    return (
-        f"From: Sender {number} <s{number}@example.test>\nTo: u@example.test\n"
-        f"Subject: message {number}\nDate: {DATES[number]}\n"
-        f"Message-ID: <m{number}@example.test>\n\n"
-    ).encode() + body
+    return numbered_message(
+        number,
+        body,
+        subject=f"message {number}",
+        sender=f"Sender {number} <s{number}@example.test>",
+        date=DATES[number],
+    )
 
 
 DATES = {
@@ -36,47 +39,19 @@ def on_the_wire(data: bytes) -> bytes:
     return data.replace(b"\n", b"\r\n")
 
 
-class Pop:
-    """Runs mailcli POP3 commands against one mailbox over plain+STLS (or POP3S)."""
-
-    def __init__(self, dovecot: Dovecot, certs: Certs, box: Mailbox, *, tls: bool = False):
-        self.args = [
-            "--host",
-            "127.0.0.1",
-            "--cafile",
-            str(certs.ca_pem),
-            "--user",
-            box.user,
-            "--port",
-            str(dovecot.pop3s_port if tls else dovecot.pop3_port),
-        ]
-        if tls:
-            self.args += ["--security", "tls"]
-        self.env = {"MAILCLI_PASSWORD": box.password}
-
-    def __call__(self, *command: str, input: str | None = None) -> Result:
-        return run_cli([*command, *self.args], env=self.env, input=input)
-
-    def json(self, *command: str) -> dict:  # type: ignore[type-arg]
-        result = self(*command, "--json")
-        assert result.code == 0, result.stderr
-        return json.loads(result.stdout)  # type: ignore[no-any-return]
-
-
 @pytest.fixture
-def filled(dovecot: Dovecot, certs: Certs, mailbox: Mailbox) -> tuple[Pop, list[bytes]]:
+def filled(mailcli: Mailcli, mailbox: Mailbox) -> tuple[Mailcli, list[bytes]]:
     messages = [
         message(1),
         message(2, b".starts with a dot\n..two dots\n.\nend\n"),
         message(3, "8-bit: Grüße, 世界\n".encode()),
         message(4, b"x" * 5000 + b"\n" + b"y" * 70000 + b"\n"),
     ]
-    for data in messages:
-        dovecot.drop_message(mailbox.user, data)
-    return Pop(dovecot, certs, mailbox), messages
+    mailbox.drop(*messages)
+    return mailcli, messages
 
 
-def test_stat_and_list_octets_equal_the_servers(filled: tuple[Pop, list[bytes]]) -> None:
+def test_stat_and_list_octets_equal_the_servers(filled: tuple[Mailcli, list[bytes]]) -> None:
     pop, messages = filled
     sizes = [len(on_the_wire(m)) for m in messages]
     assert pop.json("stat") == {"messages": 4, "octets": sum(sizes)}
@@ -87,20 +62,22 @@ def test_stat_and_list_octets_equal_the_servers(filled: tuple[Pop, list[bytes]])
     assert pop("list", "2").stdout.split("\t")[:2] == ["2", str(sizes[1])]
 
 
-def test_retr_gives_the_stored_bytes_with_crlf(filled: tuple[Pop, list[bytes]]) -> None:
+def test_retr_gives_the_stored_bytes_with_crlf(filled: tuple[Mailcli, list[bytes]]) -> None:
     pop, messages = filled
     for number, data in enumerate(messages, 1):
         done = subprocess.run(
-            [*MAILCLI, "retr", str(number), *pop.args],
+            [*MAILCLI, "retr", str(number), *pop.account.args()],
             capture_output=True,
-            env={**_base_env(), **pop.env},
+            env={**_base_env(), **pop.account.env()},
             check=False,
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout == on_the_wire(data), number
 
 
-def test_retr_to_a_file_with_lf_and_by_uid(filled: tuple[Pop, list[bytes]], tmp_path: Path) -> None:
+def test_retr_to_a_file_with_lf_and_by_uid(
+    filled: tuple[Mailcli, list[bytes]], tmp_path: Path
+) -> None:
     pop, messages = filled
     uid = pop.json("uidl", "2")["messages"][0]["uid"]
     (tmp_path / "out").mkdir()
@@ -111,7 +88,7 @@ def test_retr_to_a_file_with_lf_and_by_uid(filled: tuple[Pop, list[bytes]], tmp_
     assert list(target.parent.iterdir()) == [target]  # no temporary left behind
 
 
-def test_list_headers_decoded(filled: tuple[Pop, list[bytes]]) -> None:
+def test_list_headers_decoded(filled: tuple[Mailcli, list[bytes]]) -> None:
     pop, _ = filled
     listed = pop.json("list", "--headers")["messages"]
     assert listed[0]["from"] == "Sender 1 <s1@example.test>"
@@ -119,19 +96,19 @@ def test_list_headers_decoded(filled: tuple[Pop, list[bytes]]) -> None:
     assert listed[1]["date"] == DATES[2]
 
 
-def test_top_shows_headers_and_lines(filled: tuple[Pop, list[bytes]]) -> None:
+def test_top_shows_headers_and_lines(filled: tuple[Mailcli, list[bytes]]) -> None:
     pop, messages = filled
     done = subprocess.run(
-        [*MAILCLI, "top", "2", "2", *pop.args],
+        [*MAILCLI, "top", "2", "2", *pop.account.args()],
         capture_output=True,
-        env={**_base_env(), **pop.env},
+        env={**_base_env(), **pop.account.env()},
         check=False,
     )
     head = on_the_wire(messages[1]).split(b"\r\n\r\n")[0]
     assert done.stdout == head + b"\r\n\r\n.starts with a dot\r\n..two dots\r\n"
 
 
-def test_no_such_message_is_66(filled: tuple[Pop, list[bytes]]) -> None:
+def test_no_such_message_is_66(filled: tuple[Mailcli, list[bytes]]) -> None:
     pop, _ = filled
     for command in (
         ["retr", "9"],
@@ -145,7 +122,7 @@ def test_no_such_message_is_66(filled: tuple[Pop, list[bytes]]) -> None:
         assert "no message" in result.stderr
 
 
-def test_dele_takes_effect_only_after_quit(filled: tuple[Pop, list[bytes]]) -> None:
+def test_dele_takes_effect_only_after_quit(filled: tuple[Mailcli, list[bytes]]) -> None:
     pop, _ = filled
     dry = pop.json("dele", "1-2", "--dry-run")
     assert dry["dry_run"] and dry["deleted"] == [] and len(dry["marked"]) == 2
@@ -162,7 +139,7 @@ def test_dele_takes_effect_only_after_quit(filled: tuple[Pop, list[bytes]]) -> N
     assert pop.json("stat") == {"messages": 0, "octets": 0}
 
 
-def test_shell_rset_and_end_of_input_keep_messages(filled: tuple[Pop, list[bytes]]) -> None:
+def test_shell_rset_and_end_of_input_keep_messages(filled: tuple[Mailcli, list[bytes]]) -> None:
     pop, _ = filled
     session = pop("shell", input="stat\ndele 1\nlist\nrset\nlist\nquit\n")
     assert session.code == 0, session.stderr
@@ -179,13 +156,11 @@ def test_shell_rset_and_end_of_input_keep_messages(filled: tuple[Pop, list[bytes
     assert pop.json("stat")["messages"] == 3
 
 
-def test_shell_shows_replies_dot_stuffed_as_sent(
-    dovecot: Dovecot, certs: Certs, mailbox: Mailbox
-) -> None:
+def test_shell_shows_replies_dot_stuffed_as_sent(mailcli: Mailcli, mailbox: Mailbox) -> None:
     """The telnet session: a body line "." arrives as ".." and is shown so, only the
     terminator is a lone "."; every line ends in LF; a CR inside a line is shown as \\r."""
-    dovecot.drop_message(mailbox.user, b"Subject: dots\n\n.\n.x\nbare\rCR\nend\n")
-    session = Pop(dovecot, certs, mailbox)("shell", input="retr 1\ntop 1 1\nstat\nquit\n")
+    mailbox.drop(b"Subject: dots\n\n.\n.x\nbare\rCR\nend\n")
+    session = mailcli("shell", input="retr 1\ntop 1 1\nstat\nquit\n")
     assert session.code == 0, session.stderr
     assert "\r" not in session.stdout
     lines = session.stdout.split("\n")
@@ -199,11 +174,8 @@ def test_shell_shows_replies_dot_stuffed_as_sent(
 
 
 @pytest.mark.parametrize("auth", ["user", "apop", "plain"])
-def test_each_login_method_with_masked_trace(
-    dovecot: Dovecot, certs: Certs, mailbox: Mailbox, auth: str
-) -> None:
-    pop = Pop(dovecot, certs, mailbox)
-    result = pop("stat", "--auth", auth, "--trace")
+def test_each_login_method_with_masked_trace(mailcli: Mailcli, mailbox: Mailbox, auth: str) -> None:
+    result = mailcli("stat", "--auth", auth, "--trace")
     assert result.code == 0, result.stderr
     forms = [
         mailbox.password,
@@ -219,23 +191,21 @@ def test_each_login_method_with_masked_trace(
     assert expected in result.stderr
 
 
-def test_default_login_is_sasl_plain_after_stls(
-    dovecot: Dovecot, certs: Certs, mailbox: Mailbox
-) -> None:
-    trace = Pop(dovecot, certs, mailbox)("stat", "--trace").stderr
+def test_default_login_is_sasl_plain_after_stls(mailcli: Mailcli) -> None:
+    trace = mailcli("stat", "--trace").stderr
     assert trace.index("-> STLS") < trace.index("~> AUTH PLAIN ********")
 
 
-def test_implicit_tls(dovecot: Dovecot, certs: Certs, mailbox: Mailbox) -> None:
-    dovecot.drop_message(mailbox.user, message(1))
-    result = Pop(dovecot, certs, mailbox, tls=True)("stat", "--trace")
+@pytest.mark.pop3_account(security="tls")
+def test_implicit_tls(mailcli: Mailcli, mailbox: Mailbox) -> None:
+    mailbox.drop(message(1))
+    result = mailcli("stat", "--trace")
     assert result.code == 0, result.stderr
     assert "<~ +OK" in result.stderr and "-> STLS" not in result.stderr
 
 
-def test_wrong_password_is_77(dovecot: Dovecot, certs: Certs, mailbox: Mailbox) -> None:
-    pop = Pop(dovecot, certs, mailbox)
-    pop.env = {"MAILCLI_PASSWORD": "wrong"}
+def test_wrong_password_is_77(mailcli: Mailcli) -> None:
+    pop = mailcli.as_account(replace(mailcli.account, password="wrong"))
     for auth in ("user", "plain", "apop"):
         result = pop("stat", "--auth", auth)
         assert result.code == 77, (auth, result.stderr)
@@ -245,24 +215,26 @@ def test_wrong_password_is_77(dovecot: Dovecot, certs: Certs, mailbox: Mailbox) 
 def test_untrusted_certificate_is_77(
     dovecot: Dovecot, untrusted_certs: Certs, mailbox: Mailbox
 ) -> None:
-    for tls in (False, True):
-        result = Pop(dovecot, untrusted_certs, mailbox, tls=tls)("stat")
+    modes: tuple[Security | None, ...] = (None, "tls")
+    for security in modes:
+        account = Account.pop3(dovecot, mailbox.user, mailbox.password, security=security)
+        result = Mailcli(replace(account, cafile=untrusted_certs.ca_pem))("stat")
         assert result.code == 77, result.stderr
         assert "not trusted" in result.stderr
 
 
 def test_retr_of_20_mb_streams_in_little_memory(
-    dovecot: Dovecot, certs: Certs, mailbox: Mailbox, tmp_path: Path
+    mailcli: Mailcli, mailbox: Mailbox, tmp_path: Path
 ) -> None:
     line = b"0123456789" * 7 + b"\n"
     body = line * (20 * 1024 * 1024 // len(line))
-    dovecot.drop_message(mailbox.user, message(1, body))
-    pop = Pop(dovecot, certs, mailbox)
+    mailbox.drop(message(1, body))
+    pop = mailcli
     target = tmp_path / "big.eml"
     # VmHWM, not getrusage: ru_maxrss carries the forking parent's peak across exec.
     probe = (
         "import sys, runpy\n"
-        f"sys.argv = ['mailcli', 'retr', '1', '-o', {str(target)!r}, *{pop.args!r}]\n"
+        f"sys.argv = ['mailcli', 'retr', '1', '-o', {str(target)!r}, *{pop.account.args()!r}]\n"
         "try:\n    runpy.run_module('mailcli', run_name='__main__')\n"
         "except SystemExit as exit:\n    code = exit.code\n"
         "peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
@@ -272,7 +244,7 @@ def test_retr_of_20_mb_streams_in_little_memory(
         [sys.executable, "-c", probe],
         capture_output=True,
         text=True,
-        env={**_base_env(), **pop.env},
+        env={**_base_env(), **pop.account.env()},
         check=False,
     )
     code, peak_kib = done.stdout.split()
