@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 from tests.helpers import run_process
-from tests.servers.certs import Certs
-from tests.servers.dovecot import Dovecot
+from tests.servers.accounts import Account
+from tests.servers.accounts import numbered_message as message
 from tests.servers.fixtures import Mailbox
 
 OTHER_SECRETS = {
@@ -19,31 +19,14 @@ OTHER_SECRETS = {
 }
 
 
-def message(number: int) -> bytes:
-    return f"Subject: n{number}\nMessage-ID: <c{number}@example.test>\n\nbody\n".encode()
-
-
-def _server_args(dovecot: Dovecot, certs: Certs, box: Mailbox) -> list[str]:
-    return [
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(dovecot.pop3_port),
-        "--cafile",
-        str(certs.ca_pem),
-        "--user",
-        box.user,
-    ]
-
-
 def _dumped(path: Path) -> str:
     return path.read_text(errors="replace")
 
 
 def test_the_mda_does_not_get_the_password(
-    dovecot: Dovecot, certs: Certs, mailbox: Mailbox, tmp_path: Path
+    pop3_account: Account, mailbox: Mailbox, tmp_path: Path
 ) -> None:
-    dovecot.drop_message(mailbox.user, message(1))
+    mailbox.drop(message(1))
     dump = tmp_path / "mda-env"
     env = {
         **os.environ,
@@ -54,7 +37,7 @@ def test_the_mda_does_not_get_the_password(
     done = run_process(
         [
             "fetch",
-            *_server_args(dovecot, certs, mailbox),
+            *pop3_account.args(),
             "--to",
             f"mda:env > {dump}; cat >/dev/null",
         ],
@@ -69,16 +52,16 @@ def test_the_mda_does_not_get_the_password(
 
 
 def test_the_password_command_does_not_get_secrets(
-    dovecot: Dovecot, certs: Certs, mailbox: Mailbox, tmp_path: Path
+    pop3_account: Account, mailbox: Mailbox, tmp_path: Path
 ) -> None:
-    dovecot.drop_message(mailbox.user, message(1))
+    mailbox.drop(message(1))
     dump = tmp_path / "command-env"
     command = f"env > {dump}; echo {mailbox.password}"
     env = {**os.environ, **OTHER_SECRETS, "MAILCLI_PASSWORD_COMMAND": command}
     done = run_process(
         [
             "fetch",
-            *_server_args(dovecot, certs, mailbox),
+            *pop3_account.args(),
             "--password-command",
             command,
             "--to",
