@@ -15,9 +15,7 @@ import pytest
 from mailcli.errors import CantCreateError
 from mailcli.fetch.mbox import MboxLock
 from mailcli.fsutil import FileLock
-from tests.helpers import run_cli
-from tests.servers.certs import Certs
-from tests.servers.dovecot import Dovecot
+from tests.helpers import Mailcli, run_cli
 from tests.servers.fixtures import Mailbox
 
 VICTIM_TEXT = b"precious, not mailcli's\n"
@@ -38,29 +36,13 @@ def plant(link: Path, victim: Path) -> Path:
 
 
 def test_retr_output_ignores_links_at_its_temporary_and_final_names(
-    dovecot: Dovecot, certs: Certs, mailbox: Mailbox, tmp_path: Path, victim: Path
+    mailcli: Mailcli, mailbox: Mailbox, tmp_path: Path, victim: Path
 ) -> None:
-    dovecot.drop_message(mailbox.user, b"Subject: hi\n\nbody\n")
+    mailbox.drop(b"Subject: hi\n\nbody\n")
     out = tmp_path / "out" / "message.eml"
     plant(out.with_name(f".{out.name}.{os.getpid()}.part"), victim)  # the old temp name
     plant(out, victim)  # the final name: rename replaces the link itself
-    result = run_cli(
-        [
-            "retr",
-            "1",
-            "-o",
-            str(out),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(dovecot.pop3_port),
-            "--cafile",
-            str(certs.ca_pem),
-            "--user",
-            mailbox.user,
-        ],
-        env={"MAILCLI_PASSWORD": mailbox.password},
-    )
+    result = mailcli("retr", "1", "-o", str(out))
     assert result.code == 0, result.stderr
     assert victim.read_bytes() == VICTIM_TEXT
     assert not out.is_symlink() and b"Subject: hi" in out.read_bytes()
