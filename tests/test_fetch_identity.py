@@ -3,15 +3,16 @@ TLS mode and host spelling do not change what was fetched; old state keeps worki
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mailcli.fetch.destination import message_key
 from mailcli.fetch.state import mailbox_identity, v1_state_name
-from tests.helpers import Result, run_cli
-from tests.servers.certs import Certs
+from tests.helpers import Mailcli, Result
+from tests.servers.accounts import Account, Security
+from tests.servers.accounts import numbered_message as message
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox
 
@@ -21,31 +22,23 @@ KEPT = 7
 class Reach:
     """`mailcli fetch` for one Dovecot user, by any host, port and TLS mode."""
 
-    def __init__(self, dovecot: Dovecot, certs: Certs, box: Mailbox, home: Path) -> None:
-        self.dovecot, self.certs, self.box, self.home = dovecot, certs, box, home
-        for number in range(KEPT):
-            body = f"Subject: kept {number}\nMessage-ID: <k{number}@x>\n\nbody {number}\n"
-            dovecot.drop_message(box.user, body.encode())
+    def __init__(self, mailcli: Mailcli, dovecot: Dovecot, box: Mailbox, home: Path) -> None:
+        self.mailcli, self.dovecot, self.box, self.home = mailcli, dovecot, box, home
+        box.drop(*(message(number) for number in range(KEPT)))
 
-    def ways(self) -> dict[str, list[str]]:
-        ports = {"starttls": self.dovecot.pop3_port, "tls": self.dovecot.pop3s_port}
-        return {
-            f"{host}/{security}": [
-                *("--host", host, "--port", str(ports[security])),
-                *("--security", security),
-            ]
-            for host in ("127.0.0.1", "localhost")
-            for security in ("starttls", "tls")
-        }
+    def account(self, way: str) -> Account:
+        host, security = way.split("/")
+        modes: dict[str, Security] = {"starttls": "starttls", "tls": "tls"}
+        account = Account.pop3(
+            self.dovecot, self.box.user, self.box.password, security=modes[security]
+        )
+        return replace(account, host=host)
 
     def fetch(self, way: str, *extra: str) -> Result:
-        args = [*self.ways()[way], "--cafile", str(self.certs.ca_pem), "--user", self.box.user]
-        return run_cli(["fetch", *args, *extra], env={"MAILCLI_PASSWORD": self.box.password})
+        return self.mailcli.as_account(self.account(way))("fetch", *extra)
 
     def fetched(self, way: str, *extra: str) -> int:
-        result = self.fetch(way, "--json", *extra)
-        assert result.code == 0, result.stderr
-        return int(json.loads(result.stdout)["fetched"])
+        return int(self.mailcli.as_account(self.account(way)).json("fetch", *extra)["fetched"])
 
     def files(self, maildir: str = "Maildir") -> list[Path]:
         return sorted((self.home / maildir / "new").iterdir())
@@ -55,15 +48,14 @@ class Reach:
         return self.home / ".local/state/mailcli/fetch"
 
     def uids(self) -> list[str]:
-        args = ["--host", "127.0.0.1", "--port", str(self.dovecot.pop3_port)]
-        args += ["--cafile", str(self.certs.ca_pem), "--user", self.box.user]
-        result = run_cli(["uidl", "--json", *args], env={"MAILCLI_PASSWORD": self.box.password})
-        return [m["uid"] for m in json.loads(result.stdout)["messages"]]
+        return [m["uid"] for m in self.mailcli.json("uidl")["messages"]]
 
 
 @pytest.fixture
-def reach(dovecot: Dovecot, certs: Certs, mailbox: Mailbox, isolated_environment: Path) -> Reach:
-    return Reach(dovecot, certs, mailbox, isolated_environment)
+def reach(
+    mailcli: Mailcli, dovecot: Dovecot, mailbox: Mailbox, isolated_environment: Path
+) -> Reach:
+    return Reach(mailcli, dovecot, mailbox, isolated_environment)
 
 
 def test_starttls_then_tls_then_localhost_is_still_seven_files(reach: Reach) -> None:
