@@ -14,9 +14,8 @@ import click
 import pytest
 
 from mailcli.cli.main import cli
-from tests.helpers import Result, run_cli
-from tests.servers.certs import Certs
-from tests.servers.dovecot import Dovecot
+from tests.helpers import Mailcli, Result, run_cli
+from tests.servers.accounts import Account
 from tests.servers.fixtures import Mailbox
 from tests.servers.ports import free_port
 from tests.servers.smtpd import AioSmtpd
@@ -93,17 +92,10 @@ def test_empty_field_detection_can_fail() -> None:
 
 
 @pytest.fixture
-def pop3(dovecot: Dovecot, certs: Certs, mailbox: Mailbox) -> Callable[..., Result]:
+def pop3(mailcli: Mailcli, mailbox: Mailbox) -> Callable[..., Result]:
     """POP3 commands against a mailbox whose message has no From, Date or Subject."""
-    dovecot.drop_message(mailbox.user, b"X-Nothing: here\n\nbody\n")
-    dovecot.drop_message(mailbox.user, b"From: a@example.test\nSubject: s\n\nbody\n")
-    args = ["--host", "127.0.0.1", "--port", str(dovecot.pop3_port)]
-    args += ["--cafile", str(certs.ca_pem), "--user", mailbox.user]
-
-    def run(*command: str) -> Result:
-        return run_cli([*command, *args], env={"MAILCLI_PASSWORD": mailbox.password})
-
-    return run
+    mailbox.drop(b"X-Nothing: here\n\nbody\n", b"From: a@example.test\nSubject: s\n\nbody\n")
+    return mailcli
 
 
 def test_pop3_commands(pop3: Callable[..., Result]) -> None:
@@ -126,7 +118,7 @@ def test_pop3_commands(pop3: Callable[..., Result]) -> None:
 def test_send_and_check_smtp(aiosmtpd_factory: Factory) -> None:
     server = aiosmtpd_factory()
     server.refuse_rcpt = {"gone@example.test"}
-    base = ["--host", server.host, "--port", str(server.port), "--security", "none"]
+    base = Account.smtpd(server, security="none").args()
     recipients = ["--to", "b@example.test", "--to", "gone@example.test"]
     sent = run_cli(["send", *base, "--from", "a@example.test", *recipients, "--body", "x"])
     rows = assert_piped_table(sent, codes=(67,))

@@ -58,10 +58,11 @@ class Account:
         user: str | None = None,
         password: str | None = None,
         *,
+        security: Security | None = None,
         cafile: Path | None = None,
     ) -> Account:
         """An aiosmtpd server, which tests start with the TLS and AUTH they need."""
-        return cls(server.host, server.port, user, password, None, cafile)
+        return cls(server.host, server.port, user, password, security, cafile)
 
     def via(self, port: int) -> Account:
         """The same account reached through another port on the same host (a proxy)."""
