@@ -7,7 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from tests.helpers import Result, run_cli, run_process
+from tests.helpers import Mailcli, Result, run_process
+from tests.servers.accounts import Account
 from tests.servers.scripted import Conn, ScriptedServer
 
 HOSTILE_UIDS = [b"plain-1", b"a\xffb", b"c\x01d", b"e\xa0f", b"g\xc2\xa0h", b"i\x7fj%#k"]
@@ -55,11 +56,12 @@ def body(uid: bytes) -> bytes:
     return b"Subject: " + uid.hex().encode() + b"\r\n\r\nbody\r\n"
 
 
+def scripted_account(server: ScriptedServer) -> Account:
+    return Account(server.host, server.port, "u", "pw", "none")
+
+
 def fetch(server: ScriptedServer, *extra: str) -> Result:
-    args = ["fetch", "--json", "--host", server.host, "--port", str(server.port)]
-    return run_cli(
-        [*args, "--security", "none", "--user", "u", *extra], env={"MAILCLI_PASSWORD": "pw"}
-    )
+    return Mailcli(scripted_account(server))("fetch", "--json", *extra)
 
 
 def delivered(home: Path) -> list[bytes]:
@@ -108,8 +110,7 @@ def test_uidl_and_list_print_any_uid_and_retr_dele_match_it_exactly(
     box = Pop3Box({uid: body(uid) for uid in HOSTILE_UIDS})
     env = {**os.environ, "MAILCLI_PASSWORD": "pw"}
     with ScriptedServer(box.script) as server:
-        common = ["--host", server.host, "--port", str(server.port), "--security", "none"]
-        common += ["--user", "u"]
+        common = scripted_account(server).args()
         as_json = run_process(["uidl", "--json", *common], env=env)
         tsv = run_process(["list", *common], env=env)
         listed = run_process(["list", "--json", *common], env=env)
