@@ -13,40 +13,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Result, run_cli
-from tests.servers.certs import Certs
+from tests.helpers import Mailcli, Result
+from tests.servers.accounts import Account, Security
 from tests.servers.fixtures import Mailbox
 from tests.servers.postfix import Postfix
+
+PORT_SECURITY: dict[str, Security] = {"submission": "starttls", "smtps": "tls", "smtp": "none"}
 
 
 def submit(
     postfix: Postfix,
-    certs: Certs,
     box: Mailbox,
     *args: str,
     port: str = "submission",
     input: str | None = None,
 ) -> Result:
-    ports = {
-        "submission": postfix.submission_port,
-        "smtps": postfix.smtps_port,
-        "smtp": postfix.smtp_port,
-    }
-    security = {"submission": "starttls", "smtps": "tls", "smtp": "none"}[port]
-    common = [
-        "send",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(ports[port]),
-        "--security",
-        security,
-        "--cafile",
-        str(certs.ca_pem),
-    ]
-    if port != "smtp":
-        common += ["--user", box.user]
-    return run_cli([*common, *args], env={"MAILCLI_PASSWORD": box.password}, input=input)
+    """`mailcli send ARGS` as ``box`` through Postfix's submission, smtps or smtp port."""
+    security = PORT_SECURITY[port]
+    account = Account.submission(postfix, box.user, box.password, security=security)
+    return Mailcli(account)("send", *args, input=input)
 
 
 def delivered(postfix: Postfix, box: Mailbox, count: int = 1) -> list[EmailMessage]:
@@ -58,13 +43,10 @@ def parse(data: bytes) -> EmailMessage:
     return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
 
 
-def test_envelope_decides_delivery_headers_are_content(
-    postfix: Postfix, certs: Certs, mailbox: Mailbox
-) -> None:
+def test_envelope_decides_delivery_headers_are_content(postfix: Postfix, mailbox: Mailbox) -> None:
     """The SMTP post's point: To says one thing, RCPT TO another; RCPT TO wins."""
     result = submit(
         postfix,
-        certs,
         mailbox,
         "--from",
         "The CEO <ceo@example.test>",
@@ -91,7 +73,6 @@ def test_envelope_decides_delivery_headers_are_content(
 
 def test_bcc_is_absent_from_every_copy(
     postfix: Postfix,
-    certs: Certs,
     dovecot,  # type: ignore[no-untyped-def]
     mailbox: Mailbox,
 ) -> None:
@@ -99,7 +80,6 @@ def test_bcc_is_absent_from_every_copy(
     hidden = f"{mailbox.user}b@example.test"
     result = submit(
         postfix,
-        certs,
         mailbox,
         "--from",
         mailbox.address,
@@ -126,7 +106,7 @@ def test_bcc_is_absent_from_every_copy(
 
 
 def test_binary_attachment_of_5_mb_round_trips_byte_exactly(
-    postfix: Postfix, certs: Certs, mailbox: Mailbox, tmp_path: Path
+    postfix: Postfix, mailbox: Mailbox, tmp_path: Path
 ) -> None:
     blob = tmp_path / "data.bin"
     blob.write_bytes(os.urandom(5 * 1024 * 1024) + b"\r\n.\r\n\n.")
@@ -134,7 +114,6 @@ def test_binary_attachment_of_5_mb_round_trips_byte_exactly(
     pdf.write_bytes(b"%PDF-1.4\n" + bytes(range(256)) * 64)
     result = submit(
         postfix,
-        certs,
         mailbox,
         "--from",
         mailbox.address,
@@ -159,12 +138,9 @@ def test_binary_attachment_of_5_mb_round_trips_byte_exactly(
         assert hashlib.sha256(received).hexdigest() == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_non_ascii_subject_names_and_body_decode(
-    postfix: Postfix, certs: Certs, mailbox: Mailbox
-) -> None:
+def test_non_ascii_subject_names_and_body_decode(postfix: Postfix, mailbox: Mailbox) -> None:
     result = submit(
         postfix,
-        certs,
         mailbox,
         "--from",
         "Jöhn Dœ <john@example.test>",
@@ -183,13 +159,10 @@ def test_non_ascii_subject_names_and_body_decode(
     assert message.get_content().replace("\r\n", "\n") == "Größe: 42 €\n"
 
 
-def test_lines_beginning_with_dots_survive(
-    postfix: Postfix, certs: Certs, mailbox: Mailbox
-) -> None:
+def test_lines_beginning_with_dots_survive(postfix: Postfix, mailbox: Mailbox) -> None:
     body = ".\n..\n.leading\n...three\nend\n"
     result = submit(
         postfix,
-        certs,
         mailbox,
         "--from",
         mailbox.address,
@@ -205,7 +178,7 @@ def test_lines_beginning_with_dots_survive(
 
 
 def test_ready_message_arrives_unchanged_apart_from_trace_headers(
-    postfix: Postfix, certs: Certs, mailbox: Mailbox, tmp_path: Path
+    postfix: Postfix, mailbox: Mailbox, tmp_path: Path
 ) -> None:
     raw = (
         f"From: Ann <ann@example.test>\nTo: {mailbox.address}\nSubject: as is\n"
@@ -214,7 +187,7 @@ def test_ready_message_arrives_unchanged_apart_from_trace_headers(
     ).encode()
     path = tmp_path / "ready.eml"
     path.write_bytes(raw)
-    result = submit(postfix, certs, mailbox, "--message", str(path))
+    result = submit(postfix, mailbox, "--message", str(path))
     assert result.code == 0, result.stderr
     (stored,) = postfix.wait_for_delivery(mailbox.user)
     data = stored.read_bytes()
@@ -229,11 +202,10 @@ def test_ready_message_arrives_unchanged_apart_from_trace_headers(
 
 
 def test_plain_port_without_auth_and_cram_md5_on_submission(
-    postfix: Postfix, certs: Certs, mailbox: Mailbox
+    postfix: Postfix, mailbox: Mailbox
 ) -> None:
     plain = submit(
         postfix,
-        certs,
         mailbox,
         "--from",
         mailbox.address,
@@ -248,7 +220,6 @@ def test_plain_port_without_auth_and_cram_md5_on_submission(
     assert "AUTH" not in plain.stderr.replace("250-AUTH", "")
     strongest = submit(
         postfix,
-        certs,
         mailbox,
         "--from",
         mailbox.address,
@@ -265,11 +236,10 @@ def test_plain_port_without_auth_and_cram_md5_on_submission(
 
 @pytest.mark.parametrize("mechanism", ["plain", "login", "cram-md5"])
 def test_each_auth_mechanism_works_and_is_masked(
-    postfix: Postfix, certs: Certs, mailbox: Mailbox, mechanism: str
+    postfix: Postfix, mailbox: Mailbox, mechanism: str
 ) -> None:
     result = submit(
         postfix,
-        certs,
         mailbox,
         "--auth",
         mechanism,
@@ -291,12 +261,9 @@ def test_each_auth_mechanism_works_and_is_masked(
     assert f"~> AUTH {mechanism.upper()}" in result.stderr
 
 
-def test_refused_recipient_and_wrong_password(
-    postfix: Postfix, certs: Certs, mailbox: Mailbox
-) -> None:
+def test_refused_recipient_and_wrong_password(postfix: Postfix, mailbox: Mailbox) -> None:
     partly = submit(
         postfix,
-        certs,
         mailbox,
         "--from",
         mailbox.address,
@@ -308,24 +275,6 @@ def test_refused_recipient_and_wrong_password(
     assert partly.code == 67
     assert f"{postfix.refused_recipient}\trefused\t550 5.1.1" in partly.stdout
     assert len(delivered(postfix, mailbox)) == 1
-    wrong = run_cli(
-        [
-            "send",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(postfix.submission_port),
-            "--cafile",
-            str(certs.ca_pem),
-            "--user",
-            mailbox.user,
-            "--from",
-            "a@x",
-            "--to",
-            mailbox.address,
-            "--body",
-            "x",
-        ],
-        env={"MAILCLI_PASSWORD": "nope"},
-    )
+    account = Account.submission(postfix, mailbox.user, "nope")
+    wrong = Mailcli(account)("send", "--from", "a@x", "--to", mailbox.address, "--body", "x")
     assert wrong.code == 77
