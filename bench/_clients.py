@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import pwd
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -24,37 +24,28 @@ from _common import (
 )
 
 from tests.servers import Dovecot
+from tests.servers.accounts import Account
 
 POPLIB_CLIENT = str(BENCH / "_poplib_client.py")
 
 
-@dataclass(frozen=True)
-class Pop3Account:
-    """Where and as whom to log in. `tls`: implicit TLS (POP3S), else plain POP3."""
-
-    host: str
-    port: int
-    user: str
-    password: str
-    ca_pem: Path
-    tls: bool = False
-
-    @classmethod
-    def of(cls, dovecot: Dovecot, user: str, *, tls: bool = False) -> Pop3Account:
-        port = dovecot.pop3s_port if tls else dovecot.pop3_port
-        password = dovecot.users[user]
-        return cls(dovecot.host, port, user, password, dovecot.certs.ca_pem, tls)
-
-    def via(self, port: int) -> Pop3Account:
-        """The same account reached through another port on 127.0.0.1 (a proxy)."""
-        return Pop3Account(self.host, port, self.user, self.password, self.ca_pem, self.tls)
+def pop3_account(dovecot: Dovecot, user: str, *, tls: bool = False) -> Account:
+    """`user` on Dovecot over implicit TLS (POP3S, with Dovecot's CA), else plain POP3
+    without STLS (`--security none`, no CA)."""
+    if tls:
+        return Account.pop3(dovecot, user, dovecot.users[user], security="tls")
+    return replace(Account.pop3(dovecot, user, dovecot.users[user], security="none"), cafile=None)
 
 
-Fetcher = Callable[[Pop3Account, Path, int], Command]
+def uses_tls(account: Account) -> bool:
+    return account.security == "tls"
+
+
+Fetcher = Callable[[Account, Path, int], Command]
 
 
 def fetch_cases(
-    tools: dict[str, Fetcher], account: Pop3Account, work: Path, count: int
+    tools: dict[str, Fetcher], account: Account, work: Path, count: int
 ) -> dict[str, Callable[[], Command]]:
     """For bench.alternate: one preparing callable per tool, each with its own directory."""
     return {
@@ -66,17 +57,7 @@ def fetch_cases(
 # --- mailcli ---------------------------------------------------------------------------------
 
 
-def mailcli_args(account: Pop3Account) -> list[str]:
-    """mailcli's connection options for `account`."""
-    security = (
-        ["--security", "tls", "--cafile", str(account.ca_pem)]
-        if account.tls
-        else ["--security", "none"]
-    )
-    return ["--host", account.host, "--port", str(account.port), "--user", account.user, *security]
-
-
-def mailcli_env(account: Pop3Account, directory: Path) -> dict[str, str]:
+def mailcli_env(account: Account, directory: Path) -> dict[str, str]:
     """Password from the environment; fresh state (no UIDs seen, no config)."""
     return {
         **base_env(directory),
@@ -86,24 +67,24 @@ def mailcli_env(account: Pop3Account, directory: Path) -> dict[str, str]:
     }
 
 
-def mailcli_fetch(account: Pop3Account, directory: Path, count: int) -> Command:
+def mailcli_fetch(account: Account, directory: Path, count: int) -> Command:
     maildir = fresh_maildir(directory)
-    argv = [installed().mailcli, "fetch", *mailcli_args(account), "--to", f"maildir:{maildir}"]
+    argv = [installed().mailcli, "fetch", *account.args(), "--to", f"maildir:{maildir}"]
     verify = expect_files(maildir / "new", count, "mailcli fetch")
     return Command(argv, mailcli_env(account, directory), verify=verify)
 
 
-def mailcli_command(account: Pop3Account, directory: Path, *args: str) -> Command:
+def mailcli_command(account: Account, directory: Path, *args: str) -> Command:
     """A one-session mailcli command (stat, list, retr ...), stdout to directory/out."""
     directory.mkdir(parents=True, exist_ok=True)
-    argv = [installed().mailcli, *args, *mailcli_args(account)]
+    argv = [installed().mailcli, *args, *account.args()]
     return Command(argv, mailcli_env(account, directory), stdout=directory / "out")
 
 
 # --- minimal poplib scripts (bench/_poplib_client.py) -----------------------------------------
 
 
-def poplib_command(account: Pop3Account, directory: Path, *args: str) -> Command:
+def poplib_command(account: Account, directory: Path, *args: str) -> Command:
     """`_poplib_client.py ARGS`, connection from the environment, stdout to directory/out.
 
     Run by the Python mailcli is installed for, so the ratio compares like with like.
@@ -113,14 +94,14 @@ def poplib_command(account: Pop3Account, directory: Path, *args: str) -> Command
         **base_env(directory),
         "POP_HOST": account.host,
         "POP_PORT": str(account.port),
-        "POP_USER": account.user,
-        "POP_PASSWORD": account.password,
-        "POP_CAFILE": str(account.ca_pem) if account.tls else "",
+        "POP_USER": str(account.user),
+        "POP_PASSWORD": str(account.password),
+        "POP_CAFILE": str(account.cafile) if uses_tls(account) else "",
     }
     return Command([installed().python, POPLIB_CLIENT, *args], env, stdout=directory / "out")
 
 
-def poplib_fetch(account: Pop3Account, directory: Path, count: int) -> Command:
+def poplib_fetch(account: Account, directory: Path, count: int) -> Command:
     """Lock-step RETR of every message, each written to its own file in Maildir/new."""
     maildir = fresh_maildir(directory)
     command = poplib_command(account, directory, "fetch", str(maildir / "new"))
@@ -131,14 +112,14 @@ def poplib_fetch(account: Pop3Account, directory: Path, count: int) -> Command:
 # --- curl ------------------------------------------------------------------------------------
 
 
-def curl_url(account: Pop3Account, path: str = "") -> str:
-    scheme = "pop3s" if account.tls else "pop3"
+def curl_url(account: Account, path: str = "") -> str:
+    scheme = "pop3s" if uses_tls(account) else "pop3"
     return f"{scheme}://{account.host}:{account.port}/{path}"
 
 
-def curl_command(account: Pop3Account, directory: Path, path: str, *args: str) -> Command:
+def curl_command(account: Account, directory: Path, path: str, *args: str) -> Command:
     directory.mkdir(parents=True, exist_ok=True)
-    tls = ["--cacert", str(account.ca_pem)] if account.tls else []
+    tls = ["--cacert", str(account.cafile)] if uses_tls(account) else []
     argv = [
         "curl",
         "-sS",
@@ -155,12 +136,12 @@ def curl_command(account: Pop3Account, directory: Path, path: str, *args: str) -
 # --- mpop ------------------------------------------------------------------------------------
 
 
-def mpop_fetch(account: Pop3Account, directory: Path, count: int) -> Command:
+def mpop_fetch(account: Account, directory: Path, count: int) -> Command:
     """mpop into a fresh Maildir with a fresh UIDL file (so it fetches everything)."""
     maildir = fresh_maildir(directory)
     tls = (
-        f"tls on\ntls_starttls off\ntls_trust_file {account.ca_pem}\n"
-        if account.tls
+        f"tls on\ntls_starttls off\ntls_trust_file {account.cafile}\n"
+        if uses_tls(account)
         else "tls off\n"
     )
     config = directory / "mpoprc"
@@ -185,14 +166,14 @@ GETMAIL_USER = "nobody"
 GETMAIL_TIMEOUT = 20
 
 
-def getmail_fetch(account: Pop3Account, directory: Path, count: int) -> Command:
+def getmail_fetch(account: Account, directory: Path, count: int) -> Command:
     """getmail6 into a fresh Maildir; read_all with a fresh getmail dir (no oldmail file)."""
     maildir = fresh_maildir(directory)
     owner = pwd.getpwnam(GETMAIL_USER)
     for path in (maildir, *(maildir / sub for sub in ("tmp", "new", "cur"))):
         os.chown(path, owner.pw_uid, owner.pw_gid)
-    retriever = "SimplePOP3SSLRetriever" if account.tls else "SimplePOP3Retriever"
-    tls = f"ca_certs = {account.ca_pem}\n" if account.tls else ""
+    retriever = "SimplePOP3SSLRetriever" if uses_tls(account) else "SimplePOP3Retriever"
+    tls = f"ca_certs = {account.cafile}\n" if uses_tls(account) else ""
     (directory / "getmail").mkdir()
     config = directory / "getmailrc"
     config.write_text(
@@ -210,7 +191,7 @@ def getmail_fetch(account: Pop3Account, directory: Path, count: int) -> Command:
 # --- fetchmail --------------------------------------------------------------------------------
 
 
-def fetchmail_fetch(account: Pop3Account, directory: Path, count: int) -> Command:
+def fetchmail_fetch(account: Account, directory: Path, count: int) -> Command:
     """fetchmail, keep + fetchall, no daemon, delivering through a one-line Maildir MDA.
 
     The MDA (`exec cat > Maildir/new/PID`, one /bin/sh per message, as fetchmail runs any
@@ -219,7 +200,7 @@ def fetchmail_fetch(account: Pop3Account, directory: Path, count: int) -> Comman
     upgrades with STLS on its own.
     """
     maildir = fresh_maildir(directory)
-    tls = f"ssl sslcertck sslcertfile {account.ca_pem}" if account.tls else "sslproto ''"
+    tls = f"ssl sslcertck sslcertfile {account.cafile}" if uses_tls(account) else "sslproto ''"
     config = directory / "fetchmailrc"
     config.write_text(
         "set no syslog\n"
