@@ -122,3 +122,89 @@ def test_imports_flow_one_way_between_subsystems() -> None:
         for target in imported:
             if target.startswith("mailcli."):
                 assert part_of(target) in allowed, f"{name} imports {target}"
+
+
+# -- the POP3 session owns its wire --------------------------------------------------------
+
+
+def session_private_names() -> set[str]:
+    """The private names of Pop3Session: its methods and the attributes it sets on self."""
+    tree = ast.parse((PACKAGE / "pop3" / "session.py").read_text())
+    (session,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Pop3Session"]
+    names = {n.name for n in session.body if isinstance(n, ast.FunctionDef)}
+    for node in ast.walk(session):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "self"
+        ):
+            names.add(node.attr)
+    return {name for name in names if name.startswith("_") and not name.startswith("__")}
+
+
+def reaches_past_the_pop3_session(source: str, private: set[str]) -> list[str]:
+    """What in a module reaches past a POP3 session's methods: the wire module itself
+    (`mailcli.pop3.wire`), or one of the session's private names (`pop._wire`,
+    `pop._guarded`) on any object."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module is not None:
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+            found += [name for name in [node.module, *names] if name == "mailcli.pop3.wire"]
+        elif isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name == "mailcli.pop3.wire"]
+        elif isinstance(node, ast.Attribute) and node.attr in private:
+            found.append(ast.unparse(node))
+    return found
+
+
+def test_the_wire_check_finds_what_it_looks_for() -> None:
+    private = session_private_names()
+    assert {"_wire", "_guarded"} <= private
+    source = (
+        "from mailcli.pop3.wire import TracedPOP3\n"
+        "from mailcli.pop3 import wire\n"
+        "pop._wire.send_lines('STAT')\n"
+        "session._guarded(read)\n"
+        "self.maildir._batch; pop.pipelined('DELE', [1])\n"
+    )
+    assert sorted(reaches_past_the_pop3_session(source, private)) == [
+        "mailcli.pop3.wire",
+        "mailcli.pop3.wire",
+        "pop._wire",
+        "session._guarded",
+    ]
+
+
+def test_nothing_outside_pop3_touches_the_pop3_wire() -> None:
+    """Every write and read of a POP3 session goes through its one guarded path (a
+    connection reset is 75, not an internal error): no module outside mailcli/pop3/
+    reaches its wire."""
+    users = [
+        name
+        for name, imported in modules().items()
+        if not name.startswith("mailcli/pop3/")
+        and any(m.startswith("mailcli.pop3") for m in imported)
+    ]
+    assert "mailcli/fetch/run.py" in users and "mailcli/check/report.py" in users
+    private = session_private_names()
+    for name in users:
+        source = (PACKAGE.parent / name).read_text()
+        assert reaches_past_the_pop3_session(source, private) == [], name
+
+
+def test_the_pop3_session_hands_out_no_wire() -> None:
+    """No public method or property of Pop3Session returns its poplib object (as the
+    old `pop.pop` did: eleven call sites wrote to it past the error translation)."""
+    import inspect
+    import poplib
+    import typing
+
+    from mailcli.pop3.session import Pop3Session
+
+    for name, member in vars(Pop3Session).items():
+        function = member.fget if isinstance(member, property) else member
+        if name.startswith("_") or not inspect.isfunction(function):
+            continue
+        returned = typing.get_type_hints(function).get("return")
+        assert not (inspect.isclass(returned) and issubclass(returned, poplib.POP3)), name

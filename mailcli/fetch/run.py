@@ -71,11 +71,9 @@ from mailcli.fetch.destination import Destination, MessageWriter, message_key, o
 from mailcli.fetch.state import Mailbox, UidState, v1_state_name
 from mailcli.fsutil import FileLock, write_error
 from mailcli.pop3.commands import MessageInfo, display_uid, list_messages
-from mailcli.pop3.multiline import MultilineCopier, size_difference
-from mailcli.pop3.session import NegativeReply, Pop3Session, no_such_message
+from mailcli.pop3.multiline import size_difference
+from mailcli.pop3.session import Pop3Session
 from mailcli.transcript import Transcript
-
-PIPELINE_WINDOW = 64
 
 
 @dataclass(frozen=True)
@@ -288,33 +286,23 @@ class Fetcher:
         self.destination.batch_recorded()
 
     def _retrieve(self, batch: list[MessageInfo], completed: list[MessageInfo]) -> None:
-        """RETR each, pipelined: refill half a window at a time, in one write."""
-        window = PIPELINE_WINDOW if self.pop.pipelining else 1
-        sent = 0
-        for received, info in enumerate(batch):
-            if sent - received <= window // 2 and sent < len(batch):
-                upto = min(len(batch), received + window)
-                self.pop.pop.send_lines(*(f"RETR {m.number}" for m in batch[sent:upto]))
-                sent = upto
+        """RETR each, pipelined (`Pop3Session.pipelined`); a message is complete once
+        its body is in the destination."""
+        retrieving = self.pop.pipelined("RETR", [m.number for m in batch])
+        for info, _ in zip(batch, retrieving, strict=True):
             self._receive(info)
             completed.append(info)
 
     def _receive(self, info: MessageInfo) -> None:
-        try:
-            self.pop.guarded(self.pop.pop.read_ok)
-        except NegativeReply as exc:
-            raise no_such_message(info.number, exc) from None
+        """The body of a RETR whose +OK was read, streamed into the destination."""
         key = message_key(self.server_id, info.uid or f"#{info.number}")
         try:
             writer = self.destination.open_message(key)
         except OSError as exc:
             raise write_error(exc, "the message") from exc
         size = info.size or 0
-        copier = MultilineCopier(
-            self.pop.pop.reader, _Guarded(writer).write, limit=2 * size + 1024 * 1024
-        )
         try:
-            self.pop.guarded(copier.run)
+            body = self.pop.read_body(_Guarded(writer).write, limit=2 * size + 1024 * 1024)
             try:
                 writer.finish()
             except OSError as exc:  # the last buffered bytes hit a full disk
@@ -323,25 +311,17 @@ class Fetcher:
             with contextlib.suppress(OSError):
                 writer.abandon()
             raise
-        self.pop.transcript.data_summary("recv", copier.lines, copier.octets)
-        if info.size is not None and copier.octets != info.size:
-            self.pop.transcript.info(size_difference(info.number, info.size, copier.octets))
+        self.pop.transcript.data_summary("recv", body.lines, body.octets)
+        if info.size is not None and body.octets != info.size:
+            self.pop.transcript.info(size_difference(info.number, info.size, body.octets))
         self.summary.fetched += 1
-        self.summary.octets += copier.octets
-        self.progress.message(copier.octets)
+        self.summary.octets += body.octets
+        self.progress.message(body.octets)
 
     def _delete(self, messages: Sequence[MessageInfo]) -> None:
-        """DELE, pipelined in windows; the server deletes at QUIT."""
-        window = PIPELINE_WINDOW if self.pop.pipelining else 1
-        for start in range(0, len(messages), window):
-            part = messages[start : start + window]
-            self.pop.pop.send_lines(*(f"DELE {m.number}" for m in part))
-            for info in part:
-                try:
-                    self.pop.guarded(self.pop.pop.read_ok)
-                except NegativeReply as exc:
-                    raise no_such_message(info.number, exc) from None
-                self.summary.deleted += 1
+        """DELE, pipelined; the server deletes at QUIT."""
+        for _ in self.pop.pipelined("DELE", [m.number for m in messages]):
+            self.summary.deleted += 1
 
 
 class _Guarded:

@@ -10,10 +10,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from mailcli.errors import NoInputError, ProtocolError, UsageError
-from mailcli.pop3.multiline import MultilineCopier, size_difference
-from mailcli.pop3.session import MAX_LISTING, NegativeReply, Pop3Session, no_such_message
-
-PIPELINE_WINDOW = 64  # commands in flight when the server offers PIPELINING
+from mailcli.pop3.multiline import size_difference
+from mailcli.pop3.session import MAX_LISTING, Pop3Session
+from mailcli.pop3.wire import NegativeReply
 
 
 class MessageInfo(NamedTuple):
@@ -61,10 +60,7 @@ def _scan(pop: Pop3Session, verb: str, numbers: Sequence[int]) -> list[tuple[int
         return [_pair(wire_text(line), verb) for line in pop.listing(verb)]
     found = []
     for number in numbers:
-        try:
-            reply = wire_text(pop.command_bytes(f"{verb} {number}"))
-        except NegativeReply as exc:
-            raise no_such_message(number, exc) from None
+        reply = wire_text(pop.message_command(verb, number))
         found.append(_pair(reply.split(" ", 1)[1] if " " in reply else "", verb))
     return found
 
@@ -120,13 +116,12 @@ def retrieve(
     limit: int | None = None,
 ) -> int:
     """RETR (or TOP n LINES) streamed to `write`, un-stuffed; returns the octets."""
-    command = f"RETR {number}" if top_lines is None else f"TOP {number} {top_lines}"
     # The size note is for the transcript, so LIST is asked only when there is one.
     listed = _listed_size(pop, number) if top_lines is None and pop.transcript.enabled else None
-    try:
-        pop.command(command)
-    except NegativeReply as exc:
-        raise no_such_message(number, exc) from None
+    if top_lines is None:
+        pop.message_command("RETR", number)
+    else:
+        pop.message_command("TOP", number, top_lines)
     octets = _copy_body(pop, write, limit)
     if listed is not None and octets != listed:
         pop.transcript.info(size_difference(number, listed, octets))
@@ -151,35 +146,26 @@ def _copy_body(pop: Pop3Session, write: Callable[[bytes], object], limit: int | 
                 transcript.data_line("recv", line)
             inner(data)
 
-    copier = MultilineCopier(pop.pop.reader, write, limit=limit)
-    pop.guarded(copier.run)
+    body = pop.read_body(write, limit=limit)
     if not transcript.show_data:
-        transcript.data_summary("recv", copier.lines, copier.octets)
+        transcript.data_summary("recv", body.lines, body.octets)
     transcript.received(b".")
-    return copier.octets
+    return body.octets
 
 
 def header_summaries(
     pop: Pop3Session, numbers: Sequence[int]
 ) -> Iterator[tuple[int, HeaderSummary]]:
     """From, Date and Subject of each message via `TOP n 0`, pipelined when offered."""
-    window = PIPELINE_WINDOW if pop.pipelining else 1
-    for start in range(0, len(numbers), window):
-        batch = numbers[start : start + window]
-        pop.pop.send_lines(*(f"TOP {n} 0" for n in batch))
-        for number in batch:
-            yield number, _summary(_read_top(pop, number))
+    for number in pop.pipelined("TOP", numbers, 0):
+        yield number, _summary(_read_headers(pop))
 
 
-def _read_top(pop: Pop3Session, number: int) -> bytes:
-    try:
-        pop.guarded(pop.pop.read_ok)
-    except NegativeReply as exc:
-        raise no_such_message(number, exc) from None
+def _read_headers(pop: Pop3Session) -> bytes:
+    """The body of a `TOP n 0` reply whose +OK was read: the message's header."""
     buffer = bytearray()
-    copier = MultilineCopier(pop.pop.reader, buffer.extend, limit=MAX_LISTING)
-    pop.guarded(copier.run)
-    pop.transcript.data_summary("recv", copier.lines, copier.octets)
+    body = pop.read_body(buffer.extend, limit=MAX_LISTING)
+    pop.transcript.data_summary("recv", body.lines, body.octets)
     return bytes(buffer)
 
 
@@ -205,16 +191,9 @@ def _display(value: object) -> str:
     return " ".join(text.split())
 
 
-def mark_deleted(pop: Pop3Session, numbers: Iterable[int]) -> list[int]:
-    """DELE each; only marks: QUIT makes it happen."""
-    marked = []
-    for number in numbers:
-        try:
-            pop.command(f"DELE {number}")
-        except NegativeReply as exc:
-            raise no_such_message(number, exc) from None
-        marked.append(number)
-    return marked
+def mark_deleted(pop: Pop3Session, numbers: Sequence[int]) -> list[int]:
+    """DELE each, pipelined when offered; only marks: QUIT makes it happen."""
+    return list(pop.pipelined("DELE", numbers))
 
 
 def parse_message_set(specs: Iterable[str]) -> list[int]:

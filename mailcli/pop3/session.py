@@ -1,10 +1,12 @@
 """A POP3 session on poplib: connect, STLS, authenticate, the commands, QUIT.
 
-poplib speaks the protocol; this module replaces its line I/O so that every line goes
-through the transcript (masked) with bounded memory (a status line over 8 KiB is a
-protocol error, 76), streams RETR/TOP through `multiline` instead of building lists of
-lines, and turns `-ERR` replies into errors with exit codes. RFC 2449/3206 response
-codes decide: `[AUTH]` 77, `[IN-USE]` and `[SYS/TEMP]` 75, `[SYS/PERM]` 69.
+The session owns its wire (`wire.TracedPOP3`: poplib with traced, bounded line I/O;
+private). Callers send commands, read +OK lines, pipeline one verb over many message
+numbers and stream multi-line bodies (RETR/TOP through `multiline`) through its
+methods, and every write and every read goes through one guard (`_guarded`) that turns
+stdlib exceptions into MailcliErrors: a connection reset is 75 wherever it happens,
+never an internal error. -ERR replies become errors with exit codes (`wire`); a plain
+-ERR to a command about a message number means there is no such message (66).
 
 Deletion semantics are the protocol's: DELE only marks; the marks take effect when QUIT
 is answered +OK. A session that ends any other way (an error, Ctrl-C) is closed without
@@ -15,97 +17,39 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import io
 import poplib
-import re
 import socket
 import time
-from collections.abc import Callable
-from typing import Any, cast
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple, cast
 
 from mailcli.endpoint import Endpoint, missing_user
 from mailcli.errors import (
     MailcliError,
     NoInputError,
     PermissionDeniedError,
-    ProtocolError,
     StoppedEarly,
     TempFailError,
     UnavailableError,
 )
-from mailcli.network import await_greeting, tls_context, trace_tls, translate
-from mailcli.pop3.multiline import BLOCK_SIZE, MultilineCopier
+from mailcli.network import tls_context, trace_tls, translate
+from mailcli.pop3.multiline import MultilineCopier
+from mailcli.pop3.wire import (
+    NegativeReply,
+    TracedPOP3,
+    TracedPOP3SSL,
+    reply_text,
+    response_error,
+)
 from mailcli.pop3.wirelines import WireLineCopier, shown
 from mailcli.transcript import Transcript
 
 PHASES = ("connect", "capa", "tls", "auth")  # for --quit-after
-MAX_STATUS_LINE = 8192
 MAX_LISTING = 16 * 1024 * 1024  # octets of a LIST/UIDL/CAPA response held in memory
+PIPELINE_WINDOW = 64  # commands in flight when the server offers PIPELINING (RFC 2449)
 AUTH_METHODS = ("user", "apop", "plain", "xoauth2")
-_RESPONSE_CODE = re.compile(rb"^-ERR \[([A-Za-z/-]+)\]")
 
 PasswordSource = Callable[[], str]
-
-
-class TracedPOP3(poplib.POP3):
-    """poplib.POP3 whose lines pass through a Transcript, with bounded status lines."""
-
-    def __init__(
-        self, host: str, port: int, *, timeout: float, transcript: Transcript, **kwargs: Any
-    ) -> None:
-        self.transcript = transcript
-        super().__init__(host, port, timeout=timeout, **kwargs)
-        self.use_new_reader()
-
-    def use_new_reader(self) -> None:
-        """A reader with large blocks, for streaming RETR; made after the greeting (and
-        after STLS), when nothing else can be buffered."""
-        self.reader = cast(io.BufferedReader, self.sock.makefile("rb", buffering=BLOCK_SIZE))
-        self.file = self.reader  # poplib's own methods read through self.file
-
-    def send_lines(self, *lines: str) -> None:
-        """Commands in one write: pipelining (RFC 2449) when there are several."""
-        encoded = [line.encode(self.encoding) for line in lines]
-        for line in encoded:
-            self.transcript.sent(line)
-        self.sock.sendall(b"".join(line + b"\r\n" for line in encoded))
-
-    def read_ok(self) -> bytes:
-        """One status line; -ERR raises poplib.error_proto, as poplib does."""
-        reply, _ = self._getline()
-        if not reply.startswith(b"+"):
-            raise poplib.error_proto(reply)
-        return reply
-
-    def _create_socket(self, timeout: float) -> socket.socket:  # called by __init__
-        self.transcript.info(f"connecting to {self.host}:{self.port}")
-        sock: socket.socket = super()._create_socket(timeout)  # type: ignore[misc]
-        if not isinstance(self, poplib.POP3_SSL):  # a wrong TLS mode shows before +OK
-            try:
-                await_greeting(sock, self.host, self.port, timeout, self.transcript)
-            except BaseException:
-                sock.close()
-                raise
-        return sock
-
-    def _putline(self, line: bytes) -> None:  # what poplib's own commands call
-        self.transcript.sent(line)
-        self.sock.sendall(line + b"\r\n")
-
-    def _getline(self) -> tuple[bytes, int]:
-        line = self.file.readline(MAX_STATUS_LINE + 1)
-        if not line:
-            raise TempFailError("the server closed the connection")
-        if not line.endswith(b"\n"):
-            if len(line) <= MAX_STATUS_LINE:  # cut short: the peer hung up mid-line
-                raise TempFailError("the server closed the connection in the middle of a reply")
-            raise ProtocolError(f"reply line longer than {MAX_STATUS_LINE} bytes")
-        self.transcript.received(line)
-        return line.rstrip(b"\r\n"), len(line)
-
-
-class TracedPOP3SSL(TracedPOP3, poplib.POP3_SSL):
-    """Implicit TLS (port 995) with the same tracing."""
 
 
 class Pop3Session:
@@ -130,15 +74,14 @@ class Pop3Session:
         self.login_wanted = login  # False: stop before authenticating (`check`)
         self.on_phase = on_phase  # told of each phase reached (`check` reports them)
         self.capabilities: dict[str, list[str]] = {}
-        self.capabilities_before_tls: dict[str, list[str]] | None = None
         self.connect_seconds = 0.0
         self.quit_reply: str | None = None
-        self._pop: TracedPOP3 | None = None
+        self._pop: TracedPOP3 | None = None  # the wire: only this module touches it
 
     # -- session -----------------------------------------------------------------
     def __enter__(self) -> Pop3Session:
         started = time.monotonic()
-        self._pop = self.guarded(self._connect)
+        self._pop = self._guarded(self._connect)
         self.connect_seconds = time.monotonic() - started
         try:
             self._stop_after("connect")
@@ -165,7 +108,7 @@ class Pop3Session:
             raise StoppedEarly(phase)
 
     def login(self) -> None:
-        self.guarded(self._login)
+        self._guarded(self._login)
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is None and self.quit_reply is None and self._pop is not None:
@@ -173,7 +116,7 @@ class Pop3Session:
         self.close()
 
     @property
-    def pop(self) -> TracedPOP3:
+    def _wire(self) -> TracedPOP3:
         if self._pop is None:
             raise TempFailError("the POP3 session is closed")
         return self._pop
@@ -182,8 +125,20 @@ class Pop3Session:
     def pipelining(self) -> bool:
         return "PIPELINING" in self.capabilities
 
-    def guarded(self, action: Callable[[], Any]) -> Any:
-        """Run a poplib step, translating stdlib exceptions into MailcliErrors."""
+    @property
+    def welcome(self) -> bytes:
+        """The server's greeting line, as sent."""
+        return self._wire.welcome
+
+    @property
+    def sock(self) -> socket.socket:
+        """The connection's socket, for describing its TLS (`check`). Reading or writing
+        it directly would bypass the transcript and the error translation."""
+        return self._wire.sock
+
+    def _guarded(self, action: Callable[[], Any]) -> Any:
+        """Run a step on the wire, translating stdlib exceptions into MailcliErrors: the
+        one path every write and read of this session takes."""
         try:
             return action()
         except MailcliError:
@@ -195,8 +150,8 @@ class Pop3Session:
 
     def quit(self) -> str:
         """QUIT: the moment DELE marks take effect. Returns the server's answer."""
-        reply = self.guarded(self.pop.quit)
-        self.quit_reply = _text(reply)
+        reply = self._guarded(self._wire.quit)
+        self.quit_reply = reply_text(reply)
         self._pop = None
         return self.quit_reply
 
@@ -207,18 +162,63 @@ class Pop3Session:
                 self._pop.close()
             self._pop = None
 
+    # -- commands -------------------------------------------------------------------
+    def send(self, *lines: str) -> None:
+        """Commands in one write: pipelining (RFC 2449) when there are several."""
+        wire = self._wire
+        self._guarded(lambda: wire.send_lines(*lines))
+
+    def read_ok(self) -> bytes:
+        """The next status line: +OK as the server's exact bytes (line end removed);
+        -ERR raises (`response_error`)."""
+        return cast(bytes, self._guarded(self._wire.read_ok))
+
+    def expect_ok(self, number: int) -> bytes:
+        """`read_ok` for a command about message `number`: a plain -ERR there means
+        the server has no such message (66)."""
+        try:
+            return self.read_ok()
+        except NegativeReply as exc:
+            raise NoInputError(f"no message {number} on the server ({exc.reply})") from None
+
     def command(self, line: str) -> str:
         """A single-line command; returns the +OK reply, raises for -ERR."""
-        pop = self.pop
-        pop.send_lines(line)
-        return _text(self.guarded(pop.read_ok))
+        return reply_text(self.command_bytes(line))
 
     def command_bytes(self, line: str) -> bytes:
         """`command`, with the +OK reply as the server's exact bytes (line end removed):
         for replies carrying data such as `UIDL n`, which may hold any byte."""
-        pop = self.pop
-        pop.send_lines(line)
-        return cast(bytes, self.guarded(pop.read_ok))
+        self.send(line)
+        return self.read_ok()
+
+    def message_command(self, verb: str, number: int, *arguments: object) -> bytes:
+        """`VERB n [ARGUMENTS]` about one message: its +OK line; 66 when there is no
+        such message. A multi-line reply's body follows (`read_body`)."""
+        self.send(_message_line(verb, number, arguments))
+        return self.expect_ok(number)
+
+    def pipelined(self, verb: str, numbers: Sequence[int], *arguments: object) -> Iterator[int]:
+        """`VERB n [ARGUMENTS]` for each number; yields each number once its +OK is read
+        (66 at the first -ERR). With PIPELINING, PIPELINE_WINDOW commands are kept in
+        flight, refilled half a window at a time in one write, so the server never
+        waits for a round trip; without it, one at a time. After a multi-line verb
+        (RETR, TOP) the caller reads each body (`read_body`) before taking the next."""
+        window = PIPELINE_WINDOW if self.pipelining else 1
+        sent = 0
+        for received, number in enumerate(numbers):
+            if sent - received <= window // 2 and sent < len(numbers):
+                upto = min(len(numbers), received + window)
+                self.send(*(_message_line(verb, n, arguments) for n in numbers[sent:upto]))
+                sent = upto
+            self.expect_ok(number)
+            yield number
+
+    def read_body(self, write: Callable[[bytes], object], *, limit: int | None) -> Body:
+        """The multi-line body after a +OK already read, un-stuffed, streamed to
+        `write` (its own errors pass through unchanged); at most `limit` octets (76)."""
+        copier = MultilineCopier(self._wire.reader, write, limit=limit)
+        self._guarded(copier.run)
+        return Body(copier.octets, copier.lines)
 
     def listing(self, line: str) -> list[bytes]:
         """A multi-line response held in memory (LIST, UIDL, CAPA, TOP n 0), bounded."""
@@ -228,8 +228,7 @@ class Pop3Session:
     def read_listing(self) -> list[bytes]:
         """The multi-line body after a +OK already read; each line traced."""
         buffer = bytearray()
-        copier = MultilineCopier(self.pop.reader, buffer.extend, limit=MAX_LISTING)
-        self.guarded(copier.run)
+        self.read_body(buffer.extend, limit=MAX_LISTING)
         # Lines end at LF (CR LF on the wire); a lone CR inside a line is data (a UID
         # may hold one), which bytes.splitlines() would wrongly treat as a line end.
         lines = [line.removesuffix(b"\r") for line in bytes(buffer).split(b"\n")]
@@ -244,14 +243,14 @@ class Pop3Session:
         `wirelines`): the status line (-ERR included, not raised), then after +OK to a
         multi-line command the body, still dot-stuffed, and its "." line. Returns the
         status line."""
-        pop = self.pop
-        pop.send_lines(line)
-        reply = self.guarded(pop._getline)[0]
+        self.send(line)
+        wire = self._wire
+        reply: bytes = self._guarded(wire.read_line)
         write(shown(reply) + b"\n")
         if multiline and reply.startswith(b"+OK"):
-            self.guarded(WireLineCopier(pop.reader, write).run)
+            self._guarded(WireLineCopier(wire.reader, write).run)
             self.transcript.received(b".")
-        return _text(reply)
+        return reply_text(reply)
 
     # -- connect, TLS, login ------------------------------------------------------
     def _connect(self) -> TracedPOP3:
@@ -294,11 +293,10 @@ class Pop3Session:
                 "no credentials were sent",
                 hint="use --security tls for implicit TLS, or --security none for cleartext",
             )
-        pop = self.pop
-        self.capabilities_before_tls = self.capabilities
+        pop = self._wire
         self.command("STLS")
         context = tls_context(self.endpoint)
-        pop.sock = self.guarded(
+        pop.sock = self._guarded(
             lambda: context.wrap_socket(pop.sock, server_hostname=self.endpoint.host)
         )
         pop.use_new_reader()
@@ -312,7 +310,7 @@ class Pop3Session:
             raise missing_user(endpoint)
         method = self._auth_method()
         secret = self.password()
-        pop = self.pop
+        pop = self._wire
         try:
             if method == "user":
                 pop.user(endpoint.user)
@@ -330,7 +328,7 @@ class Pop3Session:
             raise UnavailableError(
                 f"unknown POP3 --auth {forced!r}; use one of {', '.join(AUTH_METHODS)}"
             )
-        if forced == "apop" and b"<" not in self.pop.welcome:
+        if forced == "apop" and b"<" not in self.welcome:
             raise UnavailableError("the server does not offer APOP (no timestamp in its banner)")
         if forced:
             return forced
@@ -344,43 +342,13 @@ class Pop3Session:
         else:
             payload = f"user={user}\x01auth=Bearer {secret}\x01\x01"
         initial = base64.b64encode(payload.encode()).decode("ascii")
-        pop = self.pop
-        pop.send_lines(f"AUTH {method.upper()} {initial}")
-        reply, _ = pop._getline()
+        self.send(f"AUTH {method.upper()} {initial}")
+        reply: bytes = self._guarded(self._wire.read_line)
         if reply.startswith(b"+ ") or reply == b"+":
-            pop.send_lines("")  # an error challenge (XOAUTH2): answer empty, read the -ERR
-            reply, _ = pop._getline()
+            self.send("")  # an error challenge (XOAUTH2): answer empty, read the -ERR
+            reply = self._guarded(self._wire.read_line)
         if not reply.startswith(b"+OK"):
             raise poplib.error_proto(reply)
-
-
-def response_error(exc: poplib.error_proto, default: MailcliError | None = None) -> MailcliError:
-    """-ERR (and poplib's own complaints) -> the error carrying the right exit status."""
-    reply = exc.args[0] if exc.args and isinstance(exc.args[0], bytes) else str(exc).encode()
-    text = _text(reply)
-    code = _RESPONSE_CODE.match(reply)
-    if code:
-        name = code.group(1).decode().upper()
-        if name == "AUTH":
-            return PermissionDeniedError(f"authentication failed: {text}")
-        if name in ("IN-USE", "SYS/TEMP", "LOGIN-DELAY"):
-            return TempFailError(f"the server is busy: {text}")
-        if name == "SYS/PERM":
-            return UnavailableError(f"the server refuses: {text}")
-    if default is not None:
-        default.message = f"{default.message}: {text}"
-        return default
-    if not reply.startswith(b"-ERR"):
-        return ProtocolError(f"unexpected reply: {text}")
-    return NegativeReply(f"the server answered {text}", reply=text)
-
-
-class NegativeReply(UnavailableError):
-    """A plain -ERR: the server declined this command (what that means depends on it)."""
-
-    def __init__(self, message: str, *, reply: str) -> None:
-        super().__init__(message)
-        self.reply = reply
 
 
 def _auth_failed(user: str | None) -> MailcliError:
@@ -390,9 +358,12 @@ def _auth_failed(user: str | None) -> MailcliError:
     )
 
 
-def no_such_message(number: int | str, error: NegativeReply) -> NoInputError:
-    return NoInputError(f"no message {number} on the server ({error.reply})")
+class Body(NamedTuple):
+    """What `read_body` copied: un-stuffed octets, and lines (for the transcript)."""
+
+    octets: int
+    lines: int
 
 
-def _text(reply: bytes | str) -> str:
-    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+def _message_line(verb: str, number: int, arguments: Sequence[object]) -> str:
+    return " ".join([verb, str(number), *(str(argument) for argument in arguments)])

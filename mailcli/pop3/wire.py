@@ -1,0 +1,131 @@
+"""POP3 on the wire: poplib with every line through the transcript, bounded status lines.
+
+poplib speaks the protocol; its line I/O is replaced so that every line goes through the
+transcript (masked) with bounded memory (a status line over 8 KiB is a protocol error,
+76), and the reader uses large blocks so that RETR streams (`multiline`). `-ERR` replies
+become errors with exit codes: RFC 2449/3206 response codes decide, `[AUTH]` 77,
+`[IN-USE]` and `[SYS/TEMP]` 75, `[SYS/PERM]` 69, any other -ERR `NegativeReply`.
+
+Only `session` uses the wire, and only through its one guarded path: nothing here
+translates stdlib exceptions (a reset connection raises ConnectionResetError here).
+"""
+
+from __future__ import annotations
+
+import io
+import poplib
+import re
+import socket
+from typing import Any, cast
+
+from mailcli.errors import (
+    MailcliError,
+    PermissionDeniedError,
+    ProtocolError,
+    TempFailError,
+    UnavailableError,
+)
+from mailcli.network import await_greeting
+from mailcli.pop3.multiline import BLOCK_SIZE
+from mailcli.transcript import Transcript
+
+MAX_STATUS_LINE = 8192
+_RESPONSE_CODE = re.compile(rb"^-ERR \[([A-Za-z/-]+)\]")
+
+
+class TracedPOP3(poplib.POP3):
+    """poplib.POP3 whose lines pass through a Transcript, with bounded status lines."""
+
+    def __init__(
+        self, host: str, port: int, *, timeout: float, transcript: Transcript, **kwargs: Any
+    ) -> None:
+        self.transcript = transcript
+        super().__init__(host, port, timeout=timeout, **kwargs)
+        self.use_new_reader()
+
+    def use_new_reader(self) -> None:
+        """A reader with large blocks, for streaming RETR; made after the greeting (and
+        after STLS), when nothing else can be buffered."""
+        self.reader = cast(io.BufferedReader, self.sock.makefile("rb", buffering=BLOCK_SIZE))
+        self.file = self.reader  # poplib's own methods read through self.file
+
+    def send_lines(self, *lines: str) -> None:
+        """Commands in one write: pipelining (RFC 2449) when there are several."""
+        encoded = [line.encode(self.encoding) for line in lines]
+        for line in encoded:
+            self.transcript.sent(line)
+        self.sock.sendall(b"".join(line + b"\r\n" for line in encoded))
+
+    def read_line(self) -> bytes:
+        """One status line as sent (line end removed), whatever it says."""
+        return self._getline()[0]
+
+    def read_ok(self) -> bytes:
+        """One status line; -ERR raises poplib.error_proto, as poplib does."""
+        reply = self.read_line()
+        if not reply.startswith(b"+"):
+            raise poplib.error_proto(reply)
+        return reply
+
+    def _create_socket(self, timeout: float) -> socket.socket:  # called by __init__
+        self.transcript.info(f"connecting to {self.host}:{self.port}")
+        sock: socket.socket = super()._create_socket(timeout)  # type: ignore[misc]
+        if not isinstance(self, poplib.POP3_SSL):  # a wrong TLS mode shows before +OK
+            try:
+                await_greeting(sock, self.host, self.port, timeout, self.transcript)
+            except BaseException:
+                sock.close()
+                raise
+        return sock
+
+    def _putline(self, line: bytes) -> None:  # what poplib's own commands call
+        self.transcript.sent(line)
+        self.sock.sendall(line + b"\r\n")
+
+    def _getline(self) -> tuple[bytes, int]:
+        line = self.file.readline(MAX_STATUS_LINE + 1)
+        if not line:
+            raise TempFailError("the server closed the connection")
+        if not line.endswith(b"\n"):
+            if len(line) <= MAX_STATUS_LINE:  # cut short: the peer hung up mid-line
+                raise TempFailError("the server closed the connection in the middle of a reply")
+            raise ProtocolError(f"reply line longer than {MAX_STATUS_LINE} bytes")
+        self.transcript.received(line)
+        return line.rstrip(b"\r\n"), len(line)
+
+
+class TracedPOP3SSL(TracedPOP3, poplib.POP3_SSL):
+    """Implicit TLS (port 995) with the same tracing."""
+
+
+def response_error(exc: poplib.error_proto, default: MailcliError | None = None) -> MailcliError:
+    """-ERR (and poplib's own complaints) -> the error carrying the right exit status."""
+    reply = exc.args[0] if exc.args and isinstance(exc.args[0], bytes) else str(exc).encode()
+    text = reply_text(reply)
+    code = _RESPONSE_CODE.match(reply)
+    if code:
+        name = code.group(1).decode().upper()
+        if name == "AUTH":
+            return PermissionDeniedError(f"authentication failed: {text}")
+        if name in ("IN-USE", "SYS/TEMP", "LOGIN-DELAY"):
+            return TempFailError(f"the server is busy: {text}")
+        if name == "SYS/PERM":
+            return UnavailableError(f"the server refuses: {text}")
+    if default is not None:
+        default.message = f"{default.message}: {text}"
+        return default
+    if not reply.startswith(b"-ERR"):
+        return ProtocolError(f"unexpected reply: {text}")
+    return NegativeReply(f"the server answered {text}", reply=text)
+
+
+class NegativeReply(UnavailableError):
+    """A plain -ERR: the server declined this command (what that means depends on it)."""
+
+    def __init__(self, message: str, *, reply: str) -> None:
+        super().__init__(message)
+        self.reply = reply
+
+
+def reply_text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
