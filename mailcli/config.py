@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from mailcli.errors import ConfigError
-from mailcli.fsutil import PRIVATE_DIR, atomic_write, write_error
 
 SECURITY_MODES = ("tls", "starttls", "none")
 PROTOCOLS = ("smtp", "pop3")
@@ -301,7 +300,11 @@ def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write(path: Path, document: Any) -> None:
+    # Here, not at the top: fsutil imports secrets (hashlib, hmac, random), which reading
+    # the config on every command's start-up does not need.
     import tomlkit
+
+    from mailcli.fsutil import PRIVATE_DIR, atomic_write, write_error
 
     text = tomlkit.dumps(document)
     parse_config(tomlkit.parse(text).unwrap(), path)  # never write what we could not read

@@ -7,37 +7,106 @@ Data goes out in one of three forms, chosen once per run:
 
 Diagnostics (errors, warnings, progress, the transcript) go to stderr as plain lines.
 rich is imported only when a table is drawn on a terminal: it costs ~30 ms to import.
+
+`Terminal` is the one place that asks the process about its terminal: the three
+streams, which of them is a terminal, colour (`NO_COLOR`) and width. The CLI builds one
+per run and every command asks it (a prompt only when stdin is a terminal, a message's
+bytes to stdout's binary buffer), never `sys.stdin.isatty()` on its own.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
+
+DEFAULT_WIDTH = 80  # when stdout is not a terminal and $COLUMNS does not say
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """The process's streams and what they are connected to, asked once per run."""
+
+    stdin: TextIO
+    stdout: TextIO
+    stderr: TextIO
+    stdin_tty: bool = False
+    stdout_tty: bool = False
+    stderr_tty: bool = False
+    color: bool = True  # False when NO_COLOR is set (to anything but "")
+
+    @classmethod
+    def detect(cls, environ: Mapping[str, str] = os.environ) -> Terminal:
+        return cls(
+            stdin=sys.stdin,
+            stdout=sys.stdout,
+            stderr=sys.stderr,
+            stdin_tty=_isatty(sys.stdin),
+            stdout_tty=_isatty(sys.stdout),
+            stderr_tty=_isatty(sys.stderr),
+            color=not environ.get("NO_COLOR"),
+        )
+
+    @property
+    def width(self) -> int:
+        """Columns for text laid out to fit: $COLUMNS, else stdout's terminal, else 80
+        (what shutil.get_terminal_size does, without importing shutil)."""
+        columns = os.environ.get("COLUMNS", "")
+        if columns.isdigit() and int(columns) > 0:
+            return int(columns)
+        try:
+            return os.get_terminal_size(self.stdout.fileno()).columns or DEFAULT_WIDTH
+        except (AttributeError, ValueError, OSError):  # not a terminal, or no descriptor
+            return DEFAULT_WIDTH
+
+    @property
+    def stdin_bytes(self) -> BinaryIO:
+        """stdin as bytes (a message to send, a password line is read as text)."""
+        return self.stdin.buffer
+
+    @property
+    def stdout_bytes(self) -> BinaryIO:
+        """stdout as bytes, for messages: flushes the text layer first, keeping order."""
+        self.stdout.flush()
+        return self.stdout.buffer
+
+    def output_mode(self, *, json_output: bool, quiet: bool) -> OutputMode:
+        return OutputMode(
+            json=json_output,
+            quiet=quiet,
+            stdout_tty=self.stdout_tty,
+            stderr_tty=self.stderr_tty,
+            color=self.color,
+            width=self.width if self.stdout_tty else None,  # only tables on a terminal use it
+        )
+
+    def renderer(self, *, json_output: bool, quiet: bool) -> Renderer:
+        return Renderer(
+            self.output_mode(json_output=json_output, quiet=quiet), self.stdout, self.stderr
+        )
+
+
+def _isatty(stream: TextIO | None) -> bool:
+    # None when Python started without the descriptor (`mailcli ... <&-`)
+    return stream is not None and stream.isatty()
 
 
 @dataclass(frozen=True)
 class OutputMode:
-    """How this run renders; built once by the CLI from flags and the environment."""
+    """How this run renders; built once by the CLI from flags and the `Terminal`."""
 
     json: bool = False
     quiet: bool = False
     stdout_tty: bool = False
     stderr_tty: bool = False
     color: bool = True
+    width: int | None = None  # of stdout's terminal; None: rich asks the terminal itself
 
     @classmethod
     def detect(cls, *, json_output: bool, quiet: bool) -> OutputMode:
-        return cls(
-            json=json_output,
-            quiet=quiet,
-            stdout_tty=sys.stdout.isatty(),
-            stderr_tty=sys.stderr.isatty(),
-            color=not os.environ.get("NO_COLOR"),
-        )
+        return Terminal.detect().output_mode(json_output=json_output, quiet=quiet)
 
 
 class Renderer:
@@ -73,6 +142,8 @@ class Renderer:
         self.table(["field", "value"], pairs, document=document)
 
     def json(self, document: Any) -> None:
+        import json  # only for --json: start-up stays free of it
+
         self.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
 
     def text(self, text: str, *, document: Any = None) -> None:
@@ -135,7 +206,10 @@ class Renderer:
 
         # NO_COLOR: no styling at all (color_system=None), not merely no colours.
         console = Console(
-            file=self.stdout, color_system="auto" if self.mode.color else None, highlight=False
+            file=self.stdout,
+            color_system="auto" if self.mode.color else None,
+            highlight=False,
+            width=self.mode.width,
         )
         table = Table(*columns, title=title, box=box.SIMPLE_HEAD, header_style="bold")
         for row in rows:

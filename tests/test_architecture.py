@@ -62,17 +62,33 @@ def test_nothing_outside_the_cli_imports_the_cli() -> None:
             assert not any(m.startswith("mailcli.cli") for m in imported), name
 
 
-@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["account", "--help"]])
-def test_startup_does_not_import_heavy_modules(argv: list[str]) -> None:
+def imported_by(argv: list[str], watched: list[str]) -> list[str]:
+    """Which of `watched` a run of `mailcli ARGV` (in a fresh interpreter) imports."""
     probe = (
         "import runpy, sys, json\n"
         f"sys.argv = ['mailcli', *{argv!r}]\n"
         "try:\n    runpy.run_module('mailcli', run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
-        f"sys.stderr.write(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
+        f"sys.stderr.write(json.dumps(sorted(m for m in {watched!r} if m in sys.modules)))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert json.loads(done.stderr.splitlines()[-1]) == []
+    return list(json.loads(done.stderr.splitlines()[-1]))
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["account", "--help"]])
+def test_startup_does_not_import_heavy_modules(argv: list[str]) -> None:
+    assert imported_by(argv, HEAVY) == []
+
+
+# What a command's own --help may not import: its module loads (so the POP3 commands'
+# --help imports poplib and ssl, for their --quit-after phases), its work does not.
+NOT_FOR_HELP = ["rich", "keyring", "email", "smtplib", "tomlkit", "mailcli.auth.credentials"]
+COMMANDS = ["send", "sendmail", "queue", "password", "stat", "retr", "shell", "fetch", "check"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_commands_help_does_not_import_its_work(command: str) -> None:
+    assert imported_by([command, "--help"], NOT_FOR_HELP) == []
 
 
 # -- the layout: a package per subsystem, the shared base at the top ----------------------

@@ -8,7 +8,6 @@ from typing import Any
 import click
 
 from mailcli.cli.context import AppContext
-from mailcli.cli.options import global_options
 from mailcli.config import SECURITY_MODES, Account, FetchSettings, ServerSettings
 
 
@@ -18,7 +17,6 @@ def account() -> None:
 
 
 @account.command("list")
-@global_options(for_group=False)
 @click.pass_obj
 def list_accounts(app: AppContext) -> None:
     """List the configured accounts."""
@@ -39,7 +37,6 @@ def list_accounts(app: AppContext) -> None:
 
 @account.command("show")
 @click.argument("name", required=False)
-@global_options(for_group=False)
 @click.pass_obj
 def show_account(app: AppContext, name: str | None) -> None:
     """Show one account's settings (the default account without NAME)."""
@@ -65,7 +62,6 @@ def show_account(app: AppContext, name: str | None) -> None:
 @click.option("--pop3-security", type=click.Choice(SECURITY_MODES))
 @click.option("--fetch-to", metavar="DEST", help="maildir:PATH, mbox:PATH or mda:'CMD'.")
 @click.option("--default", "make_default", is_flag=True, help="Make it the default account.")
-@global_options(for_group=False)
 @click.pass_obj
 def add(app: AppContext, /, name: str, make_default: bool, **settings: Any) -> None:
     """Add an account to the config file (created when missing)."""
@@ -87,7 +83,6 @@ def add(app: AppContext, /, name: str, make_default: bool, **settings: Any) -> N
 
 @account.command("remove")
 @click.argument("name")
-@global_options(for_group=False)
 @click.pass_obj
 def remove(app: AppContext, name: str) -> None:
     """Remove an account from the config file (its keyring entries stay)."""

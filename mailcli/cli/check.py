@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from mailcli.cli.context import AppContext
-from mailcli.cli.options import connection_options, global_options, quit_after_option
+from mailcli.cli.options import connection_options, quit_after_option
 from mailcli.endpoint import ConnectionOptions
 
 
@@ -16,7 +16,6 @@ from mailcli.endpoint import ConnectionOptions
 @click.option("--login", is_flag=True, help="Also test authentication (and STAT for POP3).")
 @quit_after_option(("connect", "capa", "tls", "auth"))
 @connection_options
-@global_options(for_group=False)
 @click.pass_obj
 def check(app: AppContext, /, connection: ConnectionOptions, protocol: str, login: bool) -> int:
     """Connect and report banner, TLS and certificate, capabilities and AUTH before and

@@ -1,36 +1,43 @@
-"""The per-run state the commands share: global options, config, output, transcript."""
+"""The per-run state the commands share: global options, config, terminal, output,
+transcript.
+
+Created by `main` before click parses anything (so the error handler can read `--debug`
+and `-q` from it), on every run including `--version`: importing this module costs no
+more than its own lines. The config, the credential chain, the endpoint rules, the
+renderer and the transcript are imported when a command first asks for them.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
-from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from mailcli.auth.credentials import Secret, get_password
-from mailcli.config import Account, Config, load_config
-from mailcli.endpoint import ConnectionOptions, Endpoint, resolve_endpoint
-from mailcli.render import OutputMode, Renderer
-from mailcli.transcript import Transcript
+if TYPE_CHECKING:
+    from mailcli.auth.credentials import Secret
+    from mailcli.config import Account, Config
+    from mailcli.endpoint import ConnectionOptions, Endpoint
+    from mailcli.render import Renderer, Terminal
+    from mailcli.transcript import Transcript
 
 
-@dataclass
 class AppContext:
     """Global options (settable before or after the command name) and lazy resources."""
 
-    account_name: str | None = None
-    config_path: Path | None = None
-    trace: bool = False
-    trace_data: bool = False
-    trace_time: bool = False
-    json: bool = False
-    quiet: bool = False
-    debug: bool = False
-    quit_after: str | None = None  # --quit-after PHASE of send, POP3 commands, check
-    _config: Config | None = field(default=None, repr=False)
-    _renderer: Renderer | None = field(default=None, repr=False)
+    def __init__(self) -> None:
+        self.account_name: str | None = None
+        self.config_path: str | None = None  # --config / $MAILCLI_CONFIG, as given
+        self.trace = False
+        self.trace_data = False
+        self.trace_time = False
+        self.json = False
+        self.quiet = False
+        self.debug = False
+        self.quit_after: str | None = None  # --quit-after PHASE of send, POP3 commands, check
+        self._config: Config | None = None
+        self._terminal: Terminal | None = None
+        self._renderer: Renderer | None = None
 
     @property
     def config(self) -> Config:
@@ -43,30 +50,54 @@ class AppContext:
         return self.config.select_account(self.account_name)
 
     @property
+    def terminal(self) -> Terminal:
+        """The streams and what they are connected to: the only place that asks isatty."""
+        if self._terminal is None:
+            from mailcli.render import Terminal
+
+            self._terminal = Terminal.detect()
+        return self._terminal
+
+    @property
     def out(self) -> Renderer:
         if self._renderer is None:
-            self._renderer = Renderer(OutputMode.detect(json_output=self.json, quiet=self.quiet))
+            self._renderer = self.terminal.renderer(json_output=self.json, quiet=self.quiet)
         return self._renderer
 
     def endpoint(self, protocol: str, options: ConnectionOptions) -> Endpoint:
+        from mailcli.endpoint import resolve_endpoint
+
         endpoint = resolve_endpoint(protocol, self.account, options)
         if endpoint.insecure:
             self.out.warning("--insecure: the server's certificate will not be verified")
         return endpoint
 
     def transcript(self) -> Transcript:
+        from mailcli.transcript import Transcript
+
         sink = self.out.trace if (self.trace or self.trace_data or self.trace_time) else None
         return Transcript(sink, show_data=self.trace_data, show_time=self.trace_time)
 
     def password(self, endpoint: Endpoint) -> Secret:
         """The credential chain; a person is asked only when stdin is a terminal."""
-        prompter = TerminalPrompter() if sys.stdin.isatty() else None
+        from mailcli.auth.credentials import get_password
+
+        prompter = TerminalPrompter() if self.terminal.stdin_tty else None
         return get_password(
             endpoint.credential_key,
             password_command=endpoint.password_command,
             environ=os.environ,
             prompter=prompter,
         )
+
+
+def load_config(path: str | None) -> Config:
+    """mailcli.config.load_config, imported on first use (the tests patch this name)."""
+    from pathlib import Path
+
+    from mailcli.config import load_config as load
+
+    return load(Path(path) if path is not None else None)
 
 
 class TerminalPrompter:
@@ -80,5 +111,5 @@ class TerminalPrompter:
 
 
 def app_context() -> AppContext:
-    """The AppContext of the running command (created by the group)."""
+    """The AppContext of the running command (created by `main`)."""
     return click.get_current_context().ensure_object(AppContext)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from mailcli.cli.context import AppContext
-from mailcli.cli.options import connection_options, global_options
+from mailcli.cli.options import connection_options
 from mailcli.endpoint import ConnectionOptions
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ DEFAULT_DESTINATION = "maildir:~/Maildir"
 @click.option("--dry-run", is_flag=True, help="Say what would be fetched; change nothing.")
 @click.option("-v", "--verbose", is_flag=True, help="A one-line summary even when piped.")
 @connection_options
-@global_options(for_group=False)
 @click.pass_obj
 def fetch(
     app: AppContext,
@@ -114,7 +113,7 @@ def _report(
         f"fetched {summary.fetched} message(s), {summary.octets} bytes, into {where}; "
         f"deleted {summary.deleted}; {summary.seconds:.2f} s"
     )
-    if verbose or app.out.mode.stderr_tty:
+    if verbose or app.terminal.stderr_tty:
         app.out.info(line if summary.fetched or summary.deleted else "no new mail")
 
 

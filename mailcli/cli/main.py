@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from mailcli import __version__
-from mailcli.cli.options import global_options
-from mailcli.errors import ExitStatus, MailcliError
-from mailcli.render import OutputMode, Renderer
+from mailcli.cli.context import AppContext
+from mailcli.cli.options import add_global_options, global_options
 
-# Commands live in their own modules, imported only when invoked; their one-line help
-# is written here so that `mailcli --help` imports none of them.
+if TYPE_CHECKING:
+    from mailcli.render import Renderer
+
+# The one source of each command's one-line help: the group lists it without importing
+# any command module (`mailcli --help` stays fast), and `get_command` hands it to click
+# as the command's `short_help` (what shell completion shows too). Commands are imported
+# only when they run. `sendmail` parses its own arguments (sendmail's, not ours) and
+# `completion` prints a script: neither takes the global flags after its name.
 _COMMANDS = {
     "account": ("mailcli.cli.account", "account", "Manage the accounts in the config file."),
     "password": ("mailcli.cli.password", "password", "Store, remove or locate a password."),
@@ -39,6 +43,7 @@ _COMMANDS = {
         "Print the shell completion script (bash, zsh, fish).",
     ),
 }
+_WITHOUT_GLOBAL_OPTIONS = {"sendmail", "completion"}
 
 
 class LazyGroup(click.Group):
@@ -50,9 +55,12 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in _COMMANDS:
             return None
-        module_name, attribute, _ = _COMMANDS[cmd_name]
+        module_name, attribute, short_help = _COMMANDS[cmd_name]
         module = __import__(module_name, fromlist=[attribute])
         command: click.Command = getattr(module, attribute)
+        command.short_help = short_help
+        if cmd_name not in _WITHOUT_GLOBAL_OPTIONS:
+            add_global_options(command)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -65,18 +73,16 @@ class LazyGroup(click.Group):
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False),  # a str: pathlib is imported when the file is read
     envvar="MAILCLI_CONFIG",
     help="Config file (default ~/.config/mailcli/config.toml).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-@global_options(for_group=True)
+@global_options
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
+def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     """Send mail over SMTP and work POP3 mailboxes: a scriptable telnet for mail."""
-    from mailcli.cli.context import AppContext  # not at import time: --help stays fast
-
-    app = ctx.ensure_object(AppContext)
+    app = ctx.ensure_object(AppContext)  # main() passes one in; a bare cli.main() gets one
     app.config_path = config_path
     app.debug = debug
 
@@ -85,50 +91,66 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI and translate every outcome into an exit status. Invoked through a
     link named `sendmail`, every argument belongs to the sendmail command."""
     args = sys.argv[1:] if argv is None else argv
-    if argv is None and Path(sys.argv[0]).name == "sendmail":
+    if argv is None and os.path.basename(sys.argv[0]) == "sendmail":
         args = ["sendmail", *args]
     sys.exit(_run(args))
 
 
 def _run(args: list[str]) -> int:
+    """One run; `--debug` and `-q` are read from the AppContext click filled in, so a
+    `-q` that is some option's value (`--subject -q`) is not taken for the flag."""
+    app = AppContext()
     try:
-        result = cli.main(args=args, prog_name="mailcli", standalone_mode=False)
-    except click.exceptions.Abort:
-        return _interrupted()
-    except KeyboardInterrupt:
+        result = cli.main(args=args, prog_name="mailcli", standalone_mode=False, obj=app)
+    except (click.exceptions.Abort, KeyboardInterrupt):
         return _interrupted()
     except click.exceptions.ClickException as exc:
         ctx = getattr(exc, "ctx", None)  # usage errors know their command; others do not
         hint = f"see `{ctx.command_path if ctx else 'mailcli'} --help`"
-        _stderr_renderer().error(exc.format_message(), hint=hint)
-        return int(ExitStatus.USAGE)
-    except MailcliError as exc:
-        if exc.exit_status == ExitStatus.OK:  # StoppedEarly: done as asked, not a failure
-            if "-q" not in args and "--quiet" not in args:
-                sys.stderr.write(f"mailcli: {exc.message}\n")
-            return 0
-        if "--debug" in args:
-            _print_traceback()
-        _stderr_renderer().error(exc.message, hint=exc.hint)
-        return int(exc.exit_status)
+        _stderr_renderer(app).error(exc.format_message(), hint=hint)
+        return _status("USAGE")
     except BrokenPipeError:
         return _broken_pipe()
     except Exception as exc:
-        return _internal_error(exc, debug="--debug" in args)
+        return _failed(app, exc)
     return _exit_code(result)
 
 
-def _exit_code(result: Any) -> int:
+def _failed(app: AppContext, exc: Exception) -> int:
+    """A MailcliError becomes its exit status and one line; anything else is a bug (70)."""
+    from mailcli.errors import ExitStatus, MailcliError
+
+    if not isinstance(exc, MailcliError):
+        return _internal_error(app, exc)
+    if exc.exit_status == ExitStatus.OK:  # StoppedEarly: done as asked, not a failure
+        if not app.quiet:
+            app.terminal.stderr.write(f"mailcli: {exc.message}\n")
+        return 0
+    if app.debug:
+        _print_traceback()
+    _stderr_renderer(app).error(exc.message, hint=exc.hint)
+    return int(exc.exit_status)
+
+
+def _exit_code(result: object) -> int:
     return int(result) if isinstance(result, int) else 0
 
 
-def _stderr_renderer() -> Renderer:
-    return Renderer(OutputMode.detect(json_output=False, quiet=False))
+def _stderr_renderer(app: AppContext) -> Renderer:
+    """Diagnostics as every run writes them: not JSON, never silenced by -q."""
+    return app.terminal.renderer(json_output=False, quiet=False)
 
 
 def _interrupted() -> int:
     sys.stderr.write("\n")
-    return int(ExitStatus.INTERRUPTED)
+    return _status("INTERRUPTED")
+
+
+def _status(name: str) -> int:
+    """`ExitStatus[name]`; mailcli.errors is imported only when a run fails."""
+    from mailcli.errors import ExitStatus
+
+    return int(ExitStatus[name])
 
 
 def _broken_pipe() -> int:
@@ -138,14 +160,14 @@ def _broken_pipe() -> int:
     return 141  # 128 + SIGPIPE, what a shell reports for a killed writer
 
 
-def _internal_error(exc: Exception, *, debug: bool) -> int:
-    if debug:
+def _internal_error(app: AppContext, exc: Exception) -> int:
+    if app.debug:
         _print_traceback()
-    _stderr_renderer().error(
+    _stderr_renderer(app).error(
         f"internal error: {type(exc).__name__}: {exc}",
-        hint=None if debug else "this is a bug in mailcli; rerun with --debug for a traceback",
+        hint=None if app.debug else "this is a bug in mailcli; rerun with --debug for a traceback",
     )
-    return int(ExitStatus.SOFTWARE)
+    return _status("SOFTWARE")
 
 
 def _print_traceback() -> None:

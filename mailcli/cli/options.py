@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -25,11 +24,9 @@ def _set_global(attribute: str) -> Callable[[click.Context, click.Parameter, Any
     return callback
 
 
-def global_options(*, for_group: bool) -> Callable[[F], F]:
-    """`-a`, `--json`, `--trace[-data|-time]`, `-q`: on the group and on each command,
-    so `mailcli list --json` and `mailcli --json list` mean the same."""
+def _global_specs(*, for_group: bool) -> list[tuple[tuple[str, ...], str, dict[str, Any]]]:
     envvar = "MAILCLI_ACCOUNT" if for_group else None
-    specs: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
+    return [
         (
             ("-a", "--account"),
             "account_name",
@@ -50,18 +47,38 @@ def global_options(*, for_group: bool) -> Callable[[F], F]:
         (("-q", "--quiet"), "quiet", {"is_flag": True, "help": "Print errors only."}),
     ]
 
-    def decorate(function: F) -> F:
-        for names, attribute, extra in reversed(specs):
-            function = click.option(
-                *names,
-                expose_value=False,
-                is_eager=True,
-                callback=_set_global(attribute),
-                **extra,
-            )(function)
-        return function
 
-    return decorate
+def _global_option_list(*, for_group: bool) -> list[click.Option]:
+    return [
+        click.Option(
+            list(names), expose_value=False, is_eager=True, callback=_set_global(attribute), **extra
+        )
+        for names, attribute, extra in _global_specs(for_group=for_group)
+    ]
+
+
+def global_options(function: F) -> F:
+    """`-a`, `--json`, `--trace[-data|-time]`, `-q` on the group (`-a` also from
+    $MAILCLI_ACCOUNT); `add_global_options` gives each command the same flags."""
+    for names, attribute, extra in reversed(_global_specs(for_group=True)):
+        function = click.option(
+            *names, expose_value=False, is_eager=True, callback=_set_global(attribute), **extra
+        )(function)
+    return function
+
+
+def add_global_options(command: click.Command) -> None:
+    """The global flags after the command name too, so `mailcli list --json` and
+    `mailcli --json list` mean the same: added by the group to each command it loads
+    (and to the subcommands of `account`, `password`, `queue`), once, after their own."""
+    if getattr(command, "_mailcli_global_options", False):
+        return
+    command._mailcli_global_options = True  # type: ignore[attr-defined]
+    if isinstance(command, click.Group):
+        for subcommand in command.commands.values():
+            add_global_options(subcommand)
+        return
+    command.params = [*command.params, *_global_option_list(for_group=False)]
 
 
 def _connection_option_list() -> list[Callable[[Any], Any]]:
@@ -80,7 +97,7 @@ def _connection_option_list() -> list[Callable[[Any], Any]]:
         click.option("--auth", metavar="MECH", help="Force an authentication mechanism."),
         click.option(
             "--cafile",
-            type=click.Path(dir_okay=False, path_type=Path),
+            type=click.Path(dir_okay=False),  # a str: no pathlib on the start-up path
             help="Trust only this CA bundle (PEM), not the system's.",
         ),
         click.option(
@@ -108,7 +125,7 @@ def connection_options(function: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         names = ConnectionOptions.__dataclass_fields__
         values = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
-        values["cafile"] = str(values["cafile"]) if values["cafile"] else None
+        values["cafile"] = values["cafile"] or None
         return function(*args, connection=ConnectionOptions(**values), **kwargs)
 
     decorated: Any = wrapper

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import click
 
 from mailcli.cli.context import AppContext
-from mailcli.cli.options import global_options
 from mailcli.config import PROTOCOLS
 from mailcli.endpoint import ConnectionOptions, Endpoint, resolve_endpoint
 from mailcli.errors import ConfigError, CredentialsError, UsageError
@@ -19,8 +17,7 @@ _KEY_HELP = "USER@HOST; default: the account's SMTP and POP3 logins."
 def _key_options(function: click.decorators.FC) -> click.decorators.FC:
     function = click.option("--user", help="Login name (instead of the account's).")(function)
     function = click.option("--host", help="Server host (instead of the account's).")(function)
-    function = click.argument("key", required=False, metavar="[USER@HOST]")(function)
-    return global_options(for_group=False)(function)
+    return click.argument("key", required=False, metavar="[USER@HOST]")(function)
 
 
 @click.group()
@@ -35,7 +32,7 @@ def set_password(app: AppContext, key: str | None, host: str | None, user: str |
     from mailcli.auth.credentials import KeyringUnavailable, keyring_set
 
     keys = [key] if key else [e.credential_key for e in _endpoints(app, host, user)]
-    secret = _read_new_password(keys)
+    secret = _read_new_password(app, keys)
     for entry in keys:
         try:
             backend = keyring_set(entry, secret)
@@ -75,7 +72,9 @@ def where(app: AppContext, key: str | None, host: str | None, user: str | None) 
         targets = [(e.credential_key, e.password_command) for e in _endpoints(app, host, user)]
     documents, rows = [], []
     for entry, command in targets:
-        sources = describe_sources(entry, password_command=command, interactive=_tty())
+        sources = describe_sources(
+            entry, password_command=command, interactive=app.terminal.stdin_tty
+        )
         answer = next((s.name for s in sources if s.available), None)
         documents.append({"key": entry, "answer": answer, "sources": [vars(s) for s in sources]})
         for position, source in enumerate(sources, 1):
@@ -84,10 +83,6 @@ def where(app: AppContext, key: str | None, host: str | None, user: str | None) 
     app.out.table(
         ["login", "step", "source", "available", "why", ""], rows, document={"logins": documents}
     )
-
-
-def _tty() -> bool:
-    return sys.stdin.isatty()
 
 
 def _endpoints(app: AppContext, host: str | None, user: str | None) -> list[Endpoint]:
@@ -108,14 +103,14 @@ def _endpoints(app: AppContext, host: str | None, user: str | None) -> list[Endp
     return list(found.values())
 
 
-def _read_new_password(keys: list[str]) -> str:
+def _read_new_password(app: AppContext, keys: list[str]) -> str:
     """From a hidden prompt (asked twice) on a terminal, else the first line of stdin."""
-    if _tty():
+    if app.terminal.stdin_tty:
         value = click.prompt(
             f"Password for {', '.join(keys)}", hide_input=True, confirmation_prompt=True, err=True
         )
     else:
-        value = sys.stdin.readline().rstrip("\r\n")
+        value = app.terminal.stdin.readline().rstrip("\r\n")
     if not value:
         raise UsageError("empty password: nothing stored")
     return str(value)

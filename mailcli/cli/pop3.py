@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,16 +9,16 @@ from typing import Any
 import click
 
 from mailcli.cli.context import AppContext
-from mailcli.cli.options import connection_options, global_options, quit_after_option
+from mailcli.cli.options import connection_options, quit_after_option
 from mailcli.endpoint import ConnectionOptions
 from mailcli.errors import UsageError
 from mailcli.pop3.session import PHASES
 
 
 def pop3_command(function: Callable[..., Any]) -> click.Command:
-    """A POP3 command (click names `list_command` "list"): connection, global and
-    --quit-after options, the AppContext first."""
-    with_options = quit_after_option(PHASES)(global_options(for_group=False)(function))
+    """A POP3 command (click names `list_command` "list"): connection and --quit-after
+    options, the AppContext first (the group adds the global flags)."""
+    with_options = quit_after_option(PHASES)(function)
     return click.command()(click.pass_obj(connection_options(with_options)))
 
 
@@ -111,7 +110,7 @@ def top(
     """The headers of MESSAGE and its first LINES body lines (default 0)."""
     from mailcli.pop3.commands import retrieve
 
-    with open_session(app, connection) as pop, _destination(output, lf=False) as write:
+    with open_session(app, connection) as pop, _destination(app, output, lf=False) as write:
         retrieve(pop, message, write, top_lines=lines)
 
 
@@ -139,7 +138,7 @@ def retr(
 
     if (message is None) == (uid is None):
         raise UsageError("give a message number or --uid UID (one of them)")
-    with open_session(app, connection) as pop, _destination(output, lf=lf) as write:
+    with open_session(app, connection) as pop, _destination(app, output, lf=lf) as write:
         number = message if message is not None else number_for_uid(pop, str(uid))
         retrieve(pop, number, write)
 
@@ -208,7 +207,8 @@ def capa(app: AppContext, /, connection: ConnectionOptions) -> None:
 class _destination:
     """stdout (binary) or a file written atomically; optionally CRLF -> LF."""
 
-    def __init__(self, output: Path | None, *, lf: bool) -> None:
+    def __init__(self, app: AppContext, output: Path | None, *, lf: bool) -> None:
+        self.app = app
         self.output = output
         self.lf = lf
         self._handle: Any = None
@@ -218,7 +218,10 @@ class _destination:
         from mailcli.fsutil import PartialFile
         from mailcli.pop3.multiline import LfWriter
 
-        self._handle = sys.stdout.buffer if self.output is None else PartialFile(self.output)
+        if self.output is None:
+            self._handle = self.app.terminal.stdout_bytes
+        else:
+            self._handle = PartialFile(self.output)
         if not self.lf:
             return self._handle.write  # type: ignore[no-any-return]
         self._lf = LfWriter(self._handle.write)

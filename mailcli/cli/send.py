@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from mailcli.cli.context import AppContext
-from mailcli.cli.options import connection_options, global_options, quit_after_option
+from mailcli.cli.options import connection_options, quit_after_option
 from mailcli.endpoint import ConnectionOptions
 from mailcli.errors import DataError, ExitStatus, UsageError
 
@@ -64,7 +63,6 @@ _COMPOSE_ONLY = (
 @click.option("--dry-run", is_flag=True, help="Print envelope and message; connect to nothing.")
 @quit_after_option(("connect", "ehlo", "tls", "auth", "mail", "rcpt"))
 @connection_options
-@global_options(for_group=False)
 @click.pass_obj
 def send(
     app: AppContext,
@@ -83,7 +81,7 @@ def send(
     the message), 75 on a temporary failure.
     """
     if message_file is not None:
-        outgoing = _ready_message(message_file, compose_options, envelope_from, rcpt)
+        outgoing = _ready_message(app, message_file, compose_options, envelope_from, rcpt)
     else:
         outgoing = _composed(app, compose_options, envelope_from, rcpt)
     if dry_run:
@@ -108,7 +106,11 @@ def send(
 
 
 def _ready_message(
-    source: str, compose_options: dict[str, Any], envelope_from: str | None, rcpt: tuple[str, ...]
+    app: AppContext,
+    source: str,
+    compose_options: dict[str, Any],
+    envelope_from: str | None,
+    rcpt: tuple[str, ...],
 ) -> Any:
     from mailcli.smtp.compose import read_input_file
     from mailcli.smtp.rawmessage import prepare_message
@@ -117,7 +119,10 @@ def _ready_message(
     if given:
         flags = ", ".join("--" + name.replace("_addr", "").replace("_", "-") for name in given)
         raise UsageError(f"--message sends a ready message; it cannot be combined with {flags}")
-    raw = sys.stdin.buffer.read() if source == "-" else read_input_file(Path(source), "--message")
+    if source == "-":
+        raw = app.terminal.stdin_bytes.read()
+    else:
+        raw = read_input_file(Path(source), "--message")
     return prepare_message(raw, envelope_from=envelope_from, rcpt=rcpt)
 
 
@@ -134,7 +139,7 @@ def _composed(
             cc=options["cc"],
             bcc=options["bcc"],
             subject=options["subject"],
-            body=_body_text(options),
+            body=_body_text(app, options),
             html=options["html"],
             attachments=options["attach"],
             headers=options["header"],
@@ -146,7 +151,7 @@ def _composed(
     )
 
 
-def _body_text(options: dict[str, Any]) -> str | None:
+def _body_text(app: AppContext, options: dict[str, Any]) -> str | None:
     """--body, else --body-file, else stdin when it is not a terminal."""
     from mailcli.smtp.compose import read_input_file
 
@@ -156,8 +161,8 @@ def _body_text(options: dict[str, Any]) -> str | None:
         return str(options["body"])
     if options["body_file"] is not None:
         data = read_input_file(options["body_file"], "--body-file")
-    elif not sys.stdin.isatty():
-        data = sys.stdin.buffer.read()
+    elif not app.terminal.stdin_tty:
+        data = app.terminal.stdin_bytes.read()
     else:
         return None
     try:

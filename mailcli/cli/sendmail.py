@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
 import click
 
 from mailcli.cli.context import AppContext
-from mailcli.cli.options import global_options
 from mailcli.errors import ExitStatus
 
 
@@ -34,7 +32,7 @@ def sendmail(app: AppContext, args: tuple[str, ...]) -> int:
     if parsed.account:
         app.account_name = parsed.account
     app.trace = app.trace or parsed.verbose
-    raw = sys.stdin.buffer.read()
+    raw = app.terminal.stdin_bytes.read()
     account = app.account
     addressing = Addressing(
         domain=account.domain if account else None,
@@ -70,7 +68,6 @@ def queue() -> None:
 
 
 @queue.command("list")
-@global_options(for_group=False)
 @click.pass_obj
 def list_queue(app: AppContext) -> None:
     """Show waiting messages: id, age, attempts, recipients, last error."""
@@ -94,7 +91,6 @@ def list_queue(app: AppContext) -> None:
 
 
 @queue.command("run")
-@global_options(for_group=False)
 @click.pass_obj
 def run(app: AppContext) -> int:
     """Retry every waiting message (for cron). Exit 0 when all went, 75 when some wait."""
@@ -124,7 +120,6 @@ def run(app: AppContext) -> int:
 
 @queue.command("remove")
 @click.argument("ids", nargs=-1, required=True, metavar="ID...")
-@global_options(for_group=False)
 @click.pass_obj
 def remove(app: AppContext, ids: tuple[str, ...]) -> None:
     """Delete waiting messages without sending them."""

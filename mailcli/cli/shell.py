@@ -11,8 +11,7 @@ or Ctrl-C without `quit` closes the connection without QUIT, so nothing is delet
 from __future__ import annotations
 
 import contextlib
-import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
@@ -42,7 +41,7 @@ _REFUSED = {"USER", "PASS", "APOP", "AUTH", "STLS"}  # the session is already lo
 @pop3_command
 def shell(app: AppContext, /, connection: ConnectionOptions) -> None:
     """An interactive POP3 session (prompt, history, help); deletions only at `quit`."""
-    interactive = sys.stdin.isatty()
+    interactive = app.terminal.stdin_tty
     if interactive:
         _enable_line_editing()
     with open_session(app, connection) as pop:
@@ -82,14 +81,13 @@ def _loop(app: AppContext, pop: Pop3Session, marked: set[str], interactive: bool
                 app.out.info(f"deleted {len(marked)} message(s)")
             return True
         else:
-            _send(pop, verb, argument.strip(), marked)
+            _send(pop, verb, argument.strip(), marked, app.terminal.stdout_bytes)
 
 
-def _send(pop: Pop3Session, verb: str, argument: str, marked: set[str]) -> None:
+def _send(pop: Pop3Session, verb: str, argument: str, marked: set[str], out: BinaryIO) -> None:
     """One command; the reply on stdout as the server sent it (a multi-line body still
     dot-stuffed, through its "." line), every line ending in LF."""
     multiline = verb in _MULTILINE_ALWAYS or (verb in _MULTILINE_WITHOUT_ARGUMENT and not argument)
-    out = sys.stdout.buffer
     reply = pop.exchange(f"{verb} {argument}".strip(), out.write, multiline=multiline)
     out.flush()
     if reply.startswith("+OK"):
