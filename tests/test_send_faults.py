@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Result, run_cli
+from tests.helpers import Mailcli, Result
+from tests.servers.accounts import Account
 from tests.servers.certs import Certs
 from tests.servers.smtpd import AioSmtpd
 
@@ -17,26 +18,14 @@ PASSWORD = "Secr3t-pw!"
 USERS = {"alice": PASSWORD}
 
 
+MESSAGE = ("--from", "Alice <alice@example.test>", "--to", "bob@example.test")
+MESSAGE += ("--subject", "hi", "--body", "hello")
+
+
 def send(server: AioSmtpd, *extra: str, certs: Certs | None = None, **env: str) -> Result:
-    args = [
-        "send",
-        "--host",
-        server.host,
-        "--port",
-        str(server.port),
-        "--from",
-        "Alice <alice@example.test>",
-        "--to",
-        "bob@example.test",
-        "--subject",
-        "hi",
-        "--body",
-        "hello",
-        *extra,
-    ]
-    if certs is not None:
-        args += ["--cafile", str(certs.ca_pem)]
-    return run_cli(args, env={"MAILCLI_PASSWORD": PASSWORD, **env})
+    cafile = None if certs is None else certs.ca_pem
+    account = Account.smtpd(server, password=PASSWORD, cafile=cafile)
+    return Mailcli(account)("send", *MESSAGE, *extra, env=env)
 
 
 def secret_forms() -> list[str]:
@@ -211,53 +200,25 @@ def test_smtputf8_needed_but_not_offered_is_65(aiosmtpd_factory: Factory) -> Non
 
 
 def test_connection_refused_is_69_and_unknown_host_68() -> None:
-    from tests.servers.ports import free_port
+    from tests.servers.ports import HOST, free_port
 
-    refused = run_cli(
-        [
-            "send",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(free_port()),
-            "--security",
-            "none",
-            "--from",
-            "a@x",
-            "--to",
-            "b@x",
-            "--body",
-            "x",
-        ]
-    )
+    closed_port = Account(HOST, free_port(), security="none")
+    refused = Mailcli(closed_port)("send", "--from", "a@x", "--to", "b@x", "--body", "x")
     assert refused.code == 69 and "refused" in refused.stderr
-    unknown = run_cli(
-        ["send", "--host", "no-such-host.invalid", "--from", "a@x", "--to", "b@x", "--body", "x"]
-    )
+    no_such_host = Account("no-such-host.invalid", 587)  # 587: the default without --port
+    unknown = Mailcli(no_such_host)("send", "--from", "a@x", "--to", "b@x", "--body", "x")
     assert unknown.code == 68
+
+
+def login_without_password(server: AioSmtpd, certs: Certs) -> Mailcli:
+    """alice over STARTTLS with the test CA, and no password in the environment."""
+    return Mailcli(Account.smtpd(server, "alice", cafile=certs.ca_pem))
 
 
 def test_no_password_anywhere_and_no_tty_is_78(aiosmtpd_factory: Factory, certs: Certs) -> None:
     server = aiosmtpd_factory(tls_context=certs.server_context(), users=USERS)
-    result = run_cli(
-        [
-            "send",
-            "--host",
-            server.host,
-            "--port",
-            str(server.port),
-            "--cafile",
-            str(certs.ca_pem),
-            "--user",
-            "alice",
-            "--from",
-            "a@x",
-            "--to",
-            "b@x",
-            "--body",
-            "x",
-        ]
-    )
+    alice = login_without_password(server, certs)
+    result = alice("send", "--from", "a@x", "--to", "b@x", "--body", "x")
     assert result.code == 78
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"mailcli: error: no password for alice@{server.host}")
@@ -268,26 +229,10 @@ def test_no_password_anywhere_and_no_tty_is_78(aiosmtpd_factory: Factory, certs:
 
 def test_password_command_supplies_the_password(aiosmtpd_factory: Factory, certs: Certs) -> None:
     server = aiosmtpd_factory(tls_context=certs.server_context(), users=USERS)
-    result = run_cli(
-        [
-            "send",
-            "--host",
-            server.host,
-            "--port",
-            str(server.port),
-            "--cafile",
-            str(certs.ca_pem),
-            "--user",
-            "alice",
-            "--from",
-            "a@x",
-            "--to",
-            "b@x",
-            "--body",
-            "x",
-            "--password-command",
-            f"echo '{PASSWORD}'",
-        ]
+    alice = login_without_password(server, certs)
+    command = f"echo '{PASSWORD}'"
+    result = alice(
+        "send", "--from", "a@x", "--to", "b@x", "--body", "x", "--password-command", command
     )
     assert result.code == 0, result.stderr
     assert server.received[0].login == "alice"

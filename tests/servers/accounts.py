@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from .dovecot import Dovecot
 from .ports import HOST
@@ -18,6 +18,16 @@ from .postfix import Postfix
 from .smtpd import AioSmtpd
 
 Security = Literal["none", "starttls", "tls"]
+
+
+class Listening(Protocol):
+    """Any test server: where it listens."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,20 @@ class Account:
         cafile: Path | None = None,
     ) -> Account:
         """An aiosmtpd server, which tests start with the TLS and AUTH they need."""
+        return cls(server.host, server.port, user, password, security, cafile)
+
+    @classmethod
+    def scripted(
+        cls,
+        server: Listening,
+        user: str | None = "u",
+        password: str | None = "pw",
+        *,
+        security: Security = "none",
+        cafile: Path | None = None,
+    ) -> Account:
+        """A scripted or hostile server (``tests/servers/scripted.py``): plain TCP unless
+        told otherwise, and a login the script accepts whatever it is."""
         return cls(server.host, server.port, user, password, security, cafile)
 
     def via(self, port: int) -> Account:
