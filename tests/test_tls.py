@@ -5,36 +5,28 @@ from __future__ import annotations
 import ssl
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import Mailcli, Result
+from tests.servers.accounts import Account
 from tests.servers.certs import Certs, make_certs
-from tests.servers.dovecot import Dovecot
-from tests.servers.fixtures import Mailbox
 from tests.servers.smtpd import AioSmtpd
 
 Factory = Callable[..., AioSmtpd]
 
 
-def send(server: AioSmtpd, *extra: str) -> tuple[int, str]:
-    result = run_cli(
-        [
-            "send",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(server.port),
-            "--from",
-            "a@x.test",
-            "--to",
-            "b@x.test",
-            "--body",
-            "x",
-            *extra,
-        ]
+def sending(server: AioSmtpd, *extra: str) -> Result:
+    """A short message, STARTTLS by default, trusting only what ``extra`` says."""
+    return Mailcli(Account.smtpd(server))(
+        "send", "--from", "a@x.test", "--to", "b@x.test", "--body", "x", *extra
     )
+
+
+def send(server: AioSmtpd, *extra: str) -> tuple[int, str]:
+    result = sending(server, *extra)
     return result.code, result.stderr
 
 
@@ -74,41 +66,17 @@ def test_tls_below_1_2_is_refused(aiosmtpd_factory: Factory, certs: Certs) -> No
 
 
 def test_insecure_warns_on_every_use(
-    aiosmtpd_factory: Factory, untrusted_certs: Certs, dovecot: Dovecot, mailbox: Mailbox
+    aiosmtpd_factory: Factory, untrusted_certs: Certs, pop3_account: Account
 ) -> None:
     server = aiosmtpd_factory(tls_context=untrusted_certs.server_context())
-    pop = [
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(dovecot.pop3_port),
-        "--user",
-        mailbox.user,
-        "--insecure",
-    ]
-    env = {"MAILCLI_PASSWORD": mailbox.password}
+    pop = Mailcli(replace(pop3_account, cafile=None))  # not the test CA: --insecure gets in
     runs = [
-        run_cli(
-            [
-                "send",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(server.port),
-                "--from",
-                "a@x.test",
-                "--to",
-                "b@x.test",
-                "--body",
-                "x",
-                "--insecure",
-            ]
-        ),
-        run_cli(["stat", *pop], env=env),
-        run_cli(["check", "pop3", *pop], env=env),
-        run_cli(["fetch", "--dry-run", *pop], env=env),
+        sending(server, "--insecure"),
+        pop("stat", "--insecure"),
+        pop("check", "pop3", "--insecure"),
+        pop("fetch", "--dry-run", "--insecure"),
     ]
     for result in runs:
         assert result.code == 0, result.stderr
         assert "mailcli: warning: --insecure" in result.stderr
-    assert "NOT verified: --insecure" in run_cli(["stat", "--trace", *pop], env=env).stderr
+    assert "NOT verified: --insecure" in pop("stat", "--trace", "--insecure").stderr
