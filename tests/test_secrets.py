@@ -9,11 +9,13 @@ import os
 import stat
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import MAILCLI, run_cli
+from tests.helpers import MAILCLI, Mailcli, run_cli
+from tests.servers.accounts import Account
 from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox
@@ -46,31 +48,9 @@ def test_smtp_trace_and_debug_of_a_failed_login(
     aiosmtpd_factory: Callable[..., AioSmtpd], certs: Certs, auth: str
 ) -> None:
     server = aiosmtpd_factory(tls_context=certs.server_context(), users={"alice": "right"})
-    result = run_cli(
-        [
-            "--debug",
-            "send",
-            "--trace",
-            "--trace-time",
-            "--host",
-            server.host,
-            "--port",
-            str(server.port),
-            "--cafile",
-            str(certs.ca_pem),
-            "--user",
-            "alice",
-            "--auth",
-            auth,
-            "--from",
-            "a@x.test",
-            "--to",
-            "b@x.test",
-            "--body",
-            "x",
-        ],
-        env={"MAILCLI_PASSWORD": SECRET},
-    )
+    wrong = Mailcli(Account.smtpd(server, "alice", SECRET, cafile=certs.ca_pem))
+    message = ["--from", "a@x.test", "--to", "b@x.test", "--body", "x"]
+    result = wrong("--debug", "send", "--trace", "--trace-time", "--auth", auth, *message)
     assert result.code == 77
     assert "Traceback" in result.stderr  # --debug: the traceback and its messages...
     assert_nowhere(result.stdout + result.stderr, SECRET, "alice")  # ...hold no secret
@@ -78,61 +58,28 @@ def test_smtp_trace_and_debug_of_a_failed_login(
 
 @pytest.mark.parametrize("auth", ["user", "apop", "plain"])
 def test_pop3_trace_and_debug_of_a_failed_login(
-    dovecot: Dovecot, certs: Certs, mailbox: Mailbox, auth: str
+    pop3_account: Account, mailbox: Mailbox, auth: str
 ) -> None:
-    result = run_cli(
-        [
-            "--debug",
-            "stat",
-            "--trace",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(dovecot.pop3_port),
-            "--cafile",
-            str(certs.ca_pem),
-            "--user",
-            mailbox.user,
-            "--auth",
-            auth,
-        ],
-        env={"MAILCLI_PASSWORD": SECRET},
-    )
+    wrong = Mailcli(replace(pop3_account, password=SECRET))
+    result = wrong("--debug", "stat", "--trace", "--auth", auth)
     assert result.code == 77
     assert_nowhere(result.stdout + result.stderr, SECRET, mailbox.user)
 
 
 def test_no_secret_in_any_argv_while_fetching(
-    dovecot: Dovecot, certs: Certs, mailbox: Mailbox, tmp_path: Path
+    pop3_account: Account, mailbox: Mailbox, tmp_path: Path
 ) -> None:
     """The MDA runs while mailcli is logged in: it records every process's argv."""
-    dovecot.drop_message(mailbox.user, b"Subject: x\n\nhello\n")
+    mailbox.drop(b"Subject: x\n\nhello\n")
     secret_file = tmp_path / "pw"
     secret_file.write_text(mailbox.password + "\n")
     argv_dump = tmp_path / "argv"
     mda = f"ps -eo args > {argv_dump}; cat > /dev/null"
-    done = subprocess.run(
-        [
-            *MAILCLI,
-            "fetch",
-            "--to",
-            f"mda:{mda}",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(dovecot.pop3_port),
-            "--cafile",
-            str(certs.ca_pem),
-            "--user",
-            mailbox.user,
-            "--password-command",
-            f"cat {secret_file}",
-        ],
-        capture_output=True,
-        env=dict(os.environ),
-        check=False,
+    no_password_given = Mailcli(replace(pop3_account, password=None), process=True)
+    done = no_password_given(
+        "fetch", "--to", f"mda:{mda}", "--password-command", f"cat {secret_file}"
     )
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.stderr
     listing = argv_dump.read_text()
     assert "mailcli" in listing  # the listing did see mailcli itself
     assert_nowhere(listing, mailbox.password, mailbox.user)
