@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.helpers import run_process
 from tests.servers import NEEDS, require
+from tests.servers.accounts import Account
 from tests.servers.certs import Certs
 from tests.servers.keyring_service import SecretService
 from tests.servers.smtpd import AioSmtpd
@@ -27,6 +29,16 @@ def locked_service() -> Iterator[SecretService]:
         yield service
 
 
+def send_as_alice(
+    server: AioSmtpd, certs: Certs, env: dict[str, str], body: str = "x"
+) -> subprocess.CompletedProcess[bytes]:
+    """alice sends with no password given: only the keyring can answer. ``env`` is the
+    whole environment (it removes keys, so it is not merged over this process's)."""
+    alice = Account.smtpd(server, "alice", cafile=certs.ca_pem)
+    message = ["--from", "alice@example.test", "--to", "bob@example.test", "--body", body]
+    return run_process(["send", *message, *alice.args()], env=env)
+
+
 def test_set_where_use_and_delete_through_the_real_keyring(
     secret_service: SecretService,
     aiosmtpd_factory: Callable[..., AioSmtpd],
@@ -40,26 +52,7 @@ def test_set_where_use_and_delete_through_the_real_keyring(
     assert where["logins"][0]["answer"] == "keyring"
 
     server = aiosmtpd_factory(tls_context=certs.server_context(), users={"alice": PASSWORD})
-    sent = run_process(
-        [
-            "send",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(server.port),
-            "--cafile",
-            str(certs.ca_pem),
-            "--user",
-            "alice",
-            "--from",
-            "alice@example.test",
-            "--to",
-            "bob@example.test",
-            "--body",
-            "via keyring",
-        ],
-        env=env,
-    )
+    sent = send_as_alice(server, certs, env, "via keyring")
     assert sent.returncode == 0, sent.stderr
     assert server.received[0].login == "alice"
 
@@ -73,27 +66,7 @@ def test_locked_keyring_exits_78_with_the_reason(
     locked_service: SecretService, aiosmtpd_factory: Callable[..., AioSmtpd], certs: Certs
 ) -> None:
     server = aiosmtpd_factory(tls_context=certs.server_context(), users={"alice": PASSWORD})
-    done = run_process(
-        [
-            "send",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(server.port),
-            "--cafile",
-            str(certs.ca_pem),
-            "--user",
-            "alice",
-            "--from",
-            "alice@example.test",
-            "--to",
-            "bob@example.test",
-            "--body",
-            "x",
-        ],
-        env=locked_service.subprocess_env(),
-        timeout=60,
-    )
+    done = send_as_alice(server, certs, locked_service.subprocess_env())
     assert done.returncode == 78
     lines = done.stderr.decode().splitlines()
     assert len(lines) == 1
@@ -115,26 +88,7 @@ def test_no_dbus_at_all_exits_78_naming_the_ways(
         if key not in ("PYTHON_KEYRING_BACKEND", "DBUS_SESSION_BUS_ADDRESS")
     }
     server = aiosmtpd_factory(tls_context=certs.server_context(), users={"alice": PASSWORD})
-    done = run_process(
-        [
-            "send",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(server.port),
-            "--cafile",
-            str(certs.ca_pem),
-            "--user",
-            "alice",
-            "--from",
-            "alice@example.test",
-            "--to",
-            "bob@example.test",
-            "--body",
-            "x",
-        ],
-        env=env,
-    )
+    done = send_as_alice(server, certs, env)
     assert done.returncode == 78
     err = done.stderr.decode()
     assert err.count("\n") == 1
