@@ -12,6 +12,7 @@ import pytest
 
 from tests.helpers import Measured, run_measured
 from tests.servers import hostile
+from tests.servers.accounts import Account, Security
 from tests.servers.scripted import ScriptedServer
 
 TIMEOUT = 1.0
@@ -27,23 +28,10 @@ def released() -> Iterator[None]:
     hostile.RELEASE.set()  # end any stalling script now
 
 
-def run(server: ScriptedServer, *command: str, security: str = "none") -> Measured:
-    return run_measured(
-        [
-            *command,
-            "--host",
-            server.host,
-            "--port",
-            str(server.port),
-            "--user",
-            "alice",
-            "--security",
-            security,
-            "--timeout",
-            str(TIMEOUT),
-        ],
-        env={**os.environ, "MAILCLI_PASSWORD": PASSWORD},
-    )
+def run(server: ScriptedServer, *command: str, security: Security = "none") -> Measured:
+    alice = Account.scripted(server, "alice", PASSWORD, security=security)
+    args = [*command, *alice.args(), "--timeout", str(TIMEOUT)]
+    return run_measured(args, env={**os.environ, **alice.env()})
 
 
 def assert_bounded(result: Measured, code: int) -> None:
@@ -104,25 +92,9 @@ SMTP_CASES = [
 @pytest.mark.parametrize(("mode", "code"), SMTP_CASES, ids=[case[0] for case in SMTP_CASES])
 def test_smtp_misbehaviour(mode: str, code: int) -> None:
     with ScriptedServer(hostile.smtp(mode)) as server:
-        result = run_measured(
-            [
-                "send",
-                "--host",
-                server.host,
-                "--port",
-                str(server.port),
-                "--security",
-                "none",
-                "--timeout",
-                str(TIMEOUT),
-                "--from",
-                "a@example.test",
-                "--to",
-                "b@example.test",
-                "--body",
-                "x",
-            ]
-        )
+        anonymous = Account.scripted(server, None, None)
+        message = ["--from", "a@example.test", "--to", "b@example.test", "--body", "x"]
+        result = run_measured(["send", *anonymous.args(), "--timeout", str(TIMEOUT), *message])
     assert_bounded(result, code)
 
 
