@@ -50,7 +50,9 @@ from tests.servers.procs import make_workdir  # noqa: E402
 
 # --- the mailcli under test: a wheel in a fresh venv, as users install it ------------------
 
-WHEEL_VENV = BENCH / ".venv"  # ignored by git (.gitignore: .venv/)
+# ignored by git (.gitignore: .venv/); $BENCH_VENV: another place, for benchmarks run side
+# by side on one checkout (each venv holds one commit's wheel)
+WHEEL_VENV = Path(os.environ.get("BENCH_VENV") or BENCH / ".venv")
 STAMP = WHEEL_VENV / "mailcli-sources"
 # What setuptools puts in the wheel: the mailcli package and the files pyproject.toml names.
 WHEEL_SOURCES = ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", "mailcli")
