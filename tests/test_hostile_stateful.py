@@ -28,7 +28,8 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import Result, run_cli
+from tests.helpers import Mailcli, Result
+from tests.servers.accounts import Account
 from tests.servers.fickle import FickleMailbox, Message, Session
 from tests.servers.scripted import ScriptedServer
 
@@ -48,14 +49,14 @@ class Client:
         return self.root / "Maildir"
 
     def fetch(self, *options: str) -> Result:
-        args = ["fetch", "--to", f"maildir:{self.maildir}", *options]
-        args += ["--host", self.server.host, "--port", str(self.server.port), "--user", "alice"]
         env = {
-            "MAILCLI_PASSWORD": "Fickle-Secret-1",
             "MAILCLI_FETCH_BATCH": "2",  # several batches in a mailbox of a few messages
             "XDG_STATE_HOME": str(self.root / "state"),
         }
-        return run_cli([*args, "--security", "none", "--timeout", TIMEOUT], env=env)
+        alice = Mailcli(Account.scripted(self.server, "alice", "Fickle-Secret-1"))
+        return alice(
+            "fetch", "--to", f"maildir:{self.maildir}", *options, "--timeout", TIMEOUT, env=env
+        )
 
     def delivered(self) -> list[bytes]:
         return sorted(
@@ -109,10 +110,8 @@ def test_octets_that_differ_from_list_are_noted_in_the_transcript(tmp_path: Path
     with ScriptedServer(mailbox.script) as server:
         client = Client(server, tmp_path)
         fetched = client.fetch("--trace")
-        server_options = ["--host", server.host, "--port", str(server.port), "--user", "alice"]
-        retr = run_cli(
-            ["retr", "1", "--trace", *server_options, "--security", "none", "--timeout", TIMEOUT],
-            env={"MAILCLI_PASSWORD": "x"},
+        retr = Mailcli(Account.scripted(server, "alice", "x"))(
+            "retr", "1", "--trace", "--timeout", TIMEOUT
         )
     assert fetched.code == 0 and retr.code == 0, fetched.stderr + retr.stderr
     assert f"== message 1: {size} octets arrived, LIST said {size + 7}" in fetched.stderr
