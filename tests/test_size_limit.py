@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Result, run_cli
-from tests.servers.certs import Certs
+from tests.helpers import Mailcli, Result, run_cli
+from tests.servers.accounts import Account
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox
 from tests.servers.ports import free_port
@@ -76,35 +76,18 @@ def next_session(server: Postfix, before: int) -> str:
     return sessions[before]
 
 
-def big_send(server: Postfix, certs: Certs, box: Mailbox) -> Result:
-    args = [
-        "send",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(server.submission_port),
-        "--security",
-        "starttls",
-        "--cafile",
-        str(certs.ca_pem),
-        "--user",
-        box.user,
-        "--from",
-        box.address,
-        "--to",
-        box.address,
-        "--subject",
-        "too big",
-        "--trace",
-    ]
-    return run_cli(args, env={"MAILCLI_PASSWORD": box.password}, input=BIG_BODY * 400)
+def big_send(server: Postfix, box: Mailbox) -> Result:
+    """A message over LIMIT, from ``box`` to itself, over STARTTLS with AUTH."""
+    sender = Mailcli(Account.submission(server, box.user, box.password))
+    message = ["--from", box.address, "--to", box.address, "--subject", "too big"]
+    return sender("send", *message, "--trace", input=BIG_BODY * 400)
 
 
 def test_send_over_the_servers_size_is_refused_before_mail_from(
-    small: SmallPostfix, certs: Certs, mailbox: Mailbox
+    small: SmallPostfix, mailbox: Mailbox
 ) -> None:
     before = len(client_sessions(small))
-    result = big_send(small, certs, mailbox)
+    result = big_send(small, mailbox)
     assert result.code == 69, result.stderr
     size = re.search(r"the message is (\d+) octets", result.stderr)
     assert size and int(size.group(1)) > LIMIT, result.stderr
@@ -194,21 +177,8 @@ def server_announcing(size_line: str, mail_lines: list[str]) -> ScriptedServer:
 def test_size_without_a_number_or_zero_means_no_limit(size_line: str) -> None:
     mail_lines: list[str] = []
     with server_announcing(size_line, mail_lines) as server:
-        result = run_cli(
-            [
-                "send",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(server.port),
-                "--security",
-                "none",
-                "--from",
-                "a@example.test",
-                "--to",
-                "b@example.test",
-            ],
-            input=BIG_BODY * 400,
-        )
+        sender = Mailcli(Account.scripted(server, None, None))
+        message = ["--from", "a@example.test", "--to", "b@example.test"]
+        result = sender("send", *message, input=BIG_BODY * 400)
     assert result.code == 0, result.stderr
     assert len(mail_lines) == 1 and "SIZE=" in mail_lines[0]
