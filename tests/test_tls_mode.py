@@ -15,13 +15,13 @@ Dovecot and Postfix.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
-from tests.helpers import Result, run_cli
+from tests.helpers import Mailcli, Result
+from tests.servers.accounts import Account, Security
 from tests.servers.certs import Certs
-from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox
 from tests.servers.postfix import Postfix
 from tests.servers.scripted import Conn, ScriptedServer
@@ -31,61 +31,27 @@ WELL_BEFORE_TIMEOUT = 10.0  # seconds; the grace period is 2 s
 PROBE_LINE = "no greeting after"
 
 
-def timed(args: Sequence[str], password: str = "x") -> tuple[Result, float]:
+def timed(account: Account, *command: str) -> tuple[Result, float]:
     started = time.monotonic()
-    result = run_cli(list(args), env={"MAILCLI_PASSWORD": password})
+    result = Mailcli(account)(*command, "--trace")
     return result, time.monotonic() - started
 
 
-def pop3(port: int, security: str, certs: Certs, box: Mailbox) -> list[str]:
-    return [
-        "stat",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--security",
-        security,
-        "--cafile",
-        str(certs.ca_pem),
-        "--user",
-        box.user,
-        "--timeout",
-        LONG_TIMEOUT,
-        "--trace",
-    ]
+def pop3(account: Account, timeout: str = LONG_TIMEOUT) -> tuple[Result, float]:
+    return timed(account, "stat", "--timeout", timeout)
 
 
-def smtp(port: int, security: str, certs: Certs, box: Mailbox) -> list[str]:
-    return [
-        "send",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--security",
-        security,
-        "--cafile",
-        str(certs.ca_pem),
-        "--user",
-        box.user,
-        "--from",
-        box.address,
-        "--to",
-        box.address,
-        "--body",
-        "x",
-        "--timeout",
-        LONG_TIMEOUT,
-        "--trace",
-    ]
+def smtp(account: Account, box: Mailbox) -> tuple[Result, float]:
+    message = ["--from", box.address, "--to", box.address, "--body", "x"]
+    return timed(account, "send", *message, "--timeout", LONG_TIMEOUT)
 
 
+@pytest.mark.pop3_account(security="tls")
 @pytest.mark.parametrize("security", ["none", "starttls"])
 def test_pop3_cleartext_to_the_implicit_tls_port_names_security_tls_at_once(
-    dovecot: Dovecot, certs: Certs, mailbox: Mailbox, security: str
+    pop3_account: Account, security: Security
 ) -> None:
-    result, seconds = timed(pop3(dovecot.pop3s_port, security, certs, mailbox), mailbox.password)
+    result, seconds = pop3(replace(pop3_account, security=security))
     assert result.code == 69, result.stderr
     assert "expects TLS from the first byte" in result.stderr
     assert "hint: use --security tls" in result.stderr
@@ -93,12 +59,12 @@ def test_pop3_cleartext_to_the_implicit_tls_port_names_security_tls_at_once(
     assert seconds < WELL_BEFORE_TIMEOUT
 
 
+@pytest.mark.smtp_account(security="tls")
 @pytest.mark.parametrize("security", ["none", "starttls"])
 def test_smtp_cleartext_to_the_implicit_tls_port_names_security_tls_at_once(
-    postfix: Postfix, certs: Certs, mailbox: Mailbox, security: str
+    smtp_account: Account, mailbox: Mailbox, security: Security
 ) -> None:
-    args = smtp(postfix.smtps_port, security, certs, mailbox)
-    result, seconds = timed(args, mailbox.password)
+    result, seconds = smtp(replace(smtp_account, security=security), mailbox)
     assert result.code == 69, result.stderr
     assert "expects TLS from the first byte" in result.stderr
     assert "hint: use --security tls" in result.stderr
@@ -108,9 +74,9 @@ def test_smtp_cleartext_to_the_implicit_tls_port_names_security_tls_at_once(
 
 
 def test_pop3_implicit_tls_to_the_plain_port_names_security_starttls(
-    dovecot: Dovecot, certs: Certs, mailbox: Mailbox
+    pop3_account: Account,
 ) -> None:
-    result, _ = timed(pop3(dovecot.pop3_port, "tls", certs, mailbox), mailbox.password)
+    result, _ = pop3(replace(pop3_account, security="tls"))
     assert result.code == 69, result.stderr
     assert "TLS handshake" in result.stderr
     assert "hint: " in result.stderr and "--security starttls" in result.stderr
@@ -119,10 +85,9 @@ def test_pop3_implicit_tls_to_the_plain_port_names_security_starttls(
 
 @pytest.mark.parametrize("port", ["smtp_port", "submission_port"])
 def test_smtp_implicit_tls_to_a_plain_port_names_security_starttls(
-    postfix: Postfix, certs: Certs, mailbox: Mailbox, port: str
+    postfix: Postfix, smtp_account: Account, mailbox: Mailbox, port: str
 ) -> None:
-    args = smtp(getattr(postfix, port), "tls", certs, mailbox)
-    result, _ = timed(args, mailbox.password)
+    result, _ = smtp(replace(smtp_account, port=getattr(postfix, port), security="tls"), mailbox)
     assert result.code == 69, result.stderr
     assert "TLS handshake" in result.stderr
     assert "hint: " in result.stderr and "--security starttls" in result.stderr
@@ -139,8 +104,8 @@ def test_a_tls_record_instead_of_a_greeting_names_security_tls_without_waiting(
     command: str, certs: Certs, mailbox: Mailbox
 ) -> None:
     with ScriptedServer(tls_alert_instead_of_greeting) as server:
-        make = pop3 if command == "stat" else smtp
-        result, _ = timed(make(server.port, "none", certs, mailbox))
+        account = Account.scripted(server, mailbox.user, "x", cafile=certs.ca_pem)
+        result, _ = pop3(account) if command == "stat" else smtp(account, mailbox)
     assert result.code == 69, result.stderr
     assert "expects TLS from the first byte" in result.stderr
     assert "hint: use --security tls" in result.stderr
@@ -155,9 +120,9 @@ def test_a_silent_port_that_does_not_speak_tls_still_waits_out_the_timeout(
     certs: Certs, mailbox: Mailbox
 ) -> None:
     with ScriptedServer(silent) as server:
-        args = pop3(server.port, "none", certs, mailbox)
-        args[args.index("--timeout") + 1] = "3"
-        result, seconds = timed(args)
+        result, seconds = pop3(
+            Account.scripted(server, mailbox.user, "x", cafile=certs.ca_pem), "3"
+        )
     assert result.code == 75, result.stderr
     assert PROBE_LINE in result.stderr  # probed after the grace period, found no TLS
     assert "timed out" in result.stderr
