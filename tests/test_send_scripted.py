@@ -5,28 +5,16 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.helpers import Result, run_cli
+from tests.helpers import Mailcli, Result
+from tests.servers.accounts import Account
 from tests.servers.scripted import Conn, ScriptedServer
 
 
 def send(server: ScriptedServer, *extra: str) -> Result:
-    return run_cli(
-        [
-            "send",
-            "--host",
-            server.host,
-            "--port",
-            str(server.port),
-            "--security",
-            "none",
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--body",
-            "x",
-            *extra,
-        ]
+    """A short message in clear, as nobody: the tests that log in say ``--user``."""
+    anonymous = Mailcli(Account.scripted(server, None, None))
+    return anonymous(
+        "send", "--from", "a@example.test", "--to", "b@example.test", "--body", "x", *extra
     )
 
 
