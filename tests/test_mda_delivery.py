@@ -24,8 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import MAILCLI
-from tests.servers.certs import Certs
-from tests.servers.dovecot import Dovecot
+from tests.servers.accounts import Account
 from tests.servers.fixtures import Mailbox
 
 KILLED = (-9, 137)  # strace re-raises the tracee's SIGKILL, or a shell reports 128 + 9
@@ -48,9 +47,7 @@ MESSAGES += [server_message(3, 0)]
 class MdaRun:
     """One world: a fresh HOME (fetch state) and a fresh MDA target folder."""
 
-    def __init__(
-        self, root: Path, dovecot: Dovecot, certs: Certs, box: Mailbox, strace: str
-    ) -> None:
+    def __init__(self, root: Path, account: Account, strace: str) -> None:
         self.root, self.strace = root, strace
         self.dest = root / "delivered"
         for sub in ("tmp", "new"):
@@ -63,12 +60,10 @@ class MdaRun:
             "XDG_STATE_HOME": str(home / ".local" / "state"),
             "XDG_DATA_HOME": str(home / ".local" / "share"),
             "PYTHONDONTWRITEBYTECODE": "1",  # a .pyc write would shift the counts
-            "MAILCLI_PASSWORD": box.password,
+            **account.env(),
         }
         mda = f'f=$(mktemp {self.dest}/tmp/m.XXXXXX) && cat > "$f" && mv "$f" {self.dest}/new/'
-        self.args = ["fetch", "--to", f"mda:{mda}", "--host", "127.0.0.1"]
-        self.args += ["--port", str(dovecot.pop3_port), "--cafile", str(certs.ca_pem)]
-        self.args += ["--user", box.user]
+        self.args = ["fetch", "--to", f"mda:{mda}", *account.args()]
 
     def run(self, *strace_options: str) -> subprocess.CompletedProcess[bytes]:
         prefix = [self.strace, "-qq", *strace_options] if strace_options else []
@@ -109,17 +104,16 @@ def strace() -> str:
 
 
 def test_a_kill_at_any_write_never_delivers_part_of_a_message(
-    dovecot: Dovecot, certs: Certs, mailbox: Mailbox, tmp_path: Path, strace: str
+    pop3_account: Account, mailbox: Mailbox, tmp_path: Path, strace: str
 ) -> None:
-    for data in MESSAGES:
-        dovecot.drop_message(mailbox.user, data)
-    counting = MdaRun(tmp_path / "count", dovecot, certs, mailbox, strace)
+    mailbox.drop(*MESSAGES)
+    counting = MdaRun(tmp_path / "count", pop3_account, strace)
     writes = counting.count_writes()
     assert counting.delivered() == Counter(MESSAGES)  # the traced run itself is right
     assert writes > len(MESSAGES)
     failures = []
     for n in range(1, writes + 1):
-        world = MdaRun(tmp_path / f"kill{n}", dovecot, certs, mailbox, strace)
+        world = MdaRun(tmp_path / f"kill{n}", pop3_account, strace)
         killed = world.killed_at_write(n)
         if killed.returncode not in KILLED:
             failures.append(f"write #{n}: not killed, exit {killed.returncode}")
@@ -158,7 +152,7 @@ with open(sys.argv[1] + "/" + str(os.getpid()), "wb") as out:
 
 
 def test_the_mda_reads_a_complete_unnamed_private_file_and_nothing_else(
-    dovecot: Dovecot, certs: Certs, mailbox: Mailbox, tmp_path: Path
+    pop3_account: Account, mailbox: Mailbox, tmp_path: Path
 ) -> None:
     """stdin is a regular file (the whole message is there before the MDA starts), with
     no name left to clean up after a crash, readable only by the user; no other fd of
@@ -166,13 +160,12 @@ def test_the_mda_reads_a_complete_unnamed_private_file_and_nothing_else(
     import shlex
     import sys
 
-    for data in MESSAGES[:2]:
-        dovecot.drop_message(mailbox.user, data)
+    mailbox.drop(*MESSAGES[:2])
     script = tmp_path / "inspect.py"
     script.write_text(INSPECT_STDIN)
     out = tmp_path / "out"
     out.mkdir()
-    world = MdaRun(tmp_path / "run", dovecot, certs, mailbox, strace="")
+    world = MdaRun(tmp_path / "run", pop3_account, strace="")
     command = f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} {shlex.quote(str(out))}"
     world.args[2] = f"mda:{command}"
     done = world.run()
