@@ -1,6 +1,7 @@
 """POP3: multi-line responses streamed in blocks (multiline), replies shown as sent
-(wirelines), the session on poplib (session) and the mailbox commands STAT, LIST, UIDL,
-TOP, RETR, DELE on an open session (commands).
+(wirelines), poplib with traced, bounded lines (wire: only the session uses it), the
+session with its one guarded write/read path (session) and the mailbox commands STAT,
+LIST, UIDL, TOP, RETR, DELE on an open session (commands).
 
 May import: the base modules. Must never import it: the base modules, smtp, sendmail.
 """
