@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import Result, run_cli
+from tests.helpers import Mailcli, Result, run_cli
+from tests.servers.accounts import Account
 from tests.servers.smtpd import AioSmtpd
 
 # Every character that str.splitlines splits on (computed, not typed), plus NUL.
@@ -139,23 +140,7 @@ def test_named_line_break_is_65_and_the_server_gets_nothing(
 ) -> None:
     value = f"a{char}Bcc: evil@example.org"
     value = f"X-Note: {value}" if option == "--header" else value
-    result = run_cli(
-        [
-            "send",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(server.port),
-            "--security",
-            "none",
-            "--from",
-            "ann@example.org",
-            *TO,
-            option,
-            value,
-            "--body",
-            "b",
-        ]
-    )
+    plain = Mailcli(Account.smtpd(server, security="none"))
+    result = plain("send", "--from", "ann@example.org", *TO, option, value, "--body", "b")
     _assert_refused(result, option, char)
     assert server.received == [] and server.commands == []
