@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mailcli import __version__
-from tests.servers.certs import Certs
+from tests.servers.accounts import Account
 from tests.servers.fixtures import Mailbox
 from tests.servers.postfix import Postfix
 
@@ -125,29 +125,26 @@ def test_installed_completion_matches_the_shipped_script(
     assert done.stdout == (ROOT / "completions" / "mailcli.bash").read_text()
 
 
+@pytest.mark.pop3_account(security="starttls")
 def test_installed_send_then_stat(
-    install_root: Path, tmp_path: Path, postfix: Postfix, certs: Certs, mailbox: Mailbox
+    install_root: Path,
+    tmp_path: Path,
+    postfix: Postfix,
+    smtp_account: Account,
+    pop3_account: Account,
+    mailbox: Mailbox,
 ) -> None:
     """The whole path a user takes: STARTTLS and AUTH to Postfix, then POP3 from Dovecot."""
-    server = ["--host", "127.0.0.1", "--security", "starttls", "--cafile", str(certs.ca_pem)]
-    login = ["--user", mailbox.user]
+    message = ["--from", mailbox.address, "--to", mailbox.address, "--subject", "installed wheel"]
     sent = installed(
         install_root,
         "send",
-        *server,
-        "--port",
-        str(postfix.submission_port),
-        *login,
-        "--from",
-        mailbox.address,
-        "--to",
-        mailbox.address,
-        "--subject",
-        "installed wheel",
+        *smtp_account.args(),
+        *message,
         "--body",
         "hello from the wheel",
         cwd=tmp_path,
-        MAILCLI_PASSWORD=mailbox.password,
+        **smtp_account.env(),
     )
     assert sent.returncode == 0, sent.stderr
     assert sent.stdout.startswith(f"{mailbox.address}\taccepted")
@@ -156,14 +153,7 @@ def test_installed_send_then_stat(
     assert b"hello from the wheel" in stored
     octets = len(stored.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))  # POP3 counts CRLF
     counted = installed(
-        install_root,
-        "stat",
-        *server,
-        "--port",
-        str(postfix.dovecot.pop3_port),
-        *login,
-        cwd=tmp_path,
-        MAILCLI_PASSWORD=mailbox.password,
+        install_root, "stat", *pop3_account.args(), cwd=tmp_path, **pop3_account.env()
     )
     assert counted.returncode == 0, counted.stderr
     assert counted.stdout == f"1\t{octets}\n"
