@@ -2,15 +2,18 @@
 
 mailcli and swaks compose the message from a subject and a body (and attachments);
 msmtp and curl are handed a ready message file, as they are meant to be used. Every
-function returns a Command; `smtp` says where to submit and how.
+function returns a Command; the route, a tests Account (plain_smtp, submission), says
+where to submit and how.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from _common import BENCH, Command, base_env, installed
+
+from tests.servers import Postfix
+from tests.servers.accounts import Account
 
 SENDER = "bench@example.test"
 SUBJECT = "bench"
@@ -18,19 +21,19 @@ BODY = "A short benchmark message."
 SMTPLIB_CLIENT = str(BENCH / "_smtplib_client.py")
 
 
-@dataclass(frozen=True)
-class SmtpRoute:
-    """Plain SMTP (no TLS, no AUTH) or submission (STARTTLS, then AUTH as `user`)."""
+def plain_smtp(postfix: Postfix) -> Account:
+    """Port 25 style: no TLS, no AUTH (Postfix lets 127.0.0.1 relay), no CA."""
+    return Account(postfix.host, postfix.smtp_port, security="none")
 
-    host: str
-    port: int
-    ca_pem: Path
-    user: str | None = None  # None: plain SMTP, relaying allowed for 127.0.0.1
-    password: str = ""
 
-    @property
-    def submission(self) -> bool:
-        return self.user is not None
+def submission(postfix: Postfix, user: str, password: str) -> Account:
+    """The submission port: STARTTLS with Postfix's CA, then AUTH as `user`."""
+    return Account.submission(postfix, user, password)
+
+
+def authenticates(route: Account) -> bool:
+    """Submission (STARTTLS, then AUTH), not plain SMTP."""
+    return route.user is not None
 
 
 def ready_message(path: Path, recipient: str) -> Path:
@@ -43,41 +46,19 @@ def ready_message(path: Path, recipient: str) -> Path:
     return path
 
 
-def mailcli_send(route: SmtpRoute, home: Path, recipient: str, *extra: str) -> Command:
-    security = (
-        ["--security", "starttls", "--cafile", str(route.ca_pem), "--user", str(route.user)]
-        if route.submission
-        else ["--security", "none"]
-    )
-    argv = [
-        installed().mailcli,
-        "send",
-        "--host",
-        route.host,
-        "--port",
-        str(route.port),
-        *security,
-        "--from",
-        SENDER,
-        "--to",
-        recipient,
-        "--subject",
-        SUBJECT,
-        "--body",
-        BODY,
-        "-q",
-        *extra,
-    ]
+def mailcli_send(route: Account, home: Path, recipient: str, *extra: str) -> Command:
+    message = ["--from", SENDER, "--to", recipient, "--subject", SUBJECT, "--body", BODY]
+    argv = [installed().mailcli, "send", *route.args(), *message, "-q", *extra]
     env = {
         **base_env(home),
-        "MAILCLI_PASSWORD": route.password,
+        **route.env(),
         "XDG_STATE_HOME": str(home / "state"),
         "XDG_CONFIG_HOME": str(home / "config"),
     }
     return Command(argv, env)
 
 
-def smtplib_send(route: SmtpRoute, home: Path, recipient: str, message: Path) -> Command:
+def smtplib_send(route: Account, home: Path, recipient: str, message: Path) -> Command:
     """bench/_smtplib_client.py, run by mailcli's Python, the ready message on stdin."""
     env = {
         **base_env(home),
@@ -86,22 +67,22 @@ def smtplib_send(route: SmtpRoute, home: Path, recipient: str, message: Path) ->
         "SMTP_FROM": SENDER,
         "SMTP_TO": recipient,
     }
-    if route.submission:
+    if authenticates(route):
         env |= {
-            "SMTP_CAFILE": str(route.ca_pem),
+            "SMTP_CAFILE": str(route.cafile),
             "SMTP_USER": str(route.user),
-            "SMTP_PASSWORD": route.password,
+            "SMTP_PASSWORD": str(route.password),
         }
     return Command([installed().python, SMTPLIB_CLIENT], env, stdin=message)
 
 
-def msmtp_send(route: SmtpRoute, home: Path, recipient: str, message: Path) -> Command:
+def msmtp_send(route: Account, home: Path, recipient: str, message: Path) -> Command:
     config = home / f"msmtprc-{route.port}"
     if not config.exists():
         tls = (
-            f"tls on\ntls_starttls on\ntls_trust_file {route.ca_pem}\n"
+            f"tls on\ntls_starttls on\ntls_trust_file {route.cafile}\n"
             f"auth on\nuser {route.user}\npassword {route.password}\n"
-            if route.submission
+            if authenticates(route)
             else "tls off\nauth off\n"
         )
         config.write_text(
@@ -112,19 +93,19 @@ def msmtp_send(route: SmtpRoute, home: Path, recipient: str, message: Path) -> C
     return Command(argv, base_env(home), stdin=message)
 
 
-def swaks_send(route: SmtpRoute, home: Path, recipient: str, *extra: str) -> Command:
+def swaks_send(route: Account, home: Path, recipient: str, *extra: str) -> Command:
     tls = (
         [
             "-tls",
             "--tls-verify",
             "--tls-ca-path",
-            str(route.ca_pem),
+            str(route.cafile),
             "--auth-user",
             str(route.user),
             "--auth-password",
-            route.password,
+            str(route.password),
         ]
-        if route.submission
+        if authenticates(route)
         else []
     )
     argv = [
@@ -149,10 +130,10 @@ def swaks_send(route: SmtpRoute, home: Path, recipient: str, *extra: str) -> Com
     return Command(argv, base_env(home))
 
 
-def curl_send(route: SmtpRoute, home: Path, recipient: str, message: Path) -> Command:
+def curl_send(route: Account, home: Path, recipient: str, message: Path) -> Command:
     tls = (
-        ["--ssl-reqd", "--cacert", str(route.ca_pem), "-u", f"{route.user}:{route.password}"]
-        if route.submission
+        ["--ssl-reqd", "--cacert", str(route.cafile), "-u", f"{route.user}:{route.password}"]
+        if authenticates(route)
         else []
     )
     argv = [
