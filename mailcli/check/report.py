@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mailcli.endpoint import Endpoint
-from mailcli.errors import MailcliError, PermissionDeniedError, StoppedEarly, TempFailError
+from mailcli.errors import (
+    MailcliError,
+    PermissionDeniedError,
+    StoppedEarly,
+    TempFailError,
+    UnavailableError,
+)
 from mailcli.tlsinfo import TlsInfo, describe
 from mailcli.transcript import Transcript
 
@@ -77,7 +82,6 @@ def run_check(
 ) -> CheckReport:
     """Probe; on an untrusted certificate, probe again unverified for the details."""
     report = CheckReport(protocol, endpoint.host, endpoint.port, endpoint.security)
-    probe = _probe_smtp if protocol == "smtp" else _probe_pop3
     try:
         if protocol == "smtp":
             _probe_smtp(report, endpoint, login, password, transcript)
@@ -125,43 +129,43 @@ def _probe_smtp(
     password: PasswordSource,
     transcript: Transcript,
 ) -> None:
-    import smtplib
+    from mailcli.smtp.session import SmtpSession
 
-    from mailcli.network import tls_context
-    from mailcli.smtp import wire as smtpwire
-    from mailcli.smtp.session import _authenticate
+    def reached(phase: str, session: SmtpSession) -> None:
+        if phase == "connect":
+            report.connect_ms = round(session.connect_seconds * 1000, 1)
+            report.banner = str(session.greeting)
+            report.add(
+                "ok", f"connected to {endpoint.host}:{endpoint.port} in {report.connect_ms} ms"
+            )
+        elif phase == "ehlo" and endpoint.security != "tls":
+            report.capabilities_before_tls = session.features
+            report.auth_before_tls = session.features.get("auth", "").split()
+        elif phase == "tls" and endpoint.security != "none":
+            _after_tls(report, session.connection, session.features, endpoint)
+        if phase in ("ehlo", "tls"):
+            size = session.features.get("size", "")
+            report.max_message_size = int(size) if size.isascii() and size.isdigit() else None
 
-    started = time.monotonic()
-    smtp = smtpwire.connect(endpoint, transcript)
+    session = SmtpSession(
+        endpoint, password=password, transcript=transcript, login=False, on_phase=reached
+    )
     try:
-        report.connect_ms = round((time.monotonic() - started) * 1000, 1)
-        report.banner = str(smtp.greeting)
-        report.add("ok", f"connected to {endpoint.host}:{endpoint.port} in {report.connect_ms} ms")
-        smtpwire.hello(smtp)
-        features = _features(smtp)
-        if endpoint.security == "tls":
-            _after_tls(report, smtp.connection, features, endpoint)
-        else:
-            report.capabilities_before_tls = features
-            report.auth_before_tls = features.get("auth", "").split()
-            if "starttls" in features and endpoint.security == "starttls":
-                smtp.starttls(context=tls_context(endpoint))
-                transcript.tls = True
-                smtpwire.hello(smtp)
-                _after_tls(report, smtp.connection, _features(smtp), endpoint)
-            elif endpoint.security == "starttls":
-                report.add(
-                    "fail", "no STARTTLS offered: mail and passwords would travel in clear", 69
-                )
-        size = (report.capabilities_after_tls or features).get("size", "")
-        report.max_message_size = int(size) if size.isascii() and size.isdigit() else None
+        with session:
+            _judge_auth(report, endpoint)
+            if login:
+                _login(report, endpoint, session.login)
+    except UnavailableError:
+        if not _starttls_missing(report, endpoint):
+            raise
+        # The session stopped (QUIT) before any credential: report why, and what it saw.
+        report.add("fail", "no STARTTLS offered: mail and passwords would travel in clear", 69)
         _judge_auth(report, endpoint)
-        if login:
-            _login(report, endpoint, lambda: _authenticate(smtp, endpoint, password))
-    except (OSError, smtplib.SMTPException) as exc:
-        smtpwire.close_quietly(smtp)
-        raise smtpwire.translate_smtp(exc, endpoint) from exc
-    smtpwire.quit_quietly(smtp)
+
+
+def _starttls_missing(report: CheckReport, endpoint: Endpoint) -> bool:
+    before = report.capabilities_before_tls
+    return endpoint.security == "starttls" and before is not None and "starttls" not in before
 
 
 def _probe_pop3(
@@ -206,11 +210,6 @@ def _probe_pop3(
                 count, octets = stat(pop)
                 report.stat = {"messages": count, "octets": octets}
                 report.add("ok", f"STAT: {count} messages, {octets} octets")
-
-
-def _features(smtp: Any) -> dict[str, str]:
-    """EHLO keywords (lower case, as smtplib keeps them) with their parameters."""
-    return {name: value.strip() for name, value in smtp.esmtp_features.items()}
 
 
 def _joined(capabilities: dict[str, list[str]]) -> dict[str, str]:

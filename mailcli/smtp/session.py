@@ -7,12 +7,24 @@ Order of a session, and where it stops:
 connect -> EHLO (HELO only if EHLO is refused) -> STARTTLS (required when security is
 `starttls`: no offer means stop before any credential or mail) -> EHLO -> AUTH (only
 when a user is set) -> MAIL FROM -> RCPT TO each -> DATA -> QUIT.
+
+After each phase (PHASES: connect, ehlo, tls, auth, mail, rcpt) the session calls one
+place, `_reached`: it tells the caller's `on_phase` callback (`check` fills its report
+there) and then stops when `quit_after` names the phase (`--quit-after`). `login=False`
+opens without AUTH; the caller may then `login()` (`check --login`).
+
+Every path ends the session: QUIT while the conversation is in step (after the last
+message, a stop, a refusal, a failed AUTH, no AUTH or STARTTLS offered, the caller's own
+error), only closing when it is not (the connection is gone, TLS broke, a protocol
+error, an error in the middle of the message body, Ctrl-C).
 """
 
 from __future__ import annotations
 
 import re
 import smtplib
+import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -48,7 +60,7 @@ DATA_CHUNK = 256 * 1024
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 # Strongest first. XOAUTH2 is used only when asked for (--auth xoauth2).
 AUTH_PREFERENCE = ("CRAM-MD5", "PLAIN", "LOGIN")
-PHASES = ("connect", "ehlo", "tls", "auth", "mail", "rcpt")  # for --quit-after
+PHASES = ("connect", "ehlo", "tls", "auth", "mail", "rcpt")  # on_phase, --quit-after
 
 
 @dataclass
@@ -100,7 +112,7 @@ def submit(
 class SmtpSession:
     """One connected, authenticated SMTP session that can carry several messages
     (the spool's `queue run` batches over one connection). Leaving the `with` block
-    sends QUIT, or just closes the connection after an error."""
+    ends it with QUIT (only a Ctrl-C just closes the connection)."""
 
     def __init__(
         self,
@@ -109,70 +121,112 @@ class SmtpSession:
         password: PasswordSource,
         transcript: Transcript,
         quit_after: str | None = None,
+        login: bool = True,
+        on_phase: Callable[[str, SmtpSession], object] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.password = password
         self.transcript = transcript
-        self.quit_after = quit_after  # one of PHASES: QUIT there (the probe of `check`)
+        self.quit_after = quit_after  # one of PHASES: QUIT there, skip the rest
+        self.login_wanted = login  # False: open without AUTH (`check` calls login())
+        self.on_phase = on_phase  # told of each phase reached (`check` reports them)
+        self.connect_seconds = 0.0
         self.messages_sent = 0
         self._smtp: TracedSMTP | None = None
 
     def __enter__(self) -> SmtpSession:
-        smtp = connect(self.endpoint, self.transcript)
-        self._smtp = smtp
-        self._guarded(lambda: self._open(smtp))
+        started = time.monotonic()
+        self._smtp = connect(self.endpoint, self.transcript)
+        self.connect_seconds = time.monotonic() - started
+        self._guarded(self._open)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        if self._smtp is not None:
-            (close_quietly if exc_type else quit_quietly)(self._smtp)
-            self._smtp = None
+        # The caller's own error leaves the conversation in step: QUIT. Ctrl-C: just go.
+        self._end(quit=exc_type is None or issubclass(exc_type, Exception))
+
+    @property
+    def greeting(self) -> Reply | None:
+        return self._connected().greeting
+
+    @property
+    def features(self) -> dict[str, str]:
+        """EHLO keywords (lower case, as smtplib keeps them) with their parameters."""
+        return {name: value.strip() for name, value in self._connected().esmtp_features.items()}
+
+    @property
+    def connection(self) -> socket.socket:
+        """The socket, a TLS one after STARTTLS or with implicit TLS."""
+        return self._connected().connection
+
+    def login(self) -> None:
+        """AUTH: the forced mechanism (--auth) or the strongest offered one."""
+        smtp = self._connected()
+        self._guarded(lambda: _authenticate(smtp, self.endpoint, self.password))
 
     def send(self, outgoing: Outgoing) -> SendResult:
-        smtp = self._smtp
-        if smtp is None:
-            raise smtplib.SMTPServerDisconnected("session is closed")
+        smtp = self._connected()
         if self.messages_sent:
             self._guarded(smtp.rset)  # a clean transaction for each message
-        result = self._guarded(lambda: _transact(smtp, outgoing, self.transcript, self.quit_after))
+        result = self._guarded(lambda: _transact(smtp, outgoing, self.transcript, self._reached))
         self.messages_sent += 1
         return result
 
-    def _open(self, smtp: TracedSMTP) -> None:
-        self._stop_after("connect")
+    def _open(self) -> None:
+        smtp = self._connected()
+        self._stop_if_reached("connect")
         hello(smtp)
-        self._stop_after("ehlo")
+        self._stop_if_reached("ehlo")
         if self.endpoint.security == "starttls":
             _starttls(smtp, self.endpoint, self.transcript)
-        self._stop_after("tls")
-        if self.endpoint.user:
+        self._stop_if_reached("tls")
+        if self.login_wanted and self.endpoint.user:
             _authenticate(smtp, self.endpoint, self.password)
-        self._stop_after("auth")
+        self._stop_if_reached("auth")
 
-    def _stop_after(self, phase: str) -> None:
-        if self.quit_after == phase:
+    def _reached(self, phase: str) -> bool:
+        """The one place a phase is reported: the callback first, then True when
+        `quit_after` names this phase (the caller stops there)."""
+        if self.on_phase is not None:
+            self.on_phase(phase, self)
+        return phase == self.quit_after
+
+    def _stop_if_reached(self, phase: str) -> None:
+        if self._reached(phase):
             raise StoppedEarly(phase)
 
+    def _connected(self) -> TracedSMTP:
+        if self._smtp is None:
+            raise TempFailError("the SMTP session is closed")
+        return self._smtp
+
     def _guarded(self, action: Callable[[], _T]) -> _T:
-        """Run an smtplib step; on any failure close the connection, translated."""
+        """Run a step of the conversation; on failure end the session and raise the
+        translated error."""
         try:
             return action()
-        except StoppedEarly:
-            if self._smtp is not None:
-                quit_quietly(self._smtp)
-                self._smtp = None
-            raise
-        except MailcliError:
-            self._abandon()
+        except (StoppedEarly, MailcliError, smtplib.SMTPResponseException) as exc:
+            self._end(quit=True)  # a reply (or our own decision): still in step
+            if isinstance(exc, smtplib.SMTPResponseException):
+                raise translate_smtp(exc, self.endpoint) from exc
             raise
         except (smtplib.SMTPException, OSError) as exc:
-            self._abandon()
+            self._end(quit=False)  # the connection is gone or out of step
             raise translate_smtp(exc, self.endpoint) from exc
+        except BaseException:
+            self._end(quit=False)
+            raise
 
-    def _abandon(self) -> None:
-        if self._smtp is not None:
-            close_quietly(self._smtp)
-            self._smtp = None
+    def _end(self, *, quit: bool) -> None:
+        """QUIT when asked and the socket is still open (the wire closes it on a broken
+        reply or a lost connection), else close; once."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        if quit and smtp.sock is not None:
+            quit_quietly(smtp)
+        else:
+            close_quietly(smtp)
 
 
 def _starttls(smtp: TracedSMTP, endpoint: Endpoint, transcript: Transcript) -> None:
@@ -241,15 +295,17 @@ def _xoauth2(user: str, token: str) -> Callable[[bytes | None], str]:
 
 
 def _transact(
-    smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript, quit_after: str | None
+    smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript, reached: Callable[[str], bool]
 ) -> SendResult:
+    """MAIL, RCPT each, DATA. `reached(phase)` True: stop there with what is known (the
+    probe "would these recipients be accepted?" sends no DATA)."""
     envelope = outgoing.envelope
     options = _mail_options(smtp, outgoing)
     code, message = smtp.mail(envelope.sender, options)
     if code != 250:
         raise reply_error("MAIL FROM", Reply(code, text(message)))
     result = SendResult(envelope_from=envelope.sender)
-    if quit_after == "mail":
+    if reached("mail"):
         return result
     for recipient in envelope.recipients:
         code, message = smtp.rcpt(recipient)
@@ -257,10 +313,11 @@ def _transact(
             result.accepted.append(recipient)
         else:
             result.refused[recipient] = Reply(code, text(message))
+    stop = reached("rcpt")
     if not result.accepted:
         smtp.rset()
         return result
-    if quit_after == "rcpt":  # the probe: would these recipients be accepted? no DATA
+    if stop:
         return result
     result.reply = _send_data(smtp, outgoing, transcript)
     return result
@@ -303,6 +360,25 @@ def _send_data(smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript) -> 
     code, message = smtp.docmd("DATA")
     if code != 354:
         raise reply_error("DATA", Reply(code, text(message)))
+    try:
+        lines = _send_body(smtp, outgoing, transcript)
+    except BaseException:
+        # The server reads everything up to the final dot as the message: no QUIT can
+        # follow an interrupted body, only closing (and nothing is delivered).
+        close_quietly(smtp)
+        raise
+    if not transcript.show_data:
+        transcript.data_summary("send", lines, outgoing.size)
+    transcript.sent(b".")
+    smtp.connection.sendall(b".\r\n")
+    reply = Reply(*decoded(smtp.getreply()))
+    if reply.code != 250:
+        raise reply_error("the message", reply)
+    return reply
+
+
+def _send_body(smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript) -> int:
+    """The message dot-stuffed, piece by piece; returns the number of lines."""
     lines = 0
     for piece in outgoing.chunks():
         stuffed = _LEADING_DOT.sub(b"..", piece)
@@ -313,11 +389,4 @@ def _send_data(smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript) -> 
         view = memoryview(stuffed)
         for offset in range(0, len(view), DATA_CHUNK):
             smtp.connection.sendall(view[offset : offset + DATA_CHUNK])
-    if not transcript.show_data:
-        transcript.data_summary("send", lines, outgoing.size)
-    transcript.sent(b".")
-    smtp.connection.sendall(b".\r\n")
-    reply = Reply(*decoded(smtp.getreply()))
-    if reply.code != 250:
-        raise reply_error("the message", reply)
-    return reply
+    return lines
