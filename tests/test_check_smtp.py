@@ -6,18 +6,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from tests.helpers import Result, run_cli
+from tests.helpers import Mailcli, Result
+from tests.servers.accounts import Account
 from tests.servers.certs import Certs
 from tests.servers.smtpd import AioSmtpd
 
 Factory = Callable[..., AioSmtpd]
 
 
-def check_smtp(server: AioSmtpd, *args: str) -> tuple[Result, dict]:  # type: ignore[type-arg]
-    result = run_cli(
-        ["check", "smtp", "--host", server.host, "--port", str(server.port), *args, "--json"],
-        env={"MAILCLI_PASSWORD": "pw"},
-    )
+def check_smtp(account: Account, *args: str) -> tuple[Result, dict]:  # type: ignore[type-arg]
+    result = Mailcli(account)("check", "smtp", *args, "--json")
     return result, json.loads(result.stdout)
 
 
@@ -29,7 +27,8 @@ def test_login_against_a_server_without_auth_ends_with_quit(
     aiosmtpd_factory: Factory, certs: Certs
 ) -> None:
     server = aiosmtpd_factory(tls_context=certs.server_context())  # no users: no AUTH
-    result, report = check_smtp(server, "--cafile", str(certs.ca_pem), "--user", "alice", "--login")
+    account = Account.smtpd(server, "alice", "pw", cafile=certs.ca_pem)
+    result, report = check_smtp(account, "--login")
     assert result.code == 69, result.stderr
     assert any("offers no AUTH" in message for message in failures(report))
     assert report["tls"]["verified"] and report["auth_after_tls"] == []
@@ -39,19 +38,7 @@ def test_login_against_a_server_without_auth_ends_with_quit(
 
 def test_trace_shows_tls_after_starttls(aiosmtpd_factory: Factory, certs: Certs) -> None:
     server = aiosmtpd_factory(tls_context=certs.server_context())
-    result = run_cli(
-        [
-            "check",
-            "smtp",
-            "--host",
-            server.host,
-            "--port",
-            str(server.port),
-            "--cafile",
-            str(certs.ca_pem),
-            "--trace",
-        ]
-    )
+    result = Mailcli(Account.smtpd(server, cafile=certs.ca_pem))("check", "smtp", "--trace")
     assert result.code == 0, result.stderr
     lines = result.stderr.splitlines()
     starttls = next(n for n, line in enumerate(lines) if line.startswith("-> STARTTLS"))
@@ -66,7 +53,7 @@ def test_login_never_sends_credentials_when_starttls_is_missing(
     aiosmtpd_factory: Factory,
 ) -> None:
     server = aiosmtpd_factory(users={"alice": "pw"}, auth_require_tls=False)  # no TLS at all
-    result, report = check_smtp(server, "--user", "alice", "--login")
+    result, report = check_smtp(Account.smtpd(server, "alice", "pw"), "--login")
     assert result.code == 69
     assert any("no STARTTLS" in message for message in failures(report))
     assert {"PLAIN", "LOGIN"} <= set(report["auth_before_tls"])
@@ -77,23 +64,8 @@ def test_login_never_sends_credentials_when_starttls_is_missing(
 def test_send_ends_with_quit_after_a_refused_mail_from(aiosmtpd_factory: Factory) -> None:
     server = aiosmtpd_factory()
     server.mail_reply = "550 5.7.1 sender refused by test server"
-    result = run_cli(
-        [
-            "send",
-            "--host",
-            server.host,
-            "--port",
-            str(server.port),
-            "--security",
-            "none",
-            "--from",
-            "a@example.test",
-            "--to",
-            "b@example.test",
-            "--body",
-            "x",
-        ]
-    )
+    send = Mailcli(Account.smtpd(server, security="none"))
+    result = send("send", "--from", "a@example.test", "--to", "b@example.test", "--body", "x")
     assert result.code == 69, result.stderr
     assert "sender refused" in result.stderr
     assert server.saw_command("QUIT")
