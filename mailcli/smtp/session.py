@@ -111,8 +111,9 @@ def submit(
 
 class SmtpSession:
     """One connected, authenticated SMTP session that can carry several messages
-    (the spool's `queue run` batches over one connection). Leaving the `with` block
-    ends it with QUIT (only a Ctrl-C just closes the connection)."""
+    (the spool's `queue run` batches over one connection); with `login=False` not yet
+    authenticated (`check`). Leaving the `with` block ends it with QUIT (only a Ctrl-C
+    just closes the connection)."""
 
     def __init__(
         self,
