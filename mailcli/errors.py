@@ -89,7 +89,25 @@ class UnavailableError(MailcliError):
 
 class RejectedError(UnavailableError):
     """The server permanently refused the message itself (5xx to MAIL FROM or DATA):
-    sending it again unchanged cannot succeed, so the spool does not keep it."""
+    sending it again unchanged cannot succeed, so the spool does not keep it.
+
+    Carries the server's reply as data: `code` (550), `enhanced_status` (RFC 3463,
+    "5.7.1" or None) and `text`; all None when mailcli refused before asking (a message
+    over the SIZE the server announced)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        code: int | None = None,
+        enhanced_status: str | None = None,
+        text: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+        self.enhanced_status = enhanced_status
+        self.text = text
 
 
 class CantCreateError(MailcliError):

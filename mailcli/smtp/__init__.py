@@ -1,6 +1,7 @@
 """SMTP submission: the envelope and the outgoing message (envelope), messages
 composed from options (compose) or given ready (rawmessage), smtplib traced line by line
-with bounded replies (wire), and the session that submits (session).
+with bounded replies (wire), reply codes and replies (reply), and the session that
+submits (session).
 
 May import: the base modules. Must never import it: the base modules, pop3, fetch.
 """

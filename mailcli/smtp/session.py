@@ -42,8 +42,8 @@ from mailcli.errors import (
 )
 from mailcli.network import tls_context, trace_tls
 from mailcli.smtp.envelope import Outgoing
+from mailcli.smtp.reply import ACCEPTED_RECIPIENT, Reply, ReplyCode
 from mailcli.smtp.wire import (
-    Reply,
     TracedSMTP,
     close_quietly,
     connect,
@@ -303,14 +303,14 @@ def _transact(
     envelope = outgoing.envelope
     options = _mail_options(smtp, outgoing)
     code, message = smtp.mail(envelope.sender, options)
-    if code != 250:
+    if code != ReplyCode.COMPLETED:
         raise reply_error("MAIL FROM", Reply(code, text(message)))
     result = SendResult(envelope_from=envelope.sender)
     if reached("mail"):
         return result
     for recipient in envelope.recipients:
         code, message = smtp.rcpt(recipient)
-        if code in (250, 251):
+        if code in ACCEPTED_RECIPIENT:
             result.accepted.append(recipient)
         else:
             result.refused[recipient] = Reply(code, text(message))
@@ -359,7 +359,7 @@ def _send_data(smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript) -> 
     they go), then the final dot. Every piece starts at a line start, so stuffing piece
     by piece is exact."""
     code, message = smtp.docmd("DATA")
-    if code != 354:
+    if code != ReplyCode.START_INPUT:
         raise reply_error("DATA", Reply(code, text(message)))
     try:
         lines = _send_body(smtp, outgoing, transcript)
@@ -373,7 +373,7 @@ def _send_data(smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript) -> 
     transcript.sent(b".")
     smtp.connection.sendall(b".\r\n")
     reply = Reply(*decoded(smtp.getreply()))
-    if reply.code != 250:
+    if reply.code != ReplyCode.COMPLETED:
         raise reply_error("the message", reply)
     return reply
 

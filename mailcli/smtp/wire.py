@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import smtplib
 import socket
-from typing import Any, NamedTuple
+from typing import Any
 
 from mailcli.endpoint import Endpoint
 from mailcli.errors import (
@@ -23,24 +23,11 @@ from mailcli.errors import (
     UnavailableError,
 )
 from mailcli.network import await_greeting, tls_context, trace_tls, translate
+from mailcli.smtp.reply import Reply, ReplyCode
 from mailcli.transcript import Transcript
 
 MAX_REPLY_LINE = 8192  # what smtplib allows; RFC 5321 says 512
 MAX_REPLY_LINES = 1000
-
-
-class Reply(NamedTuple):
-    """One SMTP reply: the code and the text (lines joined by newlines)."""
-
-    code: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.message}"
-
-    @property
-    def temporary(self) -> bool:
-        return 400 <= self.code < 500
 
 
 class TracedSMTP(smtplib.SMTP):
@@ -133,7 +120,7 @@ def connect(endpoint: Endpoint, transcript: Transcript) -> TracedSMTP:
     except (smtplib.SMTPException, OSError) as exc:
         close_quietly(smtp)
         raise translate_smtp(exc, endpoint) from exc
-    if code != 220:
+    if code != ReplyCode.READY:
         close_quietly(smtp)
         raise reply_error("the connection", Reply(code, text(greeting)))
     smtp.greeting = Reply(code, text(greeting))
@@ -144,10 +131,10 @@ def connect(endpoint: Endpoint, transcript: Transcript) -> TracedSMTP:
 
 def hello(smtp: TracedSMTP) -> None:
     code, message = smtp.ehlo()
-    if code == 250:
+    if code == ReplyCode.COMPLETED:
         return
     code, message = smtp.helo()  # only when EHLO is refused: an old or minimal server
-    if code != 250:
+    if code != ReplyCode.COMPLETED:
         raise reply_error("HELO", Reply(code, message.decode(errors="replace")))
 
 
@@ -158,7 +145,12 @@ def reply_error(stage: str, reply: Reply) -> MailcliError:
     if stage == "the message" and reply.message.startswith("5.6."):
         return DataError(f"the server rejected the message as malformed: {reply}")
     if stage in ("MAIL FROM", "the message"):
-        return RejectedError(f"{stage} refused by the server: {reply}")
+        return RejectedError(
+            f"{stage} refused by the server: {reply}",
+            code=reply.code,
+            enhanced_status=reply.enhanced_status,
+            text=reply.text,
+        )
     return UnavailableError(f"{stage} refused by the server: {reply}")
 
 
