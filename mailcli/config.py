@@ -20,11 +20,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mailcli.errors import ConfigError
 
-SECURITY_MODES = ("tls", "starttls", "none")
+SecurityMode = Literal["tls", "starttls", "none"]  # implicit TLS, STARTTLS, cleartext
+SECURITY_MODES: tuple[SecurityMode, ...] = ("tls", "starttls", "none")
 PROTOCOLS = ("smtp", "pop3")
 DEFAULT_TIMEOUT = 30.0
 
@@ -47,7 +48,7 @@ class ServerSettings:
 
     host: str | None = None
     port: int | None = None
-    security: str | None = None
+    security: SecurityMode | None = None
     user: str | None = None
     auth: str | None = None
     cafile: str | None = None  # trust this CA bundle (PEM) for the server's certificate
@@ -177,7 +178,8 @@ def _parse_account(reader: _Reader, name: str, table: Mapping[str, Any]) -> Acco
 def _parse_server(reader: _Reader, table: Mapping[str, Any], prefix: str) -> ServerSettings:
     reader.check_keys(table, _SERVER_KEYS, prefix)
     security = reader.string(table, "security", prefix)
-    if security is not None and security not in SECURITY_MODES:
+    mode = security_mode(security)
+    if security is not None and mode is None:
         reader.fail(prefix + "security", f"must be one of {', '.join(SECURITY_MODES)}")
     port = table.get("port")
     if port is not None and (type(port) is not int or not 0 < port < 65536):
@@ -185,7 +187,7 @@ def _parse_server(reader: _Reader, table: Mapping[str, Any], prefix: str) -> Ser
     return ServerSettings(
         host=reader.string(table, "host", prefix),
         port=port,
-        security=security,
+        security=mode,
         user=reader.string(table, "user", prefix),
         auth=reader.string(table, "auth", prefix),
         cafile=reader.string(table, "cafile", prefix),
@@ -225,12 +227,17 @@ class _Reader:
         return bool(value)
 
 
-def default_security(protocol: str, port: int | None) -> str:
+def security_mode(value: str | None) -> SecurityMode | None:
+    """`value` as a security mode, or None when it names none (validated by the caller)."""
+    return next((mode for mode in SECURITY_MODES if mode == value), None)
+
+
+def default_security(protocol: str, port: int | None) -> SecurityMode:
     """`tls` on the implicit-TLS port, else `starttls`. `none` is never a default."""
     return "tls" if port == _IMPLICIT_TLS_PORTS[protocol] else "starttls"
 
 
-def default_port(protocol: str, security: str) -> int:
+def default_port(protocol: str, security: SecurityMode) -> int:
     return _DEFAULT_PORTS[protocol][security]
 
 

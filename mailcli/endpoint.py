@@ -23,9 +23,11 @@ from mailcli.config import (
     DEFAULT_TIMEOUT,
     SECURITY_MODES,
     Account,
+    SecurityMode,
     ServerSettings,
     default_port,
     default_security,
+    security_mode,
 )
 from mailcli.errors import ConfigError
 
@@ -36,7 +38,7 @@ class ConnectionOptions:
 
     host: str | None = None
     port: int | None = None
-    security: str | None = None
+    security: SecurityMode | None = None
     user: str | None = None
     auth: str | None = None
     cafile: str | None = None
@@ -52,7 +54,7 @@ class Endpoint:
     protocol: str
     host: str
     port: int
-    security: str
+    security: SecurityMode
     user: str | None
     auth: str | None
     cafile: str | None
@@ -164,12 +166,13 @@ class _EnvLayer:
             raise ConfigError(f"environment: {self.prefix}PORT={value!r} is not a port number")
         return int(value)
 
-    def security(self) -> str | None:
+    def security(self) -> SecurityMode | None:
         value = self.get("SECURITY")
-        if value is not None and value not in SECURITY_MODES:
+        mode = security_mode(value)
+        if value is not None and mode is None:
             choices = ", ".join(SECURITY_MODES)
             raise ConfigError(f"environment: {self.prefix}SECURITY must be one of {choices}")
-        return value
+        return mode
 
 
 def _expand(path: str | None) -> str | None:

@@ -16,10 +16,12 @@ import dataclasses
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from mailcli.config import SecurityMode
 from mailcli.endpoint import Endpoint
 from mailcli.errors import (
+    ExitStatus,
     MailcliError,
     PermissionDeniedError,
     StoppedEarly,
@@ -31,13 +33,14 @@ from mailcli.transcript import Transcript
 
 EXPIRY_WARNING_DAYS = 14
 PasswordSource = Callable[[], str]
+FindingLevel = Literal["ok", "warn", "fail"]  # as the report and its JSON spell them
 
 
 @dataclass(frozen=True)
 class Finding:
-    level: str  # ok, warn, fail
+    level: FindingLevel
     message: str
-    status: int = 0  # the exit status a `fail` stands for
+    status: ExitStatus = ExitStatus.OK  # the exit status a `fail` stands for
 
 
 @dataclass
@@ -45,7 +48,7 @@ class CheckReport:
     protocol: str
     host: str
     port: int
-    security: str
+    security: SecurityMode
     connect_ms: float | None = None
     banner: str | None = None
     tls: TlsInfo | None = None
@@ -58,12 +61,12 @@ class CheckReport:
     stat: dict[str, int] | None = None
     findings: list[Finding] = field(default_factory=list)
 
-    def add(self, level: str, message: str, status: int = 0) -> None:
+    def add(self, level: FindingLevel, message: str, status: ExitStatus = ExitStatus.OK) -> None:
         self.findings.append(Finding(level, message, status))
 
     @property
-    def exit_status(self) -> int:
-        return next((f.status for f in self.findings if f.level == "fail"), 0)
+    def exit_status(self) -> ExitStatus:
+        return next((f.status for f in self.findings if f.level == "fail"), ExitStatus.OK)
 
     def as_json(self) -> dict[str, Any]:
         document = dataclasses.asdict(self)
@@ -92,7 +95,7 @@ def run_check(
     except PermissionDeniedError as exc:
         if report.login is not None:  # the login failed, not the certificate
             raise
-        report.add("fail", exc.message, int(exc.exit_status))
+        report.add("fail", exc.message, exc.exit_status)
         details = CheckReport(protocol, endpoint.host, endpoint.port, endpoint.security)
         transcript.info("certificate not trusted: reconnecting unverified, for details only")
         insecure = dataclasses.replace(endpoint, insecure=True)
@@ -103,7 +106,7 @@ def run_check(
             return report
         _merge_details(report, details, verify_error=exc.message)
     except MailcliError as exc:
-        report.add("fail", exc.message, int(exc.exit_status))
+        report.add("fail", exc.message, exc.exit_status)
     return report
 
 
@@ -159,7 +162,11 @@ def _probe_smtp(
         if not _starttls_missing(report, endpoint):
             raise
         # The session stopped (QUIT) before any credential: report why, and what it saw.
-        report.add("fail", "no STARTTLS offered: mail and passwords would travel in clear", 69)
+        report.add(
+            "fail",
+            "no STARTTLS offered: mail and passwords would travel in clear",
+            ExitStatus.UNAVAILABLE,
+        )
         _judge_auth(report, endpoint)
 
 
@@ -247,7 +254,9 @@ def _judge_certificate(report: CheckReport, tls: TlsInfo, *, trusted: bool) -> N
         return
     if days < 0:
         report.add(
-            "fail", f"certificate expired {-days} days ago ({tls.certificate.not_after})", 77
+            "fail",
+            f"certificate expired {-days} days ago ({tls.certificate.not_after})",
+            ExitStatus.NOPERM,
         )
     elif days < EXPIRY_WARNING_DAYS:
         report.add("warn", f"certificate expires in {days} days ({tls.certificate.not_after})")
@@ -271,13 +280,13 @@ def _judge_auth(report: CheckReport, endpoint: Endpoint) -> None:
 
 def _login(report: CheckReport, endpoint: Endpoint, action: Callable[[], object]) -> None:
     if not endpoint.user:
-        report.add("fail", "--login needs a user (--user or the account's)", 78)
+        report.add("fail", "--login needs a user (--user or the account's)", ExitStatus.CONFIG)
         return
     try:
         action()
     except (PermissionDeniedError, TempFailError) as exc:
         report.login = False
-        report.add("fail", exc.message, int(exc.exit_status))
+        report.add("fail", exc.message, exc.exit_status)
         return
     report.login = True
     report.add("ok", f"login as {endpoint.user} succeeded")

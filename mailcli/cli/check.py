@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from mailcli.cli.context import AppContext
 from mailcli.cli.options import connection_options, quit_after_option
 from mailcli.endpoint import ConnectionOptions
+
+if TYPE_CHECKING:
+    from mailcli.check.report import CheckReport
 
 
 @click.command()
@@ -42,8 +45,8 @@ def check(app: AppContext, /, connection: ConnectionOptions, protocol: str, logi
     return report.exit_status
 
 
-def _summary(report: Any) -> list[tuple[str, Any]]:
-    rows: list[tuple[str, Any]] = [
+def _summary(report: CheckReport) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str | None]] = [
         ("server", f"{report.protocol}://{report.host}:{report.port} ({report.security})"),
         ("connect", f"{report.connect_ms} ms" if report.connect_ms is not None else None),
         ("banner", report.banner),

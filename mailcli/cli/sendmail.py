@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from mailcli.cli.context import AppContext
 from mailcli.errors import ExitStatus
+
+if TYPE_CHECKING:
+    from mailcli.sendmail.deliver import SessionFactory
+    from mailcli.sendmail.spool import Spool
 
 
 @click.command(
@@ -58,8 +62,8 @@ def sendmail(app: AppContext, args: tuple[str, ...]) -> int:
             f"queued: {delivery.queued.id} ({delivery.reason})",
             hint="`mailcli queue run` retries it; `mailcli queue list` shows it",
         )
-        return int(ExitStatus.TEMPFAIL)
-    return int(ExitStatus.NOUSER) if refused else 0
+        return ExitStatus.TEMPFAIL
+    return ExitStatus.NOUSER if refused else ExitStatus.OK
 
 
 @click.group()
@@ -114,8 +118,8 @@ def run(app: AppContext) -> int:
         app.out.table(["id", "status", "detail"], rows, document=document)
     statuses = {outcome.status for outcome in outcomes}
     if "deferred" in statuses:
-        return int(ExitStatus.TEMPFAIL)
-    return int(ExitStatus.UNAVAILABLE) if statuses & {"failed", "damaged"} else 0
+        return ExitStatus.TEMPFAIL
+    return ExitStatus.UNAVAILABLE if statuses & {"failed", "damaged"} else ExitStatus.OK
 
 
 @queue.command("remove")
@@ -129,13 +133,13 @@ def remove(app: AppContext, ids: tuple[str, ...]) -> None:
         app.out.info(f"removed {entry_id}")
 
 
-def _spool() -> Any:
+def _spool() -> Spool:
     from mailcli.sendmail.spool import Spool, default_queue_dir
 
     return Spool(default_queue_dir())
 
 
-def _session_factory(app: AppContext) -> Any:
+def _session_factory(app: AppContext) -> SessionFactory:
     """account name -> an SMTP session with that account's settings (and the flags')."""
     from mailcli.endpoint import ConnectionOptions, resolve_endpoint
     from mailcli.smtp.session import SmtpSession

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from itertools import groupby
+from typing import Literal
 
 from mailcli.errors import (
     DataError,
@@ -34,6 +35,8 @@ from mailcli.smtp.session import SendResult, SmtpSession
 
 PERMANENT_ERRORS = (RejectedError, DataError, UsageError, NoInputError)
 SessionFactory = Callable[[str | None], SmtpSession]
+# What became of one entry in a `queue run`, as the table and its JSON spell it.
+QueueOutcome = Literal["delivered", "deferred", "failed", "damaged"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class RunOutcome:
     """One entry after a `queue run`: delivered, deferred (still queued) or failed."""
 
     entry_id: str
-    status: str
+    status: QueueOutcome
     detail: str
 
 
