@@ -125,7 +125,7 @@ def _failed(app: AppContext, exc: Exception) -> int:
     if exc.exit_status == ExitStatus.OK:  # StoppedEarly: done as asked, not a failure
         if not app.quiet:
             app.terminal.stderr.write(f"mailcli: {exc.message}\n")
-        return 0
+        return int(ExitStatus.OK)
     if app.debug:
         _print_traceback()
     _stderr_renderer(app).error(exc.message, hint=exc.hint)

@@ -122,7 +122,7 @@ def connection_options(function: F) -> F:
     from mailcli.endpoint import ConnectionOptions
 
     @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> object:
         names = ConnectionOptions.__dataclass_fields__
         values = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
         values["cafile"] = values["cafile"] or None

@@ -12,7 +12,7 @@ from mailcli.cli.context import AppContext
 from mailcli.cli.options import connection_options, quit_after_option
 from mailcli.endpoint import ConnectionOptions
 from mailcli.errors import UsageError
-from mailcli.pop3.session import PHASES
+from mailcli.pop3.session import PHASES, Pop3Session
 
 
 def pop3_command(function: Callable[..., Any]) -> click.Command:
@@ -22,9 +22,7 @@ def pop3_command(function: Callable[..., Any]) -> click.Command:
     return click.command()(click.pass_obj(connection_options(with_options)))
 
 
-def open_session(app: AppContext, connection: ConnectionOptions) -> Any:
-    from mailcli.pop3.session import Pop3Session
-
+def open_session(app: AppContext, connection: ConnectionOptions) -> Pop3Session:
     endpoint = app.endpoint("pop3", connection)
     return Pop3Session(
         endpoint,

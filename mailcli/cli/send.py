@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -11,6 +11,10 @@ from mailcli.cli.context import AppContext
 from mailcli.cli.options import connection_options, quit_after_option
 from mailcli.endpoint import ConnectionOptions
 from mailcli.errors import DataError, ExitStatus, UsageError
+
+if TYPE_CHECKING:
+    from mailcli.smtp.envelope import Outgoing
+    from mailcli.smtp.session import SendResult
 
 _COMPOSE_ONLY = (
     "from_addr",
@@ -86,7 +90,7 @@ def send(
         outgoing = _composed(app, compose_options, envelope_from, rcpt)
     if dry_run:
         _print_dry_run(app, outgoing)
-        return 0
+        return ExitStatus.OK
     from mailcli.smtp.session import submit
 
     endpoint = app.endpoint("smtp", connection)
@@ -102,7 +106,7 @@ def send(
         app.out.info(
             f"mailcli: stopped after {app.quit_after}, as --quit-after asked (no DATA sent)"
         )
-    return int(result.exit_status)
+    return result.exit_status
 
 
 def _ready_message(
@@ -111,7 +115,7 @@ def _ready_message(
     compose_options: dict[str, Any],
     envelope_from: str | None,
     rcpt: tuple[str, ...],
-) -> Any:
+) -> Outgoing:
     from mailcli.smtp.compose import read_input_file
     from mailcli.smtp.rawmessage import prepare_message
 
@@ -128,7 +132,7 @@ def _ready_message(
 
 def _composed(
     app: AppContext, options: dict[str, Any], envelope_from: str | None, rcpt: tuple[str, ...]
-) -> Any:
+) -> Outgoing:
     from mailcli.smtp.compose import ComposeRequest, compose
 
     account = app.account
@@ -171,7 +175,7 @@ def _body_text(app: AppContext, options: dict[str, Any]) -> str | None:
         raise DataError("the body is not UTF-8 text", hint="send it with --attach") from None
 
 
-def _print_dry_run(app: AppContext, outgoing: Any) -> None:
+def _print_dry_run(app: AppContext, outgoing: Outgoing) -> None:
     envelope = outgoing.envelope
     if app.json:
         app.out.json(
@@ -189,7 +193,9 @@ def _print_dry_run(app: AppContext, outgoing: Any) -> None:
         app.out.raw(piece)
 
 
-def _print_result(app: AppContext, result: Any) -> None:
+def _print_result(app: AppContext, result: SendResult) -> None:
+    from mailcli.smtp.reply import ReplyCode
+
     refused = result.refused
     if refused:
         app.out.error(
@@ -202,6 +208,10 @@ def _print_result(app: AppContext, result: Any) -> None:
     rows += [[address, "refused", str(reply)] for address, reply in refused.items()]
     if result.reply:
         rows.append(
-            ["(message)", "sent" if result.reply.code == 250 else "failed", str(result.reply)]
+            [
+                "(message)",
+                "sent" if result.reply.code == ReplyCode.COMPLETED else "failed",
+                str(result.reply),
+            ]
         )
     app.out.table(["recipient", "status", "reply"], rows, document=result.as_json())
