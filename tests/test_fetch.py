@@ -28,10 +28,6 @@ def delivered(maildir: Path) -> list[bytes]:
     ]
 
 
-def scripted_account(server: ScriptedServer) -> Account:
-    return Account(server.host, server.port, "u", "pw", "none")
-
-
 @pytest.fixture
 def maildir(isolated_environment: Path) -> Path:
     """Where fetch delivers by default."""
@@ -189,7 +185,7 @@ def test_connection_dropped_mid_retr_leaves_no_file_and_sends_no_dele(
                 conn.send("+OK")
 
     with ScriptedServer(dropping) as server:
-        result = Mailcli(scripted_account(server))("fetch", "--delete")
+        result = Mailcli(Account.scripted(server))("fetch", "--delete")
     assert result.code == 75
     maildir = isolated_environment / "Maildir"
     assert [p.read_bytes() for p in (maildir / "new").iterdir()] == [
@@ -221,8 +217,8 @@ def test_a_server_without_uidl_gets_everything_each_time_with_a_warning(
                 conn.send("+OK")
 
     with ScriptedServer(no_uidl) as server:
-        first = Mailcli(scripted_account(server))("fetch", "-v")
-        second = Mailcli(scripted_account(server))("fetch", "-v")
+        first = Mailcli(Account.scripted(server))("fetch", "-v")
+        second = Mailcli(Account.scripted(server))("fetch", "-v")
     for result in (first, second):
         assert result.code == 0, result.stderr
         assert "the server has no UIDL" in result.stderr

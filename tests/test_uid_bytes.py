@@ -56,12 +56,8 @@ def body(uid: bytes) -> bytes:
     return b"Subject: " + uid.hex().encode() + b"\r\n\r\nbody\r\n"
 
 
-def scripted_account(server: ScriptedServer) -> Account:
-    return Account(server.host, server.port, "u", "pw", "none")
-
-
 def fetch(server: ScriptedServer, *extra: str) -> Result:
-    return Mailcli(scripted_account(server))("fetch", "--json", *extra)
+    return Mailcli(Account.scripted(server))("fetch", "--json", *extra)
 
 
 def delivered(home: Path) -> list[bytes]:
@@ -110,7 +106,7 @@ def test_uidl_and_list_print_any_uid_and_retr_dele_match_it_exactly(
     box = Pop3Box({uid: body(uid) for uid in HOSTILE_UIDS})
     env = {**os.environ, "MAILCLI_PASSWORD": "pw"}
     with ScriptedServer(box.script) as server:
-        common = scripted_account(server).args()
+        common = Account.scripted(server).args()
         as_json = run_process(["uidl", "--json", *common], env=env)
         tsv = run_process(["list", *common], env=env)
         listed = run_process(["list", "--json", *common], env=env)
