@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import threading
 
-from tests.helpers import Result, run_cli
+from tests.helpers import Mailcli, Result
+from tests.servers.accounts import Account, Security
 from tests.servers.scripted import Conn, ScriptedServer
 
 
-def run(server: ScriptedServer, *command: str, security: str = "starttls") -> Result:
-    return run_cli(
-        [
-            *command,
-            "--host",
-            server.host,
-            "--port",
-            str(server.port),
-            "--user",
-            "alice",
-            "--security",
-            security,
-            "--timeout",
-            "2",
-        ],
-        env={"MAILCLI_PASSWORD": "Secret-pw"},
-    )
+def run(server: ScriptedServer, *command: str, security: Security = "starttls") -> Result:
+    account = Account.scripted(server, "alice", "Secret-pw", security=security)
+    return Mailcli(account)(*command, "--timeout", "2")
 
 
 def minimal_server(capabilities: list[str]) -> object:
