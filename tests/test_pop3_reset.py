@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import MAILCLI
+from tests.servers.accounts import Account
 from tests.servers.scripted import Conn, ScriptedServer
 
 CLIENT_START_SECONDS = 30  # bounds on waiting for a condition, never what decides a result
@@ -84,9 +85,9 @@ def answer_then_reset(conn: Conn, pid: int) -> None:
 def mailcli_process(
     server: ScriptedServer, pids: queue.Queue[int], *command: str
 ) -> Iterator[subprocess.Popen[bytes]]:
-    args = [*command, "--host", server.host, "--port", str(server.port)]
-    args += ["--user", "alice", "--security", "none", "--timeout", "10"]
-    env = {**os.environ, "MAILCLI_PASSWORD": "Secret-pw"}
+    account = Account.scripted(server, "alice", "Secret-pw")
+    args = [*command, "--timeout", "10", *account.args()]
+    env = {**os.environ, **account.env()}
     with subprocess.Popen(
         [*MAILCLI, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     ) as process:
