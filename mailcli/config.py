@@ -20,21 +20,20 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+# The connection vocabulary (security modes, default ports and timeout) lives in
+# mailcli.endpoint, which a run without a config file imports without this module (its
+# dataclasses and pathlib); re-exported here, where the file's readers look for it.
+from mailcli.endpoint import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
+from mailcli.endpoint import SECURITY_MODES as SECURITY_MODES
+from mailcli.endpoint import SecurityMode as SecurityMode
+from mailcli.endpoint import default_port as default_port
+from mailcli.endpoint import default_security as default_security
+from mailcli.endpoint import security_mode as security_mode
 from mailcli.errors import ConfigError
 
-SecurityMode = Literal["tls", "starttls", "none"]  # implicit TLS, STARTTLS, cleartext
-SECURITY_MODES: tuple[SecurityMode, ...] = ("tls", "starttls", "none")
 PROTOCOLS = ("smtp", "pop3")
-DEFAULT_TIMEOUT = 30.0
-
-# Well-known implicit-TLS ports: asking for one of these means TLS from the first byte.
-_IMPLICIT_TLS_PORTS = {"smtp": 465, "pop3": 995}
-_DEFAULT_PORTS = {
-    "smtp": {"tls": 465, "starttls": 587, "none": 25},
-    "pop3": {"tls": 995, "starttls": 110, "none": 110},
-}
 
 _ACCOUNT_KEYS = {"from", "user", "domain", "password_command", "smtp", "pop3", "fetch"}
 _SERVER_KEYS = {"host", "port", "security", "user", "auth", "cafile"}
@@ -225,20 +224,6 @@ class _Reader:
         if not isinstance(value, bool):
             self.fail(prefix + key, "must be true or false")
         return bool(value)
-
-
-def security_mode(value: str | None) -> SecurityMode | None:
-    """`value` as a security mode, or None when it names none (validated by the caller)."""
-    return next((mode for mode in SECURITY_MODES if mode == value), None)
-
-
-def default_security(protocol: str, port: int | None) -> SecurityMode:
-    """`tls` on the implicit-TLS port, else `starttls`. `none` is never a default."""
-    return "tls" if port == _IMPLICIT_TLS_PORTS[protocol] else "starttls"
-
-
-def default_port(protocol: str, security: SecurityMode) -> int:
-    return _DEFAULT_PORTS[protocol][security]
 
 
 def add_account(config: Config, account: Account, *, make_default: bool) -> Path:

@@ -18,18 +18,37 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
-from mailcli.config import (
-    DEFAULT_TIMEOUT,
-    SECURITY_MODES,
-    Account,
-    SecurityMode,
-    ServerSettings,
-    default_port,
-    default_security,
-    security_mode,
-)
 from mailcli.errors import ConfigError
+
+if TYPE_CHECKING:  # mailcli.config is imported only when there is a config file to read
+    from mailcli.config import Account, ServerSettings
+
+SecurityMode = Literal["tls", "starttls", "none"]  # implicit TLS, STARTTLS, cleartext
+SECURITY_MODES: tuple[SecurityMode, ...] = ("tls", "starttls", "none")
+DEFAULT_TIMEOUT = 30.0
+
+# Well-known implicit-TLS ports: asking for one of these means TLS from the first byte.
+_IMPLICIT_TLS_PORTS = {"smtp": 465, "pop3": 995}
+_DEFAULT_PORTS = {
+    "smtp": {"tls": 465, "starttls": 587, "none": 25},
+    "pop3": {"tls": 995, "starttls": 110, "none": 110},
+}
+
+
+def security_mode(value: str | None) -> SecurityMode | None:
+    """`value` as a security mode, or None when it names none (validated by the caller)."""
+    return next((mode for mode in SECURITY_MODES if mode == value), None)
+
+
+def default_security(protocol: str, port: int | None) -> SecurityMode:
+    """`tls` on the implicit-TLS port, else `starttls`. `none` is never a default."""
+    return "tls" if port == _IMPLICIT_TLS_PORTS[protocol] else "starttls"
+
+
+def default_port(protocol: str, security: SecurityMode) -> int:
+    return _DEFAULT_PORTS[protocol][security]
 
 
 @dataclass(frozen=True)
@@ -77,7 +96,7 @@ def resolve_endpoint(
     environ: Mapping[str, str] = os.environ,
 ) -> Endpoint:
     """Merge the three layers; a missing host is a configuration error naming the fixes."""
-    server = account.server(protocol) if account else ServerSettings()
+    server: ServerSettings | _NoServerSettings = account.server(protocol) if account else _NO_SERVER
     env = _EnvLayer(protocol, environ)
     host = options.host or env.get("HOST") or server.host
     if not host:
@@ -135,6 +154,21 @@ def _first_set(*layers: tuple[str, str | None]) -> tuple[str | None, str | None]
         if value is not None:
             return value or None, source
     return None, None
+
+
+class _NoServerSettings:
+    """`ServerSettings()` (nothing set) for a run without an account, so that such a run
+    never imports mailcli.config."""
+
+    host: str | None = None
+    port: int | None = None
+    security: SecurityMode | None = None
+    user: str | None = None
+    auth: str | None = None
+    cafile: str | None = None
+
+
+_NO_SERVER = _NoServerSettings()
 
 
 class _EnvLayer:

@@ -80,15 +80,34 @@ def test_startup_does_not_import_heavy_modules(argv: list[str]) -> None:
     assert imported_by(argv, HEAVY) == []
 
 
-# What a command's own --help may not import: its module loads (so the POP3 commands'
-# --help imports poplib and ssl, for their --quit-after phases), its work does not.
-NOT_FOR_HELP = ["rich", "keyring", "email", "smtplib", "tomlkit", "mailcli.auth.credentials"]
+# What a command's own --help may not import: its module loads, its work does not (the
+# POP3 commands name their --quit-after phases from mailcli.pop3.phases, without poplib).
+NOT_FOR_HELP = [
+    "rich",
+    "keyring",
+    "email",
+    "smtplib",
+    "poplib",
+    "ssl",
+    "tomlkit",
+    "mailcli.auth.credentials",
+]
 COMMANDS = ["send", "sendmail", "queue", "password", "stat", "retr", "shell", "fetch", "check"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_a_commands_help_does_not_import_its_work(command: str) -> None:
     assert imported_by([command, "--help"], NOT_FOR_HELP) == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["stat"], ["send", "--host", "127.0.0.1", "--from", "not an address", "--to", "t@x.test"]],
+)
+def test_a_run_without_a_config_file_does_not_import_the_config_module(argv: list[str]) -> None:
+    # stat stops at "no POP3 host given" (78), send at the unparsable --from (65): both
+    # after asking for the account, before any connection. No file at the default path.
+    assert imported_by(argv, ["mailcli.config"]) == []
 
 
 # -- the layout: a package per subsystem, the shared base at the top ----------------------

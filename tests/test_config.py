@@ -245,3 +245,27 @@ def test_account_flag_and_environment_select_an_account(
     assert json.loads(run_cli(["account", "show", "--json"]).stdout)["name"] == "home"
     result = run_cli(["account", "show", "-a", "nope"])
     assert result.code == 78 and "no account 'nope'" in result.stderr
+
+
+@pytest.mark.parametrize("xdg_config_home", [None, "", "/elsewhere/config"])
+def test_the_cli_looks_for_the_default_file_where_load_config_reads_it(
+    isolated_environment: Path, monkeypatch: pytest.MonkeyPatch, xdg_config_home: str | None
+) -> None:
+    # The CLI skips mailcli.config when this file is absent: it must be the same file.
+    from mailcli.cli.context import default_config_file
+    from mailcli.config import default_config_path
+
+    environ = {"HOME": str(isolated_environment)}
+    if xdg_config_home is not None:
+        environ["XDG_CONFIG_HOME"] = xdg_config_home
+    monkeypatch.setenv("HOME", str(isolated_environment))
+    assert default_config_file(environ) == str(default_config_path(environ))
+
+
+def test_a_file_at_the_default_path_is_read_by_a_command(isolated_environment: Path) -> None:
+    path = isolated_environment / ".config" / "mailcli" / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text("[accounts.work\n")
+    done = run_cli(["stat", "--host", "127.0.0.1"])
+    assert done.code == 78
+    assert f"{path}: not valid TOML" in done.stderr

@@ -10,6 +10,7 @@ renderer and the transcript are imported when a command first asks for them.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import click
@@ -47,7 +48,22 @@ class AppContext:
 
     @property
     def account(self) -> Account | None:
+        if self._config is None and self.account_name is None and not self._may_have_config():
+            return None  # what an empty Config selects, without importing mailcli.config
         return self.config.select_account(self.account_name)
+
+    def _may_have_config(self) -> bool:
+        """False only when no --config is given and the default file is certainly absent:
+        anything else (it exists, or cannot be checked) is load_config's to report."""
+        if self.config_path is not None:
+            return True
+        try:
+            os.stat(default_config_file())
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True
+        return True
 
     @property
     def terminal(self) -> Terminal:
@@ -89,6 +105,13 @@ class AppContext:
             environ=os.environ,
             prompter=prompter,
         )
+
+
+def default_config_file(environ: Mapping[str, str] = os.environ) -> str:
+    """mailcli.config.default_config_path as a str, without importing pathlib (and
+    mailcli.config) on a run that has no config file."""
+    base = environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "mailcli", "config.toml")
 
 
 def load_config(path: str | None) -> Config:

@@ -83,7 +83,7 @@ def add_global_options(command: click.Command) -> None:
 
 def _connection_option_list() -> list[Callable[[Any], Any]]:
     # Imported here, not at the top: the group imports this module for --help/--version.
-    from mailcli.config import SECURITY_MODES
+    from mailcli.endpoint import SECURITY_MODES
 
     return [
         click.option("--host", help="Server host name or address."),

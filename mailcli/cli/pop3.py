@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,7 +11,10 @@ from mailcli.cli.context import AppContext
 from mailcli.cli.options import connection_options, quit_after_option
 from mailcli.endpoint import ConnectionOptions
 from mailcli.errors import UsageError
-from mailcli.pop3.session import PHASES, Pop3Session
+from mailcli.pop3.phases import PHASES
+
+if TYPE_CHECKING:
+    from mailcli.pop3.session import Pop3Session
 
 
 def pop3_command(function: Callable[..., Any]) -> click.Command:
@@ -23,6 +25,8 @@ def pop3_command(function: Callable[..., Any]) -> click.Command:
 
 
 def open_session(app: AppContext, connection: ConnectionOptions) -> Pop3Session:
+    from mailcli.pop3.session import Pop3Session  # poplib and ssl: not for --help
+
     endpoint = app.endpoint("pop3", connection)
     return Pop3Session(
         endpoint,
@@ -98,12 +102,12 @@ def uidl(app: AppContext, /, connection: ConnectionOptions, messages: tuple[str,
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False),  # a str: pathlib is imported when a file is written
     help="Write to FILE (atomically) instead of stdout.",
 )
 @pop3_command
 def top(
-    app: AppContext, /, connection: ConnectionOptions, message: int, lines: int, output: Path | None
+    app: AppContext, /, connection: ConnectionOptions, message: int, lines: int, output: str | None
 ) -> None:
     """The headers of MESSAGE and its first LINES body lines (default 0)."""
     from mailcli.pop3.commands import retrieve
@@ -117,7 +121,7 @@ def top(
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False),  # a str: pathlib is imported when a file is written
     help="Write to FILE (atomically, mode 0600) instead of stdout.",
 )
 @click.option("--lf", is_flag=True, help="Convert CRLF line ends to LF.")
@@ -128,7 +132,7 @@ def retr(
     connection: ConnectionOptions,
     message: int | None,
     uid: str | None,
-    output: Path | None,
+    output: str | None,
     lf: bool,
 ) -> None:
     """The message's bytes as the server sends them (CRLF; the size LIST reports)."""
@@ -205,7 +209,7 @@ def capa(app: AppContext, /, connection: ConnectionOptions) -> None:
 class _destination:
     """stdout (binary) or a file written atomically; optionally CRLF -> LF."""
 
-    def __init__(self, app: AppContext, output: Path | None, *, lf: bool) -> None:
+    def __init__(self, app: AppContext, output: str | None, *, lf: bool) -> None:
         self.app = app
         self.output = output
         self.lf = lf
@@ -219,7 +223,9 @@ class _destination:
         if self.output is None:
             self._handle = self.app.terminal.stdout_bytes
         else:
-            self._handle = PartialFile(self.output)
+            from pathlib import Path
+
+            self._handle = PartialFile(Path(self.output))
         if not self.lf:
             return self._handle.write  # type: ignore[no-any-return]
         self._lf = LfWriter(self._handle.write)

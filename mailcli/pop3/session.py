@@ -44,7 +44,6 @@ from mailcli.pop3.wire import (
 from mailcli.pop3.wirelines import WireLineCopier, shown
 from mailcli.transcript import Transcript
 
-PHASES = ("connect", "capa", "tls", "auth")  # for --quit-after
 MAX_LISTING = 16 * 1024 * 1024  # octets of a LIST/UIDL/CAPA response held in memory
 PIPELINE_WINDOW = 64  # commands in flight when the server offers PIPELINING (RFC 2449)
 AUTH_METHODS = ("user", "apop", "plain", "xoauth2")
@@ -70,7 +69,7 @@ class Pop3Session:
         self.endpoint = endpoint
         self.password = password
         self.transcript = transcript
-        self.quit_after = quit_after  # one of PHASES: QUIT there, skip the rest
+        self.quit_after = quit_after  # one of phases.PHASES: QUIT there, skip the rest
         self.login_wanted = login  # False: stop before authenticating (`check`)
         self.on_phase = on_phase  # told of each phase reached (`check` reports them)
         self.capabilities: dict[str, list[str]] = {}
