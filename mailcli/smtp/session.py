@@ -237,10 +237,12 @@ def _starttls(smtp: TracedSMTP, endpoint: Endpoint, transcript: Transcript) -> N
             f"{endpoint.host}:{endpoint.port} does not offer STARTTLS; nothing was sent",
             hint="use --security tls for implicit TLS, or --security none to send in clear",
         )
+    smtp.nagle(True)  # until the first reply inside TLS (TracedSMTP.nagle says why)
     smtp.starttls(context=tls_context(endpoint))  # verifies; resets the EHLO state
     transcript.tls = True
     trace_tls(smtp.connection, transcript)
     hello(smtp)
+    smtp.nagle(False)
 
 
 def _authenticate(smtp: TracedSMTP, endpoint: Endpoint, password: PasswordSource) -> None:

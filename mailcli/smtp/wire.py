@@ -39,7 +39,8 @@ class TracedSMTP(smtplib.SMTP):
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         self.transcript.info(f"connecting to {host}:{port}")
         sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
-        # Nagle against delayed ACK stalls small writes ~40 ms: send each line at once.
+        # Nagle against delayed ACK stalls small writes ~40 ms: send each line at once
+        # (DATA writes the body, then the final dot, then waits). See also nagle().
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if not isinstance(self, smtplib.SMTP_SSL):  # a wrong TLS mode shows before 220
             try:
@@ -52,6 +53,13 @@ class TracedSMTP(smtplib.SMTP):
     def send(self, s: Any) -> None:
         self.transcript.sent(s)
         super().send(s)
+
+    def nagle(self, on: bool) -> None:
+        """Nagle's algorithm on (TCP_NODELAY off) or off. On from STARTTLS until the
+        first reply inside TLS: a TLS 1.3 server (Postfix) writes its session tickets
+        after the handshake, and with Nagle off here its reply to the EHLO that follows
+        waited ~40 ms for our delayed ACK on every connection."""
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(not on))
 
     @property
     def connection(self) -> socket.socket:
