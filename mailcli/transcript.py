@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 MASK = "********"
 _PREFIX_BY_DIRECTION = {"recv": ("<-", "<~"), "send": ("->", "~>"), "info": ("==", "==")}
 
 
-@dataclass(frozen=True)
-class TraceLine:
-    """One recorded line: direction ("recv", "send", "info"), text, TLS state, seconds."""
+class TraceLine(NamedTuple):
+    """One recorded line: direction ("recv", "send", "info"), text, TLS state, seconds.
+    A NamedTuple: built only when tracing, it costs no dataclass at import (start-up)."""
 
     direction: str
     text: str

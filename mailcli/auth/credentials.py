@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from mailcli.errors import CredentialsError
 
@@ -36,9 +36,9 @@ class Secret:
     source: str
 
 
-@dataclass(frozen=True)
-class SourceStatus:
-    """One step of the chain, as `mailcli password where` reports it."""
+class SourceStatus(NamedTuple):
+    """One step of the chain, as `mailcli password where` reports it. A NamedTuple: a
+    dataclass would be built on every run's import, for that one command (start-up)."""
 
     name: str
     available: bool

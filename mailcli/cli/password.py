@@ -76,7 +76,9 @@ def where(app: AppContext, key: str | None, host: str | None, user: str | None) 
             entry, password_command=command, interactive=app.terminal.stdin_tty
         )
         answer = next((s.name for s in sources if s.available), None)
-        documents.append({"key": entry, "answer": answer, "sources": [vars(s) for s in sources]})
+        documents.append(
+            {"key": entry, "answer": answer, "sources": [s._asdict() for s in sources]}
+        )
         for position, source in enumerate(sources, 1):
             chosen = "<- used" if source.name == answer else ""
             rows.append([entry, position, source.name, source.available, source.detail, chosen])

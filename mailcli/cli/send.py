@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -13,6 +12,8 @@ from mailcli.endpoint import ConnectionOptions
 from mailcli.errors import DataError, ExitStatus, UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mailcli.smtp.envelope import Outgoing
     from mailcli.smtp.session import SendResult
 
@@ -38,17 +39,18 @@ _COMPOSE_ONLY = (
 @click.option("--bcc", multiple=True, metavar="ADDRS", help="Bcc: envelope only, never a header.")
 @click.option("--subject", help="Subject (non-ASCII is RFC 2047 encoded).")
 @click.option("--body", metavar="TEXT", help="Body text (else --body-file, else stdin).")
-@click.option("--body-file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE")
+# File options are str: pathlib is imported only when one is given (_path, _paths).
+@click.option("--body-file", type=click.Path(dir_okay=False), metavar="FILE")
 @click.option(
     "--html",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False),
     metavar="FILE",
     help="Add an HTML alternative.",
 )
 @click.option(
     "--attach",
     multiple=True,
-    type=click.Path(path_type=Path),
+    type=click.Path(),
     metavar="FILE",
     help="Attach a file; repeatable; MIME type guessed.",
 )
@@ -126,7 +128,7 @@ def _ready_message(
     if source == "-":
         raw = app.terminal.stdin_bytes.read()
     else:
-        raw = read_input_file(Path(source), "--message")
+        raw = read_input_file(_path(source), "--message")
     return prepare_message(raw, envelope_from=envelope_from, rcpt=rcpt)
 
 
@@ -144,8 +146,8 @@ def _composed(
             bcc=options["bcc"],
             subject=options["subject"],
             body=_body_text(app, options),
-            html=options["html"],
-            attachments=options["attach"],
+            html=_path(options["html"]) if options["html"] is not None else None,
+            attachments=_paths(options["attach"]),
             headers=options["header"],
             reply_to=options["reply_to"],
             envelope_from=envelope_from,
@@ -164,7 +166,7 @@ def _body_text(app: AppContext, options: dict[str, Any]) -> str | None:
     if options["body"] is not None:
         return str(options["body"])
     if options["body_file"] is not None:
-        data = read_input_file(options["body_file"], "--body-file")
+        data = read_input_file(_path(options["body_file"]), "--body-file")
     elif not app.terminal.stdin_tty:
         data = app.terminal.stdin_bytes.read()
     else:
@@ -215,3 +217,13 @@ def _print_result(app: AppContext, result: SendResult) -> None:
             ]
         )
     app.out.table(["recipient", "status", "reply"], rows, document=result.as_json())
+
+
+def _path(name: str) -> Path:
+    from pathlib import Path
+
+    return Path(name)
+
+
+def _paths(names: tuple[str, ...]) -> tuple[Path, ...]:
+    return tuple(_path(name) for name in names)

@@ -30,7 +30,7 @@ from mailcli.pop3.multiline import BLOCK_SIZE
 from mailcli.transcript import Transcript
 
 MAX_STATUS_LINE = 8192
-_RESPONSE_CODE = re.compile(rb"^-ERR \[([A-Za-z/-]+)\]")
+_RESPONSE_CODE = rb"^-ERR \[([A-Za-z/-]+)\]"  # compiled on first use (re caches it)
 
 
 class TracedPOP3(poplib.POP3):
@@ -102,7 +102,7 @@ def response_error(exc: poplib.error_proto, default: MailcliError | None = None)
     """-ERR (and poplib's own complaints) -> the error carrying the right exit status."""
     reply = exc.args[0] if exc.args and isinstance(exc.args[0], bytes) else str(exc).encode()
     text = reply_text(reply)
-    code = _RESPONSE_CODE.match(reply)
+    code = re.match(_RESPONSE_CODE, reply)
     if code:
         name = code.group(1).decode().upper()
         if name == "AUTH":

@@ -20,7 +20,6 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mailcli.errors import DataError, NoInputError, UsageError
@@ -40,9 +39,11 @@ from mailcli.smtp.envelope import (
 if TYPE_CHECKING:
     from email.headerregistry import Address
     from email.message import EmailMessage
+    from pathlib import Path
 
 
-_FIELD_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII except ':' (RFC 5322 2.2)
+# printable ASCII except ':' (RFC 5322 2.2); compiled on first use (re caches it)
+_FIELD_NAME = r"[!-9;-~]+"
 
 # Headers that may appear once; a --header naming one replaces it instead of adding.
 _UNIQUE_HEADERS = {"from", "to", "cc", "subject", "date", "message-id", "reply-to", "sender"}
@@ -72,7 +73,7 @@ def parse_header_option(value: str) -> tuple[str, str]:
     check_no_injection("--header", value)
     name, colon, content = value.partition(":")
     name = name.strip()
-    if not colon or not _FIELD_NAME.fullmatch(name):
+    if not colon or not re.fullmatch(_FIELD_NAME, name):
         raise DataError(f"--header {value!r}: expected 'Name: value'")
     return name, content.strip()
 

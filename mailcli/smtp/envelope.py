@@ -12,16 +12,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from mailcli.errors import DataError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # addr-spec, loosely: something@something, no white space or specials. Quoted local
 # parts are rare enough on a command line that refusing them beats misparsing them.
 _ENCODE_BLOCK = 57 * 4096  # whole base64 lines: 57 bytes encode to one 76-character line
-_ADDR_SPEC = re.compile(r"[^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\]+")
+# Patterns, not compiled: re compiles (and caches) them on first use, so importing this
+# module costs no regex compilation (start-up).
+_ADDR_SPEC = r"[^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\]+"
 # str.splitlines' separators (CR, LF, VT, FF, FS, GS, RS, NEL, LS, PS) and NUL.
-_LINE_BREAKS_AND_NUL = re.compile("[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029\0]")
+_LINE_BREAKS_AND_NUL = "[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029\0]"
 
 
 @dataclass(frozen=True)
@@ -32,11 +37,11 @@ class Envelope:
     recipients: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Attachment:
+class Attachment(NamedTuple):
     """A file that is base64-encoded while the message is transmitted, so that a large
     attachment never sits in memory whole: `marker` (a line of `Outgoing.data`, CRLF
-    included) stands for its encoded lines."""
+    included) stands for its encoded lines. A NamedTuple: no dataclass is built at
+    import for the sends that attach nothing (start-up)."""
 
     marker: bytes
     path: Path
@@ -85,7 +90,7 @@ class Outgoing:
 
 def check_no_injection(what: str, value: str) -> None:
     """A line break (any of str.splitlines') or NUL would smuggle in headers or commands."""
-    if _LINE_BREAKS_AND_NUL.search(value):
+    if re.search(_LINE_BREAKS_AND_NUL, value):
         raise DataError(f"{what} contains a line break or NUL: refused (header injection)")
 
 
@@ -97,7 +102,7 @@ def parse_addresses(what: str, values: Iterable[str]) -> list[tuple[str, str]]:
     for value in values:
         check_no_injection(what, value)
         pairs = getaddresses([value])
-        if not value.strip() or any(not _ADDR_SPEC.fullmatch(addr) for _, addr in pairs):
+        if not value.strip() or any(not re.fullmatch(_ADDR_SPEC, addr) for _, addr in pairs):
             raise DataError(f"{what}: cannot parse {value!r} as a list of addresses")
         found.extend(pairs)
     return found
@@ -110,7 +115,7 @@ def parse_envelope_address(what: str, value: str) -> str:
     if bare in ("", "<>"):
         return ""
     bare = bare.removeprefix("<").removesuffix(">")
-    if not _ADDR_SPEC.fullmatch(bare):
+    if not re.fullmatch(_ADDR_SPEC, bare):
         raise DataError(f"{what}: {value!r} is not a bare address such as user@example.org")
     return bare
 
