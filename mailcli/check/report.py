@@ -98,7 +98,7 @@ def run_check(
         report.add("fail", exc.message, exc.exit_status)
         details = CheckReport(protocol, endpoint.host, endpoint.port, endpoint.security)
         transcript.info("certificate not trusted: reconnecting unverified, for details only")
-        insecure = dataclasses.replace(endpoint, insecure=True)
+        insecure = endpoint._replace(insecure=True)
         probe = _probe_smtp if protocol == "smtp" else _probe_pop3
         try:
             probe(details, insecure, False, password, transcript)

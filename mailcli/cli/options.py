@@ -123,7 +123,7 @@ def connection_options(function: F) -> F:
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> object:
-        names = ConnectionOptions.__dataclass_fields__
+        names = ConnectionOptions._fields
         values = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
         values["cafile"] = values["cafile"] or None
         return function(*args, connection=ConnectionOptions(**values), **kwargs)
