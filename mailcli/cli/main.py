@@ -57,7 +57,8 @@ class LazyGroup(click.Group):
             return None
         module_name, attribute, short_help = _COMMANDS[cmd_name]
         module = __import__(module_name, fromlist=[attribute])
-        command: click.Command = getattr(module, attribute)
+        found = getattr(module, attribute)  # a POP3 command is built on demand (cli/pop3)
+        command: click.Command = found if isinstance(found, click.Command) else found.build()
         command.short_help = short_help
         if cmd_name not in _WITHOUT_GLOBAL_OPTIONS:
             add_global_options(command)
