@@ -14,7 +14,6 @@ lets the spool finish what a killed run left half done and quarantine damaged en
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,7 +71,7 @@ def _deferred_part(outgoing: Outgoing, result: SendResult) -> Outgoing | None:
     if not later:
         return None
     envelope = Envelope(outgoing.envelope.sender, tuple(later))
-    return dataclasses.replace(outgoing, envelope=envelope)
+    return outgoing._replace(envelope=envelope)
 
 
 def _refusals(result: SendResult, *, temporary: bool) -> str:

@@ -19,8 +19,7 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mailcli.errors import DataError, NoInputError, UsageError
 from mailcli.smtp.envelope import (
@@ -49,9 +48,9 @@ _FIELD_NAME = r"[!-9;-~]+"
 _UNIQUE_HEADERS = {"from", "to", "cc", "subject", "date", "message-id", "reply-to", "sender"}
 
 
-@dataclass(frozen=True)
-class ComposeRequest:
-    """The `send` options that shape the message; None/empty means not given."""
+class ComposeRequest(NamedTuple):
+    """The `send` options that shape the message; None/empty means not given. A NamedTuple,
+    not a frozen dataclass: no dataclass built at import (start-up)."""
 
     from_addr: str | None = None
     to: Sequence[str] = ()
