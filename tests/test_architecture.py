@@ -127,11 +127,12 @@ SUBSYSTEMS = {"auth", "smtp", "sendmail", "pop3", "fetch", "check", "cli"}
 MAY_IMPORT = {
     "base": set(),
     "auth": set(),
-    "smtp": set(),
-    "pop3": set(),
-    "sendmail": {"smtp"},
+    # The protocols authenticate through auth's SASL (OAuth2 bearer tokens).
+    "smtp": {"auth"},
+    "pop3": {"auth"},
+    "sendmail": {"smtp", "auth"},
     "fetch": {"pop3", "auth"},
-    "check": {"smtp", "pop3"},
+    "check": {"smtp", "pop3", "auth"},
     "cli": SUBSYSTEMS - {"cli"},
 }
 

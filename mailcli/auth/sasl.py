@@ -1,0 +1,103 @@
+"""SASL with OAuth2 bearer tokens, shared by the SMTP and POP3 sessions.
+
+Wire formats:
+- XOAUTH2 (Google, Microsoft): `user=U^Aauth=Bearer T^A^A`;
+- OAUTHBEARER (RFC 7628): `n,a=U,^Ahost=H^Aport=P^Aauth=Bearer T^A^A`.
+
+A refused token comes back as a continuation carrying base64 JSON
+(`{"status":"401",...}`, `{"status":"invalid_token"}`); the client must answer it
+(an empty line for XOAUTH2, `^A` for OAUTHBEARER) and then reads the final refusal.
+
+A `BearerSource` is what the sessions receive instead of a password source when an
+account logs in with OAuth2: calling it gives an access token valid for at least the
+next minute; `renew()` gets a fresh one after the server refused the current one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from mailcli.errors import PermissionDeniedError, UnavailableError
+
+XOAUTH2 = "XOAUTH2"
+OAUTHBEARER = "OAUTHBEARER"
+BEARER_MECHANISMS = (XOAUTH2, OAUTHBEARER)
+
+
+class BearerSource:
+    """An OAuth2 access-token source. Subclasses (mailcli.auth.oauth) do the work."""
+
+    provider = "custom"  # "google", "microsoft" or "custom": Microsoft speaks no OAUTHBEARER
+
+    def __call__(self) -> str:
+        """A token valid for at least the next minute (refreshed ahead of expiry)."""
+        raise NotImplementedError
+
+    def renew(self) -> str:
+        """A fresh token after the server refused the current one (refresh once)."""
+        raise NotImplementedError
+
+    def refused(self, user: str, detail: str) -> PermissionDeniedError:
+        """The error for a token the server still refuses after `renew` (exit 77)."""
+        return PermissionDeniedError(
+            f"the server refused the OAuth2 token for {user!r}: {detail}",
+            hint="log in again with `mailcli oauth login`",
+        )
+
+
+def xoauth2(user: str, token: str) -> bytes:
+    return f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
+
+
+def oauthbearer(user: str, token: str, host: str, port: int) -> bytes:
+    fields = f"host={host}\x01port={port}\x01auth=Bearer {token}"
+    return f"n,a={_saslname(user)},\x01{fields}\x01\x01".encode()
+
+
+def error_answer(mechanism: str) -> bytes:
+    """What the client sends after an error challenge: empty (XOAUTH2) or ^A (RFC 7628)."""
+    return b"\x01" if mechanism.upper() == OAUTHBEARER else b""
+
+
+def error_detail(challenge: bytes) -> str:
+    """The server's JSON error challenge, decoded for a message (never raises)."""
+    try:
+        document = json.loads(base64.b64decode(challenge, validate=True) or b"{}")
+    except (binascii.Error, ValueError):
+        return "no error detail"
+    if not isinstance(document, dict):
+        return "no error detail"
+    status = document.get("status", "unknown")
+    return f"status {status}" if isinstance(status, (str, int)) else "no error detail"
+
+
+def choose_bearer_mechanism(offered: list[str], forced: str | None, provider: str) -> str:
+    """The forced mechanism when offered; else OAUTHBEARER when offered and the provider
+    is not Microsoft (which speaks only XOAUTH2); else XOAUTH2."""
+    offered = [m.upper() for m in offered]
+    if forced:
+        mechanism = forced.upper()
+        if mechanism not in BEARER_MECHANISMS:
+            raise UnavailableError(
+                f"AUTH {mechanism} does not carry an OAuth2 token; use xoauth2 or oauthbearer"
+            )
+        if mechanism not in offered:
+            raise UnavailableError(
+                f"the server does not offer AUTH {mechanism}; it offers {' '.join(offered)}"
+            )
+        return mechanism
+    if OAUTHBEARER in offered and provider != "microsoft":
+        return OAUTHBEARER
+    if XOAUTH2 in offered:
+        return XOAUTH2
+    raise UnavailableError(
+        f"the server offers no OAuth2 mechanism (XOAUTH2, OAUTHBEARER) among "
+        f"{' '.join(offered) or 'nothing'}"
+    )
+
+
+def _saslname(user: str) -> str:
+    # RFC 5801 saslname: "," and "=" are escaped.
+    return user.replace("=", "=3D").replace(",", "=2C")

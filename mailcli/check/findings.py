@@ -1,0 +1,55 @@
+"""What `check` and `check --audit` report: graded findings with evidence and a fix.
+
+A finding names a stable `id` (the audit's probe ids: `smuggling`, `tls-versions`, ...),
+a `level`, one-line `summary`, the `evidence` (the exact lines sent and received that
+prove it, secrets masked) and a `fix` hint for common servers (Postfix, Exim, Dovecot).
+`status` is the exit status a `fail` stands for (check exits with the first one's).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple
+
+from mailcli.endpoint import Endpoint
+from mailcli.errors import ExitStatus
+
+Level = Literal["ok", "info", "warn", "fail", "skipped"]
+LEVELS: tuple[Level, ...] = ("ok", "info", "warn", "fail", "skipped")
+
+
+class Finding(NamedTuple):
+    id: str
+    level: Level
+    summary: str
+    evidence: tuple[str, ...] = ()
+    fix: str | None = None
+    status: ExitStatus = ExitStatus.OK  # for a `fail`: the exit status it stands for
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "level": self.level,
+            "summary": self.summary,
+            "evidence": list(self.evidence),
+            "fix": self.fix,
+        }
+
+
+class AuditTarget(NamedTuple):
+    """The server under audit and what the tester brings.
+
+    `endpoint` carries host, port, security mode, cafile/insecure, timeout and the user;
+    `audit_rcpt` is an address at the server that the tester owns (probes that need an
+    accepted recipient use it, and only it; None: they are `skipped`); `source_address`
+    is the local address to connect from (None: the system's choice).
+    """
+
+    protocol: str  # "smtp" or "pop3"
+    endpoint: Endpoint
+    audit_rcpt: str | None = None
+    source_address: str | None = None
+    probe_timeout: float = 5.0  # every single read of a probe is bounded by this
+
+
+def skipped(probe_id: str, reason: str) -> Finding:
+    return Finding(probe_id, "skipped", reason)

@@ -1,0 +1,137 @@
+"""A raw, bounded, recorded line conversation for the audit's probes.
+
+The probes must send what no well-behaved client sends (bare LFs inside DATA, a
+command pipelined after STARTTLS, TLS 1.0), so they talk over a plain socket, not through
+the protocol sessions. Every line sent and received goes into `evidence` (AUTH and PASS
+arguments masked) so each finding can show exactly what proved it. Every read is bounded
+by the timeout; a silent server is an answer (`None`), not a hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from typing import TYPE_CHECKING
+
+from mailcli.check.findings import AuditTarget
+from mailcli.transcript import SecretMasker
+
+if TYPE_CHECKING:
+    import ssl
+
+MAX_LINE = 8192
+MAX_EVIDENCE = 60  # lines kept per conversation: enough to prove, not to flood
+
+
+class RawConnection:
+    """`with RawConnection.open(target) as conn:` a connected socket (TLS from the start
+    when the endpoint's security is `tls`, unless `plain=True`)."""
+
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        self.sock: socket.socket = sock
+        self.timeout = timeout
+        self.evidence: list[str] = []
+        self._buffer = b""
+        self._masker = SecretMasker()
+        sock.settimeout(timeout)
+
+    @classmethod
+    def open(
+        cls, target: AuditTarget, *, plain: bool = False, context: ssl.SSLContext | None = None
+    ) -> RawConnection:
+        endpoint = target.endpoint
+        source = (target.source_address, 0) if target.source_address else None
+        sock = socket.create_connection(
+            (endpoint.host, endpoint.port), timeout=target.probe_timeout, source_address=source
+        )
+        conn = cls(sock, target.probe_timeout)
+        if endpoint.security == "tls" and not plain:
+            conn.start_tls(context or _verifying_context(target), endpoint.host)
+        return conn
+
+    def __enter__(self) -> RawConnection:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        """Send bytes as they are (one write); record each line, secrets masked."""
+        for line in data.split(b"\n"):
+            if line:
+                self._record("C:", self._masker.sent(_text(line)))
+        self.sock.sendall(data)
+
+    def read_line(self) -> bytes | None:
+        """One line without its end (CRLF or LF); None when the server says nothing
+        within the timeout or closes."""
+        while b"\n" not in self._buffer:
+            if len(self._buffer) > MAX_LINE:
+                break
+            try:
+                chunk = self.sock.recv(4096)
+            except OSError:  # a timeout too: silence is an answer
+                return None
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        line = line.rstrip(b"\r")
+        self._masker.received(_text(line))
+        self._record("S:", _text(line))
+        return line
+
+    def read_smtp_reply(self) -> tuple[int, list[bytes]] | None:
+        """A whole (multi-line) SMTP reply: its code and its lines; None on silence or a
+        line that is not a reply."""
+        lines: list[bytes] = []
+        while True:
+            line = self.read_line()
+            if line is None or len(line) < 3 or not line[:3].isdigit():
+                return None
+            lines.append(line)
+            if line[3:4] != b"-":
+                return int(line[:3]), lines
+
+    def pending(self) -> bool:
+        """Whether the server has already sent something we have not read (no wait)."""
+        if self._buffer:
+            return True
+        self.sock.settimeout(0.0)
+        try:
+            return bool(self.sock.recv(1, socket.MSG_PEEK))
+        except (BlockingIOError, OSError):
+            return False
+        finally:
+            self.sock.settimeout(self.timeout)
+
+    def start_tls(self, context: ssl.SSLContext, server_hostname: str | None = None) -> None:
+        """Handshake on this socket. Bytes already buffered in clear stay buffered (the
+        STARTTLS-injection probe looks at them)."""
+        self.sock = context.wrap_socket(
+            self.sock, server_hostname=server_hostname if context.check_hostname else None
+        )
+        self.sock.settimeout(self.timeout)
+        version = getattr(self.sock, "version", lambda: None)()
+        self._record("==", f"TLS handshake done: {version}")
+
+    def note(self, text: str) -> None:
+        self._record("==", text)
+
+    def _record(self, prefix: str, text: str) -> None:
+        if len(self.evidence) < MAX_EVIDENCE:
+            self.evidence.append(f"{prefix} {text}")
+
+
+def _text(line: bytes) -> str:
+    return line.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
+
+
+def _verifying_context(target: AuditTarget) -> ssl.SSLContext:
+    from mailcli.network import tls_context
+
+    return tls_context(target.endpoint)
