@@ -19,9 +19,11 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 from tests.helpers import MAILCLI
 
@@ -280,6 +282,25 @@ def budget(default: int = 0) -> int | None:
     text = SETTINGS.get("MAILCLI_CRASH_BUDGET")
     value = default if text is None else int(text)
     return None if text is not None and value == 0 else value
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def jobs() -> int:
+    """How many crash cases run side by side: `MAILCLI_CRASH_JOBS`, else the CPU count
+    (at most 4). Each case has its own server user, home and destination, and each kill
+    lands at a counted system call of its own process, so running cases side by side
+    changes no outcome, only the wall time."""
+    text = SETTINGS.get("MAILCLI_CRASH_JOBS")
+    return max(1, int(text)) if text else min(4, os.cpu_count() or 1)
+
+
+def map_cases(function: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
+    """`[function(item) for item in items]`, `jobs()` at a time, results in order."""
+    with ThreadPoolExecutor(max_workers=jobs()) as pool:
+        return list(pool.map(function, items))
 
 
 def record(operation: str, row: Mapping[str, object], fallback: Path) -> None:

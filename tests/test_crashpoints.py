@@ -9,6 +9,7 @@ import itertools
 import json
 import random
 import re
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,9 @@ from tests.servers.dovecot import Dovecot
 MESSAGES = 12
 BATCH = "4"
 _users = itertools.count(1)
+# Cases run side by side (cp.map_cases); adding a Dovecot user also rewrites Postfix's
+# mailbox map when Postfix runs, which is not safe to do twice at once.
+_adding_users = threading.Lock()
 
 
 def server_message(number: int) -> bytes:
@@ -244,11 +248,15 @@ def enumerate_fetch(
     counted, points = cp.count(probe.args, probe.env, tmp_path / "count.log")
     assert counted.code == 0, counted.stderr
     chosen = cp.select(points, budget, seed=len(points))
-    failures: list[str] = []
     doubles: list[bool] = []
-    for index, point in enumerate(chosen):
-        case = Case(dovecot, tmp_path / f"p{index}", kind, delete)
-        failures += [f"{point}: {p}" for p in crash_case(case, point, index, doubles)]
+
+    def one(numbered: tuple[int, cp.CrashPoint]) -> list[str]:
+        index, point = numbered
+        with _adding_users:
+            case = Case(dovecot, tmp_path / f"p{index}", kind, delete)
+        return [f"{point}: {p}" for p in crash_case(case, point, index, doubles)]
+
+    failures = [f for found in cp.map_cases(one, enumerate(chosen)) for f in found]
     name = f"fetch {kind}{' --delete' if delete else ''}"
     row = {"crash_points": len(points), "boundaries": len(cp.boundaries(points))}
     row |= {"run": len(chosen), "double_crashes": sum(doubles), "every_point": budget is None}
@@ -331,18 +339,20 @@ def test_a_first_fetch_killed_at_any_state_write_is_resumed_not_refused(
     assert counted.code == 0, counted.stderr
     state_points = [p for p in points if "/mailcli/fetch" in p.label]
     assert len(state_points) >= 5, [str(p) for p in points]
-    failures = []
-    for index, point in enumerate(state_points):
-        case = Case(dovecot, tmp_path / f"p{index}", "maildir", delete=False)
+
+    def one(numbered: tuple[int, cp.CrashPoint]) -> list[str]:
+        index, point = numbered
+        with _adding_users:
+            case = Case(dovecot, tmp_path / f"p{index}", "maildir", delete=False)
         if not cp.run(case.args, case.env, point=point).killed:
-            failures.append(f"{point}: not reached")
-            continue
+            return [f"{point}: not reached"]
         there = len(case.delivered()) - len(case.foreign)
         after = cp.run([*case.args, "--json"], case.env)
         if after.code != 0:
-            failures += [f"{point}: {p}" for p in cp.exit_problem("next run", after)]
-        elif json.loads(after.stdout)["fetched"] != MESSAGES - there:
-            failures.append(f"{point}: fetched {after.stdout[:60]!r}, {there} were there")
-        else:
-            failures += [f"{point}: {p}" for p in check(case, crashes=0)]
+            return [f"{point}: {p}" for p in cp.exit_problem("next run", after)]
+        if json.loads(after.stdout)["fetched"] != MESSAGES - there:
+            return [f"{point}: fetched {after.stdout[:60]!r}, {there} were there"]
+        return [f"{point}: {p}" for p in check(case, crashes=0)]
+
+    failures = [f for found in cp.map_cases(one, enumerate(state_points)) for f in found]
     assert not failures, cp.fail_report(failures)
