@@ -21,6 +21,7 @@ from string import Template
 from types import TracebackType
 
 from .certs import Certs
+from .jwt import write_key
 from .ports import HOST, free_port, wait_for_greeting
 from .procs import adopt_orphans, binary, kill_group, make_workdir, wait_until_gone
 
@@ -98,18 +99,60 @@ service auth {
 """)
 
 
+# The OAuth2 variant (``oauth2_key`` or ``oauth2_introspection_url``) edits the rendered
+# CONFIG in these places, so the default configuration stays exactly as it was.
+PASSWORD_MECHANISMS = "plain login cram-md5 apop"
+BEARER_MECHANISMS = "xoauth2 oauthbearer"
+OAUTH2_PASSDB = Template("""\
+# OAuth2 bearer tokens (XOAUTH2, OAUTHBEARER); the password passdb above is limited to the
+# password mechanisms, or Dovecot would also check each token as a password (and log a
+# mismatch even for valid tokens).
+passdb {
+  driver = oauth2
+  mechanisms = $mechanisms
+  args = $args
+}
+""")
+OAUTH2_LOCAL = Template("""\
+introspection_mode = local
+local_validation_key_dict = fs:posix:prefix=$keys/
+username_attribute = email
+""")
+OAUTH2_POST = Template("""\
+introspection_mode = post
+introspection_url = $url
+username_attribute = email
+active_attribute = active
+active_value = true
+""")
+
+
 class Dovecot:
     """A running (after ``start()``) POP3 server with users from a dict of passwords.
 
     ``pop3_port`` is plaintext with STLS offered, ``pop3s_port`` implicit TLS; both present
     ``certs``. User ``U``'s mail is the Maildir ``maildir(U)``; ``drop_message`` puts a message
     there the way a delivery agent would.
+
+    With ``oauth2_key`` (HS256, see ``jwt``) users also log in with XOAUTH2 and OAUTHBEARER
+    bearer tokens validated locally (``jwt.mint(key, USER, ...)``); with
+    ``oauth2_introspection_url`` the tokens are checked by POSTing them to that URL (RFC 7662).
     """
 
     host = HOST
 
-    def __init__(self, certs: Certs, users: dict[str, str], root: Path | None = None) -> None:
+    def __init__(
+        self,
+        certs: Certs,
+        users: dict[str, str],
+        root: Path | None = None,
+        *,
+        oauth2_key: bytes | None = None,
+        oauth2_introspection_url: str | None = None,
+    ) -> None:
         self.certs = certs
+        self.oauth2_key = oauth2_key
+        self.oauth2_introspection_url = oauth2_introspection_url
         self._owns_root = root is None  # then the context manager deletes it on exit
         self.root = root if root is not None else make_workdir("dovecot-")
         self.pop3_port = free_port()
@@ -253,6 +296,28 @@ class Dovecot:
             self._make_maildir(user)
 
     def _render_config(self) -> str:
+        config = self._render_base_config()
+        if self.oauth2_key is None and self.oauth2_introspection_url is None:
+            return config
+        return _with_oauth2(config, self._write_oauth2_args())
+
+    def _write_oauth2_args(self) -> Path:
+        """The oauth2 passdb's args file (and the key it validates tokens with)."""
+        if self.oauth2_introspection_url is not None:
+            text = OAUTH2_POST.substitute(url=self.oauth2_introspection_url)
+        else:
+            assert self.oauth2_key is not None
+            keys = self.root / "keys"
+            write_key(keys, self.oauth2_key)
+            for path in (keys, *keys.rglob("*")):  # the auth process runs as dovecot
+                path.chmod(0o755 if path.is_dir() else 0o644)
+            text = OAUTH2_LOCAL.substitute(keys=keys)
+        args = self.root / "oauth2.conf.ext"
+        args.write_text(text)
+        args.chmod(0o644)
+        return args
+
+    def _render_base_config(self) -> str:
         return CONFIG.substitute(
             root=self.root,
             host=HOST,
@@ -308,6 +373,28 @@ class Dovecot:
     def remove(self) -> None:
         """Delete the work directory (after ``stop()``)."""
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _with_oauth2(config: str, args: Path) -> str:
+    """The default config plus the bearer mechanisms and the oauth2 passdb."""
+    edits = [
+        (
+            f"auth_mechanisms = {PASSWORD_MECHANISMS}\n",
+            f"auth_mechanisms = {PASSWORD_MECHANISMS} {BEARER_MECHANISMS}\n",
+        ),
+        (
+            "  driver = passwd-file\n",
+            f"  driver = passwd-file\n  mechanisms = {PASSWORD_MECHANISMS}\n",
+        ),
+        (
+            "userdb {\n",
+            OAUTH2_PASSDB.substitute(mechanisms=BEARER_MECHANISMS, args=args) + "userdb {\n",
+        ),
+    ]
+    for old, new in edits:
+        assert config.count(old) == 1, old
+        config = config.replace(old, new)
+    return config
 
 
 def _check_user_name(user: str) -> None:

@@ -34,6 +34,8 @@ __all__ = [
     "dovecot",
     "mailbox",
     "make_mailbox",
+    "oauth_dovecot",
+    "oauth_postfix",
     "pop3_account",
     "postfix",
     "secret_service",
@@ -100,6 +102,25 @@ def postfix(dovecot: Dovecot) -> Iterator[Postfix]:
     """Postfix delivering ``USER@example.test`` into ``dovecot``'s Maildirs."""
     require(*NEEDS["postfix"], need_root=True)
     with Postfix(dovecot) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def oauth_dovecot(certs: Certs) -> Iterator[Dovecot]:
+    """Dovecot that also takes OAuth2 bearer tokens (XOAUTH2, OAUTHBEARER): HS256 JWTs
+    signed with ``oauth_dovecot.oauth2_key`` (``jwt.mint(key, USER, lifetime=...)``)."""
+    from . import jwt
+
+    require(*NEEDS["dovecot"], need_root=True)
+    with Dovecot(certs, DEFAULT_USERS, oauth2_key=jwt.new_key()) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def oauth_postfix(oauth_dovecot: Dovecot) -> Iterator[Postfix]:
+    """Postfix authenticating through ``oauth_dovecot``: offers XOAUTH2 and OAUTHBEARER."""
+    require(*NEEDS["postfix"], need_root=True)
+    with Postfix(oauth_dovecot) as server:
         yield server
 
 
