@@ -149,8 +149,14 @@ class Dovecot:
         *,
         oauth2_key: bytes | None = None,
         oauth2_introspection_url: str | None = None,
+        extra_settings: str = "",
+        failure_delay: bool = False,
     ) -> None:
         self.certs = certs
+        # Appended to the config (a later setting wins), e.g. a hardened server for the
+        # audit's tests; failure_delay=True drops the "nodelay" passdb as well.
+        self.extra_settings = extra_settings
+        self.failure_delay = failure_delay
         self.oauth2_key = oauth2_key
         self.oauth2_introspection_url = oauth2_introspection_url
         self._owns_root = root is None  # then the context manager deletes it on exit
@@ -296,7 +302,9 @@ class Dovecot:
             self._make_maildir(user)
 
     def _render_config(self) -> str:
-        config = self._render_base_config()
+        config = _with_extra_settings(
+            self._render_base_config(), self.extra_settings, self.failure_delay
+        )
         if self.oauth2_key is None and self.oauth2_introspection_url is None:
             return config
         return _with_oauth2(config, self._write_oauth2_args())
@@ -395,6 +403,22 @@ def _with_oauth2(config: str, args: Path) -> str:
         assert config.count(old) == 1, old
         config = config.replace(old, new)
     return config
+
+
+NODELAY_PASSDB = """\
+passdb {
+  driver = static
+  args = noauthenticate nodelay=yes
+}
+"""
+
+
+def _with_extra_settings(config: str, settings: str, failure_delay: bool) -> str:
+    """The default config unchanged when there is nothing extra."""
+    if failure_delay:
+        assert NODELAY_PASSDB in config
+        config = config.replace(NODELAY_PASSDB, "", 1)
+    return config + settings
 
 
 def _check_user_name(user: str) -> None:
