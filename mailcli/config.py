@@ -20,7 +20,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 # The connection vocabulary (security modes, default ports and timeout) lives in
 # mailcli.endpoint, which a run without a config file imports without this module (its
@@ -35,9 +35,24 @@ from mailcli.errors import ConfigError
 
 PROTOCOLS = ("smtp", "pop3")
 
-_ACCOUNT_KEYS = {"from", "user", "domain", "password_command", "smtp", "pop3", "fetch"}
+_ACCOUNT_KEYS = {"from", "user", "domain", "password_command", "smtp", "pop3", "fetch", "oauth2"}
 _SERVER_KEYS = {"host", "port", "security", "user", "auth", "cafile"}
 _FETCH_KEYS = {"to", "delete"}
+_OAUTH2_KEYS = {
+    "provider",
+    "client_id",
+    "client_secret",
+    "client_secret_command",
+    "tenant",
+    "authorize_url",
+    "token_url",
+    "device_url",
+    "revoke_url",
+    "scopes",
+    "token_store",
+}
+OAUTH2_PROVIDERS = ("google", "microsoft", "custom")
+TOKEN_STORES = ("keyring", "file")
 _TOP_KEYS = {"default_account", "accounts", "aliases"}
 
 
@@ -61,6 +76,22 @@ class FetchSettings:
     delete: bool = False
 
 
+class OAuthSettings(NamedTuple):
+    """[accounts.NAME.oauth2]: log in with OAuth2 (mailcli.auth.oauth); None = unset."""
+
+    provider: str  # "google" | "microsoft" | "custom"
+    client_id: str | None = None
+    client_secret: str | None = None
+    client_secret_command: str | None = None
+    tenant: str = "common"  # microsoft only
+    authorize_url: str | None = None  # overrides, any provider; required for custom
+    token_url: str | None = None
+    device_url: str | None = None
+    revoke_url: str | None = None
+    scopes: tuple[str, ...] | None = None  # None: the provider's defaults
+    token_store: str = "keyring"  # "keyring" | "file"
+
+
 @dataclass(frozen=True)
 class Account:
     """One [accounts.NAME] table."""
@@ -73,6 +104,7 @@ class Account:
     smtp: ServerSettings = field(default_factory=ServerSettings)
     pop3: ServerSettings = field(default_factory=ServerSettings)
     fetch: FetchSettings = field(default_factory=FetchSettings)
+    oauth2: OAuthSettings | None = None
 
     def server(self, protocol: str) -> ServerSettings:
         return self.smtp if protocol == "smtp" else self.pop3
@@ -171,7 +203,45 @@ def _parse_account(reader: _Reader, name: str, table: Mapping[str, Any]) -> Acco
             to=reader.string(fetch_table, "to", prefix + "fetch."),
             delete=reader.boolean(fetch_table, "delete", prefix + "fetch."),
         ),
+        oauth2=_parse_oauth2(reader, table, prefix),
     )
+
+
+def _parse_oauth2(reader: _Reader, account: Mapping[str, Any], prefix: str) -> OAuthSettings | None:
+    if "oauth2" not in account:
+        return None
+    table = reader.table(account, "oauth2", prefix)
+    prefix += "oauth2."
+    reader.check_keys(table, _OAUTH2_KEYS, prefix)
+    provider = reader.string(table, "provider", prefix)
+    if provider not in OAUTH2_PROVIDERS:
+        reader.fail(prefix + "provider", f"must be one of {', '.join(OAUTH2_PROVIDERS)}")
+    strings = {key: reader.string(table, key, prefix) for key in _OAUTH2_KEYS - {"scopes"}}
+    if provider == "custom":
+        for key in ("authorize_url", "token_url"):
+            if not strings[key]:
+                reader.fail(prefix + key, 'required with provider = "custom"')
+    if strings["token_store"] not in (None, *TOKEN_STORES):
+        reader.fail(prefix + "token_store", f"must be one of {', '.join(TOKEN_STORES)}")
+    if strings["client_secret"] is not None and strings["client_secret_command"] is not None:
+        reader.fail(
+            prefix + "client_secret", "give client_secret or client_secret_command, not both"
+        )
+    return OAuthSettings(
+        **{key: value for key, value in strings.items() if value is not None},
+        scopes=_scopes(reader, table, prefix),
+    )
+
+
+def _scopes(reader: _Reader, table: Mapping[str, Any], prefix: str) -> tuple[str, ...] | None:
+    scopes = table.get("scopes")
+    if scopes is None:
+        return None
+    if not isinstance(scopes, list) or not all(isinstance(s, str) and s for s in scopes):
+        reader.fail(
+            prefix + "scopes", 'must be a list of strings, e.g. ["https://mail.google.com/"]'
+        )
+    return tuple(scopes)
 
 
 def _parse_server(reader: _Reader, table: Mapping[str, Any], prefix: str) -> ServerSettings:
@@ -284,6 +354,11 @@ def _account_table(account: Account) -> Any:
             table[protocol] = _drop_none(vars(server))
     if account.fetch.to is not None or account.fetch.delete:
         table["fetch"] = _drop_none(vars(account.fetch))
+    if account.oauth2 is not None:
+        oauth2 = _drop_none(account.oauth2._asdict())
+        if "scopes" in oauth2:
+            oauth2["scopes"] = list(oauth2["scopes"])
+        table["oauth2"] = oauth2
     return table
 
 

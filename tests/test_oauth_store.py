@@ -1,0 +1,342 @@
+"""The OAuth2 token store (keyring and file) and the bearer source's refresh rules.
+
+The token endpoint is OAUTH-NET's (tests/test_oauth_tokens.py and the authorization
+server); here a refresh is a small function handed to `OAuthBearer(refresher=...)`, so
+each rule (margin, rotation, invalid_grant, an unreachable endpoint) is exercised alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mailcli.auth.oauth.access import OAuthBearer, refresh_margin
+from mailcli.auth.oauth.store import (
+    CHUNK,
+    FileTokenStore,
+    KeyringTokenStore,
+    TokenStore,
+    token_store,
+)
+from mailcli.auth.oauth.tokens import OAuthGrantError, TokenSet
+from mailcli.config import OAuthSettings
+from mailcli.errors import (
+    CredentialsError,
+    ExitStatus,
+    LocalIOError,
+    PermissionDeniedError,
+    TempFailError,
+)
+from tests.helpers import LockedKeyring, MemoryKeyring
+from tests.servers.keyring_service import SecretService
+
+NOW = 1_800_000_000.0
+GOOGLE = OAuthSettings(provider="google", client_id="cid")
+CUSTOM_FILE = OAuthSettings(
+    provider="custom", authorize_url="https://a.test/a", token_url="https://a.test/t",
+    token_store="file",
+)  # fmt: skip
+
+
+def tokens(access: str = "at-1", refresh: str | None = "rt-1", *, lifetime: float = 3600.0,
+           expires_at: float | None = None) -> TokenSet:  # fmt: skip
+    return TokenSet(
+        access_token=access,
+        expires_at=NOW + lifetime if expires_at is None else expires_at,
+        refresh_token=refresh,
+        scope="https://mail.google.com/",
+        lifetime=lifetime,
+        identity="alice@example.test",
+    )
+
+
+# -- keyring -------------------------------------------------------------------------------
+
+
+def test_keyring_round_trip_under_the_documented_names(memory_keyring: MemoryKeyring) -> None:
+    store = token_store("work", GOOGLE)
+    assert isinstance(store, KeyringTokenStore)
+    assert store.load() is None
+    store.save(tokens())
+    assert store.load() == tokens()
+    record = json.loads(memory_keyring.entries[("mailcli", "oauth:google:work")])
+    cache = json.loads(memory_keyring.entries[("mailcli", "oauth:google:work:access")])
+    assert record["refresh_token"] == "rt-1" and "access_token" not in record
+    assert cache["access_token"] == "at-1" and cache["expires_at"] == NOW + 3600
+    assert store.where() == "keyring (service 'mailcli', user 'oauth:google:work')"
+    assert store.clear() is True
+    assert memory_keyring.entries == {} and store.load() is None
+    assert store.clear() is False
+
+
+def test_values_over_1200_characters_are_split_and_rejoined(
+    memory_keyring: MemoryKeyring,
+) -> None:
+    store = token_store("work", GOOGLE)
+    long_token = "x" * (2 * CHUNK + 500)  # a Microsoft access token is 2-3 KB
+    store.save(tokens(access=long_token))
+    names = sorted(user for _, user in memory_keyring.entries)
+    assert names == [
+        "oauth:google:work",
+        "oauth:google:work:access",
+        "oauth:google:work:access#1",
+        "oauth:google:work:access#2",
+        "oauth:google:work:access#3",
+    ]
+    assert all(len(value) <= CHUNK for value in memory_keyring.entries.values())
+    assert store.load() == tokens(access=long_token)
+    store.save(tokens(access="short"))  # the old pieces go
+    assert len(memory_keyring.entries) == 2 and store.load() == tokens(access="short")
+
+
+def test_pieces_that_do_not_fit_together_are_reported_not_used(
+    memory_keyring: MemoryKeyring,
+) -> None:
+    store = token_store("work", GOOGLE)
+    store.save(tokens(access="y" * (CHUNK + 1)))
+    memory_keyring.entries[("mailcli", "oauth:google:work:access#2")] = "z"  # a cut-short write
+    with pytest.raises(CredentialsError, match="damaged") as caught:
+        store.load()
+    assert caught.value.exit_status == ExitStatus.CONFIG
+    assert "oauth login -a work" in (caught.value.hint or "")
+
+
+def test_an_unusable_keyring_is_78_naming_the_file_store_never_a_silent_fallback(
+    isolated_environment: Path,
+) -> None:
+    import keyring
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(LockedKeyring())
+    try:
+        with pytest.raises(CredentialsError) as caught:
+            token_store("work", GOOGLE).save(tokens())
+    finally:
+        keyring.set_keyring(previous)
+    assert caught.value.exit_status == ExitStatus.CONFIG
+    assert "locked" in caught.value.message
+    assert 'token_store = "file"' in (caught.value.hint or "")
+    assert not (isolated_environment / ".local" / "state" / "mailcli" / "oauth").exists()
+
+
+def test_round_trip_through_a_real_secret_service(secret_service: SecretService) -> None:
+    """gnome-keyring on a private D-Bus, in a real process: save a 3 KB token, read it back."""
+    probe = (
+        "import json, sys\n"
+        "from mailcli.auth.oauth.store import token_store\n"
+        "from mailcli.auth.oauth.tokens import TokenSet\n"
+        "from mailcli.config import OAuthSettings\n"
+        "store = token_store('work', OAuthSettings(provider='microsoft'))\n"
+        "store.save(TokenSet('t' * 3000, 1.0e10, 'r' * 1300, 'scope-a', 3600.0, 'a@x.test'))\n"
+        "loaded = store.load()\n"
+        "print(json.dumps([len(loaded.access_token), len(loaded.refresh_token),"
+        " loaded.identity, store.clear(), store.load() is None]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=secret_service.subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [3000, 1300, "a@x.test", True, True]
+
+
+# -- file ----------------------------------------------------------------------------------
+
+
+def file_store(home: Path) -> FileTokenStore:
+    store = token_store("work", CUSTOM_FILE)
+    assert isinstance(store, FileTokenStore)
+    return store
+
+
+def test_file_store_round_trip_0600_in_0700_folders(isolated_environment: Path) -> None:
+    store = file_store(isolated_environment)
+    store.save(tokens())
+    state = isolated_environment / ".local" / "state" / "mailcli" / "oauth"
+    assert store.record_path == state / "work.json"
+    assert store.cache_path == isolated_environment / ".cache" / "mailcli" / "oauth" / "work.json"
+    for path in (store.record_path, store.cache_path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert "at-1" not in store.record_path.read_text()  # the access token only in the cache
+    assert store.load() == tokens()
+    assert store.where() == f"file {store.record_path}"
+    store.save(tokens(access="at-2", refresh="rt-2"))
+    assert sorted(os.listdir(state)) == ["work.json"]  # replaced by rename: no temporaries
+    assert store.load() == tokens(access="at-2", refresh="rt-2")
+    assert store.clear() is True and store.load() is None
+
+
+def test_an_account_name_is_no_path(isolated_environment: Path) -> None:
+    store = token_store("../../evil", CUSTOM_FILE)
+    assert isinstance(store, FileTokenStore)
+    store.save(tokens())
+    assert store.record_path.parent.name == "oauth"
+    assert store.record_path.name == "..%2F..%2Fevil.json"
+
+
+def test_a_symlink_at_the_token_file_is_refused_and_never_written_through(
+    isolated_environment: Path,
+) -> None:
+    store = file_store(isolated_environment)
+    store.save(tokens())
+    target = isolated_environment / "elsewhere.json"
+    target.write_text(store.record_path.read_text())
+    target.chmod(0o600)
+    store.record_path.unlink()
+    store.record_path.symlink_to(target)
+    with pytest.raises(CredentialsError, match="symbolic link"):
+        store.load()
+    before = target.read_bytes()
+    store.save(tokens(refresh="rt-2"))  # the rename replaces the link, not its target
+    assert target.read_bytes() == before
+    assert not store.record_path.is_symlink() and store.load() == tokens(refresh="rt-2")
+
+
+def test_a_token_file_others_can_read_is_refused(isolated_environment: Path) -> None:
+    store = file_store(isolated_environment)
+    store.save(tokens())
+    store.record_path.chmod(0o644)
+    with pytest.raises(CredentialsError, match="readable by others") as caught:
+        store.load()
+    assert caught.value.exit_status == ExitStatus.CONFIG
+
+
+# -- the bearer source ---------------------------------------------------------------------
+
+
+class Endpoint:
+    """A stand-in for tokens.refresh: hands out numbered tokens, or raises."""
+
+    def __init__(self, *, lifetime: float = 3600.0, rotate: bool = True) -> None:
+        self.calls: list[str] = []
+        self.lifetime = lifetime
+        self.rotate = rotate
+        self.error: Exception | None = None
+
+    def __call__(self, refresh_token: str) -> TokenSet:
+        self.calls.append(refresh_token)
+        if self.error is not None:
+            raise self.error
+        number = len(self.calls) + 1
+        rotated = f"rt-{number}" if self.rotate else refresh_token
+        return tokens(f"at-{number}", rotated, lifetime=self.lifetime, expires_at=NOW + 1000)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def bearer(
+    store: TokenStore, endpoint: Endpoint, clock: Callable[[], float], settings: OAuthSettings
+) -> OAuthBearer:
+    return OAuthBearer("work", settings, clock=clock, refresher=endpoint, store=store)
+
+
+def test_refresh_margin_is_60_s_or_a_tenth_of_the_lifetime_when_shorter() -> None:
+    assert refresh_margin(3600) == 60
+    assert refresh_margin(600) == 60
+    assert refresh_margin(300) == 30
+    assert refresh_margin(0) == 60  # lifetime unknown
+
+
+@pytest.mark.parametrize(("lifetime", "margin"), [(3600.0, 60.0), (300.0, 30.0)])
+def test_a_token_is_refreshed_only_inside_its_margin(
+    isolated_environment: Path, lifetime: float, margin: float
+) -> None:
+    store, endpoint, clock = file_store(isolated_environment), Endpoint(), Clock()
+    store.save(tokens(lifetime=lifetime, expires_at=NOW + 1000))
+    source = bearer(store, endpoint, clock, CUSTOM_FILE)
+    clock.now = NOW + 1000 - margin - 1
+    assert source() == "at-1" and endpoint.calls == []
+    clock.now = NOW + 1000 - margin + 1
+    assert source() == "at-2" and endpoint.calls == ["rt-1"]
+    assert store.load() == tokens("at-2", "rt-2", expires_at=NOW + 1000)
+
+
+def test_renew_refreshes_even_a_fresh_token(isolated_environment: Path) -> None:
+    store, endpoint = file_store(isolated_environment), Endpoint(rotate=False)
+    store.save(tokens())
+    assert bearer(store, endpoint, Clock(), CUSTOM_FILE).renew() == "at-2"
+    assert endpoint.calls == ["rt-1"] and store.load().refresh_token == "rt-1"  # type: ignore[union-attr]
+
+
+class FailingSave(FileTokenStore):
+    def save(self, tokens: TokenSet) -> None:
+        raise LocalIOError("cannot write the OAuth2 token file: No space left on device")
+
+
+def test_a_rotated_token_that_cannot_be_saved_is_never_used(isolated_environment: Path) -> None:
+    """The new access token is handed out only after the rotated refresh token is stored:
+    using it first would leave only the dead refresh token on disk."""
+    store = FailingSave("work", "custom", {**os.environ})
+    FileTokenStore.save(store, tokens(expires_at=NOW))
+    endpoint = Endpoint()
+    with pytest.raises(LocalIOError):
+        bearer(store, endpoint, Clock(), CUSTOM_FILE)()
+    assert endpoint.calls == ["rt-1"]
+
+
+@pytest.mark.parametrize("settings", [GOOGLE, CUSTOM_FILE])
+def test_invalid_grant_clears_the_tokens_and_is_77_with_the_hint(
+    memory_keyring: MemoryKeyring, isolated_environment: Path, settings: OAuthSettings
+) -> None:
+    store = token_store("work", settings)
+    store.save(tokens(expires_at=NOW))
+    endpoint = Endpoint()
+    endpoint.error = OAuthGrantError(
+        "the token endpoint refused the refresh token (invalid_grant)", error="invalid_grant"
+    )
+    with pytest.raises(PermissionDeniedError) as caught:
+        bearer(store, endpoint, Clock(), settings)()
+    assert caught.value.exit_status == ExitStatus.NOPERM
+    assert "refresh token" in caught.value.message and "rt-1" not in caught.value.message
+    hint = caught.value.hint or ""
+    assert "mailcli oauth login -a work" in hint
+    assert ("Testing" in hint and "7 days" in hint) == (settings.provider == "google")
+    assert store.load() is None
+    with pytest.raises(PermissionDeniedError, match="not logged in"):
+        bearer(store, endpoint, Clock(), settings)()
+    assert len(endpoint.calls) == 1
+
+
+def test_an_unreachable_endpoint_is_75_and_keeps_the_tokens(isolated_environment: Path) -> None:
+    store, endpoint = file_store(isolated_environment), Endpoint()
+    store.save(tokens(expires_at=NOW))
+    endpoint.error = TempFailError("cannot reach the token endpoint a.test: refused")
+    with pytest.raises(TempFailError):
+        bearer(store, endpoint, Clock(), CUSTOM_FILE)()
+    assert store.load() == tokens(expires_at=NOW)
+
+
+def test_not_logged_in_is_77_naming_the_login_command(isolated_environment: Path) -> None:
+    with pytest.raises(PermissionDeniedError) as caught:
+        bearer(file_store(isolated_environment), Endpoint(), Clock(), CUSTOM_FILE)()
+    assert caught.value.exit_status == ExitStatus.NOPERM
+    assert "not logged in" in caught.value.message
+    assert "`mailcli oauth login -a work`" in caught.value.message
+
+
+def test_status_never_holds_a_token(isolated_environment: Path) -> None:
+    store = file_store(isolated_environment)
+    store.save(tokens())
+    status = bearer(store, Endpoint(), Clock(), CUSTOM_FILE).status()
+    assert status["logged_in"] and status["access_token_valid"] and status["refresh_token"]
+    assert status["identity"] == "alice@example.test"
+    assert status["access_token_expires"] == "2027-01-15T09:00:00+00:00"
+    assert "at-1" not in json.dumps(status) and "rt-1" not in json.dumps(status)
