@@ -19,6 +19,7 @@ import pytest
 
 from . import NEEDS, require
 from .accounts import Account
+from .authserver import AuthServer
 from .certs import Certs, make_certs
 from .dovecot import Dovecot
 from .keyring_service import SecretService
@@ -30,6 +31,7 @@ from .stack import DEFAULT_USERS
 __all__ = [
     "Mailbox",
     "aiosmtpd_factory",
+    "auth_server",
     "certs",
     "dovecot",
     "mailbox",
@@ -175,3 +177,12 @@ def secret_service() -> Iterator[SecretService]:
     require(*NEEDS["secret_service"])
     with SecretService() as service:
         yield service
+
+
+@pytest.fixture
+def auth_server() -> Iterator[AuthServer]:
+    """A fresh OAuth2 authorization server on 127.0.0.1 (a thread; starts in ~1 ms);
+    see ``tests.servers.authserver`` for its endpoints and knobs."""
+    server = AuthServer()
+    yield server
+    server.stop()
