@@ -268,6 +268,10 @@ def test_google_refuses_the_device_flow(errors):
 
     error = expect(errors, ExitStatus.USAGE, run)
     assert "invalid_scope" in str(error) and "--port" in (error.hint or "")
+    # A device_url override does not make Google accept the mail scope there.
+    overridden = OAuthSettings(provider="google", device_url="https://oauth2.googleapis.com/d")
+    google = resolve_provider(overridden)
+    expect(errors, ExitStatus.USAGE, run)
 
 
 def test_microsoft_endpoints_and_scopes():

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from typing import NamedTuple, Protocol
-from urllib.parse import urlsplit
 
 from mailcli.errors import ConfigError
 
@@ -154,6 +153,8 @@ def require_secure_url(url: str, what: str) -> None:
 
     Tokens, codes and client secrets travel to these URLs: plain http anywhere else
     would hand them to whoever is on the path."""
+    from urllib.parse import urlsplit
+
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if parts.scheme == "https" and host:

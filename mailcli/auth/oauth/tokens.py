@@ -1,6 +1,8 @@
 """The token endpoint: exchange an authorization code, refresh, revoke (RFC 6749, 7009).
 
-urllib with form-encoded requests and JSON answers, nothing else. Errors are mapped
+urllib with form-encoded requests and JSON answers, nothing else; imported only when a
+request is made (~30-50 ms: urllib.request brings http.client, email and ssl), so that
+TokenSet and Client cost nothing to the store and the bearer source. Errors are mapped
 once, in `post_form`: unreachable, timed out or a 5xx answer is temporary (75);
 `invalid_grant` is `OAuthGrantError` (77: the refresh token or code was refused, log in
 again); any other OAuth error is 77 naming `error` and `error_description`. No token,
@@ -9,18 +11,14 @@ code or client secret ever appears in a message or a repr.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from http.client import HTTPException
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from mailcli.auth.oauth.providers import Provider, require_secure_url
 from mailcli.errors import PermissionDeniedError, ProtocolError, TempFailError
+
+if TYPE_CHECKING:
+    import urllib.error
 
 _MAX_ANSWER = 1024 * 1024  # a token answer is a few KiB; more is not a token endpoint
 _DEFAULT_LIFETIME = 3600.0  # RFC 6749 makes expires_in optional; providers say an hour
@@ -143,6 +141,11 @@ def post_form(
     """POST `fields` form-encoded to `url`; the JSON answer ({} for an empty 2xx body).
 
     `what` names the request in messages ("the refresh token"), never its content."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    from http.client import HTTPException
+
     require_secure_url(url, "endpoint")
     request = urllib.request.Request(
         url,
@@ -187,6 +190,8 @@ def _unreachable(reason: object, host: str) -> Exception:
 def _http_error(
     provider: Provider, answer: urllib.error.HTTPError, host: str, what: str
 ) -> Exception:
+    from http.client import HTTPException
+
     status = answer.code
     try:
         body = answer.read(_MAX_ANSWER)
@@ -231,6 +236,8 @@ def _printable(text: str, limit: int) -> str:
 
 
 def _json_answer(body: bytes, host: str, *, allow_empty: bool) -> dict[str, object]:
+    import json
+
     if allow_empty and not body.strip():
         return {}
     try:
@@ -274,6 +281,10 @@ def identity_of(id_token: str) -> str | None:
     """Who logged in, from an OpenID Connect id_token: `email`, else `preferred_username`.
 
     Not verified: it came straight from the token endpoint over TLS, and is only shown."""
+    import base64
+    import binascii
+    import json
+
     try:
         body = id_token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
