@@ -11,13 +11,19 @@ A refused token comes back as a continuation carrying base64 JSON
 A `BearerSource` is what the sessions receive instead of a password source when an
 account logs in with OAuth2: calling it gives an access token valid for at least the
 next minute; `renew()` gets a fresh one after the server refused the current one.
+
+The sessions (`smtp.auth`, `pop3.auth`) send the token with the AUTH command (initial
+response) except in the two-step form (`AUTH M`, the server's empty continuation, then
+the token), which POP3 uses for Microsoft (it takes no initial response there) and any
+source whose `two_step` says so. A refused token is answered, renewed once and retried
+once on a new AUTH command (`retry_once`); refused again, the source's `refused` error.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
+from collections.abc import Callable
 
 from mailcli.errors import PermissionDeniedError, UnavailableError
 
@@ -30,6 +36,9 @@ class BearerSource:
     """An OAuth2 access-token source. Subclasses (mailcli.auth.oauth) do the work."""
 
     provider = "custom"  # "google", "microsoft" or "custom": Microsoft speaks no OAUTHBEARER
+    # The SASL form: None chooses by provider and protocol (`wants_two_step`); True sends
+    # the token only after the server's empty continuation, False with the AUTH command.
+    two_step: bool | None = None
 
     def __call__(self) -> str:
         """A token valid for at least the next minute (refreshed ahead of expiry)."""
@@ -56,6 +65,34 @@ def oauthbearer(user: str, token: str, host: str, port: int) -> bytes:
     return f"n,a={_saslname(user)},\x01{fields}\x01\x01".encode()
 
 
+def bearer_payload(mechanism: str, user: str, token: str, host: str, port: int) -> bytes:
+    """The client response carrying `token` for `mechanism` (XOAUTH2 or OAUTHBEARER)."""
+    if mechanism.upper() == OAUTHBEARER:
+        return oauthbearer(user, token, host, port)
+    return xoauth2(user, token)
+
+
+def wants_two_step(source: BearerSource, protocol: str) -> bool:
+    """The source's own choice when it makes one; else the two-step form only for
+    Microsoft's POP3 (its documented exchange: `AUTH XOAUTH2`, `+`, the token)."""
+    if source.two_step is not None:
+        return source.two_step
+    return protocol == "pop3" and source.provider == "microsoft"
+
+
+def retry_once(source: BearerSource, user: str, attempt: Callable[[str], str | None]) -> None:
+    """`attempt(token)` is one AUTH: None when accepted, else what the server said of the
+    token (after answering its error challenge). Refused: renew once and retry once on a
+    new AUTH; refused again: the source's `refused` error (77). `attempt` raises for
+    anything that is not a refused token (a temporary failure stays 75)."""
+    detail = attempt(source())
+    if detail is None:
+        return
+    detail = attempt(source.renew())
+    if detail is not None:
+        raise source.refused(user, detail)
+
+
 def error_answer(mechanism: str) -> bytes:
     """What the client sends after an error challenge: empty (XOAUTH2) or ^A (RFC 7628)."""
     return b"\x01" if mechanism.upper() == OAUTHBEARER else b""
@@ -63,6 +100,8 @@ def error_answer(mechanism: str) -> bytes:
 
 def error_detail(challenge: bytes) -> str:
     """The server's JSON error challenge, decoded for a message (never raises)."""
+    import json  # only after a refusal: not on every run's start-up
+
     try:
         document = json.loads(base64.b64decode(challenge, validate=True) or b"{}")
     except (binascii.Error, ValueError):

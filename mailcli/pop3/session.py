@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, cast
 
+from mailcli.auth.sasl import BearerSource
 from mailcli.endpoint import Endpoint, missing_user
 from mailcli.errors import (
     MailcliError,
@@ -33,6 +34,7 @@ from mailcli.errors import (
     UnavailableError,
 )
 from mailcli.network import tls_context, trace_tls, translate
+from mailcli.pop3.auth import bearer_login
 from mailcli.pop3.multiline import MultilineCopier
 from mailcli.pop3.wire import (
     NegativeReply,
@@ -172,6 +174,11 @@ class Pop3Session:
         -ERR raises (`response_error`)."""
         return cast(bytes, self._guarded(self._wire.read_ok))
 
+    def read_reply(self) -> bytes:
+        """The next status line as sent (line end removed), whatever it says: +OK,
+        -ERR or a SASL continuation (`pop3.auth`)."""
+        return cast(bytes, self._guarded(self._wire.read_line))
+
     def expect_ok(self, number: int) -> bytes:
         """`read_ok` for a command about message `number`: a plain -ERR there means
         the server has no such message (66)."""
@@ -307,6 +314,9 @@ class Pop3Session:
         endpoint = self.endpoint
         if not endpoint.user:
             raise missing_user(endpoint)
+        if isinstance(self.password, BearerSource):  # OAuth2: its own mechanisms, retry
+            bearer_login(self, self.password)
+            return
         method = self._auth_method()
         secret = self.password()
         pop = self._wire

@@ -33,13 +33,13 @@ from mailcli.errors import (
     DataError,
     ExitStatus,
     MailcliError,
-    PermissionDeniedError,
     RejectedError,
     StoppedEarly,
     TempFailError,
     UnavailableError,
 )
 from mailcli.network import tls_context, trace_tls
+from mailcli.smtp.auth import authenticate
 from mailcli.smtp.envelope import Outgoing
 from mailcli.smtp.reply import ACCEPTED_RECIPIENT, Reply, ReplyCode
 from mailcli.smtp.wire import (
@@ -57,8 +57,6 @@ from mailcli.transcript import Transcript
 
 DATA_CHUNK = 256 * 1024
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
-# Strongest first. XOAUTH2 is used only when asked for (--auth xoauth2).
-AUTH_PREFERENCE = ("CRAM-MD5", "PLAIN", "LOGIN")
 PHASES = ("connect", "ehlo", "tls", "auth", "mail", "rcpt")  # on_phase, --quit-after
 
 
@@ -168,9 +166,10 @@ class SmtpSession:
         return self._connected().connection
 
     def login(self) -> None:
-        """AUTH: the forced mechanism (--auth) or the strongest offered one."""
+        """AUTH: the forced mechanism (--auth) or the strongest offered one; OAuth2
+        with a BearerSource (`smtp.auth`)."""
         smtp = self._connected()
-        self._guarded(lambda: _authenticate(smtp, self.endpoint, self.password))
+        self._guarded(lambda: authenticate(smtp, self.endpoint, self.password))
 
     def send(self, outgoing: Outgoing) -> SendResult:
         smtp = self._connected()
@@ -189,7 +188,7 @@ class SmtpSession:
             _starttls(smtp, self.endpoint, self.transcript)
         self._stop_if_reached("tls")
         if self.login_wanted and self.endpoint.user:
-            _authenticate(smtp, self.endpoint, self.password)
+            authenticate(smtp, self.endpoint, self.password)
         self._stop_if_reached("auth")
 
     def _reached(self, phase: str) -> bool:
@@ -250,58 +249,6 @@ def _starttls(smtp: TracedSMTP, endpoint: Endpoint, transcript: Transcript) -> N
     trace_tls(smtp.connection, transcript)
     hello(smtp)
     smtp.nagle(False)
-
-
-def _authenticate(smtp: TracedSMTP, endpoint: Endpoint, password: PasswordSource) -> None:
-    offered = smtp.esmtp_features.get("auth", "").upper().split()
-    mechanism = choose_mechanism(offered, endpoint.auth)
-    secret = password()
-    smtp.user, smtp.password = endpoint.user or "", secret
-    try:
-        if mechanism == "XOAUTH2":
-            authobject: Any = _xoauth2(endpoint.user or "", secret)
-            smtp.auth("XOAUTH2", authobject, initial_response_ok=True)
-        else:
-            method = getattr(smtp, "auth_" + mechanism.lower().replace("-", "_"))
-            smtp.auth(mechanism, method, initial_response_ok=True)
-    except smtplib.SMTPAuthenticationError as exc:
-        reply = Reply(exc.smtp_code, text(exc.smtp_error))
-        if reply.temporary:
-            raise TempFailError(f"authentication failed temporarily: {reply}") from None
-        raise PermissionDeniedError(
-            f"authentication as {endpoint.user!r} failed: {reply}",
-            hint="check the user and the password source (`mailcli password where`)",
-        ) from None
-
-
-def choose_mechanism(offered: list[str], forced: str | None) -> str:
-    """The forced mechanism when offered, else the strongest offered one we speak."""
-    if not offered:
-        raise UnavailableError(
-            "the server offers no AUTH",
-            hint="drop --user (and the account's user) to send without authentication",
-        )
-    if forced:
-        mechanism = forced.upper()
-        if mechanism not in offered:
-            raise UnavailableError(
-                f"the server does not offer AUTH {mechanism}; it offers {' '.join(offered)}"
-            )
-        if mechanism not in (*AUTH_PREFERENCE, "XOAUTH2"):
-            raise UnavailableError(f"mailcli does not speak AUTH {mechanism}")
-        return mechanism
-    for mechanism in AUTH_PREFERENCE:
-        if mechanism in offered:
-            return mechanism
-    raise UnavailableError(f"no supported AUTH mechanism among {' '.join(offered)}")
-
-
-def _xoauth2(user: str, token: str) -> Callable[[bytes | None], str]:
-    def respond(challenge: bytes | None = None) -> str:
-        # After an error challenge the client must answer with an empty line.
-        return "" if challenge is not None else f"user={user}\x01auth=Bearer {token}\x01\x01"
-
-    return respond
 
 
 def _transact(
