@@ -26,7 +26,9 @@ from mailcli.pop3.session import Pop3Session
 from mailcli.smtp.envelope import Envelope, Outgoing
 from mailcli.smtp.session import SmtpSession, submit
 from mailcli.transcript import MASK, Transcript
-from tests.servers import jwt
+from tests.servers import NEEDS, jwt, require
+from tests.servers.authserver import AuthServer
+from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox, make_mailbox
 from tests.servers.postfix import Postfix
@@ -448,3 +450,48 @@ def test_pop3_forced_oauthbearer_not_offered_is_69_before_any_token() -> None:
     assert caught.value.exit_status == ExitStatus.UNAVAILABLE
     assert source.issued == []
     assert server.received == ["CAPA"]
+
+
+# -- Dovecot asking an authorization server (introspection_mode = post) ----------------
+
+
+class IntrospectedTokens(BearerSource):
+    """Access tokens the authorization server issued (so its /introspect knows them);
+    `revoke_first` revokes the first one, as an expired or revoked grant would be."""
+
+    def __init__(self, server: AuthServer, *, revoke_first: bool) -> None:
+        self.server = server
+        self.revoke_first = revoke_first
+        self.renewals = 0
+
+    def __call__(self) -> str:
+        token = self._issue()
+        if self.revoke_first:
+            self.server.revoke({"token": token})
+        return token
+
+    def renew(self) -> str:
+        self.renewals += 1
+        return self._issue()
+
+    def _issue(self) -> str:
+        token: str = self.server._tokens(with_refresh=False)["access_token"]
+        return token
+
+
+@pytest.mark.parametrize("revoke_first", [False, True])
+def test_pop3_login_through_dovecot_introspection(certs: Certs, revoke_first: bool) -> None:
+    require(*NEEDS["dovecot"], need_root=True)
+    server = AuthServer(email="alice")  # Dovecot user names have no domain
+    url = server.url("/introspect")
+    try:
+        with Dovecot(certs, {"alice": "alice-pw"}, oauth2_introspection_url=url) as dovecot:
+            source = IntrospectedTokens(server, revoke_first=revoke_first)
+            mailbox = Mailbox("alice", "", "alice@example.test", dovecot.maildir("alice"))
+            trace = Trace()
+            assert pop3_stat(pop3_endpoint(dovecot, mailbox), source, trace).startswith("+OK")
+    finally:
+        server.stop()
+    assert server.requests["/introspect"] == 1 + revoke_first
+    assert source.renewals == revoke_first
+    assert f"AUTH OAUTHBEARER {MASK}" in trace.sent()
