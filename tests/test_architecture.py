@@ -93,6 +93,7 @@ NOT_FOR_HELP = [
     "mailcli.auth.credentials",
 ]
 COMMANDS = ["send", "sendmail", "queue", "password", "stat", "retr", "shell", "fetch", "check"]
+COMMANDS += ["oauth"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

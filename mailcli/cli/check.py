@@ -31,7 +31,7 @@ def check(app: AppContext, /, connection: ConnectionOptions, protocol: str, logi
         protocol,
         endpoint,
         login=login,
-        password=lambda: app.password(endpoint).value,
+        password=app.credential(endpoint),
         transcript=app.transcript(),
         quit_after=app.quit_after if protocol == "pop3" else None,
     )

@@ -10,7 +10,7 @@ renderer and the transcript are imported when a command first asks for them.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import click
@@ -93,6 +93,17 @@ class AppContext:
 
         sink = self.out.trace if (self.trace or self.trace_data or self.trace_time) else None
         return Transcript(sink, show_data=self.trace_data, show_time=self.trace_time)
+
+    def credential(self, endpoint: Endpoint) -> Callable[[], str]:
+        """What a session authenticates with: an OAuth2 bearer source when the account
+        has an oauth2 table (the OAuth modules imported only then), else the password
+        from the credential chain, asked for when the session needs it."""
+        account = self.account
+        if account is not None and account.oauth2 is not None:
+            from mailcli.auth.oauth.access import OAuthBearer
+
+            return OAuthBearer(account.name, account.oauth2)
+        return lambda: self.password(endpoint).value
 
     def password(self, endpoint: Endpoint) -> Secret:
         """The credential chain; a person is asked only when stdin is a terminal."""

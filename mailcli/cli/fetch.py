@@ -79,7 +79,7 @@ def fetch(
             endpoint,
             spec,
             options,
-            password=lambda: app.password(endpoint).value,
+            password=app.credential(endpoint),
             transcript=app.transcript(),
             progress=Progress(display.start, display.advance),
             state_dir=default_state_dir(),

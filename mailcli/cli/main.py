@@ -37,6 +37,7 @@ _COMMANDS = {
     "shell": ("mailcli.cli.shell", "shell", "POP3: an interactive session."),
     "fetch": ("mailcli.cli.fetch", "fetch", "POP3: download new mail into Maildir/mbox/MDA."),
     "check": ("mailcli.cli.check", "check", "Report what an SMTP or POP3 server offers."),
+    "oauth": ("mailcli.cli.oauth", "oauth", "Log in with OAuth2; show, print or forget tokens."),
     "completion": (
         "mailcli.cli.completion",
         "completion",

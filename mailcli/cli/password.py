@@ -65,6 +65,8 @@ def delete_password(app: AppContext, key: str | None, host: str | None, user: st
 def where(app: AppContext, key: str | None, host: str | None, user: str | None) -> None:
     from mailcli.auth.credentials import describe_sources
 
+    if not key and app.account is not None and app.account.oauth2 is not None:
+        return _where_oauth(app, [e.credential_key for e in _endpoints(app, host, user)])
     if key:
         command = app.account.password_command if app.account else None
         targets = [(key, command or os.environ.get("MAILCLI_PASSWORD_COMMAND"))]
@@ -82,6 +84,33 @@ def where(app: AppContext, key: str | None, host: str | None, user: str | None) 
         for position, source in enumerate(sources, 1):
             chosen = "<- used" if source.name == answer else ""
             rows.append([entry, position, source.name, source.available, source.detail, chosen])
+    app.out.table(
+        ["login", "step", "source", "available", "why", ""], rows, document={"logins": documents}
+    )
+
+
+def _where_oauth(app: AppContext, logins: list[str]) -> None:
+    """An account with an oauth2 table logs in with its OAuth2 tokens, not a password."""
+    from mailcli.auth.oauth.access import OAuthBearer
+
+    account = app.account
+    assert account is not None and account.oauth2 is not None  # checked by the caller
+    bearer = OAuthBearer(account.name, account.oauth2)
+    try:
+        available = bearer.store.load() is not None
+        why = f"{bearer.provider} tokens in {bearer.store.where()}"
+        if not available:
+            why += f": not logged in (`mailcli oauth login -a {account.name}`)"
+    except CredentialsError as exc:
+        available, why = False, exc.message
+    source = {"name": "oauth2", "available": available, "detail": why}
+    documents = [
+        {"key": login, "answer": "oauth2" if available else None, "sources": [source]}
+        for login in logins
+    ]
+    rows = [
+        [login, 1, "oauth2", available, why, "<- used" if available else ""] for login in logins
+    ]
     app.out.table(
         ["login", "step", "source", "available", "why", ""], rows, document={"logins": documents}
     )

@@ -60,7 +60,7 @@ def open_session(app: AppContext, connection: ConnectionOptions) -> Pop3Session:
     endpoint = app.endpoint("pop3", connection)
     return Pop3Session(
         endpoint,
-        password=lambda: app.password(endpoint).value,
+        password=app.credential(endpoint),
         transcript=app.transcript(),
         quit_after=app.quit_after,
     )

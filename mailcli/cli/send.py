@@ -99,7 +99,7 @@ def send(
     result = submit(
         endpoint,
         outgoing,
-        password=lambda: app.password(endpoint).value,
+        password=app.credential(endpoint),
         transcript=app.transcript(),
         quit_after=app.quit_after,
     )

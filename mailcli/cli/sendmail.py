@@ -149,7 +149,7 @@ def _session_factory(app: AppContext) -> SessionFactory:
             "smtp", app.config.select_account(account_name), ConnectionOptions()
         )
         return SmtpSession(
-            endpoint, password=lambda: app.password(endpoint).value, transcript=app.transcript()
+            endpoint, password=app.credential(endpoint), transcript=app.transcript()
         )
 
     return open_session

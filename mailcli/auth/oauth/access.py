@@ -101,7 +101,7 @@ class OAuthBearer(BearerSource):
             "logged_in": tokens is not None,
             "identity": tokens.identity if tokens else None,
             "scopes": tokens.scope.split() if tokens else [],
-            "access_token_expires": _iso(expires_at) if expires_at else None,
+            "access_token_expires": expiry_text(expires_at) if expires_at else None,
             "access_token_valid": bool(tokens and self._fresh(tokens)),
             "refresh_token": bool(tokens and tokens.refresh_token),
             "stored": self.store.where(),
@@ -177,7 +177,7 @@ class OAuthBearer(BearerSource):
             os.close(fd)
 
 
-def _iso(epoch: float) -> str:
+def expiry_text(epoch: float) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")

@@ -1,0 +1,310 @@
+"""`mailcli oauth login|status|token|logout`, the oauth2 config table, and `password
+where` for an OAuth2 account, against the test authorization server
+(tests/servers/authserver.py) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import MAILCLI, Result, run_cli
+from tests.servers.authserver import AuthServer
+from tests.servers.keyring_service import SecretService
+from tests.test_architecture import imported_by
+
+
+def write_config(path: Path, server: AuthServer, **oauth2: object) -> Path:
+    settings: dict[str, object] = {
+        "provider": "custom",
+        "client_id": server.client_id,
+        "authorize_url": server.url("/authorize"),
+        "token_url": server.url("/token"),
+        "device_url": server.url("/device/code"),
+        "revoke_url": server.url("/revoke"),
+        "scopes": ["mail"],
+        "token_store": "file",
+        **oauth2,
+    }
+    lines = [f"{key} = {json.dumps(value)}" for key, value in settings.items() if value is not None]
+    path.write_text(
+        '[accounts.work]\nuser = "alice@example.test"\n'
+        '[accounts.work.smtp]\nhost = "127.0.0.1"\n'
+        "[accounts.work.oauth2]\n" + "\n".join(lines) + "\n"
+    )
+    return path
+
+
+@pytest.fixture
+def configured(config_file: Path, auth_server: AuthServer) -> AuthServer:
+    write_config(config_file, auth_server)
+    return auth_server
+
+
+def browser_login(env: dict[str, str] | None = None, *extra: str) -> tuple[int, str, str]:
+    """`mailcli oauth login --no-open` as a process; the test is the browser: it follows
+    the printed URL, the server redirects it to mailcli's loopback listener."""
+    process = subprocess.Popen(
+        [*MAILCLI, "oauth", "login", "--no-open", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=env if env is not None else dict(os.environ),
+        text=True,
+    )
+    assert process.stderr is not None
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if line.startswith("http://"):
+            with urllib.request.urlopen(line.strip(), timeout=30) as answer:
+                assert answer.status == 200
+            break
+    out, err = process.communicate(timeout=60)
+    return process.returncode, out, "".join(seen) + err
+
+
+def token_files(home: Path) -> tuple[Path, Path]:
+    return (
+        home / ".local" / "state" / "mailcli" / "oauth" / "work.json",
+        home / ".cache" / "mailcli" / "oauth" / "work.json",
+    )
+
+
+def expire_cached_token(home: Path) -> None:
+    cache = token_files(home)[1]
+    document = json.loads(cache.read_text())
+    document["expires_at"] = 0
+    cache.write_text(json.dumps(document))
+
+
+def no_token_in(result: Result, server: AuthServer) -> None:
+    for issued in server.issued:
+        assert issued not in result.stdout + result.stderr
+
+
+# -- config -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"clientid": "x"}, "accounts.work.oauth2.clientid: unknown key (known: "),
+        ({"provider": "yahoo"}, "accounts.work.oauth2.provider: must be one of google, "),
+        ({"token_url": None}, 'accounts.work.oauth2.token_url: required with provider = "custom"'),
+        ({"token_store": "disk"}, "accounts.work.oauth2.token_store: must be one of keyring, file"),
+        (
+            {"client_secret": "s", "client_secret_command": "echo s"},
+            "accounts.work.oauth2.client_secret: give client_secret or client_secret_command",
+        ),
+        ({"scopes": "mail"}, "accounts.work.oauth2.scopes: must be a list of strings"),
+    ],
+)
+def test_config_errors_are_one_line_naming_file_and_key_78(
+    config_file: Path, auth_server: AuthServer, settings: dict[str, object], message: str
+) -> None:
+    write_config(config_file, auth_server, **settings)
+    done = run_cli(["oauth", "status"])
+    assert done.code == 78
+    assert done.stderr.startswith(f"mailcli: error: {config_file}: {message}")
+    assert done.stderr.count("\n") == 1 and done.stdout == ""
+
+
+def test_an_account_without_an_oauth2_table_is_78(config_file: Path) -> None:
+    config_file.write_text('[accounts.work]\nuser = "alice"\n')
+    done = run_cli(["oauth", "token"])
+    assert done.code == 78
+    assert "accounts.work.oauth2: missing" in done.stderr and done.stdout == ""
+
+
+def test_login_without_a_client_id_prints_how_to_register_and_exits_78(
+    config_file: Path, auth_server: AuthServer
+) -> None:
+    write_config(config_file, auth_server, provider="google", client_id=None)
+    done = run_cli(["oauth", "login"])
+    assert done.code == 78
+    assert "Desktop app" in done.stderr  # Google's registration steps
+    assert done.stderr.splitlines()[-1].startswith(
+        f"mailcli: error: {config_file}: accounts.work.oauth2.client_id: missing"
+    )
+    assert auth_server.requests == {}
+
+
+# -- the commands ---------------------------------------------------------------------------
+
+
+def test_browser_login_then_status_token_and_logout(
+    configured: AuthServer, isolated_environment: Path
+) -> None:
+    code, out, err = browser_login()
+    assert code == 0, err
+    assert out == ""  # people's messages on stderr; no token anywhere
+    assert "logged in as alice@example.test (account 'work', custom)" in err
+    record, cache = token_files(isolated_environment)
+    for path in (record, cache):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    status = run_cli(["oauth", "status", "--json"])
+    assert status.code == 0, status.stderr
+    document = json.loads(status.stdout)
+    assert document["provider"] == "custom" and document["account"] == "work"
+    assert document["scopes"] == ["mail"] and document["access_token_valid"] is True
+    assert document["stored"] == f"file {record}"
+    no_token_in(status, configured)
+
+    token = run_cli(["oauth", "token"])
+    assert token.code == 0
+    assert token.stdout == json.loads(cache.read_text())["access_token"] + "\n"
+    assert configured.requests["/token"] == 1  # the cached token: no refresh
+
+    where = run_cli(["password", "where", "--json"])
+    assert where.code == 0, where.stderr
+    assert json.loads(where.stdout)["logins"][0]["answer"] == "oauth2"
+
+    logout = run_cli(["oauth", "logout", "--revoke"])
+    assert logout.code == 0, logout.stderr
+    assert configured.requests["/revoke"] == 1
+    assert not record.exists() and not cache.exists()
+    assert run_cli(["oauth", "token"]).code == 77
+
+
+def test_an_expired_token_is_refreshed_and_the_rotated_one_stored(
+    configured: AuthServer, isolated_environment: Path
+) -> None:
+    assert browser_login()[0] == 0
+    record, _ = token_files(isolated_environment)
+    first_refresh = json.loads(record.read_text())["refresh_token"]
+    expire_cached_token(isolated_environment)
+    token = run_cli(["oauth", "token"])
+    assert token.code == 0, token.stderr
+    assert configured.requests["/token"] == 2
+    rotated = json.loads(record.read_text())["refresh_token"]
+    assert rotated != first_refresh and rotated in configured.issued
+    assert token.stdout.strip() in configured.issued
+
+
+def test_a_revoked_refresh_token_is_77_with_the_hint_and_clears_the_tokens(
+    configured: AuthServer, isolated_environment: Path
+) -> None:
+    assert browser_login()[0] == 0
+    configured.revoke_refresh_tokens()
+    expire_cached_token(isolated_environment)
+    done = run_cli(["oauth", "token"])
+    assert done.code == 77
+    assert "mailcli oauth login -a work" in done.stderr and done.stdout == ""
+    no_token_in(done, configured)
+    assert not any(path.exists() for path in token_files(isolated_environment))
+
+
+def test_an_unreachable_token_endpoint_is_75_and_keeps_the_tokens(
+    configured: AuthServer, isolated_environment: Path
+) -> None:
+    assert browser_login()[0] == 0
+    expire_cached_token(isolated_environment)
+    configured.stop()
+    done = run_cli(["oauth", "token"])
+    assert done.code == 75, done.stderr
+    assert done.stdout == "" and done.stderr.count("\n") <= 2
+    assert all(path.exists() for path in token_files(isolated_environment))
+
+
+def test_not_logged_in_is_77(configured: AuthServer) -> None:
+    done = run_cli(["oauth", "token"])
+    assert done.code == 77
+    assert "not logged in" in done.stderr and "`mailcli oauth login -a work`" in done.stderr
+    status = json.loads(run_cli(["oauth", "status", "--json"]).stdout)
+    assert status["logged_in"] is False and status["access_token_expires"] is None
+
+
+def test_device_login(configured: AuthServer, isolated_environment: Path) -> None:
+    configured.device_sequence = ()
+    configured.device_interval = 1
+    done = run_cli(["oauth", "login", "--device"])
+    assert done.code == 0, done.stderr
+    assert "enter the code" in done.stderr and "logged in as alice@example.test" in done.stderr
+    assert token_files(isolated_environment)[0].exists()
+
+
+def test_paste_login(configured: AuthServer, isolated_environment: Path) -> None:
+    process = subprocess.Popen(
+        [*MAILCLI, "oauth", "login", "--paste"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None and process.stdin is not None
+    url = next(line.strip() for line in process.stderr if line.startswith("http://"))
+    redirected = _location_of(url)
+    _, err = process.communicate(input=redirected + "\n", timeout=60)
+    assert process.returncode == 0, err
+    assert token_files(isolated_environment)[0].exists()
+
+
+def _location_of(url: str) -> str:
+    """Where the authorization server sends the browser (not followed: nothing listens)."""
+
+    class Stop(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    opener = urllib.request.build_opener(Stop)
+    try:
+        opener.open(url, timeout=30)
+    except urllib.error.HTTPError as answer:
+        return str(answer.headers["Location"])
+    raise AssertionError("no redirect")
+
+
+def test_login_into_a_real_keyring(
+    config_file: Path, auth_server: AuthServer, secret_service: SecretService
+) -> None:
+    write_config(config_file, auth_server, token_store="keyring")
+    env = {**secret_service.subprocess_env(), "MAILCLI_CONFIG": str(config_file)}
+    code, _, err = browser_login(env)
+    assert code == 0, err
+    assert "keyring (service 'mailcli', user 'oauth:custom:work')" in err
+    status = subprocess.run(
+        [*MAILCLI, "oauth", "status", "--json"], env=env, capture_output=True, text=True
+    )
+    assert json.loads(status.stdout)["access_token_valid"] is True
+    token = subprocess.run([*MAILCLI, "oauth", "token"], env=env, capture_output=True, text=True)
+    assert token.returncode == 0 and token.stdout.strip() in auth_server.issued
+    for home in (secret_service.root / "home", Path(os.environ["HOME"])):
+        assert not any(path.exists() for path in token_files(home))
+
+
+# -- start-up ---------------------------------------------------------------------------------
+
+# Not json: the probe itself imports it to report.
+OAUTH_MODULES = ["mailcli.auth.oauth", "urllib.request", "http.client", "http.server"]
+
+
+def test_a_password_account_never_imports_the_oauth_code(config_file: Path) -> None:
+    """stat builds its session (asking for the credential) and finds nothing listening
+    (69): the OAuth2 code (and urllib.request, http) stays out of a password account's run."""
+    config_file.write_text(
+        '[accounts.work]\nuser = "alice"\n[accounts.work.pop3]\nhost = "127.0.0.1"\nport = 9\n'
+    )
+    assert imported_by(["stat"], OAUTH_MODULES) == []
+    assert imported_by(["oauth", "--help"], ["mailcli.auth.oauth", "urllib.request"]) == []
+
+
+def test_the_credential_is_a_bearer_source_only_for_an_oauth2_account(
+    configured: AuthServer, config_file: Path
+) -> None:
+    from mailcli.auth.oauth.access import OAuthBearer
+    from mailcli.cli.context import AppContext
+    from mailcli.endpoint import ConnectionOptions
+
+    app = AppContext()
+    endpoint = app.endpoint("smtp", ConnectionOptions())
+    assert isinstance(app.credential(endpoint), OAuthBearer)
+    config_file.write_text('[accounts.work]\nuser = "alice"\n[accounts.work.smtp]\nhost = "h"\n')
+    app = AppContext()
+    assert not isinstance(app.credential(app.endpoint("smtp", ConnectionOptions())), OAuthBearer)
