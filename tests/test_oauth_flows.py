@@ -7,6 +7,7 @@ its `open_url` fetches the authorization URL and follows the redirect to the lis
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -47,6 +48,13 @@ except ImportError:  # config's OAuthSettings belongs to another change; same fi
 
 
 CLIENT_SECRET = "client-secret-do-not-show"
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_for_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """urllib honours *_proxy: a CI proxy must not carry the loopback requests."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
 @pytest.fixture
@@ -416,3 +424,23 @@ def test_plain_http_to_a_remote_host_is_refused(auth_server: AuthServer, provide
 def test_custom_provider_needs_its_urls(errors):
     expect(errors, ExitStatus.CONFIG, lambda: resolve_provider(OAuthSettings(provider="custom")))
     expect(errors, ExitStatus.CONFIG, lambda: resolve_provider(OAuthSettings(provider="yahoo")))
+
+
+def test_introspection_for_dovecot(auth_server: AuthServer, provider, client):
+    """What Dovecot's `introspection_mode = post` sees: token=... in a form."""
+    from tests.servers.jwt import claims
+
+    tokens = login(provider, client)
+    assert claims(tokens.access_token)["email"] == auth_server.email
+
+    def introspect(token: str) -> dict[str, Any]:
+        data = urlencode({"token": token}).encode()
+        with urllib.request.urlopen(auth_server.url("/introspect"), data, timeout=10) as answer:
+            return dict(json.load(answer))
+
+    answer = introspect(tokens.access_token)
+    assert answer["active"] is True and answer["email"] == auth_server.email
+    assert answer["exp"] >= int(tokens.expires_at) - 1
+    assert introspect("not-a-token-we-issued") == {"active": False}
+    assert revoke(provider, client, tokens.access_token)
+    assert introspect(tokens.access_token) == {"active": False}

@@ -27,7 +27,6 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -68,8 +67,8 @@ class AuthServer:
         self._refresh: set[str] = set()
         self._access: dict[str, float] = {}
         self._devices: dict[str, list[str]] = {}
-        self._http = ThreadingHTTPServer((HOST, 0), _handler_for(self))
-        self._http.daemon_threads = True
+        self._http = _HTTPServer((HOST, 0), _Handler)
+        self._http.auth = self
         self._thread = threading.Thread(target=self._http.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         self.port: int = self._http.server_address[1]
@@ -207,59 +206,63 @@ def _add_query(url: str, **fields: str) -> str:
     return parts._replace(query=urlencode(query)).geturl()
 
 
-def _handler_for(server: AuthServer) -> type[BaseHTTPRequestHandler]:
-    posts: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
-        "/token": server.token,
-        "/device/code": server.device_code,
-        "/introspect": server.introspect,
-        "/revoke": server.revoke,
-    }
+class _HTTPServer(ThreadingHTTPServer):
+    auth: AuthServer
+    daemon_threads = True
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            server.requests[parts.path] += 1
-            query = dict(parse_qsl(parts.query))
-            if parts.path == "/authorize":
-                self._send(302, b"", location=server.authorize(query))
-            elif parts.path == "/introspect":  # introspection_mode = get or auth
-                bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
-                self._json(200, server.introspect({"token": query.get("token", bearer)}))
-            else:
-                self._send(404, b"not found")
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    protocol_version = "HTTP/1.1"
 
-        def do_POST(self) -> None:
-            path = urlsplit(self.path).path
-            server.requests[path] += 1
-            length = int(self.headers.get("Content-Length") or 0)
-            form = dict(parse_qsl(self.rfile.read(length).decode()))
-            if path not in posts:
-                self._send(404, b"not found")
-            elif path == "/token" and server.token_status is not None:
-                self._send(server.token_status, b"<html>unavailable</html>")
-            else:
-                try:
-                    self._json(200, posts[path](form))
-                except OAuthFailure as failure:
-                    body = {"error": failure.error, "error_description": failure.description}
-                    self._json(failure.status, body)
+    def do_GET(self) -> None:
+        auth, parts = self.server.auth, urlsplit(self.path)
+        auth.requests[parts.path] += 1
+        query = dict(parse_qsl(parts.query))
+        if parts.path == "/authorize":
+            self._send(302, b"", location=auth.authorize(query))
+        elif parts.path == "/introspect":  # introspection_mode = get or auth
+            bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            self._json(200, auth.introspect({"token": query.get("token", bearer)}))
+        else:
+            self._send(404, b"not found")
 
-        def _json(self, status: int, document: dict[str, Any]) -> None:
-            self._send(status, json.dumps(document).encode(), kind="application/json")
+    def do_POST(self) -> None:
+        auth, path = self.server.auth, urlsplit(self.path).path
+        auth.requests[path] += 1
+        length = int(self.headers.get("Content-Length") or 0)
+        form = dict(parse_qsl(self.rfile.read(length).decode()))
+        endpoint = {
+            "/token": auth.token,
+            "/device/code": auth.device_code,
+            "/introspect": auth.introspect,
+            "/revoke": auth.revoke,
+        }.get(path)
+        if endpoint is None:
+            self._send(404, b"not found")
+        elif path == "/token" and auth.token_status is not None:
+            self._send(auth.token_status, b"<html>unavailable</html>")
+        else:
+            try:
+                self._json(200, endpoint(form))
+            except OAuthFailure as failure:
+                body = {"error": failure.error, "error_description": failure.description}
+                self._json(failure.status, body)
 
-        def _send(self, status: int, body: bytes, *, kind: str = "text/html", **extra: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            if "location" in extra:
-                self.send_header("Location", extra["location"])
-            self.end_headers()
-            self.wfile.write(body)
+    def _json(self, status: int, document: dict[str, Any]) -> None:
+        self._send(status, json.dumps(document).encode(), kind="application/json")
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
+    def _send(
+        self, status: int, body: bytes, *, kind: str = "text/html", location: str = ""
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        if location:
+            self.send_header("Location", location)
+        self.end_headers()
+        self.wfile.write(body)
 
-    return Handler
+    def log_message(self, format: str, *args: object) -> None:
+        pass
