@@ -495,3 +495,13 @@ def test_pop3_login_through_dovecot_introspection(certs: Certs, revoke_first: bo
     assert server.requests["/introspect"] == 1 + revoke_first
     assert source.renewals == revoke_first
     assert f"AUTH OAUTHBEARER {MASK}" in trace.sent()
+
+
+def test_smtp_non_ascii_user_is_65_not_an_internal_error() -> None:
+    source = MintedTokens(jwt.new_key(), "jörg")
+    script = smtp_script("XOAUTH2", smtp_error_challenge)
+    with ScriptedServer(script) as server, pytest.raises(MailcliError) as caught:
+        endpoint = make_endpoint("smtp", server.port, "jörg", security="none")
+        smtp_login(endpoint, source, Trace())
+    assert caught.value.exit_status == ExitStatus.DATAERR
+    assert not any(line.upper().startswith("AUTH") for line in server.received)

@@ -29,7 +29,7 @@ from mailcli.auth.sasl import (
     wants_two_step,
 )
 from mailcli.endpoint import Endpoint
-from mailcli.errors import PermissionDeniedError, TempFailError, UnavailableError
+from mailcli.errors import DataError, PermissionDeniedError, TempFailError, UnavailableError
 from mailcli.smtp.reply import Reply
 from mailcli.smtp.wire import TracedSMTP, text
 
@@ -106,6 +106,8 @@ def _bearer_login(smtp: TracedSMTP, endpoint: Endpoint, source: BearerSource) ->
     offered = smtp.esmtp_features.get("auth", "").split()
     mechanism = choose_bearer_mechanism(offered, endpoint.auth, source.provider)
     user = endpoint.user or ""
+    if not user.isascii():  # smtplib encodes every AUTH response as ASCII
+        raise DataError(f"the user name {user!r} is not ASCII: SMTP AUTH cannot carry it here")
     two_step = wants_two_step(source, "smtp")
 
     def attempt(token: str) -> str | None:
