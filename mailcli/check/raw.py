@@ -97,6 +97,21 @@ class RawConnection:
             if line[3:4] != b"-":
                 return int(line[:3]), lines
 
+    def read_line_within(self, seconds: float) -> bytes | None:
+        """`read_line` bounded by `seconds` (at most the timeout) instead of the timeout:
+        for "does the server say anything unasked?" questions."""
+        self.sock.settimeout(min(seconds, self.timeout))
+        try:
+            return self.read_line()
+        finally:
+            self.sock.settimeout(self.timeout)
+
+    def take_buffered(self) -> bytes:
+        """Bytes received but not yet read as lines, which are then forgotten (e.g. the
+        cleartext that arrived after a STARTTLS reply, before the handshake)."""
+        data, self._buffer = self._buffer, b""
+        return data
+
     def pending(self) -> bool:
         """Whether the server has already sent something we have not read (no wait)."""
         if self._buffer:

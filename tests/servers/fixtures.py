@@ -34,6 +34,7 @@ __all__ = [
     "auth_server",
     "certs",
     "dovecot",
+    "hardened_dovecot",
     "mailbox",
     "make_mailbox",
     "oauth_dovecot",
@@ -104,6 +105,28 @@ def postfix(dovecot: Dovecot) -> Iterator[Postfix]:
     """Postfix delivering ``USER@example.test`` into ``dovecot``'s Maildirs."""
     require(*NEEDS["postfix"], need_root=True)
     with Postfix(dovecot) as server:
+        yield server
+
+
+# What the audit's tests change from the test Dovecot: no cleartext logins (from a
+# client other than the server's own address), no APOP, the 2 s failure delay back
+# (failure_delay=True drops the nodelay passdb), TLS 1.2+ with AEAD suites only.
+HARDENED_DOVECOT = """
+disable_plaintext_auth = yes
+auth_mechanisms = plain login
+auth_failure_delay = 2 secs
+ssl_min_protocol = TLSv1.2
+ssl_cipher_list = ECDHE+AESGCM:ECDHE+CHACHA20
+"""
+
+
+@pytest.fixture(scope="module")
+def hardened_dovecot(certs: Certs) -> Iterator[Dovecot]:
+    """Dovecot configured to pass the POP3 audit (``HARDENED_DOVECOT``)."""
+    require(*NEEDS["dovecot"], need_root=True)
+    with Dovecot(
+        certs, DEFAULT_USERS, extra_settings=HARDENED_DOVECOT, failure_delay=True
+    ) as server:
         yield server
 
 
