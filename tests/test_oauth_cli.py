@@ -15,11 +15,19 @@ import pytest
 
 from tests.helpers import MAILCLI, Result, run_cli
 from tests.servers.authserver import AuthServer
+from tests.servers.dovecot import Dovecot
+from tests.servers.fixtures import make_mailbox
 from tests.servers.keyring_service import SecretService
+from tests.servers.postfix import Postfix
 from tests.test_architecture import imported_by
 
+SMTP_TABLE = '[accounts.work.smtp]\nhost = "127.0.0.1"\n'
 
-def write_config(path: Path, server: AuthServer, **oauth2: object) -> Path:
+
+def write_config(
+    path: Path, server: AuthServer, *, user: str = "alice@example.test", servers: str = SMTP_TABLE,
+    **oauth2: object,
+) -> Path:  # fmt: skip
     settings: dict[str, object] = {
         "provider": "custom",
         "client_id": server.client_id,
@@ -33,8 +41,7 @@ def write_config(path: Path, server: AuthServer, **oauth2: object) -> Path:
     }
     lines = [f"{key} = {json.dumps(value)}" for key, value in settings.items() if value is not None]
     path.write_text(
-        '[accounts.work]\nuser = "alice@example.test"\n'
-        '[accounts.work.smtp]\nhost = "127.0.0.1"\n'
+        f"[accounts.work]\nuser = {json.dumps(user)}\n{servers}"
         "[accounts.work.oauth2]\n" + "\n".join(lines) + "\n"
     )
     return path
@@ -277,6 +284,41 @@ def test_login_into_a_real_keyring(
     assert token.returncode == 0 and token.stdout.strip() in auth_server.issued
     for home in (secret_service.root / "home", Path(os.environ["HOME"])):
         assert not any(path.exists() for path in token_files(home))
+
+
+# -- against Dovecot and Postfix -------------------------------------------------------------
+
+
+def test_log_in_once_then_stat_and_send_as_cron_would_refreshing_silently(
+    oauth_dovecot: Dovecot, oauth_postfix: Postfix, config_file: Path, isolated_environment: Path
+) -> None:
+    mailbox = make_mailbox(oauth_dovecot, "oauthcli")
+    ca = oauth_dovecot.certs.ca_pem
+    servers = (
+        f'[accounts.work.pop3]\nhost = "127.0.0.1"\nport = {oauth_dovecot.pop3_port}\n'
+        f'cafile = "{ca}"\n[accounts.work.smtp]\nhost = "127.0.0.1"\n'
+        f'port = {oauth_postfix.submission_port}\ncafile = "{ca}"\n'
+    )
+    server = AuthServer(oauth_dovecot.oauth2_key, email=mailbox.user)
+    try:
+        write_config(config_file, server, user=mailbox.user, servers=servers)
+        assert browser_login()[0] == 0
+        stat_run = run_cli(["stat", "--trace"])
+        assert stat_run.code == 0, stat_run.stderr
+        expire_cached_token(isolated_environment)  # an hour later: refreshed, not asked
+        message = ["--from", mailbox.address, "--to", mailbox.address, "--body", "x", "--trace"]
+        message += ["--quit-after", "auth"]  # the login is what is under test
+        sent = run_cli(["send", *message])
+        assert sent.code == 0, sent.stderr
+        assert server.requests["/token"] == 2
+        for run in (stat_run, sent):
+            no_token_in(run, server)
+        server.revoke_refresh_tokens()
+        expire_cached_token(isolated_environment)
+        refused = run_cli(["stat"])
+        assert refused.code == 77 and "mailcli oauth login -a work" in refused.stderr
+    finally:
+        server.stop()
 
 
 # -- start-up ---------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ either path, or a file others may read, is refused rather than read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -287,4 +286,6 @@ def _chunk_count(head: str | None) -> int:
 
 
 def _digest(value: str) -> str:
+    import hashlib  # only for a split value: ~4 ms of OpenSSL at import otherwise
+
     return hashlib.sha256(value.encode()).hexdigest()[:16]
