@@ -53,11 +53,13 @@ def configured(config_file: Path, auth_server: AuthServer) -> AuthServer:
     return auth_server
 
 
-def browser_login(env: dict[str, str] | None = None, *extra: str) -> tuple[int, str, str]:
+def browser_login(
+    env: dict[str, str] | None = None, options: tuple[str, ...] = ("--no-open",)
+) -> tuple[int, str, str]:
     """`mailcli oauth login --no-open` as a process; the test is the browser: it follows
     the printed URL, the server redirects it to mailcli's loopback listener."""
     process = subprocess.Popen(
-        [*MAILCLI, "oauth", "login", "--no-open", *extra],
+        [*MAILCLI, "oauth", "login", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -140,6 +142,24 @@ def test_login_without_a_client_id_prints_how_to_register_and_exits_78(
         f"mailcli: error: {config_file}: accounts.work.oauth2.client_id: missing"
     )
     assert auth_server.requests == {}
+
+
+def test_account_add_and_remove_keep_the_oauth2_table_whole(
+    config_file: Path, auth_server: AuthServer
+) -> None:
+    from mailcli.config import Account, OAuthSettings, add_account, load_config, remove_account
+
+    write_config(config_file, auth_server, client_secret_command="pass show oauth")
+    before = load_config(config_file).accounts["work"].oauth2
+    assert before is not None and before.scopes == ("mail",) and before.token_store == "file"
+    settings = OAuthSettings(provider="microsoft", client_id="cid", tenant="organizations")
+    add_account(load_config(config_file), Account("ms", oauth2=settings), make_default=False)
+    config = load_config(config_file)
+    assert config.accounts["ms"].oauth2 == settings
+    assert config.accounts["work"].oauth2 == before
+    remove_account(config, "work")
+    assert "work" not in config_file.read_text() and "oauth" in config_file.read_text()
+    assert load_config(config_file).accounts["ms"].oauth2 == settings
 
 
 # -- the commands ---------------------------------------------------------------------------
@@ -273,7 +293,9 @@ def test_login_into_a_real_keyring(
 ) -> None:
     write_config(config_file, auth_server, token_store="keyring")
     env = {**secret_service.subprocess_env(), "MAILCLI_CONFIG": str(config_file)}
-    code, _, err = browser_login(env)
+    for display in ("DISPLAY", "WAYLAND_DISPLAY"):
+        env.pop(display, None)
+    code, _, err = browser_login(env, options=())  # no display: the URL is printed
     assert code == 0, err
     assert "keyring (service 'mailcli', user 'oauth:custom:work')" in err
     status = subprocess.run(
