@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from mailcli.check.cert_probe import CertificateFacts, grade_certificate
 from mailcli.check.findings import AuditTarget, Finding, Level, skipped
 from mailcli.check.raw import RawConnection
+from mailcli.errors import MailcliError
 from mailcli.network import tls_context
 from mailcli.tlsinfo import certificate_info
 
@@ -133,6 +134,8 @@ def guarded(probe_id: str) -> Callable[[Probe], Probe]:
                 return [skipped(probe_id, f"could not start TLS: {exc}")]
             except OSError as exc:
                 return [skipped(probe_id, f"could not test: {exc.strerror or exc}")]
+            except MailcliError as exc:  # e.g. --cafile names no CA bundle
+                return [skipped(probe_id, f"could not test: {exc.message}")]
 
         run.__name__ = probe.__name__
         run.__doc__ = probe.__doc__
