@@ -7,11 +7,13 @@ each rule (margin, rotation, invalid_grant, an unreachable endpoint) is exercise
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from mailcli.auth.oauth.store import (
     FileTokenStore,
     KeyringTokenStore,
     TokenStore,
+    lock_path,
     token_store,
 )
 from mailcli.auth.oauth.tokens import OAuthGrantError, TokenSet
@@ -340,3 +343,39 @@ def test_status_never_holds_a_token(isolated_environment: Path) -> None:
     assert status["identity"] == "alice@example.test"
     assert status["access_token_expires"] == "2027-01-15T09:00:00+00:00"
     assert "at-1" not in json.dumps(status) and "rt-1" not in json.dumps(status)
+
+
+class SignallingStore(FileTokenStore):
+    """Signals its first load: the bearer has read the (stale) tokens."""
+
+    def __init__(self) -> None:
+        super().__init__("work", "custom", {**os.environ})
+        self.first_load = threading.Event()
+
+    def load(self) -> TokenSet | None:
+        loaded = super().load()
+        self.first_load.set()
+        return loaded
+
+
+def test_a_refresh_waits_for_another_process_refreshing_and_uses_its_token(
+    isolated_environment: Path,
+) -> None:
+    """Two cron jobs at the same minute: the second waits on the account's lock, then
+    finds the first one's fresh token and never sends the refresh token the first has
+    had rotated away (the provider would answer invalid_grant and the tokens be lost)."""
+    store, endpoint = SignallingStore(), Endpoint()
+    store.save(tokens(expires_at=NOW))  # expired
+    lock = lock_path("work", isolated_environment / ".local" / "state" / "mailcli")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    answers: list[str] = []
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # the other process, refreshing
+        waiting = threading.Thread(
+            target=lambda: answers.append(bearer(store, endpoint, Clock(), CUSTOM_FILE)())
+        )
+        waiting.start()
+        assert store.first_load.wait(30)
+        FileTokenStore.save(store, tokens("at-other", "rt-other", expires_at=NOW + 3600))
+    waiting.join(30)
+    assert answers == ["at-other"] and endpoint.calls == []
