@@ -100,9 +100,19 @@ def _server(settings: dict[str, Any], protocol: str) -> ServerSettings:
     )
 
 
+# Settings whose value is itself a secret: shown as "(set)", never as the value.
+SECRET_SETTINGS = {"oauth2": ("client_secret",)}
+
+
 def _account_document(acc: Account) -> dict[str, Any]:
     document = asdict(acc)
     document["from"] = document.pop("from_addr")
+    # asdict keeps a NamedTuple a tuple (a bare list in JSON): the oauth2 table as a table.
+    document["oauth2"] = acc.oauth2._asdict() if acc.oauth2 is not None else None
+    for table, keys in SECRET_SETTINGS.items():
+        for key in keys:
+            if document[table] is not None and document[table][key] is not None:
+                document[table][key] = "(set)"
     return document
 
 

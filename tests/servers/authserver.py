@@ -13,9 +13,12 @@ Endpoints (RFC 6749, 7636, 8628, 7662, 7009):
 Access tokens are HS256 JWTs from `tests.servers.jwt.mint(key, email, lifetime=...)`, so a
 Dovecot holding the same key validates them locally.
 
-Knobs: `access_lifetime`, `rotation`, `device_sequence`, `device_interval`, `deny`,
-`token_status` (answer /token with this HTTP status, e.g. 503), `email`,
-`revoke_refresh_tokens()`, `requests` (a Counter per path), `stop()` (unreachable after).
+Knobs: `access_lifetime`, `reported_lifetime` (the `expires_in` /token reports, when it
+should differ from the JWT's real lifetime: e.g. 1e-9 makes every later run find its
+cached token due for refresh while Dovecot still accepts it), `rotation`,
+`device_sequence`, `device_interval`, `deny`, `token_status` (answer /token with this
+HTTP status, e.g. 503), `email`, `revoke_refresh_tokens()`, `requests` (a Counter per
+path), `stop()` (unreachable after).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class AuthServer:
         self.email = email
         self.client_id = CLIENT_ID
         self.access_lifetime = 3600.0
+        self.reported_lifetime: float | None = None  # None: access_lifetime
         self.rotation = True
         self.device_sequence: tuple[str, ...] = ("authorization_pending", "slow_down")
         self.device_interval = 5
@@ -173,7 +177,11 @@ class AuthServer:
         answer: dict[str, Any] = {
             "access_token": access,
             "token_type": "Bearer",
-            "expires_in": int(self.access_lifetime),
+            "expires_in": (
+                int(self.access_lifetime)
+                if self.reported_lifetime is None
+                else self.reported_lifetime
+            ),
             "scope": "mail",
             "id_token": jwt.mint(self.key, self.email, lifetime=300),
         }

@@ -1,0 +1,259 @@
+"""Issue 15's "Done when", end to end: log in once with `mailcli oauth login --browser`,
+then `mailcli send` and `mailcli fetch` run as cron would, for many runs, against the real
+Dovecot (oauth2 passdb) and Postfix through it, with the test authorization server.
+
+Every run's access token is due for refresh without waiting on the clock: the server
+reports `expires_in` 1e-9 s (`reported_lifetime`) while the JWT itself is valid for an hour,
+so the next run, a new process, always finds its cached token expired and refreshes it;
+Dovecot still accepts the token the refresh returns. Each run is a real `python -m mailcli`
+process with --trace, and everything it printed is kept to be searched for tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import MAILCLI, Result, run_cli
+from tests.servers.authserver import AuthServer
+from tests.servers.dovecot import Dovecot
+from tests.servers.fixtures import Mailbox, make_mailbox
+from tests.servers.postfix import Postfix
+from tests.test_oauth_cli import browser_login, write_config
+
+ACCOUNT = "work"
+DUE_AT_ONCE = 1e-9  # expires_in reported: the next run finds the token due for refresh
+
+# Writes its argv, its environment and its stdin to a new file in DUMP_DIR; as the
+# client_secret_command it prints the client secret, as the MDA it delivers nowhere.
+DUMP_SCRIPT = """\
+import json, os, sys, tempfile
+data = sys.stdin.buffer.read().decode("utf-8", "replace") if sys.argv[1] == "mda" else ""
+handle, _ = tempfile.mkstemp(dir=os.environ["DUMP_DIR"], suffix=".json")
+with os.fdopen(handle, "w") as out:
+    json.dump({"argv": sys.argv, "env": dict(os.environ), "stdin": data}, out)
+if sys.argv[1] == "secret":
+    print("client-secret-not-checked")
+"""
+
+
+class Cron:
+    """One OAuth2 account on the test servers, driven through real `mailcli` processes;
+    every run's output is kept (`runs`) for the leak scan."""
+
+    def __init__(
+        self,
+        home: Path,
+        config: Path,
+        dovecot: Dovecot,
+        postfix: Postfix,
+        *,
+        token_store: str = "file",
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.home, self.config, self.dovecot, self.postfix = home, config, dovecot, postfix
+        self.mailbox: Mailbox = make_mailbox(dovecot, "cron")
+        self.server = AuthServer(dovecot.oauth2_key, email=self.mailbox.user)
+        self.maildir = home / "Mail"
+        self.dumps = home.parent / "dumps"
+        self.dumps.mkdir()
+        script = home.parent / "dump.py"
+        script.write_text(DUMP_SCRIPT)
+        self.dump_command = f"{sys.executable} {script}"
+        self.env = {**(env if env is not None else os.environ), "DUMP_DIR": str(self.dumps)}
+        self.runs: list[Result] = []
+        ca = dovecot.certs.ca_pem
+        servers = (
+            f'from = "{self.mailbox.address}"\n'
+            f'[accounts.work.pop3]\nhost = "127.0.0.1"\nport = {dovecot.pop3_port}\n'
+            f'cafile = "{ca}"\n[accounts.work.smtp]\nhost = "127.0.0.1"\n'
+            f'port = {postfix.submission_port}\ncafile = "{ca}"\n'
+            f'[accounts.work.fetch]\nto = "maildir:{self.maildir}"\n'
+        )
+        write_config(
+            config,
+            self.server,
+            user=self.mailbox.user,
+            servers=servers,
+            token_store=token_store,
+            client_secret_command=f"{self.dump_command} secret",
+        )
+
+    # -- running mailcli ---------------------------------------------------------------
+
+    def login(self) -> None:
+        code, out, err = browser_login(self.env)
+        self.runs.append(Result(code, out, err))
+        assert code == 0, err
+
+    def run(self, *args: str, input: bytes | None = None) -> Result:
+        done = subprocess.run(
+            [*MAILCLI, "--trace", *args],
+            input=input,
+            capture_output=True,
+            env=self.env,
+            timeout=60,
+            check=False,
+        )
+        result = Result(done.returncode, done.stdout.decode(), done.stderr.decode())
+        self.runs.append(result)
+        return result
+
+    def send(self, subject: str) -> Result:
+        address = self.mailbox.address
+        return self.run("send", "--to", address, "--subject", subject, "--body", subject)
+
+    # -- what the servers and files say --------------------------------------------------
+
+    def refresh_token(self) -> str | None:
+        """The refresh token in the file store (None when logged out)."""
+        record = self.home / ".local" / "state" / "mailcli" / "oauth" / f"{ACCOUNT}.json"
+        if not record.exists():
+            return None
+        return json.loads(record.read_text())["refresh_token"]  # type: ignore[no-any-return]
+
+    def token_files(self) -> list[Path]:
+        name = f"{ACCOUNT}.json"
+        return [
+            self.home / ".local" / "state" / "mailcli" / "oauth" / name,
+            self.home / ".cache" / "mailcli" / "oauth" / name,
+        ]
+
+    def refused_at_endpoint(self, refresh_token: str) -> bool:
+        """Whether /token now answers this refresh token with invalid_grant (a probe the
+        test makes: counted apart in `probes`)."""
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": self.server.client_id,
+        }
+        request = urllib.request.Request(
+            self.server.url("/token"), data=urllib.parse.urlencode(form).encode()
+        )
+        self.server.requests["probe"] += 1
+        try:
+            with urllib.request.urlopen(request, timeout=30):
+                return False
+        except urllib.error.HTTPError as answer:
+            return bool(json.loads(answer.read())["error"] == "invalid_grant")
+
+    def token_requests(self) -> int:
+        """Requests to /token made by mailcli (not by the test's probes)."""
+        return self.server.requests["/token"] - self.server.requests["probe"]
+
+    def local_subjects(self) -> list[str]:
+        """The Subject of every message fetched into the local Maildir."""
+        files = [p for sub in ("new", "cur") for p in (self.maildir / sub).glob("*")]
+        return sorted(str(email.message_from_bytes(p.read_bytes())["Subject"]) for p in files)
+
+    def delivered_subjects(self) -> list[str]:
+        files = self.postfix.messages(self.mailbox.user)
+        return sorted(str(email.message_from_bytes(p.read_bytes())["Subject"]) for p in files)
+
+    # -- no leak -----------------------------------------------------------------------
+
+    def assert_nothing_leaked(self, *, store_files: list[Path]) -> None:
+        """No token the server issued in any run's output, in any file under HOME (the
+        token store aside), in the dumps of the children's argv, environment and stdin."""
+        secrets = [value for value in self.server.issued if not value.startswith("code-")]
+        assert secrets
+        for run in self.runs:
+            assert_no_secret(run.stdout + run.stderr, secrets, "a run's output")
+        for path in sorted(p for p in self.home.parent.rglob("*") if p.is_file()):
+            if path not in store_files:
+                text = path.read_bytes().decode("utf-8", "replace")
+                assert_no_secret(text, secrets, str(path))
+
+
+def assert_no_secret(text: str, secrets: list[str], where: str) -> None:
+    """Neither a secret as is, nor inside a base64 word (a SASL payload) of `text`."""
+    decoded = []
+    for word in re.findall(r"[A-Za-z0-9+/=]{24,}", text):
+        try:
+            decoded.append(base64.b64decode(word + "=" * (-len(word) % 4)).decode("latin-1"))
+        except (binascii.Error, ValueError):
+            continue
+    everything = "\n".join([text, *decoded])
+    for secret in secrets:
+        assert secret not in everything, f"a token in {where}"
+
+
+@pytest.fixture
+def cron(
+    oauth_dovecot: Dovecot, oauth_postfix: Postfix, config_file: Path, isolated_environment: Path
+) -> Iterator[Cron]:
+    setup = Cron(isolated_environment, config_file, oauth_dovecot, oauth_postfix)
+    yield setup
+    setup.server.stop()
+
+
+# -- 1. months of cron ----------------------------------------------------------------------
+
+
+def test_months_of_cron_log_in_once_then_every_run_refreshes_rotates_sends_and_fetches(
+    cron: Cron,
+) -> None:
+    cron.server.reported_lifetime = DUE_AT_ONCE
+    cron.login()
+    assert cron.token_requests() == 1  # the authorization code
+    seen = [cron.refresh_token()]
+    for cycle in range(6):
+        subjects = [f"cron cycle {n}" for n in range(cycle + 1)]
+        sent = cron.send(subjects[-1])
+        assert sent.code == 0, sent.stderr
+        assert_refreshed_once_and_rotated(cron, seen)
+        cron.postfix.wait_for_delivery(cron.mailbox.user, cycle + 1)
+        assert cron.delivered_subjects() == subjects
+        fetched = cron.run("fetch")
+        assert fetched.code == 0, fetched.stderr
+        assert_refreshed_once_and_rotated(cron, seen)
+        assert cron.local_subjects() == subjects  # exactly the new one, none twice
+    assert cron.server.requests["/authorize"] == 1  # never an interactive login again
+    cron.assert_nothing_leaked(store_files=cron.token_files())
+
+
+def assert_refreshed_once_and_rotated(cron: Cron, seen: list[str | None]) -> None:
+    """The run just made refreshed exactly once; its rotated refresh token is stored and
+    the one before it is refused by the server from now on."""
+    assert cron.token_requests() == len(seen) + 1  # the code, then one per run
+    rotated = cron.refresh_token()
+    assert rotated is not None and rotated not in seen
+    previous = seen[-1]
+    assert previous is not None and cron.refused_at_endpoint(previous)
+    seen.append(rotated)
+
+
+# -- account show: never the client secret --------------------------------------------------
+
+
+def test_account_show_and_list_never_print_the_client_secret(config_file: Path) -> None:
+    config_file.write_text(
+        '[accounts.work]\nuser = "alice"\n[accounts.work.oauth2]\nprovider = "google"\n'
+        'client_id = "the-client-id"\nclient_secret = "GOCSPX-the-secret-value"\n'
+        'scopes = ["https://mail.google.com/"]\n'
+    )
+    show = run_cli(["account", "show", "work"])
+    document = json.loads(run_cli(["account", "show", "work", "--json"]).stdout)
+    listed = run_cli(["account", "list", "--json"])
+    for done in (show, listed):
+        assert done.code == 0, done.stderr
+        assert "GOCSPX" not in done.stdout + done.stderr
+    assert document["oauth2"]["client_secret"] == "(set)"
+    assert document["oauth2"]["client_id"] == "the-client-id"
+    assert document["oauth2"]["scopes"] == ["https://mail.google.com/"]
+    assert "oauth2.client_secret\t(set)" in show.stdout.splitlines()
+    assert "oauth2.client_id\tthe-client-id" in show.stdout.splitlines()
+    assert json.loads(listed.stdout)["accounts"][0]["oauth2"]["client_secret"] == "(set)"
