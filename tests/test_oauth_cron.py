@@ -28,9 +28,11 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import MAILCLI, Result, run_cli
+from tests.servers import jwt
 from tests.servers.authserver import AuthServer
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox, make_mailbox
+from tests.servers.keyring_service import SecretService
 from tests.servers.postfix import Postfix
 from tests.test_oauth_cli import browser_login, write_config
 
@@ -65,6 +67,7 @@ class Cron:
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.home, self.config, self.dovecot, self.postfix = home, config, dovecot, postfix
+        self.token_store = token_store
         self.mailbox: Mailbox = make_mailbox(dovecot, "cron")
         self.server = AuthServer(dovecot.oauth2_key, email=self.mailbox.user)
         self.maildir = home / "Mail"
@@ -119,11 +122,31 @@ class Cron:
     # -- what the servers and files say --------------------------------------------------
 
     def refresh_token(self) -> str | None:
-        """The refresh token in the file store (None when logged out)."""
-        record = self.home / ".local" / "state" / "mailcli" / "oauth" / f"{ACCOUNT}.json"
-        if not record.exists():
-            return None
-        return json.loads(record.read_text())["refresh_token"]  # type: ignore[no-any-return]
+        """The stored refresh token (None when logged out), from the file or the keyring."""
+        record = self.stored("record")
+        return None if record is None else record["refresh_token"]  # type: ignore[no-any-return]
+
+    def stored(self, part: str) -> dict[str, object] | None:
+        """The store's "record" (refresh token) or "cache" (access token), as mailcli
+        wrote it: a file, or the keyring entry read by another process."""
+        if self.token_store == "file":
+            path = self.token_files()[0 if part == "record" else 1]
+            return json.loads(path.read_text()) if path.exists() else None
+        key = f"oauth:custom:{ACCOUNT}" + ("" if part == "record" else ":access")
+        code = f"import keyring; print(keyring.get_password('mailcli', {key!r}) or 'null')"
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=self.env, capture_output=True, check=True
+        )
+        return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+    def forge_cached_access_token(self) -> None:
+        """Replace the cached access token by one signed with another key, valid for an
+        hour by its expiry: mailcli thinks it good, Dovecot refuses it (file store)."""
+        cache = self.token_files()[1]
+        document = json.loads(cache.read_text())
+        document["access_token"] = jwt.mint(jwt.new_key(), self.mailbox.user, lifetime=3600)
+        document["expires_at"] = float(jwt.claims(document["access_token"])["exp"])
+        cache.write_text(json.dumps(document))
 
     def token_files(self) -> list[Path]:
         name = f"{ACCOUNT}.json"
@@ -200,6 +223,31 @@ def cron(
     setup.server.stop()
 
 
+@pytest.fixture
+def keyring_cron(
+    oauth_dovecot: Dovecot,
+    oauth_postfix: Postfix,
+    config_file: Path,
+    isolated_environment: Path,
+    secret_service: SecretService,
+) -> Iterator[Cron]:
+    """As `cron`, with token_store = "keyring" in the real gnome-keyring (this test's
+    HOME and XDG dirs kept: only the D-Bus address comes from the Secret Service)."""
+    env = {**os.environ, "DBUS_SESSION_BUS_ADDRESS": secret_service.bus_address}
+    env.pop("PYTHON_KEYRING_BACKEND", None)
+    setup = Cron(
+        isolated_environment,
+        config_file,
+        oauth_dovecot,
+        oauth_postfix,
+        token_store="keyring",
+        env=env,
+    )
+    yield setup
+    setup.run("oauth", "logout")  # the Secret Service outlives the test
+    setup.server.stop()
+
+
 # -- 1. months of cron ----------------------------------------------------------------------
 
 
@@ -222,6 +270,126 @@ def test_months_of_cron_log_in_once_then_every_run_refreshes_rotates_sends_and_f
         assert_refreshed_once_and_rotated(cron, seen)
         assert cron.local_subjects() == subjects  # exactly the new one, none twice
     assert cron.server.requests["/authorize"] == 1  # never an interactive login again
+    cron.assert_nothing_leaked(store_files=cron.token_files())
+
+
+def test_cron_with_the_tokens_in_the_real_keyring(keyring_cron: Cron) -> None:
+    cron = keyring_cron
+    cron.server.reported_lifetime = DUE_AT_ONCE
+    cron.login()
+    seen = [cron.refresh_token()]
+    assert seen[0] in cron.server.issued
+    for cycle in range(2):
+        subjects = [f"keyring cycle {n}" for n in range(cycle + 1)]
+        sent = cron.send(subjects[-1])
+        assert sent.code == 0, sent.stderr
+        assert_refreshed_once_and_rotated(cron, seen)
+        cron.postfix.wait_for_delivery(cron.mailbox.user, cycle + 1)
+        fetched = cron.run("fetch")
+        assert fetched.code == 0, fetched.stderr
+        assert_refreshed_once_and_rotated(cron, seen)
+        assert cron.local_subjects() == subjects
+    cached = cron.stored("cache")
+    assert cached is not None and cached["access_token"] in cron.server.issued
+    assert cron.server.requests["/authorize"] == 1
+    assert not any(path.exists() for path in cron.token_files())  # the keyring only
+    cron.assert_nothing_leaked(store_files=[])
+
+
+# -- 3. a token the client thinks valid, refused by the server -----------------------------
+
+
+def test_a_refused_token_is_refreshed_once_and_the_run_retried(cron: Cron) -> None:
+    cron.login()  # expires_in an hour: the cached token is fresh for mailcli
+    seen = [cron.refresh_token()]
+    cron.forge_cached_access_token()
+    sent = cron.send("after a refused token")
+    assert sent.code == 0, sent.stderr
+    assert_refreshed_once_and_rotated(cron, seen)
+    assert sent.stderr.count("> AUTH ") == 2  # refused, then the renewed token accepted
+    cron.postfix.wait_for_delivery(cron.mailbox.user, 1)
+    cron.forge_cached_access_token()
+    fetched = cron.run("fetch")
+    assert fetched.code == 0, fetched.stderr
+    assert_refreshed_once_and_rotated(cron, seen)
+    assert fetched.stderr.count("> AUTH ") == 2
+    assert cron.local_subjects() == ["after a refused token"]
+    assert cron.server.requests["/authorize"] == 1
+    cron.assert_nothing_leaked(store_files=cron.token_files())
+
+
+# -- 4. a revoked refresh token; the token endpoint down for cron's MAILTO -----------------
+
+
+def test_a_revoked_refresh_token_is_77_with_the_hint_and_forgets_the_tokens(cron: Cron) -> None:
+    cron.server.reported_lifetime = DUE_AT_ONCE
+    cron.login()
+    cron.server.revoke_refresh_tokens()  # e.g. the user revoked the app's access
+    refused = cron.send("never sent")
+    assert refused.code == 77, refused.stderr
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("mailcli: ")]
+    assert any("`mailcli oauth login -a work`" in line for line in errors), refused.stderr
+    assert cron.stored("record") is None and cron.stored("cache") is None
+    assert refused.stdout == "" and cron.postfix.messages(cron.mailbox.user) == []
+    cron.assert_nothing_leaked(store_files=cron.token_files())
+
+
+MAILTO = (
+    b"From: cron <cron@example.test>\nSubject: from cron's MAILTO\n"
+    b"Message-ID: <mailto-1@example.test>\n\nthe job's output\n"
+)
+
+
+def test_sendmail_with_the_token_endpoint_down_queues_then_queue_run_delivers_once(
+    cron: Cron,
+) -> None:
+    cron.server.reported_lifetime = DUE_AT_ONCE
+    cron.login()
+    cron.server.stop()  # unreachable: connection refused
+    queued = cron.run("sendmail", cron.mailbox.address, input=MAILTO)
+    assert queued.code == 75, queued.stderr
+    assert "queued: " in queued.stderr
+    spool = cron.home / ".local" / "state" / "mailcli" / "queue"
+    assert [p for p in spool.rglob("*") if p.is_file() and b"the job's output" in p.read_bytes()]
+    assert cron.refresh_token() in cron.server.issued  # 75 keeps the tokens
+    cron.assert_nothing_leaked(store_files=cron.token_files())  # the spool included
+
+    cron.server.resume()
+    ran = cron.run("queue", "run", "--json")
+    assert ran.code == 0, ran.stderr
+    assert [o["status"] for o in json.loads(ran.stdout)["outcomes"]] == ["delivered"]
+    again = cron.run("queue", "run", "--json")
+    assert again.code == 0 and json.loads(again.stdout)["outcomes"] == []
+    cron.postfix.wait_for_delivery(cron.mailbox.user, 1)
+    assert cron.delivered_subjects() == ["from cron's MAILTO"]
+    assert cron.token_requests() == 2  # the login, the queue run's refresh (the 75: refused)
+    assert cron.server.requests["/authorize"] == 1
+    cron.assert_nothing_leaked(store_files=cron.token_files())
+
+
+# -- 5. no token in a child's argv or environment --------------------------------------------
+
+
+def test_no_token_reaches_the_mda_or_the_client_secret_command(cron: Cron) -> None:
+    """The client_secret_command (run for every refresh) and the MDA of a fetch dump
+    their argv, environment and stdin: no token there, and no MAILCLI_PASSWORD either
+    (set in mailcli's environment for the purpose)."""
+    cron.env["MAILCLI_PASSWORD"] = "not-for-children"
+    cron.server.reported_lifetime = DUE_AT_ONCE
+    cron.login()
+    assert cron.send("for the MDA").code == 0
+    cron.postfix.wait_for_delivery(cron.mailbox.user, 1)
+    fetched = cron.run("fetch", "--to", f"mda:{cron.dump_command} mda")
+    assert fetched.code == 0, fetched.stderr
+    dumps = [json.loads(path.read_text()) for path in cron.dumps.iterdir()]
+    kinds = sorted(dump["argv"][1] for dump in dumps)
+    assert kinds == ["mda", "secret", "secret", "secret"]  # login, send's and fetch's refresh
+    assert "Subject: for the MDA" in next(d["stdin"] for d in dumps if d["argv"][1] == "mda")
+    secrets = [value for value in cron.server.issued if not value.startswith("code-")]
+    for dump in dumps:
+        assert "MAILCLI_PASSWORD" not in dump["env"]
+        assert "not-for-children" not in json.dumps(dump)
+        assert_no_secret(json.dumps(dump), secrets, f"{dump['argv'][1]}'s argv or environment")
     cron.assert_nothing_leaked(store_files=cron.token_files())
 
 

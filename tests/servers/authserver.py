@@ -18,7 +18,7 @@ should differ from the JWT's real lifetime: e.g. 1e-9 makes every later run find
 cached token due for refresh while Dovecot still accepts it), `rotation`,
 `device_sequence`, `device_interval`, `deny`, `token_status` (answer /token with this
 HTTP status, e.g. 503), `email`, `revoke_refresh_tokens()`, `requests` (a Counter per
-path), `stop()` (unreachable after).
+path), `stop()` (unreachable after), `resume()` (back on the same port).
 """
 
 from __future__ import annotations
@@ -71,11 +71,15 @@ class AuthServer:
         self._refresh: set[str] = set()
         self._access: dict[str, float] = {}
         self._devices: dict[str, list[str]] = {}
-        self._http = _HTTPServer((HOST, 0), _Handler)
+        self.port = 0
+        self._listen()
+
+    def _listen(self) -> None:
+        self._http = _HTTPServer((HOST, self.port), _Handler)
         self._http.auth = self
         self._thread = threading.Thread(target=self._http.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
-        self.port: int = self._http.server_address[1]
+        self.port = self._http.server_address[1]
         self._running = True
 
     def url(self, path: str) -> str:
@@ -88,6 +92,11 @@ class AuthServer:
             self._http.shutdown()
             self._http.server_close()
             self._thread.join()
+
+    def resume(self) -> None:
+        """Listen again, on the same port and with the same state, after `stop()`."""
+        if not self._running:
+            self._listen()
 
     def revoke_refresh_tokens(self) -> None:
         with self._lock:
