@@ -14,11 +14,13 @@ from __future__ import annotations
 import base64
 import binascii
 import email
+import fcntl
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -112,6 +114,21 @@ class Cron:
             check=False,
         )
         result = Result(done.returncode, done.stdout.decode(), done.stderr.decode())
+        self.runs.append(result)
+        return result
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [*MAILCLI, "--trace", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env,
+        )
+
+    def finish(self, job: subprocess.Popen[bytes]) -> Result:
+        out, err = job.communicate(timeout=60)
+        result = Result(job.returncode, out.decode(), err.decode())
         self.runs.append(result)
         return result
 
@@ -294,6 +311,44 @@ def test_cron_with_the_tokens_in_the_real_keyring(keyring_cron: Cron) -> None:
     assert cron.server.requests["/authorize"] == 1
     assert not any(path.exists() for path in cron.token_files())  # the keyring only
     cron.assert_nothing_leaked(store_files=[])
+
+
+def test_two_cron_jobs_at_once_refresh_one_after_the_other(cron: Cron) -> None:
+    """send and fetch start together, both with a token due: the test holds the account's
+    refresh lock until both wait on it (seen in /proc/locks), then lets go. The second
+    re-reads the store under the lock and refreshes with the rotated refresh token, not
+    the one the first has just used up (which would be invalid_grant: 77, tokens gone)."""
+    cron.server.reported_lifetime = DUE_AT_ONCE
+    cron.login()
+    lock = cron.token_files()[0].with_suffix(".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        jobs = [
+            cron.start("send", "--to", cron.mailbox.address, "--subject", "s", "--body", "b"),
+            cron.start("fetch"),
+        ]
+        wait_for_lock_waiters(os.fstat(fd).st_ino, 2)
+    finally:
+        os.close(fd)  # releases the lock
+    for job in jobs:
+        done = cron.finish(job)
+        assert done.code == 0, done.stderr
+    assert cron.token_requests() == 3  # the code, then one refresh per job
+    assert cron.refresh_token() in cron.server.issued
+    cron.assert_nothing_leaked(store_files=cron.token_files())
+
+
+def wait_for_lock_waiters(inode: int, count: int) -> None:
+    """Until `count` processes wait for a lock on this inode (a bound, not a verdict)."""
+    deadline = time.monotonic() + 30
+    while True:
+        lines = Path("/proc/locks").read_text().splitlines()
+        waiting = [line for line in lines if "->" in line and f":{inode} " in line]
+        if len(waiting) >= count:
+            return
+        assert time.monotonic() < deadline, f"{len(waiting)} of {count} waiting: {lines}"
+        time.sleep(0.01)
 
 
 # -- 3. a token the client thinks valid, refused by the server -----------------------------
