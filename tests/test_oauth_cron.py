@@ -26,6 +26,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,7 +79,13 @@ class Cron:
         script = home.parent / "dump.py"
         script.write_text(DUMP_SCRIPT)
         self.dump_command = f"{sys.executable} {script}"
-        self.env = {**(env if env is not None else os.environ), "DUMP_DIR": str(self.dumps)}
+        temporary = home.parent / "tmp"  # any temporary file mailcli makes is scanned too
+        temporary.mkdir()
+        self.env = {
+            **(env if env is not None else os.environ),
+            "DUMP_DIR": str(self.dumps),
+            "TMPDIR": str(temporary),
+        }
         self.runs: list[Result] = []
         ca = dovecot.certs.ca_pem
         servers = (
@@ -141,9 +148,9 @@ class Cron:
     def refresh_token(self) -> str | None:
         """The stored refresh token (None when logged out), from the file or the keyring."""
         record = self.stored("record")
-        return None if record is None else record["refresh_token"]  # type: ignore[no-any-return]
+        return None if record is None else str(record["refresh_token"])
 
-    def stored(self, part: str) -> dict[str, object] | None:
+    def stored(self, part: str) -> dict[str, Any] | None:
         """The store's "record" (refresh token) or "cache" (access token), as mailcli
         wrote it: a file, or the keyring entry read by another process."""
         if self.token_store == "file":
@@ -162,7 +169,7 @@ class Cron:
         cache = self.token_files()[1]
         document = json.loads(cache.read_text())
         document["access_token"] = jwt.mint(jwt.new_key(), self.mailbox.user, lifetime=3600)
-        document["expires_at"] = float(jwt.claims(document["access_token"])["exp"])
+        document["expires_at"] = float(str(jwt.claims(document["access_token"])["exp"]))
         cache.write_text(json.dumps(document))
 
     def token_files(self) -> list[Path]:
