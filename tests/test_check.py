@@ -38,7 +38,7 @@ def days_left(certs: Certs) -> int:
 
 
 def levels(report: dict, level: str) -> list[str]:  # type: ignore[type-arg]
-    return [f["message"] for f in report["findings"] if f["level"] == level]
+    return [f["summary"] for f in report["findings"] if f["level"] == level]
 
 
 def test_check_smtp_submission_port(smtp_account: Account, certs: Certs) -> None:
@@ -116,7 +116,7 @@ def test_auth_before_tls_warns_and_missing_starttls_fails(aiosmtpd_factory: Fact
 def test_check_text_report_and_connection_refused() -> None:
     result = Mailcli(Account(HOST, free_port()))("check", "pop3")
     assert result.code == 69
-    assert "fail\tconnection to 127.0.0.1" in result.stdout
+    assert "fail\tconnect\tconnection to 127.0.0.1" in result.stdout
 
 
 def test_quit_after_rcpt_probes_without_data(aiosmtpd_factory: Factory) -> None:

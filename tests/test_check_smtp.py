@@ -20,7 +20,7 @@ def check_smtp(account: Account, *args: str) -> tuple[Result, dict]:  # type: ig
 
 
 def failures(report: dict) -> list[str]:  # type: ignore[type-arg]
-    return [f["message"] for f in report["findings"] if f["level"] == "fail"]
+    return [f["summary"] for f in report["findings"] if f["level"] == "fail"]
 
 
 def test_login_against_a_server_without_auth_ends_with_quit(

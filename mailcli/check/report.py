@@ -2,8 +2,14 @@
 
 A report: connect time, banner, TLS (version, cipher, certificate subject, issuer,
 names, expiry, verification), capabilities and AUTH mechanisms before and after TLS,
-optionally a login test (and STAT for POP3), and findings graded ok / warn / fail. The
-exit status is 0 without a `fail`, else the status of the first failure.
+optionally a login test (and STAT for POP3), and findings (`findings.Finding`: a stable id, level,
+summary, evidence, fix) graded ok / warn / fail; with `--audit` the active probes'
+findings follow (`audit.run_audit`). The exit status is 0 without a `fail`, else the
+status of the first failure.
+
+The ids of check's own findings: `connect`, `session` (a failure after connecting),
+`stopped` (--quit-after), `tls`, `starttls` (not offered), `certificate-verify`,
+`certificate-expiry`, `auth-in-clear`, `auth-offered`, `login`, `stat`.
 
 When the certificate does not verify, that is a failure (77) and no credential is ever
 sent; a second, unverified connection then collects the certificate's details and the
@@ -16,8 +22,9 @@ import dataclasses
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from mailcli.check.findings import AuditTarget, Finding, Level
 from mailcli.config import SecurityMode
 from mailcli.endpoint import Endpoint
 from mailcli.errors import (
@@ -33,14 +40,6 @@ from mailcli.transcript import Transcript
 
 EXPIRY_WARNING_DAYS = 14
 PasswordSource = Callable[[], str]
-FindingLevel = Literal["ok", "warn", "fail"]  # as the report and its JSON spell them
-
-
-@dataclass(frozen=True)
-class Finding:
-    level: FindingLevel
-    message: str
-    status: ExitStatus = ExitStatus.OK  # the exit status a `fail` stands for
 
 
 @dataclass
@@ -61,8 +60,15 @@ class CheckReport:
     stat: dict[str, int] | None = None
     findings: list[Finding] = field(default_factory=list)
 
-    def add(self, level: FindingLevel, message: str, status: ExitStatus = ExitStatus.OK) -> None:
-        self.findings.append(Finding(level, message, status))
+    def add(
+        self,
+        finding_id: str,
+        level: Level,
+        summary: str,
+        status: ExitStatus = ExitStatus.OK,
+        fix: str | None = None,
+    ) -> None:
+        self.findings.append(Finding(finding_id, level, summary, fix=fix, status=status))
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -70,6 +76,7 @@ class CheckReport:
 
     def as_json(self) -> dict[str, Any]:
         document = dataclasses.asdict(self)
+        document["findings"] = [finding.as_json() for finding in self.findings]
         document["exit_status"] = self.exit_status
         return document
 
@@ -82,8 +89,26 @@ def run_check(
     password: PasswordSource,
     transcript: Transcript,
     quit_after: str | None = None,
+    audit: AuditTarget | None = None,
 ) -> CheckReport:
-    """Probe; on an untrusted certificate, probe again unverified for the details."""
+    """Probe; on an untrusted certificate, probe again unverified for the details; then
+    the audit's probes when `audit` names a target."""
+    report = _check(protocol, endpoint, login, password, transcript, quit_after)
+    if audit is not None:
+        from mailcli.check.audit import run_audit
+
+        report.findings.extend(run_audit(audit))
+    return report
+
+
+def _check(
+    protocol: str,
+    endpoint: Endpoint,
+    login: bool,
+    password: PasswordSource,
+    transcript: Transcript,
+    quit_after: str | None,
+) -> CheckReport:
     report = CheckReport(protocol, endpoint.host, endpoint.port, endpoint.security)
     try:
         if protocol == "smtp":
@@ -91,11 +116,11 @@ def run_check(
         else:
             _probe_pop3(report, endpoint, login, password, transcript, quit_after)
     except StoppedEarly as stop:
-        report.add("ok", stop.message)
+        report.add("stopped", "ok", stop.message)
     except PermissionDeniedError as exc:
         if report.login is not None:  # the login failed, not the certificate
             raise
-        report.add("fail", exc.message, exc.exit_status)
+        report.add("certificate-verify", "fail", exc.message, exc.exit_status)
         details = CheckReport(protocol, endpoint.host, endpoint.port, endpoint.security)
         transcript.info("certificate not trusted: reconnecting unverified, for details only")
         insecure = endpoint._replace(insecure=True)
@@ -106,7 +131,8 @@ def run_check(
             return report
         _merge_details(report, details, verify_error=exc.message)
     except MailcliError as exc:
-        report.add("fail", exc.message, exc.exit_status)
+        where = "connect" if report.connect_ms is None else "session"
+        report.add(where, "fail", exc.message, exc.exit_status)
     return report
 
 
@@ -139,7 +165,9 @@ def _probe_smtp(
             report.connect_ms = round(session.connect_seconds * 1000, 1)
             report.banner = str(session.greeting)
             report.add(
-                "ok", f"connected to {endpoint.host}:{endpoint.port} in {report.connect_ms} ms"
+                "connect",
+                "ok",
+                f"connected to {endpoint.host}:{endpoint.port} in {report.connect_ms} ms",
             )
         elif phase == "ehlo" and endpoint.security != "tls":
             report.capabilities_before_tls = session.features
@@ -163,9 +191,11 @@ def _probe_smtp(
             raise
         # The session stopped (QUIT) before any credential: report why, and what it saw.
         report.add(
+            "starttls",
             "fail",
             "no STARTTLS offered: mail and passwords would travel in clear",
             ExitStatus.UNAVAILABLE,
+            "Postfix: smtpd_tls_security_level = may (or encrypt) with a certificate",
         )
         _judge_auth(report, endpoint)
 
@@ -191,7 +221,9 @@ def _probe_pop3(
             report.connect_ms = round(pop.connect_seconds * 1000, 1)
             report.banner = pop.welcome.decode("utf-8", "replace")
             report.add(
-                "ok", f"connected to {endpoint.host}:{endpoint.port} in {report.connect_ms} ms"
+                "connect",
+                "ok",
+                f"connected to {endpoint.host}:{endpoint.port} in {report.connect_ms} ms",
             )
         elif phase == "capa" and endpoint.security != "tls":
             report.capabilities_before_tls = _joined(pop.capabilities)
@@ -216,7 +248,7 @@ def _probe_pop3(
             if report.login:
                 count, octets = stat(pop)
                 report.stat = {"messages": count, "octets": octets}
-                report.add("ok", f"STAT: {count} messages, {octets} octets")
+                report.add("stat", "ok", f"STAT: {count} messages, {octets} octets")
 
 
 def _joined(capabilities: dict[str, list[str]]) -> dict[str, str]:
@@ -244,7 +276,7 @@ def _after_tls(
         verified=not endpoint.insecure,
         verify_error="--insecure" if endpoint.insecure else None,
     )
-    report.add("ok", f"TLS: {report.tls.version} {report.tls.cipher}")
+    report.add("tls", "ok", f"TLS: {report.tls.version} {report.tls.cipher}")
     _judge_certificate(report, report.tls, trusted=not endpoint.insecure)
 
 
@@ -254,14 +286,19 @@ def _judge_certificate(report: CheckReport, tls: TlsInfo, *, trusted: bool) -> N
         return
     if days < 0:
         report.add(
+            "certificate-expiry",
             "fail",
             f"certificate expired {-days} days ago ({tls.certificate.not_after})",
             ExitStatus.NOPERM,
         )
     elif days < EXPIRY_WARNING_DAYS:
-        report.add("warn", f"certificate expires in {days} days ({tls.certificate.not_after})")
+        report.add(
+            "certificate-expiry",
+            "warn",
+            f"certificate expires in {days} days ({tls.certificate.not_after})",
+        )
     elif trusted:
-        report.add("ok", f"certificate verified, valid for {days} more days")
+        report.add("certificate-verify", "ok", f"certificate verified, valid for {days} more days")
 
 
 def _judge_auth(report: CheckReport, endpoint: Endpoint) -> None:
@@ -269,27 +306,30 @@ def _judge_auth(report: CheckReport, endpoint: Endpoint) -> None:
     if before:  # offered on a connection that is not (yet) encrypted
         where = " (loopback: only local traffic is exposed)" if _loopback(endpoint.host) else ""
         report.add(
+            "auth-in-clear",
             "warn",
             f"authentication ({' '.join(before)}) offered before TLS: "
             f"credentials could be sent in clear{where}",
         )
     after = report.auth_after_tls
     if after:
-        report.add("ok", f"authentication after TLS: {' '.join(after)}")
+        report.add("auth-offered", "ok", f"authentication after TLS: {' '.join(after)}")
 
 
 def _login(report: CheckReport, endpoint: Endpoint, action: Callable[[], object]) -> None:
     if not endpoint.user:
-        report.add("fail", "--login needs a user (--user or the account's)", ExitStatus.CONFIG)
+        report.add(
+            "login", "fail", "--login needs a user (--user or the account's)", ExitStatus.CONFIG
+        )
         return
     try:
         action()
     except (PermissionDeniedError, TempFailError) as exc:
         report.login = False
-        report.add("fail", exc.message, exc.exit_status)
+        report.add("login", "fail", exc.message, exc.exit_status)
         return
     report.login = True
-    report.add("ok", f"login as {endpoint.user} succeeded")
+    report.add("login", "ok", f"login as {endpoint.user} succeeded")
 
 
 def _loopback(host: str) -> bool:

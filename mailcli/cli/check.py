@@ -11,21 +11,72 @@ from mailcli.cli.options import connection_options, quit_after_option
 from mailcli.endpoint import ConnectionOptions
 
 if TYPE_CHECKING:
+    from mailcli.check.findings import AuditTarget
     from mailcli.check.report import CheckReport
+    from mailcli.endpoint import Endpoint
+
+AUDIT_PROBE_TIMEOUT = 5.0  # seconds per read of a probe (never more than --timeout)
+
+
+def _ip_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    import ipaddress
+
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an IP address") from None
+
+
+def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    local, at, domain = value.rpartition("@")
+    if not (local and at and domain) or any(c in value for c in "<>\r\n\t "):
+        raise click.BadParameter(f"{value!r} is not an address like user@example.org")
+    return value
 
 
 @click.command()
 @click.argument("protocol", type=click.Choice(["smtp", "pop3"]))
 @click.option("--login", is_flag=True, help="Also test authentication (and STAT for POP3).")
+@click.option(
+    "--audit", is_flag=True, help="Also run the active security probes (graded, with evidence)."
+)
+@click.option(
+    "--audit-rcpt",
+    metavar="ADDR",
+    callback=_address,
+    help="An address at this server that you own: the only recipient probes may use.",
+)
+@click.option(
+    "--source-address",
+    metavar="IP",
+    callback=_ip_address,
+    help="Connect the audit's probes from this local address.",
+)
 @quit_after_option(("connect", "capa", "tls", "auth"))
 @connection_options
 @click.pass_obj
-def check(app: AppContext, /, connection: ConnectionOptions, protocol: str, login: bool) -> int:
+def check(
+    app: AppContext,
+    /,
+    connection: ConnectionOptions,
+    protocol: str,
+    login: bool,
+    audit: bool,
+    audit_rcpt: str | None,
+    source_address: str | None,
+) -> int:
     """Connect and report banner, TLS and certificate, capabilities and AUTH before and
-    after TLS, optionally a login; findings graded ok/warn/fail (exit: the first fail's
-    status, else 0). --quit-after applies to POP3."""
+    after TLS, optionally a login; with --audit, probe for known weaknesses (smuggling,
+    STARTTLS injection, open relay, ...). Findings graded ok/info/warn/fail/skipped (exit:
+    the first fail's status, else 0). --quit-after applies to POP3."""
     from mailcli.check.report import run_check
 
+    if (audit_rcpt or source_address) and not audit:
+        raise click.UsageError("--audit-rcpt and --source-address need --audit")
     endpoint = app.endpoint(protocol, connection)
     report = run_check(
         protocol,
@@ -34,15 +85,32 @@ def check(app: AppContext, /, connection: ConnectionOptions, protocol: str, logi
         password=app.credential(endpoint),
         transcript=app.transcript(),
         quit_after=app.quit_after if protocol == "pop3" else None,
+        audit=_audit_target(endpoint, audit_rcpt, source_address) if audit else None,
     )
     if app.json:
         app.out.json(report.as_json())
     else:
         app.out.fields(_summary(report), document=None)
-        app.out.table(
-            ["level", "finding"], [[f.level, f.message] for f in report.findings], document=None
-        )
+        rows = [[f.level, f.id, f.summary, f.fix] for f in report.findings]
+        app.out.table(["level", "id", "summary", "fix"], rows, document=None)
+        if app.out.mode.stdout_tty:  # piped: one line per finding (--json has the evidence)
+            _evidence(app, report)
     return report.exit_status
+
+
+def _audit_target(endpoint: Endpoint, rcpt: str | None, source: str | None) -> AuditTarget:
+    from mailcli.check.findings import AuditTarget
+
+    timeout = min(endpoint.timeout, AUDIT_PROBE_TIMEOUT)
+    return AuditTarget(endpoint.protocol, endpoint, rcpt, source, timeout)
+
+
+def _evidence(app: AppContext, report: CheckReport) -> None:
+    """Under the table, what proves each fail and warn."""
+    for finding in report.findings:
+        if finding.level in ("fail", "warn") and finding.evidence:
+            lines = "\n".join(f"    {line}" for line in finding.evidence)
+            app.out.text(f"\n{finding.level} {finding.id}: evidence\n{lines}")
 
 
 def _summary(report: CheckReport) -> list[tuple[str, str]]:

@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from string import Template
 from types import TracebackType
@@ -145,7 +146,22 @@ class Postfix:
     domain = DOMAIN
     refused_recipient = REFUSED_RECIPIENT
 
-    def __init__(self, dovecot: Dovecot, certs: Certs | None = None, root: Path | None = None):
+    def __init__(
+        self,
+        dovecot: Dovecot,
+        certs: Certs | None = None,
+        root: Path | None = None,
+        *,
+        settings: Mapping[str, str] | None = None,
+        service_options: Mapping[str, Mapping[str, str]] | None = None,
+    ):
+        """``settings``: main.cf parameters that replace (or add to) the defaults above,
+        e.g. ``{"smtpd_forbid_bare_newline": "no"}``; ``service_options``: ``-o`` overrides
+        per listener (``"smtp"``, ``"submission"``, ``"smtps"``). Transports cannot be
+        changed: every one stays ``error:`` so nothing leaves the machine."""
+        self.settings = dict(settings or {})
+        self.service_options = {name: dict(o) for name, o in (service_options or {}).items()}
+        _refuse_transport_changes(self.settings, self.service_options)
         self.dovecot = dovecot
         self.certs = certs if certs is not None else dovecot.certs
         self._owns_root = root is None  # then the context manager deletes it on exit
@@ -279,11 +295,24 @@ class Postfix:
         # Postfix creates its queue subdirectories, but not the queue directory itself.
         (self.root / "queue").mkdir(exist_ok=True)
         an_hour_ago = time.time() - 3600
-        for name, template in (("main.cf", MAIN_CF), ("master.cf", MASTER_CF)):
+        main_cf = _with_settings(MAIN_CF.substitute(self._settings()), self.settings)
+        master_cf = self._with_service_options(MASTER_CF.substitute(self._settings()))
+        for name, text in (("main.cf", main_cf), ("master.cf", master_cf)):
             path = self.config_dir / name
-            path.write_text(template.substitute(self._settings()))
+            path.write_text(text)
             os.utime(path, (an_hour_ago, an_hour_ago))
         self._write_mailbox_map()
+
+    def _with_service_options(self, master_cf: str) -> str:
+        """master.cf with each listener's extra ``-o name=value`` lines after its own."""
+        ports = {"smtp": self.smtp_port, "submission": self.submission_port}
+        ports["smtps"] = self.smtps_port
+        lines = master_cf.splitlines(keepends=True)
+        for service, options in self.service_options.items():
+            head = f"{HOST}:{ports[service]} inet"
+            at = next(n for n, line in enumerate(lines) if line.startswith(head)) + 1
+            lines[at:at] = [f"  -o {name}={value}\n" for name, value in options.items()]
+        return "".join(lines)
 
     def _write_mailbox_map(self, _new_user: str | None = None) -> None:
         """(Re)build the map of Dovecot's users: ``USER@example.test -> USER/Maildir/``.
@@ -325,3 +354,31 @@ class Postfix:
     def remove(self) -> None:
         """Delete the work directory (after ``stop()``)."""
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _with_settings(main_cf: str, settings: Mapping[str, str]) -> str:
+    """main.cf without the lines (and continuation lines) of the parameters in
+    ``settings``, then those parameters appended; unchanged when there are none."""
+    if not settings:
+        return main_cf
+    kept: list[str] = []
+    dropping = False
+    for line in main_cf.splitlines(keepends=True):
+        if line[:1] in (" ", "\t") and line.strip():
+            if not dropping:
+                kept.append(line)
+            continue
+        dropping = line.split("=")[0].strip() in settings
+        if not dropping:
+            kept.append(line)
+    added = "".join(f"{name} = {value}\n" for name, value in settings.items())
+    return "".join(kept) + "\n# Settings of this instance (Postfix(settings=...)).\n" + added
+
+
+def _refuse_transport_changes(
+    settings: Mapping[str, str], service_options: Mapping[str, Mapping[str, str]]
+) -> None:
+    names = [*settings, *(name for options in service_options.values() for name in options)]
+    touched = [name for name in names if "transport" in name]
+    if touched:
+        raise ValueError(f"tests never change transports (all stay error:): {touched}")

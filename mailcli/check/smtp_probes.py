@@ -1,0 +1,345 @@
+"""The audit's SMTP probes (ids as in issue 16), each `(AuditTarget) -> list[Finding]`.
+
+Nothing here sends DATA (only `smuggling.py` does, and only to --audit-rcpt); every
+transaction a probe opens ends with RSET, every conversation with QUIT. Each read is
+bounded by the target's probe timeout, and a probe makes a fixed number of them.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import statistics
+import time
+from collections.abc import Callable
+
+from mailcli.check.findings import AuditTarget, Finding, skipped
+from mailcli.check.smtp_raw import ProbeError, SmtpDialog, domain_of, inside_reason, text
+from mailcli.check.tls_probes import unverified_context
+from mailcli.errors import ExitStatus
+
+RELAY_DOMAIN = "example.invalid"  # RFC 2606: can never be a real destination
+LOGIN_ATTEMPTS = 3
+LOGIN_DELAY_FLOOR = 1.0  # seconds: a failed login answered faster invites guessing
+
+
+def _random_local() -> str:
+    return f"mailcli-audit-{secrets.token_hex(4)}"
+
+
+# --- starttls-injection -------------------------------------------------------------
+
+
+def probe_starttls_injection(target: AuditTarget) -> list[Finding]:
+    """`STARTTLS\\r\\nNOOP\\r\\n` in one write; after the handshake we send QUIT: a reply
+    before the 221 answers the NOOP sent in clear (CVE-2011-0411, "NO STARTTLS"). Asking
+    with QUIT, not waiting for an unasked line, makes the answer independent of timing."""
+    if target.endpoint.security == "tls":
+        return [skipped("starttls-injection", "implicit TLS: no STARTTLS to inject after")]
+    with SmtpDialog.open(target, starttls=False) as smtp:
+        if "starttls" not in smtp.features:
+            return [skipped("starttls-injection", "the server does not offer STARTTLS")]
+        smtp.conn.send(b"STARTTLS\r\nNOOP\r\n")
+        code, lines = smtp.reply()
+        if code != 220:
+            raise ProbeError(f"STARTTLS refused: {text(lines)}")
+        if leftover := smtp.conn.take_buffered():
+            smtp.conn.note(f"in clear after the STARTTLS reply: {leftover!r}")
+        try:
+            smtp.conn.start_tls(unverified_context(), target.endpoint.host)
+        except OSError as exc:  # ssl.SSLError too: dropped the connection over the NOOP
+            smtp.conn.note(f"TLS handshake failed: {exc}")
+            return [Finding("starttls-injection", "ok", "hangs up on input after STARTTLS")]
+        first = smtp.command("QUIT")
+        if first[0] == 221:
+            return [
+                Finding(
+                    "starttls-injection",
+                    "ok",
+                    "input sent before the TLS handshake is discarded",
+                    smtp.evidence,
+                )
+            ]
+        return [
+            Finding(
+                "starttls-injection",
+                "fail",
+                "answered, inside TLS, a NOOP sent in clear with STARTTLS: commands can be "
+                "injected into the encrypted session (CVE-2011-0411, 'NO STARTTLS')",
+                smtp.evidence,
+                "upgrade the server: after STARTTLS it must discard everything received "
+                "before the handshake (Postfix and Exim do; aiosmtpd from 1.4.6)",
+                ExitStatus.PROTOCOL,
+            )
+        ]
+
+
+# --- open-relay ---------------------------------------------------------------------
+
+
+def relay_tests(server_ip: str, server_domain: str) -> list[tuple[str, str]]:
+    """nmap's smtp-open-relay set: (MAIL FROM, RCPT TO) toward RELAY_DOMAIN."""
+    user, relay, ip, host = "relaytest", RELAY_DOMAIN, f"[{server_ip}]", server_domain
+    senders = ["", f"antispam@{ip}", f"antispam@{host}"]
+    tests = [(sender, f"{user}@{relay}") for sender in senders]
+    for rcpt in (
+        f"{user}%{relay}@{ip}",
+        f"{user}%{relay}@{host}",
+        f'"{user}@{relay}"',
+        f'"{user}%{relay}"',
+        f"{user}@{relay}@{ip}",
+        f'"{user}@{relay}"@{ip}',
+        f"{user}@{relay}@{host}",
+        f"@{ip}:{user}@{relay}",
+        f"@{host}:{user}@{relay}",
+        f"{relay}!{user}",
+        f"{relay}!{user}@{ip}",
+        f"{relay}!{user}@{host}",
+        f"{user}@{relay}%{host}",
+    ):
+        tests.append((f"antispam@{ip}", rcpt))
+    return tests
+
+
+def probe_open_relay(target: AuditTarget) -> list[Finding]:
+    """Each RCPT form once, RSET between, never DATA."""
+    with SmtpDialog.open(target) as smtp:
+        ip = smtp.conn.sock.getpeername()[0]
+        domain = domain_of(target.audit_rcpt) if target.audit_rcpt else target.endpoint.host
+        accepted = []
+        for sender, rcpt in relay_tests(ip, domain):
+            if smtp.command(f"MAIL FROM:<{sender}>")[0] == 250:
+                if smtp.command(f"RCPT TO:<{rcpt}>")[0] // 100 == 2:
+                    accepted.append(rcpt)
+                smtp.command("RSET")
+        smtp.quit()
+        return [grade_relay(accepted, inside_reason(smtp.conn), smtp.evidence)]
+
+
+def grade_relay(accepted: list[str], inside: str | None, evidence: tuple[str, ...]) -> Finding:
+    fix = (
+        "Postfix: smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, "
+        "reject_unauth_destination with a mynetworks of only your own hosts; Exim: "
+        "relay_from_hosts and the acl_smtp_rcpt 'require verify = recipient' / domains"
+    )
+    if not accepted:
+        summary = f"no relaying toward {RELAY_DOMAIN} (all {len(relay_tests('', ''))} forms)"
+        return Finding("open-relay", "ok", summary, evidence)
+    forms = ", ".join(f"<{a}>" for a in dict.fromkeys(accepted[:6]))
+    if inside is not None:
+        summary = (
+            f"relaying accepted without AUTH ({forms}), but {inside}: this address is "
+            "probably in the server's trusted networks (mynetworks); test from outside"
+        )
+        return Finding("open-relay", "warn", summary, evidence, fix)
+    summary = f"open relay: recipients at {RELAY_DOMAIN} accepted without AUTH ({forms})"
+    return Finding("open-relay", "fail", summary, evidence, fix, ExitStatus.PROTOCOL)
+
+
+# --- user-enumeration ---------------------------------------------------------------
+
+
+def probe_user_enumeration(target: AuditTarget) -> list[Finding]:
+    if target.audit_rcpt is None:
+        return [skipped("user-enumeration", "needs --audit-rcpt: an address known to exist")]
+    unknown = f"{_random_local()}@{domain_of(target.audit_rcpt)}"
+    with SmtpDialog.open(target) as smtp:
+        answers = {
+            verb: (
+                smtp.command(f"{verb} <{target.audit_rcpt}>"),
+                smtp.command(f"{verb} <{unknown}>"),
+            )
+            for verb in ("VRFY", "EXPN")
+        }
+        smtp.command(f"MAIL FROM:<{target.audit_rcpt}>")
+        known_rcpt = smtp.command(f"RCPT TO:<{target.audit_rcpt}>")[0]
+        unknown_rcpt = smtp.command(f"RCPT TO:<{unknown}>")[0]
+        smtp.command("RSET")
+        smtp.quit()
+    telling = [verb for verb, (known, other) in answers.items() if known[0] != other[0]]
+    if telling:
+        return [
+            Finding(
+                "user-enumeration",
+                "warn",
+                f"{' and '.join(telling)} tell existing addresses from unknown ones",
+                smtp.evidence,
+                "Postfix: disable_vrfy_command = yes (Postfix has no EXPN); Exim: no "
+                "acl_smtp_vrfy/acl_smtp_expn accept (the default denies them)",
+            )
+        ]
+    if known_rcpt != unknown_rcpt:
+        return [
+            Finding(
+                "user-enumeration",
+                "info",
+                "VRFY/EXPN tell nothing; RCPT accepts existing addresses and refuses unknown "
+                "ones (inherent to SMTP): limit the rate of guesses",
+                smtp.evidence,
+                "Postfix: smtpd_client_recipient_rate_limit, smtpd_hard_error_limit, "
+                "postscreen; Exim: ratelimit ACLs",
+            )
+        ]
+    return [Finding("user-enumeration", "ok", "no answer tells users apart", smtp.evidence)]
+
+
+# --- auth-before-tls ----------------------------------------------------------------
+
+
+def probe_auth_before_tls(target: AuditTarget) -> list[Finding]:
+    if target.endpoint.security == "tls":
+        return [Finding("auth-before-tls", "ok", "implicit TLS: nothing is said in clear")]
+    with SmtpDialog.open(target, starttls=False) as smtp:
+        mechanisms = smtp.features.get("auth", "")
+        smtp.quit()
+    if not mechanisms:
+        return [Finding("auth-before-tls", "ok", "no AUTH offered before TLS", smtp.evidence)]
+    summary = f"AUTH {mechanisms} offered before STARTTLS: passwords can travel in clear"
+    fix = (
+        "Postfix: smtpd_tls_auth_only = yes; Exim: "
+        "auth_advertise_hosts = ${if eq{$tls_in_cipher}{}{}{*}}"
+    )
+    if target.endpoint.port == 25:
+        return [
+            Finding(
+                "auth-before-tls", "info", f"{summary} (port 25: MTA-to-MTA)", smtp.evidence, fix
+            )
+        ]
+    return [Finding("auth-before-tls", "fail", summary, smtp.evidence, fix, ExitStatus.PROTOCOL)]
+
+
+# --- unauth-pipelining --------------------------------------------------------------
+
+
+def probe_unauth_pipelining(target: AuditTarget) -> list[Finding]:
+    """`HELO x\\r\\nNOOP\\r\\n` in one write, before any EHLO has offered PIPELINING."""
+    from mailcli.check.raw import RawConnection
+
+    with RawConnection.open(target, context=unverified_context()) as conn:
+        smtp = SmtpDialog(conn)
+        if smtp.reply()[0] != 220:
+            raise ProbeError("the server did not greet with 220")
+        conn.send(b"HELO mailcli-audit.invalid\r\nNOOP\r\n")
+        helo = conn.read_smtp_reply()
+        noop = conn.read_smtp_reply() if helo is not None and helo[0] == 250 else None
+        if noop is not None and noop[0] == 250:
+            smtp.quit()
+            return [
+                Finding(
+                    "unauth-pipelining",
+                    "warn",
+                    "commands pipelined without PIPELINING are answered (defence in depth "
+                    "against smuggling is off)",
+                    smtp.evidence,
+                    "Postfix: smtpd_forbid_unauth_pipelining = yes (the default from 3.9); "
+                    "Exim: smtp_enforce_sync = true (its default)",
+                )
+            ]
+        smtp.quit()
+        return [
+            Finding("unauth-pipelining", "ok", "unauthorised pipelining is refused", smtp.evidence)
+        ]
+
+
+# --- null-sender --------------------------------------------------------------------
+
+
+def probe_null_sender(target: AuditTarget) -> list[Finding]:
+    if target.audit_rcpt is None:
+        return [skipped("null-sender", "needs --audit-rcpt: its domain's postmaster is asked")]
+    postmaster = f"postmaster@{domain_of(target.audit_rcpt)}"
+    with SmtpDialog.open(target) as smtp:
+        mail = smtp.command("MAIL FROM:<>")
+        rcpt = smtp.command(f"RCPT TO:<{postmaster}>") if mail[0] == 250 else mail
+        smtp.command("RSET")
+        smtp.quit()
+    if rcpt[0] // 100 == 2:
+        return [
+            Finding("null-sender", "ok", f"MAIL FROM:<> to <{postmaster}> accepted", smtp.evidence)
+        ]
+    return [
+        Finding(
+            "null-sender",
+            "fail",
+            f"the null sender is refused ({text(rcpt[1])}): bounces and DSNs to this "
+            "server are lost (RFC 5321 section 4.5.1 and 6.1)",
+            smtp.evidence,
+            "accept MAIL FROM:<> (Postfix: no check_sender_access entry for <>, mind "
+            "smtpd_null_access_lookup_key) and a postmaster address (virtual_alias_maps)",
+            ExitStatus.PROTOCOL,
+        )
+    ]
+
+
+# --- size-limit ---------------------------------------------------------------------
+
+
+def probe_size_limit(target: AuditTarget) -> list[Finding]:
+    with SmtpDialog.open(target) as smtp:
+        announced = smtp.features.get("size", "")
+        if not announced.isdigit() or int(announced) == 0:
+            smtp.quit()
+            return [Finding("size-limit", "info", "no SIZE limit announced", smtp.evidence)]
+        sender = target.audit_rcpt or ""
+        code, lines = smtp.command(f"MAIL FROM:<{sender}> SIZE={int(announced) + 1}")
+        smtp.command("RSET")
+        smtp.quit()
+    if code in (552, 452):
+        summary = f"a declared size over the announced {announced} is refused at MAIL"
+        return [Finding("size-limit", "ok", summary, smtp.evidence)]
+    fix = "Postfix: message_size_limit (SIZE is then enforced at MAIL); Exim: message_size_limit"
+    if code // 100 == 2:
+        summary = f"SIZE={int(announced) + 1} accepted although {announced} is announced"
+        return [Finding("size-limit", "warn", summary, smtp.evidence, fix)]
+    summary = f"MAIL refused for another reason: {text(lines)}"
+    return [Finding("size-limit", "info", summary, smtp.evidence)]
+
+
+# --- login-delay --------------------------------------------------------------------
+
+
+def probe_login_delay(target: AuditTarget) -> list[Finding]:
+    """At most LOGIN_ATTEMPTS failed logins, as a user that does not exist."""
+    with SmtpDialog.open(target) as smtp:
+        mechanisms = smtp.features.get("auth", "").upper().split()
+        if "PLAIN" not in mechanisms:
+            smtp.quit()
+            return [skipped("login-delay", "no AUTH PLAIN offered on this connection")]
+        user, password = _random_local(), secrets.token_hex(8)
+        token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        seconds = []
+        for _ in range(LOGIN_ATTEMPTS):
+            started = time.monotonic()
+            code, _lines = smtp.command(f"AUTH PLAIN {token}")
+            seconds.append(time.monotonic() - started)
+            if code // 100 == 2:
+                raise ProbeError("the server accepted a random user and password")
+        smtp.quit()
+    median = statistics.median(seconds)
+    evidence = (*smtp.evidence, f"== answers after {', '.join(f'{s:.3f}' for s in seconds)} s")
+    if median < LOGIN_DELAY_FLOOR:
+        return [
+            Finding(
+                "login-delay",
+                "warn",
+                f"failed logins answered in {median:.3f} s (median of {len(seconds)}): "
+                "password guessing runs at full speed",
+                evidence,
+                "Dovecot: auth_failure_delay = 2 secs (the default); Postfix: "
+                "smtpd_error_sleep_time, smtpd_soft_error_limit; fail2ban; Exim: ratelimit",
+            )
+        ]
+    summary = f"failed logins are slowed down ({median:.3f} s median)"
+    return [Finding("login-delay", "ok", summary, evidence)]
+
+
+SMTP_PROBE_LIST: list[Callable[[AuditTarget], list[Finding]]] = [
+    probe_starttls_injection,
+    probe_open_relay,
+    probe_user_enumeration,
+    probe_auth_before_tls,
+    probe_unauth_pipelining,
+    probe_null_sender,
+    probe_size_limit,
+    probe_login_delay,
+]
