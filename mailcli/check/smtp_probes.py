@@ -112,8 +112,9 @@ def probe_open_relay(target: AuditTarget) -> list[Finding]:
                 if smtp.command(f"RCPT TO:<{rcpt}>")[0] // 100 == 2:
                     accepted.append(rcpt)
                 smtp.command("RSET")
+        inside = inside_reason(smtp.conn)  # while the socket is open: it asks its addresses
         smtp.quit()
-        return [grade_relay(accepted, inside_reason(smtp.conn), smtp.evidence)]
+        return [grade_relay(accepted, inside, smtp.evidence)]
 
 
 def grade_relay(accepted: list[str], inside: str | None, evidence: tuple[str, ...]) -> Finding:
