@@ -164,11 +164,7 @@ def _probe_smtp(
         if phase == "connect":
             report.connect_ms = round(session.connect_seconds * 1000, 1)
             report.banner = str(session.greeting)
-            report.add(
-                "connect",
-                "ok",
-                f"connected to {endpoint.host}:{endpoint.port} in {report.connect_ms} ms",
-            )
+            _connected(report, endpoint)
         elif phase == "ehlo" and endpoint.security != "tls":
             report.capabilities_before_tls = session.features
             report.auth_before_tls = session.features.get("auth", "").split()
@@ -200,6 +196,11 @@ def _probe_smtp(
         _judge_auth(report, endpoint)
 
 
+def _connected(report: CheckReport, endpoint: Endpoint) -> None:
+    where = f"{endpoint.host}:{endpoint.port}"
+    report.add("connect", "ok", f"connected to {where} in {report.connect_ms} ms")
+
+
 def _starttls_missing(report: CheckReport, endpoint: Endpoint) -> bool:
     before = report.capabilities_before_tls
     return endpoint.security == "starttls" and before is not None and "starttls" not in before
@@ -220,11 +221,7 @@ def _probe_pop3(
         if phase == "connect":
             report.connect_ms = round(pop.connect_seconds * 1000, 1)
             report.banner = pop.welcome.decode("utf-8", "replace")
-            report.add(
-                "connect",
-                "ok",
-                f"connected to {endpoint.host}:{endpoint.port} in {report.connect_ms} ms",
-            )
+            _connected(report, endpoint)
         elif phase == "capa" and endpoint.security != "tls":
             report.capabilities_before_tls = _joined(pop.capabilities)
             report.auth_before_tls = _pop3_auth(report.capabilities_before_tls)

@@ -49,29 +49,25 @@ def probe_starttls_injection(target: AuditTarget) -> list[Finding]:
             smtp.conn.start_tls(unverified_context(), target.endpoint.host)
         except OSError as exc:  # ssl.SSLError too: dropped the connection over the NOOP
             smtp.conn.note(f"TLS handshake failed: {exc}")
-            return [Finding("starttls-injection", "ok", "hangs up on input after STARTTLS")]
-        first = smtp.command("QUIT")
-        if first[0] == 221:
-            return [
-                Finding(
-                    "starttls-injection",
-                    "ok",
-                    "input sent before the TLS handshake is discarded",
-                    smtp.evidence,
-                )
-            ]
-        return [
-            Finding(
-                "starttls-injection",
-                "fail",
-                "answered, inside TLS, a NOOP sent in clear with STARTTLS: commands can be "
-                "injected into the encrypted session (CVE-2011-0411, 'NO STARTTLS')",
-                smtp.evidence,
-                "upgrade the server: after STARTTLS it must discard everything received "
-                "before the handshake (Postfix and Exim do; aiosmtpd from 1.4.6)",
-                ExitStatus.PROTOCOL,
-            )
-        ]
+            summary = "hangs up on input pipelined after STARTTLS"
+            return [Finding("starttls-injection", "ok", summary, smtp.evidence)]
+        return [_injection_finding(smtp.command("QUIT")[0] == 221, smtp.evidence)]
+
+
+def _injection_finding(discarded: bool, evidence: tuple[str, ...]) -> Finding:
+    if discarded:
+        summary = "input sent before the TLS handshake is discarded"
+        return Finding("starttls-injection", "ok", summary, evidence)
+    return Finding(
+        "starttls-injection",
+        "fail",
+        "answered, inside TLS, a NOOP sent in clear with STARTTLS: commands can be "
+        "injected into the encrypted session (CVE-2011-0411, 'NO STARTTLS')",
+        evidence,
+        "upgrade the server: after STARTTLS it must discard everything received "
+        "before the handshake (Postfix and Exim do; aiosmtpd from 1.4.6)",
+        ExitStatus.PROTOCOL,
+    )
 
 
 # --- open-relay ---------------------------------------------------------------------
@@ -158,30 +154,30 @@ def probe_user_enumeration(target: AuditTarget) -> list[Finding]:
         smtp.command("RSET")
         smtp.quit()
     telling = [verb for verb, (known, other) in answers.items() if known[0] != other[0]]
+    return [_grade_enumeration(telling, known_rcpt != unknown_rcpt, smtp.evidence)]
+
+
+def _grade_enumeration(telling: list[str], rcpt_tells: bool, evidence: tuple[str, ...]) -> Finding:
     if telling:
-        return [
-            Finding(
-                "user-enumeration",
-                "warn",
-                f"{' and '.join(telling)} tell existing addresses from unknown ones",
-                smtp.evidence,
-                "Postfix: disable_vrfy_command = yes (Postfix has no EXPN); Exim: no "
-                "acl_smtp_vrfy/acl_smtp_expn accept (the default denies them)",
-            )
-        ]
-    if known_rcpt != unknown_rcpt:
-        return [
-            Finding(
-                "user-enumeration",
-                "info",
-                "VRFY/EXPN tell nothing; RCPT accepts existing addresses and refuses unknown "
-                "ones (inherent to SMTP): limit the rate of guesses",
-                smtp.evidence,
-                "Postfix: smtpd_client_recipient_rate_limit, smtpd_hard_error_limit, "
-                "postscreen; Exim: ratelimit ACLs",
-            )
-        ]
-    return [Finding("user-enumeration", "ok", "no answer tells users apart", smtp.evidence)]
+        return Finding(
+            "user-enumeration",
+            "warn",
+            f"{' and '.join(telling)} tell existing addresses from unknown ones",
+            evidence,
+            "Postfix: disable_vrfy_command = yes (Postfix has no EXPN); Exim: no "
+            "acl_smtp_vrfy/acl_smtp_expn accept (the default denies them)",
+        )
+    if rcpt_tells:
+        return Finding(
+            "user-enumeration",
+            "info",
+            "VRFY/EXPN tell nothing; RCPT accepts existing addresses and refuses unknown "
+            "ones (inherent to SMTP): limit the rate of guesses",
+            evidence,
+            "Postfix: smtpd_client_recipient_rate_limit, smtpd_hard_error_limit, "
+            "postscreen; Exim: ratelimit ACLs",
+        )
+    return Finding("user-enumeration", "ok", "no answer tells users apart", evidence)
 
 
 # --- auth-before-tls ----------------------------------------------------------------
