@@ -145,3 +145,12 @@ def test_a_closed_port_is_skipped_not_raised() -> None:
     for probe in POP3_PROBES:
         (finding,) = probe(target(free_port(), source=None))
         assert finding.level == "skipped" and "could not test" in finding.summary
+
+
+def test_the_trusted_network_note_names_what_pop3_sees_differently(dovecot: Dovecot) -> None:
+    from mailcli.check.audit import run_audit
+
+    findings = run_audit(target(dovecot.pop3_port, source=None))
+    (note,) = [f for f in findings if f.id == "trusted-network"]
+    assert note.level == "info" and "loopback" in note.summary
+    assert "auth-before-tls" in note.summary and "smuggling" not in note.summary

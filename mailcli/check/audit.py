@@ -89,11 +89,19 @@ def _trusted_network(target: AuditTarget, findings: list[Finding]) -> list[Findi
         return []
     summary = (
         f"the tester may be inside the server's trusted networks ({'; '.join(reasons)}): "
-        "smuggling and open-relay can look worse than from outside (Postfix exempts "
-        "mynetworks from smtpd_forbid_bare_newline and relays for it); to know, run "
-        "again from another host, or with --source-address from an address outside them"
+        f"{_INSIDE_EFFECT[target.protocol]}; to know, run again from another host, or "
+        "with --source-address from an address outside them"
     )
     return [Finding("trusted-network", "info", summary)]
+
+
+# What looks different from inside the trusted networks, per protocol.
+_INSIDE_EFFECT = {
+    "smtp": "smuggling and open-relay can look worse than from outside (Postfix exempts "
+    "mynetworks from smtpd_forbid_bare_newline and relays for it)",
+    "pop3": "auth-before-tls can look better than from outside (Dovecot treats a client "
+    "on its own address as secure and allows cleartext logins there)",
+}
 
 
 def _local_vantage(target: AuditTarget) -> str | None:
