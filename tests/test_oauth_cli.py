@@ -54,19 +54,26 @@ def configured(config_file: Path, auth_server: AuthServer) -> AuthServer:
 
 
 def browser_login(
-    env: dict[str, str] | None = None, options: tuple[str, ...] = ("--no-open",)
+    env: dict[str, str] | None = None,
+    options: tuple[str, ...] = ("--no-open",),
+    client_secret: str | None = None,
 ) -> tuple[int, str, str]:
     """`mailcli oauth login --no-open` as a process; the test is the browser: it follows
-    the printed URL, the server redirects it to mailcli's loopback listener."""
+    the printed URL, the server redirects it to mailcli's loopback listener. With
+    `client_secret`: `--client-secret`, and the secret piped on stdin."""
     process = subprocess.Popen(
-        [*MAILCLI, "oauth", "login", *options],
+        [*MAILCLI, "oauth", "login", *options, *(["--client-secret"] if client_secret else [])],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if client_secret is None else subprocess.PIPE,
         env=env if env is not None else dict(os.environ),
         text=True,
     )
     assert process.stderr is not None
+    if process.stdin is not None:
+        with process.stdin:
+            process.stdin.write(f"{client_secret}\n")
+        process.stdin = None  # written and closed: communicate() must not flush it
     seen = []
     for line in process.stderr:
         seen.append(line)
@@ -306,6 +313,95 @@ def test_login_into_a_real_keyring(
     assert token.returncode == 0 and token.stdout.strip() in auth_server.issued
     for home in (secret_service.root / "home", Path(os.environ["HOME"])):
         assert not any(path.exists() for path in token_files(home))
+
+
+# -- a client secret given at login ------------------------------------------------------------
+
+SECRET = "GOCSPX-test-client-secret-4f2a9c"
+
+
+def client_secret_file(home: Path) -> Path:
+    return home / ".local" / "state" / "mailcli" / "oauth" / "client" / "work.json"
+
+
+def files_holding(root: Path, value: str) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and value.encode() in p.read_bytes())
+
+
+def test_a_client_secret_given_at_login_is_stored_and_refreshes_with_it(
+    configured: AuthServer, isolated_environment: Path
+) -> None:
+    configured.client_secret = SECRET  # /token and /revoke refuse a request without it
+    code, out, err = browser_login(client_secret=SECRET)
+    assert code == 0, err
+    secret_file = client_secret_file(isolated_environment)
+    assert files_holding(isolated_environment, SECRET) == [secret_file]
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    status = run_cli(["oauth", "status", "--json"])
+    assert json.loads(status.stdout)["client_secret"] == "stored"
+    expire_cached_token(isolated_environment)
+    token = run_cli(["oauth", "token"])
+    assert token.code == 0, token.stderr
+    assert configured.requests["/token"] == 2
+    aside = secret_file.rename(secret_file.with_name("aside"))  # without it: refused
+    expire_cached_token(isolated_environment)
+    refused = run_cli(["oauth", "token"])
+    assert refused.code == 77 and "invalid_client" in refused.stderr
+    aside.rename(secret_file)
+    logout = run_cli(["oauth", "logout", "--revoke"])
+    assert logout.code == 0, logout.stderr
+    assert configured.requests["/revoke"] == 1 and not secret_file.exists()
+    after = run_cli(["oauth", "status", "--json"])
+    assert json.loads(after.stdout)["client_secret"] == "none"
+    for run in (status, token, refused, logout, after):
+        assert SECRET not in run.stdout + run.stderr
+    assert SECRET not in out + err and files_holding(isolated_environment, SECRET) == []
+
+
+def test_a_client_secret_given_at_login_goes_into_the_keyring(
+    config_file: Path, auth_server: AuthServer, secret_service: SecretService
+) -> None:
+    auth_server.client_secret = SECRET
+    auth_server.reported_lifetime = 1e-9  # every later run refreshes
+    write_config(config_file, auth_server, token_store="keyring")
+    env = {**secret_service.subprocess_env(), "MAILCLI_CONFIG": str(config_file)}
+    code, out, err = browser_login(env, client_secret=SECRET)
+    assert code == 0, err
+    runs = [
+        subprocess.run([*MAILCLI, "oauth", *args], env=env, capture_output=True, text=True)
+        for args in (["status", "--json"], ["token"], ["logout"], ["status", "--json"])
+    ]
+    assert json.loads(runs[0].stdout)["client_secret"] == "stored"
+    assert runs[1].returncode == 0, runs[1].stderr
+    assert auth_server.requests["/token"] == 2
+    assert json.loads(runs[3].stdout)["client_secret"] == "none"
+    assert SECRET not in out + err + "".join(run.stdout + run.stderr for run in runs)
+    for home in (secret_service.root / "home", Path(os.environ["HOME"])):
+        assert files_holding(home, SECRET) == []
+
+
+def test_client_secret_and_paste_both_reading_a_pipe_is_64(configured: AuthServer) -> None:
+    done = run_cli(["oauth", "login", "--paste", "--client-secret"], input=SECRET + "\n")
+    assert done.code == 64, done.stderr
+    assert "--paste" in done.stderr and done.stderr.count("\n") == 1 and done.stdout == ""
+    assert configured.requests == {}
+
+
+def test_an_empty_client_secret_is_64(configured: AuthServer) -> None:
+    done = run_cli(["oauth", "login", "--client-secret"], input="\n")
+    assert done.code == 64 and done.stderr.count("\n") == 1
+    assert configured.requests == {}
+
+
+@pytest.mark.parametrize("setting", ["client_secret", "client_secret_command"])
+def test_client_secret_at_login_when_the_config_has_one_is_78_naming_it(
+    config_file: Path, auth_server: AuthServer, setting: str
+) -> None:
+    write_config(config_file, auth_server, **{setting: "echo configured"})
+    done = run_cli(["oauth", "login", "--client-secret"], input=SECRET + "\n")
+    assert done.code == 78
+    assert done.stderr.startswith(f"mailcli: error: {config_file}: accounts.work.oauth2.{setting}")
+    assert done.stderr.count("\n") == 1 and auth_server.requests == {}
 
 
 # -- against Dovecot and Postfix -------------------------------------------------------------

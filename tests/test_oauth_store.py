@@ -379,3 +379,85 @@ def test_a_refresh_waits_for_another_process_refreshing_and_uses_its_token(
         FileTokenStore.save(store, tokens("at-other", "rt-other", expires_at=NOW + 3600))
     waiting.join(30)
     assert answers == ["at-other"] and endpoint.calls == []
+
+
+# -- a client secret given at login ----------------------------------------------------------
+
+
+def test_keyring_keeps_a_client_secret_under_its_own_entry(memory_keyring: MemoryKeyring) -> None:
+    store = token_store("work", GOOGLE)
+    assert store.client_secret() is None
+    store.save(tokens(), client_secret="cs-1")
+    entry = json.loads(memory_keyring.entries[("mailcli", "oauth:google:work:client")])
+    assert entry == {"provider": "google", "client_secret": "cs-1"}
+    assert not any("cs-1" in value for (_, user), value in memory_keyring.entries.items()
+                   if user != "oauth:google:work:client")  # fmt: skip
+    store.save(tokens(access="at-2", refresh="rt-2"))  # a refresh keeps it
+    assert store.client_secret() == "cs-1"
+    assert store.clear() is True and store.load() is None  # invalid_grant: the tokens only
+    assert store.client_secret() == "cs-1"
+    store.save(tokens())
+    assert store.clear(client_secret=True) is True  # logout: everything
+    assert memory_keyring.entries == {} and store.client_secret() is None
+
+
+def test_file_store_keeps_a_client_secret_in_a_0600_file_beside_the_record(
+    isolated_environment: Path,
+) -> None:
+    store = file_store(isolated_environment)
+    store.save(tokens(), client_secret="cs-1")
+    path = isolated_environment / ".local" / "state" / "mailcli" / "oauth" / "client" / "work.json"
+    assert store.client_path == path
+    assert json.loads(path.read_text()) == {"provider": "custom", "client_secret": "cs-1"}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert "cs-1" not in store.record_path.read_text() + store.cache_path.read_text()
+    store.save(tokens(access="at-2", refresh="rt-2"))
+    assert store.client_secret() == "cs-1"
+    store.clear()
+    assert store.client_secret() == "cs-1" and store.load() is None
+    assert store.clear(client_secret=True) is True and not path.exists()
+    assert store.clear(client_secret=True) is False
+    store.save(tokens(), client_secret="cs-1")
+    assert FileTokenStore("work", "google", {**os.environ}).client_secret() is None
+
+
+@pytest.mark.parametrize(
+    ("config", "stored", "expected", "source"),
+    [
+        ({"client_secret": "from-config"}, "cs-stored", "from-config", "config"),
+        ({"client_secret_command": "echo from-command"}, "cs-stored", "from-command", "command"),
+        ({}, "cs-stored", "cs-stored", "stored"),
+        ({}, None, None, "none"),
+    ],
+)
+def test_the_client_secret_comes_from_config_command_store_or_nowhere(
+    isolated_environment: Path,
+    config: dict[str, str],
+    stored: str | None,
+    expected: str | None,
+    source: str,
+) -> None:
+    settings = OAuthSettings(
+        provider="custom", client_id="cid", authorize_url="https://a.test/a",
+        token_url="https://a.test/t", token_store="file", **config,
+    )  # fmt: skip
+    store = file_store(isolated_environment)
+    store.save(tokens(), client_secret=stored)
+    source_bearer = bearer(store, Endpoint(), Clock(), settings)
+    assert source_bearer.client().client_secret == expected
+    status = source_bearer.status()
+    assert status["client_secret"] == source
+    assert "cs-stored" not in json.dumps(status) and "from-" not in json.dumps(status)
+
+
+def test_invalid_grant_keeps_the_client_secret_for_the_next_login(
+    isolated_environment: Path,
+) -> None:
+    store, endpoint = file_store(isolated_environment), Endpoint()
+    store.save(tokens(expires_at=NOW), client_secret="cs-1")
+    endpoint.error = OAuthGrantError("refused (invalid_grant)", error="invalid_grant")
+    with pytest.raises(PermissionDeniedError) as caught:
+        bearer(store, endpoint, Clock(), CUSTOM_FILE)()
+    assert "cs-1" not in str(caught.value) + (caught.value.hint or "")
+    assert store.load() is None and store.client_secret() == "cs-1"

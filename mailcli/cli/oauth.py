@@ -38,15 +38,29 @@ def oauth() -> None:
     help="Local port for the browser's redirect (default random; for ssh -L).",
 )
 @click.option("--no-open", is_flag=True, help="Print the login URL instead of opening a browser.")
+@click.option(
+    "--client-secret",
+    "ask_client_secret",
+    is_flag=True,
+    help="Ask for the app's client secret (stdin's first line when piped); store it "
+    "with the tokens.",
+)
 @click.pass_obj
-def login(app: AppContext, mode: str, port: int | None, no_open: bool) -> None:
+def login(
+    app: AppContext, mode: str, port: int | None, no_open: bool, ask_client_secret: bool
+) -> None:
     """Log in and store the tokens (keyring, or the token file)."""
     from mailcli.auth.oauth import flows
     from mailcli.auth.oauth.providers import resolve_provider
+    from mailcli.auth.oauth.tokens import Client
 
     bearer = _bearer(app)
+    if ask_client_secret:
+        _refuse_client_secret(app, bearer, mode)
     _require_client_id(app, bearer)
-    provider, client = resolve_provider(bearer.settings), bearer.client()
+    given = _read_client_secret(app, bearer) if ask_client_secret else None
+    provider = resolve_provider(bearer.settings)
+    client = bearer.client() if given is None else Client(bearer.settings.client_id or "", given)
     if mode == "device":
         tokens = flows.device_login(provider, client, show_code=_show_code(app))
     elif mode == "paste":
@@ -60,7 +74,7 @@ def login(app: AppContext, mode: str, port: int | None, no_open: bool) -> None:
         tokens = flows.browser_login(
             provider, client, port=port, open_url=_opener(app, no_open), show_url=_show_url(app)
         )
-    bearer.store.save(tokens)
+    bearer.store.save(tokens, client_secret=given)
     app.out.info(_logged_in(bearer, tokens))
 
 
@@ -90,10 +104,11 @@ def logout(app: AppContext, revoke: bool) -> None:
     stored = bearer.store.load()
     if revoke and stored is not None:
         _revoke(app, bearer, stored)
-    found = bearer.store.clear()
+    what = "tokens and client secret" if bearer.store.client_secret() else "tokens"
+    found = bearer.store.clear(client_secret=True)
     where = bearer.store.where()
     app.out.info(
-        f"forgot the OAuth2 tokens of account {bearer.account!r} ({where})"
+        f"forgot the OAuth2 {what} of account {bearer.account!r} ({where})"
         if found
         else f"account {bearer.account!r} had no stored OAuth2 tokens ({where})"
     )
@@ -146,6 +161,45 @@ def _require_client_id(app: AppContext, bearer: OAuthBearer) -> None:
         f"{app.config.path}: accounts.{bearer.account}.oauth2.client_id: missing: register "
         f"an app with {bearer.provider} (the steps are above) and set its client ID"
     )
+
+
+def _refuse_client_secret(app: AppContext, bearer: OAuthBearer, mode: str) -> None:
+    """--client-secret where it cannot work: one line, no hint, nothing asked yet."""
+    from mailcli.errors import ConfigError, UsageError
+
+    if mode == "paste" and not app.terminal.stdin_tty:
+        raise UsageError(
+            "--client-secret and --paste both read stdin, which is not a terminal: "
+            "use one of them, or run the login in a terminal"
+        )
+    settings, prefix = bearer.settings, f"accounts.{bearer.account}.oauth2"
+    for key, value in (
+        ("client_secret", settings.client_secret),
+        ("client_secret_command", settings.client_secret_command),
+    ):
+        if value is not None:
+            raise ConfigError(
+                f"{app.config.path}: {prefix}.{key}: the config already gives the client "
+                f"secret: remove {key} to store one at login with --client-secret"
+            )
+
+
+def _read_client_secret(app: AppContext, bearer: OAuthBearer) -> str:
+    """From a hidden prompt on a terminal (on stderr), else stdin's first line: never argv."""
+    from mailcli.errors import UsageError
+
+    if app.terminal.stdin_tty:
+        value = click.prompt(
+            f"Client secret of {bearer.provider} app {bearer.settings.client_id}",
+            hide_input=True,
+            err=True,
+        )
+    else:
+        value = app.terminal.stdin.readline()
+    secret = str(value).strip()
+    if not secret:
+        raise UsageError("empty client secret: nothing stored")
+    return secret
 
 
 def _opener(app: AppContext, no_open: bool) -> Callable[[str], bool]:

@@ -17,8 +17,10 @@ Knobs: `access_lifetime`, `reported_lifetime` (the `expires_in` /token reports, 
 should differ from the JWT's real lifetime: e.g. 1e-9 makes every later run find its
 cached token due for refresh while Dovecot still accepts it), `rotation`,
 `device_sequence`, `device_interval`, `deny`, `token_status` (answer /token with this
-HTTP status, e.g. 503), `email`, `revoke_refresh_tokens()`, `requests` (a Counter per
-path), `stop()` (unreachable after), `resume()` (back on the same port).
+HTTP status, e.g. 503), `client_secret` (when set, /token and /revoke answer
+invalid_client, 401, to a request without that secret: a confidential client),
+`email`, `revoke_refresh_tokens()`, `requests` (a Counter per path), `stop()`
+(unreachable after), `resume()` (back on the same port).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class AuthServer:
         self.device_interval = 5
         self.deny = False
         self.token_status: int | None = None
+        self.client_secret: str | None = None
         self.requests: Counter[str] = Counter()
         self.authorize_queries: list[dict[str, str]] = []
         self.issued: list[str] = []  # every code, token and device code handed out
@@ -122,9 +125,14 @@ class AuthServer:
             self._codes[code] = query
         return _add_query(redirect, code=code, state=state)
 
-    def token(self, form: dict[str, str]) -> dict[str, Any]:
+    def _check_client(self, form: dict[str, str]) -> None:
         if form.get("client_id") != self.client_id:
             raise OAuthFailure("invalid_client", "unknown client", status=401)
+        if self.client_secret is not None and form.get("client_secret") != self.client_secret:
+            raise OAuthFailure("invalid_client", "client secret missing or wrong", status=401)
+
+    def token(self, form: dict[str, str]) -> dict[str, Any]:
+        self._check_client(form)
         grant = form.get("grant_type")
         if grant == "authorization_code":
             return self._code_grant(form)
@@ -210,6 +218,7 @@ class AuthServer:
         return {"active": True, "email": self.email, "sub": self.email, "exp": int(expires)}
 
     def revoke(self, form: dict[str, str]) -> dict[str, Any]:
+        self._check_client(form)
         token = form.get("token", "")
         with self._lock:
             self._refresh.discard(token)

@@ -105,16 +105,29 @@ class OAuthBearer(BearerSource):
             "access_token_valid": bool(tokens and self._fresh(tokens)),
             "refresh_token": bool(tokens and tokens.refresh_token),
             "stored": self.store.where(),
+            "client_secret": self.client_secret_source(),
         }
 
+    def client_secret_source(self) -> str:
+        """Where client() takes the secret from: config, command, stored or none."""
+        if self.settings.client_secret is not None:
+            return "config"
+        if self.settings.client_secret_command:
+            return "command"
+        return "stored" if self.store.client_secret() is not None else "none"
+
     def client(self) -> Client:
-        """The OAuth2 client: client_id and the secret (or its command's first line)."""
+        """The OAuth2 client: client_id and the secret, from the first that has one: the
+        config's client_secret, its client_secret_command (first line), the secret
+        stored at `oauth login --client-secret`; else none (a public client)."""
         from mailcli.auth.credentials import run_password_command
         from mailcli.auth.oauth.tokens import Client
 
         secret = self.settings.client_secret
         if secret is None and self.settings.client_secret_command:
             secret = run_password_command(self.settings.client_secret_command)
+        if secret is None:
+            secret = self.store.client_secret()
         return Client(self.settings.client_id or "", secret)
 
     def _fresh(self, tokens: TokenSet) -> bool:
@@ -142,7 +155,9 @@ class OAuthBearer(BearerSource):
         try:
             fresh = self._refresher(tokens.refresh_token)
         except OAuthGrantError as exc:
-            self.store.clear()  # refused for good: no later run should send it again
+            # Refused for good: no later run should send it again. A stored client
+            # secret stays: the login the hint asks for needs it.
+            self.store.clear()
             raise PermissionDeniedError(
                 f"{exc.message} (account {self.account!r}); the stored tokens were removed",
                 hint=self.login_hint(),

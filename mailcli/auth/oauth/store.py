@@ -1,13 +1,17 @@
 """Where an account's OAuth2 tokens live between runs.
 
-Two parts, stored separately because they live differently:
+Three parts, stored separately because they live differently:
 - the *record*: the refresh token (long-lived, rotated by some providers), the granted
   scopes and who logged in;
 - the *cache*: the current access token and its expiry (minutes to an hour), so a run
-  does not ask the token endpoint when the last one is still good.
+  does not ask the token endpoint when the last one is still good;
+- the *client* part, only when one was given at `oauth login --client-secret`: the
+  client secret. It outlives the tokens: invalid_grant clears the tokens but keeps it
+  (the next login needs it again); only logout forgets it.
 
-`token_store = "keyring"` (the default): both in the OS keyring, service `mailcli`, user
-`oauth:PROVIDER:ACCOUNT` (record) and `oauth:PROVIDER:ACCOUNT:access` (cache). Values
+`token_store = "keyring"` (the default): all in the OS keyring, service `mailcli`, user
+`oauth:PROVIDER:ACCOUNT` (record), `oauth:PROVIDER:ACCOUNT:access` (cache) and
+`oauth:PROVIDER:ACCOUNT:client` (client secret). Values
 over 1,200 characters (Microsoft's access tokens are 2-3 KB; Windows Credential Manager
 caps a secret at 2,560 bytes) are split into `...#1`, `...#2`, ...; the entry itself
 then holds `mailcli-chunks:N:DIGEST`, and a reassembled value that does not match the
@@ -16,7 +20,8 @@ not answer is an error (78) naming `token_store = "file"`: never a silent fallba
 file the user did not ask for.
 
 `token_store = "file"`: the record in `$XDG_STATE_HOME/mailcli/oauth/ACCOUNT.json`, the
-cache in `$XDG_CACHE_HOME/mailcli/oauth/ACCOUNT.json`: 0600 in 0700 folders, replaced
+cache in `$XDG_CACHE_HOME/mailcli/oauth/ACCOUNT.json`, the client secret in
+`$XDG_STATE_HOME/mailcli/oauth/client/ACCOUNT.json`: 0600 in 0700 folders, replaced
 atomically (mailcli.fsutil: O_EXCL|O_NOFOLLOW temporary, fsync, rename). A symlink at
 either path, or a file others may read, is refused rather than read.
 """
@@ -46,7 +51,8 @@ CHUNKED = "mailcli-chunks:"
 
 
 class TokenStore:
-    """The record and the cache of one account; `load`, `save`, `clear`, `where`."""
+    """The record, the cache and the client secret of one account; `load`, `save`,
+    `client_secret`, `clear`, `where`."""
 
     def __init__(self, account: str, provider: str) -> None:
         self.account = account
@@ -67,9 +73,12 @@ class TokenStore:
             identity=record.get("identity"),
         )
 
-    def save(self, tokens: TokenSet) -> None:
+    def save(self, tokens: TokenSet, *, client_secret: str | None = None) -> None:
         """The record first: a rotated refresh token is stored before the access token
-        that came with it is used (the old one is dead from that moment on)."""
+        that came with it is used (the old one is dead from that moment on). A
+        `client_secret` (from login) is stored before both; None keeps the stored one."""
+        if client_secret is not None:
+            self._write("client", {"provider": self.provider, "client_secret": client_secret})
         record = {
             "provider": self.provider,
             "refresh_token": tokens.refresh_token,
@@ -85,10 +94,20 @@ class TokenStore:
         }
         self._write("cache", cache)
 
-    def clear(self) -> bool:
-        """Forget the tokens; False when there were none."""
-        found_cache = self._delete("cache")
-        return self._delete("record") or found_cache
+    def client_secret(self) -> str | None:
+        """The client secret given at login, if one was stored."""
+        document = self._read("client") or {}
+        if document.get("provider", self.provider) != self.provider:
+            return None  # given for another provider (the file store's name has none)
+        secret = document.get("client_secret")
+        return secret if isinstance(secret, str) and secret else None
+
+    def clear(self, *, client_secret: bool = False) -> bool:
+        """Forget the tokens (and with `client_secret`, the stored client secret: logout);
+        False when there was nothing to forget."""
+        parts = ("cache", "client", "record") if client_secret else ("cache", "record")
+        found = [self._delete(part) for part in parts]
+        return any(found)
 
     def where(self) -> str:
         raise NotImplementedError
@@ -122,8 +141,8 @@ class KeyringTokenStore(TokenStore):
     """The tokens in the OS keyring (service `mailcli`)."""
 
     def key(self, part: str) -> str:
-        base = f"oauth:{self.provider}:{self.account}"
-        return base if part == "record" else f"{base}:access"
+        suffix = {"record": "", "cache": ":access", "client": ":client"}[part]
+        return f"oauth:{self.provider}:{self.account}{suffix}"
 
     def where(self) -> str:
         return f"keyring (service {SERVICE!r}, user {self.key('record')!r})"
@@ -192,9 +211,11 @@ class FileTokenStore(TokenStore):
         name = quote(account, safe="") + ".json"  # an account name is no path
         self.record_path = state_home(environ) / "oauth" / name
         self.cache_path = cache_home(environ) / "oauth" / name
+        # A folder of its own: no account name can make "ACCOUNT.json" collide with it.
+        self.client_path = state_home(environ) / "oauth" / "client" / name
 
     def path(self, part: str) -> Path:
-        return self.record_path if part == "record" else self.cache_path
+        return {"record": self.record_path, "client": self.client_path}.get(part, self.cache_path)
 
     def where(self) -> str:
         return f"file {self.record_path}"
