@@ -30,5 +30,5 @@ def test_demo_replays_both_posts() -> None:
         assert line in out
     assert "To: all-staff@example.test" in out
     assert "~> AUTH PLAIN ********" in out and "alice-pw" not in out and "bob-pw" not in out
-    assert out.count("ok\tlogin as ") == 2  # both checks logged in
+    assert out.count("ok\tlogin\tlogin as ") == 2  # both checks logged in
     assert "demo: done" in out

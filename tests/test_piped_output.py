@@ -16,6 +16,7 @@ import pytest
 from mailcli.cli.main import cli
 from tests.helpers import Mailcli, Result, run_cli
 from tests.servers.accounts import Account
+from tests.servers.authserver import AuthServer
 from tests.servers.fixtures import Mailbox
 from tests.servers.ports import free_port
 from tests.servers.smtpd import AioSmtpd
@@ -35,6 +36,9 @@ NOT_TABLES = {
     "account remove",
     "password set",
     "password delete",
+    "oauth login",  # people's messages on stderr only
+    "oauth logout",
+    "oauth token",  # the token alone, a passwordeval's input
 }
 
 
@@ -77,6 +81,7 @@ TESTED = {
     "account list",
     "account show",
     "password where",
+    "oauth status",
 }
 
 
@@ -148,3 +153,14 @@ def test_accounts_passwords_and_the_queue(isolated_environment: Path) -> None:
     assert queued.code == 75, queued.stderr
     assert len(assert_piped_table(run_cli(["queue", "list"]))) == 1
     assert assert_piped_table(run_cli(["queue", "run"]), codes=(75,))[0][1] == "deferred"
+
+
+def test_oauth_status(config_file: Path, auth_server: AuthServer) -> None:
+    from tests.test_oauth_cli import browser_login, write_config
+
+    write_config(config_file, auth_server)
+    logged_out = dict(assert_piped_table(run_cli(["oauth", "status"])))
+    assert logged_out["logged_in"] == "no" and logged_out["identity"] == "-"
+    assert browser_login()[0] == 0
+    logged_in = dict(assert_piped_table(run_cli(["oauth", "status"])))
+    assert logged_in["logged_in"] == "yes" and logged_in["scopes"] == "mail"
