@@ -467,7 +467,7 @@ class IntrospectedTokens(BearerSource):
     def __call__(self) -> str:
         token = self._issue()
         if self.revoke_first:
-            self.server.revoke({"token": token})
+            self.server.revoke({"token": token, "client_id": self.server.client_id})
         return token
 
     def renew(self) -> str:
