@@ -80,6 +80,9 @@ class AuthServer:
     def _listen(self) -> None:
         self._http = _HTTPServer((HOST, self.port), _Handler)
         self._http.auth = self
+        # Never block in accept(): a ready listener can be empty again by then, and a
+        # blocked accept() made stop() wait forever (seen once under load).
+        self._http.socket.setblocking(False)
         self._thread = threading.Thread(target=self._http.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         self.port = self._http.server_address[1]

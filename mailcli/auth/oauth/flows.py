@@ -170,6 +170,10 @@ def _listen(port: int | None) -> _CallbackServer:
             hint="choose another port with --port",
         ) from failed
     server.answered = threading.Event()
+    # A ready listener can be empty again by the time serve_forever accepts (seen in
+    # the tests: a blocking accept() then never returned, and shutdown() waited for it
+    # forever). Non-blocking, such an accept fails and the loop goes on.
+    server.socket.setblocking(False)
     return server
 
 
