@@ -134,11 +134,13 @@ _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class FileLock:
-    """`with FileLock(path, "queue run"):` or TempFailError (75) naming the holder."""
+    """`with FileLock(path, "queue run"):` or TempFailError (75) naming the holder;
+    with `wait=True` it waits for the holder instead (a holder whose work is bounded)."""
 
-    def __init__(self, path: Path, what: str) -> None:
+    def __init__(self, path: Path, what: str, *, wait: bool = False) -> None:
         self.path = path
         self.what = what
+        self.wait = wait
         self._fd: int | None = None
 
     def __enter__(self) -> FileLock:
@@ -149,7 +151,7 @@ class FileLock:
         except OSError as exc:
             raise write_error(exc, f"the lock file {self.path}") from exc
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if self.wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
             os.close(fd)

@@ -112,18 +112,6 @@ class RawConnection:
         data, self._buffer = self._buffer, b""
         return data
 
-    def pending(self) -> bool:
-        """Whether the server has already sent something we have not read (no wait)."""
-        if self._buffer:
-            return True
-        self.sock.settimeout(0.0)
-        try:
-            return bool(self.sock.recv(1, socket.MSG_PEEK))
-        except (BlockingIOError, OSError):
-            return False
-        finally:
-            self.sock.settimeout(self.timeout)
-
     def start_tls(self, context: ssl.SSLContext, server_hostname: str | None = None) -> None:
         """Handshake on this socket. Bytes already buffered in clear stay buffered (the
         STARTTLS-injection probe looks at them)."""

@@ -51,13 +51,18 @@ def tls_connection(target: AuditTarget, context: ssl.SSLContext) -> Iterator[Raw
     handshake fails, PreludeError when the server will not start TLS, OSError else."""
     conn = RawConnection.open(target, plain=True)
     try:
-        if target.endpoint.security == "tls":
-            conn.start_tls(context, target.endpoint.host)
-        else:
-            start_tls_in_band(conn, target, context)
+        handshake(conn, target, context)
         yield conn
     finally:
         conn.close()
+
+
+def handshake(conn: RawConnection, target: AuditTarget, context: ssl.SSLContext) -> None:
+    """TLS on a fresh connection: at once (implicit TLS), or after STARTTLS/STLS."""
+    if target.endpoint.security == "tls":
+        conn.start_tls(context, target.endpoint.host)
+    else:
+        start_tls_in_band(conn, target, context)
 
 
 def start_tls_in_band(conn: RawConnection, target: AuditTarget, context: ssl.SSLContext) -> None:
@@ -105,10 +110,7 @@ def attempt(target: AuditTarget, context: ssl.SSLContext) -> tuple[bool, list[st
     prelude. PreludeError and OSError other than TLS (refused, timeout) propagate."""
     with contextlib.closing(RawConnection.open(target, plain=True)) as conn:
         try:
-            if target.endpoint.security == "tls":
-                conn.start_tls(context, target.endpoint.host)
-            else:
-                start_tls_in_band(conn, target, context)
+            handshake(conn, target, context)
         except ssl.SSLError as exc:
             conn.note(f"TLS handshake refused: {exc.reason or exc}")
             return False, conn.evidence

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mailcli.auth.sasl import BearerSource
@@ -29,6 +28,7 @@ from mailcli.errors import PermissionDeniedError
 if TYPE_CHECKING:
     from mailcli.auth.oauth.store import TokenStore
     from mailcli.auth.oauth.tokens import Client, TokenSet
+    from mailcli.fsutil import FileLock
 
 MARGIN = 60.0  # seconds before expiry when a token is renewed at the latest
 GOOGLE_TESTING_HINT = (
@@ -171,25 +171,14 @@ class OAuthBearer(BearerSource):
 
         return refresh(resolve_provider(self.settings), self.client(), refresh_token)
 
-    @contextmanager
-    def _refresh_lock(self) -> Iterator[None]:
-        import fcntl
-
+    def _refresh_lock(self) -> FileLock:
+        """One refresh per account at a time. Waiting is bounded: the holder is
+        refreshing, within the token endpoint's timeout."""
         from mailcli.auth.oauth.store import lock_path
-        from mailcli.fsutil import PRIVATE_FILE, ensure_private_dir, write_error
+        from mailcli.fsutil import FileLock
 
         path = lock_path(self.account, state_home(self._environ))
-        try:
-            ensure_private_dir(path.parent)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE)
-        except OSError as exc:
-            raise write_error(exc, f"the lock file {path}") from exc
-        try:
-            # Blocking: the holder is refreshing, bounded by the token endpoint's timeout.
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return FileLock(path, f"OAuth2 refresh of account {self.account!r}", wait=True)
 
 
 def expiry_text(epoch: float) -> str:
