@@ -203,3 +203,32 @@ def test_unparsable_ready_message_is_65(raw: bytes) -> None:
 
 def test_line_endings_normalised() -> None:
     assert normalise_line_endings(b"a\nb\r\nc\rd") == b"a\r\nb\r\nc\r\nd\r\n"
+
+
+@pytest.mark.parametrize(
+    "blind",
+    [
+        b"Bcc: hidden@example.test",
+        b"Bcc : hidden@example.test",
+        b"bcc:\n hidden@example.test",
+        b"Resent-Bcc: hidden@example.test",
+        b"RESENT-BCC\t: hidden@example.test",
+    ],
+)
+def test_ready_message_never_transmits_any_bcc_spelling(blind: bytes) -> None:
+    raw = b"From: ann@example.org\n" + blind + b"\nTo: bob@example.test\nSubject: s\n\nbody\n"
+    out = prepare_message(raw, envelope_from=None, rcpt=())
+    assert "hidden@example.test" in out.envelope.recipients
+    assert b"hidden" not in out.data and b"bcc" not in out.data.lower()
+    assert b"\r\nTo: bob@example.test\r\nSubject: s\r\n\r\nbody\r\n" in out.data
+
+
+def test_ready_resent_message_goes_to_its_resent_recipients() -> None:
+    raw = (
+        b"From: ann@example.org\nTo: bob@example.test\nSubject: s\n"
+        b"Resent-From: ann@example.org\nResent-To: carl@example.test\n"
+        b"Resent-Bcc: dora@example.test\n\nbody\n"
+    )
+    out = prepare_message(raw, envelope_from=None, rcpt=())
+    assert out.envelope.recipients == ("carl@example.test", "dora@example.test")
+    assert b"dora" not in out.data and b"\r\nTo: bob@example.test\r\n" in out.data

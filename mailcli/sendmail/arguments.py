@@ -5,8 +5,11 @@ mailcli invoked through a link named `sendmail`. Parsed by hand, as getopt would
 because sendmail's options do not fit a modern parser: values attach (`-FCronDaemon`,
 `-odi`), flags cluster (`-ti`), and options may follow the recipients.
 
-Recipients: those on the command line, plus with `-t` those of To, Cc and Bcc (the rule
-of Postfix's and msmtp's sendmail: -t adds, it does not replace). A name without a
+Recipients: those on the command line, plus with `-t` those the header names (the rule
+of Postfix's and msmtp's sendmail: -t adds, it does not replace): Resent-To, Resent-Cc
+and Resent-Bcc when the message has any, else To, Cc and Bcc (`RawMessage`). Input
+whose first line is no header field is the body (Postfix's rule), and gets From, Date
+and Message-ID. A name without a
 domain (`root`) goes through `[aliases]` (`default` catches every local name), then
 gets the account's `domain`; one that still has none is an error (65), before any
 connection.
@@ -140,11 +143,11 @@ def prepare(raw: bytes, args: SendmailArgs, addressing: Addressing) -> Outgoing:
     # The account's settings reach the From field and the envelope as they are.
     check_no_injection("the account's from", addressing.from_addr or "")
     check_no_injection("the account's domain", addressing.domain or "")
-    message = RawMessage.parse(end_of_input(raw, args))
+    message = RawMessage.parse_submission(end_of_input(raw, args))
     sender = _envelope_sender(args, message, addressing)
     names = list(args.recipients)
     if args.extract_recipients:
-        names += [addr for _, addr in message.addresses("to", "cc", "bcc")]
+        names += message.header_recipients()
     elif not names:
         raise UsageError("sendmail: no recipients (name them, or use -t)")
     recipients = list(dict.fromkeys(r for name in names for r in qualify(name, addressing)))
