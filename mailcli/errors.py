@@ -148,3 +148,20 @@ class ConfigError(MailcliError):
 
 class CredentialsError(ConfigError):
     """No password could be found through any source of the lookup chain."""
+
+
+class Stopped(BaseException):
+    """The run is ending on a signal: SIGTERM, SIGHUP, or SIGPIPE (standing for "the
+    reader of stdout went away"). A BaseException, like Ctrl-C's KeyboardInterrupt: no
+    error translation mistakes it for a failure (a session's OSError handler, an
+    `except MailcliError`), while every `finally` and `except BaseException` cleanup
+    runs (temporary files removed, completed fetch batches recorded). The CLI exits
+    128 + the signal's number, quietly, as a shell reports a process the signal killed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
