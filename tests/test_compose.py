@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mailcli.errors import DataError, NoInputError
+from mailcli.errors import DataError, NoInputError, UsageError
 from mailcli.smtp.compose import ComposeRequest, compose
 from mailcli.smtp.rawmessage import normalise_line_endings, prepare_message
 
@@ -232,3 +232,11 @@ def test_ready_resent_message_goes_to_its_resent_recipients() -> None:
     out = prepare_message(raw, envelope_from=None, rcpt=())
     assert out.envelope.recipients == ("carl@example.test", "dora@example.test")
     assert b"dora" not in out.data and b"\r\nTo: bob@example.test\r\n" in out.data
+
+
+@pytest.mark.parametrize(
+    "header", ["Bcc: secret@x.test", "bcc : secret@x.test", "Resent-Bcc: secret@x.test"]
+)
+def test_a_bcc_header_option_is_refused_it_would_be_transmitted(header: str) -> None:
+    with pytest.raises(UsageError, match="--bcc"):
+        compose(ComposeRequest(from_addr="a@x.test", to=["b@x.test"], headers=[header]))

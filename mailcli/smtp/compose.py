@@ -3,9 +3,9 @@
 As in the SMTP post: MAIL FROM and RCPT TO decide delivery; From/To/Cc are content.
 `--envelope-from` sets MAIL FROM (default: the bare address of From); `--rcpt` replaces
 the envelope recipients (default To + Cc + Bcc). Bcc never reaches the transmitted
-headers. Everything given on the command line is checked before any connection: a CR,
-LF or NUL in a header value or address is header injection (65), an unparsable address
-is 65, a missing file 66.
+headers (`--header 'Bcc: ...'` is refused, 64: use --bcc). Everything given on the
+command line is checked before any connection: a CR, LF or NUL in a header value or
+address is header injection (65), an unparsable address is 65, a missing file 66.
 
 Messages are built with the email package's modern API (`EmailMessage`, policy SMTP:
 CRLF line ends, RFC 2047 for non-ASCII display names and subjects). An address whose
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mailcli.errors import DataError, NoInputError, UsageError
 from mailcli.smtp.envelope import (
+    BLIND_FIELDS,
     Attachment,
     Envelope,
     Outgoing,
@@ -74,6 +75,8 @@ def parse_header_option(value: str) -> tuple[str, str]:
     name = name.strip()
     if not colon or not re.fullmatch(_FIELD_NAME, name):
         raise DataError(f"--header {value!r}: expected 'Name: value'")
+    if name.lower() in BLIND_FIELDS:  # a header field would show it to every recipient
+        raise UsageError(f"--header {name}: blind copies are given with --bcc")
     return name, content.strip()
 
 

@@ -26,6 +26,8 @@ _ENCODE_BLOCK = 57 * 4096  # whole base64 lines: 57 bytes encode to one 76-chara
 _ADDR_SPEC = r"[^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\]+"
 # str.splitlines' separators (CR, LF, VT, FF, FS, GS, RS, NEL, LS, PS) and NUL.
 _LINE_BREAKS_AND_NUL = "[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029\0]"
+# The blind-copy fields: their addresses are recipients, the fields are never transmitted.
+BLIND_FIELDS = frozenset({"bcc", "resent-bcc"})
 
 
 # The records of a send are NamedTuples, not frozen dataclasses: immutable all the same,

@@ -33,6 +33,7 @@ from typing import NamedTuple
 
 from mailcli.errors import DataError
 from mailcli.smtp.envelope import (
+    BLIND_FIELDS,
     Envelope,
     Outgoing,
     date_now,
@@ -50,7 +51,6 @@ _CRLF = b"\r\n"
 
 RECIPIENT_FIELDS = ("to", "cc", "bcc")
 RESENT_RECIPIENT_FIELDS = ("resent-to", "resent-cc", "resent-bcc")
-BLIND_FIELDS = frozenset({"bcc", "resent-bcc"})
 
 
 def normalise_line_endings(data: bytes) -> bytes:
