@@ -2,8 +2,9 @@
 
 The environment variables are per protocol, because `--host` means the SMTP server to
 `send` and the POP3 server to `stat`: `MAILCLI_SMTP_HOST`, `MAILCLI_SMTP_PORT`,
-`MAILCLI_SMTP_SECURITY`, `MAILCLI_SMTP_USER` (and the same with `POP3`), plus
-`MAILCLI_USER` and `MAILCLI_PASSWORD_COMMAND` for both.
+`MAILCLI_SMTP_SECURITY`, `MAILCLI_SMTP_USER`, `MAILCLI_SMTP_TIMEOUT` (and the same with
+`POP3`), plus `MAILCLI_USER` and `MAILCLI_PASSWORD_COMMAND` for both. The timeout
+variable is how `sendmail` and `queue run`, which take no --timeout, get one.
 
 An empty value means what msmtp's `--user=` means: where "none" is a meaningful value
 (the user, the password command) a variable set to "" is none, and clears what the
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # mailcli.config is imported only when there is a config file
 SecurityMode = Literal["tls", "starttls", "none"]  # implicit TLS, STARTTLS, cleartext
 SECURITY_MODES: tuple[SecurityMode, ...] = ("tls", "starttls", "none")
 DEFAULT_TIMEOUT = 30.0
+MIN_TIMEOUT = 0.1  # as --timeout allows
 
 # Well-known implicit-TLS ports: asking for one of these means TLS from the first byte.
 _IMPLICIT_TLS_PORTS = {"smtp": 465, "pop3": 995}
@@ -128,7 +130,7 @@ def resolve_endpoint(
         auth=options.auth or server.auth,
         cafile=options.cafile or _expand(server.cafile),
         insecure=options.insecure,
-        timeout=options.timeout if options.timeout is not None else DEFAULT_TIMEOUT,
+        timeout=options.timeout if options.timeout is not None else env.timeout(),
         password_command=password_command,
         account=account.name if account else None,
         user_cleared_by=user_source if user_source and not user else None,
@@ -198,6 +200,21 @@ class _EnvLayer:
         if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 65536:
             raise ConfigError(f"environment: {self.prefix}PORT={value!r} is not a port number")
         return int(value)
+
+    def timeout(self) -> float:
+        value = self.get("TIMEOUT")
+        if value is None:
+            return DEFAULT_TIMEOUT
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = 0.0
+        if not MIN_TIMEOUT <= seconds < float("inf"):
+            raise ConfigError(
+                f"environment: {self.prefix}TIMEOUT={value!r} is not a number of seconds "
+                f"(at least {MIN_TIMEOUT:g})"
+            )
+        return seconds
 
     def security(self) -> SecurityMode | None:
         value = self.get("SECURITY")

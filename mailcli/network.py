@@ -10,6 +10,7 @@ the MailcliError that carries the right exit status:
 | certificate not trusted, wrong host name| 77   |
 | TLS handshake failed otherwise          | 69   |
 | timeout, connection reset or dropped    | 75   |
+| server too slow (see Pace below)        | 75   |
 | wrong TLS mode for the port (see below) | 69   |
 
 A wrong TLS mode never fixes itself on a retry, so it is 69 with a hint naming the
@@ -19,13 +20,31 @@ GREETING_GRACE seconds without a greeting, a second connection offers a ClientHe
 a TLS record in answer ends the wait at once. Otherwise the wait goes on to the timeout:
 a slow server is not cut short. Implicit TLS to a port that greets in clear: OpenSSL
 reads the greeting as a broken record (WRONG_VERSION_NUMBER and kin).
+
+`--timeout` bounds time, not only each read (`Pace`, which both wires consult on every
+read): a server that sends one byte a second never lets a single read time out. So
+- every read waits at most the timeout, as before;
+- every reply (a greeting, a status line, a whole multi-line SMTP reply) must be
+  complete within the timeout of mailcli starting to read it: the conversation outside
+  message bodies therefore ends within (its exchanges) x the timeout, and a dribbling
+  reply fails with 75, "server too slow";
+- a bulk transfer (a RETR or TOP body, a listing, the DATA upload) may take as long as
+  it needs while it moves: at least MIN_RATE octets a second, averaged over every
+  timeout's worth of waiting for the server (time mailcli spends writing to its own
+  destination is not counted against the server); slower is 75, "server too slow".
+A session made inside `session_timeout` (both sessions are) also bounds what it waits
+for besides the server: the OAuth2 token request of its login takes the session's
+timeout if that is shorter than its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from mailcli.errors import (
@@ -52,6 +71,12 @@ _NOT_TLS_REASONS = frozenset(
         "WRONG_SSL_VERSION",
     }
 )
+
+MIN_RATE = 1024  # octets a second a bulk transfer must average (Pace)
+UPLOAD_FLOOR = 4096  # the smallest piece of an upload written at once (upload_piece)
+# The timeout of the session being opened or used in this thread: a token request made
+# for its login is bounded by it too (`session_timeout`).
+_SESSION_TIMEOUT: ContextVar[float | None] = ContextVar("session_timeout", default=None)
 
 if TYPE_CHECKING:
     import ssl
@@ -103,6 +128,11 @@ def translate(exc: BaseException, endpoint: Endpoint) -> MailcliError:
                 hint="use --security starttls (TLS after the greeting), or --security none",
             )
         return UnavailableError(failed)
+    if isinstance(exc, ServerTooSlow):
+        return TempFailError(
+            f"server too slow: {where} {exc.args[0]}",
+            hint="a slow link? raise --timeout (it bounds each reply and the pace of a transfer)",
+        )
     if isinstance(exc, TimeoutError):
         return TempFailError(
             f"timed out talking to {where} after {endpoint.timeout:g} s",
@@ -198,3 +228,133 @@ def _answers_client_hello(host: str, port: int, seconds: float) -> bool:
     except OSError:
         return False
     return _is_tls_record(head)
+
+
+class ServerTooSlow(TimeoutError):
+    """The server is sending, but too slowly for `Pace` (a TimeoutError: every path that
+    handles a timed-out read handles this the same way, and `translate` names it)."""
+
+
+class Pace:
+    """The time rules of one connection (the module docstring): a deadline for the reply
+    being read, or in a bulk transfer the rate it must keep. The wires call `reply()`
+    when they start reading a reply, `bulk()` around a body, and read through
+    `PacedReader`, which asks `read_timeout()` before and reports `received()` after
+    every read."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._deadline = time.monotonic() + timeout
+        self._reply_octets = 0
+        self._in_bulk = False
+        self._waited = 0.0  # bulk: seconds spent waiting for the server in this window
+        self._window_octets = 0
+
+    def reply(self) -> None:
+        """A reply is awaited from now on: it must be complete within the timeout."""
+        self._deadline = time.monotonic() + self.timeout
+        self._reply_octets = 0
+
+    @contextlib.contextmanager
+    def bulk(self) -> Iterator[None]:
+        """A transfer that may take long while it keeps MIN_RATE."""
+        self._in_bulk, self._waited, self._window_octets = True, 0.0, 0
+        try:
+            yield
+        finally:
+            self._in_bulk = False
+
+    def read_timeout(self) -> float:
+        """How long the next read may wait; ServerTooSlow when the reply's time is up."""
+        if self._in_bulk:
+            return self.timeout
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise self.too_slow()
+        return min(left, self.timeout)
+
+    def too_slow(self) -> TimeoutError:
+        """The error for a reply not complete within the timeout: a plain timeout when
+        none of it came, else ServerTooSlow."""
+        if not self._reply_octets:
+            return TimeoutError("no reply")
+        return ServerTooSlow(
+            f"sent {self._reply_octets} octets of a reply without completing it in "
+            f"{self.timeout:g} s"
+        )
+
+    def received(self, octets: int, waited: float) -> None:
+        """`octets` arrived after `waited` seconds of waiting for them."""
+        if not self._in_bulk:
+            self._reply_octets += octets
+            return
+        self._waited += waited
+        self._window_octets += octets
+        if self._waited < self.timeout:
+            return
+        if self._window_octets < MIN_RATE * self._waited:
+            raise ServerTooSlow(
+                f"sent {self._window_octets} octets in {self._waited:.1f} s of a transfer "
+                f"(at least {MIN_RATE} a second are needed)"
+            )
+        self._waited, self._window_octets = 0.0, 0
+
+
+class PacedReader(io.RawIOBase):
+    """A socket's receiving side for io.BufferedReader, every read under `pace`."""
+
+    def __init__(self, sock: socket.socket, pace: Pace) -> None:
+        super().__init__()
+        self._sock = sock
+        self._pace = pace
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        limit = self._pace.read_timeout()
+        shortened = limit < self._pace.timeout
+        if shortened:  # only then: settimeout() is an ioctl each time
+            self._sock.settimeout(limit)
+        started = time.monotonic()
+        try:
+            octets = self._sock.recv_into(buffer)
+        except TimeoutError:
+            if shortened:  # the reply's time ran out, not one read's
+                raise self._pace.too_slow() from None
+            raise
+        finally:
+            if shortened:
+                self._sock.settimeout(self._pace.timeout)
+        self._pace.received(octets, time.monotonic() - started)
+        return octets
+
+
+def paced_reader(
+    sock: socket.socket, pace: Pace, size: int = io.DEFAULT_BUFFER_SIZE
+) -> io.BufferedReader:
+    """A buffered reader of `sock` whose every read follows `pace`."""
+    return io.BufferedReader(PacedReader(sock, pace), size)
+
+
+def upload_piece(timeout: float) -> int:
+    """How much of an upload to write at once. Each write (sendall) must finish within the
+    timeout, so a piece of MIN_RATE x timeout makes an upload that keeps MIN_RATE go
+    through however long it takes, and one slower fail (75)."""
+    return max(UPLOAD_FLOOR, int(MIN_RATE * timeout))
+
+
+@contextlib.contextmanager
+def session_timeout(timeout: float) -> Iterator[None]:
+    """While a session is opened or used: what `current_session_timeout` answers."""
+    token = _SESSION_TIMEOUT.set(timeout)
+    try:
+        yield
+    finally:
+        _SESSION_TIMEOUT.reset(token)
+
+
+def current_session_timeout() -> float | None:
+    """The timeout of the session this thread is in, if any (an OAuth2 token request
+    made for its login waits no longer than the session would)."""
+    return _SESSION_TIMEOUT.get()

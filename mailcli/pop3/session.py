@@ -33,7 +33,7 @@ from mailcli.errors import (
     TempFailError,
     UnavailableError,
 )
-from mailcli.network import tls_context, trace_tls, translate
+from mailcli.network import session_timeout, tls_context, trace_tls, translate
 from mailcli.pop3.auth import bearer_login
 from mailcli.pop3.multiline import MultilineCopier
 from mailcli.pop3.wire import (
@@ -109,7 +109,9 @@ class Pop3Session:
             raise StoppedEarly(phase)
 
     def login(self) -> None:
-        self._guarded(self._login)
+        # An OAuth2 token request made for this login waits no longer than the session.
+        with session_timeout(self.endpoint.timeout):
+            self._guarded(self._login)
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is None and self.quit_reply is None and self._pop is not None:
@@ -222,8 +224,10 @@ class Pop3Session:
     def read_body(self, write: Callable[[bytes], object], *, limit: int | None) -> Body:
         """The multi-line body after a +OK already read, un-stuffed, streamed to
         `write` (its own errors pass through unchanged); at most `limit` octets (76)."""
-        copier = MultilineCopier(self._wire.reader, write, limit=limit)
-        self._guarded(copier.run)
+        wire = self._wire
+        copier = MultilineCopier(wire.reader, write, limit=limit)
+        with wire.pace.bulk():  # long while it moves (network.Pace)
+            self._guarded(copier.run)
         return Body(copier.octets, copier.lines)
 
     def listing(self, line: str) -> list[bytes]:
@@ -254,7 +258,8 @@ class Pop3Session:
         reply: bytes = self._guarded(wire.read_line)
         write(shown(reply) + b"\n")
         if multiline and reply.startswith(b"+OK"):
-            self._guarded(WireLineCopier(wire.reader, write).run)
+            with wire.pace.bulk():
+                self._guarded(WireLineCopier(wire.reader, write).run)
             self.transcript.received(b".")
         return reply_text(reply)
 

@@ -6,17 +6,20 @@ transcript (masked) with bounded memory (a status line over 8 KiB is a protocol 
 become errors with exit codes: RFC 2449/3206 response codes decide, `[AUTH]` 77,
 `[IN-USE]` and `[SYS/TEMP]` 75, `[SYS/PERM]` 69, any other -ERR `NegativeReply`.
 
+Every read goes through the connection's `network.Pace`: a status line must be complete
+within the timeout, a multi-line body (which the session reads under `pace.bulk()`) must
+keep its minimum rate; a dribbling server is 75, "server too slow".
+
 Only `session` uses the wire, and only through its one guarded path: nothing here
 translates stdlib exceptions (a reset connection raises ConnectionResetError here).
 """
 
 from __future__ import annotations
 
-import io
 import poplib
 import re
 import socket
-from typing import Any, cast
+from typing import Any
 
 from mailcli.errors import (
     MailcliError,
@@ -25,7 +28,7 @@ from mailcli.errors import (
     TempFailError,
     UnavailableError,
 )
-from mailcli.network import await_greeting
+from mailcli.network import Pace, await_greeting, paced_reader
 from mailcli.pop3.multiline import BLOCK_SIZE
 from mailcli.transcript import Transcript
 
@@ -40,14 +43,16 @@ class TracedPOP3(poplib.POP3):
         self, host: str, port: int, *, timeout: float, transcript: Transcript, **kwargs: Any
     ) -> None:
         self.transcript = transcript
-        super().__init__(host, port, timeout=timeout, **kwargs)
-        self.use_new_reader()
+        self.pace = Pace(timeout)
+        super().__init__(host, port, timeout=timeout, **kwargs)  # reads the greeting
+        poplib_file, self.file = self.file, self.reader  # poplib's methods read self.file
+        poplib_file.close()
 
     def use_new_reader(self) -> None:
-        """A reader with large blocks, for streaming RETR; made after the greeting (and
-        after STLS), when nothing else can be buffered."""
-        self.reader = cast(io.BufferedReader, self.sock.makefile("rb", buffering=BLOCK_SIZE))
-        self.file = self.reader  # poplib's own methods read through self.file
+        """A paced reader with large blocks, for streaming RETR: made on connecting and
+        after STLS, when nothing else can be buffered."""
+        self.reader = paced_reader(self.sock, self.pace, BLOCK_SIZE)
+        self.file = self.reader
 
     def send_lines(self, *lines: str) -> None:
         """Commands in one write: pipelining (RFC 2449) when there are several."""
@@ -76,6 +81,8 @@ class TracedPOP3(poplib.POP3):
             except BaseException:
                 sock.close()
                 raise
+        self.sock = sock
+        self.use_new_reader()  # poplib's __init__ reads the greeting next: through it
         return sock
 
     def _putline(self, line: bytes) -> None:  # what poplib's own commands call
@@ -83,7 +90,8 @@ class TracedPOP3(poplib.POP3):
         self.sock.sendall(line + b"\r\n")
 
     def _getline(self) -> tuple[bytes, int]:
-        line = self.file.readline(MAX_STATUS_LINE + 1)
+        self.pace.reply()
+        line = self.reader.readline(MAX_STATUS_LINE + 1)
         if not line:
             raise TempFailError("the server closed the connection")
         if not line.endswith(b"\n"):

@@ -38,7 +38,7 @@ from mailcli.errors import (
     TempFailError,
     UnavailableError,
 )
-from mailcli.network import tls_context, trace_tls
+from mailcli.network import session_timeout, tls_context, trace_tls, upload_piece
 from mailcli.smtp.auth import authenticate
 from mailcli.smtp.envelope import Outgoing
 from mailcli.smtp.reply import ACCEPTED_RECIPIENT, Reply, ReplyCode
@@ -169,7 +169,7 @@ class SmtpSession:
         """AUTH: the forced mechanism (--auth) or the strongest offered one; OAuth2
         with a BearerSource (`smtp.auth`)."""
         smtp = self._connected()
-        self._guarded(lambda: authenticate(smtp, self.endpoint, self.password))
+        self._guarded(lambda: self._authenticate(smtp))
 
     def send(self, outgoing: Outgoing) -> SendResult:
         smtp = self._connected()
@@ -188,8 +188,13 @@ class SmtpSession:
             _starttls(smtp, self.endpoint, self.transcript)
         self._stop_if_reached("tls")
         if self.login_wanted and self.endpoint.user:
-            authenticate(smtp, self.endpoint, self.password)
+            self._authenticate(smtp)
         self._stop_if_reached("auth")
+
+    def _authenticate(self, smtp: TracedSMTP) -> None:
+        # An OAuth2 token request made for this login waits no longer than the session.
+        with session_timeout(self.endpoint.timeout):
+            authenticate(smtp, self.endpoint, self.password)
 
     def _reached(self, phase: str) -> bool:
         """The one place a phase is reported: the callback first, then True when
@@ -335,7 +340,10 @@ def _send_data(smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript) -> 
 
 
 def _send_body(smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript) -> int:
-    """The message dot-stuffed, piece by piece; returns the number of lines."""
+    """The message dot-stuffed, piece by piece; returns the number of lines. Each write
+    must finish within the timeout: pieces of `upload_piece` let a slow upload through
+    as long as it moves (`network.Pace`)."""
+    piece_size = min(DATA_CHUNK, upload_piece(smtp.pace.timeout))
     lines = 0
     for piece in outgoing.chunks():
         stuffed = _LEADING_DOT.sub(b"..", piece)
@@ -344,6 +352,6 @@ def _send_body(smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript) -> 
             for line in stuffed.split(b"\r\n")[:-1]:
                 transcript.data_line("send", line)
         view = memoryview(stuffed)
-        for offset in range(0, len(view), DATA_CHUNK):
-            smtp.connection.sendall(view[offset : offset + DATA_CHUNK])
+        for offset in range(0, len(view), piece_size):
+            smtp.connection.sendall(view[offset : offset + piece_size])
     return lines

@@ -4,6 +4,11 @@ smtplib does the conversation; two of its methods are replaced so that every lin
 through the transcript (masked) and replies are read with bounded memory: a reply line
 over 8192 bytes, a malformed status line or an endless multi-line reply is a protocol
 error (76). smtplib's own `set_debuglevel` prints AUTH payloads in clear: never used.
+
+Replies are read under the connection's `network.Pace`: each whole reply (every line of
+a multi-line one) within the timeout, however the server dribbles it (75, "server too
+slow"); the message body is written in pieces each of which must go within the timeout
+(`network.upload_piece`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from mailcli.errors import (
     TempFailError,
     UnavailableError,
 )
-from mailcli.network import await_greeting, tls_context, trace_tls, translate
+from mailcli.network import Pace, await_greeting, paced_reader, tls_context, trace_tls, translate
 from mailcli.smtp.reply import Reply, ReplyCode
 from mailcli.transcript import Transcript
 
@@ -35,6 +40,7 @@ class TracedSMTP(smtplib.SMTP):
 
     transcript: Transcript = Transcript()
     greeting: Reply | None = None
+    pace: Pace = Pace(60.0)  # replaced by connect() with the endpoint's timeout
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         self.transcript.info(f"connecting to {host}:{port}")
@@ -74,8 +80,9 @@ class TracedSMTP(smtplib.SMTP):
         return self.sock
 
     def getreply(self) -> tuple[int, bytes]:
-        if self.file is None:
-            self.file = self.connection.makefile("rb")
+        if self.file is None:  # after connect and after STARTTLS (smtplib resets it)
+            self.file = paced_reader(self.connection, self.pace)
+        self.pace.reply()
         lines: list[bytes] = []
         while True:
             code, more, text = self._read_reply_line()
@@ -123,6 +130,7 @@ def connect(endpoint: Endpoint, transcript: Transcript) -> TracedSMTP:
     else:
         smtp = TracedSMTP(local_hostname=local_name, timeout=endpoint.timeout)
     smtp.transcript = transcript
+    smtp.pace = Pace(endpoint.timeout)
     # smtplib takes the TLS server name (SNI, host name check) from _host, which only its
     # constructor sets; we connect separately to trace and translate the connect itself.
     smtp._host = endpoint.host  # type: ignore[attr-defined]

@@ -7,19 +7,28 @@ once, in `post_form`: unreachable, timed out or a 5xx answer is temporary (75);
 `invalid_grant` is `OAuthGrantError` (77: the refresh token or code was refused, log in
 again); any other OAuth error is 77 naming `error` and `error_description`. No token,
 code or client secret ever appears in a message or a repr.
+
+Time: each read waits at most `timeout`, and the whole request (connect, TLS, the answer
+to its last byte) must be done within TOTAL_FACTOR x `timeout`, however the endpoint
+dribbles its answer (75, "too slow"): at that deadline its socket is shut down. A request
+made for a mail session's login takes that session's timeout when it is shorter
+(`network.current_session_timeout`).
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mailcli.auth.oauth.providers import Provider, require_secure_url
 from mailcli.errors import PermissionDeniedError, ProtocolError, TempFailError
+from mailcli.network import current_session_timeout
 
 if TYPE_CHECKING:
     import urllib.error
+    import urllib.request
 
+TOTAL_FACTOR = 2  # the whole request within this many timeouts
 _MAX_ANSWER = 1024 * 1024  # a token answer is a few KiB; more is not a token endpoint
 _DEFAULT_LIFETIME = 3600.0  # RFC 6749 makes expires_in optional; providers say an hour
 RELOGIN_HINT = "log in again with `mailcli oauth login`"
@@ -154,20 +163,95 @@ def post_form(
         method="POST",
     )
     host = urllib.parse.urlsplit(url).netloc
+    session = current_session_timeout()
+    timeout = min(timeout, session) if session is not None else timeout
+    watch = _Watchdog(TOTAL_FACTOR * timeout)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with watch, watch.opener().open(request, timeout=timeout) as response:
             body = response.read(_MAX_ANSWER)
+        watch.check(host)
     except urllib.error.HTTPError as answer:
+        watch.check(host)
         raise _http_error(provider, answer, host, what) from answer
     except urllib.error.URLError as failed:
+        watch.check(host)
         raise _unreachable(failed.reason, host) from failed
     except (OSError, HTTPException) as failed:
+        watch.check(host)
         raise _unreachable(failed, host) from failed
     document = _json_answer(body, host, allow_empty=True)
     refused = oauth_error(provider, document, what)  # some servers answer errors with 200
     if refused is not None:
         raise refused
     return document
+
+
+class _Watchdog:
+    """Shuts down the request's socket when `seconds` have passed: a read blocked on an
+    endpoint that dribbles wakes with EOF, and `check` turns that into 75."""
+
+    def __init__(self, seconds: float) -> None:
+        import threading
+
+        self.seconds = seconds
+        self.expired = threading.Event()
+        self._connections: list[object] = []
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._timer.cancel()
+
+    def opener(self) -> urllib.request.OpenerDirector:
+        """urllib's opener whose HTTP(S) connections this watchdog can cut."""
+        import http.client
+        import urllib.request
+
+        def watched(kind: type[http.client.HTTPConnection]) -> Any:
+            def connection(host: str, **options: Any) -> http.client.HTTPConnection:
+                made = kind(host, **options)
+                self._connections.append(made)
+                return made
+
+            return connection
+
+        class Plain(urllib.request.HTTPHandler):
+            def http_open(self, req: urllib.request.Request) -> Any:
+                return self.do_open(watched(http.client.HTTPConnection), req)
+
+        class Secure(urllib.request.HTTPSHandler):
+            def https_open(self, req: urllib.request.Request) -> Any:
+                return self.do_open(
+                    watched(http.client.HTTPSConnection),
+                    req,
+                    context=self._context,  # type: ignore[attr-defined]
+                )
+
+        return urllib.request.build_opener(Plain, Secure)
+
+    def _cut(self) -> None:
+        import contextlib
+        import socket
+
+        self.expired.set()
+        for connection in self._connections:
+            sock = getattr(connection, "sock", None)
+            if isinstance(sock, socket.socket):  # the base class's: not SSLSocket.shutdown
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def check(self, host: str) -> None:
+        """75 when the deadline cut the request (whatever error that caused)."""
+        if self.expired.is_set():
+            raise TempFailError(
+                f"the OAuth2 endpoint {host} is too slow: no complete answer within "
+                f"{self.seconds:g} s",
+                hint="try again later; mailcli keeps the stored tokens",
+            )
 
 
 def _unreachable(reason: object, host: str) -> Exception:

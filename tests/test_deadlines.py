@@ -1,0 +1,184 @@
+"""The time family: a server that says nothing, or dribbles a reply one byte at a time,
+at the greeting or at a command's own reply, for every command that connects; each ends
+with its documented status (`--timeout` bounds every reply and the pace of a transfer:
+`mailcli/network.py`). Plus a large RETR that is slow but moving, which must go through,
+and the OAuth2 token endpoint dribbling or silent during a login.
+
+Durations are never asserted: each run has a generous subprocess timeout as its safety
+net, which is how a client that never gives up fails here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from mailcli.auth.oauth.store import token_store
+from mailcli.auth.oauth.tokens import TokenSet
+from mailcli.config import OAuthSettings
+from tests.helpers import run_process
+from tests.servers import slow
+from tests.servers.ports import HOST
+from tests.servers.scripted import ScriptedServer
+
+TIMEOUT = "1"  # --timeout for every run: small, so the family stays fast
+SAFETY = 60  # seconds: far beyond any documented end; reaching it is the failure
+TEMPFAIL = 75
+
+
+class Command(NamedTuple):
+    protocol: str  # "pop3" or "smtp": which scripted server
+    args: tuple[str, ...]
+    own: str  # the verb whose reply is this command's own ("." : the final dot's)
+
+
+COMMANDS = {
+    "stat": Command("pop3", ("stat",), "STAT"),
+    "list": Command("pop3", ("list",), "LIST"),
+    "uidl": Command("pop3", ("uidl",), "UIDL"),
+    "top": Command("pop3", ("top", "1"), "TOP"),
+    "retr": Command("pop3", ("retr", "1"), "RETR"),
+    "dele": Command("pop3", ("dele", "1"), "DELE"),
+    "rset": Command("pop3", ("rset",), "RSET"),
+    "capa": Command("pop3", ("capa",), "CAPA"),
+    "fetch": Command("pop3", ("fetch", "--to", "maildir:{tmp}/Maildir"), "RETR"),
+    "check-pop3": Command("pop3", ("check", "pop3"), "CAPA"),
+    "send": Command(
+        "smtp", ("send", "--from", "a@example.test", "--to", "b@example.test", "--body", "x"), "."
+    ),
+    "check-smtp": Command("smtp", ("check", "smtp"), "EHLO"),
+}
+WHERE = ("greeting", "own")
+
+
+def server_for(command: Command, where: str, behaviour: slow.Behaviour) -> ScriptedServer:
+    at = "greeting" if where == "greeting" else command.own
+    factory = slow.pop3 if command.protocol == "pop3" else slow.smtp
+    return ScriptedServer(factory(at, behaviour))
+
+
+def mailcli(args: Sequence[str], server: ScriptedServer) -> subprocess.CompletedProcess[bytes]:
+    connection = ["--host", HOST, "--port", str(server.port), "--security", "none"]
+    return run_process(
+        [*args, *connection, "--timeout", TIMEOUT],
+        env={**os.environ, "MAILCLI_PASSWORD": "pw"},
+        timeout=SAFETY,
+    )
+
+
+def one_line_error(stderr: bytes) -> str:
+    text = stderr.decode()
+    assert "Traceback" not in text, text
+    errors = [line for line in text.splitlines() if line.startswith("mailcli: error: ")]
+    assert len(errors) == 1, text
+    return errors[0]
+
+
+@pytest.mark.parametrize("behaviour", slow.BEHAVIOURS)
+@pytest.mark.parametrize("where", WHERE)
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_a_silent_or_dribbling_server_ends_the_command_with_75(
+    name: str, where: str, behaviour: slow.Behaviour, tmp_path: Path
+) -> None:
+    command = COMMANDS[name]
+    args = [arg.format(tmp=tmp_path) for arg in command.args]
+    user = ["--user", "u"] if command.protocol == "pop3" and name != "check-pop3" else []
+    with server_for(command, where, behaviour) as server:
+        done = mailcli([*args, *user], server)
+    assert done.returncode == TEMPFAIL, done.stderr
+    if name.startswith("check-"):  # the report says why, on stdout
+        report = done.stdout.decode()
+        assert ("too slow" if behaviour == "dribble" else "timed out") in report, report
+        return
+    error = one_line_error(done.stderr)
+    assert ("server too slow" if behaviour == "dribble" else "timed out") in error, error
+    if name == "fetch":
+        assert not any((tmp_path / "Maildir").rglob("*.*")), "nothing may be delivered"
+
+
+@pytest.mark.parametrize("behaviour", slow.BEHAVIOURS)
+@pytest.mark.parametrize("where", ("greeting", "."))
+def test_sendmail_queues_and_queue_run_defers_on_a_silent_or_dribbling_server(
+    where: str, behaviour: slow.Behaviour
+) -> None:
+    """sendmail takes no --timeout: MAILCLI_SMTP_TIMEOUT gives it one. A temporary failure
+    is queued (0, as documented for sendmail); `queue run` then exits 75."""
+    with ScriptedServer(slow.smtp(where, behaviour)) as server:
+        env = {
+            **os.environ,
+            "MAILCLI_SMTP_HOST": HOST,
+            "MAILCLI_SMTP_PORT": str(server.port),
+            "MAILCLI_SMTP_SECURITY": "none",
+            "MAILCLI_SMTP_TIMEOUT": TIMEOUT,
+        }
+        message = b"From: a@example.test\nTo: b@example.test\nSubject: slow\n\nbody\n"
+        queued = run_process(
+            ["sendmail", "-i", "b@example.test"], env=env, input=message, timeout=SAFETY
+        )
+        assert queued.returncode == 0, queued.stderr
+        notice = queued.stderr.decode()
+        assert notice.startswith("mailcli: queued: "), notice
+        assert ("too slow" if behaviour == "dribble" else "timed out") in notice, notice
+        again = run_process(["queue", "run"], env=env, timeout=SAFETY)
+    assert again.returncode == TEMPFAIL, again.stderr
+    assert "Traceback" not in again.stderr.decode()
+
+
+def test_a_large_retr_that_keeps_moving_is_not_cut(tmp_path: Path) -> None:
+    """~190 KiB in 4 KiB pieces 1/16 s apart: about three timeouts long, far more than a
+    reply may take, at 64 KiB/s, far above the minimum rate."""
+    line = b"y" * 76 + b"\r\n"
+    body = b"Subject: big\r\n\r\n" + line * (190 * 1024 // len(line))
+    with ScriptedServer(slow.steady_retr(body, 4096, 1 / 16)) as server:
+        done = mailcli(["retr", "1", "--user", "u"], server)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == body
+
+
+# --- the OAuth2 token endpoint during a login -------------------------------------------
+
+
+def oauth_account(config: Path, endpoint: ScriptedServer, pop3: ScriptedServer) -> None:
+    config.write_text(
+        f"""\
+[accounts.work]
+user = "alice@example.test"
+
+[accounts.work.pop3]
+host = "{HOST}"
+port = {pop3.port}
+security = "none"
+
+[accounts.work.oauth2]
+provider = "custom"
+client_id = "mailcli-test"
+authorize_url = "http://{HOST}:{endpoint.port}/authorize"
+token_url = "http://{HOST}:{endpoint.port}/token"
+token_store = "file"
+"""
+    )
+    settings = OAuthSettings(provider="custom", client_id="mailcli-test", token_store="file")
+    due = TokenSet("old-access", expires_at=0.0, refresh_token="refresh-me", lifetime=3600.0)
+    token_store("work", settings).save(due)
+
+
+@pytest.mark.parametrize("behaviour", slow.BEHAVIOURS)
+def test_a_silent_or_dribbling_token_endpoint_ends_the_login_with_75(
+    behaviour: slow.Behaviour, config_file: Path
+) -> None:
+    """The refresh made for the login takes the session's --timeout (not its own 30 s)."""
+    pop3 = ScriptedServer(slow.pop3("never", "silent"))  # answers everything well
+    with ScriptedServer(slow.token_endpoint(behaviour)) as endpoint, pop3:
+        oauth_account(config_file, endpoint, pop3)
+        done = run_process(["stat", "-a", "work", "--timeout", TIMEOUT], timeout=SAFETY)
+    assert done.returncode == TEMPFAIL, done.stderr
+    error = one_line_error(done.stderr)
+    assert (
+        "OAuth2 endpoint" in error
+        and ("too slow" if behaviour == "dribble" else "timed out") in error
+    ), error
