@@ -2,22 +2,29 @@
 
 Probes run concurrently (each opens its own connections), each bounded in time: a probe
 that has not finished by its deadline is `skipped` ("did not finish"), and one that
-raises is `skipped` with the reason, never a crash of the audit. After the probes, the
+raises is `skipped` with the reason, never a crash of the audit. At the deadline the
+connections still open are shut down and the probes run in daemon threads, so an
+overrun probe never keeps the process alive after the report. After the probes, the
 audit judges where the tester stands: on the server's host, over loopback, or with
 relaying accepted without AUTH, the tester may be inside the server's trusted networks
 (Postfix's mynetworks), where a fixed server still looks vulnerable to smuggling and
-relays by design; the report says so (`trusted-network`).
+relays by design; the report says so (`trusted-network`). Only a relay finding
+(`warn` or `fail`) counts as relaying accepted: a `skipped` open-relay probe proved
+nothing.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from functools import partial
 
+from mailcli.check.background import Background
 from mailcli.check.findings import AuditTarget, Finding, skipped
 from mailcli.check.pop3_probes import POP3_PROBES
+from mailcli.check.raw import shut_down_all
 from mailcli.check.smtp_probes import SMTP_PROBE_LIST
 from mailcli.check.smuggling import SMUGGLING_WAIT, probe_smuggling
 from mailcli.check.tls_probes import TLS_PROBES
@@ -42,27 +49,26 @@ def run_audit(target: AuditTarget, probes: list[Probe] | None = None) -> list[Fi
     """Every probe's findings, in the order of the probe list, then `trusted-network`."""
     chosen = probes if probes is not None else probes_for(target.protocol)
     deadline = SMUGGLING_WAIT + target.probe_timeout * PROBE_READS
-    pool = ThreadPoolExecutor(max_workers=len(chosen), thread_name_prefix="audit")
-    try:
-        futures = [pool.submit(probe, target) for probe in chosen]
-        wait(futures, timeout=deadline)
-        findings = [
-            finding
-            for probe, future in zip(chosen, futures, strict=True)
-            for finding in _outcome(probe, future, deadline)
-        ]
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    ends = time.monotonic() + deadline
+    runs = [Background(partial(probe, target), name=f"audit-{probe_id(probe)}") for probe in chosen]
+    for run in runs:
+        run.wait(max(0.0, ends - time.monotonic()))
+    findings = [
+        finding
+        for probe, run in zip(chosen, runs, strict=True)
+        for finding in _outcome(probe, run, deadline)
+    ]
+    shut_down_all()  # the overrun probes' connections: their threads end on EOF
     return [*_with_fail_status(findings), *_trusted_network(target, findings)]
 
 
-def _outcome(probe: Probe, future: Future[list[Finding]], deadline: float) -> list[Finding]:
+def _outcome(probe: Probe, run: Background[list[Finding]], deadline: float) -> list[Finding]:
     name = probe_id(probe)
-    if not future.done():
+    if not run.done:
         return [skipped(name, f"did not finish within {deadline:g} s")]
-    error = future.exception()
+    error = run.error
     if error is None:
-        return future.result()
+        return run.result()
     reason = getattr(error, "message", None) or str(error) or type(error).__name__
     return [skipped(name, f"could not test: {reason}")]
 
@@ -82,7 +88,9 @@ def _trusted_network(target: AuditTarget, findings: list[Finding]) -> list[Findi
     local = _local_vantage(target)
     if local:
         reasons.append(local)
-    relay = next((f for f in findings if f.id == "open-relay" and f.level != "ok"), None)
+    relay = next(
+        (f for f in findings if f.id == "open-relay" and f.level in ("warn", "fail")), None
+    )
     if relay is not None and target.endpoint.user is None:
         reasons.append("relaying was accepted without AUTH")
     if not reasons:

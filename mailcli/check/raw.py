@@ -5,12 +5,18 @@ command pipelined after STARTTLS, TLS 1.0), so they talk over a plain socket, no
 the protocol sessions. Every line sent and received goes into `evidence` (AUTH and PASS
 arguments masked) so each finding can show exactly what proved it. Every read is bounded
 by the timeout; a silent server is an answer (`None`), not a hang.
+
+A server that dribbles (a byte at a time, never a line end) keeps one read after
+another busy: the audit's deadline ends that. Every connection is registered while it is
+open so that `shut_down_all()` can end, at the deadline, the reads of probes that
+overran; a blocked recv() wakes only on shutdown(), not on close().
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 from typing import TYPE_CHECKING
 
 from mailcli.check.findings import AuditTarget
@@ -21,6 +27,8 @@ if TYPE_CHECKING:
 
 MAX_LINE = 8192
 MAX_EVIDENCE = 60  # lines kept per conversation: enough to prove, not to flood
+_open: set[RawConnection] = set()  # every connection not yet closed (shut_down_all)
+_open_lock = threading.Lock()
 
 
 class RawConnection:
@@ -34,6 +42,8 @@ class RawConnection:
         self._buffer = b""
         self._masker = SecretMasker()
         sock.settimeout(timeout)
+        with _open_lock:
+            _open.add(self)
 
     @classmethod
     def open(
@@ -56,8 +66,18 @@ class RawConnection:
         self.close()
 
     def close(self) -> None:
+        with _open_lock:
+            _open.discard(self)
         with contextlib.suppress(OSError):
             self.sock.close()
+
+    def shut_down(self) -> None:
+        """End the connection under a reader in another thread (which wakes with EOF).
+        The plain socket's shutdown: SSLSocket.shutdown() would drop its TLS object
+        under that reader's feet."""
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+        self.close()
 
     def send(self, data: bytes) -> None:
         """Send bytes as they are (one write); record each line, secrets masked."""
@@ -128,6 +148,16 @@ class RawConnection:
     def _record(self, prefix: str, text: str) -> None:
         if len(self.evidence) < MAX_EVIDENCE:
             self.evidence.append(f"{prefix} {text}")
+
+
+def shut_down_all() -> int:
+    """Shut down every connection still open (the probes that overran their deadline);
+    returns how many there were."""
+    with _open_lock:
+        still_open = list(_open)
+    for conn in still_open:
+        conn.shut_down()
+    return len(still_open)
 
 
 def _text(line: bytes) -> str:

@@ -20,9 +20,10 @@ separates warn from ok when (b) was refused, and a server that takes the variant
 from __future__ import annotations
 
 import contextlib
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import NamedTuple
 
+from mailcli.check.background import Background
 from mailcli.check.findings import AuditTarget, Finding, Level, skipped
 from mailcli.check.smtp_raw import ProbeError, Reply, SmtpDialog, text
 
@@ -63,13 +64,14 @@ class VariantResult(NamedTuple):
 def probe_smuggling(target: AuditTarget, *, wait: float = SMUGGLING_WAIT) -> list[Finding]:
     if target.audit_rcpt is None:
         return [skipped("smuggling", "needs --audit-rcpt: it sends mail to that address")]
-    with ThreadPoolExecutor(max_workers=2 * len(VARIANTS)) as pool:
-        alone = [pool.submit(_variant_alone, target, v, wait) for v in VARIANTS]
-        appended = [pool.submit(_variant_with_second, target, v) for v in VARIANTS]
-        results = [
-            _result(v, a.result(), b.result())
-            for v, a, b in zip(VARIANTS, alone, appended, strict=True)
-        ]
+    # Daemon threads (`background` says why); their connections are shut down with the
+    # audit's at its deadline, which ends these waits too.
+    alone = [Background(partial(_variant_alone, target, v, wait)) for v in VARIANTS]
+    appended = [Background(partial(_variant_with_second, target, v)) for v in VARIANTS]
+    results = [
+        _result(v, a.result(), b.result())
+        for v, a, b in zip(VARIANTS, alone, appended, strict=True)
+    ]
     return [_grade(results)]
 
 
