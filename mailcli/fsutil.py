@@ -54,6 +54,27 @@ def unpredictable_name(path: Path, suffix: str = ".part") -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(8)}{suffix}")
 
 
+def write_all(fd: int, data: bytes | bytearray) -> None:
+    """Write every byte: a short write (a nearly full disk, a signal) is continued, and
+    a write that cannot continue raises, so a caller never takes part for the whole."""
+    done = 0
+    with memoryview(data) as view:
+        while done < len(view):
+            written = os.write(fd, view[done:])
+            if written <= 0:  # a regular file never answers 0 unless it cannot go on
+                raise OSError(errno.EIO, "the write made no progress")
+            done += written
+
+
+def close_and_remove(fd: int, path: Path) -> None:
+    """Close a temporary file and remove it, even when close() itself fails (a full
+    disk can surface only there); that failure is raised after the removal."""
+    try:
+        os.close(fd)
+    finally:
+        path.unlink(missing_ok=True)
+
+
 def fsync_directory(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -126,8 +147,10 @@ class PartialFile:
         fsync_directory(self.path.parent)
 
     def discard(self) -> None:
-        self._handle.close()
-        self.temporary.unlink(missing_ok=True)
+        try:
+            self._handle.close()  # flushes what is buffered: may fail on a full disk
+        finally:
+            self.temporary.unlink(missing_ok=True)
 
 
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -159,8 +182,12 @@ class FileLock:
                 f"another {self.what} is running (pid {holder}); try again later",
                 hint=f"lock file: {self.path}",
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            write_all(fd, f"{os.getpid()}\n".encode())
+        except OSError as exc:  # a full disk: 74 like any other write, never a crash
+            os.close(fd)
+            raise write_error(exc, f"the lock file {self.path}") from exc
         self._fd = fd
         return self
 

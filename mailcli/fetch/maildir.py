@@ -15,7 +15,15 @@ import time
 from pathlib import Path
 
 from mailcli.fetch.destination import MessageWriter, NoJournal
-from mailcli.fsutil import PRIVATE_DIR, PRIVATE_FILE, fsync_directory, sync_filesystem, write_error
+from mailcli.fsutil import (
+    PRIVATE_DIR,
+    PRIVATE_FILE,
+    close_and_remove,
+    fsync_directory,
+    sync_filesystem,
+    write_all,
+    write_error,
+)
 from mailcli.pop3.multiline import LfWriter
 
 
@@ -97,10 +105,7 @@ class _MaildirWriter:
             self._flush()
 
     def _flush(self) -> None:
-        view = memoryview(self.buffer)
-        while view:
-            view = view[os.write(self.fd, view) :]
-        view.release()
+        write_all(self.fd, self.buffer)
         self.buffer.clear()
 
     def finish(self) -> None:
@@ -110,5 +115,4 @@ class _MaildirWriter:
         self.maildir._batch.append(self.path)
 
     def abandon(self) -> None:
-        os.close(self.fd)
-        self.path.unlink(missing_ok=True)
+        close_and_remove(self.fd, self.path)

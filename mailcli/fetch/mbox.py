@@ -34,7 +34,17 @@ from mailcli.fetch.mboxjournal import (
     read_journal,
     settle,
 )
-from mailcli.fsutil import PRIVATE_DIR, PRIVATE_FILE, atomic_write, fsync_directory, write_error
+from mailcli.fsutil import (
+    PRIVATE_DIR,
+    PRIVATE_FILE,
+    atomic_write,
+    close_and_remove,
+    create_exclusive,
+    fsync_directory,
+    unpredictable_name,
+    write_all,
+    write_error,
+)
 from mailcli.pop3.multiline import LfWriter
 
 _MBOXRD_FROM = re.compile(rb"^(>*From )", re.MULTILINE)
@@ -150,9 +160,13 @@ class Mbox(NoJournal):
         fsync_directory(self.state_dir)
 
     def close(self) -> None:
-        self._batch.close()
-        os.close(self._fd)
-        self._lock.release()
+        try:
+            self._batch.close()
+        finally:
+            try:
+                os.close(self._fd)
+            finally:
+                self._lock.release()
 
 
 def _settle_elsewhere(path: Path, journal: Journal) -> list[str]:
@@ -242,10 +256,11 @@ class _BatchFile:
                 path.unlink(missing_ok=True)
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        self.path.unlink(missing_ok=True)
+        fd, self._fd = self._fd, None
+        if fd is None:
+            self.path.unlink(missing_ok=True)
+        else:
+            close_and_remove(fd, self.path)
 
 
 class MboxLock:
@@ -276,16 +291,18 @@ class MboxLock:
             raise
 
     def _take_dotlock(self) -> None:
-        from mailcli.fsutil import create_exclusive, unpredictable_name
-
         # An unpredictable name, created exclusively: a PID-named one could be a symlink
         # planted by someone else, and writing the PID would go through it.
         mine = unpredictable_name(self.dotlock)
-        fd = create_exclusive(mine)
         try:
-            os.write(fd, f"{os.getpid()}\n".encode())
-        finally:
-            os.close(fd)
+            fd = create_exclusive(mine)
+            try:
+                write_all(fd, f"{os.getpid()}\n".encode())
+            finally:
+                os.close(fd)  # its failure (a full disk) is a failed write too
+        except OSError as exc:
+            mine.unlink(missing_ok=True)
+            raise write_error(exc, f"the dot-lock {self.dotlock}") from exc
         try:
             for _ in range(2):
                 try:
@@ -357,12 +374,13 @@ class _BatchWriter:
 
     def _flush(self) -> None:
         self.digest.update(self.buffer)
-        view = memoryview(self.buffer)
-        while view:
-            written = os.pwrite(self.batch.fd, view, self.offset)
-            self.offset += written
-            view = view[written:]
-        view.release()
+        # No view outlives the call, even when a write fails: a live view makes
+        # `buffer.clear()` in abandon() raise BufferError, hiding the disk's error.
+        done = 0
+        with memoryview(self.buffer) as view:
+            while done < len(view):
+                done += os.pwrite(self.batch.fd, view[done:], self.offset + done)
+        self.offset += done
         self.buffer.clear()
 
     def finish(self) -> None:
