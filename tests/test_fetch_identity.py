@@ -78,7 +78,7 @@ def test_a_v1_state_file_of_the_old_naming_keeps_working(reach: Reach) -> None:
     assert reach.fetched("localhost/tls", "--to", f"maildir:{reach.home / 'Other'}") == 0
     assert not old.exists()
     (state,) = reach.state_dir.glob("*.uids")
-    assert state.read_text().startswith("# mailcli fetch state v2 ")
+    assert state.read_text().startswith("# mailcli fetch state v3 ")
     assert reach.fetched("127.0.0.1/starttls") == 0
     assert len(list((old_maildir / "new").iterdir())) == KEPT
 
@@ -89,8 +89,9 @@ def test_maildir_files_of_the_old_version_are_recognised_without_state(reach: Re
     assert reach.fetched("127.0.0.1/starttls") == KEPT
     identity = mailbox_identity(None, reach.box.user, "127.0.0.1")
     v1_name = v1_state_name(None, reach.box.user, "127.0.0.1", reach.dovecot.pop3_port)
-    for uid in reach.uids():
-        new_key, old_key = message_key(identity, uid), message_key(v1_name, uid)
+    for listed in reach.mailcli.json("list")["messages"]:
+        uid, size = listed["uid"], listed["size"]
+        new_key, old_key = message_key(identity, uid, size), message_key(v1_name, uid)
         (path,) = [p for p in reach.files() if new_key in p.name]
         path.rename(path.with_name(path.name.replace(new_key, old_key)))
     for path in reach.state_dir.glob("*.uids"):

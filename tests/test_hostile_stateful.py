@@ -6,15 +6,17 @@ What fetch promises here, checked after every run:
 - the exit status is 0, 75 or 76 (never 70); a session without a fault exits 0;
 - every file in the destination is, byte for byte (CRLF -> LF), a message the server
   sent: none truncated, none padded; nothing stays in tmp/;
-- a message whose UIDs are its own (no other message ever presented one of them) is in
-  the destination before the server deletes it, and at most once per change of its UID:
-  the fetch state knows a mailbox's messages by UID, so a message presented under a UID
-  it did not have before is new to it (stable UIDs: exactly once);
+- a message whose identities are its own (no other message ever presented one of its
+  (UID, LIST size) pairs) is in the destination before the server deletes it, and at
+  most once per change of its UID or size: the fetch state knows a mailbox's messages
+  by UID and size, so a message presented under a UID or size it did not have before is
+  new to it (stable UIDs and sizes: exactly once);
 - a UID the server lists for two messages in one session is never taken as "already
   delivered" for either of them: --delete deletes neither unless this run fetched it;
 - a UID the server reuses across sessions (a new message under the UID of one it deleted,
-  which RFC 1939 forbids) names one message to fetch: the new one is taken as already
-  delivered. Such messages are promised nothing but the first two points.
+  which RFC 1939 forbids) is a new message when its size differs: fetched before it is
+  deleted. Under the same UID and size, nothing can tell the two apart: such messages are
+  promised nothing but the first two points.
 """
 
 from __future__ import annotations
@@ -198,16 +200,20 @@ class Model:
         self.mailbox = mailbox
         self.messages = messages
 
-    def uids(self, message: Message) -> list[bytes | None]:
-        return [effective_uid(uid) for uid in self.mailbox.presented.get(message.ident, [])]
+    def uids(self, message: Message) -> list[tuple[bytes | None, int]]:
+        """(UID, LIST size) as each session presented the message."""
+        uids = self.mailbox.presented.get(message.ident, [])
+        sizes = self.mailbox.presented_sizes.get(message.ident, [])
+        return [(effective_uid(uid), size) for uid, size in zip(uids, sizes, strict=True)]
 
     def ambiguous(self, message: Message) -> bool:
-        """Did the server ever present one of this message's UIDs for another message?"""
-        own = set(self.uids(message)) - {None}
+        """Did the server ever present one of this message's identities (UID and size)
+        for another message?"""
+        own = {pair for pair in self.uids(message) if pair[0] is not None}
         return any(own & set(self.uids(other)) for other in self.messages if other != message)
 
     def most_copies(self, message: Message) -> int:
-        """One per run of equal UIDs in the sequence of sessions that presented it."""
+        """One per run of equal identities in the sequence of sessions that presented it."""
         seen = self.uids(message)
         return sum(1 for index, uid in enumerate(seen) if index == 0 or seen[index - 1] != uid)
 
@@ -313,5 +319,38 @@ def test_a_uid_listed_for_two_messages_never_deletes_the_unfetched_one(tmp_path:
         second = client.fetch("--delete")
         assert mailbox.wait_idle()
     assert (first.code, second.code) == (0, 0), first.stderr + second.stderr
-    assert M1 not in mailbox.deleted
-    assert as_stored(M1) in client.delivered() or M1 in mailbox.messages
+    # M1's size differs from M0's: uid-0 names another message, fetched before deleted.
+    assert M0 not in mailbox.deleted
+    assert as_stored(M1) in client.delivered()
+
+
+M2 = Message(2, b"Message-ID: <m2@fickle.test>\r\n\r\nnew mail, a different size\r\n")
+
+
+@pytest.mark.parametrize(
+    ("before", "option"), [("--keep", "--delete"), ("--keep", "--keep"), ("--delete", "--delete")]
+)
+def test_a_reused_uid_is_a_new_message_never_deleted_unfetched(
+    tmp_path: Path, before: str, option: str
+) -> None:
+    """M0 is fetched as uid-0; the mailbox is rebuilt: M0 is gone and a new message, M2,
+    comes under uid-0 (RFC 1939 forbids it). A UID alone took M2 for M0 (from the state,
+    or after M0 was deleted and forgotten, from M0's Maildir file name): `--delete`
+    deleted it unread, `--keep` never fetched it. Its size tells them apart."""
+    mailbox = FickleMailbox([M0])
+    with ScriptedServer(mailbox.script) as server:
+        client = Client(server, tmp_path)
+        first = client.fetch(before)
+        assert mailbox.wait_idle()
+        mailbox.messages = [M2]
+        mailbox.plans.extend([Session(uids={2: b"uid-0"}), Session(uids={2: b"uid-0"})])
+        second = client.fetch(option)
+        assert mailbox.wait_idle()
+        third = client.fetch(option)
+        assert mailbox.wait_idle()
+    assert (first.code, second.code, third.code) == (0, 0, 0), second.stderr + third.stderr
+    assert client.delivered() == sorted([as_stored(M0), as_stored(M2)])  # each once
+    assert mailbox.deleted == [M0] * (before == "--delete") + [M2] * (option == "--delete")
+    if before == "--keep":  # still recorded: the run says the UID was reused
+        assert "reused UID 'uid-0' for another message" in second.stderr
+    assert third.stderr == ""

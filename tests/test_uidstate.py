@@ -70,9 +70,11 @@ def test_every_uid_written_reads_back(tmp_path_factory: pytest.TempPathFactory, 
     directory = tmp_path_factory.mktemp("state")
     state = UidState(directory, MAILBOX, destination="maildir:/x y\nz")
     state.load()
-    for batch in batches:
-        state.record(batch)
-    everything = {uid for batch in batches for uid in batch}
+    for number, batch in enumerate(batches):
+        state.record((uid, number if number % 2 else None) for uid in batch)
+    everything = {
+        uid: number if number % 2 else None for number, b in enumerate(batches) for uid in b
+    }
     assert UidState(directory, MAILBOX).load() == everything
     state.compact(everything)
     reread = UidState(directory, MAILBOX)
@@ -125,11 +127,16 @@ def test_v1_files_of_the_same_mailbox_are_merged_then_removed(tmp_path: Path) ->
     other = write_v1(tmp_path, "acct", "you", "127.0.0.1", 110, "x")
     elsewhere = write_v1(tmp_path, "acct", "me", "mail.example", 110, "y")
     state = UidState(tmp_path, Mailbox("acct", "me", "localhost."))
-    assert state.load() == {"a", "b", "c", "d%"}
+    assert state.load().keys() == {"a", "b", "c", "d%"}
     assert not any(path.exists() for path in mine)
     assert other.exists() and elsewhere.exists()
     assert {p.stem for p in mine} <= state.legacy_names  # old Maildir keys still known
-    assert UidState(tmp_path, Mailbox("acct", "me", "127.0.0.1")).load() == {"a", "b", "c", "d%"}
+    assert UidState(tmp_path, Mailbox("acct", "me", "127.0.0.1")).load().keys() == {
+        "a",
+        "b",
+        "c",
+        "d%",
+    }
 
 
 def test_a_crash_between_writing_the_v2_file_and_removing_v1_loses_nothing(
@@ -137,22 +144,24 @@ def test_a_crash_between_writing_the_v2_file_and_removing_v1_loses_nothing(
 ) -> None:
     old = write_v1(tmp_path, None, "me", "127.0.0.1", 110, "a b")
     state = UidState(tmp_path, Mailbox(None, "me", "localhost"))
-    assert state.load() == {"a", "b"}
-    state.record(["c"])
+    assert state.load() == {"a": None, "b": None}
+    state.record([("c", 10)])
     write_v1(tmp_path, None, "me", "127.0.0.1", 110, "a b")  # as if unlink never happened
-    assert UidState(tmp_path, Mailbox(None, "me", "localhost")).load() == {"a", "b", "c"}
+    loaded = UidState(tmp_path, Mailbox(None, "me", "localhost")).load()
+    assert loaded == {"a": None, "b": None, "c": 10}
     assert not old.exists()
 
 
 def test_a_dry_run_merges_v1_files_in_memory_only(tmp_path: Path) -> None:
     old = write_v1(tmp_path, None, "me", "127.0.0.1", 110, "a")
     state = UidState(tmp_path, Mailbox(None, "me", "localhost"), read_only=True)
-    assert state.load() == {"a"}
+    assert state.load() == {"a": None}
     assert old.exists() and not state.path.exists()
 
 
 @pytest.mark.parametrize(
-    "body", ["# destination a b\n", "a%zz\n", "a\tb\n", "#x\n", "a  b\n", "\xe9\n"]
+    "body",
+    ["# destination a b\n", "a%zz\n", "a\tb\n", "#x\n", "a  b\n", "\xe9\n", "a#\n", "a#x\n"],
 )
 def test_what_the_writer_never_writes_is_damage(tmp_path: Path, body: str) -> None:
     state = UidState(tmp_path, MAILBOX)
@@ -160,3 +169,46 @@ def test_what_the_writer_never_writes_is_damage(tmp_path: Path, body: str) -> No
     with pytest.raises(ConfigError) as caught:
         state.load()
     assert caught.value.exit_status == 78
+
+
+V2_HEADER = "# mailcli fetch state v2 "
+
+
+def test_a_version_2_file_is_rewritten_as_version_3_with_sizes_unknown(tmp_path: Path) -> None:
+    state = UidState(tmp_path, MAILBOX)
+    v2 = f"{V2_HEADER}{MAILBOX.identity}\n# destination mbox:/m\na b%20c\nd\ntorn"
+    state.path.write_text(v2)
+    assert state.load() == {"a": None, "b c": None, "d": None}  # the torn line is no record
+    assert state.previous_destination == "mbox:/m"
+    assert state.path.read_text().startswith(state.header + "\n")  # v3, atomically
+    state.record([("e", 7)])
+    assert UidState(tmp_path, MAILBOX).load() == {"a": None, "b c": None, "d": None, "e": 7}
+
+
+def test_a_dry_run_reads_a_version_2_file_without_rewriting_it(tmp_path: Path) -> None:
+    state = UidState(tmp_path, MAILBOX, read_only=True)
+    state.path.write_text(f"{V2_HEADER}{MAILBOX.identity}\na\n")
+    assert state.load() == {"a": None}
+    assert state.path.read_text().startswith(V2_HEADER)
+
+
+def test_a_later_record_of_a_uid_replaces_its_size(tmp_path: Path) -> None:
+    state = UidState(tmp_path, MAILBOX)
+    state.load()
+    state.record([("a", 100), ("b", 5)])
+    state.record([("a", 200)])
+    assert UidState(tmp_path, MAILBOX).load() == {"a": 200, "b": 5}
+
+
+def test_a_torn_last_line_is_never_a_record_nor_glued_to_the_next(tmp_path: Path) -> None:
+    """A short write on a full disk left "uid-9" without its newline: it is not a
+    record, and the next append must not turn it into "uid-9uid-10"."""
+    state = UidState(tmp_path, MAILBOX)
+    state.load()
+    state.record([("uid-1", 1)])
+    with state.path.open("ab") as file:
+        file.write(b"uid-9#9")
+    assert UidState(tmp_path, MAILBOX).load() == {"uid-1": 1}
+    state.record([("uid-10", 10)])
+    assert UidState(tmp_path, MAILBOX).load() == {"uid-1": 1, "uid-10": 10}
+    assert state.path.read_bytes().endswith(b"\nuid-10#10\n")

@@ -96,6 +96,8 @@ def _report(
         app.out.warning(
             "the server has no UIDL: every message is fetched on each run (use --delete)"
         )
+    for warning in summary.warnings():
+        app.out.warning(warning)
     for skipped in summary.skipped:
         app.out.info(
             f"skipped message {skipped.number} ({skipped.size} octets, over "

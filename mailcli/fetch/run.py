@@ -27,6 +27,15 @@ How each step keeps it, batch by batch (a batch is up to 256 messages, or
    The state is compacted to what the server still has only after QUIT answered +OK.
    A UID the server lists for two messages is never deleted as "already delivered".
 
+A message is "already delivered" when its UID is recorded with the size LIST gives it
+now (`fetch.state`). A recorded UID whose message now has another size names another
+message: a server reused the UID of one it deleted (RFC 1939 forbids it; some servers
+do it after rebuilding a mailbox). mpop and getmail key by UID alone and take the new
+message for the old one: never fetched, and deleted unread by `--delete`. fetch treats
+it as new instead: fetched, recorded with its size, deleted (with `--delete`) only after
+that, and the run warns about it. A message whose size the server merely recounted is
+fetched once more: a duplicate is recoverable, a lost message is not.
+
 The window between 2 and 3 (delivered, not recorded) is closed differently per kind:
 - Maildir file names carry a key derived from the mailbox and the UID
   (`fetch.destination.message_key`). At start, a message whose key is already in `new/` or `cur/`
@@ -60,7 +69,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +77,7 @@ from typing import Any
 from mailcli.endpoint import Endpoint
 from mailcli.errors import MailcliError
 from mailcli.fetch.destination import Destination, MessageWriter, message_key, open_destination
-from mailcli.fetch.state import Mailbox, UidState, v1_state_name
+from mailcli.fetch.state import Mailbox, Recorded, UidState, v1_state_name
 from mailcli.fsutil import FileLock, write_error
 from mailcli.pop3.commands import MessageInfo, display_uid, list_messages
 from mailcli.pop3.multiline import size_difference
@@ -95,6 +104,15 @@ class FetchSummary:
     skipped: list[MessageInfo] = field(default_factory=list)  # over --max-size
     no_uidl: bool = False
     note: str = ""  # why nothing is new, when the destination changed since last time
+    reused: list[tuple[MessageInfo, int]] = field(default_factory=list)  # (now, size before)
+
+    def warnings(self) -> list[str]:
+        """What the user must hear about even when all went well."""
+        return [
+            f"the server reused UID {display_uid(m.uid)!r} for another message ({m.size} "
+            f"octets, not {size}): treated as new, not as the one fetched earlier"
+            for m, size in self.reused
+        ]
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -188,42 +206,52 @@ class Fetcher:
             self._batch(new[start : start + size])
         self.pop.quit()  # DELEs take effect here; only now may the state forget them
         if not self.summary.no_uidl:
-            self._compact(messages, recorded | {m.uid for m in new if m.uid}, already + new)
+            self._compact(messages, {**recorded, **_sizes(new)}, already + new)
         self.summary.seconds = time.monotonic() - started
         return self.summary
 
     def _compact(
-        self, messages: list[MessageInfo], recorded: set[str], candidates: list[MessageInfo]
+        self, messages: list[MessageInfo], recorded: Recorded, candidates: list[MessageInfo]
     ) -> None:
         """Keep the UIDs that are recorded and still on the server after this QUIT:
         with --delete, everything recorded that this run DELEted is gone."""
         gone = {m.uid for m in candidates} if self.options.delete else set()
         on_server = {m.uid for m in messages if m.uid} - gone
-        self.state.compact(recorded & on_server)
+        self.state.compact({uid: size for uid, size in recorded.items() if uid in on_server})
 
-    def _recorded(self, messages: list[MessageInfo]) -> set[str]:
-        """The recorded UIDs, after settling what a crash may have left unrecorded (a
-        dry run's destination is a `Preview`: it recovers nothing, nothing is recorded)."""
-        recorded = set() if self.summary.no_uidl else self.state.load()
+    def _recorded(self, messages: list[MessageInfo]) -> Recorded:
+        """The recorded UIDs and sizes, after settling what a crash may have left
+        unrecorded (a dry run's destination is a `Preview`: it recovers nothing, nothing
+        is recorded)."""
+        recorded: Recorded = {} if self.summary.no_uidl else self.state.load()
         self.destination.recover(recorded.__contains__)  # even without UIDL: no torn mbox
         if self.summary.no_uidl:
             self.destination.batch_recorded()
             return recorded
         present = self.destination.delivered_keys()
-        found = [
-            m.uid
+        found = _sizes(
+            m
             for m in messages
-            if m.uid and m.uid not in recorded and self._delivered_before(m.uid, present)
-        ]
+            if m.uid and m.uid not in recorded and self._delivered_before(m, present)
+        )
         if found and not self.options.dry_run:  # delivered before a crash, never recorded
-            self.state.record(found)  # ... so record it, do not fetch it again
+            self.state.record(found.items())  # ... so record it, do not fetch it again
         recorded.update(found)
         self.destination.batch_recorded()  # what recovery found is recorded: drop its journal
         return recorded
 
-    def _delivered_before(self, uid: str, present: set[str]) -> bool:
-        """A Maildir file carries this UID's key: this version's, or one an older
-        version made from the host text and port (`fetch.state.v1_state_name`)."""
+    def _delivered_before(self, message: MessageInfo, present: set[str]) -> bool:
+        """A Maildir file (or a journal) carries this message's key, made from its UID
+        and size. Keys older versions made from the UID alone (and, before that, from
+        the host text and port: `fetch.state.v1_state_name`) count only until this
+        version has recorded the mailbox: after that, a UID missing from the state was
+        forgotten because its message left the server, and a new message under that UID
+        is not the old one's file."""
+        uid = message.uid or ""
+        if message_key(self.server_id, uid, message.size) in present:
+            return True
+        if not self.state.before_sizes:
+            return False
         ids = (self.server_id, *sorted(self.state.legacy_names))
         return any(message_key(server_id, uid) in present for server_id in ids)
 
@@ -241,10 +269,18 @@ class Fetcher:
         )
 
     def _plan(
-        self, messages: list[MessageInfo], recorded: set[str]
+        self, messages: list[MessageInfo], recorded: Recorded
     ) -> tuple[list[MessageInfo], list[MessageInfo]]:
         """(messages to fetch, recorded messages still on the server)."""
-        fresh = [m for m in messages if self.options.everything or m.uid not in recorded]
+        self.summary.reused = [
+            (m, size) for m in messages if (size := _reused(m, recorded)) is not None
+        ]
+        reused = {m.number for m, _ in self.summary.reused}
+        fresh = [
+            m
+            for m in messages
+            if self.options.everything or m.uid not in recorded or m.number in reused
+        ]
         fresh_numbers = {m.number for m in fresh}
         # A UID listed for two messages (RFC 1939 forbids it) cannot say which of them is
         # the one delivered: neither is deleted as "already delivered".
@@ -282,7 +318,7 @@ class Fetcher:
         except OSError as exc:
             raise write_error(exc, "the message") from exc
         if not self.summary.no_uidl:
-            self.state.record(m.uid for m in completed if m.uid)
+            self.state.record(_sizes(completed).items())
         self.destination.batch_recorded()
 
     def _retrieve(self, batch: list[MessageInfo], completed: list[MessageInfo]) -> None:
@@ -295,7 +331,7 @@ class Fetcher:
 
     def _receive(self, info: MessageInfo) -> None:
         """The body of a RETR whose +OK was read, streamed into the destination."""
-        key = message_key(self.server_id, info.uid or f"#{info.number}")
+        key = message_key(self.server_id, info.uid or f"#{info.number}", info.size)
         try:
             writer = self.destination.open_message(key)
         except OSError as exc:
@@ -322,6 +358,18 @@ class Fetcher:
         """DELE, pipelined; the server deletes at QUIT."""
         for _ in self.pop.pipelined("DELE", [m.number for m in messages]):
             self.summary.deleted += 1
+
+
+def _sizes(messages: Iterable[MessageInfo]) -> Recorded:
+    """UID -> LIST size, for the messages that have a UID."""
+    return {m.uid: m.size for m in messages if m.uid}
+
+
+def _reused(message: MessageInfo, recorded: Recorded) -> int | None:
+    """The size recorded for this message's UID when it is not this message's size:
+    the UID now names another message. None when it is the same message, or unknown."""
+    size = recorded.get(message.uid) if message.uid else None
+    return size if size is not None and message.size not in (None, size) else None
 
 
 class _Guarded:

@@ -10,35 +10,46 @@ reach the same state; a different account or user is a different mailbox.
 One file per mailbox, `$XDG_STATE_HOME/mailcli/fetch/NAME-HASH.uids` (NAME readable,
 HASH from the exact identity, so two identities never share a file), in ASCII:
 
-    # mailcli fetch state v2 ACCOUNT USER HOST     <- the identity, each part escaped
+    # mailcli fetch state v3 ACCOUNT USER HOST     <- the identity, each part escaped
     # destination maildir:/home/me/Maildir          <- where the last batch went
     # formerly NAME                                 <- v1 state files merged in
-    UID UID UID ...                                 <- one line per recorded batch
+    UID#SIZE UID#SIZE ...                           <- one line per recorded batch
+
+A UID is recorded with the size LIST gave for its message: a server that reuses a
+deleted message's UID for a new message (RFC 1939 forbids it; some do after rebuilding
+a mailbox) shows a different size, and fetch then knows the UID names another message
+(`fetch.run`). A later line about the same UID replaces an earlier one. A UID without
+"#SIZE" (migrated from version 2) matches any size.
 
 Every UID, destination and name is escaped: each byte outside 0x21-0x7E, and "%" and
 "#", is written as %XX (upper-case hex); the reader accepts exactly the escapes. A UID
 is any non-empty byte string a UIDL line can carry (no LF, not starting with a space,
 not ending with CR); it is kept byte-exact (`pop3.commands.wire_text`).
 
-A batch is recorded by appending its line and fsyncing: a crash mid-write leaves a line
-without its newline, which is ignored, so a batch is recorded whole or not at all. At
+A batch is recorded by appending its line and fsyncing: every byte is written (a short
+write is continued), then read back; a record that is not whole is cut away and the
+write fails (74). A crash mid-write leaves a line without its newline, which is not a
+record: it is ignored on reading and cut before the next append, so a batch is recorded
+whole or not at all, and never glued to the next one. At
 the end of a run the file is compacted (rewritten atomically) to the UIDs the server
 still has. A file whose first line is not the expected header is damaged or belongs to
 another mailbox: that is an error (78), never a silent "fetch everything again".
 
+A version 2 file (the same, without sizes) is rewritten as version 3 on load, atomically.
 Version 1 files (`ACCOUNT_USER@HOST_PORT.uids`, keyed by host text and port) are merged
-into the version 2 file on load: the new file is written atomically with the union of
+into the current file on load: the new file is written atomically with the union of
 all of them, then they are removed; a crash in between merges them again (a union is
 idempotent), so nothing is lost or fetched twice.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import ipaddress
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,15 +59,19 @@ from mailcli.fsutil import (
     atomic_write,
     ensure_private_dir,
     fsync_directory,
+    write_all,
     write_error,
 )
 
-_HEADER = "# mailcli fetch state v2 "
+_HEADER = "# mailcli fetch state v3 "
+_V2_HEADER = "# mailcli fetch state v2 "
 _V1_HEADER = "# mailcli fetch state v1 "
 _DESTINATION = "# destination "
 _FORMERLY = "# formerly "
 _TOKEN = rb"(?:[\x21\x22\x24\x26-\x7e]|%[0-9A-Fa-f]{2})+"  # all but "#" and "%", or %XX
 _TOKEN_LINE = re.compile(_TOKEN + rb"(?: " + _TOKEN + rb")*")
+_SIZED = rb"(?:#[0-9]{1,20})?"  # "#SIZE" after a UID; "#" is never part of an escaped one
+_SIZED_LINE = re.compile(_TOKEN + _SIZED + rb"(?: " + _TOKEN + _SIZED + rb")*")
 _ESCAPED = re.compile(rb"%([0-9A-Fa-f]{2})")
 _PLAIN = frozenset(range(0x21, 0x7F)) - {ord("%"), ord("#")}
 _V1_UID_LINE = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")  # v1 stored UIDs raw
@@ -159,17 +174,22 @@ def _v1_hosts(sanitized: str) -> set[str]:
     return hosts
 
 
+Recorded = dict[str, int | None]  # UID -> the size LIST gave its message (None: unknown)
+
+
 @dataclass
 class _Contents:
-    uids: set[str] = field(default_factory=set)
+    uids: Recorded = field(default_factory=dict)
     destination: str | None = None
     formerly: set[str] = field(default_factory=set)
+    version: int = 3
 
 
 class UidState:
     """The state of one mailbox. `destination` is where this run delivers (recorded
     with the batches); `v1_name` this run's version 1 name (for old Maildir keys);
-    `legacy_names` after `load` holds every version 1 name this mailbox had."""
+    `legacy_names` after `load` holds every version 1 name this mailbox had;
+    `before_sizes` says whether no version 3 file existed (keys without sizes count)."""
 
     def __init__(
         self,
@@ -187,14 +207,17 @@ class UidState:
         self.destination = destination
         self.previous_destination: str | None = None  # where the last batch went, at load
         self.legacy_names: set[str] = {v1_name} if v1_name else set()
+        self.before_sizes = True
         self._formerly: set[str] = set()
         self.read_only = read_only  # a dry run: v1 files are merged in memory only
 
-    def load(self) -> set[str]:
-        """The recorded UIDs (after merging any version 1 files of this mailbox)."""
+    def load(self) -> Recorded:
+        """The recorded UIDs with their sizes (after merging any version 1 files of this
+        mailbox, and rewriting a version 2 file as version 3)."""
         contents = self._read()
+        self.before_sizes = contents.version < 3 or not self.path.exists()
         old_files = self.mailbox.v1_files(self.directory)
-        if old_files:
+        if old_files or contents.version < 3:
             contents = self._migrate(contents, old_files)
         self.previous_destination = contents.destination
         self._formerly = contents.formerly
@@ -209,9 +232,11 @@ class UidState:
         except (OSError, UnicodeDecodeError) as exc:
             raise self._damaged(self.path, str(exc)) from exc
         lines = text.split("\n")
-        if lines[0] != self.header:
-            raise self._damaged(self.path, "its first line is not the expected header")
         contents = _Contents()
+        if lines[0] == _V2_HEADER + self.mailbox.identity:
+            contents.version = 2
+        elif lines[0] != self.header:
+            raise self._damaged(self.path, "its first line is not the expected header")
         for number, line in enumerate(lines[1:-1], 2):  # the last piece has no newline
             try:
                 _read_line(line, contents)
@@ -220,9 +245,11 @@ class UidState:
         return contents
 
     def _migrate(self, contents: _Contents, old_files: list[Path]) -> _Contents:
-        """Union the v1 files into this file (atomically), then remove them."""
+        """Union the v1 files into this file, written as version 3 (atomically), then
+        remove them."""
         for path in old_files:
-            contents.uids |= self._read_v1(path)
+            for uid in self._read_v1(path):
+                contents.uids.setdefault(uid, None)
             contents.formerly.add(path.stem)
         if self.read_only:
             return contents
@@ -261,10 +288,10 @@ class UidState:
             hint="move the file away to fetch every message again (or use --all)",
         )
 
-    def record(self, uids: Iterable[str]) -> None:
-        """Append one batch durably (one write, one fsync), after a `# destination`
-        line when this run's destination is not the one last recorded."""
-        line = " ".join(escape(uid) for uid in uids)
+    def record(self, messages: Iterable[tuple[str, int | None]]) -> None:
+        """Append one batch of (UID, size) durably (one write, one fsync), after a
+        `# destination` line when this run's destination is not the one last recorded."""
+        line = " ".join(_sized(uid, size) for uid, size in messages)
         if not line:
             return
         moved = self.destination and self.destination != self.previous_destination
@@ -281,25 +308,37 @@ class UidState:
             self.previous_destination = self.destination
 
     def _append(self, data: bytes) -> None:
-        flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        """Whole or not at all: a torn last line (a crash, a full disk) is cut first, so
+        it never joins this record; this record is read back after the fsync, and cut
+        again, with an error, unless every byte is there."""
+        flags = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(self.path, flags)  # never through a symlink
         try:
-            os.write(fd, data)
-            os.fsync(fd)
+            start = _cut_torn_line(fd)
+            try:
+                write_all(fd, data)
+                os.fsync(fd)
+                whole = os.pread(fd, len(data) + 1, start) == data
+            except OSError:
+                _truncate(fd, start)
+                raise
+            if not whole:
+                _truncate(fd, start)
+                raise OSError(errno.EIO, "the record did not reach the file whole", None)
         finally:
             os.close(fd)
 
-    def compact(self, uids: Iterable[str]) -> None:
+    def compact(self, uids: Mapping[str, int | None]) -> None:
         """Rewrite the file with exactly these UIDs (those the server still has)."""
-        self._rewrite(set(uids))
+        self._rewrite(dict(uids))
 
-    def _rewrite(self, uids: set[str]) -> None:
+    def _rewrite(self, uids: Recorded) -> None:
         lines = [self.header]
         if self.previous_destination:
             lines.append(_DESTINATION + escape(self.previous_destination))
         lines += [_FORMERLY + escape(name) for name in sorted(self._formerly)]
         if uids:
-            lines.append(" ".join(escape(uid) for uid in sorted(uids)))
+            lines.append(" ".join(_sized(uid, uids[uid]) for uid in sorted(uids)))
         try:
             ensure_private_dir(self.path.parent)
             atomic_write(self.path, ("\n".join(lines) + "\n").encode("ascii"))
@@ -315,6 +354,29 @@ def _read_line(line: str, contents: _Contents) -> None:
     elif line.startswith(_FORMERLY):
         contents.formerly.add(unescape(line[len(_FORMERLY) :]))
     elif line:
-        if not _TOKEN_LINE.fullmatch(line.encode("ascii")):
+        pattern = _TOKEN_LINE if contents.version == 2 else _SIZED_LINE
+        if not pattern.fullmatch(line.encode("ascii")):
             raise ValueError(line)
-        contents.uids.update(unescape(token) for token in line.split(" "))
+        for token in line.split(" "):
+            uid, _, size = token.partition("#")
+            contents.uids[unescape(uid)] = int(size) if size else None
+
+
+def _sized(uid: str, size: int | None) -> str:
+    return escape(uid) if size is None else f"{escape(uid)}#{size}"
+
+
+def _cut_torn_line(fd: int) -> int:
+    """Cut a last line without its newline (not a record); the size after."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return size
+    text = os.pread(fd, size, 0)
+    keep = text.rfind(b"\n") + 1
+    _truncate(fd, keep)
+    return keep
+
+
+def _truncate(fd: int, size: int) -> None:
+    os.ftruncate(fd, size)
+    os.fsync(fd)

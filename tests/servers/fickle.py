@@ -63,6 +63,7 @@ class FickleMailbox:
         self.plans: deque[Session] = deque()
         self.deleted: list[Message] = []  # removed at a QUIT, in order
         self.presented: dict[int, list[bytes]] = {}  # ident -> UIDs sent in UIDL, per session
+        self.presented_sizes: dict[int, list[int]] = {}  # ident -> LIST size, per UIDL sent
         self.sessions = 0
         self._idle = threading.Condition()
         self._active = 0
@@ -140,6 +141,9 @@ class _Pop3Session:
         if verb == "UIDL":
             for message in self.listed:
                 self.mailbox.presented.setdefault(message.ident, []).append(self.uid(message))
+                self.mailbox.presented_sizes.setdefault(message.ident, []).append(
+                    self.size(message)
+                )
         self.reply(b"".join(line + b"\r\n" for line in [b"+OK", *lines, b"."]))
 
     def one_message(self, verb: str, argument: str) -> None:

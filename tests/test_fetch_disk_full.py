@@ -1,0 +1,237 @@
+"""A full disk, a failing close and a short write at the exact system calls of `fetch`
+(and of `queue run`'s lock), through the real CLI process against Dovecot.
+
+Each fault is injected by strace at one call of the process: a counting run in a
+scratch home (same account, same kind of destination, the server left as it is) finds
+which occurrence of the system call touches the target (`-yy` names the file), then the
+real run gets `-e inject=SYSCALL:error=ERRNO:when=N` (or `retval=3`, a short write) at
+exactly that call. What must hold: the documented status (74 for a full disk), one
+`mailcli: error:` line and no traceback, no temporary file left anywhere, nothing
+deleted on the server; then a run with space delivers every message exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from mailbox import mbox
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import MAILCLI, Mailcli
+from tests.servers import require
+from tests.servers.fixtures import Mailbox
+from tests.test_fetch import drop, message_ids
+
+MESSAGES = 6
+BATCH = "2"  # three batches: the state file is created by the first, appended by the others
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Fail the first `syscall` whose file (strace -yy) matches `target`."""
+
+    syscall: str
+    target: str
+    error: str  # an errno name, or "retval=N" for a short write
+    kind: str  # the destination: maildir or mbox
+
+    @property
+    def inject(self) -> str:
+        how = self.error if self.error.startswith("retval=") else f"error={self.error}"
+        return f"{self.syscall}:{how}"
+
+
+def environment(fetch: Mailcli, home: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        **fetch.account.env(),
+        "HOME": str(home),
+        "XDG_STATE_HOME": str(home / "state"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "MAILCLI_FETCH_BATCH": BATCH,
+        "PYTHONDONTWRITEBYTECODE": "1",  # no .pyc writes: the same calls in every run
+    }
+
+
+def destination(kind: str, home: Path) -> Path:
+    return home / ("Maildir" if kind == "maildir" else "inbox")
+
+
+def fetch_argv(fetch: Mailcli, kind: str, home: Path, *extra: str) -> list[str]:
+    where = destination(kind, home)
+    return [*MAILCLI, "fetch", "--to", f"{kind}:{where}", *extra, *fetch.account.args()]
+
+
+def occurrence(fetch: Mailcli, fault: Fault, scratch: Path, which: int = 0) -> int:
+    """Which occurrence of the system call touches the target (the first, or the
+    `which`-th of them: -1 the last), in a run that keeps the mail on the server (so the
+    real run sees the same mailbox)."""
+    scratch.mkdir()
+    log = scratch / "strace.log"
+    strace = ["strace", "-qq", "-yy", "-o", str(log), "-e", f"trace={fault.syscall}"]
+    done = subprocess.run(
+        [*strace, *fetch_argv(fetch, fault.kind, scratch, "--keep")],
+        env=environment(fetch, scratch),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    calls = [line for line in log.read_text().splitlines() if line.startswith(fault.syscall + "(")]
+    found = [number for number, line in enumerate(calls, 1) if re.search(fault.target, line)]
+    assert found, f"no {fault.syscall} on {fault.target} in {calls[:50]}"
+    return found[which]
+
+
+def injected(argv: list[str], env: dict[str, str], inject: str) -> subprocess.CompletedProcess[str]:
+    strace = ["strace", "-qq", "-o", os.devnull, "-e", *f"inject={inject}".split()]
+    return subprocess.run(
+        [*strace, *argv], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def leftovers(home: Path) -> list[str]:
+    """Temporary files of any kind left behind: `.part` temporaries, batch files, a
+    dot-lock or its temporary, a Maildir's tmp/."""
+    found = []
+    for root, _, names in os.walk(home):
+        for name in names:
+            temporary = name.endswith((".part", ".mbox-batch"))
+            lock = re.fullmatch(r"\.?inbox\.lock.*", name)
+            in_tmp = os.path.basename(root) == "tmp" and "Maildir" in root
+            if temporary or lock or in_tmp:
+                found.append(os.path.join(root, name))
+    return found
+
+
+def delivered_ids(kind: str, home: Path) -> list[str]:
+    where = destination(kind, home)
+    if kind == "mbox":
+        contents = [m.as_bytes() for m in mbox(where)] if where.exists() else []
+    else:
+        contents = [p.read_bytes() for sub in ("new", "cur") for p in (where / sub).iterdir()]
+    return sorted(message_ids(contents).elements())
+
+
+EXPECTED = sorted(f"<n{n}@example.test>" for n in range(MESSAGES))
+
+FULL_DISK = [
+    # The lock file's PID write (the first fetch, before any mail): was 70.
+    Fault("write", r"/mailcli/fetch/[^/>]*\.lock>", "ENOSPC", "maildir"),
+    # The mbox dot-lock's PID write: was 70, and `.inbox.lock.HEX.part` stayed behind.
+    Fault("write", r"/\.inbox\.lock\.[0-9a-f]+\.part>", "ENOSPC", "mbox"),
+    # The dot-lock temporary's close() fails: it must still be removed.
+    Fault("close", r"/\.inbox\.lock\.[0-9a-f]+\.part>", "EIO", "mbox"),
+    # The mbox batch file's write: a BufferError replaced the 74 (was 70).
+    Fault("pwrite64", r"\.mbox-batch>", "ENOSPC", "mbox"),
+    # The journal, the state file's first write, its fsync and its close.
+    Fault("write", r"journal\.[0-9a-f]+\.part>", "ENOSPC", "mbox"),
+    Fault("write", r"\.uids\.[0-9a-f]+\.part>", "ENOSPC", "maildir"),
+    Fault("fsync", r"\.uids\.[0-9a-f]+\.part>", "ENOSPC", "maildir"),
+    Fault("close", r"\.uids\.[0-9a-f]+\.part>", "EIO", "mbox"),
+    # The state file's append (the second batch).
+    Fault("write", r"\.uids>", "ENOSPC", "mbox"),
+    Fault("fsync", r"\.uids>", "ENOSPC", "maildir"),
+]
+
+
+@pytest.mark.parametrize("fault", FULL_DISK, ids=lambda f: f"{f.syscall}-{f.error}-{f.target}")
+def test_a_full_disk_at_each_write_is_74_and_a_rerun_delivers_exactly_once(
+    mailcli: Mailcli, mailbox: Mailbox, tmp_path: Path, fault: Fault
+) -> None:
+    require("strace")
+    drop(mailbox, range(MESSAGES))
+    when = occurrence(mailcli, fault, tmp_path / "scratch")
+    home = tmp_path / "home"
+    env = environment(mailcli, home)
+    failed = injected(
+        fetch_argv(mailcli, fault.kind, home, "--delete"), env, f"{fault.inject}:when={when}"
+    )
+    assert failed.returncode == 74, failed.stderr
+    lines = failed.stderr.splitlines()
+    assert lines[0].startswith("mailcli: error: ") and "Traceback" not in failed.stderr, lines
+    assert not any(line.startswith("mailcli: error: ") for line in lines[1:]), lines
+    assert leftovers(home) == []
+    assert mailcli.server_count() == MESSAGES  # no QUIT after the failure: nothing deleted
+    again = subprocess.run(
+        fetch_argv(mailcli, fault.kind, home, "--delete"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr
+    assert delivered_ids(fault.kind, home) == EXPECTED  # exactly once
+    assert mailcli.server_count() == 0
+    assert leftovers(home) == []
+
+
+# The disk fills up after the short write: the last batch's journal (mbox) or sync
+# (Maildir) fails, so the run ends before the state is compacted from memory.
+FULL_AFTERWARDS = {
+    "mbox": Fault("fsync", r"journal\.[0-9a-f]+\.part>", "ENOSPC", "mbox"),
+    "maildir": Fault("syncfs", r".", "ENOSPC", "maildir"),
+}
+
+
+@pytest.mark.parametrize("kind", ["mbox", "maildir"])
+def test_a_short_write_of_the_state_append_never_counts_as_recorded(
+    mailcli: Mailcli, mailbox: Mailbox, tmp_path: Path, kind: str
+) -> None:
+    """`write(state, "uid-3 uid-4\\n") = 3`, then the disk is full: the record is not
+    whole, so it is not a record; the mbox journal that proves the batch stays, and a
+    rerun with space fetches nothing twice. (Maildir: its file names also prove it.)"""
+    require("strace")
+    drop(mailbox, range(MESSAGES))
+    short = Fault("write", r"\.uids>", "retval=3", kind)
+    full = FULL_AFTERWARDS[kind]
+    at_short = occurrence(mailcli, short, tmp_path / "scratch")
+    at_full = occurrence(mailcli, full, tmp_path / "scratch2", -1)
+    home = tmp_path / "home"
+    env = environment(mailcli, home)
+    inject = f"{short.inject}:when={at_short} -e inject={full.inject}:when={at_full}"
+    first = injected(fetch_argv(mailcli, kind, home), env, inject)
+    assert first.returncode == 74, first.stderr
+    assert "Traceback" not in first.stderr
+    again = subprocess.run(
+        fetch_argv(mailcli, kind, home, "--delete"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr
+    assert delivered_ids(kind, home) == EXPECTED  # exactly once
+    assert mailcli.server_count() == 0
+    assert leftovers(home) == []
+
+
+def test_the_first_queue_run_on_a_full_disk_is_74(tmp_path: Path) -> None:
+    """The queue's lock file holds the PID too: its write failing was 70."""
+    require("strace")
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_STATE_HOME": str(home / "state"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+    }
+    lock = home / "state" / "mailcli" / "queue" / ".lock"
+    strace = ["strace", "-qq", "-o", os.devnull, "-P", str(lock)]
+    done = subprocess.run(
+        [*strace, "-e", "inject=write:error=ENOSPC:when=1", *MAILCLI, "queue", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 74, done.stderr
+    assert done.stderr.startswith("mailcli: error: ") and "Traceback" not in done.stderr
+    assert not [p for p in lock.parent.iterdir() if p.name != ".lock"]
