@@ -90,7 +90,10 @@ class Terminal(NamedTuple):
 
 def _isatty(stream: TextIO | None) -> bool:
     # None when Python started without the descriptor (`mailcli ... <&-`)
-    return stream is not None and stream.isatty()
+    try:
+        return stream is not None and stream.isatty()
+    except (OSError, ValueError):  # closed under us
+        return False
 
 
 class OutputMode(NamedTuple):

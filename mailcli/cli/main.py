@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from typing import TYPE_CHECKING, NoReturn
@@ -13,6 +14,7 @@ from mailcli.cli.context import AppContext
 from mailcli.cli.options import add_global_options, global_options
 
 if TYPE_CHECKING:
+    from mailcli.cli.stdio import StandardStreams
     from mailcli.render import Renderer
 
 # The one source of each command's one-line help: the group lists it without importing
@@ -47,8 +49,25 @@ _COMMANDS = {
 _WITHOUT_GLOBAL_OPTIONS = {"sendmail", "completion"}
 
 
+class _EscapedPipeError(Exception):
+    """An EPIPE that is not stdout's (those are errors.Stopped): carried past click,
+    which would otherwise turn it into a silent exit 1, to the bug report (70)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise _EscapedPipeError(exc) from exc
+            raise
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)
@@ -92,18 +111,49 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI and translate every outcome into an exit status. Invoked through a
     link named `sendmail`, every argument belongs to the sendmail command."""
+    _reserve_standard_descriptors()
+    _stop_on_signals()
     args = sys.argv[1:] if argv is None else argv
     if argv is None and os.path.basename(sys.argv[0]) == "sendmail":
         args = ["sendmail", *args]
-    sys.exit(_run(args))
+    try:
+        status = _run(args)
+        _ignore_stop_signals()  # the run is over: a late signal changes nothing
+    except BaseException as exc:  # a signal that landed while the run was ending
+        status = _signal_status(exc)
+    sys.exit(status)
 
 
 def _run(args: list[str]) -> int:
-    """One run; `--debug` and `-q` are read from the AppContext click filled in, so a
-    `-q` that is some option's value (`--subject -q`) is not taken for the flag."""
+    """One run, its standard streams guarded (mailcli.cli.stdio)."""
+    from mailcli.cli.stdio import StandardStreams
+
+    with StandardStreams() as streams:
+        try:
+            return _run_guarded(args, streams)
+        except BaseException as exc:  # SIGTERM, SIGHUP, stdout's reader gone: cleaned up
+            return _signal_status(exc)
+
+
+def _signal_status(exc: BaseException) -> int:
+    """128 + the signal that ended the run (errors.Stopped, KeyboardInterrupt); any
+    other BaseException goes on. mailcli.errors is imported only when a run fails."""
+    from mailcli.errors import Stopped
+
+    if isinstance(exc, Stopped):
+        return exc.exit_status
+    if isinstance(exc, KeyboardInterrupt):
+        return _status("INTERRUPTED")
+    raise exc
+
+
+def _run_guarded(args: list[str], streams: StandardStreams) -> int:
+    """`--debug` and `-q` are read from the AppContext click filled in, so a `-q` that
+    is some option's value (`--subject -q`) is not taken for the flag."""
     app = AppContext()
     try:
         result = cli.main(args=args, prog_name="mailcli", standalone_mode=False, obj=app)
+        streams.flush()  # buffered data fails here, while the failure is still ours
     except (click.exceptions.Abort, KeyboardInterrupt):
         return _interrupted()
     except click.exceptions.ClickException as exc:
@@ -111,11 +161,58 @@ def _run(args: list[str]) -> int:
         hint = f"see `{ctx.command_path if ctx else 'mailcli'} --help`"
         _stderr_renderer(app).error(exc.format_message(), hint=hint)
         return _status("USAGE")
-    except BrokenPipeError:
-        return _broken_pipe()
+    except _EscapedPipeError as exc:
+        return _failed(app, exc.error)
     except Exception as exc:
         return _failed(app, exc)
     return _exit_code(result)
+
+
+# SIGINT is Python's KeyboardInterrupt (click's Abort): 130 above. These two stop a run
+# the same orderly way, as errors.Stopped: every cleanup runs, then 128 + the signal.
+_STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+def _stop_on_signals() -> None:
+    import signal
+
+    for name in _STOP_SIGNALS:
+        signal.signal(getattr(signal, name), _stop)
+
+
+def _stop(signum: int, frame: object) -> None:
+    from mailcli.errors import Stopped
+
+    # Once: a second signal must not cut short the cleanup the first one started.
+    _ignore_stop_signals()
+    raise Stopped(signum)
+
+
+def _ignore_stop_signals() -> None:
+    import signal
+
+    for name in _STOP_SIGNALS:
+        signal.signal(getattr(signal, name), _ignore)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """Not SIG_IGN: an ignored disposition would be inherited by the programs we run."""
+
+
+def _reserve_standard_descriptors() -> None:
+    """A closed descriptor 0, 1 or 2 (`mailcli list >&-`) gets /dev/null: the next file
+    or socket opened would otherwise take its number, and be written to as stdout or
+    handed to a child as one. Python saw it closed already (sys.stdout is None), so
+    writing data there is still an error (74, mailcli.cli.stdio)."""
+    for descriptor in (0, 1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            devnull = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
+            if devnull != descriptor:
+                os.dup2(devnull, descriptor)
+                os.close(devnull)
+            os.set_inheritable(descriptor, True)
 
 
 def _failed(app: AppContext, exc: Exception) -> int:
@@ -153,13 +250,6 @@ def _status(name: str) -> int:
     from mailcli.errors import ExitStatus
 
     return int(ExitStatus[name])
-
-
-def _broken_pipe() -> int:
-    # The reader went away (`mailcli retr 1 | head`): stop quietly, as `cat` would.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    return 141  # 128 + SIGPIPE, what a shell reports for a killed writer
 
 
 def _internal_error(app: AppContext, exc: Exception) -> int:
