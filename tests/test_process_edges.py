@@ -29,7 +29,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import crashpoints as cp
 from tests.helpers import MAILCLI, Mailcli
+from tests.servers import require
 from tests.servers.accounts import Account, numbered_message
 from tests.servers.fixtures import Mailbox
 from tests.servers.ports import free_port
@@ -275,3 +277,44 @@ def test_a_signal_during_retr_to_a_file_leaves_nothing_and_exits_128_plus_it(
     assert code == 128 + stop, stderr
     assert b"Traceback" not in stderr
     assert partial_files(folder) == []
+
+
+def serving_retr(conn: Conn) -> None:
+    """A POP3 server with one short message."""
+    conn.send("+OK ready")
+    while line := conn.recv_line():
+        verb = line.split(" ", 1)[0].upper()
+        if verb == "RETR":
+            conn.send("+OK", "Subject: short", "", "body", ".")
+        elif verb == "QUIT":
+            conn.send("+OK bye")
+            return
+        else:
+            conn.send("+OK", ".") if verb == "CAPA" else conn.send("+OK 1 30")
+
+
+def test_sigterm_between_creating_the_partial_file_and_owning_it_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    """The narrowest window: SIGTERM on entry to the first system call after the
+    temporary's openat (Python's fstat of the new descriptor, inside PartialFile's
+    constructor), before anything holds the file to discard it."""
+    require("strace")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with ScriptedServer(serving_retr) as server:
+        account = Account.scripted(server)
+        args = ["retr", "1", "-o", str(folder / "msg.eml"), *account.args()]
+        env = cp.base_env(tmp_path / "home", **account.env())
+        counted, points = cp.count(args, env, tmp_path / "count.log", syscalls=OPEN_AND_STAT)
+        assert counted.code == 0, counted.stderr
+        created = next(i for i, p in enumerate(points) if ".msg.eml." in p.label)
+        after = next(p for p in points[created + 1 :] if p.syscall != "openat")
+        for leftover in partial_files(folder):
+            leftover.unlink()
+        stopped = cp.run(args, env, point=after, signal="SIGTERM")
+    assert stopped.code == 128 + signal.SIGTERM, (after, stopped.stderr)
+    assert partial_files(folder) == []
+
+
+OPEN_AND_STAT = ("openat", "newfstatat", "fstat", "statx")

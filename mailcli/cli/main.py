@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from mailcli import __version__
+from mailcli.cli import signals
 from mailcli.cli.context import AppContext
 from mailcli.cli.options import add_global_options, global_options
 
@@ -112,13 +113,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI and translate every outcome into an exit status. Invoked through a
     link named `sendmail`, every argument belongs to the sendmail command."""
     _reserve_standard_descriptors()
-    _stop_on_signals()
+    signals.stop_on_signals()
     args = sys.argv[1:] if argv is None else argv
     if argv is None and os.path.basename(sys.argv[0]) == "sendmail":
         args = ["sendmail", *args]
     try:
         status = _run(args)
-        _ignore_stop_signals()  # the run is over: a late signal changes nothing
+        signals.ignore_stop_signals()  # the run is over: a late signal changes nothing
     except BaseException as exc:  # a signal that landed while the run was ending
         status = _signal_status(exc)
     sys.exit(status)
@@ -166,37 +167,6 @@ def _run_guarded(args: list[str], streams: StandardStreams) -> int:
     except Exception as exc:
         return _failed(app, exc)
     return _exit_code(result)
-
-
-# SIGINT is Python's KeyboardInterrupt (click's Abort): 130 above. These two stop a run
-# the same orderly way, as errors.Stopped: every cleanup runs, then 128 + the signal.
-_STOP_SIGNALS = ("SIGTERM", "SIGHUP")
-
-
-def _stop_on_signals() -> None:
-    import signal
-
-    for name in _STOP_SIGNALS:
-        signal.signal(getattr(signal, name), _stop)
-
-
-def _stop(signum: int, frame: object) -> None:
-    from mailcli.errors import Stopped
-
-    # Once: a second signal must not cut short the cleanup the first one started.
-    _ignore_stop_signals()
-    raise Stopped(signum)
-
-
-def _ignore_stop_signals() -> None:
-    import signal
-
-    for name in _STOP_SIGNALS:
-        signal.signal(getattr(signal, name), _ignore)
-
-
-def _ignore(signum: int, frame: object) -> None:
-    """Not SIG_IGN: an ignored disposition would be inherited by the programs we run."""
 
 
 def _reserve_standard_descriptors() -> None:

@@ -250,15 +250,28 @@ class _destination:
         self._lf: Any = None
 
     def __enter__(self) -> Callable[[bytes], None]:
-        from mailcli.fsutil import PartialFile
-        from mailcli.pop3.multiline import LfWriter
-
         if self.output is None:
             self._handle = self.app.terminal.stdout_bytes
-        else:
-            from pathlib import Path
+            return self._writer()
+        from pathlib import Path
 
-            self._handle = PartialFile(Path(self.output))
+        from mailcli.cli.signals import held
+        from mailcli.fsutil import PartialFile
+
+        try:
+            # Held: no signal lands between the file's creation and `self._handle`
+            # knowing it; one that waited lands after, in here, and the file goes.
+            with held():
+                self._handle = PartialFile(Path(self.output))
+            return self._writer()
+        except BaseException:
+            if self._handle is not None:
+                self._handle.discard()
+            raise
+
+    def _writer(self) -> Callable[[bytes], None]:
+        from mailcli.pop3.multiline import LfWriter
+
         if not self.lf:
             return self._handle.write  # type: ignore[no-any-return]
         self._lf = LfWriter(self._handle.write)
