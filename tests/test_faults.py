@@ -147,7 +147,7 @@ def test_kill_9_during_queue_run_loses_nothing(
     home = isolated_environment
     write_config(home, free_port())
     subjects = [f"queued {n}" for n in range(30)]
-    assert {sendmail(home, subject) for subject in subjects} == {75}
+    assert {sendmail(home, subject) for subject in subjects} == {0}  # queued
     server = aiosmtpd_factory()
     write_config(home, server.port)
     env = {**os.environ, "HOME": str(home)}
@@ -227,7 +227,7 @@ def test_queue_run_stopped_by_a_signal_loses_nothing(
     home = isolated_environment
     write_config(home, free_port())
     subjects = [f"signal {n}" for n in range(15)]
-    assert {sendmail(home, subject) for subject in subjects} == {75}
+    assert {sendmail(home, subject) for subject in subjects} == {0}  # queued
     server = aiosmtpd_factory()
     write_config(home, server.port)
     env = {**os.environ, "HOME": str(home)}

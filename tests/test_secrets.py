@@ -125,7 +125,7 @@ def test_no_secret_in_files_mailcli_writes_and_their_modes(
         capture_output=True,
         check=False,
     )
-    assert queued.returncode == 75, queued.stderr  # nothing listens on the SMTP port
+    assert queued.returncode == 0, queued.stderr  # nothing listens on the SMTP port: queued
     assert_nowhere(all_files_text(home), mailbox.password, mailbox.user)
     private = [
         home / "Maildir",

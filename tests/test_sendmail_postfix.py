@@ -143,10 +143,10 @@ def test_server_down_queues_then_queue_run_delivers_once(
 ) -> None:
     cron.write_config(free_port())  # nothing listens there: connection refused
     done = cron.sendmail("-i", "root", input=CRON_OUTPUT)
-    assert done.returncode == 75
+    assert done.returncode == 0, done.stderr  # durably queued: the caller must not resend
     err = done.stderr.decode()
-    assert err.startswith("mailcli: error: queued: ")
-    assert "refused" in err
+    assert err.startswith("mailcli: queued: ") and err.count("\n") == 1, err
+    assert "refused" in err and "`mailcli queue run` will retry" in err
     listed = json.loads(cron.mailcli("queue", "list", "--json").stdout)["queue"]
     assert [entry["recipients"] for entry in listed] == [[mailbox.address]]
     files = sorted(path.name for path in cron.queue_dir().iterdir())
@@ -177,7 +177,7 @@ def test_permanently_refused_queued_message_moves_to_failed(
     cron: CronHost, postfix: Postfix
 ) -> None:
     cron.write_config(free_port())
-    assert cron.sendmail("-i", postfix.refused_recipient, input=CRON_OUTPUT).returncode == 75
+    assert cron.sendmail("-i", postfix.refused_recipient, input=CRON_OUTPUT).returncode == 0
     cron.write_config(postfix.submission_port)
     ran = cron.mailcli("queue", "run")
     assert ran.returncode == 69
@@ -200,7 +200,7 @@ def test_concurrent_queue_runs_deliver_each_message_once(
     cron.write_config(free_port())
     for number in range(5):
         raw = CRON_OUTPUT.replace(b"nightly", f"run {number}".encode())
-        assert cron.sendmail("-i", "root", input=raw).returncode == 75
+        assert cron.sendmail("-i", "root", input=raw).returncode == 0
     cron.write_config(postfix.submission_port)
     command = [sys.executable, "-m", "mailcli", "queue", "run"]
     runners = [
@@ -218,7 +218,7 @@ def test_concurrent_queue_runs_deliver_each_message_once(
 
 def test_queue_remove(cron: CronHost) -> None:
     cron.write_config(free_port())
-    assert cron.sendmail("-i", "root", input=CRON_OUTPUT).returncode == 75
+    assert cron.sendmail("-i", "root", input=CRON_OUTPUT).returncode == 0
     (entry,) = json.loads(cron.mailcli("queue", "list", "--json").stdout)["queue"]
     assert cron.mailcli("queue", "remove", entry["id"]).returncode == 0
     assert cron.mailcli("queue", "remove", entry["id"]).returncode == 66

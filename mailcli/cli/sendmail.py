@@ -27,7 +27,10 @@ def sendmail(app: AppContext, args: tuple[str, ...]) -> int:
     \b
     mailcli sendmail [-t] [-i|-oi] [-f ADDR] [-F NAME] [-a ACCOUNT] [--] [RCPT...]
     Other -o*, -B*, -O*, -od* options are accepted and ignored. On a temporary failure
-    the message is queued (exit 75); `mailcli queue run` retries it.
+    the message is queued durably and sendmail exits 0 with a notice on stderr, as
+    Postfix's sendmail does (a 75 made mail clients report a failure and resend a
+    message that `mailcli queue run` then delivered too). A message that could not be
+    queued is never 0: 74 full disk, 73 queue not writable.
     """
     from mailcli.sendmail.arguments import Addressing, parse_args, prepare
     from mailcli.sendmail.deliver import deliver_or_spool
@@ -58,11 +61,11 @@ def sendmail(app: AppContext, args: tuple[str, ...]) -> int:
     for address, reply in refused.items():
         app.out.error(f"recipient {address} refused permanently: {reply}")
     if delivery.queued is not None:
-        app.out.error(
-            f"queued: {delivery.queued.id} ({delivery.reason})",
-            hint="`mailcli queue run` retries it; `mailcli queue list` shows it",
+        # Durably queued is the caller's success: the queue owns the message now.
+        app.out.info(
+            f"mailcli: queued: {delivery.queued.id}, {delivery.reason}; "
+            "`mailcli queue run` will retry"
         )
-        return ExitStatus.TEMPFAIL
     return ExitStatus.NOUSER if refused else ExitStatus.OK
 
 
