@@ -7,12 +7,13 @@ because sendmail's options do not fit a modern parser: values attach (`-FCronDae
 
 Recipients: those on the command line, plus with `-t` those the header names (the rule
 of Postfix's and msmtp's sendmail: -t adds, it does not replace): Resent-To, Resent-Cc
-and Resent-Bcc when the message has any, else To, Cc and Bcc (`RawMessage`). Input
-whose first line is no header field is the body (Postfix's rule), and gets From, Date
-and Message-ID. A name without a
-domain (`root`) goes through `[aliases]` (`default` catches every local name), then
-gets the account's `domain`; one that still has none is an error (65), before any
-connection.
+and Resent-Bcc when the message has any, else To, Cc and Bcc (`RawMessage`). A name
+without a domain (`root`) goes through `[aliases]` (`default` catches every local
+name), then gets the account's `domain`; one that still has none is an error (65),
+before any connection.
+
+The message: input whose first line is no header field is all body (Postfix's rule);
+mailcli adds From, Date and Message-ID to it, and no To (nor does Postfix).
 """
 
 from __future__ import annotations
