@@ -241,9 +241,12 @@ class Spool:
                 return _parse_entry(entry_id, _read_text(moved))
             except (OSError, ValueError):
                 return None  # in failed/ whole, as it was; nothing to report about it
-        if _being_enqueued(message):
-            return None
-        self.quarantine(entry_id, _INCOMPLETE)
+        with _enqueue_lock(message) as settled:
+            # Seen without its JSON, but an enqueue may have written it and let go of the
+            # lock since: only a JSON still missing under the lock is a dead enqueue.
+            if not settled or self._path(entry_id, ".json").exists():
+                return None
+            self.quarantine(entry_id, _INCOMPLETE)
         return Damaged(entry_id, _INCOMPLETE)
 
     def _orphan_messages(self) -> list[str]:
@@ -336,17 +339,22 @@ def _open_nofollow(path: Path) -> Iterator[BinaryIO]:
         handle.close()
 
 
-def _being_enqueued(message: Path) -> bool:
-    """True while a live `enqueue` holds the message's flock (it has yet to write the
-    JSON); False for the leftover of a killed one."""
+@contextmanager
+def _enqueue_lock(message: Path) -> Iterator[bool]:
+    """The message's flock, held for the block: yields False while a live `enqueue` holds
+    it (it has yet to write the JSON) or the message is gone; True once no enqueue can
+    still be writing this entry (it finished, or it was killed)."""
     try:
         fd = os.open(message, _READ_FLAGS)
     except FileNotFoundError:
-        return True  # gone meanwhile: nothing to settle
+        yield False  # gone meanwhile: nothing to settle
+        return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+        else:
+            yield True
     finally:
         os.close(fd)
-    return False

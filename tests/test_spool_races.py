@@ -1,0 +1,136 @@
+"""Processes racing on one spool: `queue run` against a `sendmail` enqueue, two `queue
+run`s, a `queue remove` against a run. One process is stopped after each of its queue
+steps in turn (tests/interleave.py: SIGSTOP injected by strace, no timing), the other
+runs whole meanwhile, then the first goes on. Afterwards a last `queue run` empties the
+queue, and the sink (aiosmtpd) must have received each queued message exactly once
+(a removed one: once or never, as the removal's answer says); nothing sendmail reported
+queued is quarantined in failed/; no exit is 70 or a traceback.
+
+The default run stops at a spread of each scenario's steps; `-m soak` at every step.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests import crashpoints as cp
+from tests import interleave
+from tests.interleave import Paused, Step
+from tests.servers import require
+from tests.servers.ports import free_port
+from tests.servers.smtpd import AioSmtpd
+
+Factory = Callable[..., AioSmtpd]
+SENDMAIL = ["sendmail", "-i", "root@example.test"]
+QUEUE_RUN = ["queue", "run"]
+QUEUED = 2
+BUDGET = 5  # steps per scenario in the default run; soak: every step
+
+
+def write_config(home: Path, port: int) -> None:
+    config = home / ".config" / "mailcli" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        f'[accounts.cron]\nfrom = "cron@example.test"\ndomain = "example.test"\n'
+        f'[accounts.cron.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+    )
+
+
+def outgoing(subject: str) -> bytes:
+    return f"Subject: {subject}\n\nbody of {subject}\n".encode()
+
+
+def queue_dir(home: Path) -> Path:
+    return home / ".local" / "state" / "mailcli" / "queue"
+
+
+@dataclass
+class Spool:
+    """A home whose config points at the sink; `down` is the environment in which
+    sendmail finds its server closed and queues."""
+
+    home: Path
+    server: AioSmtpd
+    mark: int = 0
+
+    @property
+    def env(self) -> dict[str, str]:
+        return cp.base_env(self.home)
+
+    @property
+    def down(self) -> dict[str, str]:
+        return cp.base_env(self.home, MAILCLI_SMTP_PORT=str(free_port()))
+
+    def enqueue(self, subject: str) -> str:
+        done = cp.run(SENDMAIL, self.down, input=outgoing(subject))
+        assert done.code == 0 and b"queued: " in done.stderr, done.stderr
+        return _newest(queue_dir(self.home))
+
+    def ids(self) -> list[str]:
+        return sorted(path.stem for path in queue_dir(self.home).glob("*.json"))
+
+    def sent(self) -> Counter[str]:
+        return Counter(
+            r.data.split(b"Subject: ")[1].split(b"\r\n")[0].decode()
+            for r in self.server.received[self.mark :]
+        )
+
+    def failed(self) -> list[str]:
+        failed = queue_dir(self.home) / "failed"
+        return sorted(p.name for p in failed.iterdir()) if failed.is_dir() else []
+
+
+def _newest(queue: Path) -> str:
+    return max(queue.glob("*.json"), key=lambda path: path.stat().st_mtime_ns).stem
+
+
+def problems_of(what: str, run: cp.Run, allowed: tuple[int, ...]) -> list[str]:
+    if run.code in allowed and b"Traceback" not in run.stderr:
+        return []
+    return [f"{what} exit {run.code}: {run.stderr.decode(errors='replace')[-300:]!r}"]
+
+
+@pytest.fixture
+def spool(tmp_path: Path, aiosmtpd_factory: Factory) -> Iterator[Spool]:
+    require("strace")
+    home = tmp_path / "home"
+    server = aiosmtpd_factory()
+    write_config(home, server.port)
+    yield Spool(home, server)
+
+
+def test_an_enqueue_finishing_while_the_run_checks_it_is_sent_not_quarantined(
+    spool: Spool, tmp_path: Path
+) -> None:
+    """sendmail stopped between its message and its JSON; `queue run` sees the message
+    without JSON, and is stopped right after opening it to probe its lock; sendmail
+    then finishes (JSON written, lock released) and says queued; the run goes on."""
+    _, enqueue_steps = interleave.steps(
+        SENDMAIL, spool.down, tmp_path / "count.log", input=outgoing("count")
+    )
+    shutil.rmtree(queue_dir(spool.home))
+    (message_in,) = [
+        s for s in enqueue_steps if s.syscall.startswith("rename") and ".eml" in s.label
+    ]
+    sendmail = Paused(SENDMAIL, spool.down, message_in, tmp_path / "s.log", input=outgoing("race"))
+    assert sendmail.reached
+    (message,) = queue_dir(spool.home).glob("*.eml")
+    assert not message.with_suffix(".json").exists()
+
+    probe = Step("openat", 1, path=str(message))
+    run = Paused(QUEUE_RUN, spool.env, probe, tmp_path / "r.log")
+    assert run.reached  # it saw the message alone and opened it to test the lock
+    queued = sendmail.resume()
+    assert queued.code == 0 and b"queued: " in queued.stderr, queued.stderr
+    ran = run.resume()
+
+    assert ran.code == 0, ran.stderr
+    assert spool.sent() == {"race": 1}
+    assert spool.failed() == []
+    assert spool.ids() == []
