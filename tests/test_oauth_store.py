@@ -14,10 +14,13 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mailcli.auth.oauth.access import OAuthBearer, refresh_margin
 from mailcli.auth.oauth.store import (
@@ -37,8 +40,9 @@ from mailcli.errors import (
     PermissionDeniedError,
     TempFailError,
 )
-from tests.helpers import LockedKeyring, MemoryKeyring
+from tests.helpers import LockedKeyring, MemoryKeyring, Result, run_cli
 from tests.servers.keyring_service import SecretService
+from tests.servers.ports import free_port
 
 NOW = 1_800_000_000.0
 GOOGLE = OAuthSettings(provider="google", client_id="cid")
@@ -461,3 +465,141 @@ def test_invalid_grant_keeps_the_client_secret_for_the_next_login(
         bearer(store, endpoint, Clock(), CUSTOM_FILE)()
     assert "cs-1" not in str(caught.value) + (caught.value.hint or "")
     assert store.load() is None and store.client_secret() == "cs-1"
+
+
+# -- stored data is validated: 78 naming where it is, never 70 -----------------------------
+# Every field of every stored document (record, access-token cache, client secret), in
+# the keyring and in files: a wrong type, a number out of range, NaN, deep nesting.
+
+FIELDS = {
+    "record": ("provider", "refresh_token", "scope", "identity", "lifetime"),
+    "cache": ("access_token", "expires_at", "lifetime"),
+    "client": ("provider", "client_secret"),
+}
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=6,
+)
+
+
+def oauth_config(config_file: Path, kind: str) -> OAuthSettings:
+    """An account `work` whose token endpoint is a closed loopback port (a refresh is 75
+    at once, and nothing leaves the machine)."""
+    token_url = f"http://127.0.0.1:{free_port()}/token"
+    config_file.write_text(
+        '[accounts.work]\nfrom = "a@example.test"\n[accounts.work.oauth2]\n'
+        f'provider = "custom"\nclient_id = "cid"\nauthorize_url = "https://a.test/a"\n'
+        f'token_url = "{token_url}"\ntoken_store = "{kind}"\n'
+    )
+    return OAuthSettings(
+        provider="custom", client_id="cid", authorize_url="https://a.test/a",
+        token_url=token_url, token_store=kind,
+    )  # fmt: skip
+
+
+def where_stored(store: TokenStore, part: str) -> str:
+    if isinstance(store, FileTokenStore):
+        return str(store.path(part))
+    assert isinstance(store, KeyringTokenStore)
+    return store.key(part)
+
+
+def replace_stored(store: TokenStore, part: str, text: str, keyring: MemoryKeyring) -> None:
+    if isinstance(store, FileTokenStore):
+        store.path(part).write_text(text)
+    else:
+        assert isinstance(store, KeyringTokenStore)
+        keyring.entries[("mailcli", store.key(part))] = text
+
+
+def tamper(store: TokenStore, part: str, field: str, value: object, keyring: MemoryKeyring) -> None:
+    if isinstance(store, FileTokenStore):
+        document = json.loads(store.path(part).read_text())
+    else:
+        assert isinstance(store, KeyringTokenStore)
+        document = json.loads(keyring.entries[("mailcli", store.key(part))])
+    document[field] = value
+    replace_stored(store, part, json.dumps(document), keyring)
+
+
+def logged_in(config_file: Path, kind: str) -> TokenStore:
+    settings = oauth_config(config_file, kind)
+    store = token_store("work", settings)
+    store.clear(client_secret=True)
+    store.save(tokens(expires_at=time.time() + 3600), client_secret="cs-1")
+    return store
+
+
+def assert_result_or_78_naming(result: Result, where: str, allowed: tuple[int, ...]) -> None:
+    assert result.code in (*allowed, 78), result.stderr
+    assert "Traceback" not in result.stderr
+    if result.code == 78:
+        assert where in result.stderr.splitlines()[0], result.stderr
+
+
+@pytest.mark.parametrize("kind", ["file", "keyring"])
+def test_a_cache_with_a_null_expiry_is_78_naming_where_it_is(
+    config_file: Path, memory_keyring: MemoryKeyring, kind: str
+) -> None:
+    store = logged_in(config_file, kind)
+    tamper(store, "cache", "expires_at", None, memory_keyring)
+    for command in (["oauth", "status"], ["oauth", "token"]):
+        result = run_cli(command)
+        assert result.code == 78, result.stderr
+        first = result.stderr.splitlines()[0]
+        assert where_stored(store, "cache") in first and "expires_at" in first
+
+
+NASTY: list[object] = [None, "soon", float("inf"), float("nan"), 10**400, -1e300, 1e300, True, [], {}]
+
+
+@pytest.mark.parametrize("value", NASTY, ids=repr)
+@pytest.mark.parametrize(("part", "field"), [("cache", "expires_at"), ("record", "lifetime")])
+def test_numbers_that_are_no_time_are_78(
+    config_file: Path, memory_keyring: MemoryKeyring, part: str, field: str, value: object
+) -> None:
+    store = logged_in(config_file, "file")
+    tamper(store, part, field, value, memory_keyring)
+    result = run_cli(["oauth", "status"])
+    assert result.code == 78, result.stderr
+    assert where_stored(store, part) in result.stderr
+
+
+@pytest.mark.parametrize("part", sorted(FIELDS))
+@pytest.mark.parametrize("kind", ["file", "keyring"])
+def test_json_nested_too_deep_is_78(
+    config_file: Path, memory_keyring: MemoryKeyring, kind: str, part: str
+) -> None:
+    store = logged_in(config_file, kind)
+    replace_stored(store, part, "[" * 100_000 + "]" * 100_000, memory_keyring)
+    result = run_cli(["oauth", "status"])
+    assert result.code == 78, result.stderr
+    assert where_stored(store, part) in result.stderr
+
+
+def test_logout_forgets_damaged_tokens(config_file: Path, memory_keyring: MemoryKeyring) -> None:
+    store = logged_in(config_file, "keyring")
+    for part in FIELDS:
+        replace_stored(store, part, '{"provider": 5}', memory_keyring)
+    assert run_cli(["oauth", "status"]).code == 78
+    assert run_cli(["oauth", "logout"]).code == 0
+    assert memory_keyring.entries == {}
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_json_in_any_stored_field_is_a_result_or_78_never_70(
+    config_file: Path, memory_keyring: MemoryKeyring, data: st.DataObject
+) -> None:
+    kind = data.draw(st.sampled_from(["file", "keyring"]))
+    part = data.draw(st.sampled_from(sorted(FIELDS)))
+    field = data.draw(st.sampled_from(FIELDS[part]))
+    store = logged_in(config_file, kind)
+    tamper(store, part, field, data.draw(JSON_VALUES), memory_keyring)
+    where = where_stored(store, part)
+    assert_result_or_78_naming(run_cli(["oauth", "status"]), where, (0,))
+    # a valid token printed, a refresh at the closed endpoint (75), none to refresh (77)
+    assert_result_or_78_naming(run_cli(["oauth", "token"]), where, (0, 75, 77))

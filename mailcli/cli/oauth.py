@@ -87,6 +87,15 @@ def status(app: AppContext) -> None:
     app.out.fields(pairs, document=document)
 
 
+def _has_client_secret(bearer: OAuthBearer) -> bool:
+    from mailcli.errors import CredentialsError
+
+    try:
+        return bearer.store.client_secret() is not None
+    except CredentialsError:  # damaged: logout is how it goes away
+        return True
+
+
 @oauth.command()
 @click.pass_obj
 def token(app: AppContext) -> None:
@@ -101,10 +110,10 @@ def token(app: AppContext) -> None:
 def logout(app: AppContext, revoke: bool) -> None:
     """Forget the tokens (--revoke: at the provider too)."""
     bearer = _bearer(app)
-    stored = bearer.store.load()
-    if revoke and stored is not None:
+    stored = bearer.store.load() if revoke else None  # damaged tokens can still go
+    if stored is not None:
         _revoke(app, bearer, stored)
-    what = "tokens and client secret" if bearer.store.client_secret() else "tokens"
+    what = "tokens and client secret" if _has_client_secret(bearer) else "tokens"
     found = bearer.store.clear(client_secret=True)
     where = bearer.store.where()
     app.out.info(

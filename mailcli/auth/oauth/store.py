@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -61,16 +61,17 @@ class TokenStore:
     def load(self) -> TokenSet | None:
         """The stored tokens (access token "" and expiry 0 when none is cached)."""
         record = self._read("record")
-        if record is None or record.get("provider", self.provider) != self.provider:
+        if record is None or record.text("provider", self.provider) != self.provider:
             return None
-        cache = self._read("cache") or {}
+        cache = self._read("cache") or _Fields({}, "", self._damaged)
+        record_lifetime = record.seconds("lifetime")
         return TokenSet(
-            access_token=str(cache.get("access_token", "")),
-            expires_at=float(cache.get("expires_at", 0.0)),
-            refresh_token=record.get("refresh_token"),
-            scope=str(record.get("scope", "")),
-            lifetime=float(cache.get("lifetime", record.get("lifetime", 0.0))),
-            identity=record.get("identity"),
+            access_token=cache.text("access_token", ""),
+            expires_at=cache.seconds("expires_at"),
+            refresh_token=record.optional_text("refresh_token"),
+            scope=record.text("scope", ""),
+            lifetime=cache.seconds("lifetime", record_lifetime),
+            identity=record.optional_text("identity"),
         )
 
     def save(self, tokens: TokenSet, *, client_secret: str | None = None) -> None:
@@ -96,11 +97,10 @@ class TokenStore:
 
     def client_secret(self) -> str | None:
         """The client secret given at login, if one was stored."""
-        document = self._read("client") or {}
-        if document.get("provider", self.provider) != self.provider:
+        document = self._read("client")
+        if document is None or document.text("provider", self.provider) != self.provider:
             return None  # given for another provider (the file store's name has none)
-        secret = document.get("client_secret")
-        return secret if isinstance(secret, str) and secret else None
+        return document.optional_text("client_secret") or None
 
     def clear(self, *, client_secret: bool = False) -> bool:
         """Forget the tokens (and with `client_secret`, the stored client secret: logout);
@@ -112,7 +112,7 @@ class TokenStore:
     def where(self) -> str:
         raise NotImplementedError
 
-    def _read(self, part: str) -> dict[str, Any] | None:
+    def _read(self, part: str) -> _Fields | None:
         raise NotImplementedError
 
     def _write(self, part: str, document: dict[str, Any]) -> None:
@@ -121,20 +121,64 @@ class TokenStore:
     def _delete(self, part: str) -> bool:
         raise NotImplementedError
 
-    def _decode(self, text: str, where: str) -> dict[str, Any]:
+    def _decode(self, text: str, where: str) -> _Fields:
         try:
             document = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested past Python's stack: not ours
             document = None
         if not isinstance(document, dict):
-            raise self._damaged(where)
-        return document
+            raise self._damaged(f"{where}: not a JSON object")
+        return _Fields(document, where, self._damaged)
 
-    def _damaged(self, where: str) -> CredentialsError:
+    def _damaged(self, what: str) -> CredentialsError:
         return CredentialsError(
-            f"the stored OAuth2 tokens of account {self.account!r} are damaged ({where})",
-            hint=f"log in again with `mailcli oauth login -a {self.account}`",
+            f"the stored OAuth2 tokens of account {self.account!r} are damaged ({what})",
+            hint=f"forget them with `mailcli oauth logout -a {self.account}`, then log in "
+            f"again with `mailcli oauth login -a {self.account}`",
         )
+
+
+# The latest instant a stored expiry may name: 9999-12-31T23:59:59Z, the end of what
+# datetime can show (`oauth status`). Lifetimes are bounded by the same number.
+_LATEST = 253402300799.0
+
+
+class _Fields:
+    """One stored JSON object and where it is (a file, a keyring user): each field read
+    is checked, and a wrong one is CredentialsError (78) naming both. A missing field is
+    its default: older versions wrote fewer."""
+
+    def __init__(
+        self, document: dict[str, Any], where: str, damaged: Callable[[str], CredentialsError]
+    ) -> None:
+        self.document = document
+        self.where = where
+        self._damaged = damaged
+
+    def text(self, name: str, default: str) -> str:
+        value = self.document.get(name, default)
+        if not isinstance(value, str):
+            raise self._wrong(name, "a string")
+        return value
+
+    def optional_text(self, name: str) -> str | None:
+        value = self.document.get(name)
+        if value is not None and not isinstance(value, str):
+            raise self._wrong(name, "a string or null")
+        return value
+
+    def seconds(self, name: str, default: float = 0.0) -> float:
+        """A time or a duration in seconds: a finite number from 0 to _LATEST."""
+        value = self.document.get(name, default)
+        # bool is an int; NaN fails every comparison; a huge int compares exactly.
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self._wrong(name, "a number of seconds")
+        if not 0 <= value <= _LATEST:
+            raise self._wrong(name, "a number of seconds")
+        return float(value)
+
+    def _wrong(self, name: str, expected: str) -> CredentialsError:
+        return self._damaged(f"{self.where}: {name} is not {expected}")
 
 
 class KeyringTokenStore(TokenStore):
@@ -147,7 +191,7 @@ class KeyringTokenStore(TokenStore):
     def where(self) -> str:
         return f"keyring (service {SERVICE!r}, user {self.key('record')!r})"
 
-    def _read(self, part: str) -> dict[str, Any] | None:
+    def _read(self, part: str) -> _Fields | None:
         key = self.key(part)
         try:
             text = self._get_joined(key)
@@ -220,7 +264,7 @@ class FileTokenStore(TokenStore):
     def where(self) -> str:
         return f"file {self.record_path}"
 
-    def _read(self, part: str) -> dict[str, Any] | None:
+    def _read(self, part: str) -> _Fields | None:
         path = self.path(part)
         try:
             text = _read_private(path)
