@@ -8,6 +8,10 @@ from __future__ import annotations
 import json
 import os
 
+from mailcli.check.audit import run_audit
+from mailcli.check.findings import AuditTarget, Finding
+from mailcli.check.smtp_raw import ProbeError
+from mailcli.endpoint import ConnectionOptions, resolve_endpoint
 from tests.helpers import run_process
 from tests.servers import slow
 from tests.servers.ports import HOST
@@ -52,3 +56,22 @@ def test_the_audit_exits_after_its_report_when_probes_hang() -> None:
     trusted = findings["trusted-network"]["summary"]  # loopback: the note stays
     assert "relaying was accepted" not in trusted, trusted
     assert done.returncode == report["exit_status"] == 0, done.stderr
+
+
+def test_a_skipped_open_relay_probe_is_not_relaying_accepted() -> None:
+    """The trusted-network note once read any open-relay finding but `ok` as "relaying
+    was accepted without AUTH", a `skipped` one too."""
+
+    def probe_open_relay(target: AuditTarget) -> list[Finding]:
+        raise ProbeError("no SMTP reply within the time bound")
+
+    findings = {f.id: f for f in run_audit(audit_target(), probes=[probe_open_relay])}
+    assert findings["open-relay"].level == "skipped"
+    assert "relaying was accepted" not in findings["trusted-network"].summary
+
+
+def audit_target() -> AuditTarget:
+    endpoint = resolve_endpoint(
+        "smtp", None, ConnectionOptions(host=HOST, port=25, security="none"), {}
+    )
+    return AuditTarget("smtp", endpoint, None, None, 0.2)
