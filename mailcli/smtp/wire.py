@@ -40,7 +40,7 @@ class TracedSMTP(smtplib.SMTP):
 
     transcript: Transcript = Transcript()
     greeting: Reply | None = None
-    pace: Pace = Pace(60.0)  # replaced by connect() with the endpoint's timeout
+    pace: Pace  # set by connect(), from the endpoint's timeout
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         self.transcript.info(f"connecting to {host}:{port}")
