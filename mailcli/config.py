@@ -166,7 +166,13 @@ def load_config(path: Path | None, environ: Mapping[str, str] = os.environ) -> C
         document = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except RecursionError:  # the parser recurses per level: a file can outnest the stack
+        raise _too_deep(path) from None
     return parse_config(document, path)
+
+
+def _too_deep(path: Path) -> ConfigError:
+    return ConfigError(f"{path}: not valid TOML: nested too deeply (arrays or tables)")
 
 
 def parse_config(document: Mapping[str, Any], path: Path) -> Config:
@@ -335,6 +341,8 @@ def _load_document(config: Config) -> Any:
         return tomlkit.parse(config.path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{config.path}: cannot read config file: {exc.strerror}") from exc
+    except RecursionError:  # changed since it was read, to a file nested past the stack
+        raise _too_deep(config.path) from None
 
 
 def _account_table(account: Account) -> Any:

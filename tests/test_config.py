@@ -269,3 +269,25 @@ def test_a_file_at_the_default_path_is_read_by_a_command(isolated_environment: P
     done = run_cli(["stat", "--host", "127.0.0.1"])
     assert done.code == 78
     assert f"{path}: not valid TOML" in done.stderr
+
+
+# Nesting past Python's stack: tomllib's recursive descent raises RecursionError.
+DEEP_DOCUMENTS = {
+    "array": "x = " + "[" * 5000 + "]" * 5000 + "\n",
+    "inline-table": "x = " + "{a = " * 5000 + "1" + "}" * 5000 + "\n",
+    "in-an-account": '[accounts.w]\nfrom = "a@b.c"\nuser = ' + "[" * 5000 + "]" * 5000 + "\n",
+}
+
+
+@pytest.mark.parametrize("text", DEEP_DOCUMENTS.values(), ids=DEEP_DOCUMENTS.keys())
+@pytest.mark.parametrize(
+    "command", [["account", "list"], ["account", "add", "x", "--from", "x@y.z"], ["stat"]]
+)
+def test_a_config_nested_too_deep_is_78_naming_the_file(
+    config_file: Path, text: str, command: list[str]
+) -> None:
+    config_file.write_text(text)
+    result = run_cli(command)
+    assert result.code == 78, result.stderr
+    assert result.stderr.startswith(f"mailcli: error: {config_file}: not valid TOML: nested")
+    assert config_file.read_text() == text  # never rewritten
