@@ -114,13 +114,16 @@ def _strace(
     signal: str = "SIGKILL",
     path: Path | None = None,
     log: Path | None = None,
+    error: str | None = None,
 ) -> list[str]:
     assert STRACE is not None
     argv = [STRACE, "-qq", "-o", str(log or os.devnull), "-e", "trace=" + ",".join(trace)]
     if log is not None:
         argv += ["-yy", "-s", "64"]
     if inject is not None:
-        argv += ["-e", f"inject={inject.syscall}:signal={signal}:when={inject.n}"]
+        # `error=` makes the call fail instead (the error points, tests/errorpoints.py).
+        effect = f"error={error}" if error else f"signal={signal}"
+        argv += ["-e", f"inject={inject.syscall}:{effect}:when={inject.n}"]
     if path is not None:
         argv += ["-P", str(path)]
     return argv
@@ -134,11 +137,14 @@ def run(
     signal: str = "SIGKILL",
     path: Path | None = None,
     input: bytes | None = None,
+    error: str | None = None,
+    log: Path | None = None,
 ) -> Run:
-    """`mailcli ARGS` as a process, killed at `point` when given."""
+    """`mailcli ARGS` as a process, killed at `point` when given (or, with `error`, that
+    call fails with this errno; `log` keeps strace's line of it)."""
     prefix: list[str] = []
     if point is not None:
-        prefix = _strace(trace=[point.syscall], inject=point, signal=signal)
+        prefix = _strace(trace=[point.syscall], inject=point, signal=signal, log=log, error=error)
         prefix += ["-P", str(path)] if path is not None else []
     done = subprocess.run(
         [*prefix, *MAILCLI, *args],
@@ -165,9 +171,11 @@ def count(
     log: Path,
     *,
     input: bytes | None = None,
+    syscalls: Sequence[str] = CRASH_SYSCALLS,
 ) -> tuple[Run, list[CrashPoint]]:
-    """One traced run: every occurrence of every crash syscall, in order, as points."""
-    argv = [*_strace(trace=CRASH_SYSCALLS, log=log), *MAILCLI, *args]
+    """One traced run: every occurrence of every crash syscall (or of `syscalls`), in
+    order, as points."""
+    argv = [*_strace(trace=syscalls, log=log), *MAILCLI, *args]
     done = subprocess.run(
         argv, input=input, capture_output=True, env=dict(env), cwd=PACKAGE, timeout=120, check=False
     )
@@ -175,7 +183,7 @@ def count(
     points = []
     for line in log.read_text(errors="replace").splitlines():
         match = _CALL.match(line)
-        if match and match.group(1) in CRASH_SYSCALLS:
+        if match and match.group(1) in syscalls:
             seen[match.group(1)] += 1
             points.append(CrashPoint(match.group(1), seen[match.group(1)], line, classify(line)))
     return Run(done.returncode, done.stdout, done.stderr), batches(points)
@@ -184,6 +192,9 @@ def count(
 # What a system call touches, from its `-yy` line: the first pattern that matches the
 # path it writes (the descriptor's path, else its first path argument) names it.
 _TOUCHES = (
+    # Only the error points (tests/errorpoints.py) write these two.
+    (r"/retr-out(/|$)", "retr -o output"),
+    (r"/mailcli/oauth(/|$)", "OAuth token store"),
     (r"\.uids\.[0-9a-f]+\.part$", "fetch state temporary"),
     (r"\.uids$", "fetch state"),
     (r"journal", "mbox journal"),
@@ -248,28 +259,38 @@ def batches(points: Sequence[CrashPoint]) -> list[CrashPoint]:
     return out
 
 
-def boundaries(points: Sequence[CrashPoint]) -> list[CrashPoint]:
+def boundaries(
+    points: Sequence[CrashPoint], key: Callable[[CrashPoint], str | None] | None = None
+) -> list[CrashPoint]:
     """Every socket write carrying DELE or QUIT, and the first and last point of each
     class (what it touches) in each batch: every transition from one step to the next.
     Of the batches, the first (it creates the state) and the last (then QUIT), and what
     comes before and after: the ones between repeat the last with the same state on disk
-    (the soak run has them)."""
+    (the soak run has them). With `key`, the classes are its values instead (None: not
+    a point to choose) and no socket write is a must."""
     last = max((p.batch for p in points if p.what in _BATCH_STARTS), default=0)
     classes: dict[tuple[int, str], list[CrashPoint]] = {}
     for point in points:
-        if point.batch <= 1 or point.batch >= last:
-            classes.setdefault((point.batch, point.what), []).append(point)
-    must = [p for p in points if p.what in ("socket DELE", "socket QUIT")]
+        name = point.what if key is None else key(point)
+        if name is not None and (point.batch <= 1 or point.batch >= last):
+            classes.setdefault((point.batch, name), []).append(point)
+    must = [p for p in points if key is None and p.what in ("socket DELE", "socket QUIT")]
     must += [group[i] for group in classes.values() for i in (0, -1)]
     return sorted(set(must), key=points.index)
 
 
-def select(points: Sequence[CrashPoint], budget: int | None, seed: int) -> list[CrashPoint]:
-    """All points when `budget` is None; otherwise every class boundary, then a seeded
-    random fill up to `budget` points in all (the boundaries are never left out)."""
+def select(
+    points: Sequence[CrashPoint],
+    budget: int | None,
+    seed: int,
+    chosen: Sequence[CrashPoint] | None = None,
+) -> list[CrashPoint]:
+    """All points when `budget` is None; otherwise every class boundary (or `chosen`),
+    then a seeded random fill up to `budget` points in all (the boundaries are never
+    left out)."""
     if budget is None:
         return list(points)
-    chosen = boundaries(points)
+    chosen = boundaries(points) if chosen is None else list(chosen)
     rest = [p for p in points if p not in chosen]
     random.Random(seed).shuffle(rest)
     chosen += rest[: max(0, budget - len(chosen))]
