@@ -124,3 +124,30 @@ def test_python_dash_m_and_bad_config_exit_78_from_a_real_process(tmp_path) -> N
     lines = done.stderr.decode().splitlines()
     assert lines[0].startswith(f"mailcli: error: {bad}: not valid TOML")
     assert len(lines) == 1
+
+
+def test_a_broken_pipe_that_is_not_stdouts_is_a_bug_70_not_clicks_silent_1(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """stdout's reader going away is 141 (tests/test_process_edges.py); any other EPIPE
+    reaching the top was not translated where it happened: click would exit 1 quietly."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("mailcli.cli.context.load_config", broken)
+    result = run_cli(["account", "list"])
+    assert result.code == ExitStatus.SOFTWARE
+    assert result.stderr.startswith("mailcli: error: internal error: BrokenPipeError")
+
+
+def test_sigterm_and_sighup_exit_128_plus_the_signal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the signal handler raises (errors.Stopped) is an exit status, quietly."""
+    for signum in (15, 1):
+
+        def stopped(*args: object, signum: int = signum, **kwargs: object) -> None:
+            raise errors.Stopped(signum)
+
+        monkeypatch.setattr("mailcli.cli.context.load_config", stopped)
+        result = run_cli(["account", "list"])
+        assert (result.code, result.stderr) == (128 + signum, "")
