@@ -318,3 +318,33 @@ def test_sigterm_between_creating_the_partial_file_and_owning_it_leaves_nothing(
 
 
 OPEN_AND_STAT = ("openat", "newfstatat", "fstat", "statx")
+
+
+def test_sigterm_during_fetch_exits_143_keeping_what_is_complete(
+    mailcli: Mailcli, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    """SIGTERM at the first write of the second message into Maildir's tmp/: the one
+    in flight is abandoned (tmp/ empty), the first is delivered and recorded, the next
+    run brings the rest, once each."""
+    require("strace")
+    messages = [numbered_message(n, b"body %d\n" % n) for n in (1, 2, 3)]
+    mailbox.drop(*messages)
+
+    def run_in(root: Path) -> tuple[list[str], dict[str, str], Path]:
+        dest = root / "dest"
+        for sub in ("tmp", "new", "cur"):
+            (dest / sub).mkdir(parents=True)
+        args = ["fetch", "--keep", "--to", f"maildir:{dest}", *mailcli.account.args()]
+        return args, cp.base_env(root / "home", **mailcli.account.env()), dest
+
+    args, env, _ = run_in(tmp_path / "count")
+    counted, points = cp.count(args, env, tmp_path / "count.log")
+    assert counted.code == 0, counted.stderr
+    second = [p for p in points if p.what == "Maildir tmp/" and p.syscall == "write"][1]
+    args, env, dest = run_in(tmp_path / "stop")
+    stopped = cp.run(args, env, point=second, signal="SIGTERM")
+    assert stopped.code == 128 + signal.SIGTERM, (second, stopped.stderr)
+    assert list((dest / "tmp").iterdir()) == []
+    assert cp.run(args, env).code == 0
+    delivered = sorted(p.read_bytes() for p in (dest / "new").iterdir())
+    assert delivered == sorted(messages)

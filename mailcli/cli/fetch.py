@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-from types import FrameType
 from typing import TYPE_CHECKING
 
 import click
@@ -72,7 +70,6 @@ def fetch(
     options = FetchOptions(
         delete=delete, everything=everything, max_size=max_size, limit=limit, dry_run=dry_run
     )
-    _stop_on_sigterm()
     display = app.out.progress()
     try:
         summary, where = fetch_mail(
@@ -117,13 +114,3 @@ def _report(
     )
     if verbose or app.terminal.stderr_tty:
         app.out.info(line if summary.fetched or summary.deleted else "no new mail")
-
-
-def _stop_on_sigterm() -> None:
-    """SIGTERM stops like Ctrl-C: the message in flight is abandoned, the completed ones
-    are made durable and recorded, and no DELE of this run takes effect."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
