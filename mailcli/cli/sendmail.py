@@ -100,40 +100,50 @@ def list_queue(app: AppContext) -> None:
 @queue.command("run")
 @click.pass_obj
 def run(app: AppContext) -> int:
-    """Retry every waiting message (for cron). Exit 0 when all went, 75 when some wait."""
+    """Retry every waiting message (for cron). Exit 0 when all went, 75 when some wait,
+    69 when some failed, 67 when some recipients were refused, 74 on a full disk."""
     from mailcli.sendmail.deliver import run_queue
 
-    outcomes = run_queue(_spool(), _session_factory(app))
+    report = run_queue(_spool(), _session_factory(app))
+    outcomes = report.outcomes
     rows = [[o.entry_id, o.status, o.detail] for o in outcomes]
     document = {
         "outcomes": [{"id": o.entry_id, "status": o.status, "detail": o.detail} for o in outcomes]
     }
     failed_directory = _spool().failed_directory
-    for outcome in outcomes:
-        if outcome.status == "failed":
+    problems = {
+        "failed": "refused permanently, moved to",
+        "refused": "recipients refused permanently, kept in",
+        "damaged": "quarantined in",
+    }
+    for outcome in outcomes:  # diagnostics: on stderr even with -q
+        if outcome.status in problems:
             app.out.error(
-                f"{outcome.entry_id} refused permanently, moved to "
-                f"{failed_directory}: {outcome.detail}"
+                f"{outcome.entry_id} {problems[outcome.status]} {failed_directory}: "
+                f"{outcome.detail}"
             )
-        elif outcome.status == "damaged":
-            app.out.error(f"{outcome.entry_id} quarantined in {failed_directory}: {outcome.detail}")
     if not app.quiet or app.json:
         app.out.table(["id", "status", "detail"], rows, document=document)
+    if report.error is not None:
+        raise report.error
     statuses = {outcome.status for outcome in outcomes}
     if "deferred" in statuses:
         return ExitStatus.TEMPFAIL
-    return ExitStatus.UNAVAILABLE if statuses & {"failed", "damaged"} else ExitStatus.OK
+    if statuses & {"failed", "damaged"}:
+        return ExitStatus.UNAVAILABLE
+    return ExitStatus.NOUSER if "refused" in statuses else ExitStatus.OK
 
 
 @queue.command("remove")
 @click.argument("ids", nargs=-1, required=True, metavar="ID...")
 @click.pass_obj
 def remove(app: AppContext, ids: tuple[str, ...]) -> None:
-    """Delete waiting messages without sending them."""
+    """Delete waiting messages without sending them (75 while a `queue run` holds them)."""
     spool = _spool()
-    for entry_id in ids:
-        spool.remove(entry_id)
-        app.out.info(f"removed {entry_id}")
+    with spool.lock():  # a run may be sending this very entry
+        for entry_id in ids:
+            spool.remove(entry_id)
+            app.out.info(f"removed {entry_id}")
 
 
 def _spool() -> Spool:

@@ -9,7 +9,14 @@ DATA) and bad input are final: those are reported, not kept.
 `run_queue` retries the spool over one SMTP connection per account. An entry is removed
 only after the server accepted it; one refused permanently moves to `failed/`. First it
 lets the spool finish what a killed run left half done and quarantine damaged entries
-(outcome "damaged"): one bad entry never stops the others.
+(outcome "damaged"): one bad entry never stops the others. When some recipients accept
+and others are refused permanently (outcome "refused"), the refused ones are kept in
+`failed/` (a copy of the entry naming only them) and the accepted ones never get the
+message again; those that got a 4xx stay queued alone.
+
+A queue that cannot be written (a full disk) stops the run: `QueueReport.error` (74 or
+73) after the outcomes so far. The spool makes sure that even then no recipient that
+accepted the message is sent it again (see `Spool.narrow` and `Spool.remove`).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from mailcli.errors import (
     RejectedError,
     UsageError,
 )
+from mailcli.fsutil import write_error
 from mailcli.sendmail.spool import DamagedEntryError, QueueEntry, Spool
 from mailcli.smtp.envelope import Envelope, Outgoing
 from mailcli.smtp.session import SendResult, SmtpSession
@@ -35,7 +43,7 @@ from mailcli.smtp.session import SendResult, SmtpSession
 PERMANENT_ERRORS = (RejectedError, DataError, UsageError, NoInputError)
 SessionFactory = Callable[[str | None], SmtpSession]
 # What became of one entry in a `queue run`, as the table and its JSON spell it.
-QueueOutcome = Literal["delivered", "deferred", "failed", "damaged"]
+QueueOutcome = Literal["delivered", "deferred", "failed", "refused", "damaged"]
 
 
 @dataclass(frozen=True)
@@ -84,78 +92,137 @@ def _refusals(result: SendResult, *, temporary: bool) -> str:
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """One entry after a `queue run`: delivered, deferred (still queued) or failed."""
+    """One entry after a `queue run`: delivered, deferred (still queued), failed, refused
+    (some recipients refused permanently; kept in failed/) or damaged. An entry can have
+    two: refused for some recipients, deferred or delivered for the others."""
 
     entry_id: str
     status: QueueOutcome
     detail: str
 
 
-def run_queue(spool: Spool, open_session: SessionFactory) -> list[RunOutcome]:
+@dataclass
+class QueueReport:
+    """What a `queue run` did, and what stopped it early (the queue could not be written)."""
+
+    outcomes: list[RunOutcome]
+    error: MailcliError | None = None
+
+    def add(self, entry_id: str, status: QueueOutcome, detail: str) -> None:
+        self.outcomes.append(RunOutcome(entry_id, status, detail))
+
+
+def run_queue(spool: Spool, open_session: SessionFactory) -> QueueReport:
     """Retry every entry, oldest first, one connection per account; locked."""
-    outcomes: list[RunOutcome] = []
+    report = QueueReport([])
     with spool.lock():
-        quarantined, finished = spool.recover()
-        outcomes += [RunOutcome(item.id, "damaged", item.reason) for item in quarantined]
-        outcomes += [
-            RunOutcome(entry.id, "failed", entry.last_error or "refused permanently")
-            for entry in finished
-        ]
+        try:
+            quarantined, finished = spool.recover()
+        except OSError as exc:
+            report.error = write_error(exc, f"the queue {spool.directory}")
+            return report
+        for item in quarantined:
+            report.add(item.id, "damaged", item.reason)
+        for entry in finished:
+            report.add(entry.id, "failed", entry.last_error or "refused permanently")
         entries = sorted(spool.entries(), key=lambda entry: (entry.account or "", entry.created))
         for account, group in groupby(entries, key=lambda entry: entry.account):
-            outcomes += _run_account(spool, list(group), partial(open_session, account))
-    return outcomes
+            _run_account(spool, list(group), partial(open_session, account), report)
+            if report.error is not None:
+                break
+    return report
 
 
 def _run_account(
-    spool: Spool, entries: list[QueueEntry], connect: Callable[[], SmtpSession]
-) -> list[RunOutcome]:
-    outcomes: list[RunOutcome] = []
+    spool: Spool, entries: list[QueueEntry], connect: Callable[[], SmtpSession], report: QueueReport
+) -> None:
     with _LazySession(connect) as sessions:
-        for position, entry in enumerate(entries):
+        for position in range(len(entries)):
             try:
-                outgoing = spool.message(entry)
-            except DamagedEntryError as exc:
-                reason = f"damaged queue entry: {exc.message}"
-                spool.quarantine(entry.id, reason)
-                outcomes.append(RunOutcome(entry.id, "damaged", reason))
-                continue
-            try:
-                result = sessions.get().send(outgoing)
-            except PERMANENT_ERRORS as exc:
-                sessions.drop()
-                spool.move_to_failed(entry, exc.message)
-                outcomes.append(RunOutcome(entry.id, "failed", exc.message))
-                continue
-            except MailcliError as exc:
-                # The server or the network is not ready: leave this and the rest for later.
-                for waiting in entries[position:]:
-                    outcomes.append(_defer(spool, waiting, waiting.recipients, exc.message))
-                break
-            outcomes.append(_settle(spool, entry, result))
-    return outcomes
+                if not _attempt(spool, entries, position, sessions, report):
+                    return
+            except OSError as exc:
+                report.error = write_error(exc, f"the queue {spool.directory}")
+                return
 
 
-def _settle(spool: Spool, entry: QueueEntry, result: SendResult) -> RunOutcome:
+def _attempt(
+    spool: Spool,
+    entries: list[QueueEntry],
+    position: int,
+    sessions: _LazySession,
+    report: QueueReport,
+) -> bool:
+    """Send one entry and record what became of it; False: leave the rest for later."""
+    entry = entries[position]
+    try:
+        outgoing = spool.message(entry)
+    except DamagedEntryError as exc:
+        reason = f"damaged queue entry: {exc.message}"
+        report.add(entry.id, "damaged", reason)
+        spool.quarantine(entry.id, reason)
+        return True
+    try:
+        result = sessions.get().send(outgoing)
+    except PERMANENT_ERRORS as exc:
+        sessions.drop()
+        report.add(entry.id, "failed", exc.message)
+        spool.move_to_failed(entry, exc.message)
+        return True
+    except MailcliError as exc:
+        # The server or the network is not ready: leave this and the rest for later.
+        for waiting in entries[position:]:
+            report.add(waiting.id, "deferred", exc.message)
+            _defer(spool, waiting, waiting.recipients, exc.message)
+        return False
+    _settle(spool, entry, result, report)
+    return True
+
+
+def _settle(spool: Spool, entry: QueueEntry, result: SendResult, report: QueueReport) -> None:
+    """Record the server's answer. Each outcome is reported before the spool changes, so
+    a full disk stopping the run still says what the server did."""
     later = [address for address, reply in result.refused.items() if reply.temporary]
+    refused = [address for address, reply in result.refused.items() if not reply.temporary]
+    refusals = _refusals(result, temporary=False)
+    if not result.accepted and not later:
+        report.add(entry.id, "failed", refusals)
+        spool.move_to_failed(entry, refusals)
+        return
+    unrecorded: OSError | None = None
+    if refused:
+        report.add(entry.id, "refused", refusals)
+        try:
+            spool.keep_refused(entry, refused, refusals)
+        except OSError as exc:
+            unrecorded = exc  # reported above; the accepted part must still be recorded
     if later:
-        return _defer(spool, entry, later, _refusals(result, temporary=True))
-    refused = _refusals(result, temporary=False)
-    if not result.accepted:
-        spool.move_to_failed(entry, refused)
-        return RunOutcome(entry.id, "failed", refused)
-    spool.remove(entry.id)
-    detail = str(result.reply) + (f" (refused: {refused})" if refused else "")
-    return RunOutcome(entry.id, "delivered", detail)
+        reason = _refusals(result, temporary=True)
+        report.add(entry.id, "deferred", reason)
+        _defer(spool, entry, later, reason, delivered=result.accepted)
+    else:
+        report.add(entry.id, "delivered", str(result.reply))
+        spool.remove(entry.id)
+    if unrecorded is not None:
+        raise unrecorded
 
 
-def _defer(spool: Spool, entry: QueueEntry, recipients: list[str], error: str) -> RunOutcome:
+def _defer(
+    spool: Spool,
+    entry: QueueEntry,
+    recipients: list[str],
+    error: str,
+    *,
+    delivered: list[str] | None = None,
+) -> None:
     entry.recipients = recipients
     entry.attempts += 1
     entry.last_error = error
     entry.last_attempt = time.time()
-    spool.update(entry)
-    return RunOutcome(entry.id, "deferred", error)
+    if delivered:
+        spool.narrow(entry, delivered)
+    else:
+        spool.update(entry)
 
 
 class _LazySession:

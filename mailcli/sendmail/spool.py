@@ -13,6 +13,12 @@ entry whole in the queue or whole in `failed/`:
 * move to `failed/`: the message hard-linked into `failed/`, the JSON renamed there
   (the one step that moves the entry), then the queue's link unlinked.
 
+A full disk must never make a message go twice to a recipient that has it. Recording
+that some recipients accepted (`narrow`) needs a new JSON; when that cannot be written
+the entry moves to `failed/` instead (links and renames, which need no new data), with
+the reason naming who still waits; a removal whose rename fails unlinks the JSON
+directly. Each then re-raises the OSError, so the run stops with 74.
+
 `recover()` (run by `queue run` under its lock) finishes what a killed process left:
 a removal or a move half done is completed. A message without JSON and without a
 marker is an incomplete enqueue (sendmail was stopped before it answered, so it never
@@ -29,8 +35,8 @@ import os
 import secrets
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -98,8 +104,18 @@ class Spool:
     def failed_directory(self) -> Path:
         return self.directory / "failed"
 
-    def lock(self) -> FileLock:
-        return FileLock(self.directory / ".lock", "queue run")
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """The run lock (75 naming the holder); a lock file that cannot be written is 73/74."""
+        held = FileLock(self.directory / ".lock", "queue run")
+        try:
+            held.__enter__()
+        except OSError as exc:
+            raise write_error(exc, f"the lock file {held.path}") from exc
+        try:
+            yield
+        finally:
+            held.__exit__(None, None, None)
 
     def enqueue(self, outgoing: Outgoing, *, account: str | None, error: str) -> QueueEntry:
         """Keep a message whose delivery just failed with `error`: that was attempt 1."""
@@ -176,16 +192,63 @@ class Spool:
         if "/" in entry_id or entry_id.startswith(".") or not meta.exists():
             raise NoInputError(f"no queued message {entry_id!r}", hint="see `mailcli queue list`")
         marker = self._path(entry_id, ".done")
-        os.replace(meta, marker)
+        try:
+            os.replace(meta, marker)
+        except OSError:
+            meta.unlink()  # needs no space: the entry must not stay to be sent again
+            self._path(entry_id, ".eml").unlink(missing_ok=True)
+            raise
         self._path(entry_id, ".eml").unlink(missing_ok=True)
-        marker.unlink()
+        marker.unlink(missing_ok=True)
         fsync_directory(self.directory)
 
     def move_to_failed(self, entry: QueueEntry, error: str) -> Path:
         entry.last_error = error
-        self._write_meta(entry)
-        self._move_out(entry.id)
+        try:
+            self._write_meta(entry)
+        finally:
+            self._move_out(entry.id)  # refused all the same, with or without the reason
         return self.failed_directory / f"{entry.id}.eml"
+
+    def narrow(self, entry: QueueEntry, delivered: list[str]) -> None:
+        """Record that `delivered` have the message: the entry keeps `entry.recipients`.
+        If that cannot be written, the entry moves to failed/ rather than stay as it was
+        (the next run would send it again to `delivered`); the OSError is re-raised."""
+        try:
+            self._write_meta(entry)
+        except OSError as exc:
+            if self._recorded(entry):
+                raise  # renamed in; only the folder's sync failed
+            reason = (
+                f"partly delivered: accepted by {', '.join(delivered)}; not yet delivered "
+                f"to {', '.join(entry.recipients)} ({entry.last_error}). The queue could not "
+                f"record this ({exc.strerror}), so the entry was moved here instead of "
+                "risking a second copy: resend it to those recipients only"
+            )
+            with suppress(OSError):
+                ensure_private_dir(self.failed_directory)
+                atomic_write(self.failed_directory / f"{entry.id}.reason", reason.encode())
+            self._move_out(entry.id)
+            raise
+
+    def _recorded(self, entry: QueueEntry) -> bool:
+        try:
+            return _parse_entry(entry.id, _read_text(self._path(entry.id, ".json"))) == entry
+        except (OSError, ValueError):
+            return False
+
+    def keep_refused(self, entry: QueueEntry, recipients: list[str], reason: str) -> str:
+        """A copy of the entry for the recipients refused permanently, kept in failed/
+        (message linked, then its JSON) under its own id; never sent. Returns the id."""
+        kept = replace(entry, id=f"{entry.id}-refused-{entry.attempts + 1}", recipients=recipients)
+        kept.last_error = reason
+        ensure_private_dir(self.failed_directory)
+        message = self.failed_directory / f"{kept.id}.eml"
+        message.unlink(missing_ok=True)  # from an earlier, interrupted try
+        os.link(self._path(entry.id, ".eml"), message, follow_symlinks=False)
+        data = json.dumps(asdict(kept), indent=1, ensure_ascii=False).encode("utf-8")
+        atomic_write(self.failed_directory / f"{kept.id}.json", data)
+        return kept.id
 
     def quarantine(self, entry_id: str, reason: str) -> None:
         """Move a damaged entry (whatever of it exists) to failed/, the reason beside it."""
