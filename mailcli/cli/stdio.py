@@ -130,7 +130,10 @@ class _ClosedInput:
 
         raise NoInputError("cannot read standard input: it is closed")
 
-    read = readline = readlines = readinto = fileno = _closed
+    read = readline = readlines = readinto = _closed
+
+    def fileno(self) -> int:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
 
     def isatty(self) -> bool:
         return False
