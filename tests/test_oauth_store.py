@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailcli.auth.oauth.access import OAuthBearer, refresh_margin
+from mailcli.auth.oauth.access import OAuthBearer, expiry_text, refresh_margin
 from mailcli.auth.oauth.store import (
     CHUNK,
     FileTokenStore,
@@ -551,7 +551,8 @@ def test_a_cache_with_a_null_expiry_is_78_naming_where_it_is(
         assert where_stored(store, "cache") in first and "expires_at" in first
 
 
-NASTY: list[object] = [None, "soon", float("inf"), float("nan"), 10**400, -1e300, 1e300, True, [], {}]
+NASTY: list[object] = [None, "soon", float("inf"), float("nan"), 10**400, -1e300, 1e300, True]
+NASTY += [[], {}]
 
 
 @pytest.mark.parametrize("value", NASTY, ids=repr)
@@ -603,3 +604,9 @@ def test_any_json_in_any_stored_field_is_a_result_or_78_never_70(
     assert_result_or_78_naming(run_cli(["oauth", "status"]), where, (0,))
     # a valid token printed, a refresh at the closed endpoint (75), none to refresh (77)
     assert_result_or_78_naming(run_cli(["oauth", "token"]), where, (0, 75, 77))
+
+
+@pytest.mark.parametrize("epoch", [1e300, -1e300, float("inf"), float("nan")])
+def test_an_expiry_datetime_cannot_show_is_words_not_an_error(epoch: float) -> None:
+    """A token endpoint's absurd expires_in reaches `oauth login`'s message as is."""
+    assert expiry_text(epoch) in ("beyond the year 9999", "not a time")

@@ -182,6 +182,11 @@ class OAuthBearer(BearerSource):
 
 
 def expiry_text(epoch: float) -> str:
+    """An expiry as an ISO 8601 UTC time; what datetime cannot show (an endpoint's
+    absurd expires_in) is said in words, never an error."""
     from datetime import UTC, datetime
 
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+    try:
+        return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+    except (OverflowError, ValueError, OSError):
+        return "beyond the year 9999" if epoch > 0 else "not a time"
