@@ -11,20 +11,32 @@ Lookup order, first hit wins:
 
 keyring is imported only when step 3 is reached: importing it and discovering the
 backend costs more than the rest of mailcli's startup together.
+
+Every keyring call is bounded (`KEYRING_TIMEOUT`): a Secret Service that is stopped or
+wedged never answers its D-Bus calls, and nothing in keyring gives up on them, so
+`stat --timeout 5` and `sendmail` hung for ever (sendmail holding a message it never
+queued). The call runs in a daemon thread; past the bound the keyring counts as
+unavailable for the rest of the process (the chain goes on, else 78 names it) and the
+thread is left to die with the process.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from mailcli.errors import CredentialsError
 
 SERVICE = "mailcli"
 ENV_VAR = "MAILCLI_PASSWORD"
 PASSWORD_COMMAND_TIMEOUT = 60.0
+# A desktop keyring answers in milliseconds; one that has not answered in this long is
+# stopped or hung (an unlock prompt the user has not answered counts too: we go on).
+KEYRING_TIMEOUT = 10.0
+_T = TypeVar("_T")
+_hung: list[str] = []  # why the keyring stopped answering, once it has (per process)
 
 
 class Secret(NamedTuple):
@@ -170,28 +182,65 @@ def _keyring_errors() -> Iterator[None]:
         raise KeyringUnavailable(_describe_keyring_error(exc)) from exc
 
 
+def _bounded(call: Callable[[], _T]) -> _T:
+    """`call()` (a keyring operation) or KeyringUnavailable once KEYRING_TIMEOUT passes."""
+    import threading
+
+    if _hung:
+        raise KeyringUnavailable(_hung[0])
+    outcome: list[Any] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as exc:  # handed to the caller's thread as it is
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=target, name="keyring", daemon=True)
+    worker.start()
+    worker.join(KEYRING_TIMEOUT)
+    if not outcome:
+        _hung.append(
+            f"the keyring did not answer within {KEYRING_TIMEOUT:g} s (is its Secret "
+            "Service stopped or hung?)"
+        )
+        raise KeyringUnavailable(_hung[0])
+    succeeded, value = outcome[0]
+    if not succeeded:
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
 def keyring_get(key: str) -> str | None:
     with _keyring_errors():
-        value = _keyring().get_password(SERVICE, key)
+        value = _bounded(lambda: _keyring().get_password(SERVICE, key))
     return value if value is None else str(value)
 
 
 def keyring_set(key: str, value: str) -> str:
     """Store a secret; returns the backend's name for the report."""
-    with _keyring_errors():
+
+    def store() -> str:
         module = _keyring()
         module.set_password(SERVICE, key, value)
         return backend_name(module.get_keyring())
 
+    with _keyring_errors():
+        return _bounded(store)
+
 
 def keyring_delete(key: str) -> bool:
     """Remove a secret; False when there was none."""
-    with _keyring_errors():
+
+    def delete() -> bool:
         module = _keyring()
         if module.get_password(SERVICE, key) is None:
             return False
         module.delete_password(SERVICE, key)
         return True
+
+    with _keyring_errors():
+        return _bounded(delete)
 
 
 def backend_name(backend: object) -> str:

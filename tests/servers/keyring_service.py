@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -112,6 +113,16 @@ class SecretService:
     def remove(self) -> None:
         """Delete the work directory (after ``stop()``)."""
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def freeze(self) -> None:
+        """SIGSTOP the keyring daemon: the bus still routes calls, nobody answers them."""
+        assert self._daemon is not None
+        os.kill(self._daemon.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT the keyring daemon (before ``stop()``: a stopped one ignores SIGTERM)."""
+        assert self._daemon is not None
+        os.kill(self._daemon.pid, signal.SIGCONT)
 
     def _make_dirs(self) -> None:
         for key in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
