@@ -143,15 +143,16 @@ def test_a_large_retr_that_keeps_moving_is_not_cut(tmp_path: Path) -> None:
 # --- the OAuth2 token endpoint during a login -------------------------------------------
 
 
-def oauth_account(config: Path, endpoint: ScriptedServer, pop3: ScriptedServer) -> None:
+def oauth_account(config: Path, endpoint: ScriptedServer, protocol: str, port: int) -> None:
     config.write_text(
         f"""\
 [accounts.work]
+from = "alice@example.test"
 user = "alice@example.test"
 
-[accounts.work.pop3]
+[accounts.work.{protocol}]
 host = "{HOST}"
-port = {pop3.port}
+port = {port}
 security = "none"
 
 [accounts.work.oauth2]
@@ -167,18 +168,28 @@ token_store = "file"
     token_store("work", settings).save(due)
 
 
+LOGINS = {  # a command whose login needs the token refreshed, and its well-behaved server
+    "stat": (("stat",), slow.pop3("never", "silent"), "pop3"),
+    "send": (
+        ("send", "--to", "b@example.test", "--body", "x"),
+        slow.smtp("never", "silent"),
+        "smtp",
+    ),
+}
+
+
 @pytest.mark.parametrize("behaviour", slow.BEHAVIOURS)
+@pytest.mark.parametrize("login", list(LOGINS))
 def test_a_silent_or_dribbling_token_endpoint_ends_the_login_with_75(
-    behaviour: slow.Behaviour, config_file: Path
+    login: str, behaviour: slow.Behaviour, config_file: Path
 ) -> None:
     """The refresh made for the login takes the session's --timeout (not its own 30 s)."""
-    pop3 = ScriptedServer(slow.pop3("never", "silent"))  # answers everything well
-    with ScriptedServer(slow.token_endpoint(behaviour)) as endpoint, pop3:
-        oauth_account(config_file, endpoint, pop3)
-        done = run_process(["stat", "-a", "work", "--timeout", TIMEOUT], timeout=SAFETY)
+    args, script, protocol = LOGINS[login]
+    with ScriptedServer(slow.token_endpoint(behaviour)) as endpoint, ScriptedServer(script) as mail:
+        oauth_account(config_file, endpoint, protocol, mail.port)
+        done = run_process([*args, "-a", "work", "--timeout", TIMEOUT], timeout=SAFETY)
     assert done.returncode == TEMPFAIL, done.stderr
     error = one_line_error(done.stderr)
-    assert (
-        "OAuth2 endpoint" in error
-        and ("too slow" if behaviour == "dribble" else "timed out") in error
-    ), error
+    expected = "too slow" if behaviour == "dribble" else "timed out"
+    assert "OAuth2 endpoint" in error and expected in error, error
+    assert token_store("work", OAuthSettings("custom", token_store="file")).load(), "tokens kept"

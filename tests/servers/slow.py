@@ -18,6 +18,7 @@ from .scripted import Conn, Script
 INTERVAL = 0.05  # seconds between two bytes of a dribble
 Behaviour = Literal["silent", "dribble"]
 BEHAVIOURS: tuple[Behaviour, ...] = ("silent", "dribble")
+EHLO_REPLY = ("250-slow", "250-PIPELINING", "250-AUTH XOAUTH2 OAUTHBEARER", "250 8BITMIME")
 MULTILINE_POP3 = frozenset({"CAPA", "LIST", "UIDL", "TOP", "RETR"})
 
 
@@ -85,7 +86,9 @@ def smtp(at: str, behaviour: Behaviour) -> Script:
             if verb == at:
                 return misbehave(conn, behaviour, b"250-" if verb == "EHLO" else b"250 ")
             if verb == "EHLO":
-                conn.send("250-slow", "250-PIPELINING", "250 8BITMIME")
+                conn.send(
+                    "250-slow", "250-PIPELINING", "250-AUTH XOAUTH2 OAUTHBEARER", "250 8BITMIME"
+                )
             elif verb == "DATA":
                 conn.send("354 go ahead")
                 while conn.recv_line() not in (".", ""):
