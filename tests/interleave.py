@@ -54,7 +54,7 @@ class Step:
     path: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.syscall}#{self.n} [{self.label[:80]}]"
+        return f"{self.syscall}#{self.n} [...{self.label[-90:]}]"
 
 
 def steps(

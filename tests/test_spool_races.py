@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,3 +134,147 @@ def test_an_enqueue_finishing_while_the_run_checks_it_is_sent_not_quarantined(
     assert spool.sent() == {"race": 1}
     assert spool.failed() == []
     assert spool.ids() == []
+
+
+# -- the interleavings family ----------------------------------------------------------
+
+
+@dataclass
+class Case:
+    """One home copied from the template, checked against the sink after the race."""
+
+    spool: Spool
+    problems: list[str]
+
+    def check(self, what: str, run: cp.Run, allowed: tuple[int, ...]) -> None:
+        self.problems += problems_of(what, run, allowed)
+
+    def finish(self, expected: Mapping[str, int | tuple[int, ...]]) -> list[str]:
+        """A last run empties the queue; each subject sent as often as `expected` says."""
+        final = cp.run(QUEUE_RUN, self.spool.env)
+        self.check("final queue run", final, (0,))
+        sent = self.spool.sent()
+        for subject, times in expected.items():
+            allowed = times if isinstance(times, tuple) else (times,)
+            if sent[subject] not in allowed:
+                self.problems.append(f"{subject} sent {sent[subject]} times, not {allowed}")
+        if unexpected := set(sent) - set(expected):
+            self.problems.append(f"sent what was never queued: {sorted(unexpected)}")
+        if self.spool.failed():
+            self.problems.append(f"quarantined or failed: {self.spool.failed()}")
+        if self.spool.ids():
+            self.problems.append(f"left in the queue: {self.spool.ids()}")
+        return self.problems
+
+
+class Races:
+    """The template spool (QUEUED messages q0, q1...) and a fresh copy per case."""
+
+    def __init__(self, tmp_path: Path, server: AioSmtpd) -> None:
+        self.tmp_path = tmp_path
+        self.server = server
+        self.template = Spool(tmp_path / "template", server)
+        write_config(self.template.home, server.port)
+        self.ids = [self.template.enqueue(f"q{n}") for n in range(QUEUED)]
+        self.cases = 0
+
+    def case(self) -> Case:
+        self.cases += 1
+        home = self.tmp_path / f"case{self.cases}"
+        shutil.copytree(self.template.home, home)
+        return Case(Spool(home, self.server, mark=len(self.server.received)), [])
+
+    def steps_of(self, args: list[str], *, down: bool = False, input: bytes = b"") -> list[Step]:
+        spool = self.case().spool
+        env = spool.down if down else spool.env
+        log = self.tmp_path / f"steps{self.cases}.log"
+        done, found = interleave.steps(args, env, log, input=input)
+        assert done.code == 0, done.stderr
+        return found
+
+    def log(self, name: str) -> Path:
+        return self.tmp_path / f"{name}{self.cases}.log"
+
+
+QUEUED_SUBJECTS = {f"q{n}": 1 for n in range(QUEUED)}
+
+
+def run_stopped_while_sendmail_enqueues(races: Races, step: Step) -> list[str]:
+    case = races.case()
+    run = Paused(QUEUE_RUN, case.spool.env, step, races.log("run"))
+    queued = cp.run(SENDMAIL, case.spool.down, input=outgoing("new"))
+    case.check("sendmail", queued, (0,))
+    case.check("stopped queue run", run.resume(), (0,))
+    return case.finish({**QUEUED_SUBJECTS, "new": 1})
+
+
+def sendmail_stopped_while_the_queue_runs(races: Races, step: Step) -> list[str]:
+    case = races.case()
+    log = races.log("sendmail")
+    sendmail = Paused(SENDMAIL, case.spool.down, step, log, input=outgoing("new"))
+    case.check("queue run", cp.run(QUEUE_RUN, case.spool.env), (0,))
+    case.check("stopped sendmail", sendmail.resume(), (0,))
+    return case.finish({**QUEUED_SUBJECTS, "new": 1})
+
+
+def two_queue_runs(races: Races, step: Step) -> list[str]:
+    case = races.case()
+    first = Paused(QUEUE_RUN, case.spool.env, step, races.log("run"))
+    case.check("second queue run", cp.run(QUEUE_RUN, case.spool.env), (0, 75))
+    case.check("stopped queue run", first.resume(), (0,))
+    return case.finish(QUEUED_SUBJECTS)
+
+
+def remove_while_the_queue_runs(races: Races, step: Step) -> list[str]:
+    case = races.case()
+    run = Paused(QUEUE_RUN, case.spool.env, step, races.log("run"))
+    removed = cp.run(["queue", "remove", races.ids[0]], case.spool.env)
+    case.check("queue remove", removed, (0, 75))
+    case.check("stopped queue run", run.resume(), (0,))
+    return case.finish({"q0": 0 if removed.code == 0 else 1, "q1": 1})
+
+
+def run_while_a_remove_is_stopped(races: Races, step: Step) -> list[str]:
+    case = races.case()
+    remove = ["queue", "remove", races.ids[0]]
+    stopped = Paused(remove, case.spool.env, step, races.log("remove"))
+    case.check("queue run", cp.run(QUEUE_RUN, case.spool.env), (0, 75))
+    removed = stopped.resume()
+    case.check("stopped queue remove", removed, (0, 66))
+    return case.finish({"q0": 0 if removed.code == 0 else 1, "q1": 1})
+
+
+SCENARIOS = {
+    "queue run stopped, sendmail enqueues": (run_stopped_while_sendmail_enqueues, "run"),
+    "sendmail stopped, queue run": (sendmail_stopped_while_the_queue_runs, "sendmail"),
+    "queue run stopped, another queue run": (two_queue_runs, "run"),
+    "queue run stopped, queue remove": (remove_while_the_queue_runs, "run"),
+    "queue remove stopped, queue run": (run_while_a_remove_is_stopped, "remove"),
+}
+
+
+def interleavings(tmp_path: Path, server: AioSmtpd, name: str, budget: int | None) -> None:
+    require("strace")
+    races = Races(tmp_path, server)
+    scenario, stopped = SCENARIOS[name]
+    if stopped == "run":
+        found = races.steps_of(QUEUE_RUN)
+    elif stopped == "sendmail":
+        found = races.steps_of(SENDMAIL, down=True, input=outgoing("count"))
+    else:
+        found = races.steps_of(["queue", "remove", races.ids[0]])
+    chosen = interleave.spread(found, budget)
+    failures = [f"{step}: {problem}" for step in chosen for problem in scenario(races, step)]
+    print(f"{name}: {len(found)} steps, {len(chosen)} interleavings run")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_interleavings(tmp_path: Path, aiosmtpd_factory: Factory, name: str) -> None:
+    interleavings(tmp_path, aiosmtpd_factory(), name, BUDGET)
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_every_interleaving(tmp_path: Path, aiosmtpd_factory: Factory, name: str) -> None:
+    interleavings(tmp_path, aiosmtpd_factory(), name, None)
