@@ -21,6 +21,8 @@ import pytest
 from mailcli.auth.oauth.store import token_store
 from mailcli.auth.oauth.tokens import TokenSet
 from mailcli.config import OAuthSettings
+from mailcli.endpoint import DEFAULT_TIMEOUT, ConnectionOptions, resolve_endpoint
+from mailcli.errors import ConfigError
 from tests.helpers import run_process
 from tests.servers import slow
 from tests.servers.ports import HOST
@@ -193,3 +195,19 @@ def test_a_silent_or_dribbling_token_endpoint_ends_the_login_with_75(
     expected = "too slow" if behaviour == "dribble" else "timed out"
     assert "OAuth2 endpoint" in error and expected in error, error
     assert token_store("work", OAuthSettings("custom", token_store="file")).load(), "tokens kept"
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "nan", "inf"])
+def test_a_timeout_from_the_environment_must_be_seconds(value: str) -> None:
+    env = {"MAILCLI_SMTP_HOST": HOST, "MAILCLI_SMTP_TIMEOUT": value}
+    with pytest.raises(ConfigError) as refused:
+        resolve_endpoint("smtp", None, ConnectionOptions(), env)
+    assert refused.value.exit_status == 78 and "MAILCLI_SMTP_TIMEOUT" in refused.value.message
+
+
+def test_the_timeout_option_beats_the_environment_which_beats_the_default() -> None:
+    env = {"MAILCLI_POP3_HOST": HOST, "MAILCLI_POP3_TIMEOUT": "2.5"}
+    assert resolve_endpoint("pop3", None, ConnectionOptions(), env).timeout == 2.5
+    assert resolve_endpoint("pop3", None, ConnectionOptions(timeout=7.0), env).timeout == 7.0
+    env["MAILCLI_POP3_TIMEOUT"] = ""  # empty is unset, as for the host and port
+    assert resolve_endpoint("pop3", None, ConnectionOptions(), env).timeout == DEFAULT_TIMEOUT
