@@ -104,18 +104,9 @@ class Spool:
     def failed_directory(self) -> Path:
         return self.directory / "failed"
 
-    @contextmanager
-    def lock(self) -> Iterator[None]:
-        """The run lock (75 naming the holder); a lock file that cannot be written is 73/74."""
-        held = FileLock(self.directory / ".lock", "queue run")
-        try:
-            held.__enter__()
-        except OSError as exc:
-            raise write_error(exc, f"the lock file {held.path}") from exc
-        try:
-            yield
-        finally:
-            held.__exit__(None, None, None)
+    def lock(self) -> FileLock:
+        """Held by `queue run` and `queue remove` (75 naming the holder)."""
+        return FileLock(self.directory / ".lock", "queue run")
 
     def enqueue(self, outgoing: Outgoing, *, account: str | None, error: str) -> QueueEntry:
         """Keep a message whose delivery just failed with `error`: that was attempt 1."""
