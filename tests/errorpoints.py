@@ -147,12 +147,17 @@ def enumerate_errors(
     name: str, count: Count, case: Case, budget: int | None, invariants: list[str], report: Path
 ) -> None:
     """Run `case` at the chosen error points of the counted run (`count` returns the
-    folder it ran in and the points), one after the other; record the numbers. These
-    runs have one phase: its classes are (target, system call)."""
+    folder it ran in and the points), `cp.jobs()` at a time: each case has its own home
+    (and tells its messages apart from the others'); record the numbers. These runs
+    have one phase: its classes are (target, system call)."""
     require("strace")
     root, points = count()
     chosen = select(points, root, budget, seed=len(points), by_call=True)
-    failures = [f"{p}: {f}" for i, p in enumerate(chosen) for f in case(i, p)]
+
+    def one(numbered: tuple[int, ErrorPoint]) -> list[str]:
+        return [f"{numbered[1]}: {found}" for found in case(*numbered)]
+
+    failures = [f for found in cp.map_cases(one, enumerate(chosen)) for f in found]
     row = {"error_points": len(select(points, root, None, 0))}
     row |= {"boundaries": boundary_count(points, root, by_call=True), "run": len(chosen)}
     cp.record(name, {**row, "invariants": invariants}, report / "errorpoints.json")
@@ -168,7 +173,7 @@ def fail_at(
     input: bytes | None = None,
 ) -> tuple[cp.Run, list[str]]:
     """Run with the call failing; [] as problems when it failed and the run ended with a
-    documented status in one `mailcli: error:` line (or 0: the call was not needed)."""
+    documented status with a `mailcli: error:` line (or 0: the call was not needed)."""
     result = cp.run(args, env, point=where.point, error=where.error, log=log, input=input)
     if _INJECTED not in log.read_text(errors="replace"):
         return result, [f"not reached (exit {result.code}): the call count is not deterministic"]
@@ -176,12 +181,13 @@ def fail_at(
 
 
 def exit_problems(what: str, result: cp.Run, allowed: Sequence[int] = ERROR_EXITS) -> list[str]:
-    """A documented status, one line on stderr when it is an error, never a traceback."""
+    """A documented status, said in a `mailcli: error:` line when it is an error (a
+    queue run reports each refused entry in one too), never a traceback."""
     problems = cp.exit_problem(what, result, [0, *allowed])
     lines = result.stderr.decode(errors="replace").strip().splitlines()
-    errors = [line for line in lines if line.startswith("mailcli: error:")]
-    if not problems and result.code != 0 and len(errors) != 1:
-        problems.append(f"{what} exit {result.code} without one error line: {lines[-3:]!r}")
+    said = any(line.startswith("mailcli: error:") for line in lines)
+    if not problems and result.code != 0 and not said:
+        problems.append(f"{what} exit {result.code} without an error line: {lines[-3:]!r}")
     return problems
 
 
@@ -237,6 +243,8 @@ def small_disk(path: Path) -> Iterator[Path]:
     """A private tmpfs at `path` (64 MiB until `leave_free` shrinks it), unmounted after."""
     path.mkdir(parents=True)
     _mount(path, "size=64m,mode=0700")
+    # Never empty: a tmpfs of size 0 has no limit at all (and cannot get one back).
+    (path / ".filler").write_bytes(b"\0" * PAGE)
     try:
         yield path
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def queued_ids(home: Path) -> set[str]:
 
 
 SPOOL_INVARIANTS = [
-    "the failed run exits 0, 73, 74 or 75 with one error line (never 70, no traceback)",
+    "the failed run exits 0, 73, 74 or 75 with an error line (never 70, no traceback)",
     "no temporary file left (.part in the queue, a lock's temporary)",
     "sendmail's exit 0 means an entry whole in the queue; a queued entry is sent once",
     "with the disk back, queue run sends each message once (plus one when the failed "
@@ -95,16 +96,24 @@ def enqueue_test(tmp_path: Path, factory: Factory, budget: int | None) -> None:
 
 
 def queue_run_test(tmp_path: Path, factory: Factory, budget: int | None, *, refuse: bool) -> None:
-    server = factory()
-    if refuse:
-        server.data_reply = "554 5.7.1 refused for the error test"
+    """Each case has a server of its own: every case sends the same five messages."""
+    starting = threading.Lock()
+
+    def server_for(home: Path) -> AioSmtpd:
+        with starting:
+            server = factory()
+        if refuse:
+            server.data_reply = "554 5.7.1 refused for the error test"
+        crash.write_config(home, server.port)
+        return server
+
     template = crash.queue_template(tmp_path)
-    crash.write_config(template, server.port)
     allowed = sorted(cp.DOCUMENTED_EXITS)
 
     def count() -> tuple[Path, list[cp.CrashPoint]]:
         where = tmp_path / "count"
         shutil.copytree(template, where)
+        server_for(where)
         counted, points = cp.count(
             crash.QUEUE_RUN, cp.base_env(where), tmp_path / "c.log", syscalls=ep.ERROR_SYSCALLS
         )
@@ -114,13 +123,13 @@ def queue_run_test(tmp_path: Path, factory: Factory, budget: int | None, *, refu
     def case(index: int, where: ep.ErrorPoint) -> list[str]:
         root = tmp_path / f"p{index}"
         shutil.copytree(template, root)
+        server = server_for(root)
         env = cp.base_env(root)
-        mark = len(server.received)
         _, problems = ep.fail_at(where, crash.QUEUE_RUN, env, tmp_path / f"p{index}.log")
         left = ep.leftovers(root, where=where)
         final = cp.run(crash.QUEUE_RUN, env)
         problems += left + cp.exit_problem("rerun", final, allowed)
-        sent = crash.subjects(server, mark)
+        sent = crash.subjects(server, 0)
         if not refuse and set(sent) != {f"q{n}" for n in range(crash.QUEUED)}:
             problems.append(f"lost: sent only {sorted(sent)}")
         # The one unavoidable resend: the server took it, its removal is what failed.
@@ -135,7 +144,7 @@ def queue_run_test(tmp_path: Path, factory: Factory, budget: int | None, *, refu
 
 
 CONFIG_INVARIANTS = [
-    "the failed run exits 0, 73 or 74 with one error line (never 70, no traceback)",
+    "the failed run exits 0, 73 or 74 with an error line (never 70, no traceback)",
     "no temporary file left; the config is the old one or the new one, whole, and parses",
     "with the disk back, a rerun ends with the new one",
 ]
@@ -233,7 +242,7 @@ def test_account_config_survives_every_error_at_every_point(tmp_path: Path, add:
 
 
 OAUTH_INVARIANTS = [
-    "the failed run exits 0, 73, 74 or 75 with one error line (never 70, no traceback)",
+    "the failed run exits 0, 73, 74 or 75 with an error line (never 70, no traceback)",
     "no temporary file left; the token record and cache parse (the old or the new, whole)",
     "with the disk back, `oauth token` refreshes and prints a token the server issued",
 ]
