@@ -36,7 +36,8 @@ from mailcli.errors import (
     UsageError,
 )
 from mailcli.fsutil import write_error
-from mailcli.sendmail.spool import DamagedEntryError, QueueEntry, Spool
+from mailcli.sendmail.entry import QueueEntry
+from mailcli.sendmail.spool import DamagedEntryError, Spool
 from mailcli.smtp.envelope import Envelope, Outgoing
 from mailcli.smtp.session import SendResult, SmtpSession
 

@@ -30,13 +30,12 @@ missing) is quarantined the same way; the run goes on with the others.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import secrets
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -50,32 +49,14 @@ from mailcli.fsutil import (
     fsync_directory,
     write_error,
 )
-from mailcli.smtp.envelope import Envelope, Outgoing
+from mailcli.sendmail.entry import QueueEntry, entry_json, parse_entry, why_unreadable
+from mailcli.smtp.envelope import Outgoing
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _INCOMPLETE = (
     "incomplete enqueue: sendmail was stopped before it answered, so the sender was never "
     "told the message was queued; not sent. Resend it by hand if it is wanted"
 )
-
-
-@dataclass
-class QueueEntry:
-    """One waiting message's metadata (its bytes are in ID.eml)."""
-
-    id: str
-    created: float
-    account: str | None
-    envelope_from: str
-    recipients: list[str]
-    smtputf8: bool = False
-    attempts: int = 0
-    last_error: str | None = None
-    last_attempt: float | None = None
-
-    @property
-    def envelope(self) -> Envelope:
-        return Envelope(self.envelope_from, tuple(self.recipients))
 
 
 @dataclass(frozen=True)
@@ -224,7 +205,7 @@ class Spool:
 
     def _recorded(self, entry: QueueEntry) -> bool:
         try:
-            return _parse_entry(entry.id, _read_text(self._path(entry.id, ".json"))) == entry
+            return parse_entry(entry.id, _read_text(self._path(entry.id, ".json"))) == entry
         except (OSError, ValueError):
             return False
 
@@ -237,7 +218,7 @@ class Spool:
         message = self.failed_directory / f"{kept.id}.eml"
         message.unlink(missing_ok=True)  # from an earlier, interrupted try
         os.link(self._path(entry.id, ".eml"), message, follow_symlinks=False)
-        data = json.dumps(asdict(kept), indent=1, ensure_ascii=False).encode("utf-8")
+        data = entry_json(kept)
         atomic_write(self.failed_directory / f"{kept.id}.json", data)
         return kept.id
 
@@ -292,7 +273,7 @@ class Spool:
         if moved.exists():  # a move to failed/ cut short after its JSON moved
             self._move_out(entry_id)
             try:
-                return _parse_entry(entry_id, _read_text(moved))
+                return parse_entry(entry_id, _read_text(moved))
             except (OSError, ValueError):
                 return None  # in failed/ whole, as it was; nothing to report about it
         with _enqueue_lock(message) as settled:
@@ -312,12 +293,12 @@ class Spool:
         found: list[QueueEntry | Damaged] = []
         for meta in self._names(".json"):
             try:
-                entry = _parse_entry(meta.stem, _read_text(meta))
+                entry = parse_entry(meta.stem, _read_text(meta))
                 if not self._path(meta.stem, ".eml").is_file():
                     raise DamagedEntryError(f"its message {meta.stem}.eml is missing")
                 found.append(entry)
             except (OSError, ValueError, DamagedEntryError) as exc:
-                found.append(Damaged(meta.stem, f"damaged queue entry: {_why(exc)}"))
+                found.append(Damaged(meta.stem, f"damaged queue entry: {why_unreadable(exc)}"))
         return sorted(found, key=lambda item: getattr(item, "created", 0.0))
 
     def _names(self, suffix: str) -> list[Path]:
@@ -330,53 +311,8 @@ class Spool:
         return self.directory / f"{entry_id}{suffix}"
 
     def _write_meta(self, entry: QueueEntry) -> None:
-        data = json.dumps(asdict(entry), indent=1, ensure_ascii=False).encode("utf-8")
+        data = entry_json(entry)
         atomic_write(self._path(entry.id, ".json"), data)
-
-
-_TYPES: dict[str, tuple[type, ...]] = {
-    "id": (str,),
-    "created": (int, float),
-    "account": (str, type(None)),
-    "envelope_from": (str,),
-    "recipients": (list,),
-    "smtputf8": (bool,),
-    "attempts": (int,),
-    "last_error": (str, type(None)),
-    "last_attempt": (int, float, type(None)),
-}
-_REQUIRED = ("id", "created", "account", "envelope_from", "recipients")
-
-
-def _parse_entry(entry_id: str, text: str) -> QueueEntry:
-    """The JSON as `enqueue` wrote it, or ValueError saying what is wrong."""
-    document = json.loads(text)
-    if not isinstance(document, dict):
-        raise ValueError("its JSON is not an object")
-    wrong = [key for key, value in document.items() if not _typed(key, value)]
-    wrong += [key for key in _REQUIRED if key not in document]
-    if wrong:
-        raise ValueError(f"wrong or missing fields in its JSON: {', '.join(wrong)}")
-    if document["id"] != entry_id:
-        raise ValueError(f"its JSON names another entry ({document['id']!r})")
-    return QueueEntry(**document)
-
-
-def _typed(key: str, value: object) -> bool:
-    """Exact JSON types (a bool is no number here); recipients: non-empty strings."""
-    if key == "recipients":
-        return isinstance(value, list) and bool(value) and all(type(v) is str for v in value)
-    return key in _TYPES and type(value) in _TYPES[key]
-
-
-def _why(exc: Exception) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"its JSON is unreadable ({exc.msg})"
-    if isinstance(exc, UnicodeDecodeError):
-        return "its JSON is not UTF-8"
-    if isinstance(exc, OSError):
-        return f"cannot read its JSON: {exc.strerror}"
-    return str(exc)
 
 
 def _read_text(path: Path) -> str:

@@ -1,0 +1,80 @@
+"""A queue entry's metadata and its JSON file (`ID.json`): what `Spool.enqueue` writes,
+and the checks that tell a whole entry from a damaged one (exact types, the fields
+`enqueue` always writes, the id it was written under)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from mailcli.smtp.envelope import Envelope
+
+
+@dataclass
+class QueueEntry:
+    """One waiting message's metadata (its bytes are in ID.eml)."""
+
+    id: str
+    created: float
+    account: str | None
+    envelope_from: str
+    recipients: list[str]
+    smtputf8: bool = False
+    attempts: int = 0
+    last_error: str | None = None
+    last_attempt: float | None = None
+
+    @property
+    def envelope(self) -> Envelope:
+        return Envelope(self.envelope_from, tuple(self.recipients))
+
+
+def entry_json(entry: QueueEntry) -> bytes:
+    """The JSON `parse_entry` reads back."""
+    return json.dumps(asdict(entry), indent=1, ensure_ascii=False).encode("utf-8")
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "created": (int, float),
+    "account": (str, type(None)),
+    "envelope_from": (str,),
+    "recipients": (list,),
+    "smtputf8": (bool,),
+    "attempts": (int,),
+    "last_error": (str, type(None)),
+    "last_attempt": (int, float, type(None)),
+}
+_REQUIRED = ("id", "created", "account", "envelope_from", "recipients")
+
+
+def parse_entry(entry_id: str, text: str) -> QueueEntry:
+    """The JSON as `enqueue` wrote it, or ValueError saying what is wrong."""
+    document = json.loads(text)
+    if not isinstance(document, dict):
+        raise ValueError("its JSON is not an object")
+    wrong = [key for key, value in document.items() if not _typed(key, value)]
+    wrong += [key for key in _REQUIRED if key not in document]
+    if wrong:
+        raise ValueError(f"wrong or missing fields in its JSON: {', '.join(wrong)}")
+    if document["id"] != entry_id:
+        raise ValueError(f"its JSON names another entry ({document['id']!r})")
+    return QueueEntry(**document)
+
+
+def _typed(key: str, value: object) -> bool:
+    """Exact JSON types (a bool is no number here); recipients: non-empty strings."""
+    if key == "recipients":
+        return isinstance(value, list) and bool(value) and all(type(v) is str for v in value)
+    return key in _TYPES and type(value) in _TYPES[key]
+
+
+def why_unreadable(exc: Exception) -> str:
+    """Why an entry's JSON could not be taken, in words for the quarantine's reason."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"its JSON is unreadable ({exc.msg})"
+    if isinstance(exc, UnicodeDecodeError):
+        return "its JSON is not UTF-8"
+    if isinstance(exc, OSError):
+        return f"cannot read its JSON: {exc.strerror}"
+    return str(exc)
