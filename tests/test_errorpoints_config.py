@@ -1,0 +1,181 @@
+"""Error-point enumeration of the files mailcli keeps for the user: the config
+(`account add`/`remove`) and the OAuth2 token store (`oauth token` refreshing an expired
+access token: the token record and the access-token cache, `token_store = "file"`); see
+tests/errorpoints.py. After ENOSPC or EIO at any write, sync, rename, create, mkdir or
+close of them: a documented status, no temporary file left, the file the old one or the
+new one, whole, and with the disk back a rerun completes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests import crashpoints as cp
+from tests import errorpoints as ep
+from tests import test_crashpoints_spool as crash
+from tests.servers.authserver import AuthServer
+
+CONFIG_INVARIANTS = [
+    "the failed run exits 0, 73 or 74 with an error line (never 70, no traceback)",
+    "no temporary file left; the config is the old one or the new one, whole, and parses",
+    "with the disk back, a rerun ends with the new one",
+]
+
+
+def account_test(tmp_path: Path, budget: int | None, *, add: bool) -> None:
+    args = crash.ADD if add else ["account", "remove", "new"]
+
+    def home(name: str) -> Path:
+        where = tmp_path / name
+        config = where / ".config" / "mailcli" / "config.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text(crash.CONFIG_HEAD)
+        if not add:
+            assert cp.run(crash.ADD, cp.base_env(where)).code == 0
+        return config
+
+    before = home("before").read_bytes()
+    after = tmp_path / "after"
+
+    def count() -> tuple[Path, list[cp.CrashPoint]]:
+        config = home("count")
+        counted, points = cp.count(
+            args, cp.base_env(config.parents[2]), tmp_path / "c.log", syscalls=ep.ERROR_SYSCALLS
+        )
+        assert counted.code == 0, counted.stderr
+        after.write_bytes(config.read_bytes())
+        return config.parents[2], points
+
+    def case(index: int, where: ep.ErrorPoint) -> list[str]:
+        config = home(f"p{index}")
+        root = config.parents[2]
+        env = cp.base_env(root)
+        _, problems = ep.fail_at(where, args, env, tmp_path / f"p{index}.log")
+        problems += ep.leftovers(root, where=where)
+        text = config.read_bytes()
+        if text not in (before, after.read_bytes()):
+            problems.append(f"config is neither the old nor the new one: {text[-120:]!r}")
+        rerun = cp.run(args, env)  # may say "exists"/"no such account": documented
+        problems += cp.exit_problem("rerun", rerun, sorted(cp.DOCUMENTED_EXITS))
+        if config.read_bytes() != after.read_bytes():
+            problems.append("after a rerun the config is not the new one")
+        return problems
+
+    name = "account add" if add else "account remove"
+    ep.enumerate_errors(name, count, case, budget, CONFIG_INVARIANTS, tmp_path)
+
+
+@pytest.mark.parametrize("add", [True, False], ids=["add", "remove"])
+def test_account_config_survives_an_error_at_every_class_boundary(
+    tmp_path: Path, add: bool
+) -> None:
+    account_test(tmp_path, cp.budget(), add=add)
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("add", [True, False], ids=["add", "remove"])
+def test_account_config_survives_every_error_at_every_point(tmp_path: Path, add: bool) -> None:
+    account_test(tmp_path, None, add=add)
+
+
+OAUTH_INVARIANTS = [
+    "the failed run exits 0, 73, 74 or 75 with an error line (never 70, no traceback)",
+    "no temporary file left; the token record and cache parse (the old or the new, whole)",
+    "with the disk back, `oauth token` refreshes and prints a token the server issued",
+]
+
+
+def write_oauth_config(home: Path, server: AuthServer) -> None:
+    """One account whose tokens live in files (`token_store = "file"`)."""
+    settings = {
+        "provider": "custom",
+        "client_id": server.client_id,
+        "authorize_url": server.url("/authorize"),
+        "token_url": server.url("/token"),
+        "device_url": server.url("/device/code"),
+        "scopes": ["mail"],
+        "token_store": "file",
+    }
+    table = "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
+    config = home / ".config" / "mailcli" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(
+        '[accounts.work]\nuser = "alice@example.test"\n[accounts.work.smtp]\n'
+        f'host = "127.0.0.1"\n[accounts.work.oauth2]\n{table}'
+    )
+
+
+def token_files(home: Path) -> tuple[Path, Path]:
+    """The token record and the access-token cache."""
+    return (
+        home / ".local" / "state" / "mailcli" / "oauth" / "work.json",
+        home / ".cache" / "mailcli" / "oauth" / "work.json",
+    )
+
+
+def expire_cached_token(home: Path) -> None:
+    cache = token_files(home)[1]
+    cache.write_text(json.dumps({**json.loads(cache.read_text()), "expires_at": 0}))
+
+
+def oauth_test(tmp_path: Path, server: AuthServer, budget: int | None) -> None:
+    """`oauth token` with an expired access token: the refresh writes the token record
+    and the access-token cache (files store). The server does not rotate here, so one
+    login serves every case; a rotated refresh token that cannot be stored is lost with
+    the old one by nature (the server already forgot it): then the rerun is 77."""
+    server.rotation = False
+    server.device_sequence = ()
+    server.device_interval = 1
+    template = tmp_path / "template"
+    write_oauth_config(template, server)
+    login = cp.run(["oauth", "login", "--device"], cp.base_env(template))
+    assert login.code == 0, login.stderr
+
+    def home(name: str) -> Path:
+        root = tmp_path / name
+        shutil.copytree(template, root)
+        expire_cached_token(root)
+        return root
+
+    def count() -> tuple[Path, list[cp.CrashPoint]]:
+        root = home("count")
+        counted, points = cp.count(
+            ["oauth", "token"], cp.base_env(root), tmp_path / "c.log", syscalls=ep.ERROR_SYSCALLS
+        )
+        assert counted.code == 0, counted.stderr
+        return root, points
+
+    def case(index: int, where: ep.ErrorPoint) -> list[str]:
+        root = home(f"p{index}")
+        env = cp.base_env(root)
+        _, problems = ep.fail_at(where, ["oauth", "token"], env, tmp_path / f"p{index}.log")
+        problems += ep.leftovers(root, where=where)
+        for path in token_files(root):
+            try:
+                json.loads(path.read_text()) if path.exists() else None
+            except ValueError:
+                problems.append(f"{path.name} in {path.parent} is not whole")
+        rerun = cp.run(["oauth", "token"], env)
+        problems += cp.exit_problem("rerun", rerun)
+        if rerun.code == 0 and rerun.stdout.decode().strip() not in server.issued:
+            problems.append("the rerun printed no token the server issued")
+        return problems
+
+    ep.enumerate_errors("oauth token (refresh)", count, case, budget, OAUTH_INVARIANTS, tmp_path)
+
+
+@ep.defect("EIO from close() of the refresh lock (FileLock.__exit__) is 70")
+def test_oauth_token_store_survives_an_error_at_every_class_boundary(
+    tmp_path: Path, auth_server: AuthServer
+) -> None:
+    oauth_test(tmp_path, auth_server, cp.budget())
+
+
+@pytest.mark.soak
+def test_oauth_token_store_survives_every_error_at_every_point(
+    tmp_path: Path, auth_server: AuthServer
+) -> None:
+    oauth_test(tmp_path, auth_server, None)
