@@ -177,3 +177,16 @@ def run_measured(
         elapsed = time.monotonic() - started
         peak = int(peak_file.read() or 0)
     return Measured(done.returncode, done.stdout, done.stderr, elapsed, peak)
+
+
+def imported_by(argv: list[str], watched: list[str]) -> list[str]:
+    """Which of `watched` a run of `mailcli ARGV` (in a fresh interpreter) imports."""
+    probe = (
+        "import runpy, sys, json\n"
+        f"sys.argv = ['mailcli', *{argv!r}]\n"
+        "try:\n    runpy.run_module('mailcli', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        f"sys.stderr.write(json.dumps(sorted(m for m in {watched!r} if m in sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return list(json.loads(done.stderr.splitlines()[-1]))

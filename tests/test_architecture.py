@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import ast
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import imported_by
 
 PACKAGE = Path(__file__).resolve().parent.parent / "mailcli"
 HEAVY = ["rich", "keyring", "email", "ssl", "smtplib", "poplib", "tomlkit"]
@@ -60,19 +59,6 @@ def test_nothing_outside_the_cli_imports_the_cli() -> None:
     for name, imported in modules().items():
         if not name.startswith("mailcli/cli/") and name != "mailcli/__main__.py":
             assert not any(m.startswith("mailcli.cli") for m in imported), name
-
-
-def imported_by(argv: list[str], watched: list[str]) -> list[str]:
-    """Which of `watched` a run of `mailcli ARGV` (in a fresh interpreter) imports."""
-    probe = (
-        "import runpy, sys, json\n"
-        f"sys.argv = ['mailcli', *{argv!r}]\n"
-        "try:\n    runpy.run_module('mailcli', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
-        f"sys.stderr.write(json.dumps(sorted(m for m in {watched!r} if m in sys.modules)))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    return list(json.loads(done.stderr.splitlines()[-1]))
 
 
 @pytest.mark.parametrize("argv", [["--version"], ["--help"], ["account", "--help"]])

@@ -13,76 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import MAILCLI, Result, run_cli
+from tests.helpers import MAILCLI, Result, imported_by, run_cli
 from tests.servers.authserver import AuthServer
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import make_mailbox
 from tests.servers.keyring_service import SecretService
+from tests.servers.oauthlogin import browser_login, write_config
 from tests.servers.postfix import Postfix
-from tests.test_architecture import imported_by
-
-SMTP_TABLE = '[accounts.work.smtp]\nhost = "127.0.0.1"\n'
-
-
-def write_config(
-    path: Path, server: AuthServer, *, user: str = "alice@example.test", servers: str = SMTP_TABLE,
-    **oauth2: object,
-) -> Path:  # fmt: skip
-    settings: dict[str, object] = {
-        "provider": "custom",
-        "client_id": server.client_id,
-        "authorize_url": server.url("/authorize"),
-        "token_url": server.url("/token"),
-        "device_url": server.url("/device/code"),
-        "revoke_url": server.url("/revoke"),
-        "scopes": ["mail"],
-        "token_store": "file",
-        **oauth2,
-    }
-    lines = [f"{key} = {json.dumps(value)}" for key, value in settings.items() if value is not None]
-    path.write_text(
-        f"[accounts.work]\nuser = {json.dumps(user)}\n{servers}"
-        "[accounts.work.oauth2]\n" + "\n".join(lines) + "\n"
-    )
-    return path
 
 
 @pytest.fixture
 def configured(config_file: Path, auth_server: AuthServer) -> AuthServer:
     write_config(config_file, auth_server)
     return auth_server
-
-
-def browser_login(
-    env: dict[str, str] | None = None,
-    options: tuple[str, ...] = ("--no-open",),
-    client_secret: str | None = None,
-) -> tuple[int, str, str]:
-    """`mailcli oauth login --no-open` as a process; the test is the browser: it follows
-    the printed URL, the server redirects it to mailcli's loopback listener. With
-    `client_secret`: `--client-secret`, and the secret piped on stdin."""
-    process = subprocess.Popen(
-        [*MAILCLI, "oauth", "login", *options, *(["--client-secret"] if client_secret else [])],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL if client_secret is None else subprocess.PIPE,
-        env=env if env is not None else dict(os.environ),
-        text=True,
-    )
-    assert process.stderr is not None
-    if process.stdin is not None:
-        with process.stdin:
-            process.stdin.write(f"{client_secret}\n")
-        process.stdin = None  # written and closed: communicate() must not flush it
-    seen = []
-    for line in process.stderr:
-        seen.append(line)
-        if line.startswith("http://"):
-            with urllib.request.urlopen(line.strip(), timeout=30) as answer:
-                assert answer.status == 200
-            break
-    out, err = process.communicate(timeout=60)
-    return process.returncode, out, "".join(seen) + err
 
 
 def token_files(home: Path) -> tuple[Path, Path]:

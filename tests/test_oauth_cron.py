@@ -36,8 +36,8 @@ from tests.servers.authserver import AuthServer
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox, make_mailbox
 from tests.servers.keyring_service import SecretService
+from tests.servers.oauthlogin import browser_login, write_config
 from tests.servers.postfix import Postfix
-from tests.test_oauth_cli import browser_login, write_config
 
 ACCOUNT = "work"
 DUE_AT_ONCE = 1e-9  # expires_in reported: the next run finds the token due for refresh
