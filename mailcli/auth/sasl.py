@@ -30,6 +30,7 @@ from mailcli.errors import PermissionDeniedError, UnavailableError
 XOAUTH2 = "XOAUTH2"
 OAUTHBEARER = "OAUTHBEARER"
 BEARER_MECHANISMS = (XOAUTH2, OAUTHBEARER)
+_STATUS_LIMIT = 64  # of an error challenge's status in a message: "401", "invalid_token"
 
 
 class BearerSource:
@@ -99,17 +100,21 @@ def error_answer(mechanism: str) -> bytes:
 
 
 def error_detail(challenge: bytes) -> str:
-    """The server's JSON error challenge, decoded for a message (never raises)."""
+    """The server's JSON error challenge, decoded for a one-line message: `status S`
+    (printable, bounded) or "no error detail". Never raises, whatever the bytes."""
     import json  # only after a refusal: not on every run's start-up
 
     try:
         document = json.loads(base64.b64decode(challenge, validate=True) or b"{}")
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # json recurses per level
         return "no error detail"
     if not isinstance(document, dict):
         return "no error detail"
     status = document.get("status", "unknown")
-    return f"status {status}" if isinstance(status, (str, int)) else "no error detail"
+    if isinstance(status, bool) or not isinstance(status, (str, int)):
+        return "no error detail"
+    shown = "".join(c if c.isprintable() else " " for c in str(status)[:_STATUS_LIMIT])
+    return f"status {shown}"
 
 
 def choose_bearer_mechanism(offered: list[str], forced: str | None, provider: str) -> str:

@@ -17,10 +17,11 @@ Knobs: `access_lifetime`, `reported_lifetime` (the `expires_in` /token reports, 
 should differ from the JWT's real lifetime: e.g. 1e-9 makes every later run find its
 cached token due for refresh while Dovecot still accepts it), `rotation`,
 `device_sequence`, `device_interval`, `deny`, `token_status` (answer /token with this
-HTTP status, e.g. 503), `client_secret` (when set, /token and /revoke answer
-invalid_client, 401, to a request without that secret: a confidential client),
-`email`, `revoke_refresh_tokens()`, `requests` (a Counter per path), `stop()`
-(unreachable after), `resume()` (back on the same port).
+HTTP status, e.g. 503), `token_answer` ((status, body): /token answers exactly these
+bytes as JSON whatever it is asked: a broken or hostile endpoint), `client_secret` (when
+set, /token and /revoke answer invalid_client, 401, to a request without that secret: a
+confidential client), `email`, `revoke_refresh_tokens()`, `requests` (a Counter per
+path), `stop()` (unreachable after), `resume()` (back on the same port).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class AuthServer:
         self.device_interval = 5
         self.deny = False
         self.token_status: int | None = None
+        self.token_answer: tuple[int, bytes] | None = None
         self.client_secret: str | None = None
         self.requests: Counter[str] = Counter()
         self.authorize_queries: list[dict[str, str]] = []
@@ -271,6 +273,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"not found")
         elif path == "/token" and auth.token_status is not None:
             self._send(auth.token_status, b"<html>unavailable</html>")
+        elif path == "/token" and auth.token_answer is not None:
+            self._send(*auth.token_answer, kind="application/json")
         else:
             try:
                 self._json(200, endpoint(form))

@@ -5,8 +5,14 @@ request is made (~30-50 ms: urllib.request brings http.client, email and ssl), s
 TokenSet and Client cost nothing to the store and the bearer source. Errors are mapped
 once, in `post_form`: unreachable, timed out or a 5xx answer is temporary (75);
 `invalid_grant` is `OAuthGrantError` (77: the refresh token or code was refused, log in
-again); any other OAuth error is 77 naming `error` and `error_description`. No token,
-code or client secret ever appears in a message or a repr.
+again); any other OAuth error is 77 naming `error` and `error_description`. An answer
+that is not a JSON object (nested past Python's stack included) or not a token answer is
+76. No token, code or client secret ever appears in a message or a repr.
+
+Lifetimes: `expires_in` must be a positive number (76 otherwise: NaN, 0, a bool); one
+longer than MAX_LIFETIME (400 days, the cap browsers put on a cookie's Max-Age) is taken
+as MAX_LIFETIME, as "never expires" in practice: the token is refreshed after that long
+instead of recording an expiry no clock or store can hold.
 
 Time: each read waits at most `timeout`, and the whole request (connect, TLS, the answer
 to its last byte) must be done within TOTAL_FACTOR x `timeout`, however the endpoint
@@ -31,6 +37,7 @@ if TYPE_CHECKING:
 TOTAL_FACTOR = 2  # the whole request within this many timeouts
 _MAX_ANSWER = 1024 * 1024  # a token answer is a few KiB; more is not a token endpoint
 _DEFAULT_LIFETIME = 3600.0  # RFC 6749 makes expires_in optional; providers say an hour
+MAX_LIFETIME = 400 * 24 * 3600.0  # longer is "never": used this long, then refreshed
 RELOGIN_HINT = "log in again with `mailcli oauth login`"
 GOOGLE_TESTING_HINT = (
     'a Google project in "Testing" status gets refresh tokens that expire after 7 days: '
@@ -326,7 +333,7 @@ def _json_answer(body: bytes, host: str, *, allow_empty: bool) -> dict[str, obje
         return {}
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # json recurses per level
         document = None
     if not isinstance(document, dict):
         raise ProtocolError(f"the OAuth2 endpoint {host} answered something that is not JSON")
@@ -343,28 +350,41 @@ def token_set(
         raise ProtocolError("the OAuth2 token endpoint's answer has no access_token")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
         raise ProtocolError("the OAuth2 token endpoint granted a token that is not a Bearer token")
-    lifetime = answer.get("expires_in", _DEFAULT_LIFETIME)
-    if isinstance(lifetime, str) and lifetime.isdigit():  # some servers send a string
-        lifetime = int(lifetime)
-    if not isinstance(lifetime, (int, float)) or isinstance(lifetime, bool) or lifetime <= 0:
-        raise ProtocolError("the OAuth2 token endpoint's expires_in is not a positive number")
+    lifetime = _lifetime(answer.get("expires_in", _DEFAULT_LIFETIME))
     refresh_token = answer.get("refresh_token")
     scope = answer.get("scope")
     id_token = answer.get("id_token")
     return TokenSet(
         access_token=access,
-        expires_at=(time.time() if now is None else now) + float(lifetime),
+        expires_at=(time.time() if now is None else now) + lifetime,
         refresh_token=refresh_token if isinstance(refresh_token, str) else previous_refresh,
         scope=scope if isinstance(scope, str) else "",
-        lifetime=float(lifetime),
+        lifetime=lifetime,
         identity=identity_of(id_token) if isinstance(id_token, str) else None,
     )
+
+
+def _lifetime(expires_in: object) -> float:
+    """`expires_in` in seconds, at most MAX_LIFETIME; 76 when it is no positive number."""
+    if isinstance(expires_in, str) and expires_in.isascii() and expires_in.isdigit():
+        expires_in = float(expires_in)  # some servers send a string; float has no digit cap
+    # bool is an int; NaN fails every comparison; a huge int or inf compares exactly.
+    if (
+        isinstance(expires_in, bool)
+        or not isinstance(expires_in, (int, float))
+        or not expires_in > 0
+    ):
+        raise ProtocolError("the OAuth2 token endpoint's expires_in is not a positive number")
+    return float(min(expires_in, MAX_LIFETIME))
 
 
 def identity_of(id_token: str) -> str | None:
     """Who logged in, from an OpenID Connect id_token: `email`, else `preferred_username`.
 
-    Not verified: it came straight from the token endpoint over TLS, and is only shown."""
+    Not verified: it came straight from the token endpoint over TLS, and is only shown.
+    So an id_token unreadable in any way (not three parts, not base64, not JSON, nested
+    past Python's stack, no such claim) is None, "identity unknown": never an error, as
+    nothing depends on it and the tokens granted with it are good."""
     import base64
     import binascii
     import json
@@ -372,7 +392,7 @@ def identity_of(id_token: str) -> str | None:
     try:
         body = id_token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    except (IndexError, binascii.Error, UnicodeDecodeError, ValueError):
+    except (IndexError, binascii.Error, UnicodeDecodeError, ValueError, RecursionError):
         return None
     if not isinstance(claims, dict):
         return None
