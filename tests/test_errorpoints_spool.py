@@ -234,6 +234,7 @@ def test_sendmail_enqueue_survives_every_error_at_every_point(
     enqueue_test(tmp_path, aiosmtpd_factory, None)
 
 
+@QUEUE_DEFECT
 @pytest.mark.soak
 @pytest.mark.parametrize("refuse", [False, True], ids=["delivered", "refused"])
 def test_queue_run_survives_every_error_at_every_point(
