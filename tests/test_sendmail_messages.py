@@ -20,11 +20,11 @@ import pytest
 from tests.helpers import Mailcli, run_cli
 from tests.servers.accounts import Account
 from tests.servers.certs import Certs
+from tests.servers.cronhost import CronHost
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox
 from tests.servers.postfix import Postfix
 from tests.servers.smtpd import AioSmtpd
-from tests.test_sendmail_postfix import CronHost
 
 DF_OUTPUT = (
     b"Filesystem      Size  Used Avail Use% Mounted on\n"
