@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,7 @@ STEP_SYSCALLS = (
 _CALL = re.compile(r"^(\w+)\((.*)$")
 _STOPPED = "--- stopped by SIGSTOP ---"
 WAIT = 120.0  # generous: a stop is waited for as an event, never timed
+LIVE: list[Paused] = []  # not yet resumed: `abandon_all` ends them after a failed test
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ class Paused:
         self.process.stdin.write(input or b"")  # small: fits the pipe, never blocks
         self.process.stdin.close()
         self.process.stdin = None  # communicate() must not flush it again
+        LIVE.append(self)
         self.reached = self._wait_for_stop()
 
     def _wait_for_stop(self) -> bool:
@@ -137,12 +140,27 @@ class Paused:
 
     def resume(self) -> cp.Run:
         """Let the stopped process go on, and wait for its end."""
+        LIVE.remove(self)
         if self.reached:
             os.kill(self._tracee(), signal.SIGCONT)
         stdout, stderr = self.process.communicate(timeout=WAIT)
         return cp.Run(self.process.returncode, stdout, stderr)
 
+    def abandon(self) -> None:
+        """Kill a process a failed test left stopped (SIGKILL ends even a stopped one)."""
+        if self.process.poll() is None:
+            with suppress(OSError, ValueError):
+                os.kill(self._tracee(), signal.SIGKILL)
+            self.process.kill()
+        self.process.communicate(timeout=WAIT)
+
     def _tracee(self) -> int:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         (pid,) = children.read_text().split()
         return int(pid)
+
+
+def abandon_all() -> None:
+    """End every process a failed test left stopped."""
+    while LIVE:
+        LIVE.pop().abandon()

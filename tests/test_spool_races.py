@@ -96,6 +96,12 @@ def problems_of(what: str, run: cp.Run, allowed: tuple[int, ...]) -> list[str]:
     return [f"{what} exit {run.code}: {run.stderr.decode(errors='replace')[-300:]!r}"]
 
 
+@pytest.fixture(autouse=True)
+def no_process_left_stopped() -> Iterator[None]:
+    yield
+    interleave.abandon_all()
+
+
 @pytest.fixture
 def spool(tmp_path: Path, aiosmtpd_factory: Factory) -> Iterator[Spool]:
     require("strace")
