@@ -16,9 +16,9 @@ import pytest
 from mailcli.config import load_config
 from mailcli.endpoint import ConnectionOptions, Endpoint, resolve_endpoint
 from tests.helpers import run_cli
+from tests.servers.pop3scripts import minimal_server
 from tests.servers.scripted import ScriptedServer
 from tests.servers.smtpd import AioSmtpd
-from tests.test_pop3_scripted import minimal_server
 
 Factory = Callable[..., AioSmtpd]
 
@@ -53,7 +53,7 @@ def test_empty_user_variable_sends_without_auth(
 
 
 def test_empty_pop3_user_is_a_config_error_naming_the_variable(config_file: Path) -> None:
-    with ScriptedServer(minimal_server(["USER"])) as server:  # type: ignore[arg-type]
+    with ScriptedServer(minimal_server(["USER"])) as server:
         write_account(config_file, pop3_port=server.port)
         result = run_cli(["stat"], env={"MAILCLI_POP3_USER": ""})
     assert result.code == 78, result.stderr

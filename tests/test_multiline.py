@@ -11,41 +11,7 @@ from hypothesis import strategies as st
 import mailcli.pop3.multiline as multiline
 from mailcli.errors import ProtocolError, TempFailError
 from mailcli.pop3.multiline import MultilineCopier, stuff, unstuff
-
-# Pieces of a message, CRLF lines or not: bare LF and bare CR, dot lines after each kind
-# of line end, lone dots, ".\r\n" at the very start. Only CRLF "." CRLF ends a response.
-FRAGMENT = st.one_of(
-    st.sampled_from(
-        [
-            b".",
-            b"..",
-            b".x",
-            b"..x",
-            b"\r",
-            b"\n",
-            b"\r\n",
-            b".\r",
-            b".\r\n",
-            b"\n.\n",
-            b"\r.\n",
-            b"\n.\r\n",
-            b"\r\n.\r\n",
-            b"\n..x",
-            b"\r\n..\r\n",
-            b"From x",
-        ]
-    ),
-    st.binary(max_size=40),
-)
-
-
-def _as_message(fragments: list[bytes]) -> bytes:
-    """A server ends every message with CRLF before the terminator (RFC 1939, 3)."""
-    data = b"".join(fragments)
-    return data if not data or data.endswith(b"\r\n") else data + b"\r\n"
-
-
-MESSAGE = st.lists(FRAGMENT, max_size=30).map(_as_message)
+from tests.servers.pop3messages import MESSAGE
 
 
 def copy(wire: bytes, buffer_size: int, **options: int) -> tuple[bytes, bytes, MultilineCopier]:

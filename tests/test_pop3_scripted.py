@@ -6,6 +6,7 @@ import threading
 
 from tests.helpers import Mailcli, Result
 from tests.servers.accounts import Account, Security
+from tests.servers.pop3scripts import minimal_server
 from tests.servers.scripted import Conn, ScriptedServer
 
 
@@ -14,30 +15,8 @@ def run(server: ScriptedServer, *command: str, security: Security = "starttls") 
     return Mailcli(account)(*command, "--timeout", "2")
 
 
-def minimal_server(capabilities: list[str]) -> object:
-    """A POP3 server with one message; CAPA lists `capabilities`."""
-
-    def script(conn: Conn) -> None:
-        conn.send("+OK ready")
-        while line := conn.recv_line():
-            verb = line.split(" ", 1)[0].upper()
-            if verb == "CAPA":
-                conn.send("+OK", *capabilities, ".")
-            elif verb == "STAT":
-                conn.send("+OK 1 12")
-            elif verb == "RETR":
-                conn.send("+OK", "Subject: x", "", "..dot", ".")
-            elif verb == "QUIT":
-                conn.send("+OK bye")
-                return
-            else:
-                conn.send("+OK")
-
-    return script
-
-
 def test_stls_required_but_not_offered_sends_no_credentials() -> None:
-    with ScriptedServer(minimal_server(["USER", "UIDL"])) as server:  # type: ignore[arg-type]
+    with ScriptedServer(minimal_server(["USER", "UIDL"])) as server:
         result = run(server, "stat")
     assert result.code == 69
     assert "does not offer STLS" in result.stderr
@@ -47,7 +26,7 @@ def test_stls_required_but_not_offered_sends_no_credentials() -> None:
 
 
 def test_cleartext_when_asked_for() -> None:
-    with ScriptedServer(minimal_server(["USER"])) as server:  # type: ignore[arg-type]
+    with ScriptedServer(minimal_server(["USER"])) as server:
         result = run(server, "retr", "1", security="none")
     assert result.code == 0, result.stderr
     assert result.stdout == "Subject: x\r\n\r\n.dot\r\n"

@@ -13,7 +13,7 @@ import mailcli.pop3.wirelines as wirelines
 from mailcli.errors import TempFailError
 from mailcli.pop3.multiline import stuff
 from mailcli.pop3.wirelines import WireLineCopier
-from tests.test_multiline import MESSAGE
+from tests.servers.pop3messages import MESSAGE
 
 
 def show(wire: bytes, buffer_size: int = 8192) -> tuple[bytes, bytes, int]:
