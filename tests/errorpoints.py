@@ -27,7 +27,7 @@ import contextlib
 import os
 import re
 import subprocess
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,7 +160,7 @@ def enumerate_errors(
     failures = [f for found in cp.map_cases(one, enumerate(chosen)) for f in found]
     row = {"error_points": len(select(points, root, None, 0))}
     row |= {"boundaries": boundary_count(points, root, by_call=True), "run": len(chosen)}
-    cp.record(name, {**row, "invariants": invariants}, report / "errorpoints.json")
+    record(name, {**row, "invariants": invariants}, report)
     assert not failures, fail_report(failures)
 
 
@@ -265,6 +265,12 @@ def fill_levels(needed: int, budget: int | None) -> list[int]:
         return levels
     step = (len(levels) - 1) / (max(budget, 2) - 1)
     return sorted({levels[round(i * step)] for i in range(max(budget, 2))})
+
+
+def record(operation: str, row: Mapping[str, object], folder: Path) -> None:
+    """`cp.record` under a name of its own: the crash points' rows sit in the same file
+    (`MAILCLI_CRASH_REPORT`) under the operation's plain name."""
+    cp.record(f"errors: {operation}", row, folder / "errorpoints.json")
 
 
 def fail_report(failures: Sequence[str]) -> str:

@@ -85,7 +85,7 @@ def enumerate_fetch(
     name = f"fetch {kind}{' --delete' if delete else ''}"
     row = {"error_points": len(ep.select(points, probe.root, None, 0))}
     row |= {"boundaries": ep.boundary_count(points, probe.root), "run": len(chosen)}
-    cp.record(name, {**row, "invariants": FETCH_INVARIANTS}, tmp_path / "errorpoints.json")
+    ep.record(name, {**row, "invariants": FETCH_INVARIANTS}, tmp_path)
     assert not failures, ep.fail_report(failures)
 
 
@@ -161,7 +161,7 @@ def short_writes(dovecot: Dovecot, tmp_path: Path, kind: str, budget: int | None
     assert results[0][0] != 0, f"no free page and the run succeeded: {exits}"
     row: dict[str, object] = {"pages_needed": needed, "levels_run": len(levels)}
     row |= {"every_level": budget is None, "exits": dict(sorted(exits.items()))}
-    cp.record(f"fetch {kind} --delete, full disk", row, tmp_path / "errorpoints.json")
+    ep.record(f"fetch {kind} --delete, full disk", row, tmp_path)
     assert not failures, ep.fail_report(failures)
 
 
@@ -237,6 +237,8 @@ def state_on_a_full_disk(dovecot: Dovecot, tmp_path: Path, kind: str) -> None:
         return [f"{level} pages free: {p} (exit {failed.code})" for p in problems]
 
     failures = [f for found in cp.map_cases(one, range(needed)) for f in found]
+    row = {"levels_run": needed, "every_level": True}
+    ep.record(f"fetch {kind} --delete, the state on a full disk", row, tmp_path)
     assert not failures, ep.fail_report(failures)
 
 

@@ -141,7 +141,7 @@ def enqueue_on_a_full_disk(tmp_path: Path, factory: Factory, budget: int | None)
     results = cp.map_cases(one, levels)
     assert results[0][0] not in (0, 75), "no free page and sendmail queued the message"
     row = {"pages_needed": needed, "levels_run": len(levels), "every_level": budget is None}
-    cp.record("sendmail enqueue, full disk", row, tmp_path / "errorpoints.json")
+    ep.record("sendmail enqueue, full disk", row, tmp_path)
     failures = [f for _, found in results for f in found]
     assert not failures, ep.fail_report(failures)
 
