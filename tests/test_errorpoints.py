@@ -47,7 +47,7 @@ def after_error(case: crash.Case, failed: cp.Run, where: ep.ErrorPoint | None) -
     if again and (again.code != 0 or json.loads(again.stdout)["fetched"] != 0):
         problems.append(f"the next run: exit {again.code}, {again.stdout[:80]!r}")
     if not problems:  # a file left by the failed run is reported once
-        problems += ep.leftovers(case.root, keep=not_ours(case))
+        problems += ep.leftovers(case.root, keep=not_ours(case), where=where)
     # An MDA cannot tell what it already has: a failure after it took a message and
     # before its exit was recorded delivers that one again (as after a crash).
     return problems + crash.check(case, crashes=int(failed.code != 0))

@@ -90,7 +90,7 @@ def enqueue_test(tmp_path: Path, factory: Factory, budget: int | None) -> None:
         sent = crash.subjects(server, mark)[subject]
         if sent != len(entries) or sent > 1:
             problems.append(f"{len(entries)} entries queued, sent {sent} times")
-        problems += [] if left else ep.leftovers(root)
+        problems += [] if left else ep.leftovers(root, where=where)
         return problems + crash.spool_problems(root, failed=None)
 
     ep.enumerate_errors("sendmail enqueue", count, case, budget, SPOOL_INVARIANTS, tmp_path)
@@ -187,7 +187,7 @@ def queue_run_test(tmp_path: Path, factory: Factory, budget: int | None, *, refu
         most = 0 if refuse else crash.QUEUED + 1
         if sum(sent.values()) > most or max(sent.values(), default=0) > 2:
             problems.append(f"sent {dict(sent)} for {crash.QUEUED} entries")
-        problems += [] if left else ep.leftovers(root)
+        problems += [] if left else ep.leftovers(root, where=where)
         return problems + crash.spool_problems(root, failed=crash.QUEUED if refuse else 0)
 
     name = "queue run (to failed/)" if refuse else "queue run"
