@@ -2,9 +2,10 @@
 
 `deliver_or_spool` tries once; when that fails for any reason that a later try could
 overcome (a 4xx, a timeout, a refused or dropped connection, DNS, TLS, AUTH, missing
-credentials or configuration) the message goes to the spool and the caller exits 75.
-Only a permanent refusal of the message itself (5xx to MAIL FROM, to every RCPT, or to
-DATA) and bad input are final: those are reported, not kept.
+credentials or configuration) the message goes to the spool and the caller exits 0 with
+a notice. Only a permanent refusal of the message itself (5xx to MAIL FROM, to every RCPT, or to
+DATA) and bad input are final: those are reported, not kept. A stop by SIGTERM or
+SIGHUP before the server accepted the message queues it too: nobody else holds it.
 
 `run_queue` retries the spool over one SMTP connection per account. An entry is removed
 only after the server accepted it; one refused permanently moves to `failed/`. First it
@@ -33,6 +34,7 @@ from mailcli.errors import (
     MailcliError,
     NoInputError,
     RejectedError,
+    Stopped,
     UsageError,
 )
 from mailcli.fsutil import write_error
@@ -67,6 +69,12 @@ def deliver_or_spool(
     except MailcliError as exc:
         entry = spool.enqueue(outgoing, account=account, error=exc.message)
         return Delivery(None, entry, exc.message)
+    except Stopped as stop:
+        # Our caller has already handed the message over and holds no copy: a stop
+        # (shutdown, supervisor) queues it like any temporary failure. The signal handler
+        # ignores a second stop while this runs.
+        reason = f"stopped by signal {stop.signum} before the server accepted it"
+        return Delivery(None, spool.enqueue(outgoing, account=account, error=reason), reason)
     deferred = _deferred_part(outgoing, result)
     if deferred is None:
         return Delivery(result, None, None)
