@@ -79,11 +79,20 @@ def _damage(queue: Path, entry_id: str, how: str) -> None:
         meta.write_text(json.dumps({**document, "recipients": "root@example.test"}))
     elif how == "incomplete-enqueue":  # sendmail killed between message and JSON
         meta.unlink()
+    elif how == "json-nested-too-deep":  # past the parser's recursion limit
+        meta.write_bytes(b"[" * 100_000 + b"]" * 100_000)
 
 
 @pytest.mark.parametrize(
     "how",
-    ["half-moved", "message-missing", "unreadable-json", "wrong-fields", "incomplete-enqueue"],
+    [
+        "half-moved",
+        "message-missing",
+        "unreadable-json",
+        "wrong-fields",
+        "incomplete-enqueue",
+        "json-nested-too-deep",
+    ],
 )
 def test_a_damaged_entry_is_quarantined_and_the_others_are_sent(
     aiosmtpd_factory: Factory, isolated_environment: Path, how: str

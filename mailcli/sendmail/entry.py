@@ -50,7 +50,10 @@ _REQUIRED = ("id", "created", "account", "envelope_from", "recipients")
 
 def parse_entry(entry_id: str, text: str) -> QueueEntry:
     """The JSON as `enqueue` wrote it, or ValueError saying what is wrong."""
-    document = json.loads(text)
+    try:
+        document = json.loads(text)
+    except RecursionError:
+        raise ValueError("its JSON is nested too deeply") from None
     if not isinstance(document, dict):
         raise ValueError("its JSON is not an object")
     wrong = [key for key, value in document.items() if not _typed(key, value)]
