@@ -156,6 +156,32 @@ def test_token_set_refuses_nan() -> None:
         token_set({"access_token": "tok", "expires_in": math.nan})
 
 
+@pytest.mark.parametrize(
+    "interval", [10**400, 1000, math.nan, True], ids=["10**400", "past expires_in", "NaN", "true"]
+)
+def test_a_device_grant_with_an_absurd_interval_is_76(
+    config_file: Path, auth_server: AuthServer, interval: object
+) -> None:
+    write_config(config_file, auth_server)
+    auth_server.device_answer = {"interval": interval}  # expires_in: 900
+    done = run_process(["oauth", "login", "--device"])
+    assert done.returncode == ExitStatus.PROTOCOL, done.stderr
+    assert "interval" in assert_one_line_error(done.stderr)
+    assert auth_server.requests["/token"] == 0
+
+
+def test_a_device_grant_lasting_past_floats_range_is_polled_as_usual(
+    config_file: Path, auth_server: AuthServer
+) -> None:
+    write_config(config_file, auth_server)
+    auth_server.device_sequence = ()
+    auth_server.device_interval = 1
+    auth_server.device_answer = {"expires_in": 10**400}
+    done = run_process(["oauth", "login", "--device"])
+    assert done.returncode == 0, done.stderr
+    assert auth_server.requests["/token"] == 1
+
+
 # -- the SASL error challenge ------------------------------------------------------------
 
 

@@ -18,7 +18,8 @@ should differ from the JWT's real lifetime: e.g. 1e-9 makes every later run find
 cached token due for refresh while Dovecot still accepts it), `rotation`,
 `device_sequence`, `device_interval`, `deny`, `token_status` (answer /token with this
 HTTP status, e.g. 503), `token_answer` ((status, body): /token answers exactly these
-bytes as JSON whatever it is asked: a broken or hostile endpoint), `client_secret` (when
+bytes as JSON whatever it is asked: a broken or hostile endpoint), `device_answer`
+(fields that replace those of /device/code's answer), `client_secret` (when
 set, /token and /revoke answer invalid_client, 401, to a request without that secret: a
 confidential client), `email`, `revoke_refresh_tokens()`, `requests` (a Counter per
 path), `stop()` (unreachable after), `resume()` (back on the same port).
@@ -67,6 +68,7 @@ class AuthServer:
         self.deny = False
         self.token_status: int | None = None
         self.token_answer: tuple[int, bytes] | None = None
+        self.device_answer: dict[str, Any] = {}
         self.client_secret: str | None = None
         self.requests: Counter[str] = Counter()
         self.authorize_queries: list[dict[str, str]] = []
@@ -191,6 +193,7 @@ class AuthServer:
             "verification_uri": self.url("/device"),
             "expires_in": 900,
             "interval": self.device_interval,
+            **self.device_answer,
         }
 
     def _tokens(self, *, with_refresh: bool) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import secrets
 import socketserver
 import threading
@@ -45,6 +46,7 @@ LISTEN_HOST = "127.0.0.1"
 PASTE_PORTS = (49152, 65535)
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 SLOW_DOWN_STEP = 5.0  # RFC 8628 3.5: each slow_down adds 5 seconds to the interval
+_LONGEST = 1e300  # a device grant's time beyond this (an int past float's range) is this
 _PAGE = (
     "<!doctype html><html><head><meta charset='utf-8'><title>mailcli</title></head>"
     "<body><h1>mailcli: {0}</h1><p>You can close this window and return to the "
@@ -287,11 +289,20 @@ def _device_grant(
         raise ProtocolError("the device authorization answer has no device_code/user_code")
     if not isinstance(verify, str):
         raise ProtocolError("the device authorization answer has no verification_uri")
-    interval, expires_in = grant.get("interval", 5), grant.get("expires_in", 900)
-    if not isinstance(interval, (int, float)) or not isinstance(expires_in, (int, float)):
-        raise ProtocolError("the device authorization answer's interval is not a number")
+    interval = _grant_seconds(grant.get("interval", 5), "interval")
+    expires_in = _grant_seconds(grant.get("expires_in", 900), "expires_in")
+    if interval > expires_in:  # not one poll before the code expires
+        raise ProtocolError("the device authorization answer's interval is past its expires_in")
     show_code(verify, user_code)
-    return device_code, max(float(interval), 1.0), float(expires_in)
+    return device_code, max(interval, 1.0), expires_in
+
+
+def _grant_seconds(value: object, name: str) -> float:
+    """A device grant's `interval` or `expires_in`; 76 when it is no number."""
+    # bool is an int; NaN fails every comparison, even with inf.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value <= math.inf:
+        raise ProtocolError(f"the device authorization answer's {name} is not a number")
+    return float(min(value, _LONGEST))
 
 
 def _poll_device(
