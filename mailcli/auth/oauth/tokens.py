@@ -381,10 +381,8 @@ def _lifetime(expires_in: object) -> float:
 def identity_of(id_token: str) -> str | None:
     """Who logged in, from an OpenID Connect id_token: `email`, else `preferred_username`.
 
-    Not verified: it came straight from the token endpoint over TLS, and is only shown.
-    So an id_token unreadable in any way (not three parts, not base64, not JSON, nested
-    past Python's stack, no such claim) is None, "identity unknown": never an error, as
-    nothing depends on it and the tokens granted with it are good."""
+    Not verified: it came straight from the token endpoint over TLS, and is only shown;
+    so one unreadable in any way (JSON nested past the stack too) is None, never an error."""
     import base64
     import binascii
     import json
