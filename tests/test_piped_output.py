@@ -156,7 +156,7 @@ def test_accounts_passwords_and_the_queue(isolated_environment: Path) -> None:
 
 
 def test_oauth_status(config_file: Path, auth_server: AuthServer) -> None:
-    from tests.test_oauth_cli import browser_login, write_config
+    from tests.servers.oauthlogin import browser_login, write_config
 
     write_config(config_file, auth_server)
     logged_out = dict(assert_piped_table(run_cli(["oauth", "status"])))
