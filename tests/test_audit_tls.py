@@ -205,3 +205,46 @@ def test_a_version_this_openssl_cannot_offer_is_skipped_not_refused(tmp_path: Pa
     assert finding["level"] == "skipped", finding
     assert finding["summary"].startswith("not testable here")
     assert "NO_PROTOCOLS_AVAILABLE" in finding["summary"]
+
+
+# A Dovecot offering every suite (security level 0): without ssl_dh it can only do the
+# anonymous suites over ECDH; with Debian's dh.pem, over DH as well.
+EVERY_SUITE = "ssl_cipher_list = ALL:@SECLEVEL=0\n"
+DEBIAN_DH = Path("/usr/share/dovecot/dh.pem")
+
+
+def s_client_accepts(port: int, suite: str) -> bool:
+    """An independent check: does `openssl s_client` complete a TLS 1.2 handshake with
+    `suite` (and no other) on the implicit-TLS `port`?"""
+    done = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{HOST}:{port}", "-tls1_2",
+         "-cipher", f"{suite}:@SECLEVEL=0"],
+        input=b"", capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    return done.returncode == 0 and f"Cipher    : {suite}".encode() in done.stdout
+
+
+def test_anonymous_ecdh_without_dh_parameters_fails(certs: Certs) -> None:
+    """Dovecot without DH parameters cannot finish an anonymous DH handshake, and a
+    client offering both kinds at once got a dropped handshake: each kind is tried alone."""
+    with Dovecot(certs, {"alice": "alice-pw"}, extra_settings=EVERY_SUITE) as server:
+        assert s_client_accepts(server.pop3s_port, "AECDH-AES256-SHA")
+        assert not s_client_accepts(server.pop3s_port, "ADH-AES256-GCM-SHA384")
+        for port, security in ((server.pop3_port, "starttls"), (server.pop3s_port, "tls")):
+            audit = target("pop3", port, security, certs.ca_pem)  # type: ignore[arg-type]
+            ciphers = only(probe_weak_ciphers(audit), "weak-ciphers")
+            assert ciphers.level == "fail", ciphers
+            assert "anonymous ECDH" in ciphers.summary, ciphers
+            assert "anonymous DH" not in ciphers.summary, ciphers
+            assert any(line.startswith("== accepted: TLSv1.2 AECDH-") for line in ciphers.evidence)
+
+
+def test_anonymous_dh_with_dh_parameters_fails(certs: Certs) -> None:
+    settings = f"{EVERY_SUITE}ssl_dh = <{DEBIAN_DH}\n"
+    with Dovecot(certs, {"alice": "alice-pw"}, extra_settings=settings) as server:
+        assert s_client_accepts(server.pop3s_port, "ADH-AES256-GCM-SHA384")
+        audit = target("pop3", server.pop3s_port, "tls", certs.ca_pem)
+        ciphers = only(probe_weak_ciphers(audit), "weak-ciphers")
+    assert ciphers.level == "fail", ciphers
+    assert "anonymous DH" in ciphers.summary and "anonymous ECDH" in ciphers.summary, ciphers
+    assert any(line.startswith("== accepted: TLSv1.2 ADH-") for line in ciphers.evidence)

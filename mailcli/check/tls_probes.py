@@ -223,9 +223,13 @@ def _versions_fix(protocol: str) -> str:
 
 # --- weak-ciphers -------------------------------------------------------------------
 
-# (name, OpenSSL cipher string, level on port 25, level on client ports)
+# (name, OpenSSL cipher string, level on port 25, level on client ports). The two
+# anonymous key exchanges are tried apart: a server without DH parameters that prefers
+# the client's order picks an ADH suite it cannot finish and drops the handshake, though
+# it would have accepted AECDH.
 _WEAK_SUITES: tuple[tuple[str, str, Level, Level], ...] = (
-    ("anonymous (aNULL)", "aNULL:!eNULL", "info", "fail"),
+    ("anonymous ECDH (AECDH, aNULL)", "AECDH:!eNULL", "info", "fail"),
+    ("anonymous DH (ADH, aNULL)", "ADH:!eNULL", "info", "fail"),
     ("static RSA key exchange (kRSA)", "kRSA:!aNULL:!eNULL", "info", "warn"),
     ("CBC with SHA-1", "SHA1:!aNULL:!eNULL:!kRSA:!RC4:!3DES", "info", "warn"),
 )
@@ -280,7 +284,7 @@ def _grade_ciphers(
         return skipped("weak-ciphers", "not testable here: " + ", ".join(untestable))._replace(
             evidence=evidence
         )
-    summary = "refuses anonymous, static-RSA and CBC-SHA1 suites (TLS 1.2)"
+    summary = "refuses anonymous (ECDH and DH), static-RSA and CBC-SHA1 suites (TLS 1.2)"
     if untestable:
         summary += f"; not testable here: {', '.join(untestable)}"
     return Finding("weak-ciphers", "ok", summary, evidence)
