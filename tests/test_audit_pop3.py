@@ -20,6 +20,7 @@ from mailcli.check.pop3_probes import (
 from mailcli.endpoint import Endpoint, SecurityMode
 from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot
+from tests.servers.fixtures import DEFAULT_USERS, HARDENED_DOVECOT
 from tests.servers.ports import HOST
 from tests.servers.tlsserver import TlsServer, issue, server_context
 
@@ -154,3 +155,30 @@ def test_the_trusted_network_note_names_what_pop3_sees_differently(dovecot: Dove
     (note,) = [f for f in findings if f.id == "trusted-network"]
     assert note.level == "info" and "loopback" in note.summary
     assert "auth-before-tls" in note.summary and "smuggling" not in note.summary
+
+
+def test_cleartext_user_from_the_servers_own_address_fails_unless_it_is_dovecot(
+    tmp_path: Path,
+) -> None:
+    """Only Dovecot is known to trust a client on its own address: any other server
+    offering USER in clear to 127.0.0.1 offers it to everybody, so it fails as seen."""
+    cert = issue(tmp_path, "courierlike")
+    with TlsServer(server_context(cert), greeting=b"+OK Hello there.") as server:
+        auth = only(probe_auth_before_tls(target(server.port, source=None)), "auth-before-tls")
+    assert auth.level == "fail", auth
+    assert "own address" not in auth.summary
+    assert "Dovecot" not in (auth.fix or ""), auth  # the server is not Dovecot
+
+
+def test_dovecot_with_another_greeting_is_known_by_its_behaviour(certs: Certs) -> None:
+    """The loopback exception follows Dovecot, not its default greeting: a hardened
+    Dovecot whose greeting names nothing is still known (by its answer to QUIT)."""
+    settings = f"{HARDENED_DOVECOT}login_greeting = Mail ready.\n"
+    with Dovecot(certs, DEFAULT_USERS, extra_settings=settings, failure_delay=True) as server:
+        auth = only(probe_auth_before_tls(target(server.pop3_port, source=None)), "auth-before-tls")
+        assert any(
+            line == "S: +OK Mail ready." or line.startswith("S: +OK Mail ready. <")
+            for line in auth.evidence
+        ), auth.evidence
+    assert auth.level == "info", auth
+    assert "Dovecot" in auth.summary and "--source-address" in auth.summary

@@ -134,13 +134,18 @@ def _injection_fail(conn: RawConnection) -> Finding:
 
 @guarded("auth-before-tls")
 def probe_auth_before_tls(target: AuditTarget) -> list[Finding]:
-    """USER, or SASL PLAIN/LOGIN, in CAPA before STLS: a password may travel in clear."""
+    """USER, or SASL PLAIN/LOGIN, in CAPA before STLS: a password may travel in clear.
+    From the server's own address only Dovecot is known to offer more than it offers
+    others (it treats that client as secure): any other server is graded as seen."""
     if target.endpoint.security == "tls":
         return [skipped("auth-before-tls", "implicit TLS: nothing is sent in clear")]
-    with _clear(target) as (conn, _):
+    with contextlib.closing(RawConnection.open(target, plain=True)) as conn:
+        greeting = _greeting(conn)
         local, peer = conn.sock.getsockname()[0], conn.sock.getpeername()[0]
         conn.send(b"CAPA\r\n")
         capabilities = _multiline(conn)
+        conn.send(b"QUIT\r\n")
+        farewell = conn.read_line()
     evidence = tuple(conn.evidence)
     if capabilities is None:
         return [Finding("auth-before-tls", "info", "no CAPA (RFC 2449): cannot tell", evidence)]
@@ -148,14 +153,28 @@ def probe_auth_before_tls(target: AuditTarget) -> list[Finding]:
     if not offered:
         return [Finding("auth-before-tls", "ok", "no cleartext login before STLS", evidence)]
     summary = f"offers {', '.join(offered)} before STLS: passwords can travel in clear"
-    fix = "Dovecot: disable_plaintext_auth = yes (2.4: auth_allow_cleartext = no)"
-    if local == peer:
+    dovecot = is_dovecot(greeting, farewell)
+    fix = _AUTH_FIX_DOVECOT if dovecot else _AUTH_FIX_UNKNOWN
+    if local == peer and dovecot:
         summary += (
             f"; but the tester connects from the server's own address ({local}), which "
             "Dovecot treats as secure: run again with --source-address or from another host"
         )
         return [Finding("auth-before-tls", "info", summary, evidence, fix)]
     return [Finding("auth-before-tls", "fail", summary, evidence, fix)]
+
+
+_AUTH_FIX_DOVECOT = "Dovecot: disable_plaintext_auth = yes (2.4: auth_allow_cleartext = no)"
+_AUTH_FIX_UNKNOWN = (
+    "unknown server: general advice: offer USER and SASL PLAIN/LOGIN only after STLS "
+    "(or on implicit TLS, port 995)"
+)
+
+
+def is_dovecot(greeting: bytes, farewell: bytes | None) -> bool:
+    """Dovecot by its default greeting, or by its login process's answer to QUIT (which
+    stays when login_greeting is changed)."""
+    return b"Dovecot" in greeting or farewell == b"+OK Logging out"
 
 
 def _cleartext_logins(capabilities: list[bytes]) -> list[str]:
