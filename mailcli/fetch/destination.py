@@ -9,7 +9,8 @@ of messages durable in one `commit()`:
   carries a key derived from the message's UID, so a message delivered just before a
   crash (and not yet recorded as delivered) is recognised on the next run instead of
   being delivered twice.
-- **mbox** (`mbox`): locked as the `mailbox` module locks it (dot-lock and fcntl);
+- **mbox** (`mbox`): locked as the `mailbox` module locks it (dot-lock and fcntl,
+  waiting for another program that holds them up to `--timeout`: `mboxlock`);
   a batch is staged in a private file, journaled (`mboxjournal`), then appended with
   mboxrd quoting (`>*From ` lines get one more `>`) and fsynced in `commit()`; the next
   run settles a journal a crash left, removing only bytes it can prove it wrote.
@@ -101,9 +102,12 @@ def fetch_batch_size(default: int, environ: Mapping[str, str] = os.environ) -> i
     return int(text)
 
 
-def open_destination(spec: str, *, journal: Path, read_only: bool = False) -> Destination:
+def open_destination(
+    spec: str, *, journal: Path, read_only: bool = False, lock_wait: float = 0.0
+) -> Destination:
     """`maildir:PATH`, `mbox:PATH` or `mda:COMMAND` (a bare path means Maildir);
-    `read_only` (a dry run): a `Preview` that creates and writes nothing."""
+    `read_only` (a dry run): a `Preview` that creates and writes nothing; `lock_wait`:
+    how long an mbox waits for another program's locks."""
     kind, colon, target = spec.partition(":")
     if not colon:
         kind, target = "maildir", spec
@@ -120,7 +124,7 @@ def open_destination(spec: str, *, journal: Path, read_only: bool = False) -> De
         from mailcli.fetch.mbox import Mbox
 
         size = fetch_batch_size(Mbox.batch_size)  # before the mbox is locked
-        mbox = Mbox(Path(os.path.expanduser(target)), journal=journal)
+        mbox = Mbox(Path(os.path.expanduser(target)), journal=journal, lock_wait=lock_wait)
         mbox.batch_size = size
         return mbox
     if kind == "mda":

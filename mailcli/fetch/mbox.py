@@ -1,7 +1,8 @@
 """The mbox destination of `fetch`: locked, appended with mboxrd quoting, journaled.
 
 See `fetch.destination` for what every destination promises. Here: the mbox is locked as the
-`mailbox` module locks it (an fcntl lock and a dot-lock) for the whole run. A batch's
+`mailbox` module locks it (an fcntl lock and a dot-lock, `mboxlock`) for the whole run,
+waiting up to `lock_wait` seconds for another program that holds them. A batch's
 messages are first written to a private batch file in the fetch state folder (a message
 cut short is cut from that file, never from the mbox). `commit()` syncs the batch file,
 writes a journal naming the mbox (path, device, inode), its size and each message's
@@ -34,15 +35,13 @@ from mailcli.fetch.mboxjournal import (
     read_journal,
     settle,
 )
+from mailcli.fetch.mboxlock import MboxLock
 from mailcli.fsutil import (
     PRIVATE_DIR,
     PRIVATE_FILE,
     atomic_write,
     close_and_remove,
-    create_exclusive,
     fsync_directory,
-    unpredictable_name,
-    write_all,
     write_error,
 )
 from mailcli.pop3.multiline import LfWriter
@@ -55,9 +54,10 @@ class Mbox(NoJournal):
 
     batch_size = 256
 
-    def __init__(self, path: Path, *, journal: Path) -> None:
+    def __init__(self, path: Path, *, journal: Path, lock_wait: float = 0.0) -> None:
         """`journal`: this fetch state's journal name; its folder holds the journals
-        and batch files, its stem names the owner."""
+        and batch files, its stem names the owner. `lock_wait`: how long to wait for
+        another program's locks on an mbox (`mboxlock`)."""
         self.path = path
         self.description = f"mbox:{path}"
         self.state_dir, self.owner = journal.parent, journal.stem
@@ -66,7 +66,8 @@ class Mbox(NoJournal):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE))
         except OSError as exc:
             raise write_error(exc, f"the mbox {path}") from exc
-        self._lock = MboxLock(path)
+        self.lock_wait = lock_wait
+        self._lock = MboxLock(path, wait=lock_wait)
         try:
             # The one descriptor this run has on the mbox: closing any other would drop
             # the fcntl lock. Positions come from fstat, never from a file object.
@@ -103,7 +104,7 @@ class Mbox(NoJournal):
             if (journal.dev, journal.ino) == self._identity:
                 keys = settle(journal, path, self._fd)
             else:
-                keys = _settle_elsewhere(path, journal)
+                keys = _settle_elsewhere(path, journal, self.lock_wait)
             self._recovered.update(keys)
             self._settled.append((path, journal.batch))
         self._batch.remove_leftovers(keep={batch for _, batch in self._settled})
@@ -169,7 +170,7 @@ class Mbox(NoJournal):
                 self._lock.release()
 
 
-def _settle_elsewhere(path: Path, journal: Journal) -> list[str]:
+def _settle_elsewhere(path: Path, journal: Journal, lock_wait: float) -> list[str]:
     """A journal of this account for another mbox file: settled on that file, under its
     locks, if it is still the same file (device and inode); never on any other."""
     gone = CantCreateError(
@@ -184,7 +185,7 @@ def _settle_elsewhere(path: Path, journal: Journal) -> list[str]:
         raise gone from None
     if (info.st_dev, info.st_ino) != (journal.dev, journal.ino):
         raise gone
-    lock = MboxLock(journal.mbox)
+    lock = MboxLock(journal.mbox, wait=lock_wait)
     try:
         fd = os.open(journal.mbox, os.O_RDWR)
         try:
@@ -261,86 +262,6 @@ class _BatchFile:
             self.path.unlink(missing_ok=True)
         else:
             close_and_remove(fd, self.path)
-
-
-class MboxLock:
-    """The locks mail programs agree on for an mbox, as the `mailbox` module takes them:
-    an fcntl lock on the file and a dot-lock (`FILE.lock`, created with link(2)).
-
-    Unlike `mailbox`, a dot-lock left behind by a dead process is recognised (ours hold
-    the PID; others are considered stale after 5 minutes, as dotlockfile does) and
-    removed, so a fetch killed with -9 does not block the next one.
-    """
-
-    STALE_AFTER = 300.0
-
-    def __init__(self, path: Path) -> None:
-        import fcntl
-
-        self.dotlock = path.with_name(path.name + ".lock")
-        self._fd = os.open(path, os.O_RDWR)
-        try:
-            fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(self._fd)
-            raise TempFailError(f"{path} is locked by another program; try again later") from None
-        try:
-            self._take_dotlock()
-        except BaseException:
-            os.close(self._fd)
-            raise
-
-    def _take_dotlock(self) -> None:
-        # An unpredictable name, created exclusively: a PID-named one could be a symlink
-        # planted by someone else, and writing the PID would go through it.
-        mine = unpredictable_name(self.dotlock)
-        try:
-            fd = create_exclusive(mine)
-            try:
-                write_all(fd, f"{os.getpid()}\n".encode())
-            finally:
-                os.close(fd)  # its failure (a full disk) is a failed write too
-        except OSError as exc:
-            mine.unlink(missing_ok=True)
-            raise write_error(exc, f"the dot-lock {self.dotlock}") from exc
-        try:
-            for _ in range(2):
-                try:
-                    os.link(mine, self.dotlock)
-                    return
-                except FileExistsError:
-                    if not self._stale():
-                        raise TempFailError(
-                            f"{self.dotlock} exists: another program is using the mbox; "
-                            "try again later"
-                        ) from None
-                    self.dotlock.unlink(missing_ok=True)
-        finally:
-            mine.unlink(missing_ok=True)
-
-    def _stale(self) -> bool:
-        try:
-            text = self.dotlock.read_text().strip()
-            age = time.time() - self.dotlock.stat().st_mtime
-        except OSError:
-            return True  # gone meanwhile
-        if text.isascii() and text.isdigit():
-            return not _process_alive(int(text))
-        return age > self.STALE_AFTER
-
-    def release(self) -> None:
-        self.dotlock.unlink(missing_ok=True)
-        os.close(self._fd)  # closing drops the fcntl lock
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class _BatchWriter:

@@ -162,6 +162,7 @@ def fetch_mail(
             destination,
             journal=state_dir / f"{mailbox.file_stem}.journal",
             read_only=options.dry_run,
+            lock_wait=endpoint.timeout,  # another program's mbox locks: as long as a server
         )
         try:
             with Pop3Session(endpoint, password=password, transcript=transcript) as pop:
