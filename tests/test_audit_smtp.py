@@ -272,7 +272,9 @@ def test_a_probe_that_crashes_is_skipped_not_raised(vulnerable: Postfix) -> None
         raise RuntimeError("boom")
 
     found = run_audit(target(vulnerable.smtp_port), [probe_broken])
-    assert found[0] == Finding("broken", "skipped", "could not test: boom")
+    assert found[0] == Finding("broken", "skipped", "could not test: boom", incomplete=True)
+    incomplete = by_id(found)["audit-incomplete"]
+    assert incomplete.level == "warn" and "broken (could not test: boom)" in incomplete.summary
 
 
 @pytest.fixture

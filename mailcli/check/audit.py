@@ -11,6 +11,14 @@ relaying accepted without AUTH, the tester may be inside the server's trusted ne
 relays by design; the report says so (`trusted-network`). Only a relay finding
 (`warn` or `fail`) counts as relaying accepted: a `skipped` open-relay probe proved
 nothing.
+
+All connections of one audit share `target.limiter` (at most --audit-connections open at
+once; see limiter.py and raw.py for the back-off). Before the probes one connection
+identifies the server software (software.py); every finding's fix comes from its
+catalogue for that software. A probe that applies but could not run (the server stayed
+at its limit, an error, the deadline) is `skipped` with the reason and what each attempt
+saw, and an `audit-incomplete` finding names every such probe: an incomplete audit never
+reads as a clean one.
 """
 
 from __future__ import annotations
@@ -20,14 +28,16 @@ import socket
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import NamedTuple
 
 from mailcli.check.background import Background
-from mailcli.check.findings import AuditTarget, Finding, skipped
+from mailcli.check.findings import AuditTarget, Finding, could_not_run
 from mailcli.check.pop3_probes import POP3_PROBES
-from mailcli.check.raw import shut_down_all
+from mailcli.check.raw import RawConnection, ServerUnavailable, shut_down_all
 from mailcli.check.smtp_probes import SMTP_PROBE_LIST
 from mailcli.check.smuggling import SMUGGLING_WAIT, probe_smuggling
-from mailcli.check.tls_probes import TLS_PROBES
+from mailcli.check.software import NAMES, fix_for, identify
+from mailcli.check.tls_probes import TLS_PROBES, unverified_context
 from mailcli.errors import ExitStatus
 
 Probe = Callable[[AuditTarget], list[Finding]]
@@ -46,31 +56,107 @@ def probe_id(probe: Probe) -> str:
 
 
 def run_audit(target: AuditTarget, probes: list[Probe] | None = None) -> list[Finding]:
-    """Every probe's findings, in the order of the probe list, then `trusted-network`."""
+    """Every probe's findings, in the order of the probe list, then `software`,
+    `audit-incomplete` (when a probe could not run) and `trusted-network`."""
     chosen = probes if probes is not None else probes_for(target.protocol)
     deadline = SMUGGLING_WAIT + target.probe_timeout * PROBE_READS
     ends = time.monotonic() + deadline
+    identifying = Background(partial(_identify, target), name="audit-software")
     runs = [Background(partial(probe, target), name=f"audit-{probe_id(probe)}") for probe in chosen]
     for run in runs:
         run.wait(max(0.0, ends - time.monotonic()))
+    identifying.wait(max(0.0, ends - time.monotonic()))
+    identity = (
+        identifying.result()
+        if identifying.done and identifying.error is None
+        else _unidentified(f"did not finish within {deadline:g} s")
+    )
     findings = [
         finding
         for probe, run in zip(chosen, runs, strict=True)
         for finding in _outcome(probe, run, deadline)
     ]
     shut_down_all()  # the overrun probes' connections: their threads end on EOF
-    return [*_with_fail_status(findings), *_trusted_network(target, findings)]
+    graded = [_with_fix(f, identity.software) for f in _with_fail_status(findings)]
+    return [
+        *graded,
+        identity.finding,
+        *_incomplete(graded),
+        *_trusted_network(target, findings),
+    ]
 
 
 def _outcome(probe: Probe, run: Background[list[Finding]], deadline: float) -> list[Finding]:
     name = probe_id(probe)
     if not run.done:
-        return [skipped(name, f"did not finish within {deadline:g} s")]
+        return [could_not_run(name, f"did not finish within {deadline:g} s")]
     error = run.error
     if error is None:
         return run.result()
     reason = getattr(error, "message", None) or str(error) or type(error).__name__
-    return [skipped(name, f"could not test: {reason}")]
+    evidence = error.evidence if isinstance(error, ServerUnavailable) else ()
+    return [could_not_run(name, f"could not test: {reason}", evidence)]
+
+
+def _with_fix(finding: Finding, software: str) -> Finding:
+    """A warn or fail (or an info that advises) gets the catalogue's fix for the
+    software that answered."""
+    advises = finding.fix is not None or finding.cause
+    if finding.level in ("ok", "skipped") or (finding.level == "info" and not advises):
+        return finding
+    key = f"{finding.id}:{finding.cause}" if finding.cause else finding.id
+    fix = fix_for(key, software)
+    return finding if fix is None else finding._replace(fix=fix)
+
+
+def _incomplete(findings: list[Finding]) -> list[Finding]:
+    missing = [f for f in findings if f.incomplete]
+    if not missing:
+        return []
+    summary = "the audit is incomplete: " + "; ".join(f"{f.id} ({f.summary})" for f in missing)
+    return [Finding("audit-incomplete", "warn", summary)]
+
+
+class Identity(NamedTuple):
+    software: str
+    finding: Finding
+
+
+def _identify(target: AuditTarget) -> Identity:
+    """The software that answers, from one connection: greeting, then EHLO or CAPA."""
+    try:
+        with RawConnection.open(target, context=unverified_context()) as conn:
+            greeting, capabilities = _greeting_and_capabilities(conn, target.protocol)
+    except (OSError, ServerUnavailable) as exc:
+        return _unidentified(f"no connection: {exc}")
+    software = identify(target.protocol, greeting, capabilities)
+    summary = f"server software: {NAMES[software]} (from its greeting and capabilities)"
+    return Identity(software, Finding("software", "info", summary, tuple(conn.evidence)))
+
+
+def _unidentified(reason: str) -> Identity:
+    summary = f"server software not identified ({reason}): general advice only"
+    return Identity("unknown", Finding("software", "info", summary))
+
+
+def _greeting_and_capabilities(conn: RawConnection, protocol: str) -> tuple[bytes, dict[str, str]]:
+    if protocol == "smtp":
+        greeting = conn.read_smtp_reply()
+        conn.send(b"EHLO mailcli-audit.invalid\r\n")
+        ehlo = conn.read_smtp_reply()
+        lines = ehlo[1][1:] if ehlo is not None else []
+        words = [line[4:].decode("ascii", "replace").partition(" ") for line in lines]
+        conn.send(b"QUIT\r\n")
+        return b" ".join(greeting[1] if greeting else []), {k.lower(): v for k, _, v in words}
+    first = conn.read_line() or b""
+    conn.send(b"CAPA\r\n")
+    capabilities: dict[str, str] = {}
+    if (conn.read_line() or b"").startswith(b"+OK"):
+        while (line := conn.read_line()) not in (None, b"."):
+            keyword, _, argument = line.decode("ascii", "replace").partition(" ")
+            capabilities[keyword.lower()] = argument
+    conn.send(b"QUIT\r\n")
+    return first, capabilities
 
 
 def _with_fail_status(findings: list[Finding]) -> list[Finding]:

@@ -10,6 +10,16 @@ A server that dribbles (a byte at a time, never a line end) keeps one read after
 another busy: the audit's deadline ends that. Every connection is registered while it is
 open so that `shut_down_all()` can end, at the deadline, the reads of probes that
 overran; a blocked recv() wakes only on shutdown(), not on close().
+
+`RawConnection.open` is the only way the audit connects: it holds a slot of the
+target's `ConnectionLimiter` from before the connect until close, and it waits for the
+server's greeting (SMTP's final greeting line, POP3's first line; for implicit TLS
+after the handshake) without consuming it. A refused or reset connection, a close
+before the greeting, a greeting that does not come within the probe timeout, an SMTP
+4xx greeting (Exim's 421 "too many connections") or a POP3 -ERR greeting is a server
+at a limit: the slot is given back and the connection tried again after a back-off
+(RETRY_DELAYS). When every attempt failed, `ServerUnavailable` carries the reason and
+what each attempt saw; the audit reports the probe as one that could not run.
 """
 
 from __future__ import annotations
@@ -17,9 +27,11 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from mailcli.check.findings import AuditTarget
+from mailcli.check.limiter import ConnectionLimiter
 from mailcli.transcript import SecretMasker
 
 if TYPE_CHECKING:
@@ -29,18 +41,34 @@ MAX_LINE = 8192
 MAX_EVIDENCE = 60  # lines kept per conversation: enough to prove, not to flood
 _open: set[RawConnection] = set()  # every connection not yet closed (shut_down_all)
 _open_lock = threading.Lock()
+RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)  # seconds before each new attempt: ~4 s in all
+# The connect failures of a server at its connection limit (or restarting): worth a retry.
+_RETRYABLE = (ConnectionRefusedError, ConnectionResetError, BrokenPipeError, TimeoutError)
+
+
+class ServerUnavailable(Exception):
+    """No greeted connection after every attempt: `message` says why, `evidence` what
+    each attempt saw."""
+
+    def __init__(self, message: str, evidence: list[str]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.evidence = tuple(evidence)
 
 
 class RawConnection:
     """`with RawConnection.open(target) as conn:` a connected socket (TLS from the start
     when the endpoint's security is `tls`, unless `plain=True`)."""
 
-    def __init__(self, sock: socket.socket, timeout: float) -> None:
+    def __init__(
+        self, sock: socket.socket, timeout: float, limiter: ConnectionLimiter | None = None
+    ) -> None:
         self.sock: socket.socket = sock
         self.timeout = timeout
         self.evidence: list[str] = []
         self._buffer = b""
         self._masker = SecretMasker()
+        self._limiter = limiter  # the slot this connection holds until close
         sock.settimeout(timeout)
         with _open_lock:
             _open.add(self)
@@ -49,15 +77,79 @@ class RawConnection:
     def open(
         cls, target: AuditTarget, *, plain: bool = False, context: ssl.SSLContext | None = None
     ) -> RawConnection:
+        """A connection holding a slot of `target.limiter`, its greeting waiting to be
+        read (unless `plain` on an implicit-TLS endpoint: the caller's handshake comes
+        first). Raises ServerUnavailable when the server stays at its limit."""
+        seen: list[str] = []
+        reason = ""
+        for attempt, delay in enumerate((0.0, *RETRY_DELAYS), start=1):
+            time.sleep(delay)
+            try:
+                conn = cls._connect(target, plain, context)
+            except _RETRYABLE as exc:
+                reason = f"connection failed: {exc.strerror or exc or type(exc).__name__}"
+                seen.append(f"== attempt {attempt}: {reason}")
+                continue
+            problem = conn._greeting_problem(target) if conn._greets(target, plain) else None
+            if problem is None:
+                return conn
+            reason = problem
+            seen.extend([*conn.evidence, f"== attempt {attempt}: {problem}"])
+            conn.close()
+        raise ServerUnavailable(
+            f"no usable connection after {len(RETRY_DELAYS) + 1} attempts (the server's "
+            f"connection limit?): {reason}",
+            seen,
+        )
+
+    @classmethod
+    def _connect(
+        cls, target: AuditTarget, plain: bool, context: ssl.SSLContext | None
+    ) -> RawConnection:
         endpoint = target.endpoint
         source = (target.source_address, 0) if target.source_address else None
-        sock = socket.create_connection(
-            (endpoint.host, endpoint.port), timeout=target.probe_timeout, source_address=source
-        )
-        conn = cls(sock, target.probe_timeout)
-        if endpoint.security == "tls" and not plain:
-            conn.start_tls(context or _verifying_context(target), endpoint.host)
+        target.limiter.acquire()
+        try:
+            sock = socket.create_connection(
+                (endpoint.host, endpoint.port), timeout=target.probe_timeout, source_address=source
+            )
+        except BaseException:
+            target.limiter.release()
+            raise
+        conn = cls(sock, target.probe_timeout, target.limiter)
+        try:
+            if endpoint.security == "tls" and not plain:
+                conn.start_tls(context or _verifying_context(target), endpoint.host)
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    @staticmethod
+    def _greets(target: AuditTarget, plain: bool) -> bool:
+        return not (plain and target.endpoint.security == "tls")
+
+    def _greeting_problem(self, target: AuditTarget) -> str | None:
+        """Wait for the whole greeting, leaving it buffered; what is wrong with it, if
+        anything a retry may cure."""
+        while not _whole_greeting(self._buffer, target.protocol):
+            if len(self._buffer) > MAX_LINE:
+                return None  # not a greeting anyone can read: the probe says so
+            try:
+                chunk = self.sock.recv(4096)
+            except OSError as exc:
+                if isinstance(exc, TimeoutError):
+                    return f"no greeting within {self.timeout:g} s"
+                return f"connection failed before the greeting: {exc.strerror or exc}"
+            if not chunk:
+                return "connection closed before the greeting"
+            self._buffer += chunk
+        first = self._buffer.split(b"\n", 1)[0].rstrip(b"\r")
+        if target.protocol == "smtp" and first[:1] == b"4":
+            return f"greeting refused: {_text(first)}"
+        if target.protocol == "pop3" and first.startswith(b"-ERR"):
+            return f"greeting refused: {_text(first)}"
+        return None
 
     def __enter__(self) -> RawConnection:
         return self
@@ -68,8 +160,11 @@ class RawConnection:
     def close(self) -> None:
         with _open_lock:
             _open.discard(self)
+            limiter, self._limiter = self._limiter, None
         with contextlib.suppress(OSError):
             self.sock.close()
+        if limiter is not None:  # given back once, whoever closes first
+            limiter.release()
 
     def shut_down(self) -> None:
         """End the connection under a reader in another thread (which wakes with EOF).
@@ -158,6 +253,14 @@ def shut_down_all() -> int:
     for conn in still_open:
         conn.shut_down()
     return len(still_open)
+
+
+def _whole_greeting(buffer: bytes, protocol: str) -> bool:
+    """SMTP: a final reply line (no `-` after the code) has arrived; POP3: one line."""
+    lines = buffer.split(b"\n")[:-1]  # the complete ones
+    if protocol != "smtp":
+        return bool(lines)
+    return any(line.rstrip(b"\r")[3:4] != b"-" for line in lines)
 
 
 def _text(line: bytes) -> str:

@@ -176,6 +176,7 @@ def _grade_enumeration(telling: list[str], rcpt_tells: bool, evidence: tuple[str
             evidence,
             "Postfix: smtpd_client_recipient_rate_limit, smtpd_hard_error_limit, "
             "postscreen; Exim: ratelimit ACLs",
+            cause="rcpt",
         )
     return Finding("user-enumeration", "ok", "no answer tells users apart", evidence)
 
@@ -220,22 +221,38 @@ def probe_unauth_pipelining(target: AuditTarget) -> list[Finding]:
         helo = conn.read_smtp_reply()
         noop = conn.read_smtp_reply() if helo is not None and helo[0] == 250 else None
         if noop is not None and noop[0] == 250:
+            early = _offers_early_pipelining(smtp)
             smtp.quit()
+            summary = (
+                "commands pipelined without PIPELINING are answered (defence in depth "
+                "against smuggling is off)"
+            )
+            if early:
+                summary += "; the server offers PIPE_CONNECT (pipelining before the greeting)"
             return [
                 Finding(
                     "unauth-pipelining",
                     "warn",
-                    "commands pipelined without PIPELINING are answered (defence in depth "
-                    "against smuggling is off)",
+                    summary,
                     smtp.evidence,
-                    "Postfix: smtpd_forbid_unauth_pipelining = yes (the default from 3.9); "
-                    "Exim: smtp_enforce_sync = true (its default)",
+                    "refuse commands sent before the server's reply allows them",
+                    cause="pipe-connect" if early else "",
                 )
             ]
         smtp.quit()
         return [
             Finding("unauth-pipelining", "ok", "unauthorised pipelining is refused", smtp.evidence)
         ]
+
+
+def _offers_early_pipelining(smtp: SmtpDialog) -> bool:
+    """Whether EHLO offers PIPE_CONNECT (Exim): its clients may pipeline from the start,
+    which is why it answers pipelined commands although it enforces synchronisation."""
+    try:
+        smtp.ehlo()
+    except ProbeError:
+        return False
+    return "pipe_connect" in smtp.features or "x_pipe_connect" in smtp.features
 
 
 # --- null-sender --------------------------------------------------------------------

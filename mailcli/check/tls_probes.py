@@ -19,8 +19,8 @@ import warnings
 from collections.abc import Callable, Iterator
 
 from mailcli.check.cert_probe import CertificateFacts, grade_certificate
-from mailcli.check.findings import AuditTarget, Finding, Level, skipped
-from mailcli.check.raw import RawConnection
+from mailcli.check.findings import AuditTarget, Finding, Level, could_not_run, skipped
+from mailcli.check.raw import RawConnection, ServerUnavailable
 from mailcli.errors import MailcliError
 from mailcli.network import tls_context
 from mailcli.tlsinfo import certificate_info
@@ -134,6 +134,8 @@ def guarded(probe_id: str) -> Callable[[Probe], Probe]:
                 return probe(target)
             except PreludeError as exc:
                 return [skipped(probe_id, f"could not start TLS: {exc}")]
+            except ServerUnavailable as exc:  # the server stayed at its connection limit
+                return [could_not_run(probe_id, f"could not test: {exc.message}", exc.evidence)]
             except OSError as exc:
                 return [skipped(probe_id, f"could not test: {exc.strerror or exc}")]
             except MailcliError as exc:  # e.g. --cafile names no CA bundle

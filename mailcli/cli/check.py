@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from mailcli.endpoint import Endpoint
 
 AUDIT_PROBE_TIMEOUT = 5.0  # seconds per read of a probe (never more than --timeout)
+MAX_AUDIT_CONNECTIONS = 32  # more only overruns servers' per-client limits
 
 
 def _ip_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -56,6 +57,13 @@ def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     callback=_ip_address,
     help="Connect the audit's probes from this local address.",
 )
+@click.option(
+    "--audit-connections",
+    metavar="N",
+    type=click.IntRange(min=1, max=MAX_AUDIT_CONNECTIONS),
+    default=None,
+    help="At most N connections open to the server at once during --audit (default 2).",
+)
 @quit_after_option(("connect", "capa", "tls", "auth"))
 @connection_options
 @click.pass_obj
@@ -68,6 +76,7 @@ def check(
     audit: bool,
     audit_rcpt: str | None,
     source_address: str | None,
+    audit_connections: int | None,
 ) -> int:
     """Connect and report banner, TLS and certificate, capabilities and AUTH before and
     after TLS, optionally a login; with --audit, probe for known weaknesses (smuggling,
@@ -75,8 +84,10 @@ def check(
     the first fail's status, else 0). --quit-after applies to POP3."""
     from mailcli.check.report import run_check
 
-    if (audit_rcpt or source_address) and not audit:
-        raise click.UsageError("--audit-rcpt and --source-address need --audit")
+    if (audit_rcpt or source_address or audit_connections) and not audit:
+        raise click.UsageError(
+            "--audit-rcpt, --source-address and --audit-connections need --audit"
+        )
     endpoint = app.endpoint(protocol, connection)
     report = run_check(
         protocol,
@@ -85,7 +96,9 @@ def check(
         password=app.credential(endpoint),
         transcript=app.transcript(),
         quit_after=app.quit_after if protocol == "pop3" else None,
-        audit=_audit_target(endpoint, audit_rcpt, source_address) if audit else None,
+        audit=_audit_target(endpoint, audit_rcpt, source_address, audit_connections)
+        if audit
+        else None,
     )
     if app.json:
         app.out.json(report.as_json())
@@ -98,11 +111,15 @@ def check(
     return report.exit_status
 
 
-def _audit_target(endpoint: Endpoint, rcpt: str | None, source: str | None) -> AuditTarget:
+def _audit_target(
+    endpoint: Endpoint, rcpt: str | None, source: str | None, connections: int | None
+) -> AuditTarget:
     from mailcli.check.findings import AuditTarget
+    from mailcli.check.limiter import DEFAULT_CONNECTIONS, ConnectionLimiter
 
     timeout = min(endpoint.timeout, AUDIT_PROBE_TIMEOUT)
-    return AuditTarget(endpoint.protocol, endpoint, rcpt, source, timeout)
+    limiter = ConnectionLimiter(connections or DEFAULT_CONNECTIONS)
+    return AuditTarget(endpoint.protocol, endpoint, rcpt, source, timeout, limiter)
 
 
 def _evidence(app: AppContext, report: CheckReport) -> None:
