@@ -79,7 +79,9 @@ def probe_stls_injection(target: AuditTarget) -> list[Finding]:
         conn.send(b"STLS\r\nCAPA\r\n")
         answer = conn.read_line()
         if answer is None or not answer.startswith(b"+OK"):
-            return [skipped("stls-injection", "the server does not offer STLS")]
+            # Nothing read in clear can be carried into a TLS that never starts.
+            evidence = tuple(conn.evidence)
+            return [Finding("stls-injection", "ok", "no STLS: nothing to inject into", evidence)]
         if leftover := conn.take_buffered():
             conn.note(f"in clear after the STLS reply: {leftover!r}")
         try:
@@ -135,6 +137,8 @@ def _injection_fail(conn: RawConnection) -> Finding:
 @guarded("auth-before-tls")
 def probe_auth_before_tls(target: AuditTarget) -> list[Finding]:
     """USER, or SASL PLAIN/LOGIN, in CAPA before STLS: a password may travel in clear.
+    An advertised USER is tried with a random name that exists nowhere: a server that
+    refuses it until TLS (Courier's POP3_TLS_REQUIRED) keeps passwords out of the clear.
     From the server's own address only Dovecot is known to offer more than it offers
     others (it treats that client as secure): any other server is graded as seen."""
     if target.endpoint.security == "tls":
@@ -144,12 +148,14 @@ def probe_auth_before_tls(target: AuditTarget) -> list[Finding]:
         local, peer = conn.sock.getsockname()[0], conn.sock.getpeername()[0]
         conn.send(b"CAPA\r\n")
         capabilities = _multiline(conn)
+        offered = _cleartext_logins(capabilities or [])
+        if "USER" in offered and _user_refused_in_clear(conn):
+            offered.remove("USER")
         conn.send(b"QUIT\r\n")
         farewell = conn.read_line()
     evidence = tuple(conn.evidence)
     if capabilities is None:
         return [Finding("auth-before-tls", "info", "no CAPA (RFC 2449): cannot tell", evidence)]
-    offered = _cleartext_logins(capabilities)
     if not offered:
         return [Finding("auth-before-tls", "ok", "no cleartext login before STLS", evidence)]
     summary = f"offers {', '.join(offered)} before STLS: passwords can travel in clear"
@@ -160,8 +166,19 @@ def probe_auth_before_tls(target: AuditTarget) -> list[Finding]:
             f"; but the tester connects from the server's own address ({local}), which "
             "Dovecot treats as secure: run again with --source-address or from another host"
         )
-        return [Finding("auth-before-tls", "info", summary, evidence, fix)]
-    return [Finding("auth-before-tls", "fail", summary, evidence, fix)]
+        return [Finding("auth-before-tls", "info", summary, evidence, fix, cause="pop3")]
+    return [Finding("auth-before-tls", "fail", summary, evidence, fix, cause="pop3")]
+
+
+_TLS_REQUIRED = re.compile(rb"TLS|SSL|STLS|encrypt|secure", re.IGNORECASE)
+
+
+def _user_refused_in_clear(conn: RawConnection) -> bool:
+    """USER with a name that exists nowhere: a -ERR that asks for TLS means the server
+    takes no login in clear (any other answer: USER is as offered)."""
+    conn.send(f"USER audit-{secrets.token_hex(6)}\r\n".encode())
+    answer = conn.read_line()
+    return answer is not None and answer.startswith(b"-ERR") and bool(_TLS_REQUIRED.search(answer))
 
 
 _AUTH_FIX_DOVECOT = "Dovecot: disable_plaintext_auth = yes (2.4: auth_allow_cleartext = no)"

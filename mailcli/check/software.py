@@ -152,6 +152,8 @@ FIXES: dict[str, dict[str, str]] = {
         "exim": "tls_require_ciphers = NORMAL:-VERS-TLS1.0:-VERS-TLS1.1:-RSA:-SHA1 "
         "(Debian's Exim is built with GnuTLS: openssl_options makes it refuse its config)",
         "dovecot": "ssl_min_protocol = TLSv1.2",
+        "courier": 'TLS_PRIORITY="NORMAL:-VERS-TLS1.0:-VERS-TLS1.1:-SHA1:-RSA" in '
+        "/etc/courier/pop3d-ssl (Debian's couriertls is built with GnuTLS)",
     },
     "weak-ciphers": {
         "general": "offer only ECDHE suites with AEAD ciphers (no anonymous, static RSA "
@@ -161,6 +163,8 @@ FIXES: dict[str, dict[str, str]] = {
         "exim": "tls_require_ciphers = NORMAL:-VERS-TLS1.0:-VERS-TLS1.1:-RSA:-SHA1 "
         "(GnuTLS priority string: Debian's build)",
         "dovecot": "ssl_cipher_list = ECDHE+AESGCM:ECDHE+CHACHA20 (and ssl_min_protocol)",
+        "courier": 'TLS_PRIORITY="NORMAL:-VERS-TLS1.0:-VERS-TLS1.1:-SHA1:-RSA" in '
+        "/etc/courier/pop3d-ssl (a GnuTLS priority string: no CBC-SHA1, no static RSA)",
     },
     "certificate": {
         "general": "serve the leaf with its intermediates, for the name clients use, with "
@@ -169,5 +173,26 @@ FIXES: dict[str, dict[str, str]] = {
         "intermediates, for the name clients use), and renew before it expires",
         "dovecot": "ssl_cert = <fullchain.pem (the leaf with its intermediates, for the "
         "name clients use), and renew before it expires",
+    },
+    # POP3 (the TLS entries above serve POP3 too).
+    "stls-injection": {
+        "general": "upgrade the server: after STLS it must discard everything received "
+        "before the handshake; until then serve POP3 on port 995 (implicit TLS) only",
+        "courier": "POP3_STARTTLS=NO in /etc/courier/pop3d-ssl, and clients on port 995 "
+        "(courier-pop 1.0.16 answers commands pipelined with STLS inside the TLS)",
+    },
+    "auth-before-tls:pop3": {
+        "general": "offer USER and SASL PLAIN/LOGIN only after STLS (or on port 995 only)",
+        "dovecot": "disable_plaintext_auth = yes (2.4: auth_allow_cleartext = no)",
+        "courier": "POP3_TLS_REQUIRED=1 in /etc/courier/pop3d-ssl (CAPA still lists USER, "
+        "which is then refused until STLS)",
+    },
+    "apop": {
+        "general": "do not offer APOP (no timestamp in the greeting)",
+        "dovecot": "auth_mechanisms without apop (e.g. auth_mechanisms = plain login)",
+    },
+    "banner": {
+        "general": "a greeting that names no version",
+        "dovecot": 'login_greeting = POP3 ready. (its default "Dovecot ready." names no version)',
     },
 }
