@@ -190,3 +190,19 @@ def imported_by(argv: list[str], watched: list[str]) -> list[str]:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     return list(json.loads(done.stderr.splitlines()[-1]))
+
+
+def write_cron_config(home: Path, port: int, *, extra: str = "") -> None:
+    """The config of a cron host's one account, `cron`, submitting to 127.0.0.1:PORT in
+    clear (no AUTH unless `extra` adds account keys such as a user and password_command)."""
+    config = home / ".config" / "mailcli" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        f'[accounts.cron]\nfrom = "cron@example.test"\ndomain = "example.test"\n{extra}'
+        f'[accounts.cron.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+    )
+
+
+def queue_dir(home: Path) -> Path:
+    """The sendmail queue of a private HOME (XDG_STATE_HOME at its default place)."""
+    return home / ".local" / "state" / "mailcli" / "queue"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests import crashpoints as cp
+from tests.helpers import queue_dir, write_cron_config
 from tests.servers import require
 from tests.servers.ports import free_port
 from tests.servers.smtpd import AioSmtpd
@@ -24,25 +25,12 @@ QUEUED = 5
 Factory = Callable[..., AioSmtpd]
 
 
-def write_config(home: Path, port: int) -> None:
-    config = home / ".config" / "mailcli" / "config.toml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(
-        f'[accounts.cron]\nfrom = "cron@example.test"\ndomain = "example.test"\n'
-        f'[accounts.cron.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
-    )
-
-
 def outgoing(subject: str) -> bytes:
     return f"Subject: {subject}\n\nbody of {subject}\n".encode()
 
 
 SENDMAIL = ["sendmail", "-i", "root@example.test"]
 QUEUE_RUN = ["queue", "run"]
-
-
-def queue_dir(home: Path) -> Path:
-    return home / ".local" / "state" / "mailcli" / "queue"
 
 
 def subjects(server: AioSmtpd, since: int) -> Counter[str]:
@@ -110,7 +98,7 @@ def enqueue_test(tmp_path: Path, factory: Factory, budget: int | None) -> None:
 
     def home(name: str) -> Path:
         path = tmp_path / name
-        write_config(path, closed)
+        write_cron_config(path, closed)
         return path
 
     def count() -> list[cp.CrashPoint]:
@@ -125,7 +113,7 @@ def enqueue_test(tmp_path: Path, factory: Factory, budget: int | None) -> None:
         env = cp.base_env(where)
         first = cp.run(SENDMAIL, env, point=point, input=outgoing(f"e{index}"))
         problems = cp.exit_problem("sendmail", first, [0])  # 0: durably queued
-        write_config(where, server.port)
+        write_cron_config(where, server.port)
         mark = len(server.received)
         # The run that sends what the crash left: killed after its first 250 (the window).
         second = cp.run(QUEUE_RUN, env, point=cp.CrashPoint("unlink", 1))
@@ -146,7 +134,7 @@ def enqueue_test(tmp_path: Path, factory: Factory, budget: int | None) -> None:
 def queue_template(tmp_path: Path) -> Path:
     """A home whose spool holds QUEUED entries (enqueued once, copied per crash point)."""
     template = tmp_path / "template"
-    write_config(template, free_port())
+    write_cron_config(template, free_port())
     for number in range(QUEUED):
         done = cp.run(SENDMAIL, cp.base_env(template), input=outgoing(f"q{number}"))
         assert done.code == 0, done.stderr  # queued
@@ -158,7 +146,7 @@ def queue_run_test(tmp_path: Path, factory: Factory, budget: int | None, *, refu
     if refuse:
         server.data_reply = "554 5.7.1 refused for the crash test"
     template = queue_template(tmp_path)
-    write_config(template, server.port)
+    write_cron_config(template, server.port)
     # Refused entries: the second crash between the two renames into failed/ (defect 5).
     second_point = cp.CrashPoint("rename", 2) if refuse else cp.CrashPoint("unlink", 1)
     allowed = sorted(cp.DOCUMENTED_EXITS)

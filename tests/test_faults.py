@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests import crashpoints as cp
-from tests.helpers import MAILCLI, Mailcli
+from tests.helpers import MAILCLI, Mailcli, write_cron_config
 from tests.servers import require
 from tests.servers.accounts import numbered_message as message
 from tests.servers.fixtures import Mailbox
@@ -119,16 +119,6 @@ def test_state_losing_its_last_lines_causes_no_duplicate(
 Factory = Callable[..., AioSmtpd]
 
 
-def write_config(home: Path, port: int) -> None:
-    config = home / ".config" / "mailcli" / "config.toml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(
-        f'[accounts.cron]\nfrom = "cron@example.test"\ndomain = "example.test"\n'
-        f'[accounts.cron.smtp]\nhost = "127.0.0.1"\nport = {port}\n'
-        f'security = "none"\n'
-    )
-
-
 def sendmail(home: Path, subject: str) -> int:
     raw = f"Subject: {subject}\n\nbody\n".encode()
     env = {**os.environ, "HOME": str(home)}
@@ -145,11 +135,11 @@ def test_kill_9_during_queue_run_loses_nothing(
     aiosmtpd_factory: Factory, isolated_environment: Path
 ) -> None:
     home = isolated_environment
-    write_config(home, free_port())
+    write_cron_config(home, free_port())
     subjects = [f"queued {n}" for n in range(30)]
     assert {sendmail(home, subject) for subject in subjects} == {0}  # queued
     server = aiosmtpd_factory()
-    write_config(home, server.port)
+    write_cron_config(home, server.port)
     env = {**os.environ, "HOME": str(home)}
     rng = random.Random(5)
     kills = 0
@@ -181,7 +171,7 @@ def test_spool_on_a_full_disk_is_74_with_no_half_entry(
     isolated_environment: Path, tmp_path: Path
 ) -> None:
     home = isolated_environment
-    write_config(home, free_port())
+    write_cron_config(home, free_port())
     with tmpfs(tmp_path / "state", "64k") as state:
         env = {**os.environ, "HOME": str(home), "XDG_STATE_HOME": str(state)}
         raw = b"Subject: big\n\n" + b"x" * 200_000 + b"\n"
@@ -201,7 +191,7 @@ def test_spool_on_a_full_disk_is_74_with_no_half_entry(
 
 def test_spool_on_a_read_only_disk_is_73(isolated_environment: Path, tmp_path: Path) -> None:
     home = isolated_environment
-    write_config(home, free_port())
+    write_cron_config(home, free_port())
     with tmpfs(tmp_path / "state", "64k", "ro") as state:
         env = {**os.environ, "HOME": str(home), "XDG_STATE_HOME": str(state)}
         done = subprocess.run(
@@ -225,11 +215,11 @@ def test_queue_run_stopped_by_a_signal_loses_nothing(
 ) -> None:
     require("strace")
     home = isolated_environment
-    write_config(home, free_port())
+    write_cron_config(home, free_port())
     subjects = [f"signal {n}" for n in range(15)]
     assert {sendmail(home, subject) for subject in subjects} == {0}  # queued
     server = aiosmtpd_factory()
-    write_config(home, server.port)
+    write_cron_config(home, server.port)
     env = {**os.environ, "HOME": str(home)}
     point = cp.CrashPoint("sendto", write)
     stopped = cp.run(["queue", "run"], env, point=point, signal=stop)

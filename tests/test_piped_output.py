@@ -14,7 +14,7 @@ import click
 import pytest
 
 from mailcli.cli.main import cli
-from tests.helpers import Mailcli, Result, run_cli
+from tests.helpers import Mailcli, Result, run_cli, write_cron_config
 from tests.servers.accounts import Account
 from tests.servers.authserver import AuthServer
 from tests.servers.fixtures import Mailbox
@@ -132,18 +132,11 @@ def test_send_and_check_smtp(aiosmtpd_factory: Factory) -> None:
     assert assert_piped_table(run_cli(["check", "smtp", *base]), codes=(0, 69))
 
 
-def write_config(home: Path, port: int) -> None:
-    config = home / ".config" / "mailcli" / "config.toml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(
-        '[accounts.cron]\nfrom = "cron@example.test"\ndomain = "example.test"\n'
-        'user = "cron"\npassword_command = "echo pw"\n'
-        f'[accounts.cron.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
-    )
+CRON_LOGIN = 'user = "cron"\npassword_command = "echo pw"\n'
 
 
 def test_accounts_passwords_and_the_queue(isolated_environment: Path) -> None:
-    write_config(isolated_environment, free_port())  # nothing listens there
+    write_cron_config(isolated_environment, free_port(), extra=CRON_LOGIN)  # nobody listens
     rows = assert_piped_table(run_cli(["account", "list"]))
     assert rows[0][0] == "cron" and rows[0][-1] == "-"  # no POP3 host
     assert assert_piped_table(run_cli(["account", "show"]))

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from tests import crashpoints as cp
-from tests.helpers import MAILCLI, Mailcli
+from tests.helpers import MAILCLI, Mailcli, write_cron_config
 from tests.servers import require
 from tests.servers.accounts import Account, numbered_message
 from tests.servers.fixtures import Mailbox
@@ -175,17 +175,8 @@ def test_pop3_data_into_a_gone_reader_is_141_quietly(filled: Mailcli, command: l
     assert (code, stderr) == (SIGPIPE_EXIT, b"")
 
 
-def write_config(home: Path, port: int) -> None:
-    config = home / ".config" / "mailcli" / "config.toml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(
-        '[accounts.cron]\nfrom = "cron@example.test"\ndomain = "example.test"\n'
-        f'[accounts.cron.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
-    )
-
-
 def test_local_tables_into_a_gone_reader_are_141_quietly(isolated_environment: Path) -> None:
-    write_config(isolated_environment, free_port())  # nothing listens there: it queues
+    write_cron_config(isolated_environment, free_port())  # nothing listens there: it queues
     queued = subprocess.run(
         [*MAILCLI, "sendmail", "-i", "root@example.test"],
         input=b"Subject: q\n\nbody\n",

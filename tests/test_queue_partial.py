@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests import crashpoints as cp
-from tests.helpers import MAILCLI
+from tests.helpers import MAILCLI, queue_dir, write_cron_config
 from tests.servers import require
 from tests.servers.ports import free_port
 from tests.servers.scripted import Conn, ScriptedServer
@@ -31,19 +31,6 @@ from tests.servers.smtpd import AioSmtpd
 Factory = Callable[..., AioSmtpd]
 NOW, LATER, REFUSED = "now@example.test", "later@example.test", "refused@example.test"
 DISK_SYSCALLS = ("write", "fsync", "ftruncate", "rename", "renameat", "renameat2", "link", "linkat")
-
-
-def write_config(home: Path, port: int) -> None:
-    config = home / ".config" / "mailcli" / "config.toml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(
-        f'[accounts.cron]\nfrom = "cron@example.test"\ndomain = "example.test"\n'
-        f'[accounts.cron.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
-    )
-
-
-def queue_dir(home: Path) -> Path:
-    return home / ".local" / "state" / "mailcli" / "queue"
 
 
 def enqueue(home: Path, *recipients: str) -> None:
@@ -63,7 +50,7 @@ def test_a_recipient_refused_while_another_accepted_is_reported_and_kept(
     home = tmp_path / "home"
     server = aiosmtpd_factory()
     server.refuse_rcpt = {REFUSED}
-    write_config(home, server.port)
+    write_cron_config(home, server.port)
     enqueue(home, NOW, REFUSED)
 
     ran = cp.run(["queue", "run", "-q"], cp.base_env(home))
@@ -170,7 +157,7 @@ def test_queue_run_on_a_full_disk_is_74_and_never_sends_twice(
 ) -> None:
     require("strace")
     template = tmp_path / "template"
-    write_config(template, sink.server.port)
+    write_cron_config(template, sink.server.port)
     enqueue(template, NOW, LATER)
     counting = tmp_path / "count"
     shutil.copytree(template, counting)

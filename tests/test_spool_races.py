@@ -21,6 +21,7 @@ import pytest
 
 from tests import crashpoints as cp
 from tests import interleave
+from tests.helpers import queue_dir, write_cron_config
 from tests.interleave import Paused, Step
 from tests.servers import require
 from tests.servers.ports import free_port
@@ -33,21 +34,8 @@ QUEUED = 2
 BUDGET = 5  # steps per scenario in the default run; soak: every step
 
 
-def write_config(home: Path, port: int) -> None:
-    config = home / ".config" / "mailcli" / "config.toml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(
-        f'[accounts.cron]\nfrom = "cron@example.test"\ndomain = "example.test"\n'
-        f'[accounts.cron.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
-    )
-
-
 def outgoing(subject: str) -> bytes:
     return f"Subject: {subject}\n\nbody of {subject}\n".encode()
-
-
-def queue_dir(home: Path) -> Path:
-    return home / ".local" / "state" / "mailcli" / "queue"
 
 
 @dataclass
@@ -107,7 +95,7 @@ def spool(tmp_path: Path, aiosmtpd_factory: Factory) -> Iterator[Spool]:
     require("strace")
     home = tmp_path / "home"
     server = aiosmtpd_factory()
-    write_config(home, server.port)
+    write_cron_config(home, server.port)
     yield Spool(home, server)
 
 
@@ -180,7 +168,7 @@ class Races:
         self.tmp_path = tmp_path
         self.server = server
         self.template = Spool(tmp_path / "template", server)
-        write_config(self.template.home, server.port)
+        write_cron_config(self.template.home, server.port)
         self.ids = [self.template.enqueue(f"q{n}") for n in range(QUEUED)]
         self.cases = 0
 

@@ -18,26 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import MAILCLI, run_cli
+from tests.helpers import MAILCLI, queue_dir, run_cli, write_cron_config
 from tests.servers import require
 from tests.servers.ports import free_port
 from tests.servers.smtpd import AioSmtpd
 
 Factory = Callable[..., AioSmtpd]
 BAD = "bad@example.test"
-
-
-def write_config(home: Path, port: int) -> None:
-    config = home / ".config" / "mailcli" / "config.toml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(
-        f'[accounts.cron]\nfrom = "cron@example.test"\ndomain = "example.test"\n'
-        f'[accounts.cron.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
-    )
-
-
-def queue_dir(home: Path) -> Path:
-    return home / ".local" / "state" / "mailcli" / "queue"
 
 
 def enqueue(home: Path, subject: str, recipient: str = "root@example.test") -> str:
@@ -98,12 +85,12 @@ def test_a_damaged_entry_is_quarantined_and_the_others_are_sent(
     aiosmtpd_factory: Factory, isolated_environment: Path, how: str
 ) -> None:
     home = isolated_environment
-    write_config(home, free_port())
+    write_cron_config(home, free_port())
     ids = [enqueue(home, f"s{n}") for n in range(3)]
     queue = queue_dir(home)
     _damage(queue, ids[1], how)
     server = aiosmtpd_factory()
-    write_config(home, server.port)
+    write_cron_config(home, server.port)
 
     done = queue_run()
     assert done.returncode == 69, done.stderr  # something needs a person; never 70
@@ -125,7 +112,7 @@ def test_a_damaged_entry_is_quarantined_and_the_others_are_sent(
 
 def test_a_damaged_entry_is_listed_before_any_run(isolated_environment: Path) -> None:
     home = isolated_environment
-    write_config(home, free_port())
+    write_cron_config(home, free_port())
     good, bad = enqueue(home, "good"), enqueue(home, "bad")
     _damage(queue_dir(home), bad, "message-missing")
     document = listed()
@@ -139,12 +126,12 @@ def test_an_enqueue_in_progress_is_left_alone(
 ) -> None:
     """A message without JSON whose writer still holds its flock is not an orphan."""
     home = isolated_environment
-    write_config(home, free_port())
+    write_cron_config(home, free_port())
     entry = enqueue(home, "live")
     queue = queue_dir(home)
     (queue / f"{entry}.json").unlink()
     server = aiosmtpd_factory()
-    write_config(home, server.port)
+    write_cron_config(home, server.port)
     fd = os.open(queue / f"{entry}.eml", os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # as the live sendmail holds it
@@ -166,7 +153,7 @@ def test_queue_run_killed_at_every_rename_link_and_unlink(
     a plain `queue run` must finish the job."""
     require("strace")
     home = isolated_environment
-    write_config(home, free_port())
+    write_cron_config(home, free_port())
     refused_id = enqueue(home, "refused", BAD)
     enqueue(home, "good 1")
     enqueue(home, "good 2")
@@ -174,7 +161,7 @@ def test_queue_run_killed_at_every_rename_link_and_unlink(
     shutil.copytree(queue_dir(home), template)
     server = aiosmtpd_factory()
     server.refuse_rcpt = {BAD}
-    write_config(home, server.port)
+    write_cron_config(home, server.port)
     kill_points = 0
     for when in range(1, 40):
         shutil.rmtree(queue_dir(home))
