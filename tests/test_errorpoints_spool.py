@@ -19,6 +19,7 @@ import pytest
 from tests import crashpoints as cp
 from tests import errorpoints as ep
 from tests import test_crashpoints_spool as crash
+from tests.helpers import queue_dir, write_cron_config
 from tests.servers import require
 from tests.servers.ports import free_port
 from tests.servers.smtpd import AioSmtpd
@@ -30,7 +31,7 @@ FILL_LEVELS = 4  # free-page counts a CI run tries (the first, the last, two bet
 def queued_ids(home: Path) -> set[str]:
     """Entries whole in the queue (their JSON parses and their message is there)."""
     whole = set()
-    for path in crash.queue_dir(home).glob("*.json"):
+    for path in queue_dir(home).glob("*.json"):
         try:
             json.loads(path.read_text())
         except ValueError:
@@ -56,7 +57,7 @@ def enqueue_test(tmp_path: Path, factory: Factory, budget: int | None) -> None:
 
     def home(name: str) -> Path:
         path = tmp_path / name
-        crash.write_config(path, closed)
+        write_cron_config(path, closed)
         return path
 
     def count() -> tuple[Path, list[cp.CrashPoint]]:
@@ -83,7 +84,7 @@ def enqueue_test(tmp_path: Path, factory: Factory, budget: int | None) -> None:
         entries = queued_ids(root)
         if first.code == 0 and not entries:
             problems.append("sendmail exited 0 and the message is not in the queue")
-        crash.write_config(root, server.port)
+        write_cron_config(root, server.port)
         mark = len(server.received)
         final = cp.run(crash.QUEUE_RUN, env)  # a half entry is quarantined and reported
         problems += cp.exit_problem("queue run", final, sorted(cp.DOCUMENTED_EXITS))
@@ -109,7 +110,7 @@ def enqueue_on_a_full_disk(tmp_path: Path, factory: Factory, budget: int | None)
     require("mount", need_root=True)
     closed, server = free_port(), factory()
     with ep.small_disk(tmp_path / "probe") as disk:
-        crash.write_config(disk / "home", closed)
+        write_cron_config(disk / "home", closed)
         before = ep.used_pages(disk)
         done = cp.run(crash.SENDMAIL, cp.base_env(disk / "home"), input=big_message("probe"))
         assert done.code in (0, 75), done.stderr  # queued (75 before sendmail said 0)
@@ -119,7 +120,7 @@ def enqueue_on_a_full_disk(tmp_path: Path, factory: Factory, budget: int | None)
         subject = f"full {level}"
         with ep.small_disk(tmp_path / f"f{level}") as disk:
             root = disk / "home"
-            crash.write_config(root, closed)
+            write_cron_config(root, closed)
             ep.leave_free(disk, level)
             env = cp.base_env(root)
             first = cp.run(crash.SENDMAIL, env, input=big_message(subject))
@@ -128,7 +129,7 @@ def enqueue_on_a_full_disk(tmp_path: Path, factory: Factory, budget: int | None)
             if first.code == 0 and not entries:
                 problems.append("sendmail exited 0 and the message is not in the queue")
             ep.leave_free(disk, None)
-            crash.write_config(root, server.port)
+            write_cron_config(root, server.port)
             final = cp.run(crash.QUEUE_RUN, env)
             problems += cp.exit_problem("queue run", final, sorted(cp.DOCUMENTED_EXITS))
             sent = crash.subjects(server, 0)[subject]
@@ -155,7 +156,7 @@ def queue_run_test(tmp_path: Path, factory: Factory, budget: int | None, *, refu
             server = factory()
         if refuse:
             server.data_reply = "554 5.7.1 refused for the error test"
-        crash.write_config(home, server.port)
+        write_cron_config(home, server.port)
         return server
 
     template = crash.queue_template(tmp_path)
