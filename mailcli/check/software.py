@@ -165,6 +165,7 @@ FIXES: dict[str, dict[str, str]] = {
         "dovecot": "ssl_cipher_list = ECDHE+AESGCM:ECDHE+CHACHA20 (and ssl_min_protocol)",
         "courier": 'TLS_PRIORITY="NORMAL:-VERS-TLS1.0:-VERS-TLS1.1:-SHA1:-RSA" in '
         "/etc/courier/pop3d-ssl (a GnuTLS priority string: no CBC-SHA1, no static RSA)",
+        "cyrus": "tls_ciphers: ECDHE+AESGCM:ECDHE+CHACHA20 in /etc/imapd.conf",
     },
     "certificate": {
         "general": "serve the leaf with its intermediates, for the name clients use, with "
@@ -186,13 +187,17 @@ FIXES: dict[str, dict[str, str]] = {
         "dovecot": "disable_plaintext_auth = yes (2.4: auth_allow_cleartext = no)",
         "courier": "POP3_TLS_REQUIRED=1 in /etc/courier/pop3d-ssl (CAPA still lists USER, "
         "which is then refused until STLS)",
+        "cyrus": "allowplaintext: no in /etc/imapd.conf",
     },
     "apop": {
         "general": "do not offer APOP (no timestamp in the greeting)",
         "dovecot": "auth_mechanisms without apop (e.g. auth_mechanisms = plain login)",
+        "cyrus": "allowapop: no in /etc/imapd.conf",
     },
     "banner": {
         "general": "a greeting that names no version",
         "dovecot": 'login_greeting = POP3 ready. (its default "Dovecot ready." names no version)',
+        "cyrus": "serverinfo: off in /etc/imapd.conf (CAPA's IMPLEMENTATION then names "
+        "no version either)",
     },
 }

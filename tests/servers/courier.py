@@ -1,11 +1,8 @@
 """A throwaway Courier POP3 server (courier-pop 1.0.16, Debian bookworm) on 127.0.0.1.
 
-Courier conflicts with Dovecot as a package, so it is never installed: scripts/setup
-keeps its .debs (and the libraries the machine lacks) in .cache/debs, and this module
-unpacks them once into .cache/courier. The daemons run from there in a private mount
-namespace (``unshare --mount --pid``) where read-only overlays put the unpacked /usr over the real
-one and this server's config over the unpacked /etc (Courier's paths are compiled in:
-/usr/lib/courier, /etc/courier, /run/courier), and a tmpfs covers /run.
+Courier conflicts with Dovecot as a package, so it is never installed: it runs from its
+unpacked .debs in private namespaces (see debs.py; its paths are compiled in:
+/usr/lib/courier, /etc/courier, /run/courier).
 
 The configuration is Debian's /etc/courier/pop3d and pop3d-ssl as shipped (MAXPERIP=4,
 STLS offered, USER and PLAIN/LOGIN before it, authpam) with only the ports, the address,
@@ -22,13 +19,11 @@ import subprocess
 from pathlib import Path
 from types import TracebackType
 
+from . import debs
 from .certs import Certs
 from .ports import HOST, free_port, wait_for_greeting
 from .procs import kill_group, make_workdir
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-DEBS = REPOSITORY / ".cache" / "debs"
-UNPACKED = REPOSITORY / ".cache" / "courier"
 PACKAGES = (
     "courier-pop",
     "courier-base",
@@ -37,21 +32,11 @@ PACKAGES = (
     "libcourier-unicode4",
     "libltdl7",
 )
-# Its own mount namespace, and its own PID namespace with the shell as its init:
-# couriertcpd daemonizes (a new session, out of reach of a process group), so the
-# kernel's end of the namespace, when unshare dies and takes its child, is what stops
-# every daemon. --kill-child: the shell gets SIGKILL when unshare ends.
-UNSHARE = ["unshare", "--mount", "--pid", "--fork", "--kill-child"]
 COURIER_UID = 5101  # the system user couriertls switches to (Debian's postinst makes it)
 
 # Debian runs these through /usr/sbin/pop3d and pop3d-ssl with courierlogger; here they
-# stay in the foreground under one shell, whose process group stop() ends.
+# stay in the foreground under one shell, the namespace's init (see debs.py).
 DAEMONS = """\
-set -e
-mount --make-rprivate /
-mount -t overlay overlay -o lowerdir={unpacked}/usr:/usr /usr
-mount -t overlay overlay -o lowerdir={root}/etc:{unpacked}/etc:/etc /etc
-mount -t tmpfs tmpfs /run
 mkdir -p /run/courier/authdaemon
 set -a
 . /etc/courier/authdaemonrc
@@ -71,31 +56,9 @@ wait
 """
 
 
-def unpack() -> Path:
-    """The unpacked packages (done once; scripts/setup downloaded the .debs)."""
-    marker = UNPACKED / ".unpacked"
-    if marker.exists():
-        return UNPACKED
-    staging = UNPACKED.with_name("courier.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for package in PACKAGES:
-        (deb,) = DEBS.glob(f"{package}_*.deb")
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(staging)], check=True)
-    (staging / ".unpacked").touch()
-    shutil.rmtree(UNPACKED, ignore_errors=True)
-    staging.rename(UNPACKED)
-    return UNPACKED
-
-
 def missing() -> str | None:
     """Why Courier cannot run here (None: it can)."""
-    absent = [p for p in PACKAGES if not list(DEBS.glob(f"{p}_*.deb"))]
-    if absent:
-        return f"Courier's .debs are not in {DEBS} (scripts/setup): {', '.join(absent)}"
-    if shutil.which("unshare") is None:
-        return "unshare (util-linux) is missing"
-    return None
+    return debs.missing(PACKAGES)
 
 
 class Courier:
@@ -130,12 +93,13 @@ class Courier:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def start(self) -> None:
-        unpacked = unpack()
+        unpacked = debs.unpack("courier", PACKAGES)
         self._write_config(unpacked)
-        script = DAEMONS.format(unpacked=unpacked, root=self.root)
+        mounts = debs.MOUNTS.format(unpacked=unpacked, config=self.root / "etc")
+        script = mounts + DAEMONS
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
-                [*UNSHARE, "sh", "-c", script],
+                [*debs.NAMESPACES, "sh", "-c", script],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -174,13 +138,7 @@ class Courier:
         for name in ("pop3d", "pop3d-ssl"):
             shipped = (unpacked / "etc" / "courier" / name).read_text()
             (etc / "courier" / name).write_text(f"{shipped}\n{moved}{self.settings}\n")
-        passwd = Path("/etc/passwd").read_text()
-        group = Path("/etc/group").read_text()
-        if "\ncourier:" not in f"\n{passwd}":
-            passwd += f"courier:x:{COURIER_UID}:{COURIER_UID}::/var/lib/courier:/usr/sbin/nologin\n"
-            group += f"courier:x:{COURIER_UID}:\n"
-        (etc / "passwd").write_text(passwd)
-        (etc / "group").write_text(group)
+        debs.passwd_with(etc, "courier", COURIER_UID, "courier", COURIER_UID, "/var/lib/courier")
 
 
 if __name__ == "__main__":  # a manual look: python -m tests.servers.courier

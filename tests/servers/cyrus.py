@@ -1,0 +1,162 @@
+"""A throwaway Cyrus POP3 server (cyrus-pop3d 3.6.1, Debian bookworm) on 127.0.0.1.
+
+Cyrus conflicts with Dovecot as a package: it runs from its unpacked .debs in private
+namespaces (see debs.py). The configuration is Debian's /etc/imapd.conf as shipped
+(allowplaintext: yes, APOP on, SASL auxprop with no users) with only its directories,
+the certificate and key (Debian ships none: without them there is no STLS) set, plus
+``settings`` (imapd.conf lines replacing Debian's): the hardened variant's fixes. Its
+cyrus.conf keeps Debian's pop3 service (``pop3d -U 30``, maxchild=50) and enables the
+pop3s one Debian ships commented out; the other services (IMAP, NNTP, HTTP, sieve,
+LMTP) are left out. ``pop3_port`` is 110-style (STLS), ``pop3s_port`` 995-style.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from string import Template
+from types import TracebackType
+
+from . import debs
+from .certs import Certs
+from .ports import HOST, free_port, wait_for_greeting
+from .procs import kill_group, make_workdir
+
+PACKAGES = ("cyrus-pop3d", "cyrus-common", "libical3", "libpcre3", "libclamav12", "libzephyr4")
+CYRUS_UID = 5102  # Debian's postinst makes the user cyrus, in group mail
+MAIL_GID = 8
+
+CYRUS_CONF = Template("""\
+START {
+  recover cmd="ctl_cyrusdb -r"
+}
+SERVICES {
+  pop3 cmd="pop3d -U 30" listen="$host:$pop3_port" prefork=0 maxchild=50
+  pop3s cmd="pop3d -s -U 30" listen="$host:$pop3s_port" prefork=0 maxchild=50
+}
+EVENTS {
+  checkpoint cmd="ctl_cyrusdb -c" period=30
+}
+""")
+DAEMONS = """\
+mkdir -p /run/cyrus/proc /run/cyrus/lock /run/cyrus/socket
+chown -R cyrus:mail /run/cyrus
+exec /usr/lib/cyrus/bin/master -C /etc/imapd.conf -M /etc/cyrus.conf -p {root}/master.pid
+"""
+
+
+def missing() -> str | None:
+    """Why Cyrus cannot run here (None: it can)."""
+    return debs.missing(PACKAGES)
+
+
+class Cyrus:
+    """Cyrus POP3 with Debian's imapd.conf plus ``settings`` ("option: value" lines)."""
+
+    host = HOST
+
+    def __init__(self, certs: Certs, settings: str = "") -> None:
+        self.certs = certs
+        self.settings = settings
+        self.root = make_workdir("cyrus-")
+        self.pop3_port = free_port()
+        self.pop3s_port = free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "cyrus.log"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def __enter__(self) -> Cyrus:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def start(self) -> None:
+        unpacked = debs.unpack("cyrus", PACKAGES)
+        self._write_config(unpacked)
+        mounts = debs.MOUNTS.format(unpacked=unpacked, config=self.root / "etc")
+        script = mounts + DAEMONS.format(root=self.root)
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                [*debs.NAMESPACES, "sh", "-c", script],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        try:
+            wait_for_greeting(self.pop3_port, b"+OK", alive=self._alive)
+            tls = self.certs.client_context()
+            wait_for_greeting(self.pop3s_port, b"+OK", tls=tls, alive=self._alive)
+        except Exception as error:
+            self.stop()
+            raise RuntimeError(f"Cyrus did not start:\n{self.log()}") from error
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        kill_group(process.pid)  # unshare ignores SIGTERM; nothing here needs a clean stop
+        process.wait()
+
+    def _alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _write_config(self, unpacked: Path) -> None:
+        etc = self.root / "etc"
+        etc.mkdir()
+        for name in ("lib", "mail"):
+            (self.root / name).mkdir()
+            os.chown(self.root / name, CYRUS_UID, MAIL_GID)
+        for source, name in ((self.certs.cert_pem, "cert.pem"), (self.certs.key_pem, "key.pem")):
+            shutil.copyfile(source, self.root / name)
+            os.chown(self.root / name, CYRUS_UID, MAIL_GID)
+        options = {
+            "configdirectory": str(self.root / "lib"),
+            "partition-default": str(self.root / "mail"),
+            "tls_server_cert": str(self.root / "cert.pem"),
+            "tls_server_key": str(self.root / "key.pem"),
+            **_options(self.settings),
+        }
+        shipped = (unpacked / "etc" / "imapd.conf").read_text()
+        (etc / "imapd.conf").write_text(_with_options(shipped, options))
+        (etc / "cyrus.conf").write_text(
+            CYRUS_CONF.substitute(host=HOST, pop3_port=self.pop3_port, pop3s_port=self.pop3s_port)
+        )
+        debs.passwd_with(etc, "cyrus", CYRUS_UID, "mail", MAIL_GID, str(self.root / "lib"))
+
+
+def _options(lines: str) -> dict[str, str]:
+    pairs = (line.partition(":") for line in lines.splitlines() if line.strip())
+    return {key.strip(): value.strip() for key, _, value in pairs}
+
+
+def _with_options(shipped: str, options: dict[str, str]) -> str:
+    """Debian's imapd.conf with `options` in place of its own settings (Cyrus takes
+    no option twice)."""
+    kept = [
+        line
+        for line in shipped.splitlines()
+        if line.startswith("#") or line.partition(":")[0].strip() not in options
+    ]
+    return "\n".join([*kept, *(f"{key}: {value}" for key, value in options.items())]) + "\n"
+
+
+if __name__ == "__main__":  # a manual look: python -m tests.servers.cyrus
+    from .certs import make_certs
+
+    with Cyrus(make_certs(make_workdir("cyrus-certs-"), "cyrus")) as server:
+        print(f"Cyrus POP3 on {HOST}:{server.pop3_port} (STLS), :{server.pop3s_port} (TLS)")
+        signal.pause()
