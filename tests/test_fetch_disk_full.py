@@ -235,3 +235,32 @@ def test_the_first_queue_run_on_a_full_disk_is_74(tmp_path: Path) -> None:
     assert done.returncode == 74, done.stderr
     assert done.stderr.startswith("mailcli: error: ") and "Traceback" not in done.stderr
     assert not [p for p in lock.parent.iterdir() if p.name != ".lock"]
+
+
+# Closing a file whose bytes no longer matter (a lock about to be let go, the batch file
+# whose batch is recorded, the mbox after its fsync) can fail too (EIO): the run's
+# outcome stands, the file is still removed where it is a temporary.
+LATE_CLOSES = [
+    Fault("close", r"/mailcli/fetch/[^/>]*\.lock>", "EIO", "maildir"),
+    Fault("close", r"\.mbox-batch>", "EIO", "mbox"),
+    Fault("close", r"/inbox>", "EIO", "mbox"),
+]
+
+
+@pytest.mark.parametrize("fault", LATE_CLOSES, ids=lambda f: f"{f.kind}-{f.target}")
+def test_a_failing_close_after_the_work_is_durable_changes_nothing(
+    mailcli: Mailcli, mailbox: Mailbox, tmp_path: Path, fault: Fault
+) -> None:
+    require("strace")
+    drop(mailbox, range(MESSAGES))
+    when = occurrence(mailcli, fault, tmp_path / "scratch", -1)
+    home = tmp_path / "home"
+    done = injected(
+        fetch_argv(mailcli, fault.kind, home, "--delete"),
+        environment(mailcli, home),
+        f"{fault.inject}:when={when}",
+    )
+    assert done.returncode == 0, done.stderr
+    assert delivered_ids(fault.kind, home) == EXPECTED
+    assert mailcli.server_count() == 0
+    assert leftovers(home) == []

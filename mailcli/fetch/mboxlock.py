@@ -17,6 +17,7 @@ procmail's LOCKTIMEOUT. So a fetch killed with -9 does not block the next one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -101,7 +102,8 @@ class MboxLock:
         try:
             self.dotlock.unlink(missing_ok=True)
         finally:
-            os.close(self._fd)  # closing drops the fcntl lock
+            with contextlib.suppress(OSError):  # dropped all the same; nothing to lose
+                os.close(self._fd)  # closing drops the fcntl lock
 
 
 def _process_alive(pid: int) -> bool:
