@@ -133,6 +133,9 @@ FULL_DISK = [
     Fault("write", r"\.uids\.[0-9a-f]+\.part>", "ENOSPC", "maildir"),
     Fault("fsync", r"\.uids\.[0-9a-f]+\.part>", "ENOSPC", "maildir"),
     Fault("close", r"\.uids\.[0-9a-f]+\.part>", "EIO", "mbox"),
+    # A Maildir message's close, the mbox's own fsync after the append.
+    Fault("close", r"/Maildir/tmp/[^>]*>", "EIO", "maildir"),
+    Fault("fsync", r"/inbox>", "ENOSPC", "mbox"),
     # The state file's append (the second batch).
     Fault("write", r"\.uids>", "ENOSPC", "mbox"),
     Fault("fsync", r"\.uids>", "ENOSPC", "maildir"),
