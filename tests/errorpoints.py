@@ -171,13 +171,15 @@ def fail_at(
     log: Path,
     *,
     input: bytes | None = None,
+    usual: int = 0,
 ) -> tuple[cp.Run, list[str]]:
     """Run with the call failing; [] as problems when it failed and the run ended with a
-    documented status with a `mailcli: error:` line (or 0: the call was not needed)."""
+    documented status with a `mailcli: error:` line, or with its `usual` status (the
+    failed call was not needed: a lock's close, say)."""
     result = cp.run(args, env, point=where.point, error=where.error, log=log, input=input)
     if _INJECTED not in log.read_text(errors="replace"):
         return result, [f"not reached (exit {result.code}): the call count is not deterministic"]
-    return result, exit_problems("failed run", result)
+    return result, exit_problems("failed run", result, (*ERROR_EXITS, usual))
 
 
 def exit_problems(what: str, result: cp.Run, allowed: Sequence[int] = ERROR_EXITS) -> list[str]:

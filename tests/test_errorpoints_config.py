@@ -167,17 +167,12 @@ def oauth_test(tmp_path: Path, server: AuthServer, budget: int | None) -> None:
     ep.enumerate_errors("oauth token (refresh)", count, case, budget, OAUTH_INVARIANTS, tmp_path)
 
 
-OAUTH_DEFECT = ep.defect("EIO from close() of the refresh lock (FileLock.__exit__) is 70")
-
-
-@OAUTH_DEFECT
 def test_oauth_token_store_survives_an_error_at_every_class_boundary(
     tmp_path: Path, auth_server: AuthServer
 ) -> None:
     oauth_test(tmp_path, auth_server, cp.budget())
 
 
-@OAUTH_DEFECT
 @pytest.mark.soak
 def test_oauth_token_store_survives_every_error_at_every_point(
     tmp_path: Path, auth_server: AuthServer
