@@ -199,3 +199,26 @@ def test_the_hardened_courier_passes(hardened_courier: Courier, certs: Certs) ->
         "tls-versions": "ok",
         "weak-ciphers": "ok",
     }, findings
+
+
+def test_a_connection_the_server_drops_leaves_the_audit_incomplete(
+    courier: Courier, certs: Certs
+) -> None:
+    """With Courier's four connections per address held (as an audit run with a larger
+    --audit-connections would), couriertcpd accepts and at once resets the next: the TLS
+    probes could not run, which must read as an incomplete audit, not a quiet skip."""
+    held = [
+        socket.create_connection((HOST, courier.pop3s_port), source_address=(OUTSIDER, 0))
+        for _ in range(4)
+    ]
+    try:
+        findings = run_audit(target(courier.pop3s_port, "tls", certs), [probe_tls_versions])
+    finally:
+        for sock in held:
+            sock.close()
+    versions = findings[0]
+    assert versions.id == "tls-versions" and versions.level == "skipped", findings
+    assert versions.incomplete, versions
+    assert "reset" in versions.summary.lower(), versions
+    (incomplete,) = [f for f in findings if f.id == "audit-incomplete"]
+    assert "tls-versions" in incomplete.summary

@@ -125,8 +125,10 @@ Probe = Callable[[AuditTarget], list[Finding]]
 
 
 def guarded(probe_id: str) -> Callable[[Probe], Probe]:
-    """A probe whose connection fails (refused, timed out, no STARTTLS) is `skipped`
-    with the reason, never an exception out of the audit."""
+    """A probe whose connection fails is `skipped` with the reason, never an exception
+    out of the audit. Without STARTTLS/STLS the TLS probes do not apply; any other
+    failure (a reset, a timeout: e.g. a server past its per-client limit accepts and
+    drops) means the probe applies but could not run, so the audit is incomplete."""
 
     def wrap(probe: Probe) -> Probe:
         def run(target: AuditTarget) -> list[Finding]:
@@ -137,9 +139,9 @@ def guarded(probe_id: str) -> Callable[[Probe], Probe]:
             except ServerUnavailable as exc:  # the server stayed at its connection limit
                 return [could_not_run(probe_id, f"could not test: {exc.message}", exc.evidence)]
             except OSError as exc:
-                return [skipped(probe_id, f"could not test: {exc.strerror or exc}")]
+                return [could_not_run(probe_id, f"could not test: {exc.strerror or exc}")]
             except MailcliError as exc:  # e.g. --cafile names no CA bundle
-                return [skipped(probe_id, f"could not test: {exc.message}")]
+                return [could_not_run(probe_id, f"could not test: {exc.message}")]
 
         run.__name__ = probe.__name__
         run.__doc__ = probe.__doc__
