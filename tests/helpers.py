@@ -6,10 +6,11 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keyring.backend
 import keyring.errors
@@ -17,6 +18,9 @@ from click.testing import CliRunner
 
 from mailcli.cli.main import _run
 from tests.servers.accounts import Account
+
+if TYPE_CHECKING:
+    from tests.servers.fixtures import Mailbox
 
 ROOT = Path(__file__).resolve().parent.parent
 MAILCLI = [sys.executable, "-m", "mailcli"]
@@ -206,3 +210,20 @@ def write_cron_config(home: Path, port: int, *, extra: str = "") -> None:
 def queue_dir(home: Path) -> Path:
     """The sendmail queue of a private HOME (XDG_STATE_HOME at its default place)."""
     return home / ".local" / "state" / "mailcli" / "queue"
+
+
+def drop(box: Mailbox, numbers: range, size: int = 0) -> None:
+    """Put the numbered test messages NUMBERS (each padded to `size`) into `box`."""
+    from tests.servers.accounts import numbered_message
+
+    box.drop(*(numbered_message(number, size=size) for number in numbers))
+
+
+def message_ids(contents: list[bytes]) -> Counter[str]:
+    """How often each Message-ID occurs among the delivered messages `contents`."""
+    ids: Counter[str] = Counter()
+    for data in contents:
+        for line in data.splitlines():
+            if line.startswith(b"Message-ID: "):
+                ids[line.split(b" ", 1)[1].decode()] += 1
+    return ids

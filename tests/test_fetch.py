@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import os
 import subprocess
 import time
@@ -11,15 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import MAILCLI, Mailcli
+from tests.helpers import MAILCLI, Mailcli, drop, message_ids
 from tests.servers.accounts import Account
 from tests.servers.accounts import numbered_message as message
 from tests.servers.fixtures import Mailbox
 from tests.servers.scripted import Conn, ScriptedServer
-
-
-def drop(box: Mailbox, numbers: range, size: int = 0) -> None:
-    box.drop(*(message(number, size=size) for number in numbers))
 
 
 def delivered(maildir: Path) -> list[bytes]:
@@ -32,15 +27,6 @@ def delivered(maildir: Path) -> list[bytes]:
 def maildir(isolated_environment: Path) -> Path:
     """Where fetch delivers by default."""
     return isolated_environment / "Maildir"
-
-
-def message_ids(contents: list[bytes]) -> collections.Counter[str]:
-    ids = collections.Counter()
-    for data in contents:
-        for line in data.splitlines():
-            if line.startswith(b"Message-ID: "):
-                ids[line.split(b" ", 1)[1].decode()] += 1
-    return ids
 
 
 def test_300_messages_byte_exact_then_only_new_ones(

@@ -21,10 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import MAILCLI, Mailcli
+from tests.helpers import MAILCLI, Mailcli, drop, message_ids
 from tests.servers import require
 from tests.servers.fixtures import Mailbox
-from tests.test_fetch import drop, message_ids
 
 MESSAGES = 6
 BATCH = "2"  # three batches: the state file is created by the first, appended by the others

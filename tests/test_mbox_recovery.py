@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import MAILCLI, Mailcli
+from tests.helpers import MAILCLI, Mailcli, drop, message_ids
 from tests.servers.accounts import Account
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox, make_mailbox
-from tests.test_fetch import drop, message_ids
 
 LOCAL_DELIVERY = b"From local@example.test Mon Jan  1 00:00:00 2024\nSubject: local\n\nhi\n\n"
 FOREIGN = (
