@@ -15,14 +15,15 @@ import pytest
 
 from mailcli.check.audit import run_audit
 from mailcli.check.findings import AuditTarget, Finding
+from mailcli.check.relay_probe import Tally, grade_relay
 from mailcli.check.smtp_probes import (
-    grade_relay,
     probe_login_delay,
     probe_null_sender,
     probe_starttls_injection,
     probe_user_enumeration,
 )
 from mailcli.check.smuggling import probe_smuggling
+from mailcli.check.software import fix_for
 from mailcli.endpoint import Endpoint, SecurityMode
 from mailcli.errors import ExitStatus
 from tests.helpers import Mailcli
@@ -208,9 +209,9 @@ def test_vulnerable_evidence_proves_it(vulnerable_audit: list[Finding]) -> None:
 
 def test_open_relay_from_outside_the_trusted_networks_is_a_fail() -> None:
     """The same refusal-free RCPTs, seen from an address that is not the server's own."""
-    finding = grade_relay(["relaytest@example.invalid"], None, ("S: 250 2.1.5 Ok",))
+    finding = grade_relay(Tally(["relaytest@example.invalid"], [], ["S: 250 2.1.5 Ok"]), None)
     assert finding.level == "fail" and finding.status == ExitStatus.PROTOCOL
-    assert "smtpd_relay_restrictions" in (finding.fix or "")
+    assert "smtpd_relay_restrictions" in (fix_for("open-relay", "postfix") or "")
 
 
 def test_smuggling_from_inside_mynetworks_is_a_warn_on_the_hardened_server(

@@ -57,6 +57,7 @@ class AuditTarget(NamedTuple):
     source_address: str | None = None
     probe_timeout: float = 5.0  # every single read of a probe is bounded by this
     limiter: ConnectionLimiter = SHARED_LIMITER
+    audit_from: str | None = None  # a sender the server accepts (open-relay's forms)
 
 
 def skipped(probe_id: str, reason: str) -> Finding:

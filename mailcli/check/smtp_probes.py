@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable
 
 from mailcli.check.findings import AuditTarget, Finding, skipped
-from mailcli.check.smtp_raw import ProbeError, SmtpDialog, domain_of, inside_reason, text
+from mailcli.check.relay_probe import probe_open_relay
+from mailcli.check.smtp_raw import ProbeError, SmtpDialog, domain_of, text
 from mailcli.check.tls_probes import unverified_context
 from mailcli.errors import ExitStatus
 
-RELAY_DOMAIN = "example.invalid"  # RFC 2606: can never be a real destination
 LOGIN_ATTEMPTS = 3
 LOGIN_DELAY_FLOOR = 1.0  # seconds: a failed login answered faster invites guessing
 
@@ -41,6 +41,9 @@ def probe_starttls_injection(target: AuditTarget) -> list[Finding]:
             return [skipped("starttls-injection", "the server does not offer STARTTLS")]
         smtp.conn.send(b"STARTTLS\r\nNOOP\r\n")
         code, lines = smtp.reply()
+        if code // 100 == 5:  # e.g. Exim's 554 synchronization error: nothing to inject into
+            summary = f"refuses STARTTLS with input pipelined after it ({text(lines)})"
+            return [Finding("starttls-injection", "ok", summary, smtp.evidence)]
         if code != 220:
             raise ProbeError(f"STARTTLS refused: {text(lines)}")
         if leftover := smtp.conn.take_buffered():
@@ -68,69 +71,6 @@ def _injection_finding(discarded: bool, evidence: tuple[str, ...]) -> Finding:
         "before the handshake (Postfix and Exim do; aiosmtpd from 1.4.6)",
         ExitStatus.PROTOCOL,
     )
-
-
-# --- open-relay ---------------------------------------------------------------------
-
-
-def relay_tests(server_ip: str, server_domain: str) -> list[tuple[str, str]]:
-    """nmap's smtp-open-relay set: (MAIL FROM, RCPT TO) toward RELAY_DOMAIN."""
-    user, relay, ip, host = "relaytest", RELAY_DOMAIN, f"[{server_ip}]", server_domain
-    senders = ["", f"antispam@{ip}", f"antispam@{host}"]
-    tests = [(sender, f"{user}@{relay}") for sender in senders]
-    for rcpt in (
-        f"{user}%{relay}@{ip}",
-        f"{user}%{relay}@{host}",
-        f'"{user}@{relay}"',
-        f'"{user}%{relay}"',
-        f"{user}@{relay}@{ip}",
-        f'"{user}@{relay}"@{ip}',
-        f"{user}@{relay}@{host}",
-        f"@{ip}:{user}@{relay}",
-        f"@{host}:{user}@{relay}",
-        f"{relay}!{user}",
-        f"{relay}!{user}@{ip}",
-        f"{relay}!{user}@{host}",
-        f"{user}@{relay}%{host}",
-    ):
-        tests.append((f"antispam@{ip}", rcpt))
-    return tests
-
-
-def probe_open_relay(target: AuditTarget) -> list[Finding]:
-    """Each RCPT form once, RSET between, never DATA."""
-    with SmtpDialog.open(target) as smtp:
-        ip = smtp.conn.sock.getpeername()[0]
-        domain = domain_of(target.audit_rcpt) if target.audit_rcpt else target.endpoint.host
-        accepted = []
-        for sender, rcpt in relay_tests(ip, domain):
-            if smtp.command(f"MAIL FROM:<{sender}>")[0] == 250:
-                if smtp.command(f"RCPT TO:<{rcpt}>")[0] // 100 == 2:
-                    accepted.append(rcpt)
-                smtp.command("RSET")
-        inside = inside_reason(smtp.conn)  # while the socket is open: it asks its addresses
-        smtp.quit()
-        return [grade_relay(accepted, inside, smtp.evidence)]
-
-
-def grade_relay(accepted: list[str], inside: str | None, evidence: tuple[str, ...]) -> Finding:
-    fix = (
-        "Postfix: smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, "
-        "reject_unauth_destination with a mynetworks of only your own hosts; Exim: "
-        "relay_from_hosts and the acl_smtp_rcpt 'require verify = recipient' / domains"
-    )
-    if not accepted:
-        summary = f"no relaying toward {RELAY_DOMAIN} (all {len(relay_tests('', ''))} forms)"
-        return Finding("open-relay", "ok", summary, evidence)
-    forms = ", ".join(f"<{a}>" for a in dict.fromkeys(accepted[:6]))
-    if inside is not None:
-        summary = (
-            f"relaying accepted without AUTH ({forms}), but {inside}: this address is "
-            "probably in the server's trusted networks (mynetworks); test from outside"
-        )
-        return Finding("open-relay", "warn", summary, evidence, fix)
-    summary = f"open relay: recipients at {RELAY_DOMAIN} accepted without AUTH ({forms})"
-    return Finding("open-relay", "fail", summary, evidence, fix, ExitStatus.PROTOCOL)
 
 
 # --- user-enumeration ---------------------------------------------------------------
@@ -252,7 +192,7 @@ def _offers_early_pipelining(smtp: SmtpDialog) -> bool:
         smtp.ehlo()
     except ProbeError:
         return False
-    return "pipe_connect" in smtp.features or "x_pipe_connect" in smtp.features
+    return bool(smtp.features.keys() & {"pipeconnect", "pipe_connect", "x_pipe_connect"})
 
 
 # --- null-sender --------------------------------------------------------------------

@@ -66,7 +66,7 @@ def identify(protocol: str, greeting: bytes, capabilities: Mapping[str, str]) ->
 
 def _smtp_behaviour(capabilities: Mapping[str, str]) -> str:
     """Banners are often rewritten; some EHLO keywords only one MTA offers."""
-    if "pipe_connect" in capabilities or "x_pipe_connect" in capabilities:
+    if capabilities.keys() & {"pipeconnect", "pipe_connect", "x_pipe_connect"}:
         return "exim"
     if "etrn" in capabilities and "vrfy" in capabilities:
         return "postfix"

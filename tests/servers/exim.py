@@ -1,0 +1,210 @@
+"""A throwaway Exim 4.96 (Debian bookworm's exim4-daemon-light, GnuTLS) on 127.0.0.1.
+
+Exim conflicts with Postfix as a package, so it is never installed: scripts/setup keeps
+its .debs in .cache/debs and this module unpacks them once into .cache/exim. The daemon
+runs from there in private mount and PID namespaces (``unshare``), where overlays put the
+unpacked /usr over the real one (so Exim finds itself at its compiled-in
+/usr/sbin/exim4) and this server's files over /etc: /etc/exim4/exim4.conf (the first
+file of Exim's compiled-in configuration list, so no -C and no trusted-config question)
+and a passwd/group with Debian's ``Debian-exim`` system user and the local user
+``audit``. /var/mail is this server's ``mail`` directory.
+
+The configuration is Debian's exim4.conf.template as shipped, for an "internet site"
+(dc_eximconfig_configtype='internet') with TLS enabled (MAIN_TLS_ENABLE, this session's
+certificate): the macros update-exim4.conf would write, then ``settings`` (main-section
+options, e.g. the hardened variant's fixes), then the template. Exim's own defaults
+stay: smtp_accept_max 20, smtp_max_synprot_errors 3, PIPECONNECT advertised to all.
+Local mail for ``audit@exim.test`` goes to ``mail/audit`` (mbox, Debian's mail_spool);
+any other domain is refused ("relay not permitted"), so nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+from .certs import Certs
+from .ports import HOST, free_port, wait_for_greeting
+from .procs import kill_group, make_workdir
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+DEBS = REPOSITORY / ".cache" / "debs"
+UNPACKED = REPOSITORY / ".cache" / "exim"
+PACKAGES = ("exim4-base", "exim4-config", "exim4-daemon-light")
+DOMAIN = "exim.test"
+AUDIT_USER = "audit"
+EXIM_UID = 5201  # Debian-exim, which the daemon switches to
+AUDIT_UID = 5202
+UNSHARE = ["unshare", "--mount", "--pid", "--fork", "--kill-child"]
+# What Debian's hardened Exim needs to pass the audit: its GnuTLS priority string (an
+# openssl_options line makes the GnuTLS build refuse its configuration), and no early
+# pipelining (PIPECONNECT answers pipelined commands whatever smtp_enforce_sync says).
+HARDENED = {
+    "tls_require_ciphers": "NORMAL:-VERS-TLS1.0:-VERS-TLS1.1:-RSA:-SHA1",
+    "pipelining_connect_advertise_hosts": ":",
+}
+
+DAEMON = """\
+set -e
+mount --make-rprivate /
+mount -t overlay overlay -o lowerdir={unpacked}/usr:/usr /usr
+mount -t overlay overlay -o lowerdir={root}/etc:{unpacked}/etc:/etc /etc
+mount --bind {root}/mail /var/mail
+exec /usr/sbin/exim4 -bdf -oX {port} -q30m
+"""
+
+
+def unpack() -> Path:
+    """The unpacked packages (done once; scripts/setup downloaded the .debs)."""
+    marker = UNPACKED / ".unpacked"
+    if marker.exists():
+        return UNPACKED
+    staging = UNPACKED.with_name("exim.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for package in PACKAGES:
+        (deb,) = DEBS.glob(f"{package}_*.deb")
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(staging)], check=True)
+    (staging / ".unpacked").touch()
+    shutil.rmtree(UNPACKED, ignore_errors=True)
+    staging.rename(UNPACKED)
+    return UNPACKED
+
+
+def missing() -> str | None:
+    """Why Exim cannot run here (None: it can)."""
+    absent = [p for p in PACKAGES if not list(DEBS.glob(f"{p}_*.deb"))]
+    if absent:
+        return f"Exim's .debs are not in {DEBS} (scripts/setup): {', '.join(absent)}"
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) is missing"
+    return None
+
+
+class Exim:
+    """Exim with Debian's defaults plus ``settings`` (main-section options)."""
+
+    host = HOST
+    domain = DOMAIN
+    audit_address = f"{AUDIT_USER}@{DOMAIN}"
+
+    def __init__(self, certs: Certs, settings: Mapping[str, str] | None = None) -> None:
+        self.certs = certs
+        self.settings = dict(settings or {})
+        self.root = make_workdir("exim-")
+        self.smtp_port = free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def mainlog(self) -> str:
+        path = self.root / "log" / "mainlog"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def mailbox(self) -> bytes:
+        """The audit user's mbox: every message delivered to ``audit_address``."""
+        path = self.root / "mail" / AUDIT_USER
+        return path.read_bytes() if path.exists() else b""
+
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.mainlog()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{text!r} not in Exim's mainlog:\n{log}")
+            time.sleep(0.05)
+        return log
+
+    def __enter__(self) -> Exim:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def start(self) -> None:
+        unpacked = unpack()
+        self._write_files(unpacked)
+        script = DAEMON.format(unpacked=unpacked, root=self.root, port=self.smtp_port)
+        with (self.root / "stderr").open("wb") as stderr:
+            self._process = subprocess.Popen(
+                [*UNSHARE, "sh", "-c", script],
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=stderr,
+                start_new_session=True,
+            )
+        try:
+            wait_for_greeting(self.smtp_port, b"220 ", alive=self._alive)
+        except Exception as error:
+            self.stop()
+            output = (self.root / "stderr").read_text(errors="replace")
+            raise RuntimeError(f"Exim did not start:\n{output}\n{self.mainlog()}") from error
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        # SIGKILL to unshare ends the PID namespace and with it every Exim process.
+        kill_group(process.pid)
+        process.wait()
+
+    def _alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _write_files(self, unpacked: Path) -> None:
+        etc = self.root / "etc"
+        (etc / "exim4").mkdir(parents=True)
+        for name, owner in (("spool", EXIM_UID), ("log", EXIM_UID), ("mail", 0)):
+            (self.root / name).mkdir()
+            shutil.chown(self.root / name, owner, owner)
+        (self.root / "mail").chmod(0o1777)  # deliveries run as the local user
+        for name, source in (("exim.crt", self.certs.cert_pem), ("exim.key", self.certs.key_pem)):
+            shutil.copy(source, etc / "exim4" / name)
+            shutil.chown(etc / "exim4" / name, EXIM_UID, EXIM_UID)
+        template = (unpacked / "etc" / "exim4" / "exim4.conf.template").read_text()
+        (etc / "exim4" / "exim4.conf").write_text(self._macros() + template)
+        passwd = Path("/etc/passwd").read_text()
+        group = Path("/etc/group").read_text()
+        passwd += (
+            f"Debian-exim:x:{EXIM_UID}:{EXIM_UID}::/var/spool/exim4:/usr/sbin/nologin\n"
+            f"{AUDIT_USER}:x:{AUDIT_UID}:{AUDIT_UID}::/var/mail:/usr/sbin/nologin\n"
+        )
+        group += f"Debian-exim:x:{EXIM_UID}:\n{AUDIT_USER}:x:{AUDIT_UID}:\n"
+        (etc / "passwd").write_text(passwd)
+        (etc / "group").write_text(group)
+
+    def _macros(self) -> str:
+        """What update-exim4.conf writes for an internet site, then ``settings``."""
+        macros = {
+            "MAIN_LOCAL_INTERFACES": HOST,
+            "MAIN_HARDCODE_PRIMARY_HOSTNAME": f"mail.{DOMAIN}",
+            "MAIN_LOCAL_DOMAINS": f"@:localhost:{DOMAIN}",
+            "MAIN_RELAY_TO_DOMAINS": "",
+            "ETC_MAILNAME": DOMAIN,
+            "LOCAL_DELIVERY": "mail_spool",
+            "MAIN_RELAY_NETS": "",
+            "DCreadhost": "",
+            "DCsmarthost": "",
+            "DC_eximconfig_configtype": "internet",
+            "DCconfig_internet": "1",
+            "MAIN_TLS_ENABLE": "yes",
+            "SPOOLDIR": str(self.root / "spool"),
+        }
+        lines = [f"{name}={value}" for name, value in macros.items()]
+        lines.append(f"log_file_path = {self.root / 'log'}/%slog")
+        lines += [f"{name} = {value}" for name, value in self.settings.items()]
+        return "# Written by tests/servers/exim.py.\n" + "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # a manual look: python -m tests.servers.exim
+    from .certs import make_certs
+
+    with Exim(make_certs(make_workdir("exim-certs-"), "exim")) as server:
+        print(f"Exim on {HOST}:{server.smtp_port} (STARTTLS); mail for {server.audit_address}")
+        signal.pause()
