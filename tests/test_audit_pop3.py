@@ -20,8 +20,9 @@ from mailcli.check.pop3_probes import (
 from mailcli.endpoint import Endpoint, SecurityMode
 from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot
-from tests.servers.fixtures import DEFAULT_USERS, HARDENED_DOVECOT
+from tests.servers.fixtures import HARDENED_DOVECOT
 from tests.servers.ports import HOST
+from tests.servers.stack import DEFAULT_USERS
 from tests.servers.tlsserver import TlsServer, issue, server_context
 
 OUTSIDER = "127.0.0.2"  # another loopback address: not "the server's own address"
@@ -182,3 +183,34 @@ def test_dovecot_with_another_greeting_is_known_by_its_behaviour(certs: Certs) -
         ), auth.evidence
     assert auth.level == "info", auth
     assert "Dovecot" in auth.summary and "--source-address" in auth.summary
+
+
+DOVECOT_FINDINGS = {
+    "stls-injection": "ok",
+    "auth-before-tls": "fail",
+    "apop": "warn",
+    "banner": "ok",
+    "login-delay": "warn",
+    "tls-versions": "ok",
+    "weak-ciphers": "warn",
+    "certificate": "ok",
+    "software": "info",
+    "trusted-network": "info",
+}
+
+
+def test_three_audits_of_dovecot_agree_and_give_dovecots_fixes(
+    dovecot: Dovecot, certs: Certs
+) -> None:
+    from mailcli.check.audit import run_audit
+    from mailcli.check.limiter import ConnectionLimiter
+
+    for _ in range(3):
+        audit = target(dovecot.pop3_port, cafile=certs.ca_pem)._replace(limiter=ConnectionLimiter())
+        findings = run_audit(audit)
+        assert {f.id: f.level for f in findings} == DOVECOT_FINDINGS, findings
+        assert audit.limiter.most_held <= 2
+        for finding in findings:
+            if finding.level in ("fail", "warn"):
+                assert (finding.fix or "").startswith("Dovecot: "), finding
+                assert "no fix verified" not in (finding.fix or ""), finding
