@@ -94,3 +94,17 @@ def test_cli_audit_connections_is_bounded() -> None:
     check = Mailcli(Account(HOST, 25, security="none"))
     assert check("check", "smtp", "--audit", "--audit-connections", "0").code == 64
     assert check("check", "smtp", "--audit-connections", "2").code == 64  # needs --audit
+
+
+def test_a_local_catch_all_is_not_an_open_relay() -> None:
+    """`relaytest%example.invalid@server` and `example.invalid!relaytest@server` are the
+    server's own addresses: a catch-all accepts them and delivers them locally."""
+    with LimitedSmtp(catch_all=True) as server:
+        findings = by_id(run_audit(target(server.port), [probe_open_relay]))
+    relay = findings["open-relay"]
+    assert relay.level == "warn" and relay.cause == "local-form", relay
+    assert "<relaytest%example.invalid@limited.test>" in relay.summary
+    assert "<relaytest@example.invalid>" not in relay.summary
+    assert "no proof of relaying" in relay.summary
+    assert relay.fix and relay.fix.startswith("unknown server: general advice")
+    assert "relaying was accepted" not in findings["trusted-network"].summary

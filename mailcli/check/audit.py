@@ -10,7 +10,7 @@ relaying accepted without AUTH, the tester may be inside the server's trusted ne
 (Postfix's mynetworks), where a fixed server still looks vulnerable to smuggling and
 relays by design; the report says so (`trusted-network`). Only a relay finding
 (`warn` or `fail`) counts as relaying accepted: a `skipped` open-relay probe proved
-nothing.
+nothing, and neither did a form accepted that addresses the server itself.
 
 All connections of one audit share `target.limiter` (at most --audit-connections open at
 once; see limiter.py and raw.py for the back-off). Before the probes one connection
@@ -175,7 +175,12 @@ def _trusted_network(target: AuditTarget, findings: list[Finding]) -> list[Findi
     if local:
         reasons.append(local)
     relay = next(
-        (f for f in findings if f.id == "open-relay" and f.level in ("warn", "fail")), None
+        (
+            f
+            for f in findings
+            if f.id == "open-relay" and f.level in ("warn", "fail") and f.cause != "local-form"
+        ),
+        None,
     )
     if relay is not None and target.endpoint.user is None:
         reasons.append("relaying was accepted without AUTH")

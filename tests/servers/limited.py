@@ -5,7 +5,9 @@ CRLF.CRLF, RSET, NOOP, VRFY, QUIT; recipients only at its own domain) and counts
 connections it has open. `refuse_first` turns away the first N connections as a server at
 its limit does: `421` (Exim's smtp_accept_max), `close` (hang up before the greeting) or
 `silent` (never greet, like OpenSMTPD's delayed greeting); `refuse_all` does it to every
-connection.
+connection. `catch_all` accepts every recipient that addresses this server itself (its
+domain or address literal, or no domain), whatever its local part holds (`%`, `!`,
+quotes): a local catch-all, which relays nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ DOMAIN = "limited.test"
 
 
 class LimitedSmtp:
-    def __init__(self, fault: str = "421", refuse_first: int = 0, refuse_all: bool = False):
+    def __init__(
+        self,
+        fault: str = "421",
+        refuse_first: int = 0,
+        refuse_all: bool = False,
+        catch_all: bool = False,
+    ):
+        self.catch_all = catch_all
         self.fault = fault
         self.refuse_first = refuse_first
         self.refuse_all = refuse_all
@@ -44,14 +53,14 @@ class LimitedSmtp:
             refuse = self.refuse_all or self.accepted <= self.refuse_first
             self.refused += refuse
         if not refuse:
-            _serve(conn)
+            _serve(conn, self.catch_all)
         elif self.fault == "421":
             conn.send("421 4.3.2 too many connections, try again later")
         elif self.fault == "silent":
             conn.recv_line()  # until the client gives up and hangs up
 
 
-def _serve(conn: Conn) -> None:
+def _serve(conn: Conn, catch_all: bool) -> None:
     conn.send(f"220 {DOMAIN} ESMTP limited")
     while line := conn.recv_line():
         verb = line.split(" ")[0].upper()
@@ -61,7 +70,7 @@ def _serve(conn: Conn) -> None:
         if verb == "EHLO":
             conn.send(f"250-{DOMAIN}", "250-PIPELINING", "250 SIZE 100000")
         elif verb == "RCPT":
-            ours = line.rstrip(">").lower().endswith(f"@{DOMAIN}")
+            ours = _is_ours(line.partition(":")[2].strip("<> "), catch_all)
             conn.send("250 ok" if ours else "554 5.7.1 relay access denied")
         elif verb == "DATA":
             conn.send("354 go ahead")
@@ -74,6 +83,13 @@ def _serve(conn: Conn) -> None:
             conn.send("250 ok")
         else:
             conn.send("502 5.5.1 not implemented")
+
+
+def _is_ours(address: str, catch_all: bool) -> bool:
+    _local, at, domain = address.rpartition("@")
+    if not catch_all:
+        return domain.lower() == DOMAIN
+    return not at or '"' in domain or domain.lower() in (DOMAIN, "[127.0.0.1]")
 
 
 def _message(conn: Conn) -> bool:
