@@ -14,7 +14,8 @@ import pytest
 from mailcli.check import limiter
 from mailcli.check.audit import run_audit
 from mailcli.check.findings import AuditTarget, Finding
-from mailcli.check.smtp_probes import probe_open_relay, probe_size_limit
+from mailcli.check.relay_probe import probe_open_relay
+from mailcli.check.smtp_probes import probe_size_limit
 from mailcli.endpoint import Endpoint
 from tests.helpers import Mailcli
 from tests.servers.accounts import Account
