@@ -106,6 +106,8 @@ FIXES: dict[str, dict[str, str]] = {
         "postfix": "smtpd_relay_restrictions = permit_mynetworks, "
         "permit_sasl_authenticated, reject_unauth_destination with a mynetworks of only "
         "your own hosts",
+        "opensmtpd": "remove 'match from local for any action \"relay\"' from smtpd.conf "
+        "(Debian's default: it relays for every local client)",
     },
     "open-relay:local-form": {
         "general": "these forms were accepted for local delivery (e.g. a catch-all), "

@@ -1,0 +1,176 @@
+"""A throwaway OpenSMTPD 6.8 (Debian bookworm's opensmtpd) on 127.0.0.1, cleartext.
+
+OpenSMTPD conflicts with Postfix as a package, so it is never installed: scripts/setup
+keeps its .deb in .cache/debs and this module unpacks it once into .cache/opensmtpd. The
+daemon runs in the foreground (``smtpd -d``) in private mount and PID namespaces, where
+overlays put the unpacked /usr over the real one, this server's files over /etc
+(smtpd.conf, aliases, mailname, a passwd/group with Debian's ``opensmtpd`` and
+``opensmtpq`` users and the local user ``audit``) and its chroot directory
+(/var/lib/opensmtpd/empty, compiled in) into /var/lib; tmpfs cover /var/spool (its
+queue) and /run (its control socket).
+
+The configuration is Debian's /etc/smtpd.conf as shipped (local delivery to ~/Maildir
+through /etc/aliases, and ``match from local for any action "relay"``) with only the
+listener moved to a loopback port: cleartext, as OpenSMTPD 6.8's TLS does not work with
+OpenSSL 3. ``without`` drops lines of it (the hardened variant's fix). The log is the
+daemon's stderr (``log()``). Nothing leaves the machine: the relay action would need
+DNS, which tests never reach (a relayed message only waits in the tmpfs queue).
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+from .ports import HOST, free_port, wait_for_greeting
+from .procs import kill_group, make_workdir
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+DEBS = REPOSITORY / ".cache" / "debs"
+UNPACKED = REPOSITORY / ".cache" / "opensmtpd"
+PACKAGE = "opensmtpd"
+AUDIT_USER = "audit"
+UIDS = {"opensmtpd": 5301, "opensmtpq": 5302, AUDIT_USER: 5303}
+UNSHARE = ["unshare", "--mount", "--pid", "--fork", "--kill-child"]
+RELAY_RULE = 'match from local for any action "relay"'
+# The one fix verified here: Debian's default relays for every local client.
+HARDENED_WITHOUT = (RELAY_RULE,)
+
+DAEMON = """\
+set -e
+mount --make-rprivate /
+mount -t overlay overlay -o lowerdir={unpacked}/usr:/usr /usr
+mount -t overlay overlay -o lowerdir={root}/etc:/etc /etc
+mount -t overlay overlay -o lowerdir={root}/varlib:/var/lib /var/lib
+mount -t tmpfs tmpfs /var/spool
+mount -t tmpfs tmpfs /run
+exec /usr/sbin/smtpd -d -f /etc/smtpd.conf
+"""
+
+
+def unpack() -> Path:
+    """The unpacked package (done once; scripts/setup downloaded the .deb)."""
+    marker = UNPACKED / ".unpacked"
+    if marker.exists():
+        return UNPACKED
+    staging = UNPACKED.with_name("opensmtpd.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    (deb,) = DEBS.glob(f"{PACKAGE}_*.deb")
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(staging)], check=True)
+    (staging / ".unpacked").touch()
+    shutil.rmtree(UNPACKED, ignore_errors=True)
+    staging.rename(UNPACKED)
+    return UNPACKED
+
+
+def missing() -> str | None:
+    """Why OpenSMTPD cannot run here (None: it can)."""
+    if not list(DEBS.glob(f"{PACKAGE}_*.deb")):
+        return f"OpenSMTPD's .deb is not in {DEBS} (scripts/setup)"
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) is missing"
+    return None
+
+
+class OpenSmtpd:
+    """OpenSMTPD with Debian's smtpd.conf, less the lines in ``without``."""
+
+    host = HOST
+    audit_address = f"{AUDIT_USER}@localhost"
+
+    def __init__(self, without: tuple[str, ...] = ()) -> None:
+        self.without = without
+        self.root = make_workdir("opensmtpd-")
+        self.smtp_port = free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def log(self) -> str:
+        path = self.root / "smtpd.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def delivered(self) -> list[Path]:
+        """The messages in the audit user's ~/Maildir/new."""
+        new = self.root / "home" / "Maildir" / "new"
+        return sorted(new.iterdir()) if new.is_dir() else []
+
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.log()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{text!r} not in OpenSMTPD's log:\n{log}")
+            time.sleep(0.05)
+        return log
+
+    def __enter__(self) -> OpenSmtpd:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def start(self) -> None:
+        unpacked = unpack()
+        self._write_files(unpacked)
+        script = DAEMON.format(unpacked=unpacked, root=self.root)
+        with (self.root / "smtpd.log").open("wb") as log:
+            self._process = subprocess.Popen(
+                [*UNSHARE, "sh", "-c", script],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        try:
+            wait_for_greeting(self.smtp_port, b"220 ", alive=self._alive)
+        except Exception as error:
+            self.stop()
+            raise RuntimeError(f"OpenSMTPD did not start:\n{self.log()}") from error
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        kill_group(process.pid)  # unshare's end ends the PID namespace and every daemon
+        process.wait()
+
+    def _alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _write_files(self, unpacked: Path) -> None:
+        etc, empty, home = self.root / "etc", self.root / "empty", self.root / "home"
+        for directory in (etc, empty, home, self.root / "varlib" / "opensmtpd" / "empty"):
+            directory.mkdir(parents=True)
+        shutil.chown(home, UIDS[AUDIT_USER], UIDS[AUDIT_USER])
+        shipped = (unpacked / "etc" / "smtpd.conf").read_text().splitlines()
+        config = [
+            f"listen on {HOST} port {self.smtp_port}" if line == "listen on localhost" else line
+            for line in shipped
+            if line not in self.without
+        ]
+        (etc / "smtpd.conf").write_text("\n".join(config) + "\n")
+        (etc / "aliases").write_text(f"root: {AUDIT_USER}\npostmaster: root\n")
+        (etc / "mailname").write_text("mail.opensmtpd.test\n")
+        passwd = Path("/etc/passwd").read_text()
+        group = Path("/etc/group").read_text()
+        for user, uid in UIDS.items():
+            directory = home if user == AUDIT_USER else empty
+            passwd += f"{user}:x:{uid}:{uid}::{directory}:/usr/sbin/nologin\n"
+            group += f"{user}:x:{uid}:\n"
+        (etc / "passwd").write_text(passwd)
+        (etc / "group").write_text(group)
+
+
+if __name__ == "__main__":  # a manual look: python -m tests.servers.opensmtpd
+    with OpenSmtpd() as server:
+        print(
+            f"OpenSMTPD on {HOST}:{server.smtp_port} (cleartext); mail for {server.audit_address}"
+        )
+        signal.pause()

@@ -1,0 +1,151 @@
+"""`check smtp --audit` against a real OpenSMTPD 6.8 (tests/servers/opensmtpd.py) with
+Debian's smtpd.conf, on its cleartext listener, and with the fix the audit gives applied.
+
+The audit once opened so many connections that OpenSMTPD delayed its greetings and the
+smuggling probe was always skipped, hiding that 6.8 ends DATA at a bare LF. Now the
+findings are the same three times over, nothing is skipped that applies, and each warn
+is confirmed with a raw socket; the hardened server runs the catalogue's fix.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from mailcli.check.audit import run_audit
+from mailcli.check.findings import AuditTarget, Finding
+from mailcli.check.limiter import ConnectionLimiter
+from mailcli.endpoint import Endpoint
+from tests.servers.opensmtpd import HARDENED_WITHOUT, RELAY_RULE, OpenSmtpd, missing
+from tests.servers.ports import HOST
+
+DEFAULT_LEVELS = {
+    "smuggling": "warn",  # ends DATA at a bare LF; the pipelined second message is refused
+    "starttls-injection": "skipped",  # cleartext listener: not applicable
+    "open-relay": "warn",  # relays for local clients; the tester is one (loopback)
+    "user-enumeration": "info",
+    "auth-before-tls": "ok",
+    "unauth-pipelining": "ok",
+    "null-sender": "ok",
+    "size-limit": "warn",
+    "login-delay": "skipped",
+}
+FIXED = {"open-relay": "ok"}
+ANNOUNCED_SIZE = 36700160  # OpenSMTPD's default max-message-size (35 MiB)
+
+
+@pytest.fixture(scope="module")
+def opensmtpd() -> Iterator[OpenSmtpd]:
+    _require()
+    with OpenSmtpd() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def hardened_opensmtpd() -> Iterator[OpenSmtpd]:
+    _require()
+    with OpenSmtpd(HARDENED_WITHOUT) as server:
+        yield server
+
+
+def _require() -> None:
+    """Skip without OpenSMTPD's .deb; under CI a missing server fails, never skips."""
+    reason = missing()
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (required when CI=true)", pytrace=False)
+    pytest.skip(reason)
+
+
+def audit(server: OpenSmtpd) -> list[Finding]:
+    endpoint = Endpoint(
+        protocol="smtp",
+        host=HOST,
+        port=server.smtp_port,
+        security="none",
+        user=None,
+        auth=None,
+        cafile=None,
+        insecure=False,
+        timeout=10.0,
+        password_command=None,
+        account=None,
+    )
+    limiter = ConnectionLimiter()
+    return run_audit(AuditTarget("smtp", endpoint, server.audit_address, None, 5.0, limiter))
+
+
+def levels(findings: list[Finding]) -> dict[str, str]:
+    return {f.id: f.level for f in findings if f.id in DEFAULT_LEVELS}
+
+
+@pytest.fixture(scope="module")
+def default_audits(opensmtpd: OpenSmtpd) -> list[list[Finding]]:
+    return [audit(opensmtpd) for _ in range(3)]
+
+
+def test_three_audits_give_the_same_findings(default_audits: list[list[Finding]]) -> None:
+    runs = [levels(findings) for findings in default_audits]
+    assert runs[0] == DEFAULT_LEVELS, runs[0]
+    assert runs[1] == runs[0] and runs[2] == runs[0], runs
+    for findings in default_audits:
+        assert "audit-incomplete" not in {f.id for f in findings}
+        software = next(f for f in findings if f.id == "software")
+        assert software.summary.startswith("server software: OpenSMTPD")
+
+
+def _session(server: OpenSmtpd) -> tuple[socket.socket, Iterator[bytes]]:
+    sock = socket.create_connection((HOST, server.smtp_port), timeout=10)
+    lines = iter(sock.makefile("rb"))
+    assert next(lines).startswith(b"220 ")
+    return sock, lines
+
+
+def _ask(sock: socket.socket, lines: Iterator[bytes], command: bytes) -> bytes:
+    sock.sendall(command + b"\r\n")
+    while (line := next(lines))[3:4] == b"-":
+        pass
+    return line
+
+
+def test_a_bare_lf_dot_lf_ends_data(opensmtpd: OpenSmtpd) -> None:
+    sock, lines = _session(opensmtpd)
+    with sock:
+        _ask(sock, lines, b"EHLO raw.invalid")
+        _ask(sock, lines, f"MAIL FROM:<{opensmtpd.audit_address}>".encode())
+        _ask(sock, lines, f"RCPT TO:<{opensmtpd.audit_address}>".encode())
+        assert _ask(sock, lines, b"DATA").startswith(b"354")
+        sock.sendall(b"Subject: bare LF end (raw socket)\r\n\r\nbody\n.\n")
+        assert next(lines).startswith(b"250 "), "the bare LF.LF did not end DATA"
+
+
+def test_an_oversized_size_is_accepted_and_local_clients_relay(opensmtpd: OpenSmtpd) -> None:
+    sock, lines = _session(opensmtpd)
+    with sock:
+        assert f"SIZE {ANNOUNCED_SIZE}".encode() in b"".join(_ehlo(sock, lines))
+        oversized = f"MAIL FROM:<{opensmtpd.audit_address}> SIZE={ANNOUNCED_SIZE + 1}"
+        assert _ask(sock, lines, oversized.encode()).startswith(b"250 ")
+        assert _ask(sock, lines, b"RCPT TO:<relaytest@example.invalid>").startswith(b"250 ")
+        _ask(sock, lines, b"RSET")
+
+
+def _ehlo(sock: socket.socket, lines: Iterator[bytes]) -> list[bytes]:
+    sock.sendall(b"EHLO raw.invalid\r\n")
+    answer = [next(lines)]
+    while answer[-1][3:4] == b"-":
+        answer.append(next(lines))
+    return answer
+
+
+def test_the_fix_given_turns_open_relay_ok(
+    default_audits: list[list[Finding]], hardened_opensmtpd: OpenSmtpd
+) -> None:
+    relay = next(f for f in default_audits[0] if f.id == "open-relay")
+    assert (relay.fix or "").startswith("OpenSMTPD: ") and RELAY_RULE in (relay.fix or "")
+    runs = [levels(audit(hardened_opensmtpd)) for _ in range(3)]
+    assert runs[0] == {**DEFAULT_LEVELS, **FIXED}, runs[0]
+    assert runs[1] == runs[0] and runs[2] == runs[0], runs
