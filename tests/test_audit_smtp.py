@@ -255,7 +255,7 @@ def test_user_enumeration_through_vrfy_warns(
     finding = probe_user_enumeration(audit)[0]
     assert finding.level == "warn" and "VRFY" in finding.summary
     assert any(line.startswith("S: 252") for line in finding.evidence)
-    assert "disable_vrfy_command = yes" in (finding.fix or "")
+    assert "disable_vrfy_command = yes" in (fix_for("user-enumeration", "postfix") or "")
 
 
 def test_probes_that_need_a_recipient_are_skipped_without_one(

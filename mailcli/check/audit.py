@@ -99,8 +99,8 @@ def _outcome(probe: Probe, run: Background[list[Finding]], deadline: float) -> l
 
 
 def _with_fix(finding: Finding, software: str) -> Finding:
-    """A warn or fail (or an info that advises) gets the catalogue's fix for the
-    software that answered."""
+    """A warn or fail (or an info with a cause, or with a probe's own advice) gets the
+    catalogue's fix for the software that answered."""
     advises = finding.fix is not None or finding.cause
     if finding.level in ("ok", "skipped") or (finding.level == "info" and not advises):
         return finding

@@ -132,15 +132,14 @@ def grade_relay(tally: Tally, inside: str | None) -> Finding:
         )
         return Finding("open-relay", "warn", summary, evidence, cause="local-form")
     forms = ", ".join(f"<{a}>" for a in dict.fromkeys(foreign[:6]))
-    fix = "relay only for your own hosts and authenticated clients"
     if inside is not None:
         summary = (
             f"relaying accepted without AUTH ({forms}), but {inside}: this address is "
             "probably in the server's trusted networks (mynetworks); test from outside"
         )
-        return Finding("open-relay", "warn", summary, evidence, fix)
+        return Finding("open-relay", "warn", summary, evidence)
     summary = f"open relay: recipients at {RELAY_DOMAIN} accepted without AUTH ({forms})"
-    return Finding("open-relay", "fail", summary, evidence, fix, ExitStatus.PROTOCOL)
+    return Finding("open-relay", "fail", summary, evidence, None, ExitStatus.PROTOCOL)
 
 
 def _untested(tally: Tally) -> str:

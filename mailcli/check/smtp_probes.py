@@ -2,7 +2,9 @@
 
 Nothing here sends DATA (only `smuggling.py` does, and only to --audit-rcpt); every
 transaction a probe opens ends with RSET, every conversation with QUIT. Each read is
-bounded by the target's probe timeout, and a probe makes a fixed number of them.
+bounded by the target's probe timeout, and a probe makes a fixed number of them. Probes
+give no fix: the audit takes it from the catalogue (software.py), for the software that
+answered.
 """
 
 from __future__ import annotations
@@ -67,8 +69,7 @@ def _injection_finding(discarded: bool, evidence: tuple[str, ...]) -> Finding:
         "answered, inside TLS, a NOOP sent in clear with STARTTLS: commands can be "
         "injected into the encrypted session (CVE-2011-0411, 'NO STARTTLS')",
         evidence,
-        "upgrade the server: after STARTTLS it must discard everything received "
-        "before the handshake (Postfix and Exim do; aiosmtpd from 1.4.6)",
+        None,  # the audit's fix catalogue gives it, for the software that answered
         ExitStatus.PROTOCOL,
     )
 
@@ -104,8 +105,6 @@ def _grade_enumeration(telling: list[str], rcpt_tells: bool, evidence: tuple[str
             "warn",
             f"{' and '.join(telling)} tell existing addresses from unknown ones",
             evidence,
-            "Postfix: disable_vrfy_command = yes (Postfix has no EXPN); Exim: no "
-            "acl_smtp_vrfy/acl_smtp_expn accept (the default denies them)",
         )
     if rcpt_tells:
         return Finding(
@@ -114,8 +113,7 @@ def _grade_enumeration(telling: list[str], rcpt_tells: bool, evidence: tuple[str
             "VRFY/EXPN tell nothing; RCPT accepts existing addresses and refuses unknown "
             "ones (inherent to SMTP): limit the rate of guesses",
             evidence,
-            "Postfix: smtpd_client_recipient_rate_limit, smtpd_hard_error_limit, "
-            "postscreen; Exim: ratelimit ACLs",
+            None,
             cause="rcpt",
         )
     return Finding("user-enumeration", "ok", "no answer tells users apart", evidence)
@@ -133,17 +131,10 @@ def probe_auth_before_tls(target: AuditTarget) -> list[Finding]:
     if not mechanisms:
         return [Finding("auth-before-tls", "ok", "no AUTH offered before TLS", smtp.evidence)]
     summary = f"AUTH {mechanisms} offered before STARTTLS: passwords can travel in clear"
-    fix = (
-        "Postfix: smtpd_tls_auth_only = yes; Exim: "
-        "auth_advertise_hosts = ${if eq{$tls_in_cipher}{}{}{*}}"
-    )
     if target.endpoint.port == 25:
-        return [
-            Finding(
-                "auth-before-tls", "info", f"{summary} (port 25: MTA-to-MTA)", smtp.evidence, fix
-            )
-        ]
-    return [Finding("auth-before-tls", "fail", summary, smtp.evidence, fix, ExitStatus.PROTOCOL)]
+        summary += " (port 25: MTA-to-MTA)"
+        return [Finding("auth-before-tls", "info", summary, smtp.evidence, cause="port-25")]
+    return [Finding("auth-before-tls", "fail", summary, smtp.evidence, None, ExitStatus.PROTOCOL)]
 
 
 # --- unauth-pipelining --------------------------------------------------------------
@@ -175,7 +166,6 @@ def probe_unauth_pipelining(target: AuditTarget) -> list[Finding]:
                     "warn",
                     summary,
                     smtp.evidence,
-                    "refuse commands sent before the server's reply allows them",
                     cause="pipe-connect" if early else "",
                 )
             ]
@@ -218,8 +208,7 @@ def probe_null_sender(target: AuditTarget) -> list[Finding]:
             f"the null sender is refused ({text(rcpt[1])}): bounces and DSNs to this "
             "server are lost (RFC 5321 section 4.5.1 and 6.1)",
             smtp.evidence,
-            "accept MAIL FROM:<> (Postfix: no check_sender_access entry for <>, mind "
-            "smtpd_null_access_lookup_key) and a postmaster address (virtual_alias_maps)",
+            None,
             ExitStatus.PROTOCOL,
         )
     ]
@@ -241,10 +230,9 @@ def probe_size_limit(target: AuditTarget) -> list[Finding]:
     if code in (552, 452):
         summary = f"a declared size over the announced {announced} is refused at MAIL"
         return [Finding("size-limit", "ok", summary, smtp.evidence)]
-    fix = "Postfix: message_size_limit (SIZE is then enforced at MAIL); Exim: message_size_limit"
     if code // 100 == 2:
         summary = f"SIZE={int(announced) + 1} accepted although {announced} is announced"
-        return [Finding("size-limit", "warn", summary, smtp.evidence, fix)]
+        return [Finding("size-limit", "warn", summary, smtp.evidence)]
     summary = f"MAIL refused for another reason: {text(lines)}"
     return [Finding("size-limit", "info", summary, smtp.evidence)]
 
@@ -279,8 +267,6 @@ def probe_login_delay(target: AuditTarget) -> list[Finding]:
                 f"failed logins answered in {median:.3f} s (median of {len(seconds)}): "
                 "password guessing runs at full speed",
                 evidence,
-                "Dovecot: auth_failure_delay = 2 secs (the default); Postfix: "
-                "smtpd_error_sleep_time, smtpd_soft_error_limit; fail2ban; Exim: ratelimit",
             )
         ]
     summary = f"failed logins are slowed down ({median:.3f} s median)"

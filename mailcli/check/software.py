@@ -119,7 +119,6 @@ FIXES: dict[str, dict[str, str]] = {
     },
     "user-enumeration:rcpt": {
         "general": "limit the rate of RCPT guesses (rate limits, tarpitting, fail2ban)",
-        "postfix": "smtpd_client_recipient_rate_limit, smtpd_hard_error_limit, postscreen",
     },
     "auth-before-tls": {
         "general": "offer AUTH only after STARTTLS",
@@ -141,11 +140,9 @@ FIXES: dict[str, dict[str, str]] = {
     },
     "size-limit": {
         "general": "enforce the announced SIZE at MAIL (refuse a larger declared size)",
-        "postfix": "message_size_limit (SIZE is then enforced at MAIL)",
     },
     "login-delay": {
         "general": "slow down failed logins and block repeated failures (fail2ban)",
-        "postfix": "smtpd_error_sleep_time, smtpd_soft_error_limit; fail2ban",
         "dovecot": "auth_failure_delay = 2 secs (the default), and no nodelay passdb extra",
     },
     "tls-versions": {
@@ -172,8 +169,6 @@ FIXES: dict[str, dict[str, str]] = {
     "certificate": {
         "general": "serve the leaf with its intermediates, for the name clients use, with "
         "an RSA key of 2048 bits or more (or ECDSA), and renew before it expires",
-        "postfix": "smtpd_tls_chain_files = key.pem, fullchain.pem (the leaf with its "
-        "intermediates, for the name clients use), and renew before it expires",
         "dovecot": "ssl_cert = <fullchain.pem (the leaf with its intermediates, for the "
         "name clients use), and renew before it expires",
     },
