@@ -109,3 +109,23 @@ def test_a_local_catch_all_is_not_an_open_relay() -> None:
     assert "no proof of relaying" in relay.summary
     assert relay.fix and relay.fix.startswith("unknown server: general advice")
     assert "relaying was accepted" not in findings["trusted-network"].summary
+
+
+def test_open_relay_sends_from_audit_from() -> None:
+    with LimitedSmtp() as server:
+        findings = by_id(
+            run_audit(target(server.port, audit_from="me@limited.test"), [probe_open_relay])
+        )
+    assert findings["open-relay"].cause == "local-form"  # only its own domain accepted
+    senders = {line for line in server.server.received if line.startswith("MAIL FROM:")}
+    assert senders == {
+        "MAIL FROM:<>",
+        "MAIL FROM:<antispam@[127.0.0.1]>",
+        "MAIL FROM:<me@limited.test>",
+    }
+
+
+def test_cli_audit_from_needs_audit() -> None:
+    check = Mailcli(Account(HOST, 25, security="none"))
+    assert check("check", "smtp", "--audit-from", "me@example.org").code == 64
+    assert check("check", "smtp", "--audit", "--audit-from", "not an address").code == 64

@@ -52,6 +52,12 @@ def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     help="An address at this server that you own: the only recipient probes may use.",
 )
 @click.option(
+    "--audit-from",
+    metavar="ADDR",
+    callback=_address,
+    help="A sender this server accepts, for the open-relay probe (default: --audit-rcpt).",
+)
+@click.option(
     "--source-address",
     metavar="IP",
     callback=_ip_address,
@@ -77,6 +83,7 @@ def check(
     audit_rcpt: str | None,
     source_address: str | None,
     audit_connections: int | None,
+    audit_from: str | None,
 ) -> int:
     """Connect and report banner, TLS and certificate, capabilities and AUTH before and
     after TLS, optionally a login; with --audit, probe for known weaknesses (smuggling,
@@ -84,9 +91,9 @@ def check(
     the first fail's status, else 0). --quit-after applies to POP3."""
     from mailcli.check.report import run_check
 
-    if (audit_rcpt or source_address or audit_connections) and not audit:
+    if (audit_rcpt or audit_from or source_address or audit_connections) and not audit:
         raise click.UsageError(
-            "--audit-rcpt, --source-address and --audit-connections need --audit"
+            "--audit-rcpt, --audit-from, --source-address and --audit-connections need --audit"
         )
     endpoint = app.endpoint(protocol, connection)
     report = run_check(
@@ -96,7 +103,7 @@ def check(
         password=app.credential(endpoint),
         transcript=app.transcript(),
         quit_after=app.quit_after if protocol == "pop3" else None,
-        audit=_audit_target(endpoint, audit_rcpt, source_address, audit_connections)
+        audit=_audit_target(endpoint, audit_rcpt, audit_from, source_address, audit_connections)
         if audit
         else None,
     )
@@ -112,14 +119,20 @@ def check(
 
 
 def _audit_target(
-    endpoint: Endpoint, rcpt: str | None, source: str | None, connections: int | None
+    endpoint: Endpoint,
+    rcpt: str | None,
+    sender: str | None,
+    source: str | None,
+    connections: int | None,
 ) -> AuditTarget:
     from mailcli.check.findings import AuditTarget
     from mailcli.check.limiter import DEFAULT_CONNECTIONS, ConnectionLimiter
 
     timeout = min(endpoint.timeout, AUDIT_PROBE_TIMEOUT)
     limiter = ConnectionLimiter(connections or DEFAULT_CONNECTIONS)
-    return AuditTarget(endpoint.protocol, endpoint, rcpt, source, timeout, limiter)
+    return AuditTarget(
+        endpoint.protocol, endpoint, rcpt, source, timeout, limiter, audit_from=sender
+    )
 
 
 def _evidence(app: AppContext, report: CheckReport) -> None:
