@@ -185,3 +185,12 @@ def _s_client(server: Exim, version: str, ciphers: str) -> bool:
         timeout=30,
     )  # fmt: skip
     return done.returncode == 0 and b"CONNECTION ESTABLISHED" in done.stderr
+
+
+def test_openssl_options_makes_debians_exim_refuse_its_config(certs: Certs) -> None:
+    """Why the catalogue gives Exim a GnuTLS priority string: the OpenSSL-build fix
+    (openssl_options) stops Debian's GnuTLS-built Exim from starting at all."""
+    _require()
+    with pytest.raises(RuntimeError) as refused, Exim(certs, {"openssl_options": "+no_tlsv1"}):
+        pass
+    assert "openssl_options is set but we're using GnuTLS" in str(refused.value), refused.value

@@ -1,8 +1,8 @@
 """A throwaway Exim 4.96 (Debian bookworm's exim4-daemon-light, GnuTLS) on 127.0.0.1.
 
 Exim conflicts with Postfix as a package, so it is never installed: scripts/setup keeps
-its .debs in .cache/debs and this module unpacks them once into .cache/exim. The daemon
-runs from there in private mount and PID namespaces (``unshare``), where overlays put the
+its .debs in .cache/debs and tests/servers/debs.py unpacks them once into .cache/exim.
+The daemon runs from there in private mount and PID namespaces, where overlays put the
 unpacked /usr over the real one (so Exim finds itself at its compiled-in
 /usr/sbin/exim4) and this server's files over /etc: /etc/exim4/exim4.conf (the first
 file of Exim's compiled-in configuration list, so no -C and no trusted-config question)
@@ -28,19 +28,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+from . import debs
 from .certs import Certs
 from .ports import HOST, free_port, wait_for_greeting
 from .procs import kill_group, make_workdir
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-DEBS = REPOSITORY / ".cache" / "debs"
-UNPACKED = REPOSITORY / ".cache" / "exim"
 PACKAGES = ("exim4-base", "exim4-config", "exim4-daemon-light")
 DOMAIN = "exim.test"
 AUDIT_USER = "audit"
 EXIM_UID = 5201  # Debian-exim, which the daemon switches to
 AUDIT_UID = 5202
-UNSHARE = ["unshare", "--mount", "--pid", "--fork", "--kill-child"]
 # What Debian's hardened Exim needs to pass the audit: its GnuTLS priority string (an
 # openssl_options line makes the GnuTLS build refuse its configuration), and no early
 # pipelining (PIPECONNECT answers pipelined commands whatever smtp_enforce_sync says).
@@ -50,40 +47,14 @@ HARDENED = {
 }
 
 DAEMON = """\
-set -e
-mount --make-rprivate /
-mount -t overlay overlay -o lowerdir={unpacked}/usr:/usr /usr
-mount -t overlay overlay -o lowerdir={root}/etc:{unpacked}/etc:/etc /etc
 mount --bind {root}/mail /var/mail
 exec /usr/sbin/exim4 -bdf -oX {port} -q30m
 """
 
 
-def unpack() -> Path:
-    """The unpacked packages (done once; scripts/setup downloaded the .debs)."""
-    marker = UNPACKED / ".unpacked"
-    if marker.exists():
-        return UNPACKED
-    staging = UNPACKED.with_name("exim.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for package in PACKAGES:
-        (deb,) = DEBS.glob(f"{package}_*.deb")
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(staging)], check=True)
-    (staging / ".unpacked").touch()
-    shutil.rmtree(UNPACKED, ignore_errors=True)
-    staging.rename(UNPACKED)
-    return UNPACKED
-
-
 def missing() -> str | None:
-    """Why Exim cannot run here (None: it can)."""
-    absent = [p for p in PACKAGES if not list(DEBS.glob(f"{p}_*.deb"))]
-    if absent:
-        return f"Exim's .debs are not in {DEBS} (scripts/setup): {', '.join(absent)}"
-    if shutil.which("unshare") is None:
-        return "unshare (util-linux) is missing"
-    return None
+    """Why it cannot run here (None: it can)."""
+    return debs.missing(PACKAGES)
 
 
 class Exim:
@@ -128,12 +99,13 @@ class Exim:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def start(self) -> None:
-        unpacked = unpack()
+        unpacked = debs.unpack("exim", PACKAGES)
         self._write_files(unpacked)
-        script = DAEMON.format(unpacked=unpacked, root=self.root, port=self.smtp_port)
+        mounts = debs.MOUNTS.format(unpacked=unpacked, config=self.root / "etc")
+        script = mounts + DAEMON.format(root=self.root, port=self.smtp_port)
         with (self.root / "stderr").open("wb") as stderr:
             self._process = subprocess.Popen(
-                [*UNSHARE, "sh", "-c", script],
+                [*debs.NAMESPACES, "sh", "-c", script],
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,

@@ -1,7 +1,8 @@
 """A throwaway OpenSMTPD 6.8 (Debian bookworm's opensmtpd) on 127.0.0.1, cleartext.
 
 OpenSMTPD conflicts with Postfix as a package, so it is never installed: scripts/setup
-keeps its .deb in .cache/debs and this module unpacks it once into .cache/opensmtpd. The
+keeps its .deb in .cache/debs and tests/servers/debs.py unpacks it once into
+.cache/opensmtpd. The
 daemon runs in the foreground (``smtpd -d``) in private mount and PID namespaces, where
 overlays put the unpacked /usr over the real one, this server's files over /etc
 (smtpd.conf, aliases, mailname, a passwd/group with Debian's ``opensmtpd`` and
@@ -26,55 +27,27 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from . import debs
 from .ports import HOST, free_port, wait_for_greeting
 from .procs import kill_group, make_workdir
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-DEBS = REPOSITORY / ".cache" / "debs"
-UNPACKED = REPOSITORY / ".cache" / "opensmtpd"
-PACKAGE = "opensmtpd"
+PACKAGES = ("opensmtpd",)
 AUDIT_USER = "audit"
 UIDS = {"opensmtpd": 5301, "opensmtpq": 5302, AUDIT_USER: 5303}
-UNSHARE = ["unshare", "--mount", "--pid", "--fork", "--kill-child"]
 RELAY_RULE = 'match from local for any action "relay"'
 # The one fix verified here: Debian's default relays for every local client.
 HARDENED_WITHOUT = (RELAY_RULE,)
 
 DAEMON = """\
-set -e
-mount --make-rprivate /
-mount -t overlay overlay -o lowerdir={unpacked}/usr:/usr /usr
-mount -t overlay overlay -o lowerdir={root}/etc:/etc /etc
 mount -t overlay overlay -o lowerdir={root}/varlib:/var/lib /var/lib
 mount -t tmpfs tmpfs /var/spool
-mount -t tmpfs tmpfs /run
 exec /usr/sbin/smtpd -d -f /etc/smtpd.conf
 """
 
 
-def unpack() -> Path:
-    """The unpacked package (done once; scripts/setup downloaded the .deb)."""
-    marker = UNPACKED / ".unpacked"
-    if marker.exists():
-        return UNPACKED
-    staging = UNPACKED.with_name("opensmtpd.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    (deb,) = DEBS.glob(f"{PACKAGE}_*.deb")
-    subprocess.run(["dpkg-deb", "-x", str(deb), str(staging)], check=True)
-    (staging / ".unpacked").touch()
-    shutil.rmtree(UNPACKED, ignore_errors=True)
-    staging.rename(UNPACKED)
-    return UNPACKED
-
-
 def missing() -> str | None:
-    """Why OpenSMTPD cannot run here (None: it can)."""
-    if not list(DEBS.glob(f"{PACKAGE}_*.deb")):
-        return f"OpenSMTPD's .deb is not in {DEBS} (scripts/setup)"
-    if shutil.which("unshare") is None:
-        return "unshare (util-linux) is missing"
-    return None
+    """Why it cannot run here (None: it can)."""
+    return debs.missing(PACKAGES)
 
 
 class OpenSmtpd:
@@ -117,12 +90,13 @@ class OpenSmtpd:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def start(self) -> None:
-        unpacked = unpack()
+        unpacked = debs.unpack("opensmtpd", PACKAGES)
         self._write_files(unpacked)
-        script = DAEMON.format(unpacked=unpacked, root=self.root)
+        mounts = debs.MOUNTS.format(unpacked=unpacked, config=self.root / "etc")
+        script = mounts + DAEMON.format(root=self.root)
         with (self.root / "smtpd.log").open("wb") as log:
             self._process = subprocess.Popen(
-                [*UNSHARE, "sh", "-c", script],
+                [*debs.NAMESPACES, "sh", "-c", script],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
