@@ -214,3 +214,17 @@ def test_three_audits_of_dovecot_agree_and_give_dovecots_fixes(
             if finding.level in ("fail", "warn"):
                 assert (finding.fix or "").startswith("Dovecot: "), finding
                 assert "no fix verified" not in (finding.fix or ""), finding
+
+
+def test_the_trusted_network_note_claims_dovecots_exception_only_for_dovecot(
+    tmp_path: Path,
+) -> None:
+    """Over loopback the note still says the tester may be inside; what looks different
+    there is Dovecot's own-address exception only when Dovecot answered."""
+    from mailcli.check.audit import run_audit
+
+    cert = issue(tmp_path, "courierlike")
+    with TlsServer(server_context(cert), greeting=b"+OK Hello there.") as server:
+        findings = run_audit(target(server.port, source=None), probes=[])
+    (note,) = [f for f in findings if f.id == "trusted-network"]
+    assert "loopback" in note.summary and "Dovecot" not in note.summary, note

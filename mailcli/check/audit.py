@@ -82,7 +82,7 @@ def run_audit(target: AuditTarget, probes: list[Probe] | None = None) -> list[Fi
         *graded,
         identity.finding,
         *_incomplete(graded),
-        *_trusted_network(target, findings),
+        *_trusted_network(target, findings, identity.software),
     ]
 
 
@@ -169,7 +169,7 @@ def _with_fail_status(findings: list[Finding]) -> list[Finding]:
     ]
 
 
-def _trusted_network(target: AuditTarget, findings: list[Finding]) -> list[Finding]:
+def _trusted_network(target: AuditTarget, findings: list[Finding], software: str) -> list[Finding]:
     reasons = []
     local = _local_vantage(target)
     if local:
@@ -188,19 +188,27 @@ def _trusted_network(target: AuditTarget, findings: list[Finding]) -> list[Findi
         return []
     summary = (
         f"the tester may be inside the server's trusted networks ({'; '.join(reasons)}): "
-        f"{_INSIDE_EFFECT[target.protocol]}; to know, run again from another host, or "
+        f"{_inside_effect(target.protocol, software)}; to know, run again from another host, or "
         "with --source-address from an address outside them"
     )
     return [Finding("trusted-network", "info", summary)]
 
 
-# What looks different from inside the trusted networks, per protocol.
-_INSIDE_EFFECT = {
-    "smtp": "smuggling and open-relay can look worse than from outside (Postfix exempts "
-    "mynetworks from smtpd_forbid_bare_newline and relays for it)",
-    "pop3": "auth-before-tls can look better than from outside (Dovecot treats a client "
-    "on its own address as secure and allows cleartext logins there)",
-}
+def _inside_effect(protocol: str, software: str) -> str:
+    """What looks different from inside the trusted networks. Of the POP3 servers only
+    Dovecot is known to treat its own address as secure; for the others the note says
+    only that access rules may differ."""
+    if protocol == "smtp":
+        return (
+            "smuggling and open-relay can look worse than from outside (Postfix exempts "
+            "mynetworks from smtpd_forbid_bare_newline and relays for it)"
+        )
+    if software == "dovecot":
+        return (
+            "auth-before-tls can look better than from outside (Dovecot treats a client "
+            "on its own address as secure and allows cleartext logins there)"
+        )
+    return "access rules (firewalls, per-address limits) may differ from outside"
 
 
 def _local_vantage(target: AuditTarget) -> str | None:
