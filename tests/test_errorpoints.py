@@ -91,8 +91,9 @@ def enumerate_fetch(
 
 # What the enumeration still finds, by destination (a strict xfail: it must fail).
 FETCH_DEFECTS = {
-    "mbox": "mbox: EIO/ENOSPC at the dot-lock, journal, batch file, state folder fsync and "
-    "closes is 70; a failed unlink leaves the dot-lock's .part or the batch file",
+    "mbox": "mbox: 70, not 74, for EIO at the unlink of the dot-lock (its .part or "
+    "dest.lock) or of the journal, ENOSPC opening the mbox, ENOSPC at the fsync of the "
+    "state folder, EIO at the batch file's ftruncate",
 }
 
 
@@ -297,8 +298,9 @@ def retr_test(dovecot: Dovecot, tmp_path: Path, budget: int | None) -> None:
 
 
 RETR_DEFECT = ep.defect(
-    "retr -o: ENOSPC/EIO at the temporary's open, rename or the folder's fsync is 70; "
-    "ENOSPC at its write is 69 'cannot connect ... No space left on device'"
+    "retr -o: 70, not 74, for ENOSPC at the temporary's open, its fsync, the rename and "
+    "the folder's fsync, EIO at the temporary's close; ENOSPC at its write is 69 "
+    "'cannot connect to HOST:PORT: No space left on device' (the POP3 guard's mapping)"
 )
 
 
