@@ -23,6 +23,7 @@ import errno
 import fcntl
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -40,6 +41,16 @@ def write_error(exc: OSError, what: str) -> MailcliError:
     if exc.errno in _FULL:
         return LocalIOError(f"cannot write {what}: {exc.strerror}{where}")
     return CantCreateError(f"cannot write {what}: {exc.strerror}{where}")
+
+
+@contextlib.contextmanager
+def file_errors(what: str) -> Iterator[None]:
+    """`with file_errors("the output file X"):` an OSError inside is `write_error`'s
+    73/74, never left for a network layer that would take it for its own."""
+    try:
+        yield
+    except OSError as exc:
+        raise write_error(exc, what) from exc
 
 
 CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

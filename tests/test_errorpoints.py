@@ -297,21 +297,12 @@ def retr_test(dovecot: Dovecot, tmp_path: Path, budget: int | None) -> None:
     ep.enumerate_errors("retr -o", count, case, budget, RETR_INVARIANTS, tmp_path)
 
 
-RETR_DEFECT = ep.defect(
-    "retr -o: 70, not 74, for ENOSPC at the temporary's open, its fsync, the rename and "
-    "the folder's fsync, EIO at the temporary's close; ENOSPC at its write is 69 "
-    "'cannot connect to HOST:PORT: No space left on device' (the POP3 guard's mapping)"
-)
-
-
-@RETR_DEFECT
 def test_retr_output_survives_an_error_at_every_class_boundary(
     dovecot: Dovecot, tmp_path: Path
 ) -> None:
     retr_test(dovecot, tmp_path, cp.budget())
 
 
-@RETR_DEFECT
 @pytest.mark.soak
 def test_retr_output_survives_every_error_at_every_point(dovecot: Dovecot, tmp_path: Path) -> None:
     retr_test(dovecot, tmp_path, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -240,7 +241,10 @@ def capa(app: AppContext, /, connection: ConnectionOptions) -> None:
 
 
 class _destination:
-    """stdout (binary) or a file written atomically; optionally CRLF -> LF."""
+    """stdout (binary) or a file written atomically; optionally CRLF -> LF. The file's
+    OSErrors become 73/74 here, before the POP3 session, which takes an OSError inside
+    its exchange for a network failure, can see them: a full disk is not "cannot
+    connect"."""
 
     def __init__(self, app: AppContext, output: str | None, *, lf: bool) -> None:
         self.app = app
@@ -261,7 +265,7 @@ class _destination:
         try:
             # Held: no signal lands between the file's creation and `self._handle`
             # knowing it; one that waited lands after, in here, and the file goes.
-            with held():
+            with held(), self._file_errors():
                 self._handle = PartialFile(Path(self.output))
             return self._writer()
         except BaseException:
@@ -269,20 +273,48 @@ class _destination:
                 self._handle.discard()
             raise
 
+    def _file_errors(self) -> contextlib.AbstractContextManager[None]:
+        from mailcli.fsutil import file_errors
+
+        return file_errors(f"the output file {self.output}")
+
     def _writer(self) -> Callable[[bytes], None]:
+        from mailcli.fsutil import write_error
         from mailcli.pop3.multiline import LfWriter
 
+        write: Callable[[bytes], None] = self._handle.write
+        if self.output is not None:
+            inner = write
+
+            def write(data: bytes) -> None:
+                try:
+                    inner(data)
+                except OSError as exc:
+                    raise write_error(exc, f"the output file {self.output}") from exc
+
         if not self.lf:
-            return self._handle.write  # type: ignore[no-any-return]
-        self._lf = LfWriter(self._handle.write)
+            return write
+        self._lf = LfWriter(write)
         return self._lf.write  # type: ignore[no-any-return]
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        if self._lf is not None:
-            self._lf.flush()
         if self.output is None:
+            if self._lf is not None:
+                self._lf.flush()
             self._handle.flush()
-        elif exc_type is None:
-            self._handle.commit()
-        else:
-            self._handle.discard()
+            return
+        if exc_type is not None:
+            # The temporary goes all the same (discard's finally); the error in flight
+            # says what went wrong, not a close that failed after it.
+            with contextlib.suppress(OSError):
+                self._handle.discard()
+            return
+        try:
+            with self._file_errors():
+                if self._lf is not None:
+                    self._lf.flush()
+                self._handle.commit()
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self._handle.discard()
+            raise
