@@ -34,13 +34,14 @@ PRIVATE_DIR = 0o700
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EIO)
 
 
-def write_error(exc: OSError, what: str) -> MailcliError:
-    """A failed local write: a full disk or an I/O error is 74, anything else (read-only,
-    permissions, a file where a folder should be) is 73."""
+def write_error(exc: OSError, what: str, *, doing: str = "write") -> MailcliError:
+    """A failed local write (or `doing`: "remove"): a full disk or an I/O error is 74,
+    anything else (read-only, permissions, a file where a folder should be) is 73."""
     where = f" ({exc.filename})" if exc.filename else ""
+    message = f"cannot {doing} {what}: {exc.strerror}{where}"
     if exc.errno in _FULL:
-        return LocalIOError(f"cannot write {what}: {exc.strerror}{where}")
-    return CantCreateError(f"cannot write {what}: {exc.strerror}{where}")
+        return LocalIOError(message)
+    return CantCreateError(message)
 
 
 @contextlib.contextmanager

@@ -90,11 +90,7 @@ def enumerate_fetch(
 
 
 # What the enumeration still finds, by destination (a strict xfail: it must fail).
-FETCH_DEFECTS = {
-    "mbox": "mbox: 70, not 74, for EIO at the unlink of the dot-lock (its .part or "
-    "dest.lock) or of the journal, ENOSPC opening the mbox, ENOSPC at the fsync of the "
-    "state folder, EIO at the batch file's ftruncate",
-}
+FETCH_DEFECTS: dict[str, str] = {}
 
 
 def fetch_kinds(*modes: bool) -> list[object]:

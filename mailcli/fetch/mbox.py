@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mailcli.errors import CantCreateError, TempFailError
+from mailcli.errors import CantCreateError, MailcliError, TempFailError
 from mailcli.fetch.destination import MessageWriter, NoJournal
 from mailcli.fetch.mboxjournal import (
     Entry,
@@ -41,6 +41,7 @@ from mailcli.fsutil import (
     PRIVATE_FILE,
     atomic_write,
     close_and_remove,
+    file_errors,
     fsync_directory,
     write_error,
 )
@@ -71,15 +72,17 @@ class Mbox(NoJournal):
         try:
             # The one descriptor this run has on the mbox: closing any other would drop
             # the fcntl lock. Positions come from fstat, never from a file object.
-            self._fd = os.open(path, os.O_RDWR)
-            info = os.fstat(self._fd)
+            with file_errors(f"the mbox {path}"):
+                self._fd = os.open(path, os.O_RDWR)
+                info = os.fstat(self._fd)
             self._identity = (info.st_dev, info.st_ino)
             self.journal = journal_path(self.state_dir, *self._identity)
             self._refuse_foreign_journal()
         except BaseException:
             with contextlib.suppress(OSError, AttributeError):
                 os.close(self._fd)
-            self._lock.release()
+            with contextlib.suppress(MailcliError):  # the error in flight says why
+                self._lock.release()
             raise
         self._batch = _BatchFile(self.state_dir, self.owner)
         self._journaled = False
@@ -100,14 +103,15 @@ class Mbox(NoJournal):
         """Settle every journal this account's killed runs left (`mboxjournal.settle`),
         each on its own file; `delivered_keys()` then names the messages found whole,
         and `batch_recorded()` removes the journals once fetch has recorded them."""
-        for path, journal in owned_journals(self.state_dir, self.owner):
-            if (journal.dev, journal.ino) == self._identity:
-                keys = settle(journal, path, self._fd)
-            else:
-                keys = _settle_elsewhere(path, journal, self.lock_wait)
-            self._recovered.update(keys)
-            self._settled.append((path, journal.batch))
-        self._batch.remove_leftovers(keep={batch for _, batch in self._settled})
+        with file_errors(f"the mbox {self.path} (settling a killed fetch's batch)"):
+            for path, journal in owned_journals(self.state_dir, self.owner):
+                if (journal.dev, journal.ino) == self._identity:
+                    keys = settle(journal, path, self._fd)
+                else:
+                    keys = _settle_elsewhere(path, journal, self.lock_wait)
+                self._recovered.update(keys)
+                self._settled.append((path, journal.batch))
+            self._batch.remove_leftovers(keep={batch for _, batch in self._settled})
 
     def delivered_keys(self) -> set[str]:
         return set(self._recovered)
@@ -143,7 +147,14 @@ class Mbox(NoJournal):
 
     def batch_recorded(self) -> None:
         """The batch's (or the recovered batches') UIDs are in the state file: their
-        journals are no longer needed; the batch file is emptied for the next batch."""
+        journals are no longer needed; the batch file is emptied for the next batch.
+        A failure here (73/74) stops the run with every message durable and recorded;
+        a journal left behind names only whole messages, which the next run keeps
+        (`mboxjournal.settle`), and a batch file no journal names it removes."""
+        with file_errors(f"the mbox journal or batch file in {self.state_dir}"):
+            self._drop_journals()
+
+    def _drop_journals(self) -> None:
         if self._journaled:
             self._remove_journals([(self.journal, self._batch.path)])
             self._journaled = False
@@ -168,7 +179,7 @@ class Mbox(NoJournal):
             self._batch.close()
         with contextlib.suppress(OSError):
             os.close(self._fd)
-        self._lock.release()
+        self._lock.release()  # a dot-lock left behind is 74: other programs wait for it
 
 
 def _settle_elsewhere(path: Path, journal: Journal, lock_wait: float) -> list[str]:

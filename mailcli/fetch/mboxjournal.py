@@ -11,6 +11,8 @@ bytes.
 Recovery (`settle`) removes only bytes it can prove this batch wrote into this file:
 - a message whose bytes at [start, end) hash as journaled was delivered: it is kept,
   and its key reported so that fetch records its UID instead of fetching it again;
+- when every message is whole, the batch's append was complete: bytes after it are
+  never ours, and nothing is touched (however the batch file changed since);
 - after the last such message (at E), bytes that are exactly a prefix of the batch's
   remaining bytes are ours, cut short by the crash: the file is truncated back to E;
 - bytes that share nothing with our next message beyond its `From ` line were written by
@@ -116,7 +118,10 @@ def settle(journal: Journal, path: Path, fd: int) -> list[str]:
             break
         delivered.append(entry.key)
         end = entry.end
-    if size > end:
+    # Every message whole: the batch wrote exactly [size, end), so whatever follows is
+    # not its bytes (another program's mail; a journal whose removal failed after the
+    # batch was recorded, its batch file since reused or removed). Nothing to cut.
+    if size > end and len(delivered) < len(journal.entries):
         _cut_what_is_ours(journal, path, fd, end, size)
     return delivered
 

@@ -34,7 +34,10 @@ class MboxLock:
 
     def __init__(self, path: Path, *, wait: float = 0.0) -> None:
         self.dotlock = path.with_name(path.name + ".lock")
-        self._fd = os.open(path, os.O_RDWR)
+        try:
+            self._fd = os.open(path, os.O_RDWR)
+        except OSError as exc:
+            raise write_error(exc, f"the mbox {path}") from exc
         deadline = time.monotonic() + wait
         try:
             while (held := self._try()) is not None:
@@ -73,20 +76,36 @@ class MboxLock:
             finally:
                 os.close(fd)  # its failure (a full disk) is a failed write too
         except OSError as exc:
-            mine.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the disk's first error is the one to tell
+                mine.unlink(missing_ok=True)
             raise write_error(exc, f"the dot-lock {self.dotlock}") from exc
+        taken = False
         try:
-            for _ in range(2):
-                try:
-                    os.link(mine, self.dotlock)
-                    return True
-                except FileExistsError:
-                    if not self._stale():
-                        return False
-                    self.dotlock.unlink(missing_ok=True)
-            return False
+            taken = self._link(mine)
+        except OSError as exc:  # a full disk at the link, or at a stale lock's removal
+            raise write_error(exc, f"the dot-lock {self.dotlock}") from exc
         finally:
-            mine.unlink(missing_ok=True)
+            try:
+                mine.unlink(missing_ok=True)
+            except OSError as exc:
+                # Holding the dot-lock with its temporary stuck beside it: let the lock
+                # go, the disk's error says why (the temporary holds our PID, nothing else).
+                if taken:  # else left holding our PID: stale for the next run
+                    with contextlib.suppress(OSError):
+                        self.dotlock.unlink(missing_ok=True)
+                raise write_error(exc, f"the dot-lock's temporary {mine}", doing="remove") from exc
+        return taken
+
+    def _link(self, mine: Path) -> bool:
+        for _ in range(2):
+            try:
+                os.link(mine, self.dotlock)
+                return True
+            except FileExistsError:
+                if not self._stale():
+                    return False
+                self.dotlock.unlink(missing_ok=True)
+        return False
 
     def _stale(self) -> bool:
         try:
@@ -99,8 +118,13 @@ class MboxLock:
         return age > STALE_AFTER
 
     def release(self) -> None:
+        """Both locks go. A dot-lock that cannot be removed (a failing disk) is 73/74:
+        other mail programs wait for it until they judge it stale (procmail: 1024 s);
+        our next run finds our dead PID in it and removes it at once."""
         try:
             self.dotlock.unlink(missing_ok=True)
+        except OSError as exc:
+            raise write_error(exc, f"the dot-lock {self.dotlock}", doing="remove") from exc
         finally:
             with contextlib.suppress(OSError):  # dropped all the same; nothing to lose
                 os.close(self._fd)  # closing drops the fcntl lock

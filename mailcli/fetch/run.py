@@ -174,8 +174,13 @@ def fetch_mail(
                     read_only=options.dry_run,
                 )
                 summary = Fetcher(pop, store, state, name, options, progress).run()
-        finally:
-            store.close()
+        except BaseException:
+            # A lock that cannot be let go (an mbox dot-lock on a failing disk) is an
+            # error of its own, but never one that hides the error in flight.
+            with contextlib.suppress(MailcliError, OSError):
+                store.close()
+            raise
+        store.close()
     return summary, store.description
 
 

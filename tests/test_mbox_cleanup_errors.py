@@ -1,0 +1,69 @@
+"""What a fetch into an mbox leaves when removing its own files fails (EIO), through
+the real CLI against Dovecot: the journal of a batch already recorded, the dot-lock.
+The run ends 74 with one error line; the next run takes what was left for what it is
+(a journal whose messages are all whole proves nothing after them is ours; a dot-lock
+holding a dead PID is stale), keeps mail another program appended meanwhile, and
+completes exactly once."""
+
+from __future__ import annotations
+
+import mailbox as mailboxes
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Mailcli, drop
+from tests.servers import require
+from tests.servers.fixtures import Mailbox
+from tests.test_fetch_disk_full import (
+    EXPECTED,
+    MESSAGES,
+    Fault,
+    delivered_ids,
+    destination,
+    environment,
+    fetch_argv,
+    injected,
+    leftovers,
+    occurrence,
+)
+
+FOREIGN = b"From someone@example.test Mon Dec  7 06:00:00 2026\nSubject: local\n\nlocal mail\n\n"
+
+# The last batch's journal, removed once its UIDs are recorded; the dot-lock, at the end.
+UNLINKS = [
+    Fault("unlink", r"mbox-\d+-\d+\.journal", "EIO", "mbox"),
+    Fault("unlink", r"/inbox\.lock\"", "EIO", "mbox"),
+]
+
+
+def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("fault", UNLINKS, ids=["journal", "dot-lock"])
+def test_a_file_that_could_not_be_removed_is_74_and_the_next_run_completes_exactly_once(
+    mailcli: Mailcli, mailbox: Mailbox, tmp_path: Path, fault: Fault
+) -> None:
+    require("strace")
+    drop(mailbox, range(MESSAGES))
+    when = occurrence(mailcli, fault, tmp_path / "scratch", -1)
+    home = tmp_path / "home"
+    env = environment(mailcli, home)
+    argv = fetch_argv(mailcli, "mbox", home, "--delete")
+    failed = injected(argv, env, f"{fault.inject}:when={when}")
+    assert failed.returncode == 74, failed.stderr
+    lines = failed.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mailcli: error: "), lines
+    # Another program delivers before the next run: after the batch the journal names.
+    with destination("mbox", home).open("ab") as inbox:
+        inbox.write(FOREIGN)
+    again = run(argv, env)
+    assert again.returncode == 0, again.stderr
+    assert delivered_ids("mbox", home) == EXPECTED  # exactly once
+    local = [m for m in mailboxes.mbox(destination("mbox", home)) if m["Subject"] == "local"]
+    assert len(local) == 1
+    assert mailcli.server_count() == 0
+    assert leftovers(home) == []
+    assert not list(home.rglob("*.journal"))
