@@ -1,9 +1,9 @@
 """What a fetch into an mbox leaves when removing its own files fails (EIO), through
-the real CLI against Dovecot: the journal of a batch already recorded, the dot-lock.
-The run ends 74 with one error line; the next run takes what was left for what it is
-(a journal whose messages are all whole proves nothing after them is ours; a dot-lock
-holding a dead PID is stale), keeps mail another program appended meanwhile, and
-completes exactly once."""
+the real CLI against Dovecot: the journal of a batch already recorded, the dot-lock,
+the dot-lock's temporary. The run ends 74 with one error line; the next run takes what
+was left for what it is (a journal whose messages are all whole proves nothing after
+them is ours; a dot-lock or its temporary holding a dead PID is stale, and goes), keeps
+mail another program appended meanwhile, and completes exactly once."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ FOREIGN = b"From someone@example.test Mon Dec  7 06:00:00 2026\nSubject: local\n
 UNLINKS = [
     Fault("unlink", r"mbox-\d+-\d+\.journal", "EIO", "mbox"),
     Fault("unlink", r"/inbox\.lock\"", "EIO", "mbox"),
+    # The dot-lock's temporary, once linked: it holds our PID, dead by the next run.
+    Fault("unlink", r"/\.inbox\.lock\.[0-9a-f]+\.part\"", "EIO", "mbox"),
 ]
 
 
@@ -42,7 +44,7 @@ def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
-@pytest.mark.parametrize("fault", UNLINKS, ids=["journal", "dot-lock"])
+@pytest.mark.parametrize("fault", UNLINKS, ids=["journal", "dot-lock", "dot-lock-temporary"])
 def test_a_file_that_could_not_be_removed_is_74_and_the_next_run_completes_exactly_once(
     mailcli: Mailcli, mailbox: Mailbox, tmp_path: Path, fault: Fault
 ) -> None:

@@ -18,7 +18,9 @@ procmail's LOCKTIMEOUT. So a fetch killed with -9 does not block the next one.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -51,6 +53,7 @@ class MboxLock:
         except BaseException:
             os.close(self._fd)
             raise
+        self._remove_stale_temporaries()
 
     def _try(self) -> str | None:
         """Both locks, or neither and what holds us up."""
@@ -117,6 +120,17 @@ class MboxLock:
             return not _process_alive(int(text))
         return age > STALE_AFTER
 
+    def _remove_stale_temporaries(self) -> None:
+        """Our dot-lock temporaries that a killed run or a failing disk left behind.
+        Each holds its creator's PID: one whose process is gone is removed (under both
+        locks, so no run of ours is between creating and linking one); one another
+        program's run is still writing is kept. Best effort: never fails the run."""
+        pattern = f".{glob.escape(self.dotlock.name)}.*.part"
+        for path in self.dotlock.parent.glob(pattern):
+            with contextlib.suppress(OSError, ValueError):
+                if _holder(path) is False:
+                    path.unlink()
+
     def release(self) -> None:
         """Both locks go. A dot-lock that cannot be removed (a failing disk) is 73/74:
         other mail programs wait for it until they judge it stale (procmail: 1024 s);
@@ -128,6 +142,20 @@ class MboxLock:
         finally:
             with contextlib.suppress(OSError):  # dropped all the same; nothing to lose
                 os.close(self._fd)  # closing drops the fcntl lock
+
+
+def _holder(path: Path) -> bool | None:
+    """Whether the process named in a dot-lock temporary is alive; None when the file
+    names none (being written, or not ours). Never through a link, never blocking on a
+    FIFO: only a regular file is read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        text = os.read(fd, 32).decode("ascii").strip()
+    finally:
+        os.close(fd)
+    return _process_alive(int(text)) if text.isdigit() and int(text) > 0 else None
 
 
 def _process_alive(pid: int) -> bool:
