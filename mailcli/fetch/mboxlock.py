@@ -12,7 +12,10 @@ stall both until our bound ran out.
 A dot-lock left behind is stale, as procmail judges one: ours (and dotlockfile's) hold
 the PID of their holder, and one whose process is gone is removed at once; any other
 (procmail's are empty) is removed once its last change is older than 1024 s,
-procmail's LOCKTIMEOUT. So a fetch killed with -9 does not block the next one.
+procmail's LOCKTIMEOUT. So a fetch killed with -9 does not block the next one. Our
+hidden temporaries (`.FILE.lock.HEX.part`, the PID, linked to the dot-lock) that a kill
+or a failing disk left are removed the same way once their process is gone. A dot-lock
+that cannot be removed at the end is 73/74: other programs wait for it until it is stale.
 """
 
 from __future__ import annotations
