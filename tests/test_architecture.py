@@ -240,3 +240,15 @@ def test_the_pop3_session_hands_out_no_wire() -> None:
             continue
         returned = typing.get_type_hints(function).get("return")
         assert not (inspect.isclass(returned) and issubclass(returned, poplib.POP3)), name
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test code lives in tests/helpers.py, tests/servers/ or a harness module
+    (crashpoints, errorpoints, fetchcases, ...), never in a test module: importing one
+    would also collect its tests' module-level state into another's run."""
+    tests = Path(__file__).resolve().parent
+    offenders = {
+        path.name: sorted(m for m in imports_of(path) if m.startswith("tests.test_"))
+        for path in sorted(tests.rglob("*.py"))
+    }
+    assert {name: found for name, found in offenders.items() if found} == {}

@@ -32,14 +32,14 @@ from pathlib import Path
 import pytest
 
 from tests import crashpoints as cp
+from tests.fetchcases import MESSAGES, Case, adding_users, check, server_message
 from tests.helpers import MAILCLI
 from tests.servers import require
 from tests.servers.dovecot import Dovecot
-from tests.test_crashpoints import MESSAGES, Case, _adding_users, check, server_message
 
 
 def new_case(dovecot: Dovecot, root: Path, kind: str) -> Case:
-    with _adding_users:
+    with adding_users:
         return Case(dovecot, root, kind, delete=True)
 
 

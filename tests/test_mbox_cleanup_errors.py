@@ -13,10 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Mailcli, drop
-from tests.servers import require
-from tests.servers.fixtures import Mailbox
-from tests.test_fetch_disk_full import (
+from tests.diskfull import (
     EXPECTED,
     MESSAGES,
     Fault,
@@ -28,6 +25,9 @@ from tests.test_fetch_disk_full import (
     leftovers,
     occurrence,
 )
+from tests.helpers import Mailcli, drop
+from tests.servers import require
+from tests.servers.fixtures import Mailbox
 
 FOREIGN = b"From someone@example.test Mon Dec  7 06:00:00 2026\nSubject: local\n\nlocal mail\n\n"
 

@@ -1,0 +1,190 @@
+"""The fetch case of the crash-point enumeration: a mailbox on the test Dovecot with
+MESSAGES numbered messages, a destination seeded with foreign mail, and the invariants
+checked after a run completed (`check`, `lost_by_server`, `refused_to_guess`). Shared by
+the crash-point and the race tests."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests import crashpoints as cp
+from tests.servers.dovecot import Dovecot
+
+MESSAGES = 12
+BATCH = "4"
+_users = itertools.count(1)
+# Cases run side by side (cp.map_cases); adding a Dovecot user also rewrites Postfix's
+# mailbox map when Postfix runs, which is not safe to do twice at once.
+adding_users = threading.Lock()
+
+
+def server_message(number: int) -> bytes:
+    """What the server holds (LF here; Dovecot sends CRLF): a From_ line to quote, a
+    dot line to stuff; sizes from 0.1 to 20 KiB, so that buffered writes flush inside a
+    batch and a batch fetched again is not as long as the part a crash left."""
+    padding = "".join(f"line {line} of {number}\n" for line in range(number * 137 % 1200))
+    return (
+        f"From: s@example.test\nSubject: crash {number}\nMessage-ID: <c{number}@example.test>\n"
+        f"\nbody {number}\nFrom the start of a line\n.a dot line\n>From quoted\n{padding}"
+        f"end {number}\n"
+    ).encode()
+
+
+def foreign_message(tag: str) -> bytes:
+    return f"Subject: foreign {tag}\n\nnot from this server ({tag})\nFrom here too\n".encode()
+
+
+def mbox_entry(body: bytes) -> bytes:
+    quoted = re.sub(rb"(?m)^(>*From )", rb">\1", body)
+    return b"From foreign@example.test Thu Jan  1 00:00:00 2025\n" + quoted + b"\n"
+
+
+def mbox_messages(data: bytes) -> list[bytes]:
+    """Split an mboxrd file into message bodies (From_ line dropped, quoting undone)."""
+    parts = re.split(rb"(?:^|\n\n)From [^\n]*\n", data)
+    if parts and parts[0] == b"":
+        parts = parts[1:]
+    elif parts:  # bytes before the first From_ line: not a message at all
+        parts[0] = b"<<garbage before the first From_ line>>" + parts[0]
+    bodies = [part + b"\n" if not part.endswith(b"\n") else part for part in parts]
+    if bodies:  # the last message keeps its separator line
+        bodies[-1] = bodies[-1][:-1] if bodies[-1].endswith(b"\n\n") else bodies[-1]
+    return [re.sub(rb"(?m)^>(>*From )", rb"\1", body) for body in bodies]
+
+
+@dataclass
+class Case:
+    """One crash point's world: a fresh Dovecot user with MESSAGES messages, a private
+    HOME, a destination pre-seeded with foreign mail."""
+
+    dovecot: Dovecot
+    root: Path
+    kind: str
+    delete: bool
+
+    def __post_init__(self) -> None:
+        self.user = f"cp{next(_users)}"
+        self.dovecot.add_user(self.user, "pw")
+        for number in range(MESSAGES):
+            self.dovecot.drop_message(self.user, server_message(number))
+        self.root.mkdir(parents=True)
+        self.env = cp.base_env(self.root, MAILCLI_PASSWORD="pw", MAILCLI_FETCH_BATCH=BATCH)
+        self.dest = self.root / "dest"
+        self.foreign = [foreign_message(f"before {n}") for n in range(2)]
+        self.busy: dict[Path, bytes] = {}  # another program's files in tmp/
+        self._seed()
+
+    def _seed(self) -> None:
+        if self.kind == "mbox":
+            self.dest.write_bytes(b"".join(mbox_entry(m) for m in self.foreign))
+            return
+        for sub in ("tmp", "new", "cur"):
+            (self.dest / sub).mkdir(parents=True)
+        for number, data in enumerate(self.foreign):
+            (self.dest / "cur" / f"1.foreign{number}.host:2,S").write_bytes(data)
+
+    @property
+    def spec(self) -> str:
+        if self.kind == "mda":  # atomic per message, as a real MDA would be
+            return f"mda:f=$(mktemp {self.dest}/tmp/m.XXXXXX) && cat > $f && mv $f {self.dest}/new/"
+        return f"{self.kind}:{self.dest}"
+
+    @property
+    def args(self) -> list[str]:
+        where = ["--host", "127.0.0.1", "--port", str(self.dovecot.pop3_port)]
+        mode = ["--delete"] if self.delete else []
+        return [
+            "fetch",
+            *mode,
+            "--to",
+            self.spec,
+            *where,
+            "--security",
+            "none",
+            "--user",
+            self.user,
+        ]
+
+    def append_foreign(self, tag: str) -> None:
+        """Someone else delivers while the fetch lies dead (its dot-lock is stale); in a
+        Maildir another delivery is also half done (its file in tmp/ must stay as it is)."""
+        data = foreign_message(tag)
+        self.foreign.append(data)
+        if self.kind == "mbox":
+            with self.dest.open("ab") as handle:
+                handle.write(mbox_entry(data))
+            return
+        (self.dest / "new" / f"2.foreign-{tag}.host").write_bytes(data)
+        busy = self.dest / "tmp" / f"3.foreign-{tag}.host"
+        busy.write_bytes(data[:20])
+        self.busy[busy] = data[:20]
+
+    def in_flight(self) -> bool:
+        """The killed run left a batch unfinished: an mbox journal or batch file, or a
+        file of ours in the Maildir's tmp/."""
+        state = self.root / ".local" / "state" / "mailcli" / "fetch"
+        if self.kind == "mbox":
+            names = [p.name for p in state.iterdir()] if state.is_dir() else []
+            return any("journal" in name or "batch" in name for name in names)
+        return any(p not in self.busy for p in (self.dest / "tmp").iterdir())
+
+    def delivered(self) -> list[bytes]:
+        if self.kind == "mbox":
+            return mbox_messages(self.dest.read_bytes())
+        return [
+            p.read_bytes() for sub in ("new", "cur") for p in sorted((self.dest / sub).iterdir())
+        ]
+
+    def on_server(self) -> list[bytes]:
+        box = self.dovecot.maildir(self.user)
+        return [p.read_bytes() for sub in ("new", "cur") for p in (box / sub).iterdir()]
+
+
+def check(case: Case, crashes: int) -> list[str]:
+    """The invariants after the run that completed; [] when all hold."""
+    problems = []
+    got = Counter(case.delivered())
+    expected = {server_message(n) for n in range(MESSAGES)}
+    for data in case.foreign:
+        if got[data] != 1:
+            problems.append(f"foreign message seen {got[data]} times: {data[:30]!r}")
+    problems += [
+        f"another program's {p.name} in tmp/ touched"
+        for p, data in case.busy.items()
+        if not p.exists() or p.read_bytes() != data
+    ]
+    stray = [d for d in got if d not in expected and d not in case.foreign]
+    if stray:
+        problems.append(f"{len(stray)} truncated or foreign-bytes message(s): {stray[0][:60]!r}")
+    counts = [got[m] for m in expected]
+    # An MDA cannot tell what it already has: one duplicate per crash is documented.
+    extra = crashes if case.kind == "mda" else 0
+    if min(counts) < 1 or sum(counts) > MESSAGES + extra or max(counts) > 1 + extra:
+        problems.append(f"server messages delivered {sorted(counts)} times")
+    left = len(case.on_server())
+    if left != (0 if case.delete else MESSAGES):
+        problems.append(f"{left} message(s) left on the server")
+    return problems
+
+
+def lost_by_server(case: Case) -> list[str]:
+    """The server deleted only what is in the destination."""
+    have = set(case.delivered())
+    gone = {server_message(n) for n in range(MESSAGES)} - set(case.on_server())
+    return [f"deleted on the server but not delivered: {m[:40]!r}" for m in gone - have]
+
+
+def refused_to_guess(case: Case, final: cp.Run) -> bool:
+    """An mbox recovery that cannot prove which bytes are its own leaves the file as it
+    is and says so, naming it (documented exit, not 70): then every foreign message
+    must still be there, whole."""
+    if case.kind != "mbox" or final.code not in cp.DOCUMENTED_EXITS:
+        return False
+    named = str(case.dest).encode() in final.stderr
+    got = Counter(case.delivered())
+    return named and all(got[data] == 1 for data in case.foreign)
