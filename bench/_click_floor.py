@@ -5,7 +5,7 @@
                            with smtplib: STARTTLS, AUTH, MAIL/RCPT/DATA, QUIT
 
 What any click CLI pays (importing click) plus what the work costs in the standard library;
-mailcli's start-up is what it adds on top (issue 14, section 6). The connection comes from
+mailcli's start-up is what it adds on top. The connection comes from
 the environment: POP_HOST, POP_PORT, POP_USER, POP_PASSWORD, POP_CAFILE for `stat`;
 SMTP_HOST, SMTP_PORT, SMTP_FROM, SMTP_TO, SMTP_SUBJECT, SMTP_BODY, SMTP_CAFILE, SMTP_USER,
 SMTP_PASSWORD for `send`. Run by the Python mailcli is installed for (bench/.venv).

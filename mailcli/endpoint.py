@@ -55,7 +55,7 @@ def default_port(protocol: str, security: SecurityMode) -> int:
 class ConnectionOptions(NamedTuple):
     """What the command line said; None means "not given". NamedTuples (this and
     `Endpoint`): every network command builds the classes at import, and a frozen
-    dataclass costs ~0.7 ms to build (start-up, issue 14 section 6)."""
+    dataclass costs ~0.7 ms to build (start-up)."""
 
     host: str | None = None
     port: int | None = None

@@ -28,7 +28,7 @@ class Terminal(NamedTuple):
     """The process's streams and what they are connected to, asked once per run."""
 
     # A NamedTuple, not a frozen dataclass: built at every run's import, and a dataclass
-    # costs ~0.7 ms to build (start-up, issue 14 section 6).
+    # costs ~0.7 ms to build (start-up).
     stdin: TextIO
     stdout: TextIO
     stderr: TextIO

@@ -1,4 +1,4 @@
-"""`check smtp --audit` (issue 16): each SMTP probe against a Postfix configured to fail it
+"""`check smtp --audit`: each SMTP probe against a Postfix configured to fail it
 and one configured to pass it, and scripted servers for what Postfix cannot show
 (STARTTLS injection, a lenient end of DATA without the pipelining guard, a slow failed
 login). Outcomes never depend on machine speed: see `mailcli/check/smuggling.py`."""

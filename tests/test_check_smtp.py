@@ -1,5 +1,5 @@
 """`check smtp` as a `with SmtpSession(...)`: every path ends with QUIT, the TLS trace
-follows STARTTLS, and no credential leaves before TLS (issue 14, section 2)."""
+follows STARTTLS, and no credential leaves before TLS."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One source of help text, one terminal object, global flags from one place (issue 14, §4)."""
+"""One source of help text, one terminal object, global flags from one place."""
 
 from __future__ import annotations
 

@@ -112,7 +112,7 @@ def test_fetch_survives_a_kill_at_every_crash_point(
     enumerate_fetch(dovecot, tmp_path, kind, delete, None)
 
 
-# Defect 11: the random kill tests drew instants from the clock, so they passed or
+# The random kill tests once drew instants from the clock, so they passed or
 # failed by the machine's speed. This draws crash points, (syscall, N), from a counted
 # run of a bigger mailbox with a seeded RNG: the same seed kills at the same point
 # everywhere. MAILCLI_CRASH_SEED and MAILCLI_CRASH_SAMPLE choose the sample.

@@ -147,7 +147,7 @@ def queue_run_test(tmp_path: Path, factory: Factory, budget: int | None, *, refu
         server.data_reply = "554 5.7.1 refused for the crash test"
     template = queue_template(tmp_path)
     write_cron_config(template, server.port)
-    # Refused entries: the second crash between the two renames into failed/ (defect 5).
+    # Refused entries: the second crash between the two renames into failed/.
     second_point = cp.CrashPoint("rename", 2) if refuse else cp.CrashPoint("unlink", 1)
     allowed = sorted(cp.DOCUMENTED_EXITS)
 

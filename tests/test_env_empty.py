@@ -1,4 +1,4 @@
-"""`MAILCLI_*` variables set to the empty string (issue 13, item 10).
+"""`MAILCLI_*` variables set to the empty string.
 
 Where "none" is a meaningful value (the user, the password command) an empty variable
 means none: it clears what the config file says. Where it is not (host, port, security:

@@ -1,4 +1,4 @@
-"""The same mailbox reached another way is the same mailbox (issue 12, defect 10): port,
+"""The same mailbox reached another way is the same mailbox: port,
 TLS mode and host spelling do not change what was fetched; old state keeps working."""
 
 from __future__ import annotations

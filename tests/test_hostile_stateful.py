@@ -1,4 +1,4 @@
-"""A hostile POP3 server across sessions (issue 12): `fetch` run after `fetch` against a
+"""A hostile POP3 server across sessions: `fetch` run after `fetch` against a
 mailbox that stalls, hangs up at any octet of any reply, sends bare LF and bare CR, lies
 in LIST, changes, repeats and garbles UIDs, and deletes only at a successful QUIT.
 
@@ -84,7 +84,7 @@ BARE_LF_DOT = (
 
 
 def test_a_bare_lf_dot_line_is_fetched_whole_and_deleted_only_whole(tmp_path: Path) -> None:
-    """Defect 3 of issue 12: "\\n.\\n" ended the message; the cut copy was recorded and
+    """Once "\\n.\\n" ended the message; the cut copy was recorded and
     the --delete run removed the original from the server."""
     message = Message(1, BARE_LF_DOT)
     mailbox = FickleMailbox([message])
@@ -141,7 +141,7 @@ FAULT = st.one_of(
 
 
 def effective_uid(uid: bytes) -> bytes | None:
-    """The UID as fetch reads it from `n SP uid CRLF` (issue 12, defect 4: split on
+    """The UID as fetch reads it from `n SP uid CRLF` (split on
     ASCII space only, every other byte kept), or None when the line is malformed, which
     is a protocol error (76): no UID at all, or an LF inside it, which ends the line.
     Leading spaces belong to the separator and a trailing CR to the line end, so those

@@ -1,4 +1,4 @@
-"""Recovery of a killed mbox fetch (issue 12, defects 1, 2 and 9): it only ever removes
+"""Recovery of a killed mbox fetch: it only ever removes
 bytes this account's unrecorded batch wrote into that same file, and a dry run writes
 nothing anywhere.
 

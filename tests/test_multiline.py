@@ -59,7 +59,7 @@ def test_end_of_stream_before_terminator_is_tempfail() -> None:
 
 
 def test_a_bare_lf_dot_line_inside_a_crlf_message_is_data() -> None:
-    """Defect 3 of issue 12: "\\n.\\n" ended the message early; only CRLF "." CRLF ends it."""
+    """Once "\\n.\\n" ended the message early; only CRLF "." CRLF ends it."""
     message = b"Subject: x\r\n\r\nline\n.\nmore\r\n"
     # Written out, not stuff()ed: a server stuffs only lines that begin after a CRLF.
     out, rest, copier = copy(message + b".\r\n+OK next\r\n", 64)

@@ -1,4 +1,4 @@
-"""Issue 15's "Done when", end to end: log in once with `mailcli oauth login --browser`,
+"""OAuth2 unattended, end to end: log in once with `mailcli oauth login --browser`,
 then `mailcli send` and `mailcli fetch` run as cron would, for many runs, against the real
 Dovecot (oauth2 passdb) and Postfix through it, with the test authorization server.
 

@@ -1,6 +1,6 @@
 """A connection reset right after login is a temporary failure (75), never a bug (70).
 
-Issue 14: the first command after PASS was written outside the session's error
+The first command after PASS was once written outside the session's error
 translation, so a server that reset the connection between login and STAT made
 `mailcli stat` die with "internal error: ConnectionResetError" (70).
 

@@ -1,4 +1,4 @@
-"""The queue's bookkeeping and `queue run`'s stopping rule (issue 13, item 11).
+"""The queue's bookkeeping and `queue run`'s stopping rule.
 
 * The delivery tried when sendmail was called is attempt 1: `queue list` shows 1 attempt
   and its time for an entry whose first delivery failed (it showed 0 and no time).

@@ -1,4 +1,4 @@
-"""A message over the server's SIZE is refused before MAIL FROM (issue 13, item 9).
+"""A message over the server's SIZE is refused before MAIL FROM.
 
 The server's EHLO announces its limit (RFC 1870) and mailcli knows the message's size
 before MAIL FROM, so it says so itself: exit 69 (a permanent refusal of the message,

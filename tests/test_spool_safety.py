@@ -1,4 +1,4 @@
-"""The sendmail queue under crashes and damage (issue 12, defect 5).
+"""The sendmail queue under crashes and damage.
 
 A kill between any two system calls of a spool operation leaves each entry whole in the
 queue or whole in failed/, never a JSON without its message in the queue; a damaged

@@ -1,4 +1,4 @@
-"""Symlinks planted at names mailcli writes (issue 12, defect 7): the file they point at
+"""Symlinks planted at names mailcli writes: the file they point at
 is never written; the command works, or fails cleanly (never 70).
 
 The tests run mailcli in this process, so its PID, which the old temporary names were

@@ -1,4 +1,4 @@
-"""Wrong TLS mode (issue 13, item 8): each direction names the fix, against the real
+"""Wrong TLS mode: each direction names the fix, against the real
 Dovecot and Postfix.
 
 * plain or STARTTLS to an implicit-TLS port: the server waits for a ClientHello and says

@@ -1,4 +1,4 @@
-"""UIDs with any byte (issue 12, defect 4), against a scripted POP3 server: recorded
+"""UIDs with any byte, against a scripted POP3 server: recorded
 byte-exactly, never split on Unicode spaces, never colliding, never poisoning the state."""
 
 from __future__ import annotations

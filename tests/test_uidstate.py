@@ -1,4 +1,4 @@
-"""The fetch state file (issue 12, defects 4 and 10): any UID survives writer -> reader
+"""The fetch state file: any UID survives writer -> reader
 byte-exactly, distinct UIDs never collide, a mailbox is account + user + canonical
 host, and version 1 files are merged in crash-safely."""
 

@@ -1,4 +1,4 @@
-"""The audit's SMTP probes (ids as in issue 16), each `(AuditTarget) -> list[Finding]`.
+"""The audit's SMTP probes (ids as the README lists them), each `(AuditTarget) -> list[Finding]`.
 
 Nothing here sends DATA (only `smuggling.py` does, and only to --audit-rcpt); every
 transaction a probe opens ends with RSET, every conversation with QUIT. Each read is

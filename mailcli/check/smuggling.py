@@ -101,7 +101,7 @@ def _grade(results: list[VariantResult]) -> Finding:
 
 
 def shown(variant: bytes) -> str:
-    """A variant as the issue writes it: `\\r\\n.\\n`."""
+    """A variant as a person writes it: `\\r\\n.\\n`."""
     return repr(variant)[2:-1]
 
 

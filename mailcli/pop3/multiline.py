@@ -14,7 +14,7 @@ Only CRLF "." CRLF ends a response (or ".\r\n" as its very first line), and only
 "." that begins a CRLF-delimited line is a stuffed one. A bare LF or CR inside a
 message is data: "\n.\n" is three octets of the message, not its end. (Accepting it as
 the end recorded a truncated copy as delivered, and a later --delete removed the
-original: issue 12, defect 3.) A server that ends its lines with bare LF therefore never
+original.) A server that ends its lines with bare LF therefore never
 ends a response: the timeout (75) or the octet limit (76) stops it, nothing is recorded.
 """
 
