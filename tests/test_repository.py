@@ -4,6 +4,7 @@ large files, and no reference to anything outside itself."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path, PurePosixPath
 
@@ -87,3 +88,19 @@ def test_nothing_refers_outside_the_repository() -> None:
         if OUTSIDE_REFERENCE in path.read_bytes()
     ]
     assert referring == [], f"these files mention {OUTSIDE_REFERENCE.decode()}"
+
+
+# A ticket number in code or tests ("issue" or "defect" and a number): they say what
+# they do, not who asked for it.
+TICKET_REFERENCE = re.compile(rb"\b(?:issue|defects?) \d+|[(]" + b"issue\\b", re.IGNORECASE)
+
+
+def test_code_and_tests_name_no_issue_numbers() -> None:
+    naming = [
+        str(path.relative_to(ROOT))
+        for path in present(tracked_files())
+        if path.suffix in (".py", ".sh", "")
+        and path.parts[-2:-1] != ("docs",)
+        and TICKET_REFERENCE.search(path.read_bytes())
+    ]
+    assert naming == []
