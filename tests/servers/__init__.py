@@ -73,7 +73,11 @@ def require(*binaries: str, need_root: bool = False) -> None:
     On CI (``CI=true``) every server must be present: a skip there would hide a broken
     install step, so it is a failure instead.
     """
-    reason = missing_reason(*binaries, need_root=need_root)
+    skip_unless_ready(missing_reason(*binaries, need_root=need_root))
+
+
+def skip_unless_ready(reason: str | None) -> None:
+    """Skip the calling test for `reason` (None: it can run); fail it under CI."""
     if reason is None:
         return
     import pytest  # only here: the launcher itself must work without pytest

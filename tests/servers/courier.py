@@ -8,21 +8,19 @@ The configuration is Debian's /etc/courier/pop3d and pop3d-ssl as shipped (MAXPE
 STLS offered, USER and PLAIN/LOGIN before it, authpam) with only the ports, the address,
 the certificate and the log moved, plus ``settings`` appended (a later assignment wins):
 the hardened variant's fixes. ``pop3_port`` is 110-style (STLS), ``pop3s_port`` 995-style.
-The log (``log()``) is the daemons' stderr, what courierlogger would send to syslog.
+The log (``log()``) is the daemons' output, what courierlogger would send to syslog.
 """
 
 from __future__ import annotations
 
-import shutil
 import signal
-import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 
 from . import debs
 from .certs import Certs
 from .ports import HOST, free_port, wait_for_greeting
-from .procs import kill_group, make_workdir
+from .procs import make_workdir
 
 PACKAGES = (
     "courier-pop",
@@ -61,71 +59,29 @@ def missing() -> str | None:
     return debs.missing(PACKAGES)
 
 
-class Courier:
+class Courier(debs.UnpackedServer):
     """Courier POP3 with Debian's defaults plus ``settings`` (shell assignments for
     /etc/courier/pop3d and pop3d-ssl)."""
 
+    name = "Courier"
+    packages = PACKAGES
     host = HOST
 
     def __init__(self, certs: Certs, settings: str = "") -> None:
+        super().__init__()
         self.certs = certs
         self.settings = settings
-        self.root = make_workdir("courier-")
         self.pop3_port = free_port()
         self.pop3s_port = free_port()
-        self._process: subprocess.Popen[bytes] | None = None
 
-    @property
-    def log_path(self) -> Path:
-        return self.root / "courier.log"
+    def daemons(self) -> str:
+        return DAEMONS
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    def wait_ready(self, alive: Callable[[], bool]) -> None:
+        wait_for_greeting(self.pop3_port, b"+OK", alive=alive)
+        wait_for_greeting(self.pop3s_port, b"+OK", tls=self.certs.client_context(), alive=alive)
 
-    def __enter__(self) -> Courier:
-        self.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def start(self) -> None:
-        unpacked = debs.unpack("courier", PACKAGES)
-        self._write_config(unpacked)
-        mounts = debs.MOUNTS.format(unpacked=unpacked, config=self.root / "etc")
-        script = mounts + DAEMONS
-        with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(
-                [*debs.NAMESPACES, "sh", "-c", script],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        try:
-            wait_for_greeting(self.pop3_port, b"+OK", alive=self._alive)
-            tls = self.certs.client_context()
-            wait_for_greeting(self.pop3s_port, b"+OK", tls=tls, alive=self._alive)
-        except Exception as error:
-            self.stop()
-            raise RuntimeError(f"Courier did not start:\n{self.log()}") from error
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        # unshare --fork ignores SIGTERM, and nothing here keeps state worth a clean
-        # stop: SIGKILL to unshare ends the namespace and with it every daemon.
-        kill_group(process.pid)
-        process.wait()
-
-    def _alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def _write_config(self, unpacked: Path) -> None:
+    def write_files(self, unpacked: Path) -> None:
         etc = self.root / "etc"
         (etc / "courier").mkdir(parents=True)
         pem = self.root / "pop3d.pem"
@@ -138,7 +94,7 @@ class Courier:
         for name in ("pop3d", "pop3d-ssl"):
             shipped = (unpacked / "etc" / "courier" / name).read_text()
             (etc / "courier" / name).write_text(f"{shipped}\n{moved}{self.settings}\n")
-        debs.passwd_with(etc, "courier", COURIER_UID, "courier", COURIER_UID, "/var/lib/courier")
+        debs.passwd_with(etc, [debs.SystemUser("courier", COURIER_UID, "/var/lib/courier")])
 
 
 if __name__ == "__main__":  # a manual look: python -m tests.servers.courier

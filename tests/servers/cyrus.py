@@ -15,15 +15,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from string import Template
-from types import TracebackType
 
 from . import debs
 from .certs import Certs
 from .ports import HOST, free_port, wait_for_greeting
-from .procs import kill_group, make_workdir
+from .procs import make_workdir
 
 PACKAGES = ("cyrus-pop3d", "cyrus-common", "libical3", "libpcre3", "libclamav12", "libzephyr4")
 CYRUS_UID = 5102  # Debian's postinst makes the user cyrus, in group mail
@@ -53,68 +52,28 @@ def missing() -> str | None:
     return debs.missing(PACKAGES)
 
 
-class Cyrus:
+class Cyrus(debs.UnpackedServer):
     """Cyrus POP3 with Debian's imapd.conf plus ``settings`` ("option: value" lines)."""
 
+    name = "Cyrus"
+    packages = PACKAGES
     host = HOST
 
     def __init__(self, certs: Certs, settings: str = "") -> None:
+        super().__init__()
         self.certs = certs
         self.settings = settings
-        self.root = make_workdir("cyrus-")
         self.pop3_port = free_port()
         self.pop3s_port = free_port()
-        self._process: subprocess.Popen[bytes] | None = None
 
-    @property
-    def log_path(self) -> Path:
-        return self.root / "cyrus.log"
+    def daemons(self) -> str:
+        return DAEMONS.format(root=self.root)
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    def wait_ready(self, alive: Callable[[], bool]) -> None:
+        wait_for_greeting(self.pop3_port, b"+OK", alive=alive)
+        wait_for_greeting(self.pop3s_port, b"+OK", tls=self.certs.client_context(), alive=alive)
 
-    def __enter__(self) -> Cyrus:
-        self.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def start(self) -> None:
-        unpacked = debs.unpack("cyrus", PACKAGES)
-        self._write_config(unpacked)
-        mounts = debs.MOUNTS.format(unpacked=unpacked, config=self.root / "etc")
-        script = mounts + DAEMONS.format(root=self.root)
-        with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(
-                [*debs.NAMESPACES, "sh", "-c", script],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        try:
-            wait_for_greeting(self.pop3_port, b"+OK", alive=self._alive)
-            tls = self.certs.client_context()
-            wait_for_greeting(self.pop3s_port, b"+OK", tls=tls, alive=self._alive)
-        except Exception as error:
-            self.stop()
-            raise RuntimeError(f"Cyrus did not start:\n{self.log()}") from error
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        kill_group(process.pid)  # unshare ignores SIGTERM; nothing here needs a clean stop
-        process.wait()
-
-    def _alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def _write_config(self, unpacked: Path) -> None:
+    def write_files(self, unpacked: Path) -> None:
         etc = self.root / "etc"
         etc.mkdir()
         for name in ("lib", "mail"):
@@ -135,7 +94,9 @@ class Cyrus:
         (etc / "cyrus.conf").write_text(
             CYRUS_CONF.substitute(host=HOST, pop3_port=self.pop3_port, pop3s_port=self.pop3s_port)
         )
-        debs.passwd_with(etc, "cyrus", CYRUS_UID, "mail", MAIL_GID, str(self.root / "lib"))
+        debs.passwd_with(
+            etc, [debs.SystemUser("cyrus", CYRUS_UID, str(self.root / "lib"), "mail", MAIL_GID)]
+        )
 
 
 def _options(lines: str) -> dict[str, str]:

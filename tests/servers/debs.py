@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import TracebackType
+from typing import NamedTuple, Self
+
+from .procs import kill_group, make_workdir
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 DEBS = REPOSITORY / ".cache" / "debs"
@@ -58,14 +63,97 @@ def unpack(name: str, packages: tuple[str, ...]) -> Path:
     return unpacked
 
 
-def passwd_with(etc: Path, user: str, uid: int, group: str, gid: int, home: str) -> None:
-    """/etc/passwd and /etc/group for the overlay: the real ones plus the daemon's
-    system user (its package's postinst would make it)."""
+class SystemUser(NamedTuple):
+    """A daemon's system user, as its package's postinst would make it; its group is
+    added too unless /etc/group has it."""
+
+    name: str
+    uid: int
+    home: str
+    group: str = ""  # default: a group of the user's own name and uid
+    gid: int = 0
+
+
+def passwd_with(etc: Path, users: Iterable[SystemUser]) -> None:
+    """/etc/passwd and /etc/group for the overlay: the real ones plus `users`."""
     passwd = Path("/etc/passwd").read_text()
     groups = Path("/etc/group").read_text()
-    if f"\n{user}:" not in f"\n{passwd}":
-        passwd += f"{user}:x:{uid}:{gid}::{home}:/usr/sbin/nologin\n"
-    if f"\n{group}:" not in f"\n{groups}":
-        groups += f"{group}:x:{gid}:\n"
+    for user in users:
+        group, gid = (user.group, user.gid) if user.group else (user.name, user.uid)
+        if f"\n{user.name}:" not in f"\n{passwd}":
+            passwd += f"{user.name}:x:{user.uid}:{gid}::{user.home}:/usr/sbin/nologin\n"
+        if f"\n{group}:" not in f"\n{groups}":
+            groups += f"{group}:x:{gid}:\n"
     (etc / "passwd").write_text(passwd)
     (etc / "group").write_text(groups)
+
+
+class UnpackedServer:
+    """What every server run from its unpacked .debs shares: a work directory, one
+    namespace whose init shell runs `daemons()` after the overlays, the output of that
+    shell in `output.log`, readiness by `wait_ready`, and a stop that kills the namespace
+    (unshare --fork ignores SIGTERM, and nothing here keeps state worth a clean stop).
+    A server says what it is (`name`, `packages`) and writes its files (`write_files`)."""
+
+    name: str  # .cache/NAME, the work directory's prefix, the start-up error
+    packages: tuple[str, ...]
+
+    def __init__(self) -> None:
+        self.root = make_workdir(f"{self.name.lower()}-")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def log(self) -> str:
+        """The daemons' output (what they would send to syslog)."""
+        path = self.root / "output.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def start(self) -> None:
+        unpacked = unpack(self.name.lower(), self.packages)
+        self.write_files(unpacked)
+        script = MOUNTS.format(unpacked=unpacked, config=self.root / "etc") + self.daemons()
+        with (self.root / "output.log").open("wb") as output:
+            self._process = subprocess.Popen(
+                [*NAMESPACES, "sh", "-c", script],
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                start_new_session=True,
+            )
+        try:
+            self.wait_ready(self._alive)
+        except Exception as error:
+            self.stop()
+            raise RuntimeError(f"{self.name} did not start:\n{self.diagnostics()}") from error
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        kill_group(process.pid)  # unshare's end ends the PID namespace and every daemon
+        process.wait()
+
+    def _alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def diagnostics(self) -> str:
+        return self.log()
+
+    def write_files(self, unpacked: Path) -> None:
+        raise NotImplementedError
+
+    def daemons(self) -> str:
+        """The shell lines that start the daemons, after the overlays."""
+        raise NotImplementedError
+
+    def wait_ready(self, alive: Callable[[], bool]) -> None:
+        raise NotImplementedError

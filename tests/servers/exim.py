@@ -22,16 +22,13 @@ from __future__ import annotations
 
 import shutil
 import signal
-import subprocess
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 
 from . import debs
 from .certs import Certs
 from .ports import HOST, free_port, wait_for_greeting
-from .procs import kill_group, make_workdir
+from .procs import make_workdir
 
 PACKAGES = ("exim4-base", "exim4-config", "exim4-daemon-light")
 DOMAIN = "exim.test"
@@ -57,79 +54,35 @@ def missing() -> str | None:
     return debs.missing(PACKAGES)
 
 
-class Exim:
+class Exim(debs.UnpackedServer):
     """Exim with Debian's defaults plus ``settings`` (main-section options)."""
 
+    name = "Exim"
+    packages = PACKAGES
     host = HOST
     domain = DOMAIN
     audit_address = f"{AUDIT_USER}@{DOMAIN}"
 
     def __init__(self, certs: Certs, settings: Mapping[str, str] | None = None) -> None:
+        super().__init__()
         self.certs = certs
         self.settings = dict(settings or {})
-        self.root = make_workdir("exim-")
         self.smtp_port = free_port()
-        self._process: subprocess.Popen[bytes] | None = None
 
     def mainlog(self) -> str:
         path = self.root / "log" / "mainlog"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def mailbox(self) -> bytes:
-        """The audit user's mbox: every message delivered to ``audit_address``."""
-        path = self.root / "mail" / AUDIT_USER
-        return path.read_bytes() if path.exists() else b""
+    def diagnostics(self) -> str:
+        return f"{self.log()}\n{self.mainlog()}"
 
-    def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
-        deadline = time.monotonic() + timeout
-        while text not in (log := self.mainlog()):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{text!r} not in Exim's mainlog:\n{log}")
-            time.sleep(0.05)
-        return log
+    def daemons(self) -> str:
+        return DAEMON.format(root=self.root, port=self.smtp_port)
 
-    def __enter__(self) -> Exim:
-        self.start()
-        return self
+    def wait_ready(self, alive: Callable[[], bool]) -> None:
+        wait_for_greeting(self.smtp_port, b"220 ", alive=alive)
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def start(self) -> None:
-        unpacked = debs.unpack("exim", PACKAGES)
-        self._write_files(unpacked)
-        mounts = debs.MOUNTS.format(unpacked=unpacked, config=self.root / "etc")
-        script = mounts + DAEMON.format(root=self.root, port=self.smtp_port)
-        with (self.root / "stderr").open("wb") as stderr:
-            self._process = subprocess.Popen(
-                [*debs.NAMESPACES, "sh", "-c", script],
-                stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=stderr,
-                start_new_session=True,
-            )
-        try:
-            wait_for_greeting(self.smtp_port, b"220 ", alive=self._alive)
-        except Exception as error:
-            self.stop()
-            output = (self.root / "stderr").read_text(errors="replace")
-            raise RuntimeError(f"Exim did not start:\n{output}\n{self.mainlog()}") from error
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        # SIGKILL to unshare ends the PID namespace and with it every Exim process.
-        kill_group(process.pid)
-        process.wait()
-
-    def _alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def _write_files(self, unpacked: Path) -> None:
+    def write_files(self, unpacked: Path) -> None:
         etc = self.root / "etc"
         (etc / "exim4").mkdir(parents=True)
         for name, owner in (("spool", EXIM_UID), ("log", EXIM_UID), ("mail", 0)):
@@ -141,15 +94,13 @@ class Exim:
             shutil.chown(etc / "exim4" / name, EXIM_UID, EXIM_UID)
         template = (unpacked / "etc" / "exim4" / "exim4.conf.template").read_text()
         (etc / "exim4" / "exim4.conf").write_text(self._macros() + template)
-        passwd = Path("/etc/passwd").read_text()
-        group = Path("/etc/group").read_text()
-        passwd += (
-            f"Debian-exim:x:{EXIM_UID}:{EXIM_UID}::/var/spool/exim4:/usr/sbin/nologin\n"
-            f"{AUDIT_USER}:x:{AUDIT_UID}:{AUDIT_UID}::/var/mail:/usr/sbin/nologin\n"
+        debs.passwd_with(
+            etc,
+            [
+                debs.SystemUser("Debian-exim", EXIM_UID, "/var/spool/exim4"),
+                debs.SystemUser(AUDIT_USER, AUDIT_UID, "/var/mail"),
+            ],
         )
-        group += f"Debian-exim:x:{EXIM_UID}:\n{AUDIT_USER}:x:{AUDIT_UID}:\n"
-        (etc / "passwd").write_text(passwd)
-        (etc / "group").write_text(group)
 
     def _macros(self) -> str:
         """What update-exim4.conf writes for an internet site, then ``settings``."""

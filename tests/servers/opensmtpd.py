@@ -14,7 +14,7 @@ The configuration is Debian's /etc/smtpd.conf as shipped (local delivery to ~/Ma
 through /etc/aliases, and ``match from local for any action "relay"``) with only the
 listener moved to a loopback port: cleartext, as OpenSMTPD 6.8's TLS does not work with
 OpenSSL 3. ``without`` drops lines of it (the hardened variant's fix). The log is the
-daemon's stderr (``log()``). Nothing leaves the machine: the relay action would need
+daemon's output (``log()``). Nothing leaves the machine: the relay action would need
 DNS, which tests never reach (a relayed message only waits in the tmpfs queue).
 """
 
@@ -22,14 +22,11 @@ from __future__ import annotations
 
 import shutil
 import signal
-import subprocess
-import time
+from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 
 from . import debs
 from .ports import HOST, free_port, wait_for_greeting
-from .procs import kill_group, make_workdir
 
 PACKAGES = ("opensmtpd",)
 AUDIT_USER = "audit"
@@ -50,75 +47,26 @@ def missing() -> str | None:
     return debs.missing(PACKAGES)
 
 
-class OpenSmtpd:
+class OpenSmtpd(debs.UnpackedServer):
     """OpenSMTPD with Debian's smtpd.conf, less the lines in ``without``."""
 
+    name = "OpenSMTPD"
+    packages = PACKAGES
     host = HOST
     audit_address = f"{AUDIT_USER}@localhost"
 
     def __init__(self, without: tuple[str, ...] = ()) -> None:
+        super().__init__()
         self.without = without
-        self.root = make_workdir("opensmtpd-")
         self.smtp_port = free_port()
-        self._process: subprocess.Popen[bytes] | None = None
 
-    def log(self) -> str:
-        path = self.root / "smtpd.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+    def daemons(self) -> str:
+        return DAEMON.format(root=self.root)
 
-    def delivered(self) -> list[Path]:
-        """The messages in the audit user's ~/Maildir/new."""
-        new = self.root / "home" / "Maildir" / "new"
-        return sorted(new.iterdir()) if new.is_dir() else []
+    def wait_ready(self, alive: Callable[[], bool]) -> None:
+        wait_for_greeting(self.smtp_port, b"220 ", alive=alive)
 
-    def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
-        deadline = time.monotonic() + timeout
-        while text not in (log := self.log()):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{text!r} not in OpenSMTPD's log:\n{log}")
-            time.sleep(0.05)
-        return log
-
-    def __enter__(self) -> OpenSmtpd:
-        self.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def start(self) -> None:
-        unpacked = debs.unpack("opensmtpd", PACKAGES)
-        self._write_files(unpacked)
-        mounts = debs.MOUNTS.format(unpacked=unpacked, config=self.root / "etc")
-        script = mounts + DAEMON.format(root=self.root)
-        with (self.root / "smtpd.log").open("wb") as log:
-            self._process = subprocess.Popen(
-                [*debs.NAMESPACES, "sh", "-c", script],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        try:
-            wait_for_greeting(self.smtp_port, b"220 ", alive=self._alive)
-        except Exception as error:
-            self.stop()
-            raise RuntimeError(f"OpenSMTPD did not start:\n{self.log()}") from error
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        kill_group(process.pid)  # unshare's end ends the PID namespace and every daemon
-        process.wait()
-
-    def _alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def _write_files(self, unpacked: Path) -> None:
+    def write_files(self, unpacked: Path) -> None:
         etc, empty, home = self.root / "etc", self.root / "empty", self.root / "home"
         for directory in (etc, empty, home, self.root / "varlib" / "opensmtpd" / "empty"):
             directory.mkdir(parents=True)
@@ -132,14 +80,13 @@ class OpenSmtpd:
         (etc / "smtpd.conf").write_text("\n".join(config) + "\n")
         (etc / "aliases").write_text(f"root: {AUDIT_USER}\npostmaster: root\n")
         (etc / "mailname").write_text("mail.opensmtpd.test\n")
-        passwd = Path("/etc/passwd").read_text()
-        group = Path("/etc/group").read_text()
-        for user, uid in UIDS.items():
-            directory = home if user == AUDIT_USER else empty
-            passwd += f"{user}:x:{uid}:{uid}::{directory}:/usr/sbin/nologin\n"
-            group += f"{user}:x:{uid}:\n"
-        (etc / "passwd").write_text(passwd)
-        (etc / "group").write_text(group)
+        debs.passwd_with(
+            etc,
+            [
+                debs.SystemUser(user, uid, str(home if user == AUDIT_USER else empty))
+                for user, uid in UIDS.items()
+            ],
+        )
 
 
 if __name__ == "__main__":  # a manual look: python -m tests.servers.opensmtpd
