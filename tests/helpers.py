@@ -20,6 +20,9 @@ from mailcli.cli.main import _run
 from tests.servers.accounts import Account
 
 if TYPE_CHECKING:
+    from mailcli.check.findings import AuditTarget, Finding
+    from mailcli.check.limiter import ConnectionLimiter
+    from mailcli.endpoint import SecurityMode
     from tests.servers.fixtures import Mailbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,3 +230,49 @@ def message_ids(contents: list[bytes]) -> Counter[str]:
             if line.startswith(b"Message-ID: "):
                 ids[line.split(b" ", 1)[1].decode()] += 1
     return ids
+
+
+def audit_target(
+    protocol: str,
+    port: int,
+    security: SecurityMode,
+    *,
+    cafile: Path | None = None,
+    source: str | None = None,
+    audit_rcpt: str | None = None,
+    limiter: ConnectionLimiter | None = None,
+    host: str = "127.0.0.1",
+) -> AuditTarget:
+    """What `check --audit` gets for a test server on `host` (10 s timeout, 5 s per probe
+    read; a connection limiter of its own unless one is given)."""
+    from mailcli.check.findings import AuditTarget
+    from mailcli.check.limiter import ConnectionLimiter
+    from mailcli.endpoint import Endpoint
+
+    endpoint = Endpoint(
+        protocol=protocol,
+        host=host,
+        port=port,
+        security=security,
+        user=None,
+        auth=None,
+        cafile=str(cafile) if cafile else None,
+        insecure=False,
+        timeout=10.0,
+        password_command=None,
+        account=None,
+    )
+    return AuditTarget(
+        protocol,
+        endpoint,
+        audit_rcpt=audit_rcpt,
+        source_address=source,
+        probe_timeout=5.0,
+        limiter=limiter or ConnectionLimiter(),
+    )
+
+
+def only(findings: list[Finding], probe_id: str) -> Finding:
+    """The one finding a probe returned, which must have `probe_id`."""
+    assert [f.id for f in findings] == [probe_id]
+    return findings[0]

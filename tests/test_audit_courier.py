@@ -9,7 +9,6 @@ audits connect from 127.0.0.2, another address than the server's.
 
 from __future__ import annotations
 
-import os
 import socket
 import ssl
 import subprocess
@@ -19,11 +18,12 @@ import pytest
 
 from mailcli.check.audit import run_audit
 from mailcli.check.findings import AuditTarget, Finding
-from mailcli.check.limiter import ConnectionLimiter
 from mailcli.check.pop3_probes import probe_auth_before_tls, probe_stls_injection
 from mailcli.check.software import fix_for
 from mailcli.check.tls_probes import probe_tls_versions, probe_weak_ciphers
-from mailcli.endpoint import Endpoint, SecurityMode
+from mailcli.endpoint import SecurityMode
+from tests.helpers import audit_target, only
+from tests.servers import skip_unless_ready
 from tests.servers.certs import Certs
 from tests.servers.courier import Courier, missing
 from tests.servers.ports import HOST
@@ -55,43 +55,26 @@ EXPECTED_TLS_PORT = {
 }
 
 
-def require_courier() -> None:
-    reason = missing()
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (required when CI=true)", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def courier(certs: Certs) -> Iterator[Courier]:
-    require_courier()
+    skip_unless_ready(missing())
     with Courier(certs) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def hardened_courier(certs: Certs) -> Iterator[Courier]:
-    require_courier()
+    skip_unless_ready(missing())
     with Courier(certs, HARDENED_COURIER) as server:
         yield server
 
 
 def target(port: int, security: SecurityMode, certs: Certs) -> AuditTarget:
-    endpoint = Endpoint(
-        "pop3", HOST, port, security, None, None, str(certs.ca_pem), False, 10.0, None, None
-    )
-    return AuditTarget("pop3", endpoint, source_address=OUTSIDER, limiter=ConnectionLimiter())
+    return audit_target("pop3", port, security, cafile=certs.ca_pem, source=OUTSIDER)
 
 
 def levels(findings: list[Finding]) -> dict[str, str]:
     return {f.id: f.level for f in findings}
-
-
-def only(findings: list[Finding], probe_id: str) -> Finding:
-    assert [f.id for f in findings] == [probe_id]
-    return findings[0]
 
 
 @pytest.mark.parametrize("port_kind", ["stls", "tls"])

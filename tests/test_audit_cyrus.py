@@ -8,7 +8,6 @@ syslog, which the test namespace does not have). The audits connect from 127.0.0
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -17,9 +16,10 @@ import pytest
 
 from mailcli.check.audit import run_audit
 from mailcli.check.findings import AuditTarget, Finding
-from mailcli.check.limiter import ConnectionLimiter
 from mailcli.check.software import fix_for
-from mailcli.endpoint import Endpoint, SecurityMode
+from mailcli.endpoint import SecurityMode
+from tests.helpers import audit_target
+from tests.servers import skip_unless_ready
 from tests.servers.certs import Certs
 from tests.servers.cyrus import Cyrus, missing
 from tests.servers.ports import HOST
@@ -55,34 +55,22 @@ ALL_OK = {
 }
 
 
-def require_cyrus() -> None:
-    reason = missing()
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (required when CI=true)", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def cyrus(certs: Certs) -> Iterator[Cyrus]:
-    require_cyrus()
+    skip_unless_ready(missing())
     with Cyrus(certs) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def hardened_cyrus(certs: Certs) -> Iterator[Cyrus]:
-    require_cyrus()
+    skip_unless_ready(missing())
     with Cyrus(certs, HARDENED_CYRUS) as server:
         yield server
 
 
 def target(port: int, security: SecurityMode, certs: Certs) -> AuditTarget:
-    endpoint = Endpoint(
-        "pop3", HOST, port, security, None, None, str(certs.ca_pem), False, 10.0, None, None
-    )
-    return AuditTarget("pop3", endpoint, source_address=OUTSIDER, limiter=ConnectionLimiter())
+    return audit_target("pop3", port, security, cafile=certs.ca_pem, source=OUTSIDER)
 
 
 def levels(findings: list[Finding]) -> dict[str, str]:

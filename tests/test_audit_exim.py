@@ -11,7 +11,6 @@ findings turn `ok`.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -19,9 +18,10 @@ from collections.abc import Iterator
 import pytest
 
 from mailcli.check.audit import run_audit
-from mailcli.check.findings import AuditTarget, Finding
+from mailcli.check.findings import Finding
 from mailcli.check.limiter import ConnectionLimiter
-from mailcli.endpoint import Endpoint
+from tests.helpers import audit_target
+from tests.servers import skip_unless_ready
 from tests.servers.certs import Certs
 from tests.servers.exim import HARDENED, Exim, missing
 from tests.servers.ports import HOST
@@ -46,44 +46,26 @@ FIXED = {"unauth-pipelining": "ok", "tls-versions": "ok", "weak-ciphers": "ok"}
 
 @pytest.fixture(scope="module")
 def exim(certs: Certs) -> Iterator[Exim]:
-    _require()
+    skip_unless_ready(missing())
     with Exim(certs) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def hardened_exim(certs: Certs) -> Iterator[Exim]:
-    _require()
+    skip_unless_ready(missing())
     with Exim(certs, HARDENED) as server:
         yield server
 
 
-def _require() -> None:
-    """Skip without Exim's .debs; under CI a missing server fails, never skips."""
-    reason = missing()
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (required when CI=true)", pytrace=False)
-    pytest.skip(reason)
-
-
 def audit(server: Exim, certs: Certs, limiter: ConnectionLimiter | None = None) -> list[Finding]:
-    endpoint = Endpoint(
-        protocol="smtp",
-        host=HOST,
-        port=server.smtp_port,
-        security="starttls",
-        user=None,
-        auth=None,
-        cafile=str(certs.ca_pem),
-        insecure=False,
-        timeout=10.0,
-        password_command=None,
-        account=None,
-    )
-    target = AuditTarget(
-        "smtp", endpoint, server.audit_address, None, 5.0, limiter or ConnectionLimiter()
+    target = audit_target(
+        "smtp",
+        server.smtp_port,
+        "starttls",
+        cafile=certs.ca_pem,
+        audit_rcpt=server.audit_address,
+        limiter=limiter,
     )
     return run_audit(target)
 
@@ -190,7 +172,7 @@ def _s_client(server: Exim, version: str, ciphers: str) -> bool:
 def test_openssl_options_makes_debians_exim_refuse_its_config(certs: Certs) -> None:
     """Why the catalogue gives Exim a GnuTLS priority string: the OpenSSL-build fix
     (openssl_options) stops Debian's GnuTLS-built Exim from starting at all."""
-    _require()
+    skip_unless_ready(missing())
     with pytest.raises(RuntimeError) as refused, Exim(certs, {"openssl_options": "+no_tlsv1"}):
         pass
     assert "openssl_options is set but we're using GnuTLS" in str(refused.value), refused.value

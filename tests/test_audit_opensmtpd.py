@@ -9,16 +9,15 @@ is confirmed with a raw socket; the hardened server runs the catalogue's fix.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterator
 
 import pytest
 
 from mailcli.check.audit import run_audit
-from mailcli.check.findings import AuditTarget, Finding
-from mailcli.check.limiter import ConnectionLimiter
-from mailcli.endpoint import Endpoint
+from mailcli.check.findings import Finding
+from tests.helpers import audit_target
+from tests.servers import skip_unless_ready
 from tests.servers.opensmtpd import HARDENED_WITHOUT, RELAY_RULE, OpenSmtpd, missing
 from tests.servers.ports import HOST
 
@@ -39,44 +38,22 @@ ANNOUNCED_SIZE = 36700160  # OpenSMTPD's default max-message-size (35 MiB)
 
 @pytest.fixture(scope="module")
 def opensmtpd() -> Iterator[OpenSmtpd]:
-    _require()
+    skip_unless_ready(missing())
     with OpenSmtpd() as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def hardened_opensmtpd() -> Iterator[OpenSmtpd]:
-    _require()
+    skip_unless_ready(missing())
     with OpenSmtpd(HARDENED_WITHOUT) as server:
         yield server
 
 
-def _require() -> None:
-    """Skip without OpenSMTPD's .deb; under CI a missing server fails, never skips."""
-    reason = missing()
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (required when CI=true)", pytrace=False)
-    pytest.skip(reason)
-
-
 def audit(server: OpenSmtpd) -> list[Finding]:
-    endpoint = Endpoint(
-        protocol="smtp",
-        host=HOST,
-        port=server.smtp_port,
-        security="none",
-        user=None,
-        auth=None,
-        cafile=None,
-        insecure=False,
-        timeout=10.0,
-        password_command=None,
-        account=None,
+    return run_audit(
+        audit_target("smtp", server.smtp_port, "none", audit_rcpt=server.audit_address)
     )
-    limiter = ConnectionLimiter()
-    return run_audit(AuditTarget("smtp", endpoint, server.audit_address, None, 5.0, limiter))
 
 
 def levels(findings: list[Finding]) -> dict[str, str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailcli.check.findings import AuditTarget, Finding
+from mailcli.check.findings import AuditTarget
 from mailcli.check.pop3_probes import (
     POP3_PROBES,
     probe_apop,
@@ -17,11 +17,11 @@ from mailcli.check.pop3_probes import (
     probe_login_delay,
     probe_stls_injection,
 )
-from mailcli.endpoint import Endpoint, SecurityMode
+from mailcli.endpoint import SecurityMode
+from tests.helpers import audit_target, only
 from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import HARDENED_DOVECOT
-from tests.servers.ports import HOST
 from tests.servers.stack import DEFAULT_USERS
 from tests.servers.tlsserver import TlsServer, issue, server_context
 
@@ -35,16 +35,7 @@ def target(
     source: str | None = OUTSIDER,
     cafile: Path | None = None,
 ) -> AuditTarget:
-    endpoint = Endpoint(
-        "pop3", HOST, port, security, None, None, str(cafile) if cafile else None,
-        False, 10.0, None, None,
-    )  # fmt: skip
-    return AuditTarget("pop3", endpoint, source_address=source, probe_timeout=5.0)
-
-
-def only(findings: list[Finding], probe_id: str) -> Finding:
-    assert [f.id for f in findings] == [probe_id]
-    return findings[0]
+    return audit_target("pop3", port, security, cafile=cafile, source=source)
 
 
 def test_test_dovecot_fails_what_it_is_configured_to_fail(dovecot: Dovecot) -> None:

@@ -18,14 +18,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from mailcli.check.cert_probe import name_matches, public_key_size
-from mailcli.check.findings import AuditTarget, Finding
+from mailcli.check.findings import AuditTarget
 from mailcli.check.tls_probes import (
     TLS_PROBES,
     probe_certificate,
     probe_tls_versions,
     probe_weak_ciphers,
 )
-from mailcli.endpoint import Endpoint, SecurityMode
+from mailcli.endpoint import SecurityMode
+from tests.helpers import audit_target, only
 from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot
 from tests.servers.ports import HOST
@@ -40,16 +41,7 @@ def target(
     cafile: Path | None,
     host: str = HOST,
 ) -> AuditTarget:
-    endpoint = Endpoint(
-        protocol, host, port, security, None, None, str(cafile) if cafile else None,
-        False, 10.0, None, None,
-    )  # fmt: skip
-    return AuditTarget(protocol, endpoint, probe_timeout=5.0)
-
-
-def only(findings: list[Finding], probe_id: str) -> Finding:
-    assert [f.id for f in findings] == [probe_id]
-    return findings[0]
+    return audit_target(protocol, port, security, cafile=cafile, host=host)
 
 
 def test_postfix_defaults_accept_tls_1_0_and_anonymous_suites(

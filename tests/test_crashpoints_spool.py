@@ -6,57 +6,31 @@ is sent once (plus at most one per crash, in the documented window between the s
 
 from __future__ import annotations
 
-import json
 import shutil
 import tomllib
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests import crashpoints as cp
-from tests.helpers import queue_dir, write_cron_config
+from tests.helpers import write_cron_config
 from tests.servers import require
 from tests.servers.ports import free_port
 from tests.servers.smtpd import AioSmtpd
+from tests.spoolcases import (
+    ADD,
+    CONFIG_HEAD,
+    QUEUE_RUN,
+    QUEUED,
+    SENDMAIL,
+    outgoing,
+    queue_template,
+    spool_problems,
+    subjects,
+)
 
-QUEUED = 5
 Factory = Callable[..., AioSmtpd]
-
-
-def outgoing(subject: str) -> bytes:
-    return f"Subject: {subject}\n\nbody of {subject}\n".encode()
-
-
-SENDMAIL = ["sendmail", "-i", "root@example.test"]
-QUEUE_RUN = ["queue", "run"]
-
-
-def subjects(server: AioSmtpd, since: int) -> Counter[str]:
-    return Counter(
-        r.data.split(b"Subject: ")[1].split(b"\r\n")[0].decode() for r in server.received[since:]
-    )
-
-
-def spool_problems(home: Path, failed: int | None) -> list[str]:
-    """The queue lists cleanly, holds nothing, and `failed/` holds `failed` whole entries
-    (None: any number, e.g. a half enqueue quarantined there)."""
-    listed = cp.run(["queue", "list", "--json"], cp.base_env(home))
-    problems = cp.exit_problem("queue list", listed)
-    if not problems and json.loads(listed.stdout)["queue"]:
-        problems.append(f"left in the queue: {listed.stdout[:200]!r}")
-    queue = queue_dir(home)
-    orphans = [p.name for p in queue.glob("*.eml") if not p.with_suffix(".json").exists()]
-    failed_dir = queue / "failed"
-    jsons = sorted(failed_dir.glob("*.json")) if failed_dir.is_dir() else []
-    whole = [p for p in jsons if p.with_suffix(".eml").exists() and json.loads(p.read_text())]
-    if orphans:
-        problems.append(f"half entries (an .eml without its .json): {orphans}")
-    emls = len(list(failed_dir.glob("*.eml"))) if failed_dir.is_dir() else 0
-    if failed is not None and (len(whole) != failed or emls != failed):
-        problems.append(f"failed/ holds {len(whole)} whole entries of {failed}")
-    return problems
 
 
 SPOOL_INVARIANTS = [
@@ -131,16 +105,6 @@ def enqueue_test(tmp_path: Path, factory: Factory, budget: int | None) -> None:
     enumerate_points("sendmail enqueue", count, case, budget, SPOOL_INVARIANTS, tmp_path)
 
 
-def queue_template(tmp_path: Path) -> Path:
-    """A home whose spool holds QUEUED entries (enqueued once, copied per crash point)."""
-    template = tmp_path / "template"
-    write_cron_config(template, free_port())
-    for number in range(QUEUED):
-        done = cp.run(SENDMAIL, cp.base_env(template), input=outgoing(f"q{number}"))
-        assert done.code == 0, done.stderr  # queued
-    return template
-
-
 def queue_run_test(tmp_path: Path, factory: Factory, budget: int | None, *, refuse: bool) -> None:
     server = factory()
     if refuse:
@@ -180,10 +144,6 @@ def queue_run_test(tmp_path: Path, factory: Factory, budget: int | None, *, refu
 
     name = "queue run (to failed/)" if refuse else "queue run"
     enumerate_points(name, count, case, budget, SPOOL_INVARIANTS, tmp_path)
-
-
-CONFIG_HEAD = '# my accounts (a comment to keep)\n[accounts.old]\nfrom = "old@example.test"\n'
-ADD = ["account", "add", "new", "--from", "new@example.test", "--smtp-host", "mx.example.test"]
 
 
 def account_test(tmp_path: Path, budget: int | None, *, add: bool) -> None:

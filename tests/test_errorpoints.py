@@ -17,7 +17,7 @@ import pytest
 
 from tests import crashpoints as cp
 from tests import errorpoints as ep
-from tests import test_crashpoints as crash
+from tests import fetchcases as crash
 from tests.servers import require
 from tests.servers.dovecot import Dovecot
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests import crashpoints as cp
 from tests import errorpoints as ep
-from tests import test_crashpoints_spool as crash
+from tests import spoolcases as crash
 from tests.servers.authserver import AuthServer
 
 CONFIG_INVARIANTS = [

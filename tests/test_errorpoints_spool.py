@@ -18,7 +18,7 @@ import pytest
 
 from tests import crashpoints as cp
 from tests import errorpoints as ep
-from tests import test_crashpoints_spool as crash
+from tests import spoolcases as crash
 from tests.helpers import queue_dir, write_cron_config
 from tests.servers import require
 from tests.servers.ports import free_port

@@ -26,16 +26,11 @@ from tests.interleave import Paused, Step
 from tests.servers import require
 from tests.servers.ports import free_port
 from tests.servers.smtpd import AioSmtpd
+from tests.spoolcases import QUEUE_RUN, SENDMAIL, outgoing
 
 Factory = Callable[..., AioSmtpd]
-SENDMAIL = ["sendmail", "-i", "root@example.test"]
-QUEUE_RUN = ["queue", "run"]
 QUEUED = 2
 BUDGET = 5  # steps per scenario in the default run; soak: every step
-
-
-def outgoing(subject: str) -> bytes:
-    return f"Subject: {subject}\n\nbody of {subject}\n".encode()
 
 
 @dataclass
