@@ -5,6 +5,8 @@ Everything here talks to 127.0.0.1 only.
 
 from __future__ import annotations
 
+import os
+import random
 import socket
 import ssl
 import time
@@ -13,17 +15,40 @@ from collections.abc import Callable
 HOST = "127.0.0.1"
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now.
+# Ports are handed out from below the kernel's ephemeral range (32768 and up on Linux,
+# where client connections and bind(0) take theirs), one slice per pytest-xdist worker,
+# each port once per process: two servers of one test, or of two workers, never get the
+# same number, which bind(0) and close could give twice.
+_FIRST_PORT, _SLICE = 20000, 3000
+_handed_out: set[int] = set()
 
-    Binding port 0 and closing leaves a tiny window in which another process could take the
-    port; on a test machine that is acceptable, and it is the only option for daemons that
-    must be told a number in their config file (Dovecot, Postfix, aiosmtpd 1.4).
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now and that this process
+    has not handed out before.
+
+    A daemon must be told its number in its config file (Dovecot, Postfix, aiosmtpd 1.4),
+    so the port is closed again before the daemon binds it; what remains of that window
+    is another program on the machine taking the port meanwhile.
     """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = _FIRST_PORT + (int(worker) % 4 if worker.isdigit() else 0) * _SLICE
+    start = random.randrange(_SLICE)
+    for step in range(_SLICE):
+        port = first + (start + step) % _SLICE
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free port in {first}-{first + _SLICE - 1}")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
 
 
 def read_greeting(port: int, *, tls: ssl.SSLContext | None = None, timeout: float = 2.0) -> bytes:
