@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 import click
 
@@ -18,36 +18,65 @@ if TYPE_CHECKING:
     from mailcli.cli.stdio import StandardStreams
     from mailcli.render import Renderer
 
-# The one source of each command's one-line help: the group lists it without importing
-# any command module (`mailcli --help` stays fast), and `get_command` hands it to click
-# as the command's `short_help` (what shell completion shows too). Commands are imported
-# only when they run. `sendmail` parses its own arguments (sendmail's, not ours) and
-# `completion` prints a script: neither takes the global flags after its name.
+
+class CommandInfo(NamedTuple):
+    """Where a command lives and what the group says of it without importing it.
+
+    `summary` is the one source of the command's one-line help: the group lists it
+    without importing any command module (`mailcli --help` stays fast), and
+    `get_command` hands it to click as the command's `short_help` (what shell completion
+    shows too). Commands are imported only when they run. `global_options` is False for
+    `sendmail`, which parses its own arguments (sendmail's, not ours), and `completion`,
+    which prints a script: neither takes the global flags after its name."""
+
+    module: str
+    attribute: str  # a click.Command, or a POP3 command built on demand (cli/pop3)
+    summary: str
+    global_options: bool = True
+
+
 _COMMANDS = {
-    "account": ("mailcli.cli.account", "account", "Manage the accounts in the config file."),
-    "password": ("mailcli.cli.password", "password", "Store, remove or locate a password."),
-    "send": ("mailcli.cli.send", "send", "Compose and submit one message over SMTP."),
-    "sendmail": ("mailcli.cli.sendmail", "sendmail", "sendmail-compatible front end (cron)."),
-    "queue": ("mailcli.cli.sendmail", "queue", "List, retry or remove queued messages."),
-    "stat": ("mailcli.cli.pop3", "stat", "POP3: message count and total octets."),
-    "list": ("mailcli.cli.pop3", "list_command", "POP3: messages with sizes and UIDs."),
-    "uidl": ("mailcli.cli.pop3", "uidl", "POP3: unique ids of the messages."),
-    "top": ("mailcli.cli.pop3", "top", "POP3: headers and the first lines of a message."),
-    "retr": ("mailcli.cli.pop3", "retr", "POP3: a message's bytes, streamed."),
-    "dele": ("mailcli.cli.pop3", "dele", "POP3: delete messages (on QUIT)."),
-    "rset": ("mailcli.cli.pop3", "rset", "POP3: RSET and QUIT, with the answers."),
-    "capa": ("mailcli.cli.pop3", "capa", "POP3: the server's capabilities."),
-    "shell": ("mailcli.cli.shell", "shell", "POP3: an interactive session."),
-    "fetch": ("mailcli.cli.fetch", "fetch", "POP3: download new mail into Maildir/mbox/MDA."),
-    "check": ("mailcli.cli.check", "check", "Report what an SMTP or POP3 server offers."),
-    "oauth": ("mailcli.cli.oauth", "oauth", "Log in with OAuth2; show, print or forget tokens."),
-    "completion": (
+    "account": CommandInfo(
+        "mailcli.cli.account", "account", "Manage the accounts in the config file."
+    ),
+    "password": CommandInfo(
+        "mailcli.cli.password", "password", "Store, remove or locate a password."
+    ),
+    "send": CommandInfo("mailcli.cli.send", "send", "Compose and submit one message over SMTP."),
+    "sendmail": CommandInfo(
+        "mailcli.cli.sendmail",
+        "sendmail",
+        "sendmail-compatible front end (cron).",
+        global_options=False,
+    ),
+    "queue": CommandInfo("mailcli.cli.sendmail", "queue", "List, retry or remove queued messages."),
+    "stat": CommandInfo("mailcli.cli.pop3", "stat", "POP3: message count and total octets."),
+    "list": CommandInfo("mailcli.cli.pop3", "list_command", "POP3: messages with sizes and UIDs."),
+    "uidl": CommandInfo("mailcli.cli.pop3", "uidl", "POP3: unique ids of the messages."),
+    "top": CommandInfo(
+        "mailcli.cli.pop3", "top", "POP3: headers and the first lines of a message."
+    ),
+    "retr": CommandInfo("mailcli.cli.pop3", "retr", "POP3: a message's bytes, streamed."),
+    "dele": CommandInfo("mailcli.cli.pop3", "dele", "POP3: delete messages (on QUIT)."),
+    "rset": CommandInfo("mailcli.cli.pop3", "rset", "POP3: RSET and QUIT, with the answers."),
+    "capa": CommandInfo("mailcli.cli.pop3", "capa", "POP3: the server's capabilities."),
+    "shell": CommandInfo("mailcli.cli.shell", "shell", "POP3: an interactive session."),
+    "fetch": CommandInfo(
+        "mailcli.cli.fetch", "fetch", "POP3: download new mail into Maildir/mbox/MDA."
+    ),
+    "check": CommandInfo(
+        "mailcli.cli.check", "check", "Report what an SMTP or POP3 server offers."
+    ),
+    "oauth": CommandInfo(
+        "mailcli.cli.oauth", "oauth", "Log in with OAuth2; show, print or forget tokens."
+    ),
+    "completion": CommandInfo(
         "mailcli.cli.completion",
         "completion",
         "Print the shell completion script (bash, zsh, fish).",
+        global_options=False,
     ),
 }
-_WITHOUT_GLOBAL_OPTIONS = {"sendmail", "completion"}
 
 
 class _EscapedPipeError(Exception):
@@ -74,20 +103,20 @@ class LazyGroup(click.Group):
         return sorted(_COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in _COMMANDS:
+        info = _COMMANDS.get(cmd_name)
+        if info is None:
             return None
-        module_name, attribute, short_help = _COMMANDS[cmd_name]
-        module = __import__(module_name, fromlist=[attribute])
-        found = getattr(module, attribute)  # a POP3 command is built on demand (cli/pop3)
+        module = __import__(info.module, fromlist=[info.attribute])
+        found = getattr(module, info.attribute)
         command: click.Command = found if isinstance(found, click.Command) else found.build()
-        command.short_help = short_help
-        if cmd_name not in _WITHOUT_GLOBAL_OPTIONS:
+        command.short_help = info.summary
+        if info.global_options:
             add_global_options(command)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
-            formatter.write_dl([(name, entry[2]) for name, entry in sorted(_COMMANDS.items())])
+            formatter.write_dl([(name, info.summary) for name, info in sorted(_COMMANDS.items())])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
