@@ -1,5 +1,5 @@
 """A POP3 server whose mailbox lives across sessions and who misbehaves differently in
-each one, for the stateful hostile-server test (tests/test_hostile_stateful.py).
+each one, for the stateful hostile-server test (tests/robustness/test_hostile_stateful.py).
 
 The mailbox follows RFC 1939: DELE only marks; the marked messages are removed when QUIT
 arrives (the UPDATE state), before the +OK is sent, so a reply cut short after QUIT

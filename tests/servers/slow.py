@@ -1,4 +1,4 @@
-"""Servers slow on purpose, for the time family (`tests/test_deadlines.py`).
+"""Servers slow on purpose, for the time family (`tests/robustness/test_deadlines.py`).
 
 Each is a `Script` for `ScriptedServer`: it plays a normal POP3, SMTP or OAuth2 token
 endpoint up to one reply (`at`: the greeting or a command's verb), then misbehaves there:

@@ -1,8 +1,9 @@
 """The OAuth2 token store (keyring and file) and the bearer source's refresh rules.
 
-The token endpoint is OAUTH-NET's (tests/test_oauth_tokens.py and the authorization
-server); here a refresh is a small function handed to `OAuthBearer(refresher=...)`, so
-each rule (margin, rotation, invalid_grant, an unreachable endpoint) is exercised alone.
+The token endpoint is exercised against a real authorization server in
+tests/auth/test_oauth_flows.py; here a refresh is a small function handed to
+`OAuthBearer(refresher=...)`, so each rule (margin, rotation, invalid_grant, an
+unreachable endpoint) is exercised alone.
 """
 
 from __future__ import annotations

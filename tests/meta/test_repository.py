@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MAX_FILE_SIZE = 1024 * 1024
 # Directories that are generated or machine-specific (see .gitignore), at any depth.
 GENERATED_DIRS = {".venv", "venv", "build", "dist", "__pycache__"}

@@ -11,7 +11,7 @@ import pytest
 from mailcli.cli.main import _COMMANDS, cli
 from tests.helpers import run_cli
 
-PACKAGE = Path(__file__).resolve().parent.parent / "mailcli"
+PACKAGE = Path(__file__).resolve().parents[2] / "mailcli"
 GLOBAL_FLAGS = {"--account", "--json", "--trace", "--trace-data", "--trace-time", "--quiet"}
 
 

@@ -3,7 +3,7 @@ the wheel installed into a fresh venv (not the checkout), smoke-tested against t
 servers, so a file missing from the package fails CI.
 
 Deselected by default (marker `installed`); .ci/run builds, then runs
-    INSTALLED_MAILCLI_ROOT=DEST pytest -m installed tests/test_installed.py
+    INSTALLED_MAILCLI_ROOT=DEST pytest -m installed tests/meta/test_installed.py
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tests.servers.postfix import Postfix
 
 pytestmark = pytest.mark.installed
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Read at import: the autouse isolated_environment fixture clears MAILCLI_* variables, and
 # mailcli itself reads MAILCLI_*; this name is neither.
 INSTALL_ROOT = os.environ.get("INSTALLED_MAILCLI_ROOT")

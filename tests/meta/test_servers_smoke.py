@@ -31,7 +31,7 @@ from tests.servers.ports import read_greeting
 
 pytestmark = pytest.mark.servers
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 5  # seconds for any single network operation against a local server
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests.helpers import run_process
 
-COMPLETIONS = Path(__file__).resolve().parent.parent / "completions"
+COMPLETIONS = Path(__file__).resolve().parents[2] / "completions"
 SHELLS = ["bash", "zsh", "fish"]
 
 

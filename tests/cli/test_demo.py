@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.servers import NEEDS, require
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_replays_both_posts() -> None:

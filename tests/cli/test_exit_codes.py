@@ -129,7 +129,7 @@ def test_python_dash_m_and_bad_config_exit_78_from_a_real_process(tmp_path) -> N
 def test_a_broken_pipe_that_is_not_stdouts_is_a_bug_70_not_clicks_silent_1(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """stdout's reader going away is 141 (tests/test_process_edges.py); any other EPIPE
+    """stdout's reader going away is 141 (tests/robustness/test_process_edges.py); any other EPIPE
     reaching the top was not translated where it happened: click would exit 1 quietly."""
 
     def broken(*args: object, **kwargs: object) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import imported_by
 
-PACKAGE = Path(__file__).resolve().parent.parent / "mailcli"
+PACKAGE = Path(__file__).resolve().parents[2] / "mailcli"
 HEAVY = ["rich", "keyring", "email", "ssl", "smtplib", "poplib", "tomlkit"]
 
 
@@ -25,12 +25,34 @@ def imports_of(path: Path) -> set[str]:
 
 
 def imports_with_test_modules(path: Path) -> set[str]:
-    """The modules a file imports, counting `from tests import test_x` as tests.test_x."""
+    """The modules a file imports, counting `from tests[.pkg] import test_x` as
+    tests[.pkg].test_x."""
     found = imports_of(path)
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module == "tests":
-            found.update(f"tests.{alias.name}" for alias in node.names)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "tests":
+            found.update(
+                f"{node.module}.{alias.name}"
+                for alias in node.names
+                if alias.name.startswith("test_")
+            )
     return found
+
+
+def is_test_module(module: str) -> bool:
+    """tests.test_x or tests.<package>.test_x (at any depth under tests)."""
+    parts = module.split(".")
+    return parts[0] == "tests" and any(part.startswith("test_") for part in parts[1:])
+
+
+def modules_importing_tests(tests: Path) -> dict[str, list[str]]:
+    """Each file under `tests` that imports a test module, with the test modules it imports."""
+    offenders = {
+        str(path.relative_to(tests)): sorted(
+            filter(is_test_module, imports_with_test_modules(path))
+        )
+        for path in sorted(tests.rglob("*.py"))
+    }
+    return {name: found for name, found in offenders.items() if found}
 
 
 def modules() -> dict[str, set[str]]:
@@ -255,9 +277,25 @@ def test_no_test_module_imports_another() -> None:
     """Shared test code lives in tests/helpers.py, tests/servers/ or a harness module
     (crashpoints, errorpoints, fetchcases, ...), never in a test module: importing one
     would also collect its tests' module-level state into another's run."""
-    tests = Path(__file__).resolve().parent
-    offenders = {
-        path.name: sorted(m for m in imports_with_test_modules(path) if m.startswith("tests.test_"))
-        for path in sorted(tests.rglob("*.py"))
-    }
-    assert {name: found for name, found in offenders.items() if found} == {}
+    assert modules_importing_tests(Path(__file__).resolve().parents[1]) == {}
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "from tests.fetch import test_fetch",
+        "from tests.fetch.test_fetch import server_message",
+        "import tests.fetch.test_fetch",
+        "from tests import test_demo",
+    ],
+)
+def test_the_test_module_rule_catches_an_import(tmp_path: Path, statement: str) -> None:
+    """The rule above sees a test module imported in each form and at any depth, so its
+    empty result means something."""
+    nested = tmp_path / "tests" / "sendmail"
+    nested.mkdir(parents=True)
+    (nested / "test_queue.py").write_text(f"{statement}\nfrom tests.helpers import Mailcli\n")
+    (nested / "harness.py").write_text("from tests import crashpoints\nimport tests.helpers\n")
+    (found,) = modules_importing_tests(tmp_path / "tests").values()
+    assert len(found) == 1 and found[0].split(".")[-1] in {"test_fetch", "test_demo"}
+    assert list(modules_importing_tests(tmp_path / "tests")) == ["sendmail/test_queue.py"]
