@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 from mailcli.endpoint import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
 from mailcli.endpoint import SECURITY_MODES as SECURITY_MODES
 from mailcli.endpoint import SecurityMode as SecurityMode
+from mailcli.endpoint import ServerSettings
 from mailcli.endpoint import default_port as default_port
 from mailcli.endpoint import default_security as default_security
 from mailcli.endpoint import security_mode as security_mode
@@ -54,18 +55,6 @@ _OAUTH2_KEYS = {
 OAUTH2_PROVIDERS = ("google", "microsoft", "custom")
 TOKEN_STORES = ("keyring", "file")
 _TOP_KEYS = {"default_account", "accounts", "aliases"}
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    """One server table of an account ([accounts.NAME.smtp] or .pop3); None = unset."""
-
-    host: str | None = None
-    port: int | None = None
-    security: SecurityMode | None = None
-    user: str | None = None
-    auth: str | None = None
-    cafile: str | None = None  # trust this CA bundle (PEM) for the server's certificate
 
 
 @dataclass(frozen=True)
@@ -359,7 +348,7 @@ def _account_table(account: Account) -> Any:
             table[key] = value
     for protocol, server in (("smtp", account.smtp), ("pop3", account.pop3)):
         if server != ServerSettings():
-            table[protocol] = _drop_none(vars(server))
+            table[protocol] = _drop_none(server._asdict())
     if account.fetch.to is not None or account.fetch.delete:
         table["fetch"] = _drop_none(vars(account.fetch))
     if account.oauth2 is not None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 from mailcli.errors import ConfigError
 
 if TYPE_CHECKING:  # mailcli.config is imported only when there is a config file to read
-    from mailcli.config import Account, ServerSettings
+    from mailcli.config import Account
 
 SecurityMode = Literal["tls", "starttls", "none"]  # implicit TLS, STARTTLS, cleartext
 SECURITY_MODES: tuple[SecurityMode, ...] = ("tls", "starttls", "none")
@@ -68,6 +68,22 @@ class ConnectionOptions(NamedTuple):
     password_command: str | None = None
 
 
+class ServerSettings(NamedTuple):
+    """One server table of an account ([accounts.NAME.smtp] or .pop3); None = unset.
+    Here, not in mailcli.config: a run without a config file resolves its endpoint
+    against `ServerSettings()` without importing that module."""
+
+    host: str | None = None
+    port: int | None = None
+    security: SecurityMode | None = None
+    user: str | None = None
+    auth: str | None = None
+    cafile: str | None = None  # trust this CA bundle (PEM) for the server's certificate
+
+
+_NO_SERVER = ServerSettings()
+
+
 class Endpoint(NamedTuple):
     """A fully resolved server to talk to."""
 
@@ -97,7 +113,7 @@ def resolve_endpoint(
     environ: Mapping[str, str] = os.environ,
 ) -> Endpoint:
     """Merge the three layers; a missing host is a configuration error naming the fixes."""
-    server: ServerSettings | _NoServerSettings = account.server(protocol) if account else _NO_SERVER
+    server = account.server(protocol) if account else _NO_SERVER
     env = _EnvLayer(protocol, environ)
     host = options.host or env.get("HOST") or server.host
     if not host:
@@ -116,11 +132,7 @@ def resolve_endpoint(
         ("MAILCLI_USER", env.optional_generic("USER")),
         ("user", account.user if account else None),
     )
-    password_command, _ = _first_set(
-        ("--password-command", options.password_command),
-        ("MAILCLI_PASSWORD_COMMAND", env.optional_generic("PASSWORD_COMMAND")),
-        ("password_command", account.password_command if account else None),
-    )
+    password_command = resolve_password_command(account, options.password_command, environ)
     return Endpoint(
         protocol=protocol,
         host=host,
@@ -135,6 +147,22 @@ def resolve_endpoint(
         account=account.name if account else None,
         user_cleared_by=user_source if user_source and not user else None,
     )
+
+
+def resolve_password_command(
+    account: AccountSettings | None,
+    option: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> str | None:
+    """The password command a login uses: --password-command > MAILCLI_PASSWORD_COMMAND >
+    the account's `password_command`; "" at any layer is none and hides the layers below.
+    The one place that says so: `password where` asks it too."""
+    command, _ = _first_set(
+        ("--password-command", option),
+        ("MAILCLI_PASSWORD_COMMAND", environ.get("MAILCLI_PASSWORD_COMMAND")),
+        ("password_command", account.password_command if account else None),
+    )
+    return command
 
 
 def missing_user(endpoint: Endpoint) -> ConfigError:
@@ -155,21 +183,6 @@ def _first_set(*layers: tuple[str, str | None]) -> tuple[str | None, str | None]
         if value is not None:
             return value or None, source
     return None, None
-
-
-class _NoServerSettings:
-    """`ServerSettings()` (nothing set) for a run without an account, so that such a run
-    never imports mailcli.config."""
-
-    host: str | None = None
-    port: int | None = None
-    security: SecurityMode | None = None
-    user: str | None = None
-    auth: str | None = None
-    cafile: str | None = None
-
-
-_NO_SERVER = _NoServerSettings()
 
 
 class _EnvLayer:

@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from mailcli.cli.context import AppContext
-from mailcli.config import SECURITY_MODES, Account, FetchSettings, ServerSettings
+from mailcli.config import SECURITY_MODES, Account, FetchSettings
+from mailcli.endpoint import ServerSettings
 
 
 @click.group()
@@ -107,7 +108,9 @@ SECRET_SETTINGS = {"oauth2": ("client_secret",)}
 def _account_document(acc: Account) -> dict[str, Any]:
     document = asdict(acc)
     document["from"] = document.pop("from_addr")
-    # asdict keeps a NamedTuple a tuple (a bare list in JSON): the oauth2 table as a table.
+    # asdict keeps a NamedTuple a tuple (a bare list in JSON): the server and oauth2
+    # tables as tables.
+    document["smtp"], document["pop3"] = acc.smtp._asdict(), acc.pop3._asdict()
     document["oauth2"] = acc.oauth2._asdict() if acc.oauth2 is not None else None
     for table, keys in SECRET_SETTINGS.items():
         for key in keys:
