@@ -27,7 +27,11 @@ class ExitStatus(IntEnum):
     PROTOCOL = 76
     NOPERM = 77
     CONFIG = 78
-    INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+    # A run ended by a signal: 128 + the signal's number, as shells report it.
+    HANGUP = 129  # SIGHUP
+    INTERRUPTED = 130  # SIGINT: Ctrl-C
+    BROKEN_PIPE = 141  # SIGPIPE: stdout's reader went away (`| head`)
+    TERMINATED = 143  # SIGTERM
 
 
 class MailcliError(Exception):
@@ -163,5 +167,5 @@ class Stopped(BaseException):
         self.signum = signum
 
     @property
-    def exit_status(self) -> int:
-        return 128 + self.signum
+    def exit_status(self) -> ExitStatus:
+        return ExitStatus(128 + self.signum)

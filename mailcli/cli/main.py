@@ -168,12 +168,12 @@ def _run(args: list[str]) -> int:
 def _signal_status(exc: BaseException) -> int:
     """128 + the signal that ended the run (errors.Stopped, KeyboardInterrupt); any
     other BaseException goes on. mailcli.errors is imported only when a run fails."""
-    from mailcli.errors import Stopped
+    from mailcli.errors import ExitStatus, Stopped
 
     if isinstance(exc, Stopped):
-        return exc.exit_status
+        return int(exc.exit_status)
     if isinstance(exc, KeyboardInterrupt):
-        return _status("INTERRUPTED")
+        return int(ExitStatus.INTERRUPTED)
     raise exc
 
 
@@ -187,10 +187,7 @@ def _run_guarded(args: list[str], streams: StandardStreams) -> int:
     except (click.exceptions.Abort, KeyboardInterrupt):
         return _interrupted()
     except click.exceptions.ClickException as exc:
-        ctx = getattr(exc, "ctx", None)  # usage errors know their command; others do not
-        hint = f"see `{ctx.command_path if ctx else 'mailcli'} --help`"
-        _stderr_renderer(app).error(exc.format_message(), hint=hint)
-        return _status("USAGE")
+        return _usage_error(app, exc)
     except _EscapedPipeError as exc:
         return _failed(app, exc.error)
     except Exception as exc:
@@ -239,26 +236,33 @@ def _stderr_renderer(app: AppContext) -> Renderer:
     return app.terminal.renderer(json_output=False, quiet=False)
 
 
-def _interrupted() -> int:
-    sys.stderr.write("\n")
-    return _status("INTERRUPTED")
-
-
-def _status(name: str) -> int:
-    """`ExitStatus[name]`; mailcli.errors is imported only when a run fails."""
+# mailcli.errors is imported only when a run fails: inside each of the functions below.
+def _usage_error(app: AppContext, exc: click.exceptions.ClickException) -> int:
     from mailcli.errors import ExitStatus
 
-    return int(ExitStatus[name])
+    ctx = getattr(exc, "ctx", None)  # usage errors know their command; others do not
+    hint = f"see `{ctx.command_path if ctx else 'mailcli'} --help`"
+    _stderr_renderer(app).error(exc.format_message(), hint=hint)
+    return int(ExitStatus.USAGE)
+
+
+def _interrupted() -> int:
+    from mailcli.errors import ExitStatus
+
+    sys.stderr.write("\n")
+    return int(ExitStatus.INTERRUPTED)
 
 
 def _internal_error(app: AppContext, exc: Exception) -> int:
+    from mailcli.errors import ExitStatus
+
     if app.debug:
         _print_traceback()
     _stderr_renderer(app).error(
         f"internal error: {type(exc).__name__}: {exc}",
         hint=None if app.debug else "this is a bug in mailcli; rerun with --debug for a traceback",
     )
-    return _status("SOFTWARE")
+    return int(ExitStatus.SOFTWARE)
 
 
 def _print_traceback() -> None:

@@ -2,8 +2,8 @@
 outcome, never a crash. The CLI enters `StandardStreams` around every command:
 
 - stdout carries data: the reader gone (EPIPE) stops the run as SIGPIPE would
-  (`errors.Stopped`, exit 141, quietly); closed (`>&-`) or failing (a full disk) is
-  74 with one line on stderr;
+  (`errors.Stopped`, exit 141 `ExitStatus.BROKEN_PIPE`, quietly); closed (`>&-`) or
+  failing (a full disk) is 74 with one line on stderr;
 - stderr carries diagnostics: closed or failing, they are dropped, and the exit status
   is what it would have been;
 - stdin closed (`<&-`): reading it is 66.
