@@ -8,9 +8,8 @@ A refused token comes back as a continuation carrying base64 JSON
 (`{"status":"401",...}`, `{"status":"invalid_token"}`); the client must answer it
 (an empty line for XOAUTH2, `^A` for OAUTHBEARER) and then reads the final refusal.
 
-A `BearerSource` is what the sessions receive instead of a password source when an
-account logs in with OAuth2: calling it gives an access token valid for at least the
-next minute; `renew()` gets a fresh one after the server refused the current one.
+A `BearerSource` (`auth.credential`) is what the sessions receive instead of a password
+source when an account logs in with OAuth2.
 
 The sessions (`smtp.auth`, `pop3.auth`) send the token with the AUTH command (initial
 response) except in the two-step form (`AUTH M`, the server's empty continuation, then
@@ -25,36 +24,13 @@ import base64
 import binascii
 from collections.abc import Callable
 
-from mailcli.errors import PermissionDeniedError, UnavailableError
+from mailcli.auth.credential import BearerSource
+from mailcli.errors import UnavailableError
 
 XOAUTH2 = "XOAUTH2"
 OAUTHBEARER = "OAUTHBEARER"
 BEARER_MECHANISMS = (XOAUTH2, OAUTHBEARER)
 _STATUS_LIMIT = 64  # of an error challenge's status in a message: "401", "invalid_token"
-
-
-class BearerSource:
-    """An OAuth2 access-token source. Subclasses (mailcli.auth.oauth) do the work."""
-
-    provider = "custom"  # "google", "microsoft" or "custom": Microsoft speaks no OAUTHBEARER
-    # The SASL form: None chooses by provider and protocol (`wants_two_step`); True sends
-    # the token only after the server's empty continuation, False with the AUTH command.
-    two_step: bool | None = None
-
-    def __call__(self) -> str:
-        """A token valid for at least the next minute (refreshed ahead of expiry)."""
-        raise NotImplementedError
-
-    def renew(self) -> str:
-        """A fresh token after the server refused the current one (refresh once)."""
-        raise NotImplementedError
-
-    def refused(self, user: str, detail: str) -> PermissionDeniedError:
-        """The error for a token the server still refuses after `renew` (exit 77)."""
-        return PermissionDeniedError(
-            f"the server refused the OAuth2 token for {user!r}: {detail}",
-            hint="log in again with `mailcli oauth login`",
-        )
 
 
 def xoauth2(user: str, token: str) -> bytes:

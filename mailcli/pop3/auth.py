@@ -17,8 +17,8 @@ import base64
 import poplib
 from typing import TYPE_CHECKING
 
+from mailcli.auth.credential import BearerSource
 from mailcli.auth.sasl import (
-    BearerSource,
     bearer_payload,
     choose_bearer_mechanism,
     error_answer,

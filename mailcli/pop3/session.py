@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, cast
 
-from mailcli.auth.sasl import BearerSource
+from mailcli.auth.credential import BearerSource
 from mailcli.endpoint import Endpoint, missing_user
 from mailcli.errors import (
     MailcliError,

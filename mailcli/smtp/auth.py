@@ -19,8 +19,8 @@ import smtplib
 from collections.abc import Callable
 from typing import Any
 
+from mailcli.auth.credential import BearerSource
 from mailcli.auth.sasl import (
-    BearerSource,
     bearer_payload,
     choose_bearer_mechanism,
     error_answer,

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from mailcli.auth.sasl import BearerSource
+from mailcli.auth.credential import BearerSource
 from mailcli.config import OAuthSettings, state_home
 from mailcli.errors import PermissionDeniedError
 
