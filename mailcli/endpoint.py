@@ -150,7 +150,7 @@ def resolve_endpoint(
 
 
 def resolve_password_command(
-    account: AccountSettings | None,
+    account: Account | None,
     option: str | None = None,
     environ: Mapping[str, str] = os.environ,
 ) -> str | None:

@@ -273,6 +273,11 @@ def describe_sources(
     return statuses
 
 
+def answering_source(statuses: list[SourceStatus]) -> str | None:
+    """The step that would supply the password: the first available, as the chain walks."""
+    return next((status.name for status in statuses if status.available), None)
+
+
 def _env_detail(environ: Mapping[str, str]) -> str:
     return f"{ENV_VAR} is set" if environ.get(ENV_VAR) else f"{ENV_VAR} is not set"
 

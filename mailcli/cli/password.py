@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from mailcli.cli.context import AppContext
 from mailcli.config import PROTOCOLS
-from mailcli.endpoint import ConnectionOptions, Endpoint, resolve_endpoint
+from mailcli.endpoint import (
+    ConnectionOptions,
+    Endpoint,
+    resolve_endpoint,
+    resolve_password_command,
+)
 from mailcli.errors import ConfigError, CredentialsError, UsageError
 
 _KEY_HELP = "USER@HOST; default: the account's SMTP and POP3 logins."
@@ -63,13 +66,12 @@ def delete_password(app: AppContext, key: str | None, host: str | None, user: st
 @_key_options
 @click.pass_obj
 def where(app: AppContext, key: str | None, host: str | None, user: str | None) -> None:
-    from mailcli.auth.credentials import describe_sources
+    from mailcli.auth.credentials import answering_source, describe_sources
 
     if not key and app.account is not None and app.account.oauth2 is not None:
         return _where_oauth(app, [e.credential_key for e in _endpoints(app, host, user)])
-    if key:
-        command = app.account.password_command if app.account else None
-        targets = [(key, command or os.environ.get("MAILCLI_PASSWORD_COMMAND"))]
+    if key:  # what a login as USER@HOST through this account would use
+        targets = [(key, resolve_password_command(app.account))]
     else:
         targets = [(e.credential_key, e.password_command) for e in _endpoints(app, host, user)]
     documents, rows = [], []
@@ -77,7 +79,7 @@ def where(app: AppContext, key: str | None, host: str | None, user: str | None) 
         sources = describe_sources(
             entry, password_command=command, interactive=app.terminal.stdin_tty
         )
-        answer = next((s.name for s in sources if s.available), None)
+        answer = answering_source(sources)
         documents.append(
             {"key": entry, "answer": answer, "sources": [s._asdict() for s in sources]}
         )
