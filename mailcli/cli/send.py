@@ -10,6 +10,7 @@ from mailcli.cli.context import AppContext
 from mailcli.cli.options import connection_options, quit_after_option
 from mailcli.endpoint import ConnectionOptions
 from mailcli.errors import DataError, ExitStatus, UsageError
+from mailcli.smtp.phases import PHASES, TRANSACTION_PHASES, smtp_phase
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -67,7 +68,7 @@ _COMPOSE_ONLY = (
     "--message", "message_file", metavar="FILE|-", help="Submit a ready RFC 5322 message as is."
 )
 @click.option("--dry-run", is_flag=True, help="Print envelope and message; connect to nothing.")
-@quit_after_option(("connect", "ehlo", "tls", "auth", "mail", "rcpt"))
+@quit_after_option(PHASES)
 @connection_options
 @click.pass_obj
 def send(
@@ -96,18 +97,17 @@ def send(
     from mailcli.smtp.session import submit
 
     endpoint = app.endpoint("smtp", connection)
+    quit_after = smtp_phase(app.quit_after)
     result = submit(
         endpoint,
         outgoing,
         password=app.credential(endpoint),
         transcript=app.transcript(),
-        quit_after=app.quit_after,
+        quit_after=quit_after,
     )
     _print_result(app, result)
-    if app.quit_after in ("mail", "rcpt"):
-        app.out.info(
-            f"mailcli: stopped after {app.quit_after}, as --quit-after asked (no DATA sent)"
-        )
+    if quit_after in TRANSACTION_PHASES:
+        app.out.info(f"mailcli: stopped after {quit_after}, as --quit-after asked (no DATA sent)")
     return result.exit_status
 
 

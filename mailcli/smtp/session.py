@@ -8,7 +8,7 @@ connect -> EHLO (HELO only if EHLO is refused) -> STARTTLS (required when securi
 `starttls`: no offer means stop before any credential or mail) -> EHLO -> AUTH (only
 when a user is set) -> MAIL FROM -> RCPT TO each -> DATA -> QUIT.
 
-After each phase (PHASES: connect, ehlo, tls, auth, mail, rcpt) the session calls one
+After each phase (`smtp.phases`: connect, ehlo, tls, auth, mail, rcpt) the session calls one
 place, `_reached`: it tells the caller's `on_phase` callback (`check` fills its report
 there) and then stops when `quit_after` names the phase (`--quit-after`). `login=False`
 opens without AUTH; the caller may then `login()` (`check --login`).
@@ -41,6 +41,7 @@ from mailcli.errors import (
 from mailcli.network import session_timeout, tls_context, trace_tls, upload_piece
 from mailcli.smtp.auth import authenticate
 from mailcli.smtp.envelope import Outgoing
+from mailcli.smtp.phases import SmtpPhase
 from mailcli.smtp.reply import ACCEPTED_RECIPIENT, Reply, ReplyCode
 from mailcli.smtp.wire import (
     TracedSMTP,
@@ -57,7 +58,6 @@ from mailcli.transcript import Transcript
 
 DATA_CHUNK = 256 * 1024
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
-PHASES = ("connect", "ehlo", "tls", "auth", "mail", "rcpt")  # on_phase, --quit-after
 
 
 class SendResult:
@@ -103,7 +103,7 @@ def submit(
     *,
     password: PasswordSource,
     transcript: Transcript,
-    quit_after: str | None = None,
+    quit_after: SmtpPhase | None = None,
 ) -> SendResult:
     """Submit one message. Returns the per-recipient result; raises MailcliError for
     failures that stop the session (connection, TLS, AUTH, MAIL, DATA), StoppedEarly
@@ -126,14 +126,14 @@ class SmtpSession:
         *,
         password: PasswordSource,
         transcript: Transcript,
-        quit_after: str | None = None,
+        quit_after: SmtpPhase | None = None,
         login: bool = True,
-        on_phase: Callable[[str, SmtpSession], object] | None = None,
+        on_phase: Callable[[SmtpPhase, SmtpSession], object] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.password = password
         self.transcript = transcript
-        self.quit_after = quit_after  # one of PHASES: QUIT there, skip the rest
+        self.quit_after = quit_after  # QUIT there, skip the rest
         self.login_wanted = login  # False: open without AUTH (`check` calls login())
         self.on_phase = on_phase  # told of each phase reached (`check` reports them)
         self.connect_seconds = 0.0
@@ -196,14 +196,14 @@ class SmtpSession:
         with session_timeout(self.endpoint.timeout):
             authenticate(smtp, self.endpoint, self.password)
 
-    def _reached(self, phase: str) -> bool:
+    def _reached(self, phase: SmtpPhase) -> bool:
         """The one place a phase is reported: the callback first, then True when
         `quit_after` names this phase (the caller stops there)."""
         if self.on_phase is not None:
             self.on_phase(phase, self)
         return phase == self.quit_after
 
-    def _stop_if_reached(self, phase: str) -> None:
+    def _stop_if_reached(self, phase: SmtpPhase) -> None:
         if self._reached(phase):
             raise StoppedEarly(phase)
 
@@ -257,7 +257,10 @@ def _starttls(smtp: TracedSMTP, endpoint: Endpoint, transcript: Transcript) -> N
 
 
 def _transact(
-    smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript, reached: Callable[[str], bool]
+    smtp: TracedSMTP,
+    outgoing: Outgoing,
+    transcript: Transcript,
+    reached: Callable[[SmtpPhase], bool],
 ) -> SendResult:
     """MAIL, RCPT each, DATA. `reached(phase)` True: stop there with what is known (the
     probe "would these recipients be accepted?" sends no DATA)."""
