@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 from mailcli.errors import ConfigError
-
-if TYPE_CHECKING:  # mailcli.config is imported only when there is a config file to read
-    from mailcli.config import Account
 
 SecurityMode = Literal["tls", "starttls", "none"]  # implicit TLS, STARTTLS, cleartext
 SECURITY_MODES: tuple[SecurityMode, ...] = ("tls", "starttls", "none")
@@ -83,6 +80,23 @@ class ServerSettings(NamedTuple):
 
 _NO_SERVER = ServerSettings()
 
+if TYPE_CHECKING:  # a type only: nothing to build at start-up
+
+    class AccountSettings(Protocol):
+        """What resolving an endpoint reads of an account (`mailcli.config.Account`),
+        named here so that this module needs nothing from mailcli.config."""
+
+        @property
+        def name(self) -> str: ...
+
+        @property
+        def user(self) -> str | None: ...
+
+        @property
+        def password_command(self) -> str | None: ...
+
+        def server(self, protocol: str) -> ServerSettings: ...
+
 
 class Endpoint(NamedTuple):
     """A fully resolved server to talk to."""
@@ -108,7 +122,7 @@ class Endpoint(NamedTuple):
 
 def resolve_endpoint(
     protocol: str,
-    account: Account | None,
+    account: AccountSettings | None,
     options: ConnectionOptions,
     environ: Mapping[str, str] = os.environ,
 ) -> Endpoint:
@@ -150,7 +164,7 @@ def resolve_endpoint(
 
 
 def resolve_password_command(
-    account: Account | None,
+    account: AccountSettings | None,
     option: str | None = None,
     environ: Mapping[str, str] = os.environ,
 ) -> str | None:
