@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import click
 
 from mailcli.cli.context import AppContext
-from mailcli.errors import ExitStatus
 
 if TYPE_CHECKING:
     from mailcli.sendmail.deliver import SessionFactory
@@ -53,12 +52,7 @@ def sendmail(app: AppContext, args: tuple[str, ...]) -> int:
         open_session=_session_factory(app),
         spool=_spool(),
     )
-    refused = {
-        a: r
-        for a, r in (delivery.result.refused if delivery.result else {}).items()
-        if not r.temporary
-    }
-    for address, reply in refused.items():
+    for address, reply in delivery.refused.items():
         app.out.error(f"recipient {address} refused permanently: {reply}")
     if delivery.queued is not None:
         # Durably queued is the caller's success: the queue owns the message now.
@@ -66,7 +60,7 @@ def sendmail(app: AppContext, args: tuple[str, ...]) -> int:
             f"mailcli: queued: {delivery.queued.id}, {delivery.reason}; "
             "`mailcli queue run` will retry"
         )
-    return ExitStatus.NOUSER if refused else ExitStatus.OK
+    return delivery.exit_status
 
 
 @click.group()
@@ -124,14 +118,9 @@ def run(app: AppContext) -> int:
             )
     if not app.quiet or app.json:
         app.out.table(["id", "status", "detail"], rows, document=document)
-    if report.error is not None:
+    if report.error is not None:  # its one line on stderr, and its status
         raise report.error
-    statuses = {outcome.status for outcome in outcomes}
-    if "deferred" in statuses:
-        return ExitStatus.TEMPFAIL
-    if statuses & {"failed", "damaged"}:
-        return ExitStatus.UNAVAILABLE
-    return ExitStatus.NOUSER if "refused" in statuses else ExitStatus.OK
+    return report.exit_status
 
 
 @queue.command("remove")

@@ -27,10 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from itertools import groupby
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from mailcli.errors import (
     DataError,
+    ExitStatus,
     MailcliError,
     NoInputError,
     RejectedError,
@@ -42,6 +43,9 @@ from mailcli.sendmail.entry import QueueEntry
 from mailcli.sendmail.spool import DamagedEntryError, Spool
 from mailcli.smtp.envelope import Envelope, Outgoing
 from mailcli.smtp.session import SendResult, SmtpSession
+
+if TYPE_CHECKING:
+    from mailcli.smtp.reply import Reply
 
 PERMANENT_ERRORS = (RejectedError, DataError, UsageError, NoInputError)
 SessionFactory = Callable[[str | None], SmtpSession]
@@ -56,6 +60,19 @@ class Delivery:
     result: SendResult | None  # None when nothing was delivered
     queued: QueueEntry | None  # the spool entry for what is left to deliver
     reason: str | None  # why it was queued
+
+    @property
+    def refused(self) -> dict[str, Reply]:
+        """The recipients refused permanently: reported, never queued."""
+        refused = self.result.refused if self.result is not None else {}
+        return {address: reply for address, reply in refused.items() if not reply.temporary}
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        """67 when some recipients were refused permanently, else 0: a message queued is
+        the caller's success, since the queue owns it now (a 75 made mail clients report
+        a failure and resend a message that `queue run` then delivered too)."""
+        return ExitStatus.NOUSER if self.refused else ExitStatus.OK
 
 
 def deliver_or_spool(
@@ -119,6 +136,20 @@ class QueueReport:
 
     def add(self, entry_id: str, status: QueueOutcome, detail: str) -> None:
         self.outcomes.append(RunOutcome(entry_id, status, detail))
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        """The error's status (74/73) when the queue could not be written; else 75 while
+        some entry waits, 69 when some failed or were damaged, 67 when some recipients
+        were refused, 0 when everything went."""
+        if self.error is not None:
+            return self.error.exit_status
+        statuses = {outcome.status for outcome in self.outcomes}
+        if "deferred" in statuses:
+            return ExitStatus.TEMPFAIL
+        if statuses & {"failed", "damaged"}:
+            return ExitStatus.UNAVAILABLE
+        return ExitStatus.NOUSER if "refused" in statuses else ExitStatus.OK
 
 
 def run_queue(spool: Spool, open_session: SessionFactory) -> QueueReport:
