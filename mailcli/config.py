@@ -27,14 +27,12 @@ from typing import Any, NamedTuple
 # dataclasses and pathlib); re-exported here, where the file's readers look for it.
 from mailcli.endpoint import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
 from mailcli.endpoint import SECURITY_MODES as SECURITY_MODES
+from mailcli.endpoint import MailProtocol, ServerSettings
 from mailcli.endpoint import SecurityMode as SecurityMode
-from mailcli.endpoint import ServerSettings
 from mailcli.endpoint import default_port as default_port
 from mailcli.endpoint import default_security as default_security
 from mailcli.endpoint import security_mode as security_mode
 from mailcli.errors import ConfigError
-
-PROTOCOLS = ("smtp", "pop3")
 
 _ACCOUNT_KEYS = {"from", "user", "domain", "password_command", "smtp", "pop3", "fetch", "oauth2"}
 _SERVER_KEYS = {"host", "port", "security", "user", "auth", "cafile"}
@@ -95,7 +93,7 @@ class Account:
     fetch: FetchSettings = field(default_factory=FetchSettings)
     oauth2: OAuthSettings | None = None
 
-    def server(self, protocol: str) -> ServerSettings:
+    def server(self, protocol: MailProtocol) -> ServerSettings:
         return self.smtp if protocol == "smtp" else self.pop3
 
 

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol, get_args
 
 from mailcli.errors import ConfigError
 
+MailProtocol = Literal["smtp", "pop3"]  # what an endpoint speaks: submission, or a mailbox
+PROTOCOLS: tuple[MailProtocol, ...] = get_args(MailProtocol)
 SecurityMode = Literal["tls", "starttls", "none"]  # implicit TLS, STARTTLS, cleartext
 SECURITY_MODES: tuple[SecurityMode, ...] = ("tls", "starttls", "none")
 DEFAULT_TIMEOUT = 30.0
@@ -40,12 +42,12 @@ def security_mode(value: str | None) -> SecurityMode | None:
     return next((mode for mode in SECURITY_MODES if mode == value), None)
 
 
-def default_security(protocol: str, port: int | None) -> SecurityMode:
+def default_security(protocol: MailProtocol, port: int | None) -> SecurityMode:
     """`tls` on the implicit-TLS port, else `starttls`. `none` is never a default."""
     return "tls" if port == _IMPLICIT_TLS_PORTS[protocol] else "starttls"
 
 
-def default_port(protocol: str, security: SecurityMode) -> int:
+def default_port(protocol: MailProtocol, security: SecurityMode) -> int:
     return _DEFAULT_PORTS[protocol][security]
 
 
@@ -95,13 +97,13 @@ if TYPE_CHECKING:  # a type only: nothing to build at start-up
         @property
         def password_command(self) -> str | None: ...
 
-        def server(self, protocol: str) -> ServerSettings: ...
+        def server(self, protocol: MailProtocol) -> ServerSettings: ...
 
 
 class Endpoint(NamedTuple):
     """A fully resolved server to talk to."""
 
-    protocol: str
+    protocol: MailProtocol
     host: str
     port: int
     security: SecurityMode
@@ -121,7 +123,7 @@ class Endpoint(NamedTuple):
 
 
 def resolve_endpoint(
-    protocol: str,
+    protocol: MailProtocol,
     account: AccountSettings | None,
     options: ConnectionOptions,
     environ: Mapping[str, str] = os.environ,
@@ -202,7 +204,7 @@ def _first_set(*layers: tuple[str, str | None]) -> tuple[str | None, str | None]
 class _EnvLayer:
     """Reads MAILCLI_<PROTO>_<KEY> and MAILCLI_<KEY>, validating as the file does."""
 
-    def __init__(self, protocol: str, environ: Mapping[str, str]) -> None:
+    def __init__(self, protocol: MailProtocol, environ: Mapping[str, str]) -> None:
         self.prefix = f"MAILCLI_{protocol.upper()}_"
         self.environ = environ
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Literal, NamedTuple
 
 from mailcli.check.limiter import SHARED_LIMITER, ConnectionLimiter
-from mailcli.endpoint import Endpoint
+from mailcli.endpoint import Endpoint, MailProtocol
 from mailcli.errors import ExitStatus
 
 Level = Literal["ok", "info", "warn", "fail", "skipped"]
@@ -51,7 +51,7 @@ class AuditTarget(NamedTuple):
     the connections open at once to the server, for the whole audit.
     """
 
-    protocol: str  # "smtp" or "pop3"
+    protocol: MailProtocol
     endpoint: Endpoint
     audit_rcpt: str | None = None
     source_address: str | None = None

@@ -26,7 +26,7 @@ from typing import Any
 
 from mailcli.check.findings import AuditTarget, Finding, Level
 from mailcli.config import SecurityMode
-from mailcli.endpoint import Endpoint
+from mailcli.endpoint import Endpoint, MailProtocol
 from mailcli.errors import (
     ExitStatus,
     MailcliError,
@@ -44,7 +44,7 @@ PasswordSource = Callable[[], str]
 
 @dataclass
 class CheckReport:
-    protocol: str
+    protocol: MailProtocol
     host: str
     port: int
     security: SecurityMode
@@ -82,7 +82,7 @@ class CheckReport:
 
 
 def run_check(
-    protocol: str,
+    protocol: MailProtocol,
     endpoint: Endpoint,
     *,
     login: bool,
@@ -102,7 +102,7 @@ def run_check(
 
 
 def _check(
-    protocol: str,
+    protocol: MailProtocol,
     endpoint: Endpoint,
     login: bool,
     password: PasswordSource,

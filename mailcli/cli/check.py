@@ -8,7 +8,7 @@ import click
 
 from mailcli.cli.context import AppContext
 from mailcli.cli.options import connection_options, quit_after_option
-from mailcli.endpoint import ConnectionOptions
+from mailcli.endpoint import PROTOCOLS, ConnectionOptions, MailProtocol
 
 if TYPE_CHECKING:
     from mailcli.check.findings import AuditTarget
@@ -40,7 +40,7 @@ def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> s
 
 
 @click.command()
-@click.argument("protocol", type=click.Choice(["smtp", "pop3"]))
+@click.argument("protocol", type=click.Choice(PROTOCOLS))
 @click.option("--login", is_flag=True, help="Also test authentication (and STAT for POP3).")
 @click.option(
     "--audit", is_flag=True, help="Also run the active security probes (graded, with evidence)."
@@ -77,7 +77,7 @@ def check(
     app: AppContext,
     /,
     connection: ConnectionOptions,
-    protocol: str,
+    protocol: MailProtocol,
     login: bool,
     audit: bool,
     audit_rcpt: str | None,

@@ -18,7 +18,7 @@ import click
 if TYPE_CHECKING:
     from mailcli.auth.credentials import Secret
     from mailcli.config import Account, Config
-    from mailcli.endpoint import ConnectionOptions, Endpoint
+    from mailcli.endpoint import ConnectionOptions, Endpoint, MailProtocol
     from mailcli.render import Renderer, Terminal
     from mailcli.transcript import Transcript
 
@@ -80,7 +80,7 @@ class AppContext:
             self._renderer = self.terminal.renderer(json_output=self.json, quiet=self.quiet)
         return self._renderer
 
-    def endpoint(self, protocol: str, options: ConnectionOptions) -> Endpoint:
+    def endpoint(self, protocol: MailProtocol, options: ConnectionOptions) -> Endpoint:
         from mailcli.endpoint import resolve_endpoint
 
         endpoint = resolve_endpoint(protocol, self.account, options)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from mailcli.cli.context import AppContext
-from mailcli.config import PROTOCOLS
 from mailcli.endpoint import (
+    PROTOCOLS,
     ConnectionOptions,
     Endpoint,
     resolve_endpoint,
