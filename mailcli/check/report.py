@@ -35,6 +35,8 @@ from mailcli.errors import (
     TempFailError,
     UnavailableError,
 )
+from mailcli.pop3.phases import Pop3Phase
+from mailcli.smtp.phases import SmtpPhase
 from mailcli.tlsinfo import TlsInfo, describe
 from mailcli.transcript import Transcript
 
@@ -88,7 +90,7 @@ def run_check(
     login: bool,
     password: PasswordSource,
     transcript: Transcript,
-    quit_after: str | None = None,
+    quit_after: Pop3Phase | None = None,
     audit: AuditTarget | None = None,
 ) -> CheckReport:
     """Probe; on an untrusted certificate, probe again unverified for the details; then
@@ -107,7 +109,7 @@ def _check(
     login: bool,
     password: PasswordSource,
     transcript: Transcript,
-    quit_after: str | None,
+    quit_after: Pop3Phase | None,
 ) -> CheckReport:
     report = CheckReport(protocol, endpoint.host, endpoint.port, endpoint.security)
     try:
@@ -160,7 +162,7 @@ def _probe_smtp(
 ) -> None:
     from mailcli.smtp.session import SmtpSession
 
-    def reached(phase: str, session: SmtpSession) -> None:
+    def reached(phase: SmtpPhase, session: SmtpSession) -> None:
         if phase == "connect":
             report.connect_ms = round(session.connect_seconds * 1000, 1)
             report.banner = str(session.greeting)
@@ -212,7 +214,7 @@ def _probe_pop3(
     login: bool,
     password: PasswordSource,
     transcript: Transcript,
-    quit_after: str | None = None,
+    quit_after: Pop3Phase | None = None,
 ) -> None:
     from mailcli.pop3.commands import stat
     from mailcli.pop3.session import Pop3Session

@@ -9,6 +9,7 @@ import click
 from mailcli.cli.context import AppContext
 from mailcli.cli.options import connection_options, quit_after_option
 from mailcli.endpoint import PROTOCOLS, ConnectionOptions, MailProtocol
+from mailcli.pop3.phases import PHASES, pop3_phase
 
 if TYPE_CHECKING:
     from mailcli.check.findings import AuditTarget
@@ -70,7 +71,7 @@ def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     default=None,
     help="At most N connections open to the server at once during --audit (default 2).",
 )
-@quit_after_option(("connect", "capa", "tls", "auth"))
+@quit_after_option(PHASES)
 @connection_options
 @click.pass_obj
 def check(
@@ -102,7 +103,7 @@ def check(
         login=login,
         password=app.credential(endpoint),
         transcript=app.transcript(),
-        quit_after=app.quit_after if protocol == "pop3" else None,
+        quit_after=pop3_phase(app.quit_after) if protocol == "pop3" else None,
         audit=_audit_target(endpoint, audit_rcpt, audit_from, source_address, audit_connections)
         if audit
         else None,

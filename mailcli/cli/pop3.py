@@ -12,7 +12,7 @@ from mailcli.cli.context import AppContext
 from mailcli.cli.options import connection_options, quit_after_option
 from mailcli.endpoint import ConnectionOptions
 from mailcli.errors import UsageError
-from mailcli.pop3.phases import PHASES
+from mailcli.pop3.phases import PHASES, pop3_phase
 
 if TYPE_CHECKING:
     from mailcli.pop3.session import Pop3Session
@@ -63,7 +63,7 @@ def open_session(app: AppContext, connection: ConnectionOptions) -> Pop3Session:
         endpoint,
         password=app.credential(endpoint),
         transcript=app.transcript(),
-        quit_after=app.quit_after,
+        quit_after=pop3_phase(app.quit_after),
     )
 
 

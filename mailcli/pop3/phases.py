@@ -6,4 +6,12 @@ phases without importing the session and, with it, poplib and ssl.
 
 from __future__ import annotations
 
-PHASES = ("connect", "capa", "tls", "auth")
+from typing import Literal, get_args
+
+Pop3Phase = Literal["connect", "capa", "tls", "auth"]
+PHASES: tuple[Pop3Phase, ...] = get_args(Pop3Phase)
+
+
+def pop3_phase(name: str | None) -> Pop3Phase | None:
+    """`name` as a phase, or None when it names none (`--quit-after` offers only PHASES)."""
+    return next((phase for phase in PHASES if phase == name), None)
