@@ -1,12 +1,19 @@
-"""SASL with OAuth2 bearer tokens, shared by the SMTP and POP3 sessions.
+"""SASL client responses, shared by the SMTP and POP3 sessions: one encoder per wire
+format, each giving the response's bytes before base64. The protocol modules only frame
+them (the AUTH line, the continuations); nothing else spells a payload out.
 
-Wire formats:
+Wire formats (user and secret in UTF-8):
+- PLAIN (RFC 4616): `^@U^@P` (^@ is NUL; no authorization identity);
+- LOGIN: the user, then the password, each answering one challenge;
+- CRAM-MD5 (RFC 2195): `U D`, D the hex HMAC-MD5 of the server's challenge keyed with
+  the password;
 - XOAUTH2 (Google, Microsoft): `user=U^Aauth=Bearer T^A^A`;
 - OAUTHBEARER (RFC 7628): `n,a=U,^Ahost=H^Aport=P^Aauth=Bearer T^A^A`.
 
 A refused token comes back as a continuation carrying base64 JSON
 (`{"status":"401",...}`, `{"status":"invalid_token"}`); the client must answer it
-(an empty line for XOAUTH2, `^A` for OAUTHBEARER) and then reads the final refusal.
+(`error_answer`: an empty line for XOAUTH2, `^A` for OAUTHBEARER) and then reads the
+final refusal.
 
 A `BearerSource` (`auth.credential`) is what the sessions receive instead of a password
 source when an account logs in with OAuth2.
@@ -31,6 +38,23 @@ XOAUTH2 = "XOAUTH2"
 OAUTHBEARER = "OAUTHBEARER"
 BEARER_MECHANISMS = (XOAUTH2, OAUTHBEARER)
 _STATUS_LIMIT = 64  # of an error challenge's status in a message: "401", "invalid_token"
+
+
+def plain(user: str, password: str) -> bytes:
+    return f"\0{user}\0{password}".encode()
+
+
+def login(user: str, password: str) -> tuple[bytes, bytes]:
+    """The answers to LOGIN's two challenges (or the user as the initial response)."""
+    return user.encode(), password.encode()
+
+
+def cram_md5(user: str, password: str, challenge: bytes) -> bytes:
+    """The answer to CRAM-MD5's challenge (as the server sent it, base64 decoded)."""
+    import hmac  # only on this path: hashlib's start-up cost stays off every other run
+
+    digest = hmac.new(password.encode(), challenge, "md5").hexdigest()
+    return f"{user} {digest}".encode()
 
 
 def xoauth2(user: str, token: str) -> bytes:

@@ -10,6 +10,8 @@ the two-step form when the source asks for it. A refused token comes back as 334
 a base64 JSON error challenge, which is answered (`error_answer`) before the final 535;
 then the token is renewed once and AUTH tried once more on the same connection
 (`retry_once`). A 4xx reply to AUTH is temporary (75) and is not retried.
+
+Every response is built by `auth.sasl`; this module only frames it for smtplib's `auth()`.
 """
 
 from __future__ import annotations
@@ -17,16 +19,21 @@ from __future__ import annotations
 import base64
 import smtplib
 from collections.abc import Callable
-from typing import Any
+from typing import overload
 
 from mailcli.auth.credential import BearerSource
 from mailcli.auth.sasl import (
+    XOAUTH2,
     bearer_payload,
     choose_bearer_mechanism,
+    cram_md5,
     error_answer,
     error_detail,
+    login,
+    plain,
     retry_once,
     wants_two_step,
+    xoauth2,
 )
 from mailcli.endpoint import Endpoint
 from mailcli.errors import DataError, PermissionDeniedError, TempFailError, UnavailableError
@@ -47,15 +54,9 @@ def authenticate(smtp: TracedSMTP, endpoint: Endpoint, password: PasswordSource)
         return
     offered = smtp.esmtp_features.get("auth", "").upper().split()
     mechanism = choose_mechanism(offered, endpoint.auth)
-    secret = password()
-    smtp.user, smtp.password = endpoint.user or "", secret
+    responder = _password_responder(mechanism, endpoint.user or "", password())
     try:
-        if mechanism == "XOAUTH2":
-            authobject: Any = _xoauth2(endpoint.user or "", secret)
-            smtp.auth("XOAUTH2", authobject, initial_response_ok=True)
-        else:
-            method = getattr(smtp, "auth_" + mechanism.lower().replace("-", "_"))
-            smtp.auth(mechanism, method, initial_response_ok=True)
+        smtp.auth(mechanism, responder, initial_response_ok=True)
     except smtplib.SMTPAuthenticationError as exc:
         reply = _temporary_or(exc)
         raise PermissionDeniedError(
@@ -86,12 +87,41 @@ def choose_mechanism(offered: list[str], forced: str | None) -> str:
     raise UnavailableError(f"no supported AUTH mechanism among {' '.join(offered)}")
 
 
-def _xoauth2(user: str, token: str) -> Callable[[bytes | None], str]:
-    def respond(challenge: bytes | None = None) -> str:
-        # After an error challenge the client must answer with an empty line.
-        return "" if challenge is not None else f"user={user}\x01auth=Bearer {token}\x01\x01"
+def _password_responder(
+    mechanism: str, user: str, secret: str
+) -> _PasswordResponder | _TokenResponder:
+    if mechanism == XOAUTH2:  # a token printed by a password_command
+        return _TokenResponder(XOAUTH2, xoauth2(user, secret))
+    return _PasswordResponder(mechanism, user, secret)
 
-    return respond
+
+class _PasswordResponder:
+    """smtplib's authobject for PLAIN, LOGIN and CRAM-MD5: called with nothing for the
+    initial response (CRAM-MD5 has none), then with each challenge (decoded). smtplib
+    wants each response as an ASCII str, which it encodes in base64 itself."""
+
+    def __init__(self, mechanism: str, user: str, secret: str) -> None:
+        self.mechanism = mechanism
+        self.user = user
+        self.secret = secret
+
+    @overload
+    def __call__(self, challenge: None = None, /) -> str | None: ...
+    @overload
+    def __call__(self, challenge: bytes, /) -> str: ...
+    def __call__(self, challenge: bytes | None = None, /) -> str | None:
+        if self.mechanism == "CRAM-MD5":
+            if challenge is None:
+                return None
+            return _ascii(cram_md5(self.user, self.secret, challenge))
+        if self.mechanism == "LOGIN":
+            name, password = login(self.user, self.secret)
+            return _ascii(name if challenge is None else password)
+        return _ascii(plain(self.user, self.secret))
+
+
+def _ascii(response: bytes) -> str:
+    return response.decode("ascii")
 
 
 def _temporary_or(exc: smtplib.SMTPAuthenticationError) -> Reply:
@@ -112,7 +142,7 @@ def _bearer_login(smtp: TracedSMTP, endpoint: Endpoint, source: BearerSource) ->
 
     def attempt(token: str) -> str | None:
         payload = bearer_payload(mechanism, user, token, endpoint.host, endpoint.port)
-        responder = _BearerResponder(mechanism, payload)
+        responder = _TokenResponder(mechanism, payload)
         try:
             smtp.auth(mechanism, responder, initial_response_ok=not two_step)
         except smtplib.SMTPAuthenticationError as exc:
@@ -122,7 +152,7 @@ def _bearer_login(smtp: TracedSMTP, endpoint: Endpoint, source: BearerSource) ->
     retry_once(source, user, attempt)
 
 
-class _BearerResponder:
+class _TokenResponder:
     """smtplib's authobject for one bearer AUTH. smtplib calls it with nothing for the
     initial response (or, in the two-step form, with the server's empty challenge), then
     with each further challenge: after the payload, that can only be the JSON error
@@ -137,7 +167,7 @@ class _BearerResponder:
     def __call__(self, challenge: bytes | None = None) -> str:
         if not self.sent:
             self.sent = True
-            return self.payload.decode("ascii")
+            return _ascii(self.payload)
         # smtplib hands over the challenge decoded; error_detail reads it as sent.
         self.detail = error_detail(base64.b64encode(challenge or b""))
-        return error_answer(self.mechanism).decode("ascii")
+        return _ascii(error_answer(self.mechanism))

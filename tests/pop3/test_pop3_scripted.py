@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 
+import pytest
+
+from mailcli.auth.sasl import xoauth2
 from tests.helpers import Mailcli, Result
 from tests.servers.accounts import Account, Security
 from tests.servers.pop3scripts import minimal_server
@@ -121,3 +125,39 @@ def test_connection_dropped_mid_retr_is_75_and_leaves_no_file(tmp_path) -> None:
         result = run(server, "retr", "1", "-o", str(target), security="none")
     assert result.code == 75
     assert list(target.parent.iterdir()) == []
+
+
+def xoauth2_server(conn: Conn) -> None:
+    """Offers SASL XOAUTH2; takes the token `Secret-pw` for alice and answers any other
+    with the JSON error challenge, then (after the client's answer, kept in `received`
+    as sent) a plain -ERR."""
+    accepted = "AUTH XOAUTH2 " + base64.b64encode(xoauth2("alice", "Secret-pw")).decode()
+    conn.send("+OK ready")
+    while line := conn.recv_line():
+        verb = line.split(" ", 1)[0].upper()
+        if verb == "CAPA":
+            conn.send("+OK", "USER", "SASL PLAIN XOAUTH2", ".")
+        elif verb == "AUTH" and line != accepted:
+            conn.send("+ " + base64.b64encode(b'{"status":"401"}').decode())
+            conn.received.append(repr(conn.file.readline()))
+            conn.send("-ERR Authentication failed.")
+        elif verb == "STAT":
+            conn.send("+OK 0 0")
+        else:
+            conn.send("+OK")
+            if verb == "QUIT":
+                return
+
+
+@pytest.mark.parametrize(("token", "status"), [("Secret-pw", 0), ("expired", 77)])
+def test_xoauth2_with_a_token_from_the_password_chain(token: str, status: int) -> None:
+    with ScriptedServer(xoauth2_server) as server:
+        account = Account.scripted(server, "alice", token, security="none")
+        result = Mailcli(account)("stat", "--auth", "xoauth2", "--trace", "--timeout", "2")
+    assert result.code == status, result.stderr
+    assert "-> AUTH XOAUTH2 ********" in result.stderr
+    assert token not in result.stderr
+    if status:
+        assert "authentication as 'alice' failed: -ERR Authentication failed." in result.stderr
+        auth = next(i for i, line in enumerate(server.received) if line.startswith("AUTH"))
+        assert server.received[auth + 1] == repr(b"\r\n")  # the error challenge's answer
