@@ -76,7 +76,8 @@ from typing import Any
 
 from mailcli.endpoint import Endpoint
 from mailcli.errors import MailcliError
-from mailcli.fetch.destination import Destination, MessageWriter, message_key, open_destination
+from mailcli.fetch.destination import Destination, MessageWriter, message_key
+from mailcli.fetch.open import open_destination
 from mailcli.fetch.state import Mailbox, Recorded, UidState, v1_state_name
 from mailcli.fsutil import FileLock, write_error
 from mailcli.pop3.commands import MessageInfo, display_uid, list_messages
