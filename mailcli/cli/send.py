@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -15,48 +17,60 @@ from mailcli.smtp.phases import PHASES, TRANSACTION_PHASES, smtp_phase
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from mailcli.smtp.compose import ComposeOptions
     from mailcli.smtp.envelope import Outgoing
     from mailcli.smtp.session import SendResult
 
-_COMPOSE_ONLY = (
-    "from_addr",
-    "to",
-    "cc",
-    "bcc",
-    "subject",
-    "body",
-    "body_file",
-    "html",
-    "attach",
-    "header",
-    "reply_to",
+F = TypeVar("F", bound=Callable[..., Any])
+
+# ComposeOptions' fields, in its order. File options are str: pathlib is imported only
+# when one is given.
+_COMPOSE_OPTIONS = (
+    click.option(
+        "--from", "from_addr", metavar="ADDR", help="From header (default: the account's)."
+    ),
+    click.option("--to", multiple=True, metavar="ADDRS", help="To; repeatable, comma lists."),
+    click.option("--cc", multiple=True, metavar="ADDRS", help="Cc; repeatable, comma lists."),
+    click.option(
+        "--bcc", multiple=True, metavar="ADDRS", help="Bcc: envelope only, never a header."
+    ),
+    click.option("--subject", help="Subject (non-ASCII is RFC 2047 encoded)."),
+    click.option("--body", metavar="TEXT", help="Body text (else --body-file, else stdin)."),
+    click.option("--body-file", type=click.Path(dir_okay=False), metavar="FILE"),
+    click.option(
+        "--html", type=click.Path(dir_okay=False), metavar="FILE", help="Add an HTML alternative."
+    ),
+    click.option(
+        "--attach",
+        multiple=True,
+        type=click.Path(),
+        metavar="FILE",
+        help="Attach a file; repeatable; MIME type guessed.",
+    ),
+    click.option("--header", multiple=True, metavar="'NAME: VALUE'", help="Extra header."),
+    click.option("--reply-to", metavar="ADDRS"),
 )
+
+
+def compose_options(function: F) -> F:
+    """Adds the options that shape a composed message and hands the command one
+    `compose_options` argument, a `ComposeOptions`, built here once."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> object:
+        from mailcli.smtp.compose import ComposeOptions
+
+        given = {name: kwargs.pop(name) for name in ComposeOptions._fields}
+        return function(*args, compose_options=ComposeOptions(**given), **kwargs)
+
+    decorated: Any = wrapper
+    for option in reversed(_COMPOSE_OPTIONS):
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]
 
 
 @click.command()
-@click.option("--from", "from_addr", metavar="ADDR", help="From header (default: the account's).")
-@click.option("--to", multiple=True, metavar="ADDRS", help="To; repeatable, comma lists.")
-@click.option("--cc", multiple=True, metavar="ADDRS", help="Cc; repeatable, comma lists.")
-@click.option("--bcc", multiple=True, metavar="ADDRS", help="Bcc: envelope only, never a header.")
-@click.option("--subject", help="Subject (non-ASCII is RFC 2047 encoded).")
-@click.option("--body", metavar="TEXT", help="Body text (else --body-file, else stdin).")
-# File options are str: pathlib is imported only when one is given (_path, _paths).
-@click.option("--body-file", type=click.Path(dir_okay=False), metavar="FILE")
-@click.option(
-    "--html",
-    type=click.Path(dir_okay=False),
-    metavar="FILE",
-    help="Add an HTML alternative.",
-)
-@click.option(
-    "--attach",
-    multiple=True,
-    type=click.Path(),
-    metavar="FILE",
-    help="Attach a file; repeatable; MIME type guessed.",
-)
-@click.option("--header", multiple=True, metavar="'NAME: VALUE'", help="Extra header.")
-@click.option("--reply-to", metavar="ADDRS")
+@compose_options
 @click.option("--envelope-from", metavar="ADDR", help="MAIL FROM (default: From's address).")
 @click.option(
     "--rcpt",
@@ -79,7 +93,7 @@ def send(
     dry_run: bool,
     envelope_from: str | None,
     rcpt: tuple[str, ...],
-    **compose_options: Any,
+    compose_options: ComposeOptions,
 ) -> int:
     """Compose and submit one message over SMTP.
 
@@ -114,16 +128,16 @@ def send(
 def _ready_message(
     app: AppContext,
     source: str,
-    compose_options: dict[str, Any],
+    compose_options: ComposeOptions,
     envelope_from: str | None,
     rcpt: tuple[str, ...],
 ) -> Outgoing:
     from mailcli.smtp.compose import read_input_file
     from mailcli.smtp.rawmessage import prepare_message
 
-    given = [name for name in _COMPOSE_ONLY if compose_options.get(name)]
+    given = compose_options.given()
     if given:
-        flags = ", ".join("--" + name.replace("_addr", "").replace("_", "-") for name in given)
+        flags = ", ".join(given)
         raise UsageError(f"--message sends a ready message; it cannot be combined with {flags}")
     if source == "-":
         raw = app.terminal.stdin_bytes.read()
@@ -133,40 +147,31 @@ def _ready_message(
 
 
 def _composed(
-    app: AppContext, options: dict[str, Any], envelope_from: str | None, rcpt: tuple[str, ...]
+    app: AppContext, options: ComposeOptions, envelope_from: str | None, rcpt: tuple[str, ...]
 ) -> Outgoing:
-    from mailcli.smtp.compose import ComposeRequest, compose
+    from mailcli.smtp.compose import compose
 
     account = app.account
-    return compose(
-        ComposeRequest(
-            from_addr=options["from_addr"] or (account.from_addr if account else None),
-            to=options["to"],
-            cc=options["cc"],
-            bcc=options["bcc"],
-            subject=options["subject"],
-            body=_body_text(app, options),
-            html=_path(options["html"]) if options["html"] is not None else None,
-            attachments=_paths(options["attach"]),
-            headers=options["header"],
-            reply_to=options["reply_to"],
-            envelope_from=envelope_from,
-            rcpt=rcpt,
-            message_id_domain=account.domain if account else None,
-        )
+    request = options.request(
+        body=_body_text(app, options),
+        account_from=account.from_addr if account else None,
+        account_domain=account.domain if account else None,
+        envelope_from=envelope_from,
+        rcpt=rcpt,
     )
+    return compose(request)
 
 
-def _body_text(app: AppContext, options: dict[str, Any]) -> str | None:
+def _body_text(app: AppContext, options: ComposeOptions) -> str | None:
     """--body, else --body-file, else stdin when it is not a terminal."""
     from mailcli.smtp.compose import read_input_file
 
-    if options["body"] is not None and options["body_file"] is not None:
+    if options.body is not None and options.body_file is not None:
         raise UsageError("give --body or --body-file, not both")
-    if options["body"] is not None:
-        return str(options["body"])
-    if options["body_file"] is not None:
-        data = read_input_file(_path(options["body_file"]), "--body-file")
+    if options.body is not None:
+        return options.body
+    if options.body_file is not None:
+        data = read_input_file(_path(options.body_file), "--body-file")
     elif not app.terminal.stdin_tty:
         data = app.terminal.stdin_bytes.read()
     else:
@@ -223,7 +228,3 @@ def _path(name: str) -> Path:
     from pathlib import Path
 
     return Path(name)
-
-
-def _paths(names: tuple[str, ...]) -> tuple[Path, ...]:
-    return tuple(_path(name) for name in names)

@@ -68,6 +68,65 @@ class ComposeRequest(NamedTuple):
     message_id_domain: str | None = None
 
 
+class ComposeOptions(NamedTuple):
+    """`send`'s options that shape a composed message, as given on the command line
+    (None or empty: not given), built once by the CLI. A ready message (`--message`)
+    takes none of them; `request` turns them into a `ComposeRequest`."""
+
+    from_addr: str | None = None
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    bcc: tuple[str, ...] = ()
+    subject: str | None = None
+    body: str | None = None
+    body_file: str | None = None  # str, not Path: pathlib only when a file is given
+    html: str | None = None
+    attach: tuple[str, ...] = ()
+    header: tuple[str, ...] = ()
+    reply_to: str | None = None
+
+    def given(self) -> list[str]:
+        """The options that were given, as their flags (`--from`, `--body-file`)."""
+        return [
+            "--" + name.replace("_addr", "").replace("_", "-")
+            for name, value in zip(self._fields, self, strict=True)
+            if value
+        ]
+
+    def request(
+        self,
+        *,
+        body: str | None,
+        account_from: str | None,
+        account_domain: str | None,
+        envelope_from: str | None,
+        rcpt: Sequence[str],
+    ) -> ComposeRequest:
+        """With the body text (from --body, --body-file or stdin), the account's From
+        and domain as defaults, and the envelope options."""
+        return ComposeRequest(
+            from_addr=self.from_addr or account_from,
+            to=self.to,
+            cc=self.cc,
+            bcc=self.bcc,
+            subject=self.subject,
+            body=body,
+            html=_path(self.html) if self.html is not None else None,
+            attachments=tuple(_path(name) for name in self.attach),
+            headers=self.header,
+            reply_to=self.reply_to,
+            envelope_from=envelope_from,
+            rcpt=rcpt,
+            message_id_domain=account_domain,
+        )
+
+
+def _path(name: str) -> Path:
+    from pathlib import Path  # only when a file is named (start-up)
+
+    return Path(name)
+
+
 def parse_header_option(value: str) -> tuple[str, str]:
     """`--header 'Name: value'` -> (name, value); the name must be a valid field name."""
     check_no_injection("--header", value)
