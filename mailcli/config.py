@@ -20,7 +20,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, NoReturn, TypeVar, get_args
 
 # The connection vocabulary (security modes, default ports and timeout) lives in
 # mailcli.endpoint, which a run without a config file imports without this module (its
@@ -50,8 +50,11 @@ _OAUTH2_KEYS = {
     "scopes",
     "token_store",
 }
-OAUTH2_PROVIDERS = ("google", "microsoft", "custom")
-TOKEN_STORES = ("keyring", "file")
+OAuthProvider = Literal["google", "microsoft", "custom"]
+OAUTH2_PROVIDERS: tuple[OAuthProvider, ...] = get_args(OAuthProvider)
+TokenStoreKind = Literal["keyring", "file"]  # where an account's OAuth2 tokens are kept
+TOKEN_STORES: tuple[TokenStoreKind, ...] = get_args(TokenStoreKind)
+DEFAULT_TOKEN_STORE: TokenStoreKind = "keyring"
 _TOP_KEYS = {"default_account", "accounts", "aliases"}
 
 
@@ -66,7 +69,7 @@ class FetchSettings:
 class OAuthSettings(NamedTuple):
     """[accounts.NAME.oauth2]: log in with OAuth2 (mailcli.auth.oauth); None = unset."""
 
-    provider: str  # "google" | "microsoft" | "custom"
+    provider: OAuthProvider
     client_id: str | None = None
     client_secret: str | None = None
     client_secret_command: str | None = None
@@ -76,7 +79,7 @@ class OAuthSettings(NamedTuple):
     device_url: str | None = None
     revoke_url: str | None = None
     scopes: tuple[str, ...] | None = None  # None: the provider's defaults
-    token_store: str = "keyring"  # "keyring" | "file"
+    token_store: TokenStoreKind = DEFAULT_TOKEN_STORE
 
 
 @dataclass(frozen=True)
@@ -206,23 +209,25 @@ def _parse_oauth2(reader: _Reader, account: Mapping[str, Any], prefix: str) -> O
     table = reader.table(account, "oauth2", prefix)
     prefix += "oauth2."
     reader.check_keys(table, _OAUTH2_KEYS, prefix)
-    provider = reader.string(table, "provider", prefix)
-    if provider not in OAUTH2_PROVIDERS:
+    provider = reader.choice(table, "provider", prefix, OAUTH2_PROVIDERS)
+    if provider is None:
         reader.fail(prefix + "provider", f"must be one of {', '.join(OAUTH2_PROVIDERS)}")
-    strings = {key: reader.string(table, key, prefix) for key in _OAUTH2_KEYS - {"scopes"}}
+    chosen = {"scopes", "provider", "token_store"}
+    strings = {key: reader.string(table, key, prefix) for key in _OAUTH2_KEYS - chosen}
     if provider == "custom":
         for key in ("authorize_url", "token_url"):
             if not strings[key]:
                 reader.fail(prefix + key, 'required with provider = "custom"')
-    if strings["token_store"] not in (None, *TOKEN_STORES):
-        reader.fail(prefix + "token_store", f"must be one of {', '.join(TOKEN_STORES)}")
+    token_store = reader.choice(table, "token_store", prefix, TOKEN_STORES)
     if strings["client_secret"] is not None and strings["client_secret_command"] is not None:
         reader.fail(
             prefix + "client_secret", "give client_secret or client_secret_command, not both"
         )
     return OAuthSettings(
+        provider,
         **{key: value for key, value in strings.items() if value is not None},
         scopes=_scopes(reader, table, prefix),
+        token_store=token_store or DEFAULT_TOKEN_STORE,
     )
 
 
@@ -256,13 +261,16 @@ def _parse_server(reader: _Reader, table: Mapping[str, Any], prefix: str) -> Ser
     )
 
 
+_Choice = TypeVar("_Choice", bound=str)
+
+
 class _Reader:
     """Typed access to TOML tables that reports errors as `FILE: KEY: problem`."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def fail(self, key: str, problem: str) -> None:
+    def fail(self, key: str, problem: str) -> NoReturn:
         raise ConfigError(f"{self.path}: {key}: {problem}")
 
     def check_keys(self, table: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
@@ -274,13 +282,25 @@ class _Reader:
         value = table.get(key, {})
         if not isinstance(value, dict):
             self.fail(prefix + key, "must be a table")
-        return value  # type: ignore[no-any-return]
+        return value
 
     def string(self, table: Mapping[str, Any], key: str, prefix: str) -> str | None:
         value = table.get(key)
         if value is not None and not isinstance(value, str):
             self.fail(prefix + key, "must be a string")
         return value
+
+    def choice(
+        self, table: Mapping[str, Any], key: str, prefix: str, choices: tuple[_Choice, ...]
+    ) -> _Choice | None:
+        """A string that must be one of `choices`, as the choice's type; None when absent."""
+        value = self.string(table, key, prefix)
+        if value is None:
+            return None
+        for choice in choices:
+            if choice == value:
+                return choice
+        self.fail(prefix + key, f"must be one of {', '.join(choices)}")
 
     def boolean(self, table: Mapping[str, Any], key: str, prefix: str) -> bool:
         value = table.get(key, False)

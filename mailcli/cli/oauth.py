@@ -165,7 +165,7 @@ def _require_client_id(app: AppContext, bearer: OAuthBearer) -> None:
 
     if bearer.settings.client_id:
         return
-    app.terminal.stderr.write(registration_help(bearer.provider) + "\n\n")
+    app.terminal.stderr.write(registration_help(bearer.settings.provider) + "\n\n")
     raise ConfigError(
         f"{app.config.path}: accounts.{bearer.account}.oauth2.client_id: missing: register "
         f"an app with {bearer.provider} (the steps are above) and set its client ID"

@@ -16,9 +16,12 @@ Facts (the providers' documentation):
 from __future__ import annotations
 
 import re
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from mailcli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mailcli.config import OAuthProvider
 
 GOOGLE_SCOPES = ("https://mail.google.com/",)
 MICROSOFT_SCOPES = (
@@ -30,14 +33,13 @@ MICROSOFT_BASE = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/"
 # A tenant goes into a URL path: a name (common, organizations, consumers, a domain) or an ID.
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,99}")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-PROVIDERS = ("google", "microsoft", "custom")
 
 
 class ProviderSettings(Protocol):
     """What resolve_provider reads: the fields of `mailcli.config.OAuthSettings`."""
 
     @property
-    def provider(self) -> str: ...
+    def provider(self) -> OAuthProvider: ...
     @property
     def tenant(self) -> str: ...
     @property
@@ -55,7 +57,7 @@ class ProviderSettings(Protocol):
 class Provider(NamedTuple):
     """One provider's endpoints and what to ask it for."""
 
-    name: str  # "google" | "microsoft" | "custom"
+    name: OAuthProvider
     authorize_url: str
     token_url: str
     device_url: str | None
@@ -127,10 +129,12 @@ def resolve_provider(settings: ProviderSettings) -> Provider:
         base = _microsoft(settings.tenant)
     elif settings.provider == "custom":
         base = _custom(settings)
-    else:
+    else:  # settings not read by mailcli.config, which refuses other names
+        from mailcli.config import OAUTH2_PROVIDERS
+
         raise ConfigError(
             f"unknown oauth2 provider {settings.provider!r}",
-            hint=f"use one of: {', '.join(PROVIDERS)}",
+            hint=f"use one of: {', '.join(OAUTH2_PROVIDERS)}",
         )
     device_url = settings.device_url or base.device_url
     provider = base._replace(
@@ -209,6 +213,6 @@ redirect http://127.0.0.1:PORT/) with your authorization server, then set provid
 revoke_url and scopes in the account's [accounts.NAME.oauth2] table."""
 
 
-def registration_help(provider_name: str) -> str:
-    """The steps to register an app with `provider_name` (any name: custom's steps)."""
+def registration_help(provider_name: OAuthProvider) -> str:
+    """The steps to register an app with `provider_name`."""
     return {"google": _GOOGLE_HELP, "microsoft": _MICROSOFT_HELP}.get(provider_name, _CUSTOM_HELP)

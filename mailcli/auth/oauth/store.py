@@ -43,7 +43,7 @@ from mailcli.auth.credentials import (
     keyring_set,
 )
 from mailcli.auth.oauth.tokens import TokenSet
-from mailcli.config import OAuthSettings, state_home
+from mailcli.config import OAuthProvider, OAuthSettings, state_home
 from mailcli.errors import CredentialsError
 
 CHUNK = 1200
@@ -54,7 +54,7 @@ class TokenStore:
     """The record, the cache and the client secret of one account; `load`, `save`,
     `client_secret`, `clear`, `where`."""
 
-    def __init__(self, account: str, provider: str) -> None:
+    def __init__(self, account: str, provider: OAuthProvider) -> None:
         self.account = account
         self.provider = provider
 
@@ -250,7 +250,7 @@ class KeyringTokenStore(TokenStore):
 class FileTokenStore(TokenStore):
     """The tokens in 0600 JSON files (`token_store = "file"`)."""
 
-    def __init__(self, account: str, provider: str, environ: Mapping[str, str]) -> None:
+    def __init__(self, account: str, provider: OAuthProvider, environ: Mapping[str, str]) -> None:
         super().__init__(account, provider)
         name = quote(account, safe="") + ".json"  # an account name is no path
         self.record_path = state_home(environ) / "oauth" / name
