@@ -9,7 +9,7 @@ import click
 
 from mailcli.cli.context import AppContext
 from mailcli.config import SECURITY_MODES, Account, FetchSettings
-from mailcli.endpoint import ServerSettings
+from mailcli.endpoint import SecurityMode, ServerSettings
 
 
 @click.group()
@@ -64,19 +64,35 @@ def show_account(app: AppContext, name: str | None) -> None:
 @click.option("--fetch-to", metavar="DEST", help="maildir:PATH, mbox:PATH or mda:'CMD'.")
 @click.option("--default", "make_default", is_flag=True, help="Make it the default account.")
 @click.pass_obj
-def add(app: AppContext, /, name: str, make_default: bool, **settings: Any) -> None:
+def add(
+    app: AppContext,
+    /,
+    name: str,
+    make_default: bool,
+    from_addr: str | None,
+    user: str | None,
+    domain: str | None,
+    password_command: str | None,
+    smtp_host: str | None,
+    smtp_port: int | None,
+    smtp_security: SecurityMode | None,
+    pop3_host: str | None,
+    pop3_port: int | None,
+    pop3_security: SecurityMode | None,
+    fetch_to: str | None,
+) -> None:
     """Add an account to the config file (created when missing)."""
     from mailcli.config import add_account
 
-    new = Account(
+    new = Account(  # the typed record the config consumes, built here once
         name=name,
-        from_addr=settings["from_addr"],
-        user=settings["user"],
-        domain=settings["domain"],
-        password_command=settings["password_command"],
-        smtp=_server(settings, "smtp"),
-        pop3=_server(settings, "pop3"),
-        fetch=FetchSettings(to=settings["fetch_to"]),
+        from_addr=from_addr,
+        user=user,
+        domain=domain,
+        password_command=password_command,
+        smtp=ServerSettings(host=smtp_host, port=smtp_port, security=smtp_security),
+        pop3=ServerSettings(host=pop3_host, port=pop3_port, security=pop3_security),
+        fetch=FetchSettings(to=fetch_to),
     )
     path = add_account(app.config, new, make_default=make_default)
     app.out.info(f"added account {name!r} to {path}")
@@ -91,14 +107,6 @@ def remove(app: AppContext, name: str) -> None:
 
     path = remove_account(app.config, name)
     app.out.info(f"removed account {name!r} from {path}")
-
-
-def _server(settings: dict[str, Any], protocol: str) -> ServerSettings:
-    return ServerSettings(
-        host=settings[f"{protocol}_host"],
-        port=settings[f"{protocol}_port"],
-        security=settings[f"{protocol}_security"],
-    )
 
 
 # Settings whose value is itself a secret: shown as "(set)", never as the value.
