@@ -38,6 +38,7 @@ from mailcli.check.smtp_probes import SMTP_PROBE_LIST
 from mailcli.check.smuggling import SMUGGLING_WAIT, probe_smuggling
 from mailcli.check.software import NAMES, fix_for, identify
 from mailcli.check.tls_probes import TLS_PROBES, unverified_context
+from mailcli.endpoint import MailProtocol
 from mailcli.errors import ExitStatus
 
 Probe = Callable[[AuditTarget], list[Finding]]
@@ -46,7 +47,7 @@ SMTP_PROBES: list[Probe] = [probe_smuggling, *SMTP_PROBE_LIST]
 PROBE_READS = 40  # the most reads any probe waits for in turn (open-relay: ~36)
 
 
-def probes_for(protocol: str) -> list[Probe]:
+def probes_for(protocol: MailProtocol) -> list[Probe]:
     return [*(SMTP_PROBES if protocol == "smtp" else POP3_PROBES), *TLS_PROBES]
 
 
@@ -139,7 +140,9 @@ def _unidentified(reason: str) -> Identity:
     return Identity("unknown", Finding("software", "info", summary))
 
 
-def _greeting_and_capabilities(conn: RawConnection, protocol: str) -> tuple[bytes, dict[str, str]]:
+def _greeting_and_capabilities(
+    conn: RawConnection, protocol: MailProtocol
+) -> tuple[bytes, dict[str, str]]:
     if protocol == "smtp":
         greeting = conn.read_smtp_reply()
         conn.send(b"EHLO mailcli-audit.invalid\r\n")
@@ -194,7 +197,7 @@ def _trusted_network(target: AuditTarget, findings: list[Finding], software: str
     return [Finding("trusted-network", "info", summary)]
 
 
-def _inside_effect(protocol: str, software: str) -> str:
+def _inside_effect(protocol: MailProtocol, software: str) -> str:
     """What looks different from inside the trusted networks. Of the POP3 servers only
     Dovecot is known to treat its own address as secure; for the others the note says
     only that access rules may differ."""

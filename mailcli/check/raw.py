@@ -37,6 +37,8 @@ from mailcli.transcript import SecretMasker
 if TYPE_CHECKING:
     import ssl
 
+    from mailcli.endpoint import MailProtocol
+
 MAX_LINE = 8192
 MAX_EVIDENCE = 60  # lines kept per conversation: enough to prove, not to flood
 _open: set[RawConnection] = set()  # every connection not yet closed (shut_down_all)
@@ -255,7 +257,7 @@ def shut_down_all() -> int:
     return len(still_open)
 
 
-def _whole_greeting(buffer: bytes, protocol: str) -> bool:
+def _whole_greeting(buffer: bytes, protocol: MailProtocol) -> bool:
     """SMTP: a final reply line (no `-` after the code) has arrived; POP3: one line."""
     lines = buffer.split(b"\n")[:-1]  # the complete ones
     if protocol != "smtp":

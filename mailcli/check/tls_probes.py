@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from mailcli.check.cert_probe import CertificateFacts, grade_certificate
 from mailcli.check.findings import AuditTarget, Finding, Level, could_not_run, skipped
 from mailcli.check.raw import RawConnection, ServerUnavailable
+from mailcli.endpoint import MailProtocol
 from mailcli.errors import MailcliError
 from mailcli.network import tls_context
 from mailcli.tlsinfo import certificate_info
@@ -216,7 +217,7 @@ def _grade_versions(
     return Finding("tls-versions", "ok", summary, evidence)
 
 
-def _versions_fix(protocol: str) -> str:
+def _versions_fix(protocol: MailProtocol) -> str:
     if protocol == "pop3":
         return "Dovecot: ssl_min_protocol = TLSv1.2"
     return (
@@ -294,7 +295,7 @@ def _grade_ciphers(
     return Finding("weak-ciphers", "ok", summary, evidence)
 
 
-def _ciphers_fix(protocol: str) -> str:
+def _ciphers_fix(protocol: MailProtocol) -> str:
     if protocol == "pop3":
         return "Dovecot: ssl_cipher_list = ECDHE+AESGCM:ECDHE+CHACHA20 (and ssl_min_protocol)"
     return (
@@ -357,7 +358,7 @@ def _common_name(rdns: object) -> str:
     return ", ".join(f"{key}={value}" for key, value in pairs) or "?"
 
 
-def _certificate_fix(protocol: str) -> str:
+def _certificate_fix(protocol: MailProtocol) -> str:
     where = (
         "Dovecot: ssl_cert = <fullchain.pem"
         if protocol == "pop3"
