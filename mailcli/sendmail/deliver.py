@@ -18,6 +18,9 @@ message again; those that got a 4xx stay queued alone.
 A queue that cannot be written (a full disk) stops the run: `QueueReport.error` (74 or
 73) after the outcomes so far. The spool makes sure that even then no recipient that
 accepted the message is sent it again (see `Spool.narrow` and `Spool.remove`).
+
+The exit statuses are the results' own (`Delivery.exit_status`, `QueueReport.exit_status`):
+the CLI prints the results and returns those, deciding nothing.
 """
 
 from __future__ import annotations
