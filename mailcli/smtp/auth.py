@@ -38,7 +38,7 @@ from mailcli.auth.sasl import (
 from mailcli.endpoint import Endpoint
 from mailcli.errors import DataError, PermissionDeniedError, TempFailError, UnavailableError
 from mailcli.smtp.reply import Reply
-from mailcli.smtp.wire import TracedSMTP, text
+from mailcli.smtp.wire import TracedSMTP, reply_text
 
 # Strongest first. XOAUTH2 is used only when asked for (--auth xoauth2) or with OAuth2.
 AUTH_PREFERENCE = ("CRAM-MD5", "PLAIN", "LOGIN")
@@ -126,7 +126,7 @@ def _ascii(response: bytes) -> str:
 
 def _temporary_or(exc: smtplib.SMTPAuthenticationError) -> Reply:
     """The refusal as a Reply; a 4xx one raises TempFailError (75) instead."""
-    reply = Reply(exc.smtp_code, text(exc.smtp_error))
+    reply = Reply(exc.smtp_code, reply_text(exc.smtp_error))
     if reply.temporary:
         raise TempFailError(f"authentication failed temporarily: {reply}") from None
     return reply

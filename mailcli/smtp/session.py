@@ -48,11 +48,11 @@ from mailcli.smtp.wire import (
     close_quietly,
     connect,
     decoded,
+    error_from_smtp_reply,
+    error_from_smtplib,
     hello,
     quit_quietly,
-    reply_error,
-    text,
-    translate_smtp,
+    reply_text,
 )
 from mailcli.transcript import Transcript
 
@@ -220,11 +220,11 @@ class SmtpSession:
         except (StoppedEarly, MailcliError, smtplib.SMTPResponseException) as exc:
             self._end(quit=True)  # a reply (or our own decision): still in step
             if isinstance(exc, smtplib.SMTPResponseException):
-                raise translate_smtp(exc, self.endpoint) from exc
+                raise error_from_smtplib(exc, self.endpoint) from exc
             raise
         except (smtplib.SMTPException, OSError) as exc:
             self._end(quit=False)  # the connection is gone or out of step
-            raise translate_smtp(exc, self.endpoint) from exc
+            raise error_from_smtplib(exc, self.endpoint) from exc
         except BaseException:
             self._end(quit=False)
             raise
@@ -268,7 +268,7 @@ def _transact(
     options = _mail_options(smtp, outgoing)
     code, message = smtp.mail(envelope.sender, options)
     if code != ReplyCode.COMPLETED:
-        raise reply_error("MAIL FROM", Reply(code, text(message)))
+        raise error_from_smtp_reply("MAIL FROM", Reply(code, reply_text(message)))
     result = SendResult(envelope_from=envelope.sender)
     if reached("mail"):
         return result
@@ -277,7 +277,7 @@ def _transact(
         if code in ACCEPTED_RECIPIENT:
             result.accepted.append(recipient)
         else:
-            result.refused[recipient] = Reply(code, text(message))
+            result.refused[recipient] = Reply(code, reply_text(message))
     stop = reached("rcpt")
     if not result.accepted:
         smtp.rset()
@@ -324,7 +324,7 @@ def _send_data(smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript) -> 
     by piece is exact."""
     code, message = smtp.docmd("DATA")
     if code != ReplyCode.START_INPUT:
-        raise reply_error("DATA", Reply(code, text(message)))
+        raise error_from_smtp_reply("DATA", Reply(code, reply_text(message)))
     try:
         lines = _send_body(smtp, outgoing, transcript)
     except BaseException:
@@ -338,7 +338,7 @@ def _send_data(smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript) -> 
     smtp.connection.sendall(b".\r\n")
     reply = Reply(*decoded(smtp.getreply()))
     if reply.code != ReplyCode.COMPLETED:
-        raise reply_error("the message", reply)
+        raise error_from_smtp_reply("the message", reply)
     return reply
 
 

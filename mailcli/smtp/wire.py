@@ -140,11 +140,11 @@ def connect(endpoint: Endpoint, transcript: Transcript) -> TracedSMTP:
         code, greeting = smtp.connect(endpoint.host, endpoint.port)
     except (smtplib.SMTPException, OSError) as exc:
         close_quietly(smtp)
-        raise translate_smtp(exc, endpoint) from exc
+        raise error_from_smtplib(exc, endpoint) from exc
     if code != ReplyCode.READY:
         close_quietly(smtp)
-        raise reply_error("the connection", Reply(code, text(greeting)))
-    smtp.greeting = Reply(code, text(greeting))
+        raise error_from_smtp_reply("the connection", Reply(code, reply_text(greeting)))
+    smtp.greeting = Reply(code, reply_text(greeting))
     if endpoint.security == "tls":
         trace_tls(smtp.connection, transcript)
     return smtp
@@ -156,11 +156,12 @@ def hello(smtp: TracedSMTP) -> None:
         return
     code, message = smtp.helo()  # only when EHLO is refused: an old or minimal server
     if code != ReplyCode.COMPLETED:
-        raise reply_error("HELO", Reply(code, message.decode(errors="replace")))
+        raise error_from_smtp_reply("HELO", Reply(code, message.decode(errors="replace")))
 
 
-def reply_error(stage: str, reply: Reply) -> MailcliError:
-    """4xx: try later (75); 5.6.x on the message: malformed (65); other 5xx: refused (69)."""
+def error_from_smtp_reply(stage: str, reply: Reply) -> MailcliError:
+    """A refusing reply -> its MailcliError. 4xx: try later (75); 5.6.x on the message:
+    malformed (65); other 5xx: refused (69)."""
     if reply.temporary:
         return TempFailError(f"{stage} deferred by the server: {reply}")
     if stage == "the message" and reply.message.startswith("5.6."):
@@ -175,22 +176,26 @@ def reply_error(stage: str, reply: Reply) -> MailcliError:
     return UnavailableError(f"{stage} refused by the server: {reply}")
 
 
-def translate_smtp(exc: BaseException, endpoint: Endpoint) -> MailcliError:
+def error_from_smtplib(exc: BaseException, endpoint: Endpoint) -> MailcliError:
+    """An smtplib exception (or a network one, `network`'s to map) -> its MailcliError."""
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return TempFailError(f"{endpoint.host}:{endpoint.port} closed the connection: {exc}")
     if isinstance(exc, smtplib.SMTPResponseException):  # e.g. a 421 or 554 greeting
-        return reply_error("the connection", Reply(exc.smtp_code, text(exc.smtp_error)))
+        return error_from_smtp_reply(
+            "the connection", Reply(exc.smtp_code, reply_text(exc.smtp_error))
+        )
     if isinstance(exc, smtplib.SMTPException):
         return ProtocolError(f"SMTP error from {endpoint.host}: {exc}")
     return translate(exc, endpoint)
 
 
-def text(message: bytes | str) -> str:
+def reply_text(message: bytes | str) -> str:
+    """A reply's text as smtplib hands it over (bytes or str), decoded."""
     return message.decode("utf-8", "replace") if isinstance(message, bytes) else message
 
 
 def decoded(reply: tuple[int, bytes]) -> tuple[int, str]:
-    return reply[0], text(reply[1])
+    return reply[0], reply_text(reply[1])
 
 
 def quit_quietly(smtp: TracedSMTP) -> None:
