@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from mailcli.check.findings import AuditTarget, Finding, skipped
 from mailcli.check.relay_probe import probe_open_relay
-from mailcli.check.smtp_raw import ProbeError, SmtpDialog, domain_of, text
+from mailcli.check.smtp_raw import ProbeError, SmtpDialog, domain_of, one_line
 from mailcli.check.tls_probes import unverified_context
 from mailcli.errors import ExitStatus
 
@@ -44,10 +44,10 @@ def probe_starttls_injection(target: AuditTarget) -> list[Finding]:
         smtp.conn.send(b"STARTTLS\r\nNOOP\r\n")
         code, lines = smtp.reply()
         if code // 100 == 5:  # e.g. Exim's 554 synchronization error: nothing to inject into
-            summary = f"refuses STARTTLS with input pipelined after it ({text(lines)})"
+            summary = f"refuses STARTTLS with input pipelined after it ({one_line(lines)})"
             return [Finding("starttls-injection", "ok", summary, smtp.evidence)]
         if code != 220:
-            raise ProbeError(f"STARTTLS refused: {text(lines)}")
+            raise ProbeError(f"STARTTLS refused: {one_line(lines)}")
         if leftover := smtp.conn.take_buffered():
             smtp.conn.note(f"in clear after the STARTTLS reply: {leftover!r}")
         try:
@@ -205,7 +205,7 @@ def probe_null_sender(target: AuditTarget) -> list[Finding]:
         Finding(
             "null-sender",
             "fail",
-            f"the null sender is refused ({text(rcpt[1])}): bounces and DSNs to this "
+            f"the null sender is refused ({one_line(rcpt[1])}): bounces and DSNs to this "
             "server are lost (RFC 5321 section 4.5.1 and 6.1)",
             smtp.evidence,
             None,
@@ -233,7 +233,7 @@ def probe_size_limit(target: AuditTarget) -> list[Finding]:
     if code // 100 == 2:
         summary = f"SIZE={int(announced) + 1} accepted although {announced} is announced"
         return [Finding("size-limit", "warn", summary, smtp.evidence)]
-    summary = f"MAIL refused for another reason: {text(lines)}"
+    summary = f"MAIL refused for another reason: {one_line(lines)}"
     return [Finding("size-limit", "info", summary, smtp.evidence)]
 
 

@@ -71,7 +71,7 @@ class SmtpDialog:
     def ehlo(self) -> None:
         code, lines = self.command(f"EHLO {EHLO_NAME}")
         if code != 250:
-            raise ProbeError(f"EHLO refused: {text(lines)}")
+            raise ProbeError(f"EHLO refused: {one_line(lines)}")
         self.features = {}
         for line in lines[1:]:
             keyword, _, argument = line[4:].decode("ascii", "replace").partition(" ")
@@ -82,7 +82,7 @@ class SmtpDialog:
             raise ProbeError("the server does not offer STARTTLS")
         code, lines = self.command("STARTTLS")
         if code != 220:
-            raise ProbeError(f"STARTTLS refused: {text(lines)}")
+            raise ProbeError(f"STARTTLS refused: {one_line(lines)}")
         self.conn.start_tls(unverified_context(), target.endpoint.host)
         self.ehlo()
 
@@ -94,7 +94,8 @@ class SmtpDialog:
         self.conn.close()
 
 
-def text(lines: list[bytes]) -> str:
+def one_line(lines: list[bytes]) -> str:
+    """A reply's lines on one line, for a summary or an error message."""
     return " / ".join(line.decode("utf-8", "replace") for line in lines)
 
 

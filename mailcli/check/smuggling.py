@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from mailcli.check.background import Background
 from mailcli.check.findings import AuditTarget, Finding, Level, skipped
-from mailcli.check.smtp_raw import ProbeError, Reply, SmtpDialog, text
+from mailcli.check.smtp_raw import ProbeError, Reply, SmtpDialog, one_line
 
 SMUGGLING_WAIT = 3.0
 # Headers always end in CRLF: Exim's Debian fix treats LF-only headers as an LF-only
@@ -82,11 +82,11 @@ def _grade(results: list[VariantResult]) -> Finding:
     order: tuple[Level, ...] = ("ok", "warn", "fail")
     worst = max(results, key=lambda r: order.index(r.level))
     lines = tuple(
-        f"== {shown(r.variant)}: alone {'accepted' if r.alone_accepted else 'not end-of-data'}; "
+        f"== {escaped(r.variant)}: alone {'accepted' if r.alone_accepted else 'not end-of-data'}; "
         f"with a second message: {r.queued} queued{', then refused' if r.refused else ''}"
         for r in results
     )
-    named = ", ".join(shown(r.variant) for r in results if r.level == worst.level)
+    named = ", ".join(escaped(r.variant) for r in results if r.level == worst.level)
     if worst.level == "fail":
         summary = f"SMTP smuggling: a second message was accepted after {named}"
     elif worst.level == "warn":
@@ -100,7 +100,7 @@ def _grade(results: list[VariantResult]) -> Finding:
     return Finding("smuggling", worst.level, summary, evidence)  # fix: the catalogue's
 
 
-def shown(variant: bytes) -> str:
+def escaped(variant: bytes) -> str:
     """A variant as a person writes it: `\\r\\n.\\n`."""
     return repr(variant)[2:-1]
 
@@ -109,7 +109,7 @@ def _message(target: AuditTarget, variant: bytes, part: str) -> bytes:
     sender = target.audit_rcpt or ""
     return (
         f"From: <{sender}>\r\nTo: <{sender}>\r\n"
-        f"Subject: mailcli audit: smuggling probe ({shown(variant)}, {part})\r\n\r\n"
+        f"Subject: mailcli audit: smuggling probe ({escaped(variant)}, {part})\r\n\r\n"
         f"mailcli check --audit: the smuggling probe, {part}."
     ).encode()
 
@@ -124,7 +124,7 @@ def _start_data(target: AuditTarget) -> SmtpDialog:
         ):
             code, lines = smtp.command(line)
             if code != expected:
-                raise ProbeError(f"{line.split(':')[0]} refused: {text(lines)}")
+                raise ProbeError(f"{line.split(':')[0]} refused: {one_line(lines)}")
     except BaseException:
         smtp.conn.close()
         raise
