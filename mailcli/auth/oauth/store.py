@@ -61,17 +61,17 @@ class TokenStore:
     def load(self) -> TokenSet | None:
         """The stored tokens (access token "" and expiry 0 when none is cached)."""
         record = self._read("record")
-        if record is None or record.text("provider", self.provider) != self.provider:
+        if record is None or record.string("provider", self.provider) != self.provider:
             return None
         cache = self._read("cache") or _Fields({}, "", self._damaged)
         record_lifetime = record.seconds("lifetime")
         return TokenSet(
-            access_token=cache.text("access_token", ""),
+            access_token=cache.string("access_token", ""),
             expires_at=cache.seconds("expires_at"),
-            refresh_token=record.optional_text("refresh_token"),
-            scope=record.text("scope", ""),
+            refresh_token=record.optional_string("refresh_token"),
+            scope=record.string("scope", ""),
             lifetime=cache.seconds("lifetime", record_lifetime),
-            identity=record.optional_text("identity"),
+            identity=record.optional_string("identity"),
         )
 
     def save(self, tokens: TokenSet, *, client_secret: str | None = None) -> None:
@@ -98,9 +98,9 @@ class TokenStore:
     def client_secret(self) -> str | None:
         """The client secret given at login, if one was stored."""
         document = self._read("client")
-        if document is None or document.text("provider", self.provider) != self.provider:
+        if document is None or document.string("provider", self.provider) != self.provider:
             return None  # given for another provider (the file store's name has none)
-        return document.optional_text("client_secret") or None
+        return document.optional_string("client_secret") or None
 
     def clear(self, *, client_secret: bool = False) -> bool:
         """Forget the tokens (and with `client_secret`, the stored client secret: logout);
@@ -155,13 +155,13 @@ class _Fields:
         self.where = where
         self._damaged = damaged
 
-    def text(self, name: str, default: str) -> str:
+    def string(self, name: str, default: str) -> str:
         value = self.document.get(name, default)
         if not isinstance(value, str):
             raise self._wrong(name, "a string")
         return value
 
-    def optional_text(self, name: str) -> str | None:
+    def optional_string(self, name: str) -> str | None:
         value = self.document.get(name)
         if value is not None and not isinstance(value, str):
             raise self._wrong(name, "a string or null")
