@@ -27,6 +27,10 @@ import hashlib
 from collections.abc import Callable
 from typing import Protocol
 
+# Messages per batch (one sync, one state record) for Maildir and mbox, unless
+# MAILCLI_FETCH_BATCH says otherwise (`fetch.open`); an MDA's batch is one message.
+BATCH_SIZE = 256
+
 
 class MessageWriter(Protocol):
     def write(self, data: bytes) -> None: ...

@@ -14,7 +14,7 @@ import socket
 import time
 from pathlib import Path
 
-from mailcli.fetch.destination import MessageWriter, NoJournal
+from mailcli.fetch.destination import BATCH_SIZE, MessageWriter, NoJournal
 from mailcli.fsutil import (
     PRIVATE_DIR,
     PRIVATE_FILE,
@@ -40,10 +40,9 @@ def maildir_keys(root: Path) -> set[str]:
 
 
 class Maildir(NoJournal):
-    batch_size = 256
-
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, batch_size: int = BATCH_SIZE) -> None:
         self.root = root
+        self.batch_size = batch_size
         self.description = f"maildir:{root}"
         self._host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
         self._batch: list[Path] = []

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mailcli.errors import CantCreateError, MailcliError, TempFailError
-from mailcli.fetch.destination import MessageWriter, NoJournal
+from mailcli.fetch.destination import BATCH_SIZE, MessageWriter, NoJournal
 from mailcli.fetch.mboxjournal import (
     Entry,
     Journal,
@@ -53,13 +53,14 @@ _MBOXRD_FROM = re.compile(rb"^(>*From )", re.MULTILINE)
 class Mbox(NoJournal):
     """Appends to an mbox file under the `mailbox` module's locks, batch by batch."""
 
-    batch_size = 256
-
-    def __init__(self, path: Path, *, journal: Path, lock_wait: float = 0.0) -> None:
+    def __init__(
+        self, path: Path, *, journal: Path, lock_wait: float = 0.0, batch_size: int = BATCH_SIZE
+    ) -> None:
         """`journal`: this fetch state's journal name; its folder holds the journals
         and batch files, its stem names the owner. `lock_wait`: how long to wait for
         another program's locks on an mbox (`mboxlock`)."""
         self.path = path
+        self.batch_size = batch_size
         self.description = f"mbox:{path}"
         self.state_dir, self.owner = journal.parent, journal.stem
         try:

@@ -11,18 +11,18 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mailcli.errors import ConfigError
-from mailcli.fetch.destination import Destination, MessageWriter, NoJournal
+from mailcli.fetch.destination import BATCH_SIZE, Destination, MessageWriter, NoJournal
 
 FETCH_BATCH_SETTING = "MAILCLI_FETCH_BATCH"
 
 
-def fetch_batch_size(default: int, environ: Mapping[str, str] = os.environ) -> int:
+def fetch_batch_size(environ: Mapping[str, str] = os.environ) -> int:
     """Messages per batch (one sync and one state record each) for Maildir and mbox:
-    `MAILCLI_FETCH_BATCH` when set, else `default`. Smaller batches lose less work to a
-    crash and cost more syncs; an MDA's batch is always one message."""
+    `MAILCLI_FETCH_BATCH` when set, else `BATCH_SIZE`. Smaller batches lose less work to
+    a crash and cost more syncs; an MDA's batch is always one message."""
     text = environ.get(FETCH_BATCH_SETTING, "").strip()
     if not text:
-        return default
+        return BATCH_SIZE
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise ConfigError(f"{FETCH_BATCH_SETTING}={text!r}: expected a whole number of at least 1")
     return int(text)
@@ -42,17 +42,14 @@ def open_destination(
     if kind == "maildir":
         from mailcli.fetch.maildir import Maildir
 
-        size = fetch_batch_size(Maildir.batch_size)  # before anything is created
-        maildir = Maildir(Path(os.path.expanduser(target)))
-        maildir.batch_size = size
-        return maildir
+        size = fetch_batch_size()  # before anything is created
+        return Maildir(Path(os.path.expanduser(target)), batch_size=size)
     if kind == "mbox":
         from mailcli.fetch.mbox import Mbox
 
-        size = fetch_batch_size(Mbox.batch_size)  # before the mbox is locked
-        mbox = Mbox(Path(os.path.expanduser(target)), journal=journal, lock_wait=lock_wait)
-        mbox.batch_size = size
-        return mbox
+        size = fetch_batch_size()  # before the mbox is locked
+        path = Path(os.path.expanduser(target))
+        return Mbox(path, journal=journal, lock_wait=lock_wait, batch_size=size)
     if kind == "mda":
         from mailcli.fetch.mda import Mda
 
@@ -64,7 +61,7 @@ class Preview(NoJournal):
     """What `fetch --dry-run` sees of a destination: it only reads (a Maildir's keys,
     when the folder exists); it creates, locks, recovers and writes nothing."""
 
-    batch_size = 256
+    batch_size = BATCH_SIZE  # never used: a dry run delivers nothing
 
     def __init__(self, kind: str, target: str) -> None:
         where = target if kind == "mda" else os.path.expanduser(target)
