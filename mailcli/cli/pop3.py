@@ -144,7 +144,7 @@ def top(
     """The headers of MESSAGE and its first LINES body lines (default 0)."""
     from mailcli.pop3.commands import retrieve
 
-    with open_session(app, connection) as pop, _destination(app, output, lf=False) as write:
+    with open_session(app, connection) as pop, _MessageOutput(app, output, lf=False) as write:
         retrieve(pop, message, write, top_lines=lines)
 
 
@@ -173,7 +173,7 @@ def retr(
 
     if (message is None) == (uid is None):
         raise UsageError("give a message number or --uid UID (one of them)")
-    with open_session(app, connection) as pop, _destination(app, output, lf=lf) as write:
+    with open_session(app, connection) as pop, _MessageOutput(app, output, lf=lf) as write:
         number = message if message is not None else number_for_uid(pop, str(uid))
         retrieve(pop, number, write)
 
@@ -240,7 +240,7 @@ def capa(app: AppContext, /, connection: ConnectionOptions) -> None:
     )
 
 
-class _destination:
+class _MessageOutput:
     """stdout (binary) or a file written atomically; optionally CRLF -> LF. The file's
     OSErrors become 73/74 here, before the POP3 session, which takes an OSError inside
     its exchange for a network failure, can see them: a full disk is not "cannot
