@@ -106,7 +106,7 @@ def tls_context(endpoint: Endpoint) -> ssl.SSLContext:
     return context
 
 
-def translate(exc: BaseException, endpoint: Endpoint) -> MailcliError:
+def error_from_network(exc: BaseException, endpoint: Endpoint) -> MailcliError:
     """Map a stdlib network or TLS exception to the error with the documented status."""
     import ssl
 
@@ -232,7 +232,7 @@ def _answers_client_hello(host: str, port: int, seconds: float) -> bool:
 
 class ServerTooSlow(TimeoutError):
     """The server is sending, but too slowly for `Pace` (a TimeoutError: every path that
-    handles a timed-out read handles this the same way, and `translate` names it)."""
+    handles a timed-out read handles this the same way, and `error_from_network` names it)."""
 
 
 class Pace:

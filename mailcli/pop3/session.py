@@ -33,7 +33,7 @@ from mailcli.errors import (
     TempFailError,
     UnavailableError,
 )
-from mailcli.network import session_timeout, tls_context, trace_tls, translate
+from mailcli.network import error_from_network, session_timeout, tls_context, trace_tls
 from mailcli.pop3.auth import bearer_login
 from mailcli.pop3.multiline import MultilineCopier
 from mailcli.pop3.wire import (
@@ -149,7 +149,7 @@ class Pop3Session:
         except poplib.error_proto as exc:
             raise response_error(exc) from None
         except (OSError, EOFError) as exc:
-            raise translate(exc, self.endpoint) from exc
+            raise error_from_network(exc, self.endpoint) from exc
 
     def quit(self) -> str:
         """QUIT: the moment DELE marks take effect. Returns the server's answer."""

@@ -27,7 +27,14 @@ from mailcli.errors import (
     TempFailError,
     UnavailableError,
 )
-from mailcli.network import Pace, await_greeting, paced_reader, tls_context, trace_tls, translate
+from mailcli.network import (
+    Pace,
+    await_greeting,
+    error_from_network,
+    paced_reader,
+    tls_context,
+    trace_tls,
+)
 from mailcli.smtp.reply import Reply, ReplyCode
 from mailcli.transcript import Transcript
 
@@ -186,7 +193,7 @@ def error_from_smtplib(exc: BaseException, endpoint: Endpoint) -> MailcliError:
         )
     if isinstance(exc, smtplib.SMTPException):
         return ProtocolError(f"SMTP error from {endpoint.host}: {exc}")
-    return translate(exc, endpoint)
+    return error_from_network(exc, endpoint)
 
 
 def reply_text(message: bytes | str) -> str:
