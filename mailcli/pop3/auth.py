@@ -27,7 +27,7 @@ from mailcli.auth.sasl import (
     wants_two_step,
 )
 from mailcli.errors import PermissionDeniedError
-from mailcli.pop3.wire import NegativeReply, reply_text, response_error
+from mailcli.pop3.wire import NegativeReply, error_from_pop3_reply, reply_text
 
 if TYPE_CHECKING:  # the session imports this module
     from mailcli.pop3.session import Pop3Session
@@ -54,7 +54,7 @@ def _attempt(session: Pop3Session, mechanism: str, response: str, *, two_step: b
         session.send(f"AUTH {mechanism}")
         reply = session.read_reply()
         if not _continues(reply):  # refused before any token was sent: not the token's fault
-            raise response_error(poplib.error_proto(reply))
+            raise error_from_pop3_reply(poplib.error_proto(reply))
         session.send(response)
     else:
         session.send(f"AUTH {mechanism} {response}")
@@ -72,7 +72,7 @@ def _refusal_detail(reply: bytes, detail: str | None) -> str | None:
     anything else raises (temporary: 75; a second challenge: 76)."""
     if reply.startswith(b"+OK"):
         return None
-    error = response_error(poplib.error_proto(reply))
+    error = error_from_pop3_reply(poplib.error_proto(reply))
     if isinstance(error, (PermissionDeniedError, NegativeReply)):
         return detail or reply_text(reply)
     raise error

@@ -40,8 +40,8 @@ from mailcli.pop3.wire import (
     NegativeReply,
     TracedPOP3,
     TracedPOP3SSL,
+    error_from_pop3_reply,
     reply_text,
-    response_error,
 )
 from mailcli.pop3.wirelines import WireLineCopier, shown
 from mailcli.transcript import Transcript
@@ -147,7 +147,7 @@ class Pop3Session:
         except MailcliError:
             raise
         except poplib.error_proto as exc:
-            raise response_error(exc) from None
+            raise error_from_pop3_reply(exc) from None
         except (OSError, EOFError) as exc:
             raise error_from_network(exc, self.endpoint) from exc
 
@@ -173,7 +173,7 @@ class Pop3Session:
 
     def read_ok(self) -> bytes:
         """The next status line: +OK as the server's exact bytes (line end removed);
-        -ERR raises (`response_error`)."""
+        -ERR raises (`error_from_pop3_reply`)."""
         return cast(bytes, self._guarded(self._wire.read_ok))
 
     def read_reply(self) -> bytes:
@@ -334,7 +334,7 @@ class Pop3Session:
             else:
                 self._sasl(method, secret)
         except poplib.error_proto as exc:
-            raise response_error(exc, default=_auth_failed(endpoint.user)) from None
+            raise error_from_pop3_reply(exc, default=_auth_failed(endpoint.user)) from None
 
     def _auth_method(self) -> str:
         forced = (self.endpoint.auth or "").lower()

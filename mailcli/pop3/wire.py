@@ -106,7 +106,9 @@ class TracedPOP3SSL(TracedPOP3, poplib.POP3_SSL):
     """Implicit TLS (port 995) with the same tracing."""
 
 
-def response_error(exc: poplib.error_proto, default: MailcliError | None = None) -> MailcliError:
+def error_from_pop3_reply(
+    exc: poplib.error_proto, default: MailcliError | None = None
+) -> MailcliError:
     """-ERR (and poplib's own complaints) -> the error carrying the right exit status."""
     reply = exc.args[0] if exc.args and isinstance(exc.args[0], bytes) else str(exc).encode()
     text = reply_text(reply)

@@ -15,7 +15,7 @@ from mailcli.config import parse_config
 from mailcli.errors import MailcliError
 from mailcli.pop3.commands import _ints, _pair, parse_message_set
 from mailcli.pop3.multiline import MultilineCopier
-from mailcli.pop3.session import response_error
+from mailcli.pop3.wire import error_from_pop3_reply
 from mailcli.sendmail.arguments import Addressing, parse_args, prepare
 from mailcli.smtp.rawmessage import RawMessage
 from mailcli.transcript import Transcript
@@ -202,7 +202,7 @@ def test_stat_replies(fields: list[str]) -> None:
 @settings(max_examples=EXAMPLES)
 @given(reply=st.binary(max_size=80))
 def test_negative_replies_and_response_codes(reply: bytes) -> None:
-    error = response_error(poplib.error_proto(reply))
+    error = error_from_pop3_reply(poplib.error_proto(reply))
     assert isinstance(error, MailcliError)
     assert error.exit_status in (69, 75, 76, 77)
 
