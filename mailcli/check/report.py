@@ -219,7 +219,7 @@ def _probe_pop3(
     from mailcli.pop3.commands import stat
     from mailcli.pop3.session import Pop3Session
 
-    def reached(phase: str, pop: Pop3Session) -> None:
+    def reached(phase: Pop3Phase, pop: Pop3Session) -> None:
         if phase == "connect":
             report.connect_ms = round(pop.connect_seconds * 1000, 1)
             report.banner = pop.welcome.decode("utf-8", "replace")

@@ -36,6 +36,7 @@ from mailcli.errors import (
 from mailcli.network import error_from_network, session_timeout, tls_context, trace_tls
 from mailcli.pop3.auth import bearer_login
 from mailcli.pop3.multiline import MultilineCopier
+from mailcli.pop3.phases import Pop3Phase
 from mailcli.pop3.wire import (
     NegativeReply,
     TracedPOP3,
@@ -64,14 +65,14 @@ class Pop3Session:
         *,
         password: PasswordSource,
         transcript: Transcript,
-        quit_after: str | None = None,
+        quit_after: Pop3Phase | None = None,
         login: bool = True,
-        on_phase: Callable[[str, Pop3Session], object] | None = None,
+        on_phase: Callable[[Pop3Phase, Pop3Session], object] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.password = password
         self.transcript = transcript
-        self.quit_after = quit_after  # one of phases.PHASES: QUIT there, skip the rest
+        self.quit_after = quit_after  # QUIT there, skip the rest
         self.login_wanted = login  # False: stop before authenticating (`check`)
         self.on_phase = on_phase  # told of each phase reached (`check` reports them)
         self.capabilities: dict[str, list[str]] = {}
@@ -102,7 +103,7 @@ class Pop3Session:
             raise
         return self
 
-    def _stop_after(self, phase: str) -> None:
+    def _stop_after(self, phase: Pop3Phase) -> None:
         if self.on_phase is not None:
             self.on_phase(phase, self)
         if self.quit_after == phase:
