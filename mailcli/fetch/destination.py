@@ -61,9 +61,12 @@ class Destination(Protocol):
     def close(self) -> None: ...
 
 
-class NoJournal:
-    """Destinations whose files or MDA runs need no journal (the Maildir key, the MDA's
-    own delivery stand in for it)."""
+class RecoveryHooks:
+    """A destination's steps around a crash, as one with nothing to recover takes them
+    (the MDA: its own delivery is the commit): nothing to settle (`recover`), nothing
+    found delivered (`delivered_keys`), nothing to drop once a batch is recorded
+    (`batch_recorded`). Maildir and the dry run's Preview name the keys in the folder;
+    Mbox settles, reports and drops its journal (`mboxjournal`)."""
 
     def begin_batch(self, uids: list[str]) -> None:
         pass

@@ -14,7 +14,7 @@ import socket
 import time
 from pathlib import Path
 
-from mailcli.fetch.destination import BATCH_SIZE, MessageWriter, NoJournal
+from mailcli.fetch.destination import BATCH_SIZE, MessageWriter, RecoveryHooks
 from mailcli.fsutil import (
     PRIVATE_DIR,
     PRIVATE_FILE,
@@ -39,7 +39,7 @@ def maildir_keys(root: Path) -> set[str]:
     return keys
 
 
-class Maildir(NoJournal):
+class Maildir(RecoveryHooks):
     def __init__(self, root: Path, *, batch_size: int = BATCH_SIZE) -> None:
         self.root = root
         self.batch_size = batch_size

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mailcli.errors import CantCreateError, MailcliError, TempFailError
-from mailcli.fetch.destination import BATCH_SIZE, MessageWriter, NoJournal
+from mailcli.fetch.destination import BATCH_SIZE, MessageWriter, RecoveryHooks
 from mailcli.fetch.mboxjournal import (
     Entry,
     Journal,
@@ -50,7 +50,7 @@ from mailcli.pop3.multiline import LfWriter
 _MBOXRD_FROM = re.compile(rb"^(>*From )", re.MULTILINE)
 
 
-class Mbox(NoJournal):
+class Mbox(RecoveryHooks):
     """Appends to an mbox file under the `mailbox` module's locks, batch by batch."""
 
     def __init__(

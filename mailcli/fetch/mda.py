@@ -13,11 +13,11 @@ import tempfile
 from pathlib import Path
 
 from mailcli.errors import CantCreateError, ConfigError
-from mailcli.fetch.destination import MessageWriter, NoJournal
+from mailcli.fetch.destination import MessageWriter, RecoveryHooks
 from mailcli.pop3.multiline import LfWriter
 
 
-class Mda(NoJournal):
+class Mda(RecoveryHooks):
     """Runs COMMAND per message (through the shell), the whole message on its stdin."""
 
     batch_size = 1

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mailcli.errors import ConfigError
-from mailcli.fetch.destination import BATCH_SIZE, Destination, MessageWriter, NoJournal
+from mailcli.fetch.destination import BATCH_SIZE, Destination, MessageWriter, RecoveryHooks
 
 FETCH_BATCH_SETTING = "MAILCLI_FETCH_BATCH"
 
@@ -57,7 +57,7 @@ def open_destination(
     raise ConfigError(f"unknown destination {spec!r}: use maildir:PATH, mbox:PATH or mda:CMD")
 
 
-class Preview(NoJournal):
+class Preview(RecoveryHooks):
     """What `fetch --dry-run` sees of a destination: it only reads (a Maildir's keys,
     when the folder exists); it creates, locks, recovers and writes nothing."""
 
