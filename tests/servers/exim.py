@@ -1,4 +1,5 @@
-"""A throwaway Exim 4.96 (Debian bookworm's exim4-daemon-light, GnuTLS) on 127.0.0.1.
+"""A throwaway Exim 4.96 (Debian bookworm's exim4-daemon-light) on 127.0.0.1, as Debian
+builds it (GnuTLS) or built with OpenSSL.
 
 Exim conflicts with Postfix as a package, so it is never installed: scripts/setup keeps
 its .debs in .cache/debs and tests/servers/debs.py unpacks them once into .cache/exim.
@@ -16,12 +17,20 @@ options, e.g. the hardened variant's fixes), then the template. Exim's own defau
 stay: smtp_accept_max 20, smtp_max_synprot_errors 3, PIPECONNECT advertised to all.
 Local mail for ``audit@exim.test`` goes to ``mail/audit`` (mbox, Debian's mail_spool);
 any other domain is refused ("relay not permitted"), so nothing leaves the machine.
+
+The OpenSSL build (``build="openssl"``) is the same package's source, Debian's patches
+and Local/Makefile, switched to OpenSSL as debian/rules allows; scripts/build-exim-openssl
+builds its daemon into .cache/exim-openssl/exim4, which a bind mount puts over the
+unpacked /usr/sbin/exim4, so everything else (configuration, users, paths) is the
+Debian server's. Each build has its own form of the TLS fixes: ``HARDENED`` (a GnuTLS
+priority string) and ``HARDENED_OPENSSL`` (openssl_options and an OpenSSL cipher list).
 """
 
 from __future__ import annotations
 
 import shutil
 import signal
+import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -43,14 +52,26 @@ HARDENED = {
     "pipelining_connect_advertise_hosts": ":",
 }
 
+# The same fixes for the OpenSSL build: TLS 1.0 and 1.1 off by openssl_options (which
+# the GnuTLS build refuses), and an OpenSSL cipher list with only ECDHE and AEAD suites.
+HARDENED_OPENSSL = {
+    "openssl_options": "+no_tlsv1 +no_tlsv1_1",
+    "tls_require_ciphers": "ECDHE+AESGCM:ECDHE+CHACHA20",
+    "pipelining_connect_advertise_hosts": ":",
+}
+BUILDS = ("gnutls", "openssl")
+OPENSSL_BINARY = debs.REPOSITORY / ".cache" / "exim-openssl" / "exim4"
+
 DAEMON = """\
 mount --bind {root}/mail /var/mail
-exec /usr/sbin/exim4 -bdf -oX {port} -q30m
+{binary}exec /usr/sbin/exim4 -bdf -oX {port} -q30m
 """
 
 
-def missing() -> str | None:
-    """Why it cannot run here (None: it can)."""
+def missing(build: str = "gnutls") -> str | None:
+    """Why this build cannot run here (None: it can)."""
+    if build == "openssl" and not OPENSSL_BINARY.exists():
+        return f"{OPENSSL_BINARY} is missing (scripts/build-exim-openssl builds it)"
     return debs.missing(PACKAGES)
 
 
@@ -63,10 +84,15 @@ class Exim(debs.UnpackedServer):
     domain = DOMAIN
     audit_address = f"{AUDIT_USER}@{DOMAIN}"
 
-    def __init__(self, certs: Certs, settings: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, certs: Certs, settings: Mapping[str, str] | None = None, build: str = "gnutls"
+    ) -> None:
+        if build not in BUILDS:
+            raise ValueError(f"no Exim build {build!r}: {BUILDS}")
         super().__init__()
         self.certs = certs
         self.settings = dict(settings or {})
+        self.build = build
         self.smtp_port = free_port()
 
     def mainlog(self) -> str:
@@ -77,7 +103,27 @@ class Exim(debs.UnpackedServer):
         return f"{self.log()}\n{self.mainlog()}"
 
     def daemons(self) -> str:
-        return DAEMON.format(root=self.root, port=self.smtp_port)
+        # The OpenSSL daemon takes the packaged one's place: Exim re-executes itself by
+        # its compiled-in path, and the configuration names no binary.
+        binary = f"mount --bind {OPENSSL_BINARY} /usr/sbin/exim4\n"
+        if self.build != "openssl":
+            binary = ""
+        return DAEMON.format(root=self.root, port=self.smtp_port, binary=binary)
+
+    def handshakes(self, version: str, ciphers: str) -> bool:
+        """Whether `openssl s_client` completes a STARTTLS handshake with this protocol
+        version option (e.g. -tls1) and cipher list: the audit's TLS findings, checked
+        without mailcli."""
+        done = subprocess.run(
+            [
+                "openssl", "s_client", "-connect", f"{HOST}:{self.smtp_port}",
+                "-starttls", "smtp", version, "-cipher", ciphers, "-brief",
+            ],
+            input=b"QUIT\r\n",
+            capture_output=True,
+            timeout=30,
+        )  # fmt: skip
+        return done.returncode == 0 and b"CONNECTION ESTABLISHED" in done.stderr
 
     def wait_ready(self, alive: Callable[[], bool]) -> None:
         wait_for_greeting(self.smtp_port, b"220 ", alive=alive)
