@@ -22,7 +22,7 @@ from tests.servers.accounts import Account
 if TYPE_CHECKING:
     from mailcli.check.findings import AuditTarget, Finding
     from mailcli.check.limiter import ConnectionLimiter
-    from mailcli.endpoint import SecurityMode
+    from mailcli.endpoint import Endpoint, SecurityMode
     from tests.servers.fixtures import Mailbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -247,24 +247,10 @@ def audit_target(
     read; a connection limiter of its own unless one is given)."""
     from mailcli.check.findings import AuditTarget
     from mailcli.check.limiter import ConnectionLimiter
-    from mailcli.endpoint import Endpoint
 
-    endpoint = Endpoint(
-        protocol=protocol,
-        host=host,
-        port=port,
-        security=security,
-        user=None,
-        auth=None,
-        cafile=str(cafile) if cafile else None,
-        insecure=False,
-        timeout=10.0,
-        password_command=None,
-        account=None,
-    )
     return AuditTarget(
         protocol,
-        endpoint,
+        make_endpoint(protocol, port, security=security, cafile=cafile, host=host),
         audit_rcpt=audit_rcpt,
         source_address=source,
         probe_timeout=5.0,
@@ -276,3 +262,36 @@ def only(findings: list[Finding], probe_id: str) -> Finding:
     """The one finding a probe returned, which must have `probe_id`."""
     assert [f.id for f in findings] == [probe_id]
     return findings[0]
+
+
+def make_endpoint(
+    protocol: str,
+    port: int,
+    *,
+    security: SecurityMode = "none",
+    host: str = "127.0.0.1",
+    user: str | None = None,
+    auth: str | None = None,
+    cafile: str | Path | None = None,
+    insecure: bool = False,
+    timeout: float = 10.0,
+    password_command: str | None = None,
+    account: str | None = None,
+) -> Endpoint:
+    """A resolved endpoint for a test server, by keyword: what the tests do not say is a
+    plain connection to 127.0.0.1 without AUTH, a 10 s timeout and no account."""
+    from mailcli.endpoint import Endpoint
+
+    return Endpoint(
+        protocol=protocol,
+        host=host,
+        port=port,
+        security=security,
+        user=user,
+        auth=auth,
+        cafile=str(cafile) if cafile else None,
+        insecure=insecure,
+        timeout=timeout,
+        password_command=password_command,
+        account=account,
+    )

@@ -20,12 +20,13 @@ from mailcli.auth.sasl import (
     oauthbearer,
     xoauth2,
 )
-from mailcli.endpoint import Endpoint, SecurityMode
+from mailcli.endpoint import Endpoint
 from mailcli.errors import ExitStatus, MailcliError
 from mailcli.pop3.session import Pop3Session
 from mailcli.smtp.envelope import Envelope, Outgoing
 from mailcli.smtp.session import SmtpSession, submit
 from mailcli.transcript import MASK, Transcript
+from tests.helpers import make_endpoint
 from tests.servers import NEEDS, jwt, require
 from tests.servers.authserver import AuthServer
 from tests.servers.certs import Certs
@@ -103,28 +104,18 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def make_endpoint(
-    protocol: str,
-    port: int,
-    user: str,
-    *,
-    security: SecurityMode = "tls",
-    auth: str | None = None,
-    cafile: str | None = None,
-) -> Endpoint:
-    return Endpoint(
-        protocol, "127.0.0.1", port, security, user, auth, cafile, False, 10.0, None, None
-    )
-
-
 def pop3_endpoint(dovecot: Dovecot, mailbox: Mailbox, auth: str | None = None) -> Endpoint:
     cafile = str(dovecot.certs.ca_pem)
-    return make_endpoint("pop3", dovecot.pop3s_port, mailbox.user, auth=auth, cafile=cafile)
+    return make_endpoint(
+        "pop3", dovecot.pop3s_port, security="tls", user=mailbox.user, auth=auth, cafile=cafile
+    )
 
 
 def smtp_endpoint(postfix: Postfix, mailbox: Mailbox, auth: str | None = None) -> Endpoint:
     cafile = str(postfix.certs.ca_pem)
-    return make_endpoint("smtp", postfix.smtps_port, mailbox.user, auth=auth, cafile=cafile)
+    return make_endpoint(
+        "smtp", postfix.smtps_port, security="tls", user=mailbox.user, auth=auth, cafile=cafile
+    )
 
 
 def outgoing(mailbox: Mailbox) -> Outgoing:
@@ -314,7 +305,7 @@ def smtp_error_challenge(conn: Conn, line: str) -> None:
 
 
 def scripted_smtp_endpoint(server: ScriptedServer, auth: str | None = None) -> Endpoint:
-    return make_endpoint("smtp", server.port, "alice", security="none", auth=auth)
+    return make_endpoint("smtp", server.port, user="alice", security="none", auth=auth)
 
 
 @pytest.mark.parametrize(("mechanism", "answer"), [(XOAUTH2, ""), (OAUTHBEARER, "AQ==")])
@@ -412,7 +403,7 @@ def test_pop3_answers_the_error_challenge_then_retries_once(
     source.two_step = FORMS[form]
     trace = Trace()
     with ScriptedServer(pop3_script("PLAIN XOAUTH2 OAUTHBEARER")) as server:
-        endpoint = make_endpoint("pop3", server.port, "alice", security="none", auth=mechanism)
+        endpoint = make_endpoint("pop3", server.port, user="alice", security="none", auth=mechanism)
         with pytest.raises(MailcliError) as caught:
             pop3_stat(endpoint, source, trace)
     assert caught.value.exit_status == ExitStatus.NOPERM
@@ -437,7 +428,7 @@ def test_pop3_temporary_auth_failure_is_75_without_renewing() -> None:
     source = MintedTokens(jwt.new_key(), "alice")
     script = pop3_script("XOAUTH2", refusal="-ERR [SYS/TEMP] try again later")
     with ScriptedServer(script) as server, pytest.raises(MailcliError) as caught:
-        endpoint = make_endpoint("pop3", server.port, "alice", security="none")
+        endpoint = make_endpoint("pop3", server.port, user="alice", security="none")
         pop3_stat(endpoint, source, Trace())
     assert caught.value.exit_status == ExitStatus.TEMPFAIL
     assert source.renewals == 0
@@ -446,7 +437,9 @@ def test_pop3_temporary_auth_failure_is_75_without_renewing() -> None:
 def test_pop3_forced_oauthbearer_not_offered_is_69_before_any_token() -> None:
     source = MintedTokens(jwt.new_key(), "alice")
     with ScriptedServer(pop3_script("PLAIN XOAUTH2")) as server:
-        endpoint = make_endpoint("pop3", server.port, "alice", security="none", auth="oauthbearer")
+        endpoint = make_endpoint(
+            "pop3", server.port, user="alice", security="none", auth="oauthbearer"
+        )
         with pytest.raises(MailcliError) as caught:
             pop3_stat(endpoint, source, Trace())
     assert caught.value.exit_status == ExitStatus.UNAVAILABLE
@@ -503,7 +496,7 @@ def test_smtp_non_ascii_user_is_65_not_an_internal_error() -> None:
     source = MintedTokens(jwt.new_key(), "jörg")
     script = smtp_script("XOAUTH2", smtp_error_challenge)
     with ScriptedServer(script) as server, pytest.raises(MailcliError) as caught:
-        endpoint = make_endpoint("smtp", server.port, "jörg", security="none")
+        endpoint = make_endpoint("smtp", server.port, user="jörg", security="none")
         smtp_login(endpoint, source, Trace())
     assert caught.value.exit_status == ExitStatus.DATAERR
     assert not any(line.upper().startswith("AUTH") for line in server.received)

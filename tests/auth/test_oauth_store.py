@@ -224,7 +224,7 @@ def test_a_token_file_others_can_read_is_refused(isolated_environment: Path) -> 
 # -- the bearer source ---------------------------------------------------------------------
 
 
-class Endpoint:
+class Refresher:
     """A stand-in for tokens.refresh: hands out numbered tokens, or raises."""
 
     def __init__(self, *, lifetime: float = 3600.0, rotate: bool = True) -> None:
@@ -251,9 +251,9 @@ class Clock:
 
 
 def bearer(
-    store: TokenStore, endpoint: Endpoint, clock: Callable[[], float], settings: OAuthSettings
+    store: TokenStore, refresher: Refresher, clock: Callable[[], float], settings: OAuthSettings
 ) -> OAuthBearer:
-    return OAuthBearer("work", settings, clock=clock, refresher=endpoint, store=store)
+    return OAuthBearer("work", settings, clock=clock, refresher=refresher, store=store)
 
 
 def test_refresh_margin_is_60_s_or_a_tenth_of_the_lifetime_when_shorter() -> None:
@@ -267,21 +267,21 @@ def test_refresh_margin_is_60_s_or_a_tenth_of_the_lifetime_when_shorter() -> Non
 def test_a_token_is_refreshed_only_inside_its_margin(
     isolated_environment: Path, lifetime: float, margin: float
 ) -> None:
-    store, endpoint, clock = file_store(isolated_environment), Endpoint(), Clock()
+    store, refresher, clock = file_store(isolated_environment), Refresher(), Clock()
     store.save(tokens(lifetime=lifetime, expires_at=NOW + 1000))
-    source = bearer(store, endpoint, clock, CUSTOM_FILE)
+    source = bearer(store, refresher, clock, CUSTOM_FILE)
     clock.now = NOW + 1000 - margin - 1
-    assert source() == "at-1" and endpoint.calls == []
+    assert source() == "at-1" and refresher.calls == []
     clock.now = NOW + 1000 - margin + 1
-    assert source() == "at-2" and endpoint.calls == ["rt-1"]
+    assert source() == "at-2" and refresher.calls == ["rt-1"]
     assert store.load() == tokens("at-2", "rt-2", expires_at=NOW + 1000)
 
 
 def test_renew_refreshes_even_a_fresh_token(isolated_environment: Path) -> None:
-    store, endpoint = file_store(isolated_environment), Endpoint(rotate=False)
+    store, refresher = file_store(isolated_environment), Refresher(rotate=False)
     store.save(tokens())
-    assert bearer(store, endpoint, Clock(), CUSTOM_FILE).renew() == "at-2"
-    assert endpoint.calls == ["rt-1"] and store.load().refresh_token == "rt-1"  # type: ignore[union-attr]
+    assert bearer(store, refresher, Clock(), CUSTOM_FILE).renew() == "at-2"
+    assert refresher.calls == ["rt-1"] and store.load().refresh_token == "rt-1"  # type: ignore[union-attr]
 
 
 class FailingSave(FileTokenStore):
@@ -294,10 +294,10 @@ def test_a_rotated_token_that_cannot_be_saved_is_never_used(isolated_environment
     using it first would leave only the dead refresh token on disk."""
     store = FailingSave("work", "custom", {**os.environ})
     FileTokenStore.save(store, tokens(expires_at=NOW))
-    endpoint = Endpoint()
+    refresher = Refresher()
     with pytest.raises(LocalIOError):
-        bearer(store, endpoint, Clock(), CUSTOM_FILE)()
-    assert endpoint.calls == ["rt-1"]
+        bearer(store, refresher, Clock(), CUSTOM_FILE)()
+    assert refresher.calls == ["rt-1"]
 
 
 @pytest.mark.parametrize("settings", [GOOGLE, CUSTOM_FILE])
@@ -306,12 +306,12 @@ def test_invalid_grant_clears_the_tokens_and_is_77_with_the_hint(
 ) -> None:
     store = token_store("work", settings)
     store.save(tokens(expires_at=NOW))
-    endpoint = Endpoint()
-    endpoint.error = OAuthGrantError(
+    refresher = Refresher()
+    refresher.error = OAuthGrantError(
         "the token endpoint refused the refresh token (invalid_grant)", error="invalid_grant"
     )
     with pytest.raises(PermissionDeniedError) as caught:
-        bearer(store, endpoint, Clock(), settings)()
+        bearer(store, refresher, Clock(), settings)()
     assert caught.value.exit_status == ExitStatus.NOPERM
     assert "refresh token" in caught.value.message and "rt-1" not in caught.value.message
     hint = caught.value.hint or ""
@@ -319,22 +319,22 @@ def test_invalid_grant_clears_the_tokens_and_is_77_with_the_hint(
     assert ("Testing" in hint and "7 days" in hint) == (settings.provider == "google")
     assert store.load() is None
     with pytest.raises(PermissionDeniedError, match="not logged in"):
-        bearer(store, endpoint, Clock(), settings)()
-    assert len(endpoint.calls) == 1
+        bearer(store, refresher, Clock(), settings)()
+    assert len(refresher.calls) == 1
 
 
 def test_an_unreachable_endpoint_is_75_and_keeps_the_tokens(isolated_environment: Path) -> None:
-    store, endpoint = file_store(isolated_environment), Endpoint()
+    store, refresher = file_store(isolated_environment), Refresher()
     store.save(tokens(expires_at=NOW))
-    endpoint.error = TempFailError("cannot reach the token endpoint a.test: refused")
+    refresher.error = TempFailError("cannot reach the token endpoint a.test: refused")
     with pytest.raises(TempFailError):
-        bearer(store, endpoint, Clock(), CUSTOM_FILE)()
+        bearer(store, refresher, Clock(), CUSTOM_FILE)()
     assert store.load() == tokens(expires_at=NOW)
 
 
 def test_not_logged_in_is_77_naming_the_login_command(isolated_environment: Path) -> None:
     with pytest.raises(PermissionDeniedError) as caught:
-        bearer(file_store(isolated_environment), Endpoint(), Clock(), CUSTOM_FILE)()
+        bearer(file_store(isolated_environment), Refresher(), Clock(), CUSTOM_FILE)()
     assert caught.value.exit_status == ExitStatus.NOPERM
     assert "not logged in" in caught.value.message
     assert "`mailcli oauth login -a work`" in caught.value.message
@@ -343,7 +343,7 @@ def test_not_logged_in_is_77_naming_the_login_command(isolated_environment: Path
 def test_status_never_holds_a_token(isolated_environment: Path) -> None:
     store = file_store(isolated_environment)
     store.save(tokens())
-    status = bearer(store, Endpoint(), Clock(), CUSTOM_FILE).status()
+    status = bearer(store, Refresher(), Clock(), CUSTOM_FILE).status()
     assert status["logged_in"] and status["access_token_valid"] and status["refresh_token"]
     assert status["identity"] == "alice@example.test"
     assert status["access_token_expires"] == "2027-01-15T09:00:00+00:00"
@@ -369,7 +369,7 @@ def test_a_refresh_waits_for_another_process_refreshing_and_uses_its_token(
     """Two cron jobs at the same minute: the second waits on the account's lock, then
     finds the first one's fresh token and never sends the refresh token the first has
     had rotated away (the provider would answer invalid_grant and the tokens be lost)."""
-    store, endpoint = SignallingStore(), Endpoint()
+    store, refresher = SignallingStore(), Refresher()
     store.save(tokens(expires_at=NOW))  # expired
     lock = lock_path("work", isolated_environment / ".local" / "state" / "mailcli")
     lock.parent.mkdir(parents=True, exist_ok=True)
@@ -377,13 +377,13 @@ def test_a_refresh_waits_for_another_process_refreshing_and_uses_its_token(
     with lock.open("w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # the other process, refreshing
         waiting = threading.Thread(
-            target=lambda: answers.append(bearer(store, endpoint, Clock(), CUSTOM_FILE)())
+            target=lambda: answers.append(bearer(store, refresher, Clock(), CUSTOM_FILE)())
         )
         waiting.start()
         assert store.first_load.wait(30)
         FileTokenStore.save(store, tokens("at-other", "rt-other", expires_at=NOW + 3600))
     waiting.join(30)
-    assert answers == ["at-other"] and endpoint.calls == []
+    assert answers == ["at-other"] and refresher.calls == []
 
 
 # -- a client secret given at login ----------------------------------------------------------
@@ -449,7 +449,7 @@ def test_the_client_secret_comes_from_config_command_store_or_nowhere(
     )  # fmt: skip
     store = file_store(isolated_environment)
     store.save(tokens(), client_secret=stored)
-    source_bearer = bearer(store, Endpoint(), Clock(), settings)
+    source_bearer = bearer(store, Refresher(), Clock(), settings)
     assert source_bearer.client().client_secret == expected
     status = source_bearer.status()
     assert status["client_secret"] == source
@@ -459,11 +459,11 @@ def test_the_client_secret_comes_from_config_command_store_or_nowhere(
 def test_invalid_grant_keeps_the_client_secret_for_the_next_login(
     isolated_environment: Path,
 ) -> None:
-    store, endpoint = file_store(isolated_environment), Endpoint()
+    store, refresher = file_store(isolated_environment), Refresher()
     store.save(tokens(expires_at=NOW), client_secret="cs-1")
-    endpoint.error = OAuthGrantError("refused (invalid_grant)", error="invalid_grant")
+    refresher.error = OAuthGrantError("refused (invalid_grant)", error="invalid_grant")
     with pytest.raises(PermissionDeniedError) as caught:
-        bearer(store, endpoint, Clock(), CUSTOM_FILE)()
+        bearer(store, refresher, Clock(), CUSTOM_FILE)()
     assert "cs-1" not in str(caught.value) + (caught.value.hint or "")
     assert store.load() is None and store.client_secret() == "cs-1"
 

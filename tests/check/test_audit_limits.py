@@ -16,8 +16,7 @@ from mailcli.check.audit import run_audit
 from mailcli.check.findings import AuditTarget, Finding
 from mailcli.check.relay_probe import probe_open_relay
 from mailcli.check.smtp_probes import probe_size_limit
-from mailcli.endpoint import Endpoint
-from tests.helpers import Mailcli
+from tests.helpers import Mailcli, make_endpoint
 from tests.servers.accounts import Account
 from tests.servers.limited import DOMAIN, LimitedSmtp
 from tests.servers.ports import HOST
@@ -27,19 +26,7 @@ PROBE_TIMEOUT = 1.0  # the scripted server answers at once; silence is the fault
 
 
 def target(port: int, **extra: object) -> AuditTarget:
-    endpoint = Endpoint(
-        protocol="smtp",
-        host=HOST,
-        port=port,
-        security="none",
-        user=None,
-        auth=None,
-        cafile=None,
-        insecure=False,
-        timeout=10.0,
-        password_command=None,
-        account=None,
-    )
+    endpoint = make_endpoint("smtp", port, host=HOST)
     return AuditTarget("smtp", endpoint, RCPT, None, PROBE_TIMEOUT, **extra)  # type: ignore[arg-type]
 
 

@@ -24,9 +24,9 @@ from mailcli.check.smtp_probes import (
 )
 from mailcli.check.smuggling import probe_smuggling
 from mailcli.check.software import fix_for
-from mailcli.endpoint import Endpoint, SecurityMode
+from mailcli.endpoint import SecurityMode
 from mailcli.errors import ExitStatus
-from tests.helpers import Mailcli
+from tests.helpers import Mailcli, make_endpoint
 from tests.servers import NEEDS, require
 from tests.servers.accounts import Account
 from tests.servers.certs import Certs
@@ -73,19 +73,7 @@ def target(
     security: SecurityMode = "starttls",
     cafile: Path | None = None,
 ) -> AuditTarget:
-    endpoint = Endpoint(
-        protocol="smtp",
-        host=HOST,
-        port=port,
-        security=security,
-        user=None,
-        auth=None,
-        cafile=str(cafile) if cafile else None,
-        insecure=False,
-        timeout=10.0,
-        password_command=None,
-        account=None,
-    )
+    endpoint = make_endpoint("smtp", port, security=security, host=HOST, cafile=cafile)
     return AuditTarget("smtp", endpoint, rcpt, source, 5.0)
 
 

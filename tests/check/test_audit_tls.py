@@ -26,7 +26,7 @@ from mailcli.check.tls_probes import (
     probe_weak_ciphers,
 )
 from mailcli.endpoint import SecurityMode
-from tests.helpers import audit_target, only
+from tests.helpers import ROOT, audit_target, only
 from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot
 from tests.servers.ports import HOST
@@ -168,9 +168,8 @@ _PROBE_IN_CHILD = """
 import json, sys
 from mailcli.check.findings import AuditTarget
 from mailcli.check.tls_probes import probe_tls_versions
-from mailcli.endpoint import Endpoint
-endpoint = Endpoint("pop3", "127.0.0.1", int(sys.argv[1]), "starttls", None, None, None,
-                    False, 10.0, None, None)
+from tests.helpers import make_endpoint
+endpoint = make_endpoint("pop3", int(sys.argv[1]), security="starttls")
 (finding,) = probe_tls_versions(AuditTarget("pop3", endpoint))
 print(json.dumps(finding.as_json()))
 """
@@ -189,6 +188,7 @@ def test_a_version_this_openssl_cannot_offer_is_skipped_not_refused(tmp_path: Pa
         child = subprocess.run(
             [sys.executable, "-c", _PROBE_IN_CHILD, str(server.port)],
             env={**os.environ, "OPENSSL_CONF": str(conf)},
+            cwd=ROOT,  # where `tests.helpers` imports from
             capture_output=True,
             timeout=30,
             check=True,

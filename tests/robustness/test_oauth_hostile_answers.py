@@ -28,7 +28,7 @@ from mailcli.errors import ExitStatus, MailcliError, ProtocolError
 from mailcli.pop3.session import Pop3Session
 from mailcli.smtp.session import SmtpSession
 from mailcli.transcript import Transcript
-from tests.helpers import run_process
+from tests.helpers import make_endpoint, run_process
 from tests.servers.authserver import AuthServer
 from tests.servers.oauthlogin import browser_login, write_config
 from tests.servers.scripted import Conn, ScriptedServer
@@ -291,10 +291,7 @@ def test_a_deep_error_challenge_is_a_refused_token_77(protocol: str, mechanism: 
     script, login = LOGINS[protocol]
     source = FixedTokens()
     with ScriptedServer(script) as server:
-        endpoint = Endpoint(
-            protocol, "127.0.0.1", server.port, "none", "alice", mechanism,
-            None, False, 10.0, None, None,
-        )  # fmt: skip
+        endpoint = make_endpoint(protocol, server.port, user="alice", auth=mechanism)
         with pytest.raises(MailcliError) as caught:
             login(endpoint, source)
     assert caught.value.exit_status == ExitStatus.NOPERM
