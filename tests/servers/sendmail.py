@@ -104,6 +104,8 @@ m4 sendmail.mc > sendmail.cf
 /usr/libexec/sendmail/sendmail -bi
 exec /usr/libexec/sendmail/sendmail -L sm-mta -bD -odq
 """
+# Debian's access file's relaying for the local host (IPv4 and IPv6).
+LOOPBACK_RELAY = ("Connect:127\t\t\t\tRELAY", "Connect:IPv6:::1\t\tRELAY")
 STARTTLS = "include(`/etc/mail/tls/starttls.m4')dnl"
 MAILERS = "dnl # Default Mailer setup"
 
@@ -115,7 +117,8 @@ def missing() -> str | None:
 
 class Sendmail(debs.UnpackedServer):
     """Sendmail with Debian's defaults (TLS turned on the Debian way) plus ``settings``
-    (sendmail.mc lines, e.g. ``define(`confCIPHER_LIST', `...')dnl``)."""
+    (sendmail.mc lines, e.g. ``define(`confCIPHER_LIST', `...')dnl``), less the lines of
+    Debian's access file in ``access_without``."""
 
     name = "Sendmail"
     packages = PACKAGES
@@ -123,10 +126,13 @@ class Sendmail(debs.UnpackedServer):
     domain = DOMAIN
     audit_address = f"{AUDIT_USER}@{DOMAIN}"
 
-    def __init__(self, certs: Certs, settings: Iterable[str] = ()) -> None:
+    def __init__(
+        self, certs: Certs, settings: Iterable[str] = (), access_without: Iterable[str] = ()
+    ) -> None:
         super().__init__()
         self.certs = certs
         self.settings = tuple(settings)
+        self.access_without = tuple(access_without)
         self.smtp_port = free_port()
         self.msp_port = free_port()
 
@@ -189,7 +195,9 @@ class Sendmail(debs.UnpackedServer):
     def _write_mail_settings(self, unpacked: Path, mail: Path) -> None:
         cf = unpacked / "usr" / "share" / "sendmail" / "cf"
         (mail / "sendmail.mc").write_text(self._mc((cf / "debian" / "sendmail.mc").read_text()))
-        shutil.copy(unpacked / "usr/share/sendmail/examples/db/access", mail / "access")
+        access = (unpacked / "usr/share/sendmail/examples/db/access").read_text()
+        kept = [line for line in access.splitlines() if line not in self.access_without]
+        (mail / "access").write_text("\n".join(kept) + "\n")
         shutil.copy(unpacked / "etc" / "mail" / "service.switch-nodns", mail / "service.switch")
         (mail / "local-host-names").write_text(f"localhost\n{DOMAIN}\n")
         (mail / "aliases").write_text(f"postmaster: root\nroot: {AUDIT_USER}\n")
