@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from mailcli.check.findings import AuditTarget, Finding
     from mailcli.check.limiter import ConnectionLimiter
     from mailcli.endpoint import Endpoint, SecurityMode
+    from tests.servers.authserver import AuthServer
     from tests.servers.fixtures import Mailbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -295,3 +296,54 @@ def make_endpoint(
         password_command=password_command,
         account=account,
     )
+
+
+SMTP_TABLE = '[accounts.work.smtp]\nhost = "127.0.0.1"\n'
+
+
+def write_config(
+    path: Path,
+    server: AuthServer | str,
+    *,
+    user: str = "alice@example.test",
+    servers: str = SMTP_TABLE,
+    extra: str = "",
+    **oauth2: object,
+) -> Path:
+    """The config file at `path`: account `work` (`extra` adds account keys) logging in
+    with OAuth2 at `server`, the test authorization server or the base URL of another
+    (then give its `client_id`). `oauth2` adds or overrides keys of the oauth2 table
+    (None leaves a key out); tokens live in files unless `token_store` says otherwise."""
+    base = server if isinstance(server, str) else server.url("")
+    settings: dict[str, object] = {
+        "provider": "custom",
+        "client_id": None if isinstance(server, str) else server.client_id,
+        "authorize_url": f"{base}/authorize",
+        "token_url": f"{base}/token",
+        "device_url": f"{base}/device/code",
+        "revoke_url": f"{base}/revoke",
+        "scopes": ["mail"],
+        "token_store": "file",
+        **oauth2,
+    }
+    lines = [f"{key} = {json.dumps(value)}" for key, value in settings.items() if value is not None]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"[accounts.work]\nuser = {json.dumps(user)}\n{extra}{servers}"
+        "[accounts.work.oauth2]\n" + "\n".join(lines) + "\n"
+    )
+    return path
+
+
+def oauth_token_files(home: Path, account: str = "work") -> tuple[Path, Path]:
+    """An account's token record and access-token cache in the files store of `home`."""
+    return (
+        home / ".local" / "state" / "mailcli" / "oauth" / f"{account}.json",
+        home / ".cache" / "mailcli" / "oauth" / f"{account}.json",
+    )
+
+
+def expire_cached_token(home: Path) -> None:
+    """Mark account `work`'s cached access token expired, so the next use refreshes it."""
+    cache = oauth_token_files(home)[1]
+    cache.write_text(json.dumps({**json.loads(cache.read_text()), "expires_at": 0}))

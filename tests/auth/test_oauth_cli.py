@@ -13,12 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import MAILCLI, Result, imported_by, run_cli
+from tests.helpers import (
+    MAILCLI,
+    Result,
+    expire_cached_token,
+    imported_by,
+    oauth_token_files,
+    run_cli,
+    write_config,
+)
 from tests.servers.authserver import AuthServer
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import make_mailbox
 from tests.servers.keyring_service import SecretService
-from tests.servers.oauthlogin import browser_login, write_config
+from tests.servers.oauthlogin import browser_login
 from tests.servers.postfix import Postfix
 
 
@@ -26,20 +34,6 @@ from tests.servers.postfix import Postfix
 def configured(config_file: Path, auth_server: AuthServer) -> AuthServer:
     write_config(config_file, auth_server)
     return auth_server
-
-
-def token_files(home: Path) -> tuple[Path, Path]:
-    return (
-        home / ".local" / "state" / "mailcli" / "oauth" / "work.json",
-        home / ".cache" / "mailcli" / "oauth" / "work.json",
-    )
-
-
-def expire_cached_token(home: Path) -> None:
-    cache = token_files(home)[1]
-    document = json.loads(cache.read_text())
-    document["expires_at"] = 0
-    cache.write_text(json.dumps(document))
 
 
 def no_token_in(result: Result, server: AuthServer) -> None:
@@ -122,7 +116,7 @@ def test_browser_login_then_status_token_and_logout(
     assert code == 0, err
     assert out == ""  # people's messages on stderr; no token anywhere
     assert "logged in as alice@example.test (account 'work', custom)" in err
-    record, cache = token_files(isolated_environment)
+    record, cache = oauth_token_files(isolated_environment)
     for path in (record, cache):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
@@ -154,7 +148,7 @@ def test_an_expired_token_is_refreshed_and_the_rotated_one_stored(
     configured: AuthServer, isolated_environment: Path
 ) -> None:
     assert browser_login()[0] == 0
-    record, _ = token_files(isolated_environment)
+    record, _ = oauth_token_files(isolated_environment)
     first_refresh = json.loads(record.read_text())["refresh_token"]
     expire_cached_token(isolated_environment)
     token = run_cli(["oauth", "token"])
@@ -175,7 +169,7 @@ def test_a_revoked_refresh_token_is_77_with_the_hint_and_clears_the_tokens(
     assert done.code == 77
     assert "mailcli oauth login -a work" in done.stderr and done.stdout == ""
     no_token_in(done, configured)
-    assert not any(path.exists() for path in token_files(isolated_environment))
+    assert not any(path.exists() for path in oauth_token_files(isolated_environment))
 
 
 def test_an_unreachable_token_endpoint_is_75_and_keeps_the_tokens(
@@ -187,7 +181,7 @@ def test_an_unreachable_token_endpoint_is_75_and_keeps_the_tokens(
     done = run_cli(["oauth", "token"])
     assert done.code == 75, done.stderr
     assert done.stdout == "" and done.stderr.count("\n") <= 2
-    assert all(path.exists() for path in token_files(isolated_environment))
+    assert all(path.exists() for path in oauth_token_files(isolated_environment))
 
 
 def test_not_logged_in_is_77(configured: AuthServer) -> None:
@@ -204,7 +198,7 @@ def test_device_login(configured: AuthServer, isolated_environment: Path) -> Non
     done = run_cli(["oauth", "login", "--device"])
     assert done.code == 0, done.stderr
     assert "enter the code" in done.stderr and "logged in as alice@example.test" in done.stderr
-    assert token_files(isolated_environment)[0].exists()
+    assert oauth_token_files(isolated_environment)[0].exists()
 
 
 def test_paste_login(configured: AuthServer, isolated_environment: Path) -> None:
@@ -220,7 +214,7 @@ def test_paste_login(configured: AuthServer, isolated_environment: Path) -> None
     redirected = _location_of(url)
     _, err = process.communicate(input=redirected + "\n", timeout=60)
     assert process.returncode == 0, err
-    assert token_files(isolated_environment)[0].exists()
+    assert oauth_token_files(isolated_environment)[0].exists()
 
 
 def _location_of(url: str) -> str:
@@ -255,7 +249,7 @@ def test_login_into_a_real_keyring(
     token = subprocess.run([*MAILCLI, "oauth", "token"], env=env, capture_output=True, text=True)
     assert token.returncode == 0 and token.stdout.strip() in auth_server.issued
     for home in (secret_service.root / "home", Path(os.environ["HOME"])):
-        assert not any(path.exists() for path in token_files(home))
+        assert not any(path.exists() for path in oauth_token_files(home))
 
 
 # -- a client secret given at login ------------------------------------------------------------

@@ -30,13 +30,13 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import MAILCLI, Result, run_cli
+from tests.helpers import MAILCLI, Result, oauth_token_files, run_cli, write_config
 from tests.servers import jwt
 from tests.servers.authserver import AuthServer
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox, make_mailbox
 from tests.servers.keyring_service import SecretService
-from tests.servers.oauthlogin import browser_login, write_config
+from tests.servers.oauthlogin import browser_login
 from tests.servers.postfix import Postfix
 
 ACCOUNT = "work"
@@ -173,11 +173,7 @@ class Cron:
         cache.write_text(json.dumps(document))
 
     def token_files(self) -> list[Path]:
-        name = f"{ACCOUNT}.json"
-        return [
-            self.home / ".local" / "state" / "mailcli" / "oauth" / name,
-            self.home / ".cache" / "mailcli" / "oauth" / name,
-        ]
+        return list(oauth_token_files(self.home, ACCOUNT))
 
     def refused_at_endpoint(self, refresh_token: str) -> bool:
         """Whether /token now answers this refresh token with invalid_grant (a probe the

@@ -14,7 +14,7 @@ import click
 import pytest
 
 from mailcli.cli.main import cli
-from tests.helpers import Mailcli, Result, run_cli, write_cron_config
+from tests.helpers import Mailcli, Result, run_cli, write_config, write_cron_config
 from tests.servers.accounts import Account
 from tests.servers.authserver import AuthServer
 from tests.servers.fixtures import Mailbox
@@ -149,7 +149,7 @@ def test_accounts_passwords_and_the_queue(isolated_environment: Path) -> None:
 
 
 def test_oauth_status(config_file: Path, auth_server: AuthServer) -> None:
-    from tests.servers.oauthlogin import browser_login, write_config
+    from tests.servers.oauthlogin import browser_login
 
     write_config(config_file, auth_server)
     logged_out = dict(assert_piped_table(run_cli(["oauth", "status"])))

@@ -23,7 +23,7 @@ from mailcli.auth.oauth.tokens import TokenSet
 from mailcli.config import OAuthSettings
 from mailcli.endpoint import DEFAULT_TIMEOUT, ConnectionOptions, resolve_endpoint
 from mailcli.errors import ConfigError
-from tests.helpers import run_process
+from tests.helpers import run_process, write_config
 from tests.servers import slow
 from tests.servers.ports import HOST
 from tests.servers.scripted import ScriptedServer
@@ -146,24 +146,15 @@ def test_a_large_retr_that_keeps_moving_is_not_cut(tmp_path: Path) -> None:
 
 
 def oauth_account(config: Path, endpoint: ScriptedServer, protocol: str, port: int) -> None:
-    config.write_text(
-        f"""\
-[accounts.work]
-from = "alice@example.test"
-user = "alice@example.test"
-
-[accounts.work.{protocol}]
-host = "{HOST}"
-port = {port}
-security = "none"
-
-[accounts.work.oauth2]
-provider = "custom"
-client_id = "mailcli-test"
-authorize_url = "http://{HOST}:{endpoint.port}/authorize"
-token_url = "http://{HOST}:{endpoint.port}/token"
-token_store = "file"
-"""
+    write_config(
+        config,
+        f"http://{HOST}:{endpoint.port}",
+        extra='from = "alice@example.test"\n',
+        servers=f'[accounts.work.{protocol}]\nhost = "{HOST}"\nport = {port}\nsecurity = "none"\n',
+        client_id="mailcli-test",
+        device_url=None,
+        revoke_url=None,
+        scopes=None,
     )
     settings = OAuthSettings(provider="custom", client_id="mailcli-test", token_store="file")
     due = TokenSet("old-access", expires_at=0.0, refresh_token="refresh-me", lifetime=3600.0)

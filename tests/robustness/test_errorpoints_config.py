@@ -16,6 +16,7 @@ import pytest
 from tests import crashpoints as cp
 from tests import errorpoints as ep
 from tests import spoolcases as crash
+from tests.helpers import expire_cached_token, oauth_token_files, write_config
 from tests.servers.authserver import AuthServer
 
 CONFIG_INVARIANTS = [
@@ -88,39 +89,6 @@ OAUTH_INVARIANTS = [
 ]
 
 
-def write_oauth_config(home: Path, server: AuthServer) -> None:
-    """One account whose tokens live in files (`token_store = "file"`)."""
-    settings = {
-        "provider": "custom",
-        "client_id": server.client_id,
-        "authorize_url": server.url("/authorize"),
-        "token_url": server.url("/token"),
-        "device_url": server.url("/device/code"),
-        "scopes": ["mail"],
-        "token_store": "file",
-    }
-    table = "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
-    config = home / ".config" / "mailcli" / "config.toml"
-    config.parent.mkdir(parents=True)
-    config.write_text(
-        '[accounts.work]\nuser = "alice@example.test"\n[accounts.work.smtp]\n'
-        f'host = "127.0.0.1"\n[accounts.work.oauth2]\n{table}'
-    )
-
-
-def token_files(home: Path) -> tuple[Path, Path]:
-    """The token record and the access-token cache."""
-    return (
-        home / ".local" / "state" / "mailcli" / "oauth" / "work.json",
-        home / ".cache" / "mailcli" / "oauth" / "work.json",
-    )
-
-
-def expire_cached_token(home: Path) -> None:
-    cache = token_files(home)[1]
-    cache.write_text(json.dumps({**json.loads(cache.read_text()), "expires_at": 0}))
-
-
 def oauth_test(tmp_path: Path, server: AuthServer, budget: int | None) -> None:
     """`oauth token` with an expired access token: the refresh writes the token record
     and the access-token cache (files store). The server does not rotate here, so one
@@ -130,7 +98,8 @@ def oauth_test(tmp_path: Path, server: AuthServer, budget: int | None) -> None:
     server.device_sequence = ()
     server.device_interval = 1
     template = tmp_path / "template"
-    write_oauth_config(template, server)
+    # the device login needs no revocation endpoint
+    write_config(template / ".config" / "mailcli" / "config.toml", server, revoke_url=None)
     login = cp.run(["oauth", "login", "--device"], cp.base_env(template))
     assert login.code == 0, login.stderr
 
@@ -153,7 +122,7 @@ def oauth_test(tmp_path: Path, server: AuthServer, budget: int | None) -> None:
         env = cp.base_env(root)
         _, problems = ep.fail_at(where, ["oauth", "token"], env, tmp_path / f"p{index}.log")
         problems += ep.leftovers(root, where=where)
-        for path in token_files(root):
+        for path in oauth_token_files(root):
             try:
                 json.loads(path.read_text()) if path.exists() else None
             except ValueError:

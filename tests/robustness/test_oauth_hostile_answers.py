@@ -28,9 +28,9 @@ from mailcli.errors import ExitStatus, MailcliError, ProtocolError
 from mailcli.pop3.session import Pop3Session
 from mailcli.smtp.session import SmtpSession
 from mailcli.transcript import Transcript
-from tests.helpers import make_endpoint, run_process
+from tests.helpers import make_endpoint, run_process, write_config
 from tests.servers.authserver import AuthServer
-from tests.servers.oauthlogin import browser_login, write_config
+from tests.servers.oauthlogin import browser_login
 from tests.servers.scripted import Conn, ScriptedServer
 
 DEEP = b"[" * 100_000  # json recurses once per level: far past any stack limit

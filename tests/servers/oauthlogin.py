@@ -1,48 +1,16 @@
-"""The mailcli side of the test authorization server (authserver.py): an account
-configured for it, and the browser's part of a loopback login (`mailcli oauth login`).
-
-`write_config` writes one account, `work`, whose oauth2 table points at the server's
-endpoints and keeps its tokens in files; `browser_login` runs `mailcli oauth login` as a
-process and plays the browser that follows the printed URL."""
+"""The browser's part of a loopback login (`mailcli oauth login`) at the test
+authorization server (authserver.py): `browser_login` runs `mailcli oauth login` as a
+process and plays the browser that follows the printed URL. The account it logs in is
+written by `tests.helpers.write_config`."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import urllib.request
-from pathlib import Path
 
-from .authserver import AuthServer
-
-SMTP_TABLE = '[accounts.work.smtp]\nhost = "127.0.0.1"\n'
 _MAILCLI = [sys.executable, "-m", "mailcli"]
-
-
-def write_config(
-    path: Path, server: AuthServer, *, user: str = "alice@example.test", servers: str = SMTP_TABLE,
-    **oauth2: object,
-) -> Path:  # fmt: skip
-    """The config file at `path`: account `work` logging in at `server`; `oauth2` adds
-    or overrides keys of its oauth2 table (None leaves a key out)."""
-    settings: dict[str, object] = {
-        "provider": "custom",
-        "client_id": server.client_id,
-        "authorize_url": server.url("/authorize"),
-        "token_url": server.url("/token"),
-        "device_url": server.url("/device/code"),
-        "revoke_url": server.url("/revoke"),
-        "scopes": ["mail"],
-        "token_store": "file",
-        **oauth2,
-    }
-    lines = [f"{key} = {json.dumps(value)}" for key, value in settings.items() if value is not None]
-    path.write_text(
-        f"[accounts.work]\nuser = {json.dumps(user)}\n{servers}"
-        "[accounts.work.oauth2]\n" + "\n".join(lines) + "\n"
-    )
-    return path
 
 
 def browser_login(
