@@ -8,7 +8,6 @@ validates and counts `renew()` calls) instead of a password source.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -33,11 +32,14 @@ from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox, make_mailbox
 from tests.servers.postfix import Postfix
-from tests.servers.scripted import Conn, ScriptedServer
+from tests.servers.saslscripts import pop3_refusing, smtp_refusing
+from tests.servers.scripted import ScriptedServer
 
 MECHANISMS = [XOAUTH2, OAUTHBEARER]
 FORMS = {"initial-response": False, "two-step": True}
 ERROR_CHALLENGE = "eyJzdGF0dXMiOiI0MDEifQ=="  # {"status":"401"}
+SMTP_ERROR_CHALLENGE = f"334 {ERROR_CHALLENGE}"
+POP3_ERROR_CHALLENGE = f"+ {ERROR_CHALLENGE}"
 
 
 class MintedTokens(BearerSource):
@@ -269,41 +271,6 @@ def test_a_token_that_stays_bad_is_77_with_the_hint(
 # -- scripted servers: the exact exchanges ---------------------------------------------
 
 
-def raw_lines(conn: Conn) -> Iterator[str]:
-    """Client lines, empty ones included, until the client hangs up."""
-    while raw := conn.file.readline(65536):
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        conn.received.append(line)
-        yield line
-
-
-def smtp_script(offer: str, refusal: Callable[[Conn, str], None]) -> Callable[[Conn], None]:
-    """An SMTP server offering `AUTH <offer>` whose every AUTH gets `refusal(conn, verb)`."""
-
-    def script(conn: Conn) -> None:
-        conn.send("220 scripted.example.test ESMTP")
-        lines = raw_lines(conn)
-        for line in lines:
-            verb = line.split(" ", 1)[0].upper()
-            if verb == "EHLO":
-                conn.send("250-scripted.example.test", f"250 AUTH {offer}")
-            elif verb == "AUTH":
-                refusal(conn, line)
-                next(lines, None)  # the error answer (or whatever came)
-                conn.send("535 5.7.8 Authentication credentials invalid")
-            elif verb == "QUIT":
-                conn.send("221 bye")
-                return
-            else:
-                conn.send("502 5.5.1 not here")
-
-    return script
-
-
-def smtp_error_challenge(conn: Conn, line: str) -> None:
-    conn.send(f"334 {ERROR_CHALLENGE}")
-
-
 def scripted_smtp_endpoint(server: ScriptedServer, auth: str | None = None) -> Endpoint:
     return make_endpoint("smtp", server.port, user="alice", security="none", auth=auth)
 
@@ -312,7 +279,7 @@ def scripted_smtp_endpoint(server: ScriptedServer, auth: str | None = None) -> E
 def test_smtp_answers_the_error_challenge_then_retries_once(mechanism: str, answer: str) -> None:
     source = MintedTokens(jwt.new_key(), "alice", first="forged", renewed="forged")
     trace = Trace()
-    with ScriptedServer(smtp_script("XOAUTH2 OAUTHBEARER", smtp_error_challenge)) as server:
+    with ScriptedServer(smtp_refusing("XOAUTH2 OAUTHBEARER", SMTP_ERROR_CHALLENGE)) as server:
         endpoint = scripted_smtp_endpoint(server, auth=mechanism)
         with pytest.raises(MailcliError) as caught:
             smtp_login(endpoint, source, trace)
@@ -334,21 +301,7 @@ def test_smtp_answers_the_error_challenge_then_retries_once(mechanism: str, answ
 
 
 def test_smtp_temporary_auth_failure_is_75_without_renewing() -> None:
-    def busy(conn: Conn, line: str) -> None:
-        conn.send("454 4.7.0 Temporary authentication failure")
-
-    def script(conn: Conn) -> None:
-        conn.send("220 scripted.example.test ESMTP")
-        for line in raw_lines(conn):
-            verb = line.split(" ", 1)[0].upper()
-            if verb == "EHLO":
-                conn.send("250-scripted.example.test", "250 AUTH XOAUTH2")
-            elif verb == "AUTH":
-                busy(conn, line)
-            elif verb == "QUIT":
-                conn.send("221 bye")
-                return
-
+    script = smtp_refusing("XOAUTH2", "454 4.7.0 Temporary authentication failure")
     source = MintedTokens(jwt.new_key(), "alice")
     with ScriptedServer(script) as server, pytest.raises(MailcliError) as caught:
         smtp_login(scripted_smtp_endpoint(server), source, Trace())
@@ -358,40 +311,13 @@ def test_smtp_temporary_auth_failure_is_75_without_renewing() -> None:
 
 def test_smtp_forced_oauthbearer_not_offered_is_69_before_any_token() -> None:
     source = MintedTokens(jwt.new_key(), "alice")
-    script = smtp_script("PLAIN XOAUTH2", smtp_error_challenge)
+    script = smtp_refusing("PLAIN XOAUTH2", SMTP_ERROR_CHALLENGE)
     with ScriptedServer(script) as server, pytest.raises(MailcliError) as caught:
         smtp_login(scripted_smtp_endpoint(server, auth="oauthbearer"), source, Trace())
     assert caught.value.exit_status == ExitStatus.UNAVAILABLE
     assert "OAUTHBEARER" in caught.value.message
     assert source.issued == []
     assert [line.split(" ")[0].upper() for line in server.received] == ["EHLO", "QUIT"]
-
-
-def pop3_script(sasl: str, refusal: str = f"+ {ERROR_CHALLENGE}") -> Callable[[Conn], None]:
-    """A POP3 server offering `SASL <sasl>` that refuses every token: `refusal`, then
-    after the client's answer `-ERR [AUTH]`. The two-step form gets `+ ` first."""
-
-    def script(conn: Conn) -> None:
-        conn.send("+OK scripted POP3 ready")
-        lines = raw_lines(conn)
-        for line in lines:
-            words = line.split(" ")
-            verb = words[0].upper()
-            if verb == "CAPA":
-                conn.send("+OK", "USER", f"SASL {sasl}", ".")
-            elif verb == "AUTH":
-                if len(words) == 2:  # two-step: ask for the response
-                    conn.send("+ ")
-                    next(lines, None)
-                conn.send(refusal)
-                if refusal.startswith("+"):
-                    next(lines, None)
-                    conn.send("-ERR [AUTH] Authentication failed.")
-            elif verb == "QUIT":
-                conn.send("+OK bye")
-                return
-
-    return script
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -402,7 +328,7 @@ def test_pop3_answers_the_error_challenge_then_retries_once(
     source = MintedTokens(jwt.new_key(), "alice", first="forged", renewed="forged")
     source.two_step = FORMS[form]
     trace = Trace()
-    with ScriptedServer(pop3_script("PLAIN XOAUTH2 OAUTHBEARER")) as server:
+    with ScriptedServer(pop3_refusing("PLAIN XOAUTH2 OAUTHBEARER", POP3_ERROR_CHALLENGE)) as server:
         endpoint = make_endpoint("pop3", server.port, user="alice", security="none", auth=mechanism)
         with pytest.raises(MailcliError) as caught:
             pop3_stat(endpoint, source, trace)
@@ -426,7 +352,7 @@ def test_pop3_answers_the_error_challenge_then_retries_once(
 
 def test_pop3_temporary_auth_failure_is_75_without_renewing() -> None:
     source = MintedTokens(jwt.new_key(), "alice")
-    script = pop3_script("XOAUTH2", refusal="-ERR [SYS/TEMP] try again later")
+    script = pop3_refusing("XOAUTH2", "-ERR [SYS/TEMP] try again later")
     with ScriptedServer(script) as server, pytest.raises(MailcliError) as caught:
         endpoint = make_endpoint("pop3", server.port, user="alice", security="none")
         pop3_stat(endpoint, source, Trace())
@@ -436,7 +362,7 @@ def test_pop3_temporary_auth_failure_is_75_without_renewing() -> None:
 
 def test_pop3_forced_oauthbearer_not_offered_is_69_before_any_token() -> None:
     source = MintedTokens(jwt.new_key(), "alice")
-    with ScriptedServer(pop3_script("PLAIN XOAUTH2")) as server:
+    with ScriptedServer(pop3_refusing("PLAIN XOAUTH2", POP3_ERROR_CHALLENGE)) as server:
         endpoint = make_endpoint(
             "pop3", server.port, user="alice", security="none", auth="oauthbearer"
         )
@@ -494,7 +420,7 @@ def test_pop3_login_through_dovecot_introspection(certs: Certs, revoke_first: bo
 
 def test_smtp_non_ascii_user_is_65_not_an_internal_error() -> None:
     source = MintedTokens(jwt.new_key(), "jörg")
-    script = smtp_script("XOAUTH2", smtp_error_challenge)
+    script = smtp_refusing("XOAUTH2", SMTP_ERROR_CHALLENGE)
     with ScriptedServer(script) as server, pytest.raises(MailcliError) as caught:
         endpoint = make_endpoint("smtp", server.port, user="jörg", security="none")
         smtp_login(endpoint, source, Trace())

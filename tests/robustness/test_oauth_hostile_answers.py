@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,7 @@ from mailcli.transcript import Transcript
 from tests.helpers import make_endpoint, run_process, write_config
 from tests.servers.authserver import AuthServer
 from tests.servers.oauthlogin import browser_login
+from tests.servers.saslscripts import pop3_refusing, smtp_refusing
 from tests.servers.scripted import Conn, ScriptedServer
 
 DEEP = b"[" * 100_000  # json recurses once per level: far past any stack limit
@@ -230,45 +231,6 @@ class FixedTokens(BearerSource):
         return "renewed-token"
 
 
-def _lines(conn: Conn) -> Iterator[str]:
-    while raw := conn.file.readline(65536):
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        conn.received.append(line)
-        yield line
-
-
-def smtp_deep_challenge(conn: Conn) -> None:
-    conn.send("220 scripted.example.test ESMTP")
-    lines = _lines(conn)
-    for line in lines:
-        verb = line.split(" ", 1)[0].upper()
-        if verb == "EHLO":
-            conn.send("250-scripted.example.test", "250 AUTH XOAUTH2 OAUTHBEARER")
-        elif verb == "AUTH":
-            conn.send(f"334 {DEEP_CHALLENGE}")
-            next(lines, None)  # the client's answer to the error challenge
-            conn.send("535 5.7.8 Authentication credentials invalid")
-        elif verb == "QUIT":
-            conn.send("221 bye")
-            return
-
-
-def pop3_deep_challenge(conn: Conn) -> None:
-    conn.send("+OK scripted POP3 ready")
-    lines = _lines(conn)
-    for line in lines:
-        verb = line.split(" ", 1)[0].upper()
-        if verb == "CAPA":
-            conn.send("+OK", "USER", "SASL XOAUTH2 OAUTHBEARER", ".")
-        elif verb == "AUTH":
-            conn.send(f"+ {DEEP_CHALLENGE}")
-            next(lines, None)
-            conn.send("-ERR [AUTH] Authentication failed.")
-        elif verb == "QUIT":
-            conn.send("+OK bye")
-            return
-
-
 def _smtp_login(endpoint: Endpoint, source: BearerSource) -> None:
     with SmtpSession(endpoint, password=source, transcript=Transcript(None)):
         pass
@@ -280,8 +242,8 @@ def _pop3_stat(endpoint: Endpoint, source: BearerSource) -> None:
 
 
 LOGINS: dict[str, tuple[Callable[[Conn], None], Callable[[Endpoint, BearerSource], None]]] = {
-    "smtp": (smtp_deep_challenge, _smtp_login),
-    "pop3": (pop3_deep_challenge, _pop3_stat),
+    "smtp": (smtp_refusing("XOAUTH2 OAUTHBEARER", f"334 {DEEP_CHALLENGE}"), _smtp_login),
+    "pop3": (pop3_refusing("XOAUTH2 OAUTHBEARER", f"+ {DEEP_CHALLENGE}"), _pop3_stat),
 }
 
 
