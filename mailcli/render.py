@@ -107,10 +107,6 @@ class OutputMode(NamedTuple):
     color: bool = True
     width: int | None = None  # of stdout's terminal; None: rich asks the terminal itself
 
-    @classmethod
-    def detect(cls, *, json_output: bool, quiet: bool) -> OutputMode:
-        return Terminal.detect().output_mode(json_output=json_output, quiet=quiet)
-
 
 class Renderer:
     """Writes data and diagnostics according to an `OutputMode`."""
@@ -280,7 +276,6 @@ class _RichProgress(ProgressDisplay):
             console=console,
             transient=True,
         )
-        self._messages = messages
         self._task = self._progress.add_task("fetch", total=octets or None)
         self._progress.update(self._task, completed=0)
         self._progress.start()
