@@ -73,12 +73,6 @@ class NoInputError(MailcliError):
     exit_status = ExitStatus.NOINPUT
 
 
-class RecipientRefusedError(MailcliError):
-    """The server refused one or more recipients."""
-
-    exit_status = ExitStatus.NOUSER
-
-
 class HostNotFoundError(MailcliError):
     """The host name does not resolve."""
 

@@ -18,7 +18,6 @@ from mailcli.endpoint import Endpoint, MailProtocol
 from mailcli.errors import ExitStatus
 
 Level = Literal["ok", "info", "warn", "fail", "skipped"]
-LEVELS: tuple[Level, ...] = ("ok", "info", "warn", "fail", "skipped")
 
 
 class Finding(NamedTuple):

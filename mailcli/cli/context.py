@@ -142,8 +142,3 @@ class TerminalPrompter:
 
     def offer_to_store(self, key: str) -> bool:
         return click.confirm(f"Store it in the keyring for {key}?", default=False, err=True)
-
-
-def app_context() -> AppContext:
-    """The AppContext of the running command (created by `main`)."""
-    return click.get_current_context().ensure_object(AppContext)

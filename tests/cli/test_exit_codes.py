@@ -14,7 +14,6 @@ DESIGN_EXIT_CODES = {
     "UsageError": 64,
     "DataError": 65,
     "NoInputError": 66,
-    "RecipientRefusedError": 67,
     "HostNotFoundError": 68,
     "UnavailableError": 69,
     "RejectedError": 69,
