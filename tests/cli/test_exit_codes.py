@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import mailcli.config
@@ -64,9 +66,16 @@ def test_unknown_option_is_a_usage_error_64_not_clicks_2() -> None:
     assert "mailcli account list --help" in result.stderr
 
 
-def test_bad_option_value_is_64() -> None:
+def test_bad_option_value_is_64_with_one_error_line_and_nothing_written(
+    isolated_environment: Path,
+) -> None:
     result = run_cli(["account", "add", "x", "--smtp-port", "notaport"])
     assert result.code == 64
+    first, *rest = result.stderr.splitlines()
+    assert first.startswith("mailcli: error: Invalid value for '--smtp-port': 'notaport'")
+    assert rest == ["mailcli: hint: see `mailcli account add --help`"]
+    assert result.stdout == ""
+    assert list(isolated_environment.rglob("*")) == []  # no config file, no directory
 
 
 def test_unexpected_exception_is_70_with_one_line_and_no_traceback(

@@ -149,18 +149,24 @@ def test_all_recipients_refused_sends_nothing(aiosmtpd_factory: Factory) -> None
     assert server.received == [] and not server.saw_command("DATA")
 
 
-def test_4xx_at_mail_is_75(aiosmtpd_factory: Factory) -> None:
+@pytest.mark.parametrize(
+    ("reply", "code"), [("451 4.3.0 try again later", 75), ("553 5.7.1 sender not allowed", 69)]
+)
+def test_a_refused_mail_from_ends_the_session_before_any_recipient(
+    aiosmtpd_factory: Factory, reply: str, code: int
+) -> None:
+    """A temporary (75) or permanent (69) refusal of the sender: one error line quoting
+    the server's reply, nothing on stdout, no RCPT or DATA, nothing delivered, and the
+    session closed with QUIT."""
     server = aiosmtpd_factory()
-    server.mail_reply = "451 4.3.0 try again later"
+    server.mail_reply = reply
     result = send(server, "--security", "none")
-    assert result.code == 75
-    assert "451 4.3.0 try again later" in result.stderr
-
-
-def test_5xx_at_mail_is_69(aiosmtpd_factory: Factory) -> None:
-    server = aiosmtpd_factory()
-    server.mail_reply = "553 5.7.1 sender not allowed"
-    assert send(server, "--security", "none").code == 69
+    assert result.code == code
+    errors = [line for line in result.stderr.splitlines() if line.startswith("mailcli: error:")]
+    assert len(errors) == 1 and reply in errors[0], result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert server.received == []
+    assert [line.split(" ", 1)[0].upper() for line in server.commands][-2:] == ["MAIL", "QUIT"]
 
 
 @pytest.mark.parametrize(
