@@ -24,7 +24,7 @@ made for a mail session's login takes that session's timeout when it is shorter
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from mailcli.auth.oauth.providers import Provider, require_secure_url
 from mailcli.errors import PermissionDeniedError, ProtocolError, TempFailError
@@ -162,6 +162,8 @@ def post_form(
     import urllib.request
     from http.client import HTTPException
 
+    from mailcli.auth.oauth.watchdog import Watchdog
+
     require_secure_url(url, "endpoint")
     request = urllib.request.Request(
         url,
@@ -172,7 +174,7 @@ def post_form(
     host = urllib.parse.urlsplit(url).netloc
     session = current_session_timeout()
     timeout = min(timeout, session) if session is not None else timeout
-    watch = _Watchdog(TOTAL_FACTOR * timeout)
+    watch = Watchdog(TOTAL_FACTOR * timeout)
     try:
         with watch, watch.opener().open(request, timeout=timeout) as response:
             body = response.read(_MAX_ANSWER)
@@ -191,74 +193,6 @@ def post_form(
     if refused is not None:
         raise refused
     return document
-
-
-class _Watchdog:
-    """Shuts down the request's socket when `seconds` have passed: a read blocked on an
-    endpoint that dribbles wakes with EOF, and `check` turns that into 75."""
-
-    def __init__(self, seconds: float) -> None:
-        import threading
-
-        self.seconds = seconds
-        self.expired = threading.Event()
-        self._connections: list[object] = []
-        self._timer = threading.Timer(seconds, self._cut)
-        self._timer.daemon = True
-
-    def __enter__(self) -> _Watchdog:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._timer.cancel()
-
-    def opener(self) -> urllib.request.OpenerDirector:
-        """urllib's opener whose HTTP(S) connections this watchdog can cut."""
-        import http.client
-        import urllib.request
-
-        def watched(kind: type[http.client.HTTPConnection]) -> Any:
-            def connection(host: str, **options: Any) -> http.client.HTTPConnection:
-                made = kind(host, **options)
-                self._connections.append(made)
-                return made
-
-            return connection
-
-        class Plain(urllib.request.HTTPHandler):
-            def http_open(self, req: urllib.request.Request) -> Any:
-                return self.do_open(watched(http.client.HTTPConnection), req)
-
-        class Secure(urllib.request.HTTPSHandler):
-            def https_open(self, req: urllib.request.Request) -> Any:
-                return self.do_open(
-                    watched(http.client.HTTPSConnection),
-                    req,
-                    context=self._context,  # type: ignore[attr-defined]
-                )
-
-        return urllib.request.build_opener(Plain, Secure)
-
-    def _cut(self) -> None:
-        import contextlib
-        import socket
-
-        self.expired.set()
-        for connection in self._connections:
-            sock = getattr(connection, "sock", None)
-            if isinstance(sock, socket.socket):  # the base class's: not SSLSocket.shutdown
-                with contextlib.suppress(OSError):
-                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-    def check(self, host: str) -> None:
-        """75 when the deadline cut the request (whatever error that caused)."""
-        if self.expired.is_set():
-            raise TempFailError(
-                f"the OAuth2 endpoint {host} is too slow: no complete answer within "
-                f"{self.seconds:g} s",
-                hint="try again later; mailcli keeps the stored tokens",
-            )
 
 
 def _unreachable(reason: object, host: str) -> Exception:
