@@ -98,7 +98,7 @@ class Transcript:
         self.sink = sink
         self.show_data = show_data
         self.show_time = show_time
-        self.tls = False
+        self.tls = False  # display only (the arrows): decisions read the session's tls_active
         self._clock = clock
         self._start = clock()
         self._masker = SecretMasker()

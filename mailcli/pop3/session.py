@@ -76,6 +76,7 @@ class Pop3Session:
         self.login_wanted = login  # False: stop before authenticating (`check`)
         self.on_phase = on_phase  # told of each phase reached (`check` reports them)
         self.capabilities: dict[str, list[str]] = {}
+        self.tls_active = False  # the connection is inside TLS (implicit or after STLS)
         self.connect_seconds = 0.0
         self.quit_reply: str | None = None
         self._pop: TracedPOP3 | None = None  # the wire: only this module touches it
@@ -276,6 +277,7 @@ class Pop3Session:
                 transcript=self.transcript,
                 context=tls_context(endpoint),
             )
+            self.tls_active = True
             self._describe_tls(pop)
         else:
             pop = TracedPOP3(
@@ -312,6 +314,7 @@ class Pop3Session:
             lambda: context.wrap_socket(pop.sock, server_hostname=self.endpoint.host)
         )
         pop.use_new_reader()
+        self.tls_active = True
         self.transcript.tls = True
         self._describe_tls(pop)
         self.capabilities = self._capa()  # they may differ after TLS (RFC 2595)
@@ -348,7 +351,7 @@ class Pop3Session:
         if forced:
             return forced
         mechanisms = [m.upper() for m in self.capabilities.get("SASL", [])]
-        return "plain" if self.transcript.tls and "PLAIN" in mechanisms else "user"
+        return "plain" if self.tls_active and "PLAIN" in mechanisms else "user"
 
     def _sasl(self, method: str, secret: str) -> None:
         user = self.endpoint.user or ""
