@@ -11,7 +11,7 @@ from mailcli import errors
 from mailcli.errors import ExitStatus
 from tests.helpers import run_cli, run_process
 
-# The table of DESIGN.md, "Exit codes".
+# The table of docs/design.md, "Exit codes".
 DESIGN_EXIT_CODES = {
     "UsageError": 64,
     "DataError": 65,
