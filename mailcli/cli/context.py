@@ -67,7 +67,7 @@ class AppContext:
 
     @property
     def terminal(self) -> Terminal:
-        """The streams and what they are connected to: the only place that asks isatty."""
+        """The streams and what they are connected to, asked once (`render.Terminal`)."""
         if self._terminal is None:
             from mailcli.render import Terminal
 
