@@ -7,6 +7,8 @@ Wire formats (user and secret in UTF-8):
 - LOGIN: the user, then the password, each answering one challenge;
 - CRAM-MD5 (RFC 2195): `U D`, D the hex HMAC-MD5 of the server's challenge keyed with
   the password;
+- APOP (POP3, RFC 1939; not SASL): the hex MD5 of the greeting's timestamp and the
+  password;
 - XOAUTH2 (Google, Microsoft): `user=U^Aauth=Bearer T^A^A`;
 - OAUTHBEARER (RFC 7628): `n,a=U,^Ahost=H^Aport=P^Aauth=Bearer T^A^A`.
 
@@ -55,6 +57,14 @@ def cram_md5(user: str, password: str, challenge: bytes) -> bytes:
 
     digest = hmac.new(password.encode(), challenge, "md5").hexdigest()
     return f"{user} {digest}".encode()
+
+
+def apop(timestamp: bytes, password: str) -> str:
+    """APOP's digest (RFC 1939; not SASL, but the same kind of keyed answer): the hex
+    MD5 of the greeting's `<timestamp>` followed by the password."""
+    import hashlib  # only on this path, as for cram_md5
+
+    return hashlib.md5(timestamp + password.encode()).hexdigest()
 
 
 def xoauth2(user: str, token: str) -> bytes:

@@ -1,7 +1,16 @@
-"""POP3 AUTH (RFC 5034) with OAuth2 bearer tokens: XOAUTH2 and OAUTHBEARER.
+"""POP3 logins: USER/PASS, APOP, SASL (RFC 5034) with a password, and OAuth2 bearer tokens.
 
-poplib has no AUTH; this speaks it through the session's guarded `send`/`read_reply`.
-The mechanism is `choose_bearer_mechanism` over CAPA's SASL list. Two forms:
+`authenticate` is every POP3 login; the session calls it once, with itself as the
+`Pop3Channel`: its guarded `send`/`read_reply` (poplib has no AUTH, and every line goes
+through the session's one error translation), the greeting, CAPA, the endpoint and
+whether the connection is inside TLS. This module never imports the session.
+
+With a password: the forced method (--auth user, apop, plain or xoauth2, the last with
+the password as the token) or, unforced, SASL PLAIN when the connection is inside TLS and
+CAPA offers it, else USER/PASS. A refusal is 77 (`-ERR [SYS/TEMP]` and the like: 75).
+
+With a `BearerSource`: the mechanism is `choose_bearer_mechanism` over CAPA's SASL list.
+Two forms:
 - initial response: `AUTH M <base64>` (RFC 5034 allows it; the default);
 - two-step: `AUTH M`, the server's `+ `, then `<base64>`: for Microsoft, whose POP3
   takes only this form, and any source whose `two_step` asks for it.
@@ -15,55 +24,152 @@ from __future__ import annotations
 
 import base64
 import poplib
-from typing import TYPE_CHECKING
+import re
+from collections.abc import Callable
+from typing import Protocol
 
 from mailcli.auth.credential import BearerSource
 from mailcli.auth.sasl import (
+    XOAUTH2,
+    apop,
     bearer_payload,
     choose_bearer_mechanism,
     error_answer,
     error_detail,
+    plain,
     retry_once,
     wants_two_step,
+    xoauth2,
 )
-from mailcli.errors import PermissionDeniedError
+from mailcli.endpoint import Endpoint, missing_user
+from mailcli.errors import MailcliError, PermissionDeniedError, UnavailableError
 from mailcli.pop3.wire import NegativeReply, error_from_pop3_reply, reply_text
 
-if TYPE_CHECKING:  # the session imports this module
-    from mailcli.pop3.session import Pop3Session
+AUTH_METHODS = ("user", "apop", "plain", "xoauth2")
+_APOP_TIMESTAMP = rb"\+OK.[^<]*(<.*>)"  # the greeting's <timestamp>, as poplib finds it
+
+PasswordSource = Callable[[], str]
 
 
-def bearer_login(session: Pop3Session, source: BearerSource) -> None:
+class Pop3Channel(Protocol):
+    """What a login needs of the session (`Pop3Session` is one)."""
+
+    @property
+    def endpoint(self) -> Endpoint: ...
+    @property
+    def welcome(self) -> bytes: ...
+    @property
+    def capabilities(self) -> dict[str, list[str]]: ...
+    @property
+    def tls_active(self) -> bool: ...
+    def send(self, *lines: str) -> None: ...
+    def read_reply(self) -> bytes: ...
+
+
+def authenticate(channel: Pop3Channel, password: PasswordSource) -> None:
+    """Log in as the endpoint's user: 77 when refused (a token: after one renewal), 75
+    when the server says try later, 69 for a method it does not offer."""
+    endpoint = channel.endpoint
+    if not endpoint.user:
+        raise missing_user(endpoint)
+    if isinstance(password, BearerSource):  # OAuth2: its own mechanisms, retry
+        bearer_login(channel, password)
+        return
+    method = _auth_method(channel)
+    secret = password()
+    try:
+        if method == "user":
+            _command(channel, f"USER {endpoint.user}")
+            _command(channel, f"PASS {secret}")
+        elif method == "apop":
+            _command(channel, f"APOP {endpoint.user} {apop(_timestamp(channel), secret)}")
+        else:
+            _sasl(channel, method, secret)
+    except poplib.error_proto as exc:
+        raise error_from_pop3_reply(exc, default=_auth_failed(endpoint.user)) from None
+
+
+def _auth_method(channel: Pop3Channel) -> str:
+    forced = (channel.endpoint.auth or "").lower()
+    if forced and forced not in AUTH_METHODS:
+        raise UnavailableError(
+            f"unknown POP3 --auth {forced!r}; use one of {', '.join(AUTH_METHODS)}"
+        )
+    if forced == "apop" and b"<" not in channel.welcome:
+        raise UnavailableError("the server does not offer APOP (no timestamp in its banner)")
+    if forced:
+        return forced
+    mechanisms = [m.upper() for m in channel.capabilities.get("SASL", [])]
+    return "plain" if channel.tls_active and "PLAIN" in mechanisms else "user"
+
+
+def _command(channel: Pop3Channel, line: str) -> None:
+    """A login command; any reply but a `+` one raises poplib.error_proto."""
+    channel.send(line)
+    reply = channel.read_reply()
+    if not reply.startswith(b"+"):
+        raise poplib.error_proto(reply)
+
+
+def _timestamp(channel: Pop3Channel) -> bytes:
+    match = re.match(_APOP_TIMESTAMP, channel.welcome)
+    if not match:
+        raise poplib.error_proto("-ERR APOP not supported by server")
+    return match.group(1)
+
+
+def _sasl(channel: Pop3Channel, method: str, secret: str) -> None:
+    user = channel.endpoint.user or ""
+    payload = plain(user, secret) if method == "plain" else xoauth2(user, secret)
+    initial = base64.b64encode(payload).decode("ascii")
+    channel.send(f"AUTH {method.upper()} {initial}")
+    reply = channel.read_reply()
+    if reply.startswith(b"+ ") or reply == b"+":
+        # an error challenge (XOAUTH2): answer it, read the -ERR
+        channel.send(base64.b64encode(error_answer(XOAUTH2)).decode("ascii"))
+        reply = channel.read_reply()
+    if not reply.startswith(b"+OK"):
+        raise poplib.error_proto(reply)
+
+
+def _auth_failed(user: str | None) -> MailcliError:
+    return PermissionDeniedError(
+        f"authentication as {user!r} failed",
+        hint="check the user and the password source (`mailcli password where`)",
+    )
+
+
+def bearer_login(channel: Pop3Channel, source: BearerSource) -> None:
     """Log in with an OAuth2 token; 77 when refused after one renewal."""
-    endpoint = session.endpoint
+    endpoint = channel.endpoint
     user = endpoint.user or ""
-    offered = session.capabilities.get("SASL", [])
+    offered = channel.capabilities.get("SASL", [])
     mechanism = choose_bearer_mechanism(offered, endpoint.auth, source.provider)
     two_step = wants_two_step(source, "pop3")
 
     def attempt(token: str) -> str | None:
         payload = bearer_payload(mechanism, user, token, endpoint.host, endpoint.port)
-        return _attempt(session, mechanism, _encoded(payload), two_step=two_step)
+        return _attempt(channel, mechanism, _encoded(payload), two_step=two_step)
 
     retry_once(source, user, attempt)
 
 
-def _attempt(session: Pop3Session, mechanism: str, response: str, *, two_step: bool) -> str | None:
+def _attempt(channel: Pop3Channel, mechanism: str, response: str, *, two_step: bool) -> str | None:
     """One AUTH: None when accepted, else the server's detail about the refused token."""
     if two_step:
-        session.send(f"AUTH {mechanism}")
-        reply = session.read_reply()
+        channel.send(f"AUTH {mechanism}")
+        reply = channel.read_reply()
         if not _continues(reply):  # refused before any token was sent: not the token's fault
             raise error_from_pop3_reply(poplib.error_proto(reply))
-        session.send(response)
+        channel.send(response)
     else:
-        session.send(f"AUTH {mechanism} {response}")
-    reply = session.read_reply()
+        channel.send(f"AUTH {mechanism} {response}")
+    reply = channel.read_reply()
     detail = None
     if _continues(reply):  # the error challenge: answer it, then read the final -ERR
         detail = error_detail(reply[1:].strip())
-        session.send(_encoded(error_answer(mechanism)))
-        reply = session.read_reply()
+        channel.send(_encoded(error_answer(mechanism)))
+        reply = channel.read_reply()
     return _refusal_detail(reply, detail)
 
 

@@ -15,7 +15,6 @@ QUIT, so it deletes nothing.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import poplib
 import socket
@@ -23,18 +22,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, cast
 
-from mailcli.auth.credential import BearerSource
-from mailcli.endpoint import Endpoint, missing_user
+from mailcli.endpoint import Endpoint
 from mailcli.errors import (
     MailcliError,
     NoInputError,
-    PermissionDeniedError,
     StoppedEarly,
     TempFailError,
     UnavailableError,
 )
 from mailcli.network import error_from_network, session_timeout, tls_context, trace_tls
-from mailcli.pop3.auth import bearer_login
+from mailcli.pop3.auth import authenticate
 from mailcli.pop3.multiline import MultilineCopier
 from mailcli.pop3.phases import Pop3Phase
 from mailcli.pop3.wire import (
@@ -49,7 +46,6 @@ from mailcli.transcript import Transcript
 
 MAX_LISTING = 16 * 1024 * 1024  # octets of a LIST/UIDL/CAPA response held in memory
 PIPELINE_WINDOW = 64  # commands in flight when the server offers PIPELINING (RFC 2449)
-AUTH_METHODS = ("user", "apop", "plain", "xoauth2")
 
 PasswordSource = Callable[[], str]
 
@@ -113,7 +109,7 @@ class Pop3Session:
     def login(self) -> None:
         # An OAuth2 token request made for this login waits no longer than the session.
         with session_timeout(self.endpoint.timeout):
-            self._guarded(self._login)
+            self._guarded(lambda: authenticate(self, self.password))
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is None and self.quit_reply is None and self._pop is not None:
@@ -318,62 +314,6 @@ class Pop3Session:
         self.transcript.tls = True
         self._describe_tls(pop)
         self.capabilities = self._capa()  # they may differ after TLS (RFC 2595)
-
-    def _login(self) -> None:
-        endpoint = self.endpoint
-        if not endpoint.user:
-            raise missing_user(endpoint)
-        if isinstance(self.password, BearerSource):  # OAuth2: its own mechanisms, retry
-            bearer_login(self, self.password)
-            return
-        method = self._auth_method()
-        secret = self.password()
-        pop = self._wire
-        try:
-            if method == "user":
-                pop.user(endpoint.user)
-                pop.pass_(secret)
-            elif method == "apop":
-                pop.apop(endpoint.user, secret)
-            else:
-                self._sasl(method, secret)
-        except poplib.error_proto as exc:
-            raise error_from_pop3_reply(exc, default=_auth_failed(endpoint.user)) from None
-
-    def _auth_method(self) -> str:
-        forced = (self.endpoint.auth or "").lower()
-        if forced and forced not in AUTH_METHODS:
-            raise UnavailableError(
-                f"unknown POP3 --auth {forced!r}; use one of {', '.join(AUTH_METHODS)}"
-            )
-        if forced == "apop" and b"<" not in self.welcome:
-            raise UnavailableError("the server does not offer APOP (no timestamp in its banner)")
-        if forced:
-            return forced
-        mechanisms = [m.upper() for m in self.capabilities.get("SASL", [])]
-        return "plain" if self.tls_active and "PLAIN" in mechanisms else "user"
-
-    def _sasl(self, method: str, secret: str) -> None:
-        user = self.endpoint.user or ""
-        if method == "plain":
-            payload = f"\0{user}\0{secret}"
-        else:
-            payload = f"user={user}\x01auth=Bearer {secret}\x01\x01"
-        initial = base64.b64encode(payload.encode()).decode("ascii")
-        self.send(f"AUTH {method.upper()} {initial}")
-        reply: bytes = self._guarded(self._wire.read_line)
-        if reply.startswith(b"+ ") or reply == b"+":
-            self.send("")  # an error challenge (XOAUTH2): answer empty, read the -ERR
-            reply = self._guarded(self._wire.read_line)
-        if not reply.startswith(b"+OK"):
-            raise poplib.error_proto(reply)
-
-
-def _auth_failed(user: str | None) -> MailcliError:
-    return PermissionDeniedError(
-        f"authentication as {user!r} failed",
-        hint="check the user and the password source (`mailcli password where`)",
-    )
 
 
 class Body(NamedTuple):

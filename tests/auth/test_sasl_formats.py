@@ -8,7 +8,16 @@ import smtplib
 
 import pytest
 
-from mailcli.auth.sasl import OAUTHBEARER, XOAUTH2, cram_md5, error_answer, login, plain, xoauth2
+from mailcli.auth.sasl import (
+    OAUTHBEARER,
+    XOAUTH2,
+    apop,
+    cram_md5,
+    error_answer,
+    login,
+    plain,
+    xoauth2,
+)
 
 RFC_USER, RFC_PASSWORD = "tim", "tanstaaftanstaaf"
 RFC2195_CHALLENGE = b"<1896.697170952@postoffice.reston.mci.net>"
@@ -51,3 +60,8 @@ def test_the_error_answers() -> None:
     assert error_answer(XOAUTH2) == b""
     assert error_answer(OAUTHBEARER) == b"\x01"
     assert error_answer("oauthbearer") == b"\x01"
+
+
+def test_apop_is_rfc1939s_example() -> None:
+    digest = apop(b"<1896.697170952@dbc.mtview.ca.us>", "tanstaaf")
+    assert digest == "c4c9334bac560ecc979e58001b3e22fb"
