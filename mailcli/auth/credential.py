@@ -7,13 +7,18 @@ fresh one after the server refused the current one.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mailcli.errors import PermissionDeniedError
+
+if TYPE_CHECKING:
+    from mailcli.config import OAuthProvider
 
 
 class BearerSource:
     """An OAuth2 access-token source. Subclasses (mailcli.auth.oauth) do the work."""
 
-    provider = "custom"  # "google", "microsoft" or "custom": Microsoft speaks no OAUTHBEARER
+    provider: OAuthProvider = "custom"  # Microsoft speaks no OAUTHBEARER
     # The SASL form: None chooses by provider and protocol (`sasl.wants_two_step`); True
     # sends the token only after the server's empty continuation, False with the AUTH command.
     two_step: bool | None = None
