@@ -30,7 +30,6 @@ from typing import Protocol
 
 from mailcli.auth.credential import BearerSource
 from mailcli.auth.sasl import (
-    XOAUTH2,
     apop,
     bearer_payload,
     choose_bearer_mechanism,
@@ -119,15 +118,11 @@ def _timestamp(channel: Pop3Channel) -> bytes:
 
 
 def _sasl(channel: Pop3Channel, method: str, secret: str) -> None:
+    """SASL PLAIN, or XOAUTH2 with the password as the token."""
     user = channel.endpoint.user or ""
-    payload = plain(user, secret) if method == "plain" else xoauth2(user, secret)
-    initial = base64.b64encode(payload).decode("ascii")
-    channel.send(f"AUTH {method.upper()} {initial}")
-    reply = channel.read_reply()
-    if reply.startswith(b"+ ") or reply == b"+":
-        # an error challenge (XOAUTH2): answer it, read the -ERR
-        channel.send(base64.b64encode(error_answer(XOAUTH2)).decode("ascii"))
-        reply = channel.read_reply()
+    mechanism = method.upper()
+    payload = plain(user, secret) if mechanism == "PLAIN" else xoauth2(user, secret)
+    reply, _ = _exchange(channel, mechanism, payload)
     if not reply.startswith(b"+OK"):
         raise poplib.error_proto(reply)
 
@@ -149,28 +144,32 @@ def bearer_login(channel: Pop3Channel, source: BearerSource) -> None:
 
     def attempt(token: str) -> str | None:
         payload = bearer_payload(mechanism, user, token, endpoint.host, endpoint.port)
-        return _attempt(channel, mechanism, _encoded(payload), two_step=two_step)
+        reply, challenge = _exchange(channel, mechanism, payload, two_step=two_step)
+        return _refusal_detail(reply, None if challenge is None else error_detail(challenge))
 
     retry_once(source, user, attempt)
 
 
-def _attempt(channel: Pop3Channel, mechanism: str, response: str, *, two_step: bool) -> str | None:
-    """One AUTH: None when accepted, else the server's detail about the refused token."""
+def _exchange(
+    channel: Pop3Channel, mechanism: str, response: bytes, *, two_step: bool = False
+) -> tuple[bytes, bytes | None]:
+    """One AUTH carrying `response`: the server's final reply, and the error challenge
+    it sent before that (answered with the mechanism's `error_answer`), if any."""
     if two_step:
         channel.send(f"AUTH {mechanism}")
         reply = channel.read_reply()
         if not _continues(reply):  # refused before any token was sent: not the token's fault
             raise error_from_pop3_reply(poplib.error_proto(reply))
-        channel.send(response)
+        channel.send(_encoded(response))
     else:
-        channel.send(f"AUTH {mechanism} {response}")
+        channel.send(f"AUTH {mechanism} {_encoded(response)}")
     reply = channel.read_reply()
-    detail = None
-    if _continues(reply):  # the error challenge: answer it, then read the final -ERR
-        detail = error_detail(reply[1:].strip())
+    challenge = None
+    if _continues(reply):  # an error challenge: answer it, then read the final -ERR
+        challenge = reply[1:].strip()
         channel.send(_encoded(error_answer(mechanism)))
         reply = channel.read_reply()
-    return _refusal_detail(reply, detail)
+    return reply, challenge
 
 
 def _refusal_detail(reply: bytes, detail: str | None) -> str | None:
