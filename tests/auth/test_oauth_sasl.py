@@ -19,6 +19,7 @@ from mailcli.auth.sasl import (
     oauthbearer,
     xoauth2,
 )
+from mailcli.config import OAuthProvider
 from mailcli.endpoint import Endpoint
 from mailcli.errors import ExitStatus, MailcliError
 from mailcli.pop3.session import Pop3Session
@@ -53,7 +54,7 @@ class MintedTokens(BearerSource):
         *,
         first: str = "valid",
         renewed: str = "valid",
-        provider: str = "custom",
+        provider: OAuthProvider = "custom",
         two_step: bool | None = None,
     ) -> None:
         self.key, self.user = key, user
