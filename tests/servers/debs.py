@@ -16,9 +16,9 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from types import TracebackType
-from typing import NamedTuple, Self
+from typing import NamedTuple
 
+from .managed import ManagedServer
 from .procs import kill_group, make_workdir
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -88,7 +88,7 @@ def passwd_with(etc: Path, users: Iterable[SystemUser]) -> None:
     (etc / "group").write_text(groups)
 
 
-class UnpackedServer:
+class UnpackedServer(ManagedServer):
     """What every server run from its unpacked .debs shares: a work directory, one
     namespace whose init shell runs `daemons()` after the overlays, the output of that
     shell in `output.log`, readiness by `wait_ready`, and a stop that kills the namespace
@@ -107,14 +107,7 @@ class UnpackedServer:
         path = self.root / "output.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    def discard(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def start(self) -> None:

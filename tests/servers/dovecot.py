@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from string import Template
-from types import TracebackType
 
 from .certs import Certs
 from .jwt import write_key
+from .managed import ManagedServer
 from .ports import HOST, free_port, wait_for_greeting
 from .procs import adopt_orphans, binary, kill_group, make_workdir, wait_until_gone
 
@@ -127,7 +127,7 @@ active_value = true
 """)
 
 
-class Dovecot:
+class Dovecot(ManagedServer):
     """A running (after ``start()``) POP3 server with users from a dict of passwords.
 
     ``pop3_port`` is plaintext with STLS offered, ``pop3s_port`` implicit TLS; both present
@@ -193,17 +193,7 @@ class Dovecot:
         """Dovecot's log so far (logins, auth failures, errors), for assertions and debugging."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def __enter__(self) -> Dovecot:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def discard(self) -> None:
         if self._owns_root:
             self.remove()
 

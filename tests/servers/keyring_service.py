@@ -14,8 +14,8 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
+from .managed import ManagedServer
 from .procs import binary, kill_group, make_workdir, wait_until_gone
 
 SECRETS_NAME = "org.freedesktop.secrets"
@@ -39,7 +39,7 @@ BUS_CONFIG = """\
 """
 
 
-class SecretService:
+class SecretService(ManagedServer):
     """dbus-daemon plus ``gnome-keyring-daemon --components=secrets``, started by ``start()``.
 
     ``locked=False`` (default): the login keyring is created and unlocked with ``password``,
@@ -79,17 +79,7 @@ class SecretService:
         merged.pop("PYTHON_KEYRING_BACKEND", None)
         return merged
 
-    def __enter__(self) -> SecretService:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def discard(self) -> None:
         self.remove()
 
     def start(self) -> None:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import threading
 
+from tests.servers.managed import ManagedServer
 from tests.servers.scripted import Conn, ScriptedServer
 
 DOMAIN = "limited.test"
 
 
-class LimitedSmtp:
+class LimitedSmtp(ManagedServer):
     def __init__(
         self,
         fault: str = "421",
@@ -36,11 +37,10 @@ class LimitedSmtp:
         self._lock = threading.Lock()
         self.server = ScriptedServer(self._script)
 
-    def __enter__(self) -> LimitedSmtp:
-        self.server.__enter__()
-        return self
+    def start(self) -> None:
+        self.server.start()
 
-    def __exit__(self, *_: object) -> None:
+    def stop(self) -> None:
         self.server.stop()
 
     @property

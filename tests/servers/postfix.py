@@ -25,10 +25,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from string import Template
-from types import TracebackType
 
 from .certs import Certs
 from .dovecot import MAIL_GID, MAIL_UID, Dovecot
+from .managed import ManagedServer
 from .ports import HOST, free_port, wait_for_greeting
 from .procs import adopt_orphans, binary, is_running, kill_group, make_workdir, wait_until_gone
 
@@ -134,7 +134,7 @@ postlog unix-dgram n - n - 1 postlogd
 """)
 
 
-class Postfix:
+class Postfix(ManagedServer):
     """A running (after ``start()``) Postfix delivering ``USER@example.test`` to ``dovecot``.
 
     Ports: ``smtp_port`` (plaintext, STARTTLS and AUTH offered, relays for 127.0.0.1),
@@ -195,17 +195,7 @@ class Postfix:
             time.sleep(0.05)
         return log
 
-    def __enter__(self) -> Postfix:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def discard(self) -> None:
         if self._owns_root:
             self.remove()
 

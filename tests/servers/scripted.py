@@ -11,8 +11,8 @@ import contextlib
 import socket
 import threading
 from collections.abc import Callable
-from types import TracebackType
 
+from .managed import ManagedServer
 from .ports import HOST
 
 
@@ -49,7 +49,7 @@ class Conn:
 Script = Callable[[Conn], None]
 
 
-class ScriptedServer:
+class ScriptedServer(ManagedServer):
     """Listens on a free loopback port; every connection is handed to `script`."""
 
     host = HOST
@@ -62,17 +62,8 @@ class ScriptedServer:
         self._conns: list[Conn] = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self) -> ScriptedServer:
+    def start(self) -> None:
         self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, AnyStr
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from .managed import ManagedServer
 from .ports import HOST, free_port
 
 
@@ -38,7 +38,7 @@ class Received:
     login: str | None = None  # the AUTH user of the session, if it authenticated
 
 
-class AioSmtpd:
+class AioSmtpd(ManagedServer):
     """An aiosmtpd server on 127.0.0.1 in a background thread, started by ``start()``.
 
     ``tls_context`` (a server context, e.g. ``Certs.server_context()``) enables STARTTLS,
@@ -102,18 +102,6 @@ class AioSmtpd:
         if self._running:
             self._running = False
             self._controller.stop()
-
-    def __enter__(self) -> AioSmtpd:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def saw_command(self, verb: str) -> bool:
         """True if any recorded command line starts with ``verb`` (case-insensitive)."""

@@ -18,10 +18,10 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import trustme
 
+from .managed import ManagedServer
 from .ports import HOST
 
 READ_TIMEOUT = 5.0
@@ -74,7 +74,7 @@ def server_context(cert: ServerCert, *, oldest: str = "TLSv1_2") -> ssl.SSLConte
     return context
 
 
-class TlsServer:
+class TlsServer(ManagedServer):
     """`protocol` "pop3" or "smtp"; `implicit` TLS from the first byte, else STLS /
     STARTTLS; `keep_pipelined`: the injection bug; `greeting` without its line end."""
 
@@ -101,14 +101,8 @@ class TlsServer:
         self._sockets: list[socket.socket] = []
         self._thread = threading.Thread(target=self._accept, daemon=True)
 
-    def __enter__(self) -> TlsServer:
+    def start(self) -> None:
         self._thread.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):  # shutdown wakes the thread blocked in accept()
