@@ -32,9 +32,14 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mailcli.auth.credential import BearerSource
 from mailcli.errors import UnavailableError
+
+if TYPE_CHECKING:
+    from mailcli.config import OAuthProvider
+    from mailcli.endpoint import MailProtocol
 
 XOAUTH2 = "XOAUTH2"
 OAUTHBEARER = "OAUTHBEARER"
@@ -83,7 +88,7 @@ def bearer_payload(mechanism: str, user: str, token: str, host: str, port: int) 
     return xoauth2(user, token)
 
 
-def wants_two_step(source: BearerSource, protocol: str) -> bool:
+def wants_two_step(source: BearerSource, protocol: MailProtocol) -> bool:
     """The source's own choice when it makes one; else the two-step form only for
     Microsoft's POP3 (its documented exchange: `AUTH XOAUTH2`, `+`, the token)."""
     if source.two_step is not None:
@@ -127,7 +132,7 @@ def error_detail(challenge: bytes) -> str:
     return f"status {shown}"
 
 
-def choose_bearer_mechanism(offered: list[str], forced: str | None, provider: str) -> str:
+def choose_bearer_mechanism(offered: list[str], forced: str | None, provider: OAuthProvider) -> str:
     """The forced mechanism when offered; else OAUTHBEARER when offered and the provider
     is not Microsoft (which speaks only XOAUTH2); else XOAUTH2."""
     offered = [m.upper() for m in offered]
