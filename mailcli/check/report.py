@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mailcli.auth.credential import Credential
 from mailcli.check.findings import AuditTarget, Finding, Level
 from mailcli.config import SecurityMode
 from mailcli.endpoint import Endpoint, MailProtocol
@@ -41,7 +42,6 @@ from mailcli.tlsinfo import TlsInfo, describe
 from mailcli.transcript import Transcript
 
 EXPIRY_WARNING_DAYS = 14
-PasswordSource = Callable[[], str]
 
 
 @dataclass
@@ -88,14 +88,14 @@ def run_check(
     endpoint: Endpoint,
     *,
     login: bool,
-    password: PasswordSource,
+    credential: Credential,
     transcript: Transcript,
     quit_after: Pop3Phase | None = None,
     audit: AuditTarget | None = None,
 ) -> CheckReport:
     """Probe; on an untrusted certificate, probe again unverified for the details; then
     the audit's probes when `audit` names a target."""
-    report = _check(protocol, endpoint, login, password, transcript, quit_after)
+    report = _check(protocol, endpoint, login, credential, transcript, quit_after)
     if audit is not None:
         from mailcli.check.audit import run_audit
 
@@ -107,16 +107,16 @@ def _check(
     protocol: MailProtocol,
     endpoint: Endpoint,
     login: bool,
-    password: PasswordSource,
+    credential: Credential,
     transcript: Transcript,
     quit_after: Pop3Phase | None,
 ) -> CheckReport:
     report = CheckReport(protocol, endpoint.host, endpoint.port, endpoint.security)
     try:
         if protocol == "smtp":
-            _probe_smtp(report, endpoint, login, password, transcript)
+            _probe_smtp(report, endpoint, login, credential, transcript)
         else:
-            _probe_pop3(report, endpoint, login, password, transcript, quit_after)
+            _probe_pop3(report, endpoint, login, credential, transcript, quit_after)
     except StoppedEarly as stop:
         report.add("stopped", "ok", stop.message)
     except PermissionDeniedError as exc:
@@ -128,7 +128,7 @@ def _check(
         insecure = endpoint._replace(insecure=True)
         probe = _probe_smtp if protocol == "smtp" else _probe_pop3
         try:
-            probe(details, insecure, False, password, transcript)
+            probe(details, insecure, False, credential, transcript)
         except MailcliError:
             return report
         _merge_details(report, details, verify_error=exc.message)
@@ -157,7 +157,7 @@ def _probe_smtp(
     report: CheckReport,
     endpoint: Endpoint,
     login: bool,
-    password: PasswordSource,
+    credential: Credential,
     transcript: Transcript,
 ) -> None:
     from mailcli.smtp.session import SmtpSession
@@ -177,7 +177,7 @@ def _probe_smtp(
             report.max_message_size = int(size) if size.isascii() and size.isdigit() else None
 
     session = SmtpSession(
-        endpoint, password=password, transcript=transcript, login=False, on_phase=reached
+        endpoint, credential=credential, transcript=transcript, login=False, on_phase=reached
     )
     try:
         with session:
@@ -212,7 +212,7 @@ def _probe_pop3(
     report: CheckReport,
     endpoint: Endpoint,
     login: bool,
-    password: PasswordSource,
+    credential: Credential,
     transcript: Transcript,
     quit_after: Pop3Phase | None = None,
 ) -> None:
@@ -234,7 +234,7 @@ def _probe_pop3(
 
     session = Pop3Session(
         endpoint,
-        password=password,
+        credential=credential,
         transcript=transcript,
         login=False,
         quit_after=quit_after,

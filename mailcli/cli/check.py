@@ -101,7 +101,7 @@ def check(
         protocol,
         endpoint,
         login=login,
-        password=app.credential(endpoint),
+        credential=app.credential(endpoint),
         transcript=app.transcript(),
         quit_after=pop3_phase(app.quit_after) if protocol == "pop3" else None,
         audit=_audit_target(endpoint, audit_rcpt, audit_from, source_address, audit_connections)

@@ -10,12 +10,13 @@ renderer and the transcript are imported when a command first asks for them.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import click
 
 if TYPE_CHECKING:
+    from mailcli.auth.credential import Credential
     from mailcli.auth.credentials import Secret
     from mailcli.config import Account, Config
     from mailcli.endpoint import ConnectionOptions, Endpoint, MailProtocol
@@ -94,7 +95,7 @@ class AppContext:
         sink = self.out.trace if (self.trace or self.trace_data or self.trace_time) else None
         return Transcript(sink, show_data=self.trace_data, show_time=self.trace_time)
 
-    def credential(self, endpoint: Endpoint) -> Callable[[], str]:
+    def credential(self, endpoint: Endpoint) -> Credential:
         """What a session authenticates with: an OAuth2 bearer source when the account
         has an oauth2 table (the OAuth modules imported only then), else the password
         from the credential chain, asked for when the session needs it."""
@@ -103,7 +104,9 @@ class AppContext:
             from mailcli.auth.oauth.access import OAuthBearer
 
             return OAuthBearer(account.name, account.oauth2)
-        return lambda: self.password(endpoint).value
+        from mailcli.auth.credential import Password
+
+        return Password(lambda: self.password(endpoint).value)
 
     def password(self, endpoint: Endpoint) -> Secret:
         """The credential chain; a person is asked only when stdin is a terminal."""

@@ -76,7 +76,7 @@ def fetch(
             endpoint,
             spec,
             options,
-            password=app.credential(endpoint),
+            credential=app.credential(endpoint),
             transcript=app.transcript(),
             progress=Progress(display.start, display.advance),
             state_dir=default_state_dir(),

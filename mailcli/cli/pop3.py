@@ -61,7 +61,7 @@ def open_session(app: AppContext, connection: ConnectionOptions) -> Pop3Session:
     endpoint = app.endpoint("pop3", connection)
     return Pop3Session(
         endpoint,
-        password=app.credential(endpoint),
+        credential=app.credential(endpoint),
         transcript=app.transcript(),
         quit_after=pop3_phase(app.quit_after),
     )

@@ -115,7 +115,7 @@ def send(
     result = submit(
         endpoint,
         outgoing,
-        password=app.credential(endpoint),
+        credential=app.credential(endpoint),
         transcript=app.transcript(),
         quit_after=quit_after,
     )

@@ -150,7 +150,9 @@ def _session_factory(app: AppContext) -> SessionFactory:
         endpoint = resolve_endpoint(
             "smtp", app.config.select_account(account_name), ConnectionOptions()
         )
-        return SmtpSession(endpoint, password=app.credential(endpoint), transcript=app.transcript())
+        return SmtpSession(
+            endpoint, credential=app.credential(endpoint), transcript=app.transcript()
+        )
 
     return open_session
 

@@ -74,6 +74,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mailcli.auth.credential import Credential
 from mailcli.endpoint import Endpoint
 from mailcli.errors import MailcliError
 from mailcli.fetch.destination import Destination, MessageWriter, message_key
@@ -143,7 +144,7 @@ def fetch_mail(
     destination: str,
     options: FetchOptions,
     *,
-    password: Callable[[], str],
+    credential: Credential,
     transcript: Transcript,
     progress: Progress,
     state_dir: Path,
@@ -166,7 +167,7 @@ def fetch_mail(
             lock_wait=endpoint.timeout,  # another program's mbox locks: as long as a server
         )
         try:
-            with Pop3Session(endpoint, password=password, transcript=transcript) as pop:
+            with Pop3Session(endpoint, credential=credential, transcript=transcript) as pop:
                 state = UidState(
                     state_dir,
                     mailbox,

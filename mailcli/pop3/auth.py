@@ -25,10 +25,9 @@ from __future__ import annotations
 import base64
 import poplib
 import re
-from collections.abc import Callable
 from typing import Protocol
 
-from mailcli.auth.credential import BearerSource
+from mailcli.auth.credential import BearerSource, Credential, Password, login_with
 from mailcli.auth.sasl import (
     apop,
     bearer_payload,
@@ -47,8 +46,6 @@ from mailcli.pop3.wire import NegativeReply, error_from_pop3_reply, reply_text
 AUTH_METHODS = ("user", "apop", "plain", "xoauth2")
 _APOP_TIMESTAMP = rb"\+OK.[^<]*(<.*>)"  # the greeting's <timestamp>, as poplib finds it
 
-PasswordSource = Callable[[], str]
-
 
 class Pop3Channel(Protocol):
     """What a login needs of the session (`Pop3Session` is one)."""
@@ -65,17 +62,23 @@ class Pop3Channel(Protocol):
     def read_reply(self) -> bytes: ...
 
 
-def authenticate(channel: Pop3Channel, password: PasswordSource) -> None:
+def authenticate(channel: Pop3Channel, credential: Credential) -> None:
     """Log in as the endpoint's user: 77 when refused (a token: after one renewal), 75
     when the server says try later, 69 for a method it does not offer."""
     endpoint = channel.endpoint
     if not endpoint.user:
         raise missing_user(endpoint)
-    if isinstance(password, BearerSource):  # OAuth2: its own mechanisms, retry
-        bearer_login(channel, password)
-        return
+    login_with(
+        credential,
+        password=lambda password: _password_login(channel, password),
+        bearer=lambda source: bearer_login(channel, source),
+    )
+
+
+def _password_login(channel: Pop3Channel, password: Password) -> None:
+    endpoint = channel.endpoint
     method = _auth_method(channel)
-    secret = password()
+    secret = password.secret()
     try:
         if method == "user":
             _command(channel, f"USER {endpoint.user}")

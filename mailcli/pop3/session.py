@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, cast
 
+from mailcli.auth.credential import Credential
 from mailcli.endpoint import Endpoint
 from mailcli.errors import (
     MailcliError,
@@ -47,11 +48,9 @@ from mailcli.transcript import Transcript
 MAX_LISTING = 16 * 1024 * 1024  # octets of a LIST/UIDL/CAPA response held in memory
 PIPELINE_WINDOW = 64  # commands in flight when the server offers PIPELINING (RFC 2449)
 
-PasswordSource = Callable[[], str]
-
 
 class Pop3Session:
-    """`with Pop3Session(endpoint, password=..., transcript=...) as pop:` gives an
+    """`with Pop3Session(endpoint, credential=..., transcript=...) as pop:` gives an
     authenticated session; leaving the block normally sends QUIT (committing DELEs),
     leaving it by an exception just closes the connection (committing nothing)."""
 
@@ -59,14 +58,14 @@ class Pop3Session:
         self,
         endpoint: Endpoint,
         *,
-        password: PasswordSource,
+        credential: Credential,
         transcript: Transcript,
         quit_after: Pop3Phase | None = None,
         login: bool = True,
         on_phase: Callable[[Pop3Phase, Pop3Session], object] | None = None,
     ) -> None:
         self.endpoint = endpoint
-        self.password = password
+        self.credential = credential
         self.transcript = transcript
         self.quit_after = quit_after  # QUIT there, skip the rest
         self.login_wanted = login  # False: stop before authenticating (`check`)
@@ -109,7 +108,7 @@ class Pop3Session:
     def login(self) -> None:
         # An OAuth2 token request made for this login waits no longer than the session.
         with session_timeout(self.endpoint.timeout):
-            self._guarded(lambda: authenticate(self, self.password))
+            self._guarded(lambda: authenticate(self, self.credential))
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is None and self.quit_reply is None and self._pop is not None:

@@ -1,8 +1,8 @@
 """SMTP AUTH (RFC 4954) for the submission session: passwords and OAuth2 bearer tokens.
 
-With a password source: the forced mechanism (--auth) or the strongest offered one we
+With a `Password`: the forced mechanism (--auth) or the strongest offered one we
 speak (CRAM-MD5, PLAIN, LOGIN); XOAUTH2 only when forced, with the password source's
-value as the token (a token from password_command).
+value as the token (a token printed by a password_command).
 
 With a `BearerSource` (an account with OAuth2): XOAUTH2 or OAUTHBEARER
 (`choose_bearer_mechanism`), the token as the initial response (`AUTH M <base64>`), or in
@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import base64
 import smtplib
-from collections.abc import Callable
 from typing import overload
 
-from mailcli.auth.credential import BearerSource
+from mailcli.auth.credential import BearerSource, Credential, Password, login_with
 from mailcli.auth.sasl import (
     XOAUTH2,
     bearer_payload,
@@ -43,18 +42,21 @@ from mailcli.smtp.wire import TracedSMTP, reply_text
 # Strongest first. XOAUTH2 is used only when asked for (--auth xoauth2) or with OAuth2.
 AUTH_PREFERENCE = ("CRAM-MD5", "PLAIN", "LOGIN")
 
-PasswordSource = Callable[[], str]
 
-
-def authenticate(smtp: TracedSMTP, endpoint: Endpoint, password: PasswordSource) -> None:
+def authenticate(smtp: TracedSMTP, endpoint: Endpoint, credential: Credential) -> None:
     """AUTH as `endpoint.user`; raises 77 when refused, 75 when temporarily impossible,
     69 when no usable mechanism is offered."""
-    if isinstance(password, BearerSource):
-        _bearer_login(smtp, endpoint, password)
-        return
+    login_with(
+        credential,
+        password=lambda password: _password_login(smtp, endpoint, password),
+        bearer=lambda source: _bearer_login(smtp, endpoint, source),
+    )
+
+
+def _password_login(smtp: TracedSMTP, endpoint: Endpoint, password: Password) -> None:
     offered = smtp.esmtp_features.get("auth", "").upper().split()
     mechanism = choose_mechanism(offered, endpoint.auth)
-    responder = _password_responder(mechanism, endpoint.user or "", password())
+    responder = _password_responder(mechanism, endpoint.user or "", password.secret())
     try:
         smtp.auth(mechanism, responder, initial_response_ok=True)
     except smtplib.SMTPAuthenticationError as exc:

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from mailcli.auth.credential import Credential
 from mailcli.endpoint import Endpoint
 from mailcli.errors import (
     DataError,
@@ -93,7 +94,6 @@ class SendResult:
         }
 
 
-PasswordSource = Callable[[], str]
 _T = TypeVar("_T")
 
 
@@ -101,7 +101,7 @@ def submit(
     endpoint: Endpoint,
     outgoing: Outgoing,
     *,
-    password: PasswordSource,
+    credential: Credential,
     transcript: Transcript,
     quit_after: SmtpPhase | None = None,
 ) -> SendResult:
@@ -109,7 +109,7 @@ def submit(
     failures that stop the session (connection, TLS, AUTH, MAIL, DATA), StoppedEarly
     for `quit_after` phases before MAIL."""
     with SmtpSession(
-        endpoint, password=password, transcript=transcript, quit_after=quit_after
+        endpoint, credential=credential, transcript=transcript, quit_after=quit_after
     ) as session:
         return session.send(outgoing)
 
@@ -124,14 +124,14 @@ class SmtpSession:
         self,
         endpoint: Endpoint,
         *,
-        password: PasswordSource,
+        credential: Credential,
         transcript: Transcript,
         quit_after: SmtpPhase | None = None,
         login: bool = True,
         on_phase: Callable[[SmtpPhase, SmtpSession], object] | None = None,
     ) -> None:
         self.endpoint = endpoint
-        self.password = password
+        self.credential = credential
         self.transcript = transcript
         self.quit_after = quit_after  # QUIT there, skip the rest
         self.login_wanted = login  # False: open without AUTH (`check` calls login())
@@ -194,7 +194,7 @@ class SmtpSession:
     def _authenticate(self, smtp: TracedSMTP) -> None:
         # An OAuth2 token request made for this login waits no longer than the session.
         with session_timeout(self.endpoint.timeout):
-            authenticate(smtp, self.endpoint, self.password)
+            authenticate(smtp, self.endpoint, self.credential)
 
     def _reached(self, phase: SmtpPhase) -> bool:
         """The one place a phase is reported: the callback first, then True when

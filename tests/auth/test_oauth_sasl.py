@@ -11,10 +11,10 @@ import base64
 
 import pytest
 
+from mailcli.auth.credential import BearerSource
 from mailcli.auth.sasl import (
     OAUTHBEARER,
     XOAUTH2,
-    BearerSource,
     bearer_payload,
     oauthbearer,
     xoauth2,
@@ -132,12 +132,12 @@ def oauth_mailbox(oauth_dovecot: Dovecot) -> Mailbox:
 
 
 def pop3_stat(endpoint: Endpoint, source: BearerSource, trace: Trace) -> str:
-    with Pop3Session(endpoint, password=source, transcript=trace.transcript) as pop:
+    with Pop3Session(endpoint, credential=source, transcript=trace.transcript) as pop:
         return pop.command("STAT")
 
 
 def smtp_login(endpoint: Endpoint, source: BearerSource, trace: Trace) -> None:
-    with SmtpSession(endpoint, password=source, transcript=trace.transcript):
+    with SmtpSession(endpoint, credential=source, transcript=trace.transcript):
         pass
 
 
@@ -176,7 +176,9 @@ def test_smtp_bearer_submission_delivers(
     source.two_step = FORMS[form]
     endpoint = smtp_endpoint(oauth_postfix, oauth_mailbox, auth=mechanism.lower())
     trace = Trace()
-    result = submit(endpoint, outgoing(oauth_mailbox), password=source, transcript=trace.transcript)
+    result = submit(
+        endpoint, outgoing(oauth_mailbox), credential=source, transcript=trace.transcript
+    )
     assert result.accepted == [oauth_mailbox.address], (result, oauth_postfix.maillog()[-3000:])
     (delivered,) = oauth_postfix.wait_for_delivery(oauth_mailbox.user)
     assert b"bearer" in delivered.read_bytes()

@@ -20,9 +20,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from mailcli.auth.credential import BearerSource
 from mailcli.auth.oauth import tokens
 from mailcli.auth.oauth.tokens import token_set
-from mailcli.auth.sasl import OAUTHBEARER, XOAUTH2, BearerSource, error_detail
+from mailcli.auth.sasl import OAUTHBEARER, XOAUTH2, error_detail
 from mailcli.endpoint import Endpoint
 from mailcli.errors import ExitStatus, MailcliError, ProtocolError
 from mailcli.pop3.session import Pop3Session
@@ -232,12 +233,12 @@ class FixedTokens(BearerSource):
 
 
 def _smtp_login(endpoint: Endpoint, source: BearerSource) -> None:
-    with SmtpSession(endpoint, password=source, transcript=Transcript(None)):
+    with SmtpSession(endpoint, credential=source, transcript=Transcript(None)):
         pass
 
 
 def _pop3_stat(endpoint: Endpoint, source: BearerSource) -> None:
-    with Pop3Session(endpoint, password=source, transcript=Transcript(None)) as pop:
+    with Pop3Session(endpoint, credential=source, transcript=Transcript(None)) as pop:
         pop.command("STAT")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from mailcli.auth.credential import Password
 from mailcli.endpoint import Endpoint
 from mailcli.errors import RejectedError
 from mailcli.smtp.rawmessage import prepare_message
@@ -76,7 +77,7 @@ def test_a_refused_mail_from_raises_rejected_error_with_the_reply() -> None:
             rcpt=(),
         )
         with pytest.raises(RejectedError) as raised:
-            submit(endpoint, outgoing, password=lambda: "", transcript=Transcript())
+            submit(endpoint, outgoing, credential=Password(lambda: ""), transcript=Transcript())
     error = raised.value
     assert (error.code, error.enhanced_status, error.text) == (
         550,
