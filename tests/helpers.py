@@ -22,7 +22,7 @@ from tests.servers.accounts import Account
 if TYPE_CHECKING:
     from mailcli.check.findings import AuditTarget, Finding
     from mailcli.check.limiter import ConnectionLimiter
-    from mailcli.endpoint import Endpoint, SecurityMode
+    from mailcli.endpoint import Endpoint, MailProtocol, SecurityMode
     from tests.servers.authserver import AuthServer
     from tests.servers.fixtures import Mailbox
 
@@ -113,10 +113,10 @@ class Mailcli:
 class MemoryKeyring(keyring.backend.KeyringBackend):
     """A keyring backend in a dict, for tests that do not need the real Secret Service."""
 
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # keyring's base is unannotated
         self.entries: dict[tuple[str, str], str] = {}
 
     def get_password(self, service: str, username: str) -> str | None:
@@ -234,7 +234,7 @@ def message_ids(contents: list[bytes]) -> Counter[str]:
 
 
 def audit_target(
-    protocol: str,
+    protocol: MailProtocol,
     port: int,
     security: SecurityMode,
     *,
@@ -266,7 +266,7 @@ def only(findings: list[Finding], probe_id: str) -> Finding:
 
 
 def make_endpoint(
-    protocol: str,
+    protocol: MailProtocol,
     port: int,
     *,
     security: SecurityMode = "none",

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,7 +60,7 @@ def no_token_in(result: Result, server: AuthServer) -> None:
     ],
 )
 def test_config_errors_are_one_line_naming_file_and_key_78(
-    config_file: Path, auth_server: AuthServer, settings: dict[str, object], message: str
+    config_file: Path, auth_server: AuthServer, settings: dict[str, Any], message: str
 ) -> None:
     write_config(config_file, auth_server, **settings)
     done = run_cli(["oauth", "status"])

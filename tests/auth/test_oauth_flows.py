@@ -130,7 +130,9 @@ def login(provider: Provider, client: Client) -> TokenSet:
 # -- the browser flow ----------------------------------------------------------------
 
 
-def test_browser_login_end_to_end(auth_server: AuthServer, provider: Provider, client: Client):
+def test_browser_login_end_to_end(
+    auth_server: AuthServer, provider: Provider, client: Client
+) -> None:
     shown: list[str] = []
     tokens = browser_login(provider, client, port=None, open_url=follow, show_url=shown.append)
     assert shown == []  # the browser opened: nothing to print
@@ -145,7 +147,7 @@ def test_browser_login_end_to_end(auth_server: AuthServer, provider: Provider, c
     assert CLIENT_SECRET not in repr(client)
 
 
-def test_browser_login_without_a_browser_shows_the_url(provider: Provider, client: Client):
+def test_browser_login_without_a_browser_shows_the_url(provider: Provider, client: Client) -> None:
     shown: list[str] = []
 
     def no_browser(url: str) -> bool:
@@ -159,15 +161,17 @@ def test_browser_login_without_a_browser_shows_the_url(provider: Provider, clien
     assert len(shown) == 1 and tokens.refresh_token
 
 
-def test_microsoft_redirects_to_localhost(auth_server: AuthServer, provider: Provider, client):
+def test_microsoft_redirects_to_localhost(
+    auth_server: AuthServer, provider: Provider, client: Client
+) -> None:
     tokens = login(provider._replace(name="microsoft"), client)
     assert auth_server.authorize_queries[0]["redirect_uri"].startswith("http://localhost:")
     assert tokens.access_token
 
 
 def test_wrong_state_is_refused_and_nothing_exchanged(
-    auth_server: AuthServer, provider: Provider, client: Client, errors
-):
+    auth_server: AuthServer, provider: Provider, client: Client, errors: list[MailcliError]
+) -> None:
     def forged(url: str) -> bool:
         return follow(with_query(url, state="forged"))
 
@@ -179,14 +183,18 @@ def test_wrong_state_is_refused_and_nothing_exchanged(
     assert auth_server.requests["/token"] == 0
 
 
-def test_access_denied_on_the_callback(auth_server: AuthServer, provider, client, errors):
+def test_access_denied_on_the_callback(
+    auth_server: AuthServer, provider: Provider, client: Client, errors: list[MailcliError]
+) -> None:
     auth_server.deny = True
     error = expect(errors, ExitStatus.NOPERM, lambda: login(provider, client))
     assert "access_denied" in str(error)
     assert auth_server.requests["/token"] == 0
 
 
-def test_nobody_comes_back_is_temporary(provider: Provider, client: Client, errors):
+def test_nobody_comes_back_is_temporary(
+    provider: Provider, client: Client, errors: list[MailcliError]
+) -> None:
     def run() -> TokenSet:
         return browser_login(
             provider, client, port=None, open_url=lambda url: True, show_url=print, timeout=0.2
@@ -195,7 +203,9 @@ def test_nobody_comes_back_is_temporary(provider: Provider, client: Client, erro
     expect(errors, ExitStatus.TEMPFAIL, run)
 
 
-def test_the_port_asked_for_is_used(auth_server: AuthServer, provider, client):
+def test_the_port_asked_for_is_used(
+    auth_server: AuthServer, provider: Provider, client: Client
+) -> None:
     from tests.servers.ports import free_port
 
     port = free_port()
@@ -204,8 +214,8 @@ def test_the_port_asked_for_is_used(auth_server: AuthServer, provider, client):
 
 
 def test_the_server_checks_the_pkce_verifier(
-    auth_server: AuthServer, provider: Provider, client: Client, errors
-):
+    auth_server: AuthServer, provider: Provider, client: Client, errors: list[MailcliError]
+) -> None:
     from mailcli.auth.oauth.flows import authorization_url
 
     redirect = "http://127.0.0.1:9/"
@@ -226,7 +236,9 @@ def test_the_server_checks_the_pkce_verifier(
 # -- the device flow -----------------------------------------------------------------
 
 
-def test_device_login_honours_pending_and_slow_down(auth_server: AuthServer, provider, client):
+def test_device_login_honours_pending_and_slow_down(
+    auth_server: AuthServer, provider: Provider, client: Client
+) -> None:
     auth_server.device_interval = 3
     sleeps: list[float] = []
     shown: list[tuple[str, str]] = []
@@ -244,8 +256,13 @@ def test_device_login_honours_pending_and_slow_down(auth_server: AuthServer, pro
     [("access_denied", ExitStatus.NOPERM), ("expired_token", ExitStatus.TEMPFAIL)],
 )
 def test_device_login_stops_on_a_final_answer(
-    auth_server: AuthServer, provider, client, errors, answer: str, status: ExitStatus
-):
+    auth_server: AuthServer,
+    provider: Provider,
+    client: Client,
+    errors: list[MailcliError],
+    answer: str,
+    status: ExitStatus,
+) -> None:
     auth_server.device_sequence = ("authorization_pending", answer)
     sleeps: list[float] = []
     expect(
@@ -254,7 +271,9 @@ def test_device_login_stops_on_a_final_answer(
     assert len(sleeps) == 2
 
 
-def test_device_login_gives_up_at_its_bound(auth_server: AuthServer, provider, client, errors):
+def test_device_login_gives_up_at_its_bound(
+    auth_server: AuthServer, provider: Provider, client: Client, errors: list[MailcliError]
+) -> None:
     auth_server.device_sequence = ("authorization_pending",) * 100
     sleeps: list[float] = []
 
@@ -265,7 +284,7 @@ def test_device_login_gives_up_at_its_bound(auth_server: AuthServer, provider, c
     assert sum(sleeps) <= 30 and len(sleeps) == 6
 
 
-def test_google_refuses_the_device_flow(errors):
+def test_google_refuses_the_device_flow(errors: list[MailcliError]) -> None:
     google = resolve_provider(OAuthSettings(provider="google", client_id="id"))
     assert ("access_type", "offline") in google.extra_authorize
     assert ("prompt", "consent") in google.extra_authorize
@@ -282,7 +301,7 @@ def test_google_refuses_the_device_flow(errors):
     expect(errors, ExitStatus.USAGE, run)
 
 
-def test_microsoft_endpoints_and_scopes():
+def test_microsoft_endpoints_and_scopes() -> None:
     ms = resolve_provider(OAuthSettings(provider="microsoft", tenant="organizations"))
     assert ms.token_url == "https://login.microsoftonline.com/organizations/oauth2/v2.0/token"
     assert ms.device_url and ms.device_allowed and "offline_access" in ms.scopes
@@ -293,7 +312,7 @@ def test_microsoft_endpoints_and_scopes():
 # -- the paste flow ------------------------------------------------------------------
 
 
-def test_paste_login(auth_server: AuthServer, provider: Provider, client: Client):
+def test_paste_login(auth_server: AuthServer, provider: Provider, client: Client) -> None:
     shown: list[str] = []
 
     def paste() -> str:
@@ -303,7 +322,9 @@ def test_paste_login(auth_server: AuthServer, provider: Provider, client: Client
     assert tokens.refresh_token and auth_server.requests["/token"] == 1
 
 
-def test_paste_of_a_foreign_url_is_refused(auth_server: AuthServer, provider, client, errors):
+def test_paste_of_a_foreign_url_is_refused(
+    auth_server: AuthServer, provider: Provider, client: Client, errors: list[MailcliError]
+) -> None:
     shown: list[str] = []
 
     def paste() -> str:
@@ -318,7 +339,9 @@ def test_paste_of_a_foreign_url_is_refused(auth_server: AuthServer, provider, cl
     assert "\n" not in str(error) and auth_server.requests["/token"] == 0
 
 
-def test_paste_with_a_wrong_state(auth_server: AuthServer, provider, client, errors):
+def test_paste_with_a_wrong_state(
+    auth_server: AuthServer, provider: Provider, client: Client, errors: list[MailcliError]
+) -> None:
     shown: list[str] = []
 
     def paste() -> str:
@@ -335,23 +358,24 @@ def test_paste_with_a_wrong_state(auth_server: AuthServer, provider, client, err
 # -- refresh, rotation, revocation ---------------------------------------------------
 
 
-def test_refresh_with_rotation(auth_server: AuthServer, provider, client, errors):
+def test_refresh_with_rotation(
+    auth_server: AuthServer, provider: Provider, client: Client, errors: list[MailcliError]
+) -> None:
     first = login(provider, client)
-    assert first.refresh_token
-    second = refresh(provider, client, first.refresh_token)
-    assert second.refresh_token and second.refresh_token != first.refresh_token
+    rotated = first.refresh_token
+    assert rotated
+    second = refresh(provider, client, rotated)
+    assert second.refresh_token and second.refresh_token != rotated
     assert second.access_token != first.access_token
-    error = expect(
-        errors, ExitStatus.NOPERM, lambda: refresh(provider, client, first.refresh_token)
-    )
+    error = expect(errors, ExitStatus.NOPERM, lambda: refresh(provider, client, rotated))
     assert isinstance(error, OAuthGrantError) and "refresh token" in str(error)
     assert "mailcli oauth login" in (error.hint or "")
     assert refresh(provider, client, second.refresh_token).refresh_token
 
 
 def test_refresh_without_rotation_keeps_the_refresh_token(
-    auth_server: AuthServer, provider, client
-):
+    auth_server: AuthServer, provider: Provider, client: Client
+) -> None:
     auth_server.rotation = False
     first = login(provider, client)
     assert first.refresh_token
@@ -360,26 +384,32 @@ def test_refresh_without_rotation_keeps_the_refresh_token(
     assert refresh(provider, client, first.refresh_token).access_token
 
 
-def test_revoked_refresh_token(auth_server: AuthServer, provider, client, errors):
+def test_revoked_refresh_token(
+    auth_server: AuthServer, provider: Provider, client: Client, errors: list[MailcliError]
+) -> None:
     tokens = login(provider, client)
-    assert tokens.refresh_token
+    refresh_token = tokens.refresh_token
+    assert refresh_token
     auth_server.revoke_refresh_tokens()
-    error = expect(
-        errors, ExitStatus.NOPERM, lambda: refresh(provider, client, tokens.refresh_token)
-    )
+    error = expect(errors, ExitStatus.NOPERM, lambda: refresh(provider, client, refresh_token))
     assert isinstance(error, OAuthGrantError)
 
 
-def test_revoke(auth_server: AuthServer, provider, client, errors):
+def test_revoke(
+    auth_server: AuthServer, provider: Provider, client: Client, errors: list[MailcliError]
+) -> None:
     tokens = login(provider, client)
-    assert tokens.refresh_token
-    assert revoke(provider, client, tokens.refresh_token) is True
+    refresh_token = tokens.refresh_token
+    assert refresh_token
+    assert revoke(provider, client, refresh_token) is True
     assert auth_server.requests["/revoke"] == 1
-    expect(errors, ExitStatus.NOPERM, lambda: refresh(provider, client, tokens.refresh_token))
+    expect(errors, ExitStatus.NOPERM, lambda: refresh(provider, client, refresh_token))
     assert revoke(provider._replace(revoke_url=None), client, "x") is False
 
 
-def test_google_grant_error_names_the_testing_expiry(auth_server, provider, client, errors):
+def test_google_grant_error_names_the_testing_expiry(
+    auth_server: AuthServer, provider: Provider, client: Client, errors: list[MailcliError]
+) -> None:
     google = provider._replace(name="google")
     error = expect(errors, ExitStatus.NOPERM, lambda: refresh(google, client, "refresh-unknown"))
     assert "7 days" in (error.hint or "")
@@ -388,28 +418,38 @@ def test_google_grant_error_names_the_testing_expiry(auth_server, provider, clie
 # -- unreachable, broken and insecure endpoints ---------------------------------------
 
 
-def test_stopped_server_is_temporary(auth_server: AuthServer, provider, client, errors):
+def test_stopped_server_is_temporary(
+    auth_server: AuthServer, provider: Provider, client: Client, errors: list[MailcliError]
+) -> None:
     tokens = login(provider, client)
-    assert tokens.refresh_token
+    refresh_token = tokens.refresh_token
+    assert refresh_token
     auth_server.stop()
-    expect(errors, ExitStatus.TEMPFAIL, lambda: refresh(provider, client, tokens.refresh_token))
+    expect(errors, ExitStatus.TEMPFAIL, lambda: refresh(provider, client, refresh_token))
 
 
-def test_5xx_is_temporary(auth_server: AuthServer, provider, client, errors):
+def test_5xx_is_temporary(
+    auth_server: AuthServer, provider: Provider, client: Client, errors: list[MailcliError]
+) -> None:
     tokens = login(provider, client)
-    assert tokens.refresh_token
+    refresh_token = tokens.refresh_token
+    assert refresh_token
     auth_server.token_status = 503
-    expect(errors, ExitStatus.TEMPFAIL, lambda: refresh(provider, client, tokens.refresh_token))
+    expect(errors, ExitStatus.TEMPFAIL, lambda: refresh(provider, client, refresh_token))
 
 
-def test_other_oauth_errors_name_the_error(auth_server: AuthServer, provider, errors):
+def test_other_oauth_errors_name_the_error(
+    auth_server: AuthServer, provider: Provider, errors: list[MailcliError]
+) -> None:
     error = expect(
         errors, ExitStatus.NOPERM, lambda: refresh(provider, Client("stranger", None), "r")
     )
     assert "invalid_client" in str(error) and "unknown client" in str(error)
 
 
-def test_plain_http_to_a_remote_host_is_refused(auth_server: AuthServer, provider, client, errors):
+def test_plain_http_to_a_remote_host_is_refused(
+    auth_server: AuthServer, provider: Provider, client: Client, errors: list[MailcliError]
+) -> None:
     remote = "http://auth.example.invalid/token"
     settings = OAuthSettings(provider="custom", authorize_url=remote, token_url=remote)
     expect(errors, ExitStatus.CONFIG, lambda: resolve_provider(settings))
@@ -421,12 +461,15 @@ def test_plain_http_to_a_remote_host_is_refused(auth_server: AuthServer, provide
     )
 
 
-def test_custom_provider_needs_its_urls(errors):
+def test_custom_provider_needs_its_urls(errors: list[MailcliError]) -> None:
     expect(errors, ExitStatus.CONFIG, lambda: resolve_provider(OAuthSettings(provider="custom")))
-    expect(errors, ExitStatus.CONFIG, lambda: resolve_provider(OAuthSettings(provider="yahoo")))
+    unknown = OAuthSettings(provider="yahoo")  # type: ignore[arg-type]  # what a config may say
+    expect(errors, ExitStatus.CONFIG, lambda: resolve_provider(unknown))
 
 
-def test_introspection_for_dovecot(auth_server: AuthServer, provider, client):
+def test_introspection_for_dovecot(
+    auth_server: AuthServer, provider: Provider, client: Client
+) -> None:
     """What Dovecot's `introspection_mode = post` sees: token=... in a form."""
     from tests.servers.jwt import claims
 

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -33,7 +34,7 @@ from mailcli.auth.oauth.store import (
     token_store,
 )
 from mailcli.auth.oauth.tokens import OAuthGrantError, TokenSet
-from mailcli.config import OAuthSettings
+from mailcli.config import OAuthSettings, TokenStoreKind
 from mailcli.errors import (
     CredentialsError,
     ExitStatus,
@@ -285,7 +286,7 @@ def test_renew_refreshes_even_a_fresh_token(isolated_environment: Path) -> None:
 
 
 class FailingSave(FileTokenStore):
-    def save(self, tokens: TokenSet) -> None:
+    def save(self, tokens: TokenSet, *, client_secret: str | None = None) -> None:
         raise LocalIOError("cannot write the OAuth2 token file: No space left on device")
 
 
@@ -438,7 +439,7 @@ def test_file_store_keeps_a_client_secret_in_a_0600_file_beside_the_record(
 )
 def test_the_client_secret_comes_from_config_command_store_or_nowhere(
     isolated_environment: Path,
-    config: dict[str, str],
+    config: dict[str, Any],
     stored: str | None,
     expected: str | None,
     source: str,
@@ -484,7 +485,7 @@ JSON_VALUES = st.recursive(
 )
 
 
-def oauth_config(config_file: Path, kind: str) -> OAuthSettings:
+def oauth_config(config_file: Path, kind: TokenStoreKind) -> OAuthSettings:
     """An account `work` whose token endpoint is a closed loopback port (a refresh is 75
     at once, and nothing leaves the machine)."""
     token_url = f"http://127.0.0.1:{free_port()}/token"
@@ -524,7 +525,7 @@ def tamper(store: TokenStore, part: str, field: str, value: object, keyring: Mem
     replace_stored(store, part, json.dumps(document), keyring)
 
 
-def logged_in(config_file: Path, kind: str) -> TokenStore:
+def logged_in(config_file: Path, kind: TokenStoreKind) -> TokenStore:
     settings = oauth_config(config_file, kind)
     store = token_store("work", settings)
     store.clear(client_secret=True)
@@ -541,7 +542,7 @@ def assert_result_or_78_naming(result: Result, where: str, allowed: tuple[int, .
 
 @pytest.mark.parametrize("kind", ["file", "keyring"])
 def test_a_cache_with_a_null_expiry_is_78_naming_where_it_is(
-    config_file: Path, memory_keyring: MemoryKeyring, kind: str
+    config_file: Path, memory_keyring: MemoryKeyring, kind: TokenStoreKind
 ) -> None:
     store = logged_in(config_file, kind)
     tamper(store, "cache", "expires_at", None, memory_keyring)
@@ -571,7 +572,7 @@ def test_numbers_that_are_no_time_are_78(
 @pytest.mark.parametrize("part", sorted(FIELDS))
 @pytest.mark.parametrize("kind", ["file", "keyring"])
 def test_json_nested_too_deep_is_78(
-    config_file: Path, memory_keyring: MemoryKeyring, kind: str, part: str
+    config_file: Path, memory_keyring: MemoryKeyring, kind: TokenStoreKind, part: str
 ) -> None:
     store = logged_in(config_file, kind)
     replace_stored(store, part, "[" * 100_000 + "]" * 100_000, memory_keyring)
@@ -596,7 +597,8 @@ def test_logout_forgets_damaged_tokens(config_file: Path, memory_keyring: Memory
 def test_any_json_in_any_stored_field_is_a_result_or_78_never_70(
     config_file: Path, memory_keyring: MemoryKeyring, data: st.DataObject
 ) -> None:
-    kind = data.draw(st.sampled_from(["file", "keyring"]))
+    kinds: list[TokenStoreKind] = ["file", "keyring"]
+    kind = data.draw(st.sampled_from(kinds))
     part = data.draw(st.sampled_from(sorted(FIELDS)))
     field = data.draw(st.sampled_from(FIELDS[part]))
     store = logged_in(config_file, kind)

@@ -9,9 +9,9 @@ import pytest
 from mailcli.transcript import MASK, Transcript
 
 
-def conversation(steps: list[tuple[str, str]], **options: bool) -> list[str]:
+def conversation(steps: list[tuple[str, str]]) -> list[str]:
     lines: list[str] = []
-    transcript = Transcript(lines.append, **options)
+    transcript = Transcript(lines.append)
     for direction, text in steps:
         if direction == "tls":
             transcript.tls = True

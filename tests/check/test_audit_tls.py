@@ -25,7 +25,7 @@ from mailcli.check.tls_probes import (
     probe_tls_versions,
     probe_weak_ciphers,
 )
-from mailcli.endpoint import SecurityMode
+from mailcli.endpoint import MailProtocol, SecurityMode
 from tests.helpers import ROOT, audit_target, only
 from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot
@@ -35,7 +35,7 @@ from tests.servers.tlsserver import ServerCert, TlsServer, issue, server_context
 
 
 def target(
-    protocol: str,
+    protocol: MailProtocol,
     port: int,
     security: SecurityMode,
     cafile: Path | None,

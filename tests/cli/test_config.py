@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mailcli.config import default_port, default_security, load_config
-from mailcli.endpoint import ConnectionOptions, resolve_endpoint
+from mailcli.endpoint import ConnectionOptions, MailProtocol, SecurityMode, resolve_endpoint
 from mailcli.errors import ConfigError
 from tests.helpers import run_cli
 
@@ -113,7 +113,7 @@ def test_unknown_account_names_the_known_ones(config_file: Path) -> None:
     ],
 )
 def test_security_defaults_never_choose_none(
-    protocol: str, port: int | None, security: str
+    protocol: MailProtocol, port: int | None, security: str
 ) -> None:
     assert default_security(protocol, port) == security
 
@@ -129,7 +129,9 @@ def test_security_defaults_never_choose_none(
         ("pop3", "none", 110),
     ],
 )
-def test_ports_default_from_security(protocol: str, security: str, port: int) -> None:
+def test_ports_default_from_security(
+    protocol: MailProtocol, security: SecurityMode, port: int
+) -> None:
     assert default_port(protocol, security) == port
 
 

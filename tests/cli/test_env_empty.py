@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mailcli.config import load_config
-from mailcli.endpoint import ConnectionOptions, Endpoint, resolve_endpoint
+from mailcli.endpoint import ConnectionOptions, Endpoint, MailProtocol, resolve_endpoint
 from tests.helpers import run_cli
 from tests.servers.pop3scripts import minimal_server
 from tests.servers.scripted import ScriptedServer
@@ -61,7 +61,9 @@ def test_empty_pop3_user_is_a_config_error_naming_the_variable(config_file: Path
     assert not any(line.upper().startswith(("USER", "PASS")) for line in server.received)
 
 
-def resolve(config_file: Path, environ: dict[str, str], protocol: str = "smtp") -> Endpoint:
+def resolve(
+    config_file: Path, environ: dict[str, str], protocol: MailProtocol = "smtp"
+) -> Endpoint:
     account = load_config(write_account(config_file)).select_account(None)
     return resolve_endpoint(protocol, account, ConnectionOptions(), environ=environ)
 

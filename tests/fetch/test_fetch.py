@@ -75,7 +75,7 @@ def test_mbox_destination_with_mboxrd_quoting(
     subjects = sorted(str(m["Subject"]) for m in box)
     assert subjects == ["n0", "n1", "n2"]
     assert b"\n>From the start of a line\n" in target.read_bytes()
-    assert all(m.get_payload().startswith("body of") for m in box)
+    assert all(str(m.get_payload()).startswith("body of") for m in box)
     assert not list(target.parent.glob("*.lock"))  # the dot-lock is released
 
 

@@ -21,6 +21,8 @@ OUTSIDE_REFERENCE = b"../" + b"shared"
 
 def tracked_files() -> list[str]:
     """The paths `git ls-files` lists; skip outside a git checkout (an sdist), except on CI."""
+    done: subprocess.CompletedProcess[bytes] | None
+    toplevel: subprocess.CompletedProcess[str] | None
     try:
         done = subprocess.run(
             ["git", "-C", str(ROOT), "ls-files", "-z"],

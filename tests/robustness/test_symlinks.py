@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mailcli.errors import CantCreateError
-from mailcli.fetch.mbox import MboxLock
+from mailcli.fetch.mboxlock import MboxLock
 from mailcli.fsutil import FileLock
 from tests.helpers import Mailcli, run_cli
 from tests.servers.fixtures import Mailbox

@@ -16,6 +16,7 @@ import pytest
 
 from tests.servers.certs import Certs
 from tests.servers.cronhost import CronHost
+from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox
 from tests.servers.ports import free_port
 from tests.servers.postfix import Postfix
@@ -30,7 +31,7 @@ def cron(tmp_path: Path, postfix: Postfix, certs: Certs, mailbox: Mailbox) -> Cr
 
 def messages(postfix: Postfix, box: Mailbox, count: int) -> list[EmailMessage]:
     return [
-        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         for path in postfix.wait_for_delivery(box.user, count)
     ]
 
@@ -61,7 +62,7 @@ def test_cronie_command_line(cron: CronHost, postfix: Postfix, mailbox: Mailbox)
 def test_t_with_bcc_removed_and_null_sender(
     cron: CronHost,
     postfix: Postfix,
-    dovecot,  # type: ignore[no-untyped-def]
+    dovecot: Dovecot,
     mailbox: Mailbox,
 ) -> None:
     dovecot.add_user(mailbox.user + "x", "pw")

@@ -46,7 +46,7 @@ class Conn:
             self.sock.close()
 
 
-Script = Callable[[Conn], None]
+Script = Callable[[Conn], object]  # what a script returns is ignored
 
 
 class ScriptedServer(ManagedServer):

@@ -14,7 +14,7 @@ from mailcli.smtp.rawmessage import normalise_line_endings, prepare_message
 
 
 def parsed(data: bytes) -> email.message.EmailMessage:
-    return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
+    return email.message_from_bytes(data, policy=email.policy.default)
 
 
 def test_envelope_defaults_to_from_and_all_recipients_bcc_hidden() -> None:

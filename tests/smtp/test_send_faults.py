@@ -18,7 +18,7 @@ PASSWORD = "Secr3t-pw!"
 USERS = {"alice": PASSWORD}
 
 
-MESSAGE = ("--from", "Alice <alice@example.test>", "--to", "bob@example.test")
+MESSAGE: tuple[str, ...] = ("--from", "Alice <alice@example.test>", "--to", "bob@example.test")
 MESSAGE += ("--subject", "hi", "--body", "hello")
 
 

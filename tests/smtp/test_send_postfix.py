@@ -15,6 +15,7 @@ import pytest
 
 from tests.helpers import Mailcli, Result
 from tests.servers.accounts import Account, Security
+from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox
 from tests.servers.postfix import Postfix
 
@@ -40,7 +41,7 @@ def delivered(postfix: Postfix, box: Mailbox, count: int = 1) -> list[EmailMessa
 
 
 def parse(data: bytes) -> EmailMessage:
-    return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
+    return email.message_from_bytes(data, policy=email.policy.default)
 
 
 def test_envelope_decides_delivery_headers_are_content(postfix: Postfix, mailbox: Mailbox) -> None:
@@ -73,7 +74,7 @@ def test_envelope_decides_delivery_headers_are_content(postfix: Postfix, mailbox
 
 def test_bcc_is_absent_from_every_copy(
     postfix: Postfix,
-    dovecot,  # type: ignore[no-untyped-def]
+    dovecot: Dovecot,
     mailbox: Mailbox,
 ) -> None:
     dovecot.add_user(mailbox.user + "b", "pw-b")
@@ -135,6 +136,7 @@ def test_binary_attachment_of_5_mb_round_trips_byte_exactly(
     assert attachments["report.pdf"].get_content_type() == "application/pdf"
     for path in (blob, pdf):
         received = attachments[path.name].get_payload(decode=True)
+        assert isinstance(received, bytes)
         assert hashlib.sha256(received).hexdigest() == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
