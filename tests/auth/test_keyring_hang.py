@@ -17,7 +17,8 @@ from tests.helpers import run_process
 from tests.servers import NEEDS, require
 from tests.servers.certs import Certs
 from tests.servers.keyring_service import SecretService
-from tests.servers.scripted import Conn, ScriptedServer
+from tests.servers.pop3scripts import pop3_server
+from tests.servers.scripted import ScriptedServer
 from tests.servers.smtpd import AioSmtpd
 
 GUARD = 90  # seconds: a hang fails the test here instead of wedging the suite
@@ -74,18 +75,8 @@ def test_sendmail_with_a_hung_keyring_queues_the_message(
     assert server.received == []
 
 
-def pop3_script(conn: Conn) -> None:
-    """A POP3 server that wants a password: only the keyring could give one."""
-    conn.send("+OK ready")
-    while line := conn.recv_line():
-        verb = line.split()[0].upper()
-        if verb == "CAPA":
-            conn.send("+OK", "USER", ".")
-        elif verb == "QUIT":
-            conn.send("+OK bye")
-            return
-        else:
-            conn.send("+OK")
+# A POP3 server that wants a password: only the keyring could give one.
+pop3_script = pop3_server(["USER"])
 
 
 def test_stat_with_a_hung_keyring_is_78_naming_it(

@@ -14,7 +14,8 @@ from tests.helpers import MAILCLI, Mailcli, drop, message_ids
 from tests.servers.accounts import Account
 from tests.servers.accounts import numbered_message as message
 from tests.servers.fixtures import Mailbox
-from tests.servers.scripted import Conn, ScriptedServer
+from tests.servers.pop3scripts import hang_up, pop3_server
+from tests.servers.scripted import ScriptedServer
 
 
 def delivered(maildir: Path) -> list[bytes]:
@@ -152,24 +153,15 @@ def test_a_second_concurrent_fetch_exits_75(
 def test_connection_dropped_mid_retr_leaves_no_file_and_sends_no_dele(
     tmp_path: Path, isolated_environment: Path
 ) -> None:
-    def dropping(conn: Conn) -> None:
-        conn.send("+OK ready")
-        while line := conn.recv_line():
-            verb = line.split(" ", 1)[0].upper()
-            if verb == "CAPA":
-                conn.send("+OK", "USER", "UIDL", ".")
-            elif verb == "LIST":
-                conn.send("+OK", "1 40", "2 40", ".")
-            elif verb == "UIDL":
-                conn.send("+OK", "1 a", "2 b", ".")
-            elif verb == "RETR" and line.endswith(" 2"):
-                conn.send("+OK", "Subject: half", "", "first line")
-                return
-            elif verb == "RETR":
-                conn.send("+OK", "Subject: whole", "", "all of it", ".")
-            else:
-                conn.send("+OK")
-
+    dropping = pop3_server(
+        ["USER", "UIDL"],
+        {
+            "LIST": ("+OK", "1 40", "2 40", "."),
+            "UIDL": ("+OK", "1 a", "2 b", "."),
+            "RETR 2": hang_up("+OK", "Subject: half", "", "first line"),
+            "RETR": ("+OK", "Subject: whole", "", "all of it", "."),
+        },
+    )
     with ScriptedServer(dropping) as server:
         result = Mailcli(Account.scripted(server))("fetch", "--delete")
     assert result.code == 75
@@ -184,24 +176,14 @@ def test_connection_dropped_mid_retr_leaves_no_file_and_sends_no_dele(
 def test_a_server_without_uidl_gets_everything_each_time_with_a_warning(
     isolated_environment: Path,
 ) -> None:
-    def no_uidl(conn: Conn) -> None:
-        conn.send("+OK ready")
-        while line := conn.recv_line():
-            verb = line.split(" ", 1)[0].upper()
-            if verb == "CAPA":
-                conn.send("+OK", "USER", ".")
-            elif verb == "LIST":
-                conn.send("+OK", "1 30", ".")
-            elif verb == "UIDL":
-                conn.send("-ERR no UIDL here")
-            elif verb == "RETR":
-                conn.send("+OK", "Subject: only", "", "body", ".")
-            elif verb == "QUIT":
-                conn.send("+OK bye")
-                return
-            else:
-                conn.send("+OK")
-
+    no_uidl = pop3_server(
+        ["USER"],
+        {
+            "LIST": ("+OK", "1 30", "."),
+            "UIDL": "-ERR no UIDL here",
+            "RETR": ("+OK", "Subject: only", "", "body", "."),
+        },
+    )
     with ScriptedServer(no_uidl) as server:
         first = Mailcli(Account.scripted(server))("fetch", "-v")
         second = Mailcli(Account.scripted(server))("fetch", "-v")

@@ -27,7 +27,8 @@ import pytest
 
 from tests.helpers import MAILCLI
 from tests.servers.accounts import Account
-from tests.servers.scripted import Conn, ScriptedServer
+from tests.servers.pop3scripts import HangUp, pop3_server
+from tests.servers.scripted import Conn, Script, ScriptedServer
 
 CLIENT_START_SECONDS = 30  # bounds on waiting for a condition, never what decides a result
 
@@ -49,22 +50,14 @@ def established(local_port: int, remote_port: int) -> bool:
     return False
 
 
-def resetting_after_login(pids: queue.Queue[int]) -> object:
+def resetting_after_login(pids: queue.Queue[int]) -> Script:
     """A POP3 server that answers PASS with +OK and resets the connection at once."""
 
-    def script(conn: Conn) -> None:
-        conn.send("+OK ready")
-        while line := conn.recv_line():
-            verb = line.split(" ", 1)[0].upper()
-            if verb == "CAPA":
-                conn.send("+OK", "USER", "UIDL", ".")
-            elif verb == "PASS":
-                answer_then_reset(conn, pids.get(timeout=CLIENT_START_SECONDS))
-                return
-            else:
-                conn.send("+OK")
+    def reset_after_login(conn: Conn, line: str) -> None:
+        answer_then_reset(conn, pids.get(timeout=CLIENT_START_SECONDS))
+        raise HangUp
 
-    return script
+    return pop3_server(["USER", "UIDL"], {"PASS": reset_after_login})
 
 
 def answer_then_reset(conn: Conn, pid: int) -> None:
@@ -105,7 +98,7 @@ def test_connection_reset_after_login_is_75(command: list[str], tmp_path: Path) 
     args = [part.format(tmp=tmp_path) for part in command]
     script = resetting_after_login(pids)
     with (
-        ScriptedServer(script) as server,  # type: ignore[arg-type]
+        ScriptedServer(script) as server,
         mailcli_process(server, pids, *args) as process,
     ):
         _, stderr_bytes = process.communicate(timeout=60)

@@ -10,8 +10,8 @@ import pytest
 from mailcli.auth.sasl import xoauth2
 from tests.helpers import Mailcli, Result
 from tests.servers.accounts import Account, Security
-from tests.servers.pop3scripts import minimal_server
-from tests.servers.scripted import Conn, ScriptedServer
+from tests.servers.pop3scripts import HangUp, hang_up, minimal_server, pop3_server
+from tests.servers.scripted import Conn, Script, ScriptedServer
 
 
 def run(server: ScriptedServer, *command: str, security: Security = "starttls") -> Result:
@@ -38,15 +38,9 @@ def test_cleartext_when_asked_for() -> None:
 
 
 def test_server_without_capa_still_works() -> None:
-    def no_capa(conn: Conn) -> None:
-        conn.send("+OK old server")
-        while line := conn.recv_line():
-            verb = line.split(" ", 1)[0].upper()
-            conn.send(
-                "-ERR unknown command" if verb == "CAPA" else "+OK 0 0" if verb == "STAT" else "+OK"
-            )
-            if verb == "QUIT":
-                return
+    no_capa = pop3_server(
+        answers={"CAPA": "-ERR unknown command", "STAT": "+OK 0 0"}, greeting="+OK old server"
+    )
 
     with ScriptedServer(no_capa) as server:
         result = run(server, "stat", security="none")
@@ -55,36 +49,18 @@ def test_server_without_capa_still_works() -> None:
 
 
 def test_auth_and_in_use_response_codes() -> None:
-    def refusing(code: str) -> object:
-        def script(conn: Conn) -> None:
-            conn.send("+OK ready")
-            while line := conn.recv_line():
-                verb = line.split(" ", 1)[0].upper()
-                if verb == "CAPA":
-                    conn.send("+OK", "USER", "RESP-CODES", "AUTH-RESP-CODE", ".")
-                elif verb == "PASS":
-                    conn.send(f"-ERR [{code}] no")
-                    return
-                else:
-                    conn.send("+OK")
-
-        return script
+    def refusing(code: str) -> Script:
+        capabilities = ["USER", "RESP-CODES", "AUTH-RESP-CODE"]
+        return pop3_server(capabilities, {"PASS": hang_up(f"-ERR [{code}] no")})
 
     for code, status in (("AUTH", 77), ("IN-USE", 75), ("SYS/TEMP", 75), ("SYS/PERM", 69)):
-        with ScriptedServer(refusing(code)) as server:  # type: ignore[arg-type]
+        with ScriptedServer(refusing(code)) as server:
             result = run(server, "stat", security="none")
         assert result.code == status, (code, result.stderr)
 
 
 def test_malformed_stat_reply_is_76() -> None:
-    def script(conn: Conn) -> None:
-        conn.send("+OK ready")
-        while line := conn.recv_line():
-            verb = line.split(" ", 1)[0].upper()
-            conn.send("+OK", ".") if verb == "CAPA" else conn.send(
-                "+OK lots of octets" if verb == "STAT" else "+OK"
-            )
-
+    script = pop3_server([], {"STAT": "+OK lots of octets"})
     with ScriptedServer(script) as server:
         result = run(server, "stat", security="none")
     assert result.code == 76
@@ -94,13 +70,11 @@ def test_malformed_stat_reply_is_76() -> None:
 def test_stall_after_pass_times_out_with_75() -> None:
     release = threading.Event()
 
-    def stalling(conn: Conn) -> None:
-        conn.send("+OK ready")
-        while line := conn.recv_line():
-            if line.upper().startswith("PASS"):
-                release.wait(30)
-                return
-            conn.send("+OK", ".") if line.upper() == "CAPA" else conn.send("+OK")
+    def stall(conn: Conn, line: str) -> None:
+        release.wait(30)
+        raise HangUp
+
+    stalling = pop3_server([], {"PASS": stall})
 
     with ScriptedServer(stalling) as server:
         result = run(server, "stat", security="none")
@@ -110,14 +84,7 @@ def test_stall_after_pass_times_out_with_75() -> None:
 
 
 def test_connection_dropped_mid_retr_is_75_and_leaves_no_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    def dropping(conn: Conn) -> None:
-        conn.send("+OK ready")
-        while line := conn.recv_line():
-            verb = line.split(" ", 1)[0].upper()
-            if verb == "RETR":
-                conn.send("+OK", "Subject: half", "", "first line")
-                return  # hang up mid-message
-            conn.send("+OK", ".") if verb == "CAPA" else conn.send("+OK")
+    dropping = pop3_server([], {"RETR": hang_up("+OK", "Subject: half", "", "first line")})
 
     target = tmp_path / "out" / "msg.eml"
     target.parent.mkdir()

@@ -34,8 +34,9 @@ from tests.helpers import MAILCLI, Mailcli, write_cron_config
 from tests.servers import require
 from tests.servers.accounts import Account, numbered_message
 from tests.servers.fixtures import Mailbox
+from tests.servers.pop3scripts import HangUp, pop3_server
 from tests.servers.ports import free_port
-from tests.servers.scripted import Conn, ScriptedServer
+from tests.servers.scripted import Conn, Script, ScriptedServer
 from tests.servers.smtpd import AioSmtpd
 
 SIGPIPE_EXIT = 128 + signal.SIGPIPE
@@ -206,25 +207,17 @@ def test_send_result_into_a_gone_reader_is_141_and_the_message_is_sent(
 HALF = 1024 * 1024
 
 
-def stalling_retr(release: threading.Event) -> object:
+def stalling_retr(release: threading.Event) -> Script:
     """A POP3 server that sends the first megabyte of RETR's answer, then holds the rest
     until `release` is set (the test's signal lands meanwhile)."""
 
-    def script(conn: Conn) -> None:
-        conn.send("+OK ready")
-        while line := conn.recv_line():
-            verb = line.split(" ", 1)[0].upper()
-            if verb == "RETR":
-                conn.send("+OK")
-                conn.send_bytes(b"Subject: big\r\n\r\n" + (b"x" * 78 + b"\r\n") * (HALF // 80))
-                release.wait(60)
-                return
-            elif verb == "LIST":
-                conn.send(f"+OK 1 {2 * HALF}")
-            else:
-                conn.send("+OK", ".") if verb == "CAPA" else conn.send("+OK")
+    def half_then_hold(conn: Conn, line: str) -> None:
+        conn.send("+OK")
+        conn.send_bytes(b"Subject: big\r\n\r\n" + (b"x" * 78 + b"\r\n") * (HALF // 80))
+        release.wait(60)
+        raise HangUp
 
-    return script
+    return pop3_server([], {"RETR": half_then_hold, "LIST": f"+OK 1 {2 * HALF}"})
 
 
 def partial_files(folder: Path) -> list[Path]:
@@ -245,7 +238,7 @@ def wait_for_partial_file(folder: Path, process: subprocess.Popen[bytes]) -> Non
 @pytest.fixture
 def stalled_server() -> Iterator[ScriptedServer]:
     release = threading.Event()
-    with ScriptedServer(stalling_retr(release)) as server:  # type: ignore[arg-type]
+    with ScriptedServer(stalling_retr(release)) as server:
         yield server
         release.set()
 
@@ -270,18 +263,10 @@ def test_a_signal_during_retr_to_a_file_leaves_nothing_and_exits_128_plus_it(
     assert partial_files(folder) == []
 
 
-def serving_retr(conn: Conn) -> None:
-    """A POP3 server with one short message."""
-    conn.send("+OK ready")
-    while line := conn.recv_line():
-        verb = line.split(" ", 1)[0].upper()
-        if verb == "RETR":
-            conn.send("+OK", "Subject: short", "", "body", ".")
-        elif verb == "QUIT":
-            conn.send("+OK bye")
-            return
-        else:
-            conn.send("+OK", ".") if verb == "CAPA" else conn.send("+OK 1 30")
+# A POP3 server with one short message.
+serving_retr = pop3_server(
+    [], {"RETR": ("+OK", "Subject: short", "", "body", ".")}, otherwise="+OK 1 30"
+)
 
 
 def test_sigterm_between_creating_the_partial_file_and_owning_it_leaves_nothing(
