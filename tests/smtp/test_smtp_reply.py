@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from mailcli.auth.credential import Password
-from mailcli.endpoint import Endpoint
 from mailcli.errors import RejectedError
 from mailcli.smtp.rawmessage import prepare_message
 from mailcli.smtp.reply import Reply, ReplyCode
 from mailcli.smtp.session import submit
 from mailcli.transcript import Transcript
+from tests.helpers import make_endpoint
 from tests.servers.scripted import Conn, ScriptedServer
 
 
@@ -58,19 +58,7 @@ def _refuse_mail_from(conn: Conn) -> None:
 
 def test_a_refused_mail_from_raises_rejected_error_with_the_reply() -> None:
     with ScriptedServer(_refuse_mail_from) as server:
-        endpoint = Endpoint(
-            protocol="smtp",
-            host=server.host,
-            port=server.port,
-            security="none",
-            user=None,
-            auth=None,
-            cafile=None,
-            insecure=False,
-            timeout=10.0,
-            password_command=None,
-            account=None,
-        )
+        endpoint = make_endpoint("smtp", server.port, host=server.host)
         outgoing = prepare_message(
             b"From: a@example.org\r\nTo: b@example.org\r\n\r\nhi\r\n",
             envelope_from=None,
