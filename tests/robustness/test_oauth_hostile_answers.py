@@ -24,7 +24,7 @@ from mailcli.auth.credential import BearerSource
 from mailcli.auth.oauth import tokens
 from mailcli.auth.oauth.tokens import token_set
 from mailcli.auth.sasl import OAUTHBEARER, XOAUTH2, error_detail
-from mailcli.endpoint import Endpoint
+from mailcli.endpoint import Endpoint, MailProtocol
 from mailcli.errors import ExitStatus, MailcliError, ProtocolError
 from mailcli.pop3.session import Pop3Session
 from mailcli.smtp.session import SmtpSession
@@ -33,7 +33,7 @@ from tests.helpers import make_endpoint, run_process, write_config
 from tests.servers.authserver import AuthServer
 from tests.servers.oauthlogin import browser_login
 from tests.servers.saslscripts import pop3_refusing, smtp_refusing
-from tests.servers.scripted import Conn, ScriptedServer
+from tests.servers.scripted import Script, ScriptedServer
 
 DEEP = b"[" * 100_000  # json recurses once per level: far past any stack limit
 # Deep enough for RecursionError, short enough for one SMTP/POP3 line once in base64.
@@ -242,7 +242,7 @@ def _pop3_stat(endpoint: Endpoint, source: BearerSource) -> None:
         pop.command("STAT")
 
 
-LOGINS: dict[str, tuple[Callable[[Conn], None], Callable[[Endpoint, BearerSource], None]]] = {
+LOGINS: dict[MailProtocol, tuple[Script, Callable[[Endpoint, BearerSource], None]]] = {
     "smtp": (smtp_refusing("XOAUTH2 OAUTHBEARER", f"334 {DEEP_CHALLENGE}"), _smtp_login),
     "pop3": (pop3_refusing("XOAUTH2 OAUTHBEARER", f"+ {DEEP_CHALLENGE}"), _pop3_stat),
 }
@@ -250,7 +250,9 @@ LOGINS: dict[str, tuple[Callable[[Conn], None], Callable[[Endpoint, BearerSource
 
 @pytest.mark.parametrize("mechanism", [XOAUTH2, OAUTHBEARER])
 @pytest.mark.parametrize("protocol", LOGINS)
-def test_a_deep_error_challenge_is_a_refused_token_77(protocol: str, mechanism: str) -> None:
+def test_a_deep_error_challenge_is_a_refused_token_77(
+    protocol: MailProtocol, mechanism: str
+) -> None:
     script, login = LOGINS[protocol]
     source = FixedTokens()
     with ScriptedServer(script) as server:
