@@ -143,9 +143,7 @@ def choose_bearer_mechanism(offered: list[str], forced: str | None, provider: OA
                 f"AUTH {mechanism} does not carry an OAuth2 token; use xoauth2 or oauthbearer"
             )
         if mechanism not in offered:
-            raise UnavailableError(
-                f"the server does not offer AUTH {mechanism}; it offers {' '.join(offered)}"
-            )
+            raise not_offered(mechanism, offered)
         return mechanism
     if OAUTHBEARER in offered and provider != "microsoft":
         return OAUTHBEARER
@@ -154,6 +152,13 @@ def choose_bearer_mechanism(offered: list[str], forced: str | None, provider: OA
     raise UnavailableError(
         f"the server offers no OAuth2 mechanism (XOAUTH2, OAUTHBEARER) among "
         f"{' '.join(offered) or 'nothing'}"
+    )
+
+
+def not_offered(mechanism: str, offered: list[str]) -> UnavailableError:
+    """The error for a forced mechanism (--auth) the server does not offer (69)."""
+    return UnavailableError(
+        f"the server does not offer AUTH {mechanism}; it offers {' '.join(offered)}"
     )
 
 

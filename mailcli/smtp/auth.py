@@ -29,6 +29,7 @@ from mailcli.auth.sasl import (
     error_answer,
     error_detail,
     login,
+    not_offered,
     plain,
     retry_once,
     wants_two_step,
@@ -77,10 +78,8 @@ def choose_mechanism(offered: list[str], forced: str | None) -> str:
     if forced:
         mechanism = forced.upper()
         if mechanism not in offered:
-            raise UnavailableError(
-                f"the server does not offer AUTH {mechanism}; it offers {' '.join(offered)}"
-            )
-        if mechanism not in (*AUTH_PREFERENCE, "XOAUTH2"):
+            raise not_offered(mechanism, offered)
+        if mechanism not in (*AUTH_PREFERENCE, XOAUTH2):
             raise UnavailableError(f"mailcli does not speak AUTH {mechanism}")
         return mechanism
     for mechanism in AUTH_PREFERENCE:

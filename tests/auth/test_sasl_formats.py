@@ -12,12 +12,14 @@ from mailcli.auth.sasl import (
     OAUTHBEARER,
     XOAUTH2,
     apop,
+    choose_bearer_mechanism,
     cram_md5,
     error_answer,
     login,
     plain,
     xoauth2,
 )
+from mailcli.errors import ExitStatus, UnavailableError
 
 RFC_USER, RFC_PASSWORD = "tim", "tanstaaftanstaaf"
 RFC2195_CHALLENGE = b"<1896.697170952@postoffice.reston.mci.net>"
@@ -65,3 +67,15 @@ def test_the_error_answers() -> None:
 def test_apop_is_rfc1939s_example() -> None:
     digest = apop(b"<1896.697170952@dbc.mtview.ca.us>", "tanstaaf")
     assert digest == "c4c9334bac560ecc979e58001b3e22fb"
+
+
+def test_a_forced_bearer_mechanism_must_be_offered_and_carry_a_token() -> None:
+    assert choose_bearer_mechanism(["xoauth2"], "xoauth2", "google") == XOAUTH2
+    with pytest.raises(UnavailableError) as not_offered:
+        choose_bearer_mechanism(["PLAIN", "XOAUTH2"], "oauthbearer", "google")
+    assert not_offered.value.message == (
+        "the server does not offer AUTH OAUTHBEARER; it offers PLAIN XOAUTH2"
+    )
+    assert not_offered.value.exit_status == ExitStatus.UNAVAILABLE
+    with pytest.raises(UnavailableError, match="AUTH PLAIN does not carry an OAuth2 token"):
+        choose_bearer_mechanism(["PLAIN"], "plain", "google")
