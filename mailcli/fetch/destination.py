@@ -46,8 +46,6 @@ class Destination(Protocol):
     batch_size: int
     description: str
 
-    def begin_batch(self, uids: list[str]) -> None: ...
-
     def open_message(self, key: str) -> MessageWriter: ...
 
     def commit(self) -> None: ...
@@ -67,9 +65,6 @@ class RecoveryHooks:
     found delivered (`delivered_keys`), nothing to drop once a batch is recorded
     (`batch_recorded`). Maildir and the dry run's Preview name the keys in the folder;
     Mbox settles, reports and drops its journal (`mboxjournal`)."""
-
-    def begin_batch(self, uids: list[str]) -> None:
-        pass
 
     def batch_recorded(self) -> None:
         pass

@@ -306,7 +306,6 @@ class Fetcher:
         return fresh, already
 
     def _batch(self, batch: list[MessageInfo]) -> None:
-        self.destination.begin_batch([m.uid for m in batch if m.uid])
         completed: list[MessageInfo] = []
         try:
             self._retrieve(batch, completed)
