@@ -187,6 +187,110 @@ def test_imports_flow_one_way_between_subsystems() -> None:
                 assert part_of(target) in allowed, f"{name} imports {target}"
 
 
+# -- no import cycle, counting every import in a module ---------------------------------
+
+
+def module_name(path: Path, root: Path) -> str:
+    """`ROOT/mailcli/fetch/run.py` -> `mailcli.fetch.run`; a package's `__init__.py` is
+    the package."""
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_targets(node: ast.Import | ast.ImportFrom, package: str) -> list[str]:
+    """The names one import statement may load: `from P import x` loads P, and P.x when
+    x is a module; a relative import is resolved against `package`, the package of the
+    importing module."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    base = node.module or ""
+    if node.level:
+        parts = package.split(".")
+        parts = parts[: len(parts) - node.level + 1]
+        base = ".".join([*parts, base] if base else parts)
+    return [base, *(f"{base}.{alias.name}" for alias in node.names)]
+
+
+def import_graph(package: Path) -> dict[str, set[str]]:
+    """Each module of the package at `package` -> the package's modules it imports
+    anywhere in its file: at the top, inside functions, under `if TYPE_CHECKING:`.
+    Importing `a.b.c` runs `a` and `a.b` first, so those count too."""
+    paths = {module_name(path, package.parent): path for path in sorted(package.rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        here = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                for target in import_targets(node, here):
+                    parts = target.split(".")
+                    found.update(".".join(parts[:n]) for n in range(1, len(parts) + 1))
+        graph[name] = (found & paths.keys()) - {name}
+    return graph
+
+
+def cycle_through(graph: dict[str, set[str]], start: str) -> list[str]:
+    """The shortest chain of imports from `start` back to it, as the modules in import
+    order from `start`; [] when there is none (breadth first)."""
+    came_from: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        reached = []
+        for module in frontier:
+            for target in sorted(graph[module]):
+                if target == start:
+                    chain = [module]
+                    while chain[-1] != start:
+                        chain.append(came_from[chain[-1]])
+                    return chain[::-1]
+                if target not in came_from:
+                    came_from[target] = module
+                    reached.append(target)
+        frontier = reached
+    return []
+
+
+def import_cycles(package: Path) -> list[str]:
+    """For each module on an import cycle, the shortest cycle through it, written
+    `a -> b -> a` from its first module in sort order; each cycle once."""
+    graph = import_graph(package)
+    cycles = set()
+    for start in graph:
+        chain = cycle_through(graph, start)
+        if chain:
+            first = chain.index(min(chain))
+            chain = chain[first:] + chain[:first]
+            cycles.add(" -> ".join([*chain, chain[0]]))
+    return sorted(cycles)
+
+
+def test_no_import_cycle_in_the_package() -> None:
+    """A cycle, even through an import inside a function or under TYPE_CHECKING, means
+    two modules that cannot be understood, tested or moved apart."""
+    assert import_cycles(PACKAGE) == []
+
+
+def test_the_cycle_check_finds_every_form_of_import(tmp_path: Path) -> None:
+    """The check above sees a cycle through a TYPE_CHECKING import, an import inside a
+    function, relative imports and a subpackage, so its empty result means something."""
+    files = {
+        "__init__.py": '"""A package."""\n',
+        "a.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.b import B\n",
+        "b.py": "def load() -> None:\n    from . import a\n",
+        "sub/__init__.py": "",
+        "sub/c.py": "from .d import value\n",
+        "sub/d.py": "import pkg.sub.c\nvalue = 1\n",
+        "sub/e.py": "from ..a import A\nfrom pkg.sub import c\n",
+    }
+    for name, text in files.items():
+        (tmp_path / "pkg" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "pkg" / name).write_text(text)
+    assert import_cycles(tmp_path / "pkg") == [
+        "pkg.a -> pkg.b -> pkg.a",
+        "pkg.sub.c -> pkg.sub.d -> pkg.sub.c",
+    ]
+
+
 # -- the POP3 session owns its wire --------------------------------------------------------
 
 
