@@ -15,6 +15,7 @@ import statistics
 import time
 from collections.abc import Callable
 
+from mailcli.auth.sasl import plain
 from mailcli.check.findings import AuditTarget, Finding, skipped
 from mailcli.check.relay_probe import probe_open_relay
 from mailcli.check.smtp_raw import ProbeError, SmtpDialog, domain_of, one_line
@@ -248,7 +249,7 @@ def probe_login_delay(target: AuditTarget) -> list[Finding]:
             smtp.quit()
             return [skipped("login-delay", "no AUTH PLAIN offered on this connection")]
         user, password = _random_local(), secrets.token_hex(8)
-        token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        token = base64.b64encode(plain(user, password)).decode()
         seconds = []
         for _ in range(LOGIN_ATTEMPTS):
             started = time.monotonic()
