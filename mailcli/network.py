@@ -147,6 +147,11 @@ def error_from_network(exc: BaseException, endpoint: Endpoint) -> MailcliError:
     return TempFailError(f"connection to {where} failed: {exc}")
 
 
+def reply_text(reply: bytes | str) -> str:
+    """A server's reply as text (smtplib hands over bytes or str), bad UTF-8 replaced."""
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+
+
 def trace_tls(sock: object, transcript: Transcript) -> None:
     """`==` lines for the transcript: protocol, cipher, and the certificate in brief."""
     import ssl

@@ -41,7 +41,8 @@ from mailcli.auth.sasl import (
 )
 from mailcli.endpoint import Endpoint, missing_user
 from mailcli.errors import MailcliError, PermissionDeniedError, UnavailableError
-from mailcli.pop3.wire import NegativeReply, error_from_pop3_reply, reply_text
+from mailcli.network import reply_text
+from mailcli.pop3.wire import NegativeReply, error_from_pop3_reply
 
 AUTH_METHODS = ("user", "apop", "plain", "xoauth2")
 _APOP_TIMESTAMP = rb"\+OK.[^<]*(<.*>)"  # the greeting's <timestamp>, as poplib finds it

@@ -31,7 +31,7 @@ from mailcli.errors import (
     TempFailError,
     UnavailableError,
 )
-from mailcli.network import error_from_network, session_timeout, tls_context, trace_tls
+from mailcli.network import error_from_network, reply_text, session_timeout, tls_context, trace_tls
 from mailcli.pop3.auth import authenticate
 from mailcli.pop3.multiline import MultilineCopier
 from mailcli.pop3.phases import Pop3Phase
@@ -40,7 +40,6 @@ from mailcli.pop3.wire import (
     TracedPOP3,
     TracedPOP3SSL,
     error_from_pop3_reply,
-    reply_text,
 )
 from mailcli.pop3.wirelines import WireLineCopier, shown
 from mailcli.transcript import Transcript

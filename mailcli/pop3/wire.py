@@ -28,7 +28,7 @@ from mailcli.errors import (
     TempFailError,
     UnavailableError,
 )
-from mailcli.network import Pace, await_greeting, paced_reader
+from mailcli.network import Pace, await_greeting, paced_reader, reply_text
 from mailcli.pop3.multiline import BLOCK_SIZE
 from mailcli.transcript import Transcript
 
@@ -135,7 +135,3 @@ class NegativeReply(UnavailableError):
     def __init__(self, message: str, *, reply: str) -> None:
         super().__init__(message)
         self.reply = reply
-
-
-def reply_text(reply: bytes | str) -> str:
-    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply

@@ -37,8 +37,9 @@ from mailcli.auth.sasl import (
 )
 from mailcli.endpoint import Endpoint
 from mailcli.errors import DataError, PermissionDeniedError, TempFailError, UnavailableError
+from mailcli.network import reply_text
 from mailcli.smtp.reply import Reply
-from mailcli.smtp.wire import TracedSMTP, reply_text
+from mailcli.smtp.wire import TracedSMTP
 
 # Strongest first. XOAUTH2 is used only when asked for (--auth xoauth2) or with OAuth2.
 AUTH_PREFERENCE = ("CRAM-MD5", "PLAIN", "LOGIN")

@@ -39,7 +39,7 @@ from mailcli.errors import (
     TempFailError,
     UnavailableError,
 )
-from mailcli.network import session_timeout, tls_context, trace_tls, upload_piece
+from mailcli.network import reply_text, session_timeout, tls_context, trace_tls, upload_piece
 from mailcli.smtp.auth import authenticate
 from mailcli.smtp.envelope import Outgoing
 from mailcli.smtp.phases import SmtpPhase
@@ -53,7 +53,6 @@ from mailcli.smtp.wire import (
     error_from_smtplib,
     hello,
     quit_quietly,
-    reply_text,
 )
 from mailcli.transcript import Transcript
 

@@ -32,6 +32,7 @@ from mailcli.network import (
     await_greeting,
     error_from_network,
     paced_reader,
+    reply_text,
     tls_context,
     trace_tls,
 )
@@ -194,11 +195,6 @@ def error_from_smtplib(exc: BaseException, endpoint: Endpoint) -> MailcliError:
     if isinstance(exc, smtplib.SMTPException):
         return ProtocolError(f"SMTP error from {endpoint.host}: {exc}")
     return error_from_network(exc, endpoint)
-
-
-def reply_text(message: bytes | str) -> str:
-    """A reply's text as smtplib hands it over (bytes or str), decoded."""
-    return message.decode("utf-8", "replace") if isinstance(message, bytes) else message
 
 
 def decoded(reply: tuple[int, bytes]) -> tuple[int, str]:
