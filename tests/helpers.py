@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -257,6 +257,15 @@ def audit_target(
         probe_timeout=5.0,
         limiter=limiter or ConnectionLimiter(),
     )
+
+
+def finding_levels(findings: list[Finding], among: Collection[str] | None = None) -> dict[str, str]:
+    """Each finding's level by its id (only the ids `among`, when given)."""
+    return {f.id: f.level for f in findings if among is None or f.id in among}
+
+
+def findings_by_id(findings: list[Finding]) -> dict[str, Finding]:
+    return {finding.id: finding for finding in findings}
 
 
 def only(findings: list[Finding], probe_id: str) -> Finding:

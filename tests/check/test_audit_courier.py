@@ -17,12 +17,12 @@ from collections.abc import Iterator
 import pytest
 
 from mailcli.check.audit import run_audit
-from mailcli.check.findings import AuditTarget, Finding
+from mailcli.check.findings import AuditTarget
 from mailcli.check.pop3_probes import probe_auth_before_tls, probe_stls_injection
 from mailcli.check.software import fix_for
 from mailcli.check.tls_probes import probe_tls_versions, probe_weak_ciphers
 from mailcli.endpoint import SecurityMode
-from tests.helpers import audit_target, only
+from tests.helpers import audit_target, finding_levels, only
 from tests.servers import skip_unless_ready
 from tests.servers.certs import Certs
 from tests.servers.courier import Courier, missing
@@ -73,10 +73,6 @@ def target(port: int, security: SecurityMode, certs: Certs) -> AuditTarget:
     return audit_target("pop3", port, security, cafile=certs.ca_pem, source=OUTSIDER)
 
 
-def levels(findings: list[Finding]) -> dict[str, str]:
-    return {f.id: f.level for f in findings}
-
-
 @pytest.mark.parametrize("port_kind", ["stls", "tls"])
 def test_three_audits_give_the_same_findings(
     courier: Courier, certs: Certs, port_kind: str
@@ -90,7 +86,7 @@ def test_three_audits_give_the_same_findings(
     for _ in range(3):
         audit = target(port, security, certs)  # type: ignore[arg-type]
         findings = run_audit(audit)
-        assert levels(findings) == expected, findings
+        assert finding_levels(findings) == expected, findings
         assert not any(f.incomplete for f in findings)
         assert audit.limiter.most_held <= 2
         assert "Courier" in next(f for f in findings if f.id == "software").summary
@@ -148,7 +144,7 @@ def test_tls_findings_are_true(courier: Courier, certs: Certs) -> None:
 def test_login_delay_tries_three_logins_and_no_more(courier: Courier, certs: Certs) -> None:
     before = courier.log().count("LOGIN FAILED, user=audit-")
     findings = run_audit(target(courier.pop3s_port, "tls", certs))
-    assert levels(findings)["login-delay"] == "ok"
+    assert finding_levels(findings)["login-delay"] == "ok"
     assert courier.log().count("LOGIN FAILED, user=audit-") - before == 3
 
 
@@ -177,7 +173,7 @@ def test_the_hardened_courier_passes(hardened_courier: Courier, certs: Certs) ->
     assert auth.level == "ok", auth
     assert "S: -ERR TLS required to log in." in auth.evidence
     findings = run_audit(target(hardened_courier.pop3s_port, "tls", certs))
-    assert levels(findings) == {
+    assert finding_levels(findings) == {
         **EXPECTED_TLS_PORT,
         "tls-versions": "ok",
         "weak-ciphers": "ok",

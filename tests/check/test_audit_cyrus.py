@@ -15,10 +15,10 @@ from collections.abc import Iterator
 import pytest
 
 from mailcli.check.audit import run_audit
-from mailcli.check.findings import AuditTarget, Finding
+from mailcli.check.findings import AuditTarget
 from mailcli.check.software import fix_for
 from mailcli.endpoint import SecurityMode
-from tests.helpers import audit_target
+from tests.helpers import audit_target, finding_levels
 from tests.servers import skip_unless_ready
 from tests.servers.certs import Certs
 from tests.servers.cyrus import Cyrus, missing
@@ -73,10 +73,6 @@ def target(port: int, security: SecurityMode, certs: Certs) -> AuditTarget:
     return audit_target("pop3", port, security, cafile=certs.ca_pem, source=OUTSIDER)
 
 
-def levels(findings: list[Finding]) -> dict[str, str]:
-    return {f.id: f.level for f in findings}
-
-
 @pytest.mark.parametrize("port_kind", ["stls", "tls"])
 def test_three_audits_give_the_same_findings(cyrus: Cyrus, certs: Certs, port_kind: str) -> None:
     if port_kind == "stls":
@@ -86,7 +82,7 @@ def test_three_audits_give_the_same_findings(cyrus: Cyrus, certs: Certs, port_ki
     for _ in range(3):
         audit = target(port, security, certs)  # type: ignore[arg-type]
         findings = run_audit(audit)
-        assert levels(findings) == expected, findings
+        assert finding_levels(findings) == expected, findings
         assert not any(f.incomplete for f in findings)
         assert audit.limiter.most_held <= 2
         assert "Cyrus" in next(f for f in findings if f.id == "software").summary
@@ -130,9 +126,9 @@ def test_the_fixes_are_the_hardened_settings() -> None:
 
 def test_the_hardened_cyrus_passes(hardened_cyrus: Cyrus, certs: Certs) -> None:
     findings = run_audit(target(hardened_cyrus.pop3_port, "starttls", certs))
-    assert levels(findings) == ALL_OK, findings
+    assert finding_levels(findings) == ALL_OK, findings
     findings = run_audit(target(hardened_cyrus.pop3s_port, "tls", certs))
-    assert levels(findings) == {
+    assert finding_levels(findings) == {
         **ALL_OK,
         "stls-injection": "skipped",
         "auth-before-tls": "skipped",

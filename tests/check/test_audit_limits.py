@@ -16,7 +16,7 @@ from mailcli.check.audit import run_audit
 from mailcli.check.findings import AuditTarget, Finding
 from mailcli.check.relay_probe import probe_open_relay
 from mailcli.check.smtp_probes import probe_size_limit
-from tests.helpers import Mailcli, make_endpoint
+from tests.helpers import Mailcli, findings_by_id, make_endpoint
 from tests.servers.accounts import Account
 from tests.servers.limited import DOMAIN, LimitedSmtp
 from tests.servers.ports import HOST
@@ -30,10 +30,6 @@ def target(port: int, **extra: object) -> AuditTarget:
     return AuditTarget("smtp", endpoint, RCPT, None, PROBE_TIMEOUT, **extra)  # type: ignore[arg-type]
 
 
-def by_id(findings: list[Finding]) -> dict[str, Finding]:
-    return {finding.id: finding for finding in findings}
-
-
 def not_run(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.level == "skipped" and "could not" in f.summary]
 
@@ -45,7 +41,7 @@ def test_connections_turned_away_are_tried_again(fault: str) -> None:
         findings = run_audit(target(server.port))
     assert server.refused == 3
     assert not_run(findings) == [], not_run(findings)
-    assert "audit-incomplete" not in by_id(findings)
+    assert "audit-incomplete" not in findings_by_id(findings)
 
 
 def test_the_whole_audit_keeps_within_the_connection_limit() -> None:
@@ -66,7 +62,9 @@ def test_one_connection_at_a_time() -> None:
 
 def test_a_server_that_stays_at_its_limit_makes_the_audit_incomplete() -> None:
     with LimitedSmtp("421", refuse_all=True) as server:
-        findings = by_id(run_audit(target(server.port), [probe_open_relay, probe_size_limit]))
+        findings = findings_by_id(
+            run_audit(target(server.port), [probe_open_relay, probe_size_limit])
+        )
     for probe in ("open-relay", "size-limit"):
         finding = findings[probe]
         assert finding.level == "skipped" and finding.incomplete, finding
@@ -88,7 +86,7 @@ def test_a_local_catch_all_is_not_an_open_relay() -> None:
     """`relaytest%example.invalid@server` and `example.invalid!relaytest@server` are the
     server's own addresses: a catch-all accepts them and delivers them locally."""
     with LimitedSmtp(catch_all=True) as server:
-        findings = by_id(run_audit(target(server.port), [probe_open_relay]))
+        findings = findings_by_id(run_audit(target(server.port), [probe_open_relay]))
     relay = findings["open-relay"]
     assert relay.level == "warn" and relay.cause == "local-form", relay
     assert "<relaytest%example.invalid@limited.test>" in relay.summary
@@ -100,7 +98,7 @@ def test_a_local_catch_all_is_not_an_open_relay() -> None:
 
 def test_open_relay_sends_from_audit_from() -> None:
     with LimitedSmtp() as server:
-        findings = by_id(
+        findings = findings_by_id(
             run_audit(target(server.port, audit_from="me@limited.test"), [probe_open_relay])
         )
     assert findings["open-relay"].cause == "local-form"  # only its own domain accepted

@@ -16,7 +16,7 @@ import pytest
 
 from mailcli.check.audit import run_audit
 from mailcli.check.findings import Finding
-from tests.helpers import audit_target
+from tests.helpers import audit_target, finding_levels
 from tests.servers import skip_unless_ready
 from tests.servers.opensmtpd import HARDENED_WITHOUT, RELAY_RULE, OpenSmtpd, missing
 from tests.servers.ports import HOST
@@ -56,17 +56,13 @@ def audit(server: OpenSmtpd) -> list[Finding]:
     )
 
 
-def levels(findings: list[Finding]) -> dict[str, str]:
-    return {f.id: f.level for f in findings if f.id in DEFAULT_LEVELS}
-
-
 @pytest.fixture(scope="module")
 def default_audits(opensmtpd: OpenSmtpd) -> list[list[Finding]]:
     return [audit(opensmtpd) for _ in range(3)]
 
 
 def test_three_audits_give_the_same_findings(default_audits: list[list[Finding]]) -> None:
-    runs = [levels(findings) for findings in default_audits]
+    runs = [finding_levels(findings, DEFAULT_LEVELS) for findings in default_audits]
     assert runs[0] == DEFAULT_LEVELS, runs[0]
     assert runs[1] == runs[0] and runs[2] == runs[0], runs
     for findings in default_audits:
@@ -123,6 +119,6 @@ def test_the_fix_given_turns_open_relay_ok(
 ) -> None:
     relay = next(f for f in default_audits[0] if f.id == "open-relay")
     assert (relay.fix or "").startswith("OpenSMTPD: ") and RELAY_RULE in (relay.fix or "")
-    runs = [levels(audit(hardened_opensmtpd)) for _ in range(3)]
+    runs = [finding_levels(audit(hardened_opensmtpd), DEFAULT_LEVELS) for _ in range(3)]
     assert runs[0] == {**DEFAULT_LEVELS, **FIXED}, runs[0]
     assert runs[1] == runs[0] and runs[2] == runs[0], runs

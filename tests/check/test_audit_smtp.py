@@ -26,7 +26,7 @@ from mailcli.check.smuggling import probe_smuggling
 from mailcli.check.software import fix_for
 from mailcli.endpoint import SecurityMode
 from mailcli.errors import ExitStatus
-from tests.helpers import Mailcli, make_endpoint
+from tests.helpers import Mailcli, findings_by_id, make_endpoint
 from tests.servers import NEEDS, require
 from tests.servers.accounts import Account
 from tests.servers.certs import Certs
@@ -75,10 +75,6 @@ def target(
 ) -> AuditTarget:
     endpoint = make_endpoint("smtp", port, security=security, host=HOST, cafile=cafile)
     return AuditTarget("smtp", endpoint, rcpt, source, 5.0)
-
-
-def by_id(findings: list[Finding]) -> dict[str, Finding]:
-    return {finding.id: finding for finding in findings}
 
 
 def delivered(postfix: Postfix, mailbox: Mailbox) -> list[bytes]:
@@ -154,7 +150,7 @@ def hardened_audit(hardened: Postfix, hardened_box: Mailbox, certs: Certs) -> li
     ],
 )
 def test_vulnerable_postfix(vulnerable_audit: list[Finding], probe: str, level: str) -> None:
-    finding = by_id(vulnerable_audit)[probe]
+    finding = findings_by_id(vulnerable_audit)[probe]
     assert finding.level == level, finding
     assert finding.evidence, finding
     if level in ("warn", "fail"):
@@ -177,13 +173,13 @@ def test_vulnerable_postfix(vulnerable_audit: list[Finding], probe: str, level: 
     ],
 )
 def test_hardened_postfix(hardened_audit: list[Finding], probe: str, level: str) -> None:
-    finding = by_id(hardened_audit)[probe]
+    finding = findings_by_id(hardened_audit)[probe]
     assert finding.level == level, finding
     assert finding.evidence, finding
 
 
 def test_vulnerable_evidence_proves_it(vulnerable_audit: list[Finding]) -> None:
-    found = by_id(vulnerable_audit)
+    found = findings_by_id(vulnerable_audit)
     smuggling = "\n".join(found["smuggling"].evidence)
     assert "\\n.\\n: alone accepted; with a second message: 2 queued" in smuggling
     assert "\\r.\\r\\n: alone not end-of-data; with a second message: 1 queued" in smuggling
@@ -210,7 +206,7 @@ def test_smuggling_from_inside_mynetworks_is_a_warn_on_the_hardened_server(
     smuggled command. The (a) answers come at once, so the default wait is kept."""
     box = make_mailbox(dovecot, "audit")
     audit = target(hardened.smtp_port, rcpt=box.address, cafile=certs.ca_pem)
-    found = by_id(run_audit(audit, [probe_smuggling]))
+    found = findings_by_id(run_audit(audit, [probe_smuggling]))
     assert found["smuggling"].level == "warn"
     assert any("SMTP protocol synchronization" in line for line in found["smuggling"].evidence)
     assert "loopback" in found["trusted-network"].summary
@@ -229,7 +225,7 @@ def test_only_the_smuggling_messages_reach_the_audit_mailbox(
         (hardened, hardened_box, hardened_audit),
     ):
         messages = delivered(server, box)
-        assert len(messages) == queued_by_smuggling(by_id(findings)["smuggling"]) > 0
+        assert len(messages) == queued_by_smuggling(findings_by_id(findings)["smuggling"]) > 0
         for message in messages:
             assert b"Subject: mailcli audit: smuggling probe" in message
             assert f"From: <{box.address}>".encode() in message
@@ -250,7 +246,9 @@ def test_probes_that_need_a_recipient_are_skipped_without_one(
     vulnerable: Postfix, certs: Certs
 ) -> None:
     audit = target(vulnerable.smtp_port, cafile=certs.ca_pem)
-    found = by_id(run_audit(audit, [probe_smuggling, probe_user_enumeration, probe_null_sender]))
+    found = findings_by_id(
+        run_audit(audit, [probe_smuggling, probe_user_enumeration, probe_null_sender])
+    )
     for probe in ("smuggling", "user-enumeration", "null-sender"):
         assert found[probe].level == "skipped"
         assert "--audit-rcpt" in found[probe].summary
@@ -262,7 +260,7 @@ def test_a_probe_that_crashes_is_skipped_not_raised(vulnerable: Postfix) -> None
 
     found = run_audit(target(vulnerable.smtp_port), [probe_broken])
     assert found[0] == Finding("broken", "skipped", "could not test: boom", incomplete=True)
-    incomplete = by_id(found)["audit-incomplete"]
+    incomplete = findings_by_id(found)["audit-incomplete"]
     assert incomplete.level == "warn" and "broken (could not test: boom)" in incomplete.summary
 
 
