@@ -6,6 +6,7 @@ config file the account commands rewrite."""
 from __future__ import annotations
 
 import json
+import tomllib
 from collections import Counter
 from pathlib import Path
 
@@ -63,3 +64,32 @@ def queue_template(tmp_path: Path) -> Path:
 
 CONFIG_HEAD = '# my accounts (a comment to keep)\n[accounts.old]\nfrom = "old@example.test"\n'
 ADD = ["account", "add", "new", "--from", "new@example.test", "--smtp-host", "mx.example.test"]
+
+
+def account_home(root: Path, *, add: bool) -> Path:
+    """A HOME at `root` whose config holds CONFIG_HEAD, and account `new` too when the case
+    removes it (`add` False); the config file's path."""
+    config = root / ".config" / "mailcli" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(CONFIG_HEAD)
+    if not add:
+        assert cp.run(ADD, cp.base_env(root)).code == 0
+    return config
+
+
+def config_problems(
+    config: Path, before: bytes, after: bytes, args: list[str], env: dict[str, str]
+) -> list[str]:
+    """After an `account` run that was killed or failed: the config is the old one or the
+    new one, whole; a rerun (which may say "exists" or "no such account") ends with the
+    new one."""
+    problems = []
+    text = config.read_bytes()
+    if text not in (before, after):
+        problems.append(f"config is neither the old nor the new one: {text[-120:]!r}")
+    tomllib.loads(text.decode())  # parses, whole
+    rerun = cp.run(args, env)
+    problems += cp.exit_problem("rerun", rerun, sorted(cp.DOCUMENTED_EXITS))
+    if config.read_bytes() != after:
+        problems.append("after a rerun the config is not the new one")
+    return problems

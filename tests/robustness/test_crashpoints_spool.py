@@ -7,7 +7,6 @@ is sent once (plus at most one per crash, in the documented window between the s
 from __future__ import annotations
 
 import shutil
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,10 +19,11 @@ from tests.servers.ports import free_port
 from tests.servers.smtpd import AioSmtpd
 from tests.spoolcases import (
     ADD,
-    CONFIG_HEAD,
     QUEUE_RUN,
     QUEUED,
     SENDMAIL,
+    account_home,
+    config_problems,
     outgoing,
     queue_template,
     spool_problems,
@@ -150,13 +150,7 @@ def account_test(tmp_path: Path, budget: int | None, *, add: bool) -> None:
     args = ADD if add else ["account", "remove", "new"]
 
     def home(name: str) -> Path:
-        where = tmp_path / name
-        config = where / ".config" / "mailcli" / "config.toml"
-        config.parent.mkdir(parents=True)
-        config.write_text(CONFIG_HEAD)
-        if not add:
-            assert cp.run(ADD, cp.base_env(where)).code == 0
-        return config
+        return account_home(tmp_path / name, add=add)
 
     before = home("before").read_bytes()
     after = tmp_path / "after"
@@ -172,15 +166,7 @@ def account_test(tmp_path: Path, budget: int | None, *, add: bool) -> None:
         config = home(f"p{index}")
         env = cp.base_env(config.parents[2])
         problems = cp.exit_problem("crashed run", cp.run(args, env, point=point))
-        text = config.read_bytes()
-        if text not in (before, after.read_bytes()):
-            problems.append(f"config is neither the old nor the new one: {text[-120:]!r}")
-        tomllib.loads(text.decode())  # parses, whole
-        rerun = cp.run(args, env)  # may say "exists"/"no such account": documented
-        problems += cp.exit_problem("rerun", rerun, sorted(cp.DOCUMENTED_EXITS))
-        if config.read_bytes() != after.read_bytes():
-            problems.append("after a rerun the config is not the new one")
-        return problems
+        return problems + config_problems(config, before, after.read_bytes(), args, env)
 
     name = "account add" if add else "account remove"
     enumerate_points(name, count, case, budget, CONFIG_INVARIANTS, tmp_path)

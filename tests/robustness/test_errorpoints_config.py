@@ -30,13 +30,7 @@ def account_test(tmp_path: Path, budget: int | None, *, add: bool) -> None:
     args = crash.ADD if add else ["account", "remove", "new"]
 
     def home(name: str) -> Path:
-        where = tmp_path / name
-        config = where / ".config" / "mailcli" / "config.toml"
-        config.parent.mkdir(parents=True)
-        config.write_text(crash.CONFIG_HEAD)
-        if not add:
-            assert cp.run(crash.ADD, cp.base_env(where)).code == 0
-        return config
+        return crash.account_home(tmp_path / name, add=add)
 
     before = home("before").read_bytes()
     after = tmp_path / "after"
@@ -56,14 +50,7 @@ def account_test(tmp_path: Path, budget: int | None, *, add: bool) -> None:
         env = cp.base_env(root)
         _, problems = ep.fail_at(where, args, env, tmp_path / f"p{index}.log")
         problems += ep.leftovers(root, where=where)
-        text = config.read_bytes()
-        if text not in (before, after.read_bytes()):
-            problems.append(f"config is neither the old nor the new one: {text[-120:]!r}")
-        rerun = cp.run(args, env)  # may say "exists"/"no such account": documented
-        problems += cp.exit_problem("rerun", rerun, sorted(cp.DOCUMENTED_EXITS))
-        if config.read_bytes() != after.read_bytes():
-            problems.append("after a rerun the config is not the new one")
-        return problems
+        return problems + crash.config_problems(config, before, after.read_bytes(), args, env)
 
     name = "account add" if add else "account remove"
     ep.enumerate_errors(name, count, case, budget, CONFIG_INVARIANTS, tmp_path)
