@@ -1,4 +1,8 @@
-"""The `mailcli` group and the one place where errors become exit codes."""
+"""The `mailcli` group and the one place where errors become exit codes.
+
+mailcli.errors is imported only when a run fails, by the functions that turn the failure
+into its status: a run that succeeds (`--version`, `--help`) never loads it.
+"""
 
 from __future__ import annotations
 
@@ -167,7 +171,7 @@ def _run(args: list[str]) -> int:
 
 def _signal_status(exc: BaseException) -> int:
     """128 + the signal that ended the run (errors.Stopped, KeyboardInterrupt); any
-    other BaseException goes on. mailcli.errors is imported only when a run fails."""
+    other BaseException goes on."""
     from mailcli.errors import ExitStatus, Stopped
 
     if isinstance(exc, Stopped):
@@ -236,7 +240,6 @@ def _stderr_renderer(app: AppContext) -> Renderer:
     return app.terminal.renderer(json_output=False, quiet=False)
 
 
-# mailcli.errors is imported only when a run fails: inside each of the functions below.
 def _usage_error(app: AppContext, exc: click.exceptions.ClickException) -> int:
     from mailcli.errors import ExitStatus
 
