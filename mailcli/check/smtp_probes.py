@@ -122,6 +122,10 @@ def _grade_enumeration(telling: list[str], rcpt_tells: bool, evidence: tuple[str
 
 # --- auth-before-tls ----------------------------------------------------------------
 
+# SASL mechanisms that send a proof of the password, never the password itself (e.g.
+# Sendmail's defaults, DIGEST-MD5 and CRAM-MD5).
+CHALLENGE_RESPONSE = ("CRAM-MD5", "DIGEST-MD5", "SCRAM-")
+
 
 def probe_auth_before_tls(target: AuditTarget) -> list[Finding]:
     if target.endpoint.security == "tls":
@@ -135,6 +139,13 @@ def probe_auth_before_tls(target: AuditTarget) -> list[Finding]:
     if target.endpoint.port == 25:
         summary += " (port 25: MTA-to-MTA)"
         return [Finding("auth-before-tls", "info", summary, smtp.evidence, cause="port-25")]
+    if all(m.upper().startswith(CHALLENGE_RESPONSE) for m in mechanisms.split()):
+        summary = (
+            f"AUTH {mechanisms} offered before STARTTLS: challenge-response only, so no "
+            "password travels in clear, but user names do and a captured exchange can be "
+            "cracked offline"
+        )
+        return [Finding("auth-before-tls", "warn", summary, smtp.evidence)]
     return [Finding("auth-before-tls", "fail", summary, smtp.evidence, None, ExitStatus.PROTOCOL)]
 
 
