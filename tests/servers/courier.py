@@ -14,12 +14,10 @@ The log (``log()``) is the daemons' output, what courierlogger would send to sys
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
 from pathlib import Path
 
 from . import debs
-from .certs import Certs
-from .ports import HOST, free_port, wait_for_greeting
+from .ports import HOST
 from .procs import make_workdir
 
 PACKAGES = (
@@ -59,27 +57,15 @@ def missing() -> str | None:
     return debs.missing(PACKAGES)
 
 
-class Courier(debs.UnpackedServer):
+class Courier(debs.UnpackedPop3Server):
     """Courier POP3 with Debian's defaults plus ``settings`` (shell assignments for
     /etc/courier/pop3d and pop3d-ssl)."""
 
     name = "Courier"
     packages = PACKAGES
-    host = HOST
-
-    def __init__(self, certs: Certs, settings: str = "") -> None:
-        super().__init__()
-        self.certs = certs
-        self.settings = settings
-        self.pop3_port = free_port()
-        self.pop3s_port = free_port()
 
     def daemons(self) -> str:
         return DAEMONS
-
-    def wait_ready(self, alive: Callable[[], bool]) -> None:
-        wait_for_greeting(self.pop3_port, b"+OK", alive=alive)
-        wait_for_greeting(self.pop3s_port, b"+OK", tls=self.certs.client_context(), alive=alive)
 
     def write_files(self, unpacked: Path) -> None:
         etc = self.root / "etc"

@@ -15,13 +15,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-from collections.abc import Callable
 from pathlib import Path
 from string import Template
 
 from . import debs
-from .certs import Certs
-from .ports import HOST, free_port, wait_for_greeting
+from .ports import HOST
 from .procs import make_workdir
 
 PACKAGES = ("cyrus-pop3d", "cyrus-common", "libical3", "libpcre3", "libclamav12", "libzephyr4")
@@ -52,26 +50,14 @@ def missing() -> str | None:
     return debs.missing(PACKAGES)
 
 
-class Cyrus(debs.UnpackedServer):
+class Cyrus(debs.UnpackedPop3Server):
     """Cyrus POP3 with Debian's imapd.conf plus ``settings`` ("option: value" lines)."""
 
     name = "Cyrus"
     packages = PACKAGES
-    host = HOST
-
-    def __init__(self, certs: Certs, settings: str = "") -> None:
-        super().__init__()
-        self.certs = certs
-        self.settings = settings
-        self.pop3_port = free_port()
-        self.pop3s_port = free_port()
 
     def daemons(self) -> str:
         return DAEMONS.format(root=self.root)
-
-    def wait_ready(self, alive: Callable[[], bool]) -> None:
-        wait_for_greeting(self.pop3_port, b"+OK", alive=alive)
-        wait_for_greeting(self.pop3s_port, b"+OK", tls=self.certs.client_context(), alive=alive)
 
     def write_files(self, unpacked: Path) -> None:
         etc = self.root / "etc"

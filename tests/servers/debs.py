@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+from .certs import Certs
 from .managed import ManagedServer
+from .ports import HOST, free_port, wait_for_greeting
 from .procs import kill_group, make_workdir
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -150,3 +152,22 @@ class UnpackedServer(ManagedServer):
 
     def wait_ready(self, alive: Callable[[], bool]) -> None:
         raise NotImplementedError
+
+
+class UnpackedPop3Server(UnpackedServer):
+    """A POP3 server on two loopback ports, STLS and implicit TLS, with the session's
+    certificate and `settings` added to its configuration (in the server's own syntax);
+    ready when both ports greet."""
+
+    host = HOST
+
+    def __init__(self, certs: Certs, settings: str = "") -> None:
+        super().__init__()
+        self.certs = certs
+        self.settings = settings
+        self.pop3_port = free_port()
+        self.pop3s_port = free_port()
+
+    def wait_ready(self, alive: Callable[[], bool]) -> None:
+        wait_for_greeting(self.pop3_port, b"+OK", alive=alive)
+        wait_for_greeting(self.pop3s_port, b"+OK", tls=self.certs.client_context(), alive=alive)
