@@ -14,8 +14,8 @@ from tests.helpers import MAILCLI, Mailcli, drop, message_ids
 from tests.servers.accounts import Account
 from tests.servers.accounts import numbered_message as message
 from tests.servers.fixtures import Mailbox
-from tests.servers.pop3scripts import hang_up, pop3_server
-from tests.servers.scripted import ScriptedServer
+from tests.servers.pop3scripts import pop3_server
+from tests.servers.scripted import ScriptedServer, hang_up
 
 
 def delivered(maildir: Path) -> list[bytes]:

@@ -27,8 +27,8 @@ import pytest
 
 from tests.helpers import MAILCLI
 from tests.servers.accounts import Account
-from tests.servers.pop3scripts import HangUp, pop3_server
-from tests.servers.scripted import Conn, Script, ScriptedServer
+from tests.servers.pop3scripts import pop3_server
+from tests.servers.scripted import Conn, HangUp, Script, ScriptedServer
 
 CLIENT_START_SECONDS = 30  # bounds on waiting for a condition, never what decides a result
 

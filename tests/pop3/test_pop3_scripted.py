@@ -10,8 +10,8 @@ import pytest
 from mailcli.auth.sasl import xoauth2
 from tests.helpers import Mailcli, Result
 from tests.servers.accounts import Account, Security
-from tests.servers.pop3scripts import HangUp, hang_up, minimal_server, pop3_server
-from tests.servers.scripted import Conn, Script, ScriptedServer
+from tests.servers.pop3scripts import minimal_server, pop3_server
+from tests.servers.scripted import Conn, HangUp, Script, ScriptedServer, hang_up
 
 
 def run(server: ScriptedServer, *command: str, security: Security = "starttls") -> Result:

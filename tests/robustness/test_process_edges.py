@@ -34,9 +34,9 @@ from tests.helpers import MAILCLI, Mailcli, write_cron_config
 from tests.servers import require
 from tests.servers.accounts import Account, numbered_message
 from tests.servers.fixtures import Mailbox
-from tests.servers.pop3scripts import HangUp, pop3_server
+from tests.servers.pop3scripts import pop3_server
 from tests.servers.ports import free_port
-from tests.servers.scripted import Conn, Script, ScriptedServer
+from tests.servers.scripted import Conn, HangUp, Script, ScriptedServer
 from tests.servers.smtpd import AioSmtpd
 
 SIGPIPE_EXIT = 128 + signal.SIGPIPE

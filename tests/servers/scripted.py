@@ -3,6 +3,12 @@
 Each connection runs `script(conn)` in its own thread; the script decides what the
 "server" says and when it stalls or hangs up. Lifetime is bounded: `stop()` (or leaving
 the context manager) closes the listener and every open connection.
+
+`answering` is the script of a line protocol's well-behaved server, which the POP3 and
+SMTP scripts (pop3scripts.py, smtpscripts.py) configure: a greeting, then an answer per
+command line. An answer is the lines to send, or a function of the connection and the
+client's line that answers itself; it may end the session by raising `HangUp`
+(`hang_up(...)` builds one that sends lines first).
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from .managed import ManagedServer
 from .ports import HOST
@@ -47,6 +53,50 @@ class Conn:
 
 
 Script = Callable[[Conn], object]  # what a script returns is ignored
+Answer = str | Sequence[str] | Callable[[Conn, str], object]
+
+
+class HangUp(Exception):
+    """Raised by an answer: the server closes the connection without another word."""
+
+
+def hang_up(*lines: str) -> Callable[[Conn, str], object]:
+    """An answer that sends `lines` (a reply cut short, say) and hangs up."""
+
+    def answer(conn: Conn, line: str) -> object:
+        if lines:
+            conn.send(*lines)
+        raise HangUp
+
+    return answer
+
+
+def answering(
+    greeting: str, answers: Mapping[str, Answer], *, quit_reply: str, otherwise: str
+) -> Script:
+    """Greets, then answers each command line: by `answers` for the whole line (such as
+    "RETR 2") or else its verb; QUIT without one gets `quit_reply` and a hang-up; any
+    other command `otherwise`."""
+
+    def script(conn: Conn) -> None:
+        conn.send(greeting)
+        while line := conn.recv_line():
+            verb = line.split(" ", 1)[0].upper()
+            answer = answers.get(line, answers.get(verb))
+            try:
+                if callable(answer):
+                    answer(conn, line)
+                elif answer is not None:
+                    conn.send(*([answer] if isinstance(answer, str) else answer))
+                elif verb == "QUIT":
+                    conn.send(quit_reply)
+                    return
+                else:
+                    conn.send(otherwise)
+            except HangUp:
+                return
+
+    return script
 
 
 class ScriptedServer(ManagedServer):

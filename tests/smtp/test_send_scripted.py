@@ -8,6 +8,7 @@ import time
 from tests.helpers import Mailcli, Result
 from tests.servers.accounts import Account
 from tests.servers.scripted import Conn, ScriptedServer
+from tests.servers.smtpscripts import smtp_server
 
 
 def send(server: ScriptedServer, *extra: str) -> Result:
@@ -18,23 +19,12 @@ def send(server: ScriptedServer, *extra: str) -> Result:
     )
 
 
-def old_server(conn: Conn) -> None:
-    """Knows HELO only, as some appliances do."""
-    conn.send("220 old.example.test SMTP")
-    while line := conn.recv_line():
-        verb = line.split(" ", 1)[0].upper()
-        if verb == "EHLO":
-            conn.send("502 5.5.2 command not recognized")
-        elif verb == "DATA":
-            conn.send("354 go ahead")
-            while conn.recv_line() != ".":
-                pass
-            conn.send("250 2.0.0 queued as OLD1")
-        elif verb == "QUIT":
-            conn.send("221 bye")
-            return
-        else:
-            conn.send("250 ok")
+# Knows HELO only, as some appliances do.
+old_server = smtp_server(
+    "502 5.5.2 command not recognized",
+    greeting="220 old.example.test SMTP",
+    queued="250 2.0.0 queued as OLD1",
+)
 
 
 def test_helo_fallback_when_ehlo_is_refused() -> None:
@@ -85,35 +75,27 @@ def test_421_greeting_is_75() -> None:
 TOKEN = "ya29.token-Secret"
 
 
-def xoauth2_server(conn: Conn) -> None:
-    """Offers only AUTH XOAUTH2; accepts the right bearer token, and answers a wrong one
-    with the error challenge after which the client must send an empty line."""
+def bearer_login(conn: Conn, line: str) -> None:
+    """Accepts the right bearer token, and answers a wrong one with the error challenge
+    after which the client must send an empty line."""
     import base64
 
-    conn.send("220 oauth.example.test ESMTP")
-    while line := conn.recv_line():
-        verb, _, argument = line.partition(" ")
-        verb = verb.upper()
-        if verb == "EHLO":
-            conn.send("250-oauth.example.test", "250 AUTH XOAUTH2")
-        elif verb == "AUTH":
-            payload = base64.b64decode(argument.split(" ", 1)[1]).decode()
-            if payload == f"user=alice\x01auth=Bearer {TOKEN}\x01\x01":
-                conn.send("235 2.7.0 Accepted")
-            else:
-                conn.send("334 eyJzdGF0dXMiOiI0MDEifQ==")
-                if conn.recv_line() == "":
-                    conn.send("535 5.7.8 Username and Password not accepted")
-        elif verb == "DATA":
-            conn.send("354 go ahead")
-            while conn.recv_line() != ".":
-                pass
-            conn.send("250 2.0.0 OK queued")
-        elif verb == "QUIT":
-            conn.send("221 bye")
-            return
-        else:
-            conn.send("250 ok")
+    payload = base64.b64decode(line.split(" ")[2]).decode()
+    if payload == f"user=alice\x01auth=Bearer {TOKEN}\x01\x01":
+        conn.send("235 2.7.0 Accepted")
+    else:
+        conn.send("334 eyJzdGF0dXMiOiI0MDEifQ==")
+        if conn.recv_line() == "":
+            conn.send("535 5.7.8 Username and Password not accepted")
+
+
+# Offers only AUTH XOAUTH2.
+xoauth2_server = smtp_server(
+    ("250-oauth.example.test", "250 AUTH XOAUTH2"),
+    {"AUTH": bearer_login},
+    greeting="220 oauth.example.test ESMTP",
+    queued="250 2.0.0 OK queued",
+)
 
 
 def test_xoauth2_with_a_token_from_the_password_command() -> None:

@@ -12,7 +12,8 @@ from mailcli.smtp.reply import Reply, ReplyCode
 from mailcli.smtp.session import submit
 from mailcli.transcript import Transcript
 from tests.helpers import make_endpoint
-from tests.servers.scripted import Conn, ScriptedServer
+from tests.servers.scripted import ScriptedServer
+from tests.servers.smtpscripts import smtp_server
 
 
 @pytest.mark.parametrize(
@@ -41,19 +42,9 @@ def test_reply_codes_compare_as_the_numbers_the_server_sends() -> None:
     assert Reply(451, "later").temporary and not Reply(550, "no").temporary
 
 
-def _refuse_mail_from(conn: Conn) -> None:
-    conn.send("220 scripted ESMTP")
-    while line := conn.recv_line():
-        verb = line.split(" ", 1)[0].upper()
-        if verb == "EHLO":
-            conn.send("250-scripted", "250 8BITMIME")
-        elif verb == "MAIL":
-            conn.send("550 5.7.1 Sender address rejected: not owned by user")
-        elif verb == "QUIT":
-            conn.send("221 bye")
-            return
-        else:
-            conn.send("250 ok")
+_refuse_mail_from = smtp_server(
+    answers={"MAIL": "550 5.7.1 Sender address rejected: not owned by user"}
+)
 
 
 def test_a_refused_mail_from_raises_rejected_error_with_the_reply() -> None:
