@@ -127,6 +127,13 @@ def login(provider: Provider, client: Client) -> TokenSet:
     return browser_login(provider, client, port=None, open_url=follow, show_url=print)
 
 
+def logged_in(provider: Provider, client: Client) -> str:
+    """The refresh token of a browser login (there must be one)."""
+    refresh_token = login(provider, client).refresh_token
+    assert refresh_token
+    return refresh_token
+
+
 # -- the browser flow ----------------------------------------------------------------
 
 
@@ -387,9 +394,7 @@ def test_refresh_without_rotation_keeps_the_refresh_token(
 def test_revoked_refresh_token(
     auth_server: AuthServer, provider: Provider, client: Client, errors: list[MailcliError]
 ) -> None:
-    tokens = login(provider, client)
-    refresh_token = tokens.refresh_token
-    assert refresh_token
+    refresh_token = logged_in(provider, client)
     auth_server.revoke_refresh_tokens()
     error = expect(errors, ExitStatus.NOPERM, lambda: refresh(provider, client, refresh_token))
     assert isinstance(error, OAuthGrantError)
@@ -398,9 +403,7 @@ def test_revoked_refresh_token(
 def test_revoke(
     auth_server: AuthServer, provider: Provider, client: Client, errors: list[MailcliError]
 ) -> None:
-    tokens = login(provider, client)
-    refresh_token = tokens.refresh_token
-    assert refresh_token
+    refresh_token = logged_in(provider, client)
     assert revoke(provider, client, refresh_token) is True
     assert auth_server.requests["/revoke"] == 1
     expect(errors, ExitStatus.NOPERM, lambda: refresh(provider, client, refresh_token))
@@ -421,9 +424,7 @@ def test_google_grant_error_names_the_testing_expiry(
 def test_stopped_server_is_temporary(
     auth_server: AuthServer, provider: Provider, client: Client, errors: list[MailcliError]
 ) -> None:
-    tokens = login(provider, client)
-    refresh_token = tokens.refresh_token
-    assert refresh_token
+    refresh_token = logged_in(provider, client)
     auth_server.stop()
     expect(errors, ExitStatus.TEMPFAIL, lambda: refresh(provider, client, refresh_token))
 
@@ -431,9 +432,7 @@ def test_stopped_server_is_temporary(
 def test_5xx_is_temporary(
     auth_server: AuthServer, provider: Provider, client: Client, errors: list[MailcliError]
 ) -> None:
-    tokens = login(provider, client)
-    refresh_token = tokens.refresh_token
-    assert refresh_token
+    refresh_token = logged_in(provider, client)
     auth_server.token_status = 503
     expect(errors, ExitStatus.TEMPFAIL, lambda: refresh(provider, client, refresh_token))
 
