@@ -11,13 +11,17 @@ a base64 JSON error challenge, which is answered (`error_answer`) before the fin
 then the token is renewed once and AUTH tried once more on the same connection
 (`retry_once`). A 4xx reply to AUTH is temporary (75) and is not retried.
 
-Every response is built by `auth.sasl`; this module only frames it for smtplib's `auth()`.
+Every response is built by `auth.sasl`; this module only frames it (`_exchange`: the AUTH
+line, the 334 continuations), in base64 of the UTF-8 bytes RFC 4616 asks for. smtplib's
+own `auth()` is not used: it encodes every response as ASCII, so a non-ASCII password or
+user name could not be sent.
 """
 
 from __future__ import annotations
 
 import base64
 import smtplib
+from collections.abc import Callable
 from typing import overload
 
 from mailcli.auth.credential import BearerSource, Credential, Password, login_with
@@ -36,13 +40,15 @@ from mailcli.auth.sasl import (
     xoauth2,
 )
 from mailcli.endpoint import Endpoint
-from mailcli.errors import DataError, PermissionDeniedError, TempFailError, UnavailableError
+from mailcli.errors import PermissionDeniedError, TempFailError, UnavailableError
 from mailcli.network import reply_text
 from mailcli.smtp.reply import Reply
 from mailcli.smtp.wire import TracedSMTP
 
 # Strongest first. XOAUTH2 is used only when asked for (--auth xoauth2) or with OAuth2.
 AUTH_PREFERENCE = ("CRAM-MD5", "PLAIN", "LOGIN")
+# More continuations than any mechanism we speak needs: the server is looping.
+_MAX_CHALLENGES = 5
 
 
 def authenticate(smtp: TracedSMTP, endpoint: Endpoint, credential: Credential) -> None:
@@ -60,7 +66,7 @@ def _password_login(smtp: TracedSMTP, endpoint: Endpoint, password: Password) ->
     mechanism = choose_mechanism(offered, endpoint.auth)
     responder = _password_responder(mechanism, endpoint.user or "", password.secret())
     try:
-        smtp.auth(mechanism, responder, initial_response_ok=True)
+        _exchange(smtp, mechanism, responder, initial_response=True)
     except smtplib.SMTPAuthenticationError as exc:
         reply = _temporary_or(exc)
         raise PermissionDeniedError(
@@ -97,10 +103,37 @@ def _password_responder(
     return _PasswordResponder(mechanism, user, secret)
 
 
+def _exchange(
+    smtp: TracedSMTP,
+    mechanism: str,
+    respond: Callable[[bytes | None], bytes | None],
+    *,
+    initial_response: bool,
+) -> None:
+    """One AUTH: `respond(None)` is the initial response (None: the two-step form), then
+    `respond(challenge)` answers each 334 (its text decoded from base64). 235 (and 503,
+    already authenticated, as smtplib takes it) is success; any other reply raises
+    SMTPAuthenticationError."""
+    first = respond(None) if initial_response else None
+    line = mechanism if first is None else f"{mechanism} {_base64(first)}"
+    code, reply = smtp.docmd("AUTH", line)
+    for _ in range(_MAX_CHALLENGES):
+        if code != 334:
+            break
+        code, reply = smtp.docmd(_base64(respond(base64.decodebytes(reply)) or b""))
+    else:
+        raise smtplib.SMTPException(f"the server keeps answering AUTH with 334: {reply!r}")
+    if code not in (235, 503):
+        raise smtplib.SMTPAuthenticationError(code, reply)
+
+
+def _base64(response: bytes) -> str:
+    return base64.b64encode(response).decode("ascii")
+
+
 class _PasswordResponder:
-    """smtplib's authobject for PLAIN, LOGIN and CRAM-MD5: called with nothing for the
-    initial response (CRAM-MD5 has none), then with each challenge (decoded). smtplib
-    wants each response as an ASCII str, which it encodes in base64 itself."""
+    """The responses for PLAIN, LOGIN and CRAM-MD5: called with nothing for the initial
+    response (CRAM-MD5 has none), then with each challenge (decoded)."""
 
     def __init__(self, mechanism: str, user: str, secret: str) -> None:
         self.mechanism = mechanism
@@ -108,22 +141,18 @@ class _PasswordResponder:
         self.secret = secret
 
     @overload
-    def __call__(self, challenge: None = None, /) -> str | None: ...
+    def __call__(self, challenge: None = None, /) -> bytes | None: ...
     @overload
-    def __call__(self, challenge: bytes, /) -> str: ...
-    def __call__(self, challenge: bytes | None = None, /) -> str | None:
+    def __call__(self, challenge: bytes, /) -> bytes: ...
+    def __call__(self, challenge: bytes | None = None, /) -> bytes | None:
         if self.mechanism == "CRAM-MD5":
             if challenge is None:
                 return None
-            return _ascii(cram_md5(self.user, self.secret, challenge))
+            return cram_md5(self.user, self.secret, challenge)
         if self.mechanism == "LOGIN":
             name, password = login(self.user, self.secret)
-            return _ascii(name if challenge is None else password)
-        return _ascii(plain(self.user, self.secret))
-
-
-def _ascii(response: bytes) -> str:
-    return response.decode("ascii")
+            return name if challenge is None else password
+        return plain(self.user, self.secret)
 
 
 def _temporary_or(exc: smtplib.SMTPAuthenticationError) -> Reply:
@@ -138,15 +167,13 @@ def _bearer_login(smtp: TracedSMTP, endpoint: Endpoint, source: BearerSource) ->
     offered = smtp.esmtp_features.get("auth", "").split()
     mechanism = choose_bearer_mechanism(offered, endpoint.auth, source.provider)
     user = endpoint.user or ""
-    if not user.isascii():  # smtplib encodes every AUTH response as ASCII
-        raise DataError(f"the user name {user!r} is not ASCII: SMTP AUTH cannot carry it here")
     two_step = wants_two_step(source, "smtp")
 
     def attempt(token: str) -> str | None:
         payload = bearer_payload(mechanism, user, token, endpoint.host, endpoint.port)
         responder = _TokenResponder(mechanism, payload)
         try:
-            smtp.auth(mechanism, responder, initial_response_ok=not two_step)
+            _exchange(smtp, mechanism, responder, initial_response=not two_step)
         except smtplib.SMTPAuthenticationError as exc:
             return responder.detail or str(_temporary_or(exc))
         return None
@@ -155,7 +182,7 @@ def _bearer_login(smtp: TracedSMTP, endpoint: Endpoint, source: BearerSource) ->
 
 
 class _TokenResponder:
-    """smtplib's authobject for one bearer AUTH. smtplib calls it with nothing for the
+    """The responses of one bearer AUTH. `_exchange` calls it with nothing for the
     initial response (or, in the two-step form, with the server's empty challenge), then
     with each further challenge: after the payload, that can only be the JSON error
     challenge, which gets the mechanism's error answer (its detail is kept)."""
@@ -166,10 +193,10 @@ class _TokenResponder:
         self.sent = False
         self.detail: str | None = None
 
-    def __call__(self, challenge: bytes | None = None) -> str:
+    def __call__(self, challenge: bytes | None = None) -> bytes:
         if not self.sent:
             self.sent = True
-            return _ascii(self.payload)
-        # smtplib hands over the challenge decoded; error_detail reads it as sent.
+            return self.payload
+        # The challenge arrives decoded; error_detail reads it as sent.
         self.detail = error_detail(base64.b64encode(challenge or b""))
-        return _ascii(error_answer(self.mechanism))
+        return error_answer(self.mechanism)

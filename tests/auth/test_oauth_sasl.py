@@ -421,11 +421,14 @@ def test_pop3_login_through_dovecot_introspection(certs: Certs, revoke_first: bo
     assert f"AUTH OAUTHBEARER {MASK}" in trace.sent()
 
 
-def test_smtp_non_ascii_user_is_65_not_an_internal_error() -> None:
+def test_smtp_non_ascii_user_is_sent_as_utf8() -> None:
+    """RFC 7628: the user in a bearer payload is UTF-8, so a non-ASCII user name is sent
+    (and refused here by the script, 77), never an internal error."""
     source = MintedTokens(jwt.new_key(), "jörg")
     script = smtp_refusing("XOAUTH2", SMTP_ERROR_CHALLENGE)
     with ScriptedServer(script) as server, pytest.raises(MailcliError) as caught:
         endpoint = make_endpoint("smtp", server.port, user="jörg", security="none")
         smtp_login(endpoint, source, Trace())
-    assert caught.value.exit_status == ExitStatus.DATAERR
-    assert not any(line.upper().startswith("AUTH") for line in server.received)
+    assert caught.value.exit_status == ExitStatus.NOPERM
+    auth = next(line for line in server.received if line.upper().startswith("AUTH XOAUTH2 "))
+    assert base64.b64decode(auth.split()[2]).startswith("user=jörg\x01".encode())
