@@ -116,6 +116,9 @@ FIXES: dict[str, dict[str, str]] = {
     "user-enumeration": {
         "general": "disable VRFY and EXPN, or answer them without telling users apart",
         "postfix": "disable_vrfy_command = yes (Postfix has no EXPN)",
+        "sendmail": "define(`confPRIVACY_FLAGS', `needmailhelo,needexpnhelo,needvrfyhelo,"
+        "restrictqrun,restrictexpand,nobodyreturn,authwarnings,noexpn,novrfy')dnl in "
+        "/etc/mail/sendmail.mc (Debian's flags plus noexpn,novrfy), then sendmailconfig",
     },
     "user-enumeration:rcpt": {
         "general": "limit the rate of RCPT guesses (rate limits, tarpitting, fail2ban)",
@@ -123,6 +126,10 @@ FIXES: dict[str, dict[str, str]] = {
     "auth-before-tls": {
         "general": "offer AUTH only after STARTTLS",
         "postfix": "smtpd_tls_auth_only = yes",
+        "sendmail": "define(`confAUTH_MECHANISMS', `PLAIN LOGIN')dnl and "
+        "define(`confAUTH_OPTIONS', `p')dnl in /etc/mail/sendmail.mc, then sendmailconfig "
+        "(AuthOptions p offers only after STARTTLS the mechanisms open to passive attack; "
+        "the default DIGEST-MD5 and CRAM-MD5 it offers in clear)",
     },
     "unauth-pipelining": {
         "general": "refuse commands sent before the server's reply allows them",
@@ -162,6 +169,8 @@ FIXES: dict[str, dict[str, str]] = {
         "exim": "tls_require_ciphers = NORMAL:-VERS-TLS1.0:-VERS-TLS1.1:-RSA:-SHA1 "
         "(GnuTLS priority string: Debian's build)",
         "dovecot": "ssl_cipher_list = ECDHE+AESGCM:ECDHE+CHACHA20 (and ssl_min_protocol)",
+        "sendmail": "define(`confCIPHER_LIST', `ECDHE+AESGCM:ECDHE+CHACHA20')dnl in "
+        "/etc/mail/sendmail.mc, then sendmailconfig",
         "courier": 'TLS_PRIORITY="NORMAL:-VERS-TLS1.0:-VERS-TLS1.1:-SHA1:-RSA" in '
         "/etc/courier/pop3d-ssl (a GnuTLS priority string: no CBC-SHA1, no static RSA)",
         "cyrus": "tls_ciphers: ECDHE+AESGCM:ECDHE+CHACHA20 in /etc/imapd.conf",

@@ -180,6 +180,17 @@ def test_tls_findings_are_true(sendmail: Sendmail) -> None:
     assert "cipher=ECDHE-ECDSA-AES256-SHA" in sendmail.maillog()
 
 
+def test_the_fixes_given_are_the_hardened_servers_settings(
+    default_audits: list[list[Finding]],
+) -> None:
+    fixes = {f.id: f.fix or "" for f in default_audits[0]}
+    for line in HARDENED:
+        assert any(line in fix for fix in fixes.values()), line
+    for finding_id in FIXED:
+        assert fixes[finding_id].startswith("Sendmail: "), fixes[finding_id]
+    assert fixes["open-relay"].startswith("Sendmail: no fix verified"), fixes["open-relay"]
+
+
 def test_the_fixes_turn_the_findings_ok(hardened_sendmail: Sendmail, certs: Certs) -> None:
     runs = [levels(audit(hardened_sendmail, certs)) for _ in range(3)]
     assert runs[0] == HARDENED_LEVELS, runs[0]
