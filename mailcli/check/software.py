@@ -88,6 +88,15 @@ def fix_for(key: str, software: str) -> str | None:
     return f"{NAMES[software]}: no fix verified for this software; general advice: {general}"
 
 
+# Exim's TLS options take its TLS library's syntax, and each build refuses to start with
+# the other's form. The audit cannot tell the builds apart (same greeting and EHLO; only
+# the suites each accepts at its defaults differ, which a hardened list hides), so Exim's
+# TLS entries give both forms, each labelled with its build.
+_EXIM_GNUTLS = (
+    "GnuTLS build (Debian's): tls_require_ciphers = NORMAL:-VERS-TLS1.0:-VERS-TLS1.1:-RSA:-SHA1"
+)
+_EXIM_BUILDS = "(each build refuses the other's form; exim -bV names the library)"
+
 FIXES: dict[str, dict[str, str]] = {
     "smuggling": {
         "general": "end DATA only at <CRLF>.<CRLF>, refuse or normalise bare LF and CR, "
@@ -155,8 +164,8 @@ FIXES: dict[str, dict[str, str]] = {
     "tls-versions": {
         "general": "accept TLS 1.2 and 1.3 only (RFC 8996)",
         "postfix": "smtpd_tls_protocols = >=TLSv1.2 and smtpd_tls_mandatory_protocols = >=TLSv1.2",
-        "exim": "tls_require_ciphers = NORMAL:-VERS-TLS1.0:-VERS-TLS1.1:-RSA:-SHA1 "
-        "(Debian's Exim is built with GnuTLS: openssl_options makes it refuse its config)",
+        "exim": f"{_EXIM_GNUTLS}; OpenSSL build: openssl_options = +no_tlsv1 +no_tlsv1_1 "
+        f"{_EXIM_BUILDS}",
         "dovecot": "ssl_min_protocol = TLSv1.2",
         "courier": 'TLS_PRIORITY="NORMAL:-VERS-TLS1.0:-VERS-TLS1.1:-SHA1:-RSA" in '
         "/etc/courier/pop3d-ssl (Debian's couriertls is built with GnuTLS)",
@@ -166,8 +175,8 @@ FIXES: dict[str, dict[str, str]] = {
         "or CBC-SHA1 suites)",
         "postfix": "smtpd_tls_exclude_ciphers = aNULL, kRSA, SHA1 (client ports: "
         "smtpd_tls_mandatory_exclude_ciphers too)",
-        "exim": "tls_require_ciphers = NORMAL:-VERS-TLS1.0:-VERS-TLS1.1:-RSA:-SHA1 "
-        "(GnuTLS priority string: Debian's build)",
+        "exim": f"{_EXIM_GNUTLS}; OpenSSL build: tls_require_ciphers = "
+        f"ECDHE+AESGCM:ECDHE+CHACHA20 {_EXIM_BUILDS}",
         "dovecot": "ssl_cipher_list = ECDHE+AESGCM:ECDHE+CHACHA20 (and ssl_min_protocol)",
         "sendmail": "define(`confCIPHER_LIST', `ECDHE+AESGCM:ECDHE+CHACHA20')dnl in "
         "/etc/mail/sendmail.mc, then sendmailconfig",

@@ -1,5 +1,6 @@
 """`check smtp --audit` against a real Exim 4.96 (Debian's GnuTLS build, tests/servers/exim.py)
-with Debian's defaults, and with the fixes the audit gives applied.
+with Debian's defaults, and with the fixes the audit gives applied (the OpenSSL build:
+test_audit_exim_openssl).
 
 At Debian's defaults (smtp_accept_max 20, smtp_max_synprot_errors 3, domain literals
 refused, PIPECONNECT advertised) the audit gives the same findings three times over,
@@ -12,7 +13,6 @@ findings turn `ok`.
 from __future__ import annotations
 
 import socket
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -20,10 +20,10 @@ import pytest
 from mailcli.check.audit import run_audit
 from mailcli.check.findings import Finding
 from mailcli.check.limiter import ConnectionLimiter
-from tests.helpers import audit_target
+from tests.helpers import audit_target, finding_levels, findings_by_id
 from tests.servers import skip_unless_ready
 from tests.servers.certs import Certs
-from tests.servers.exim import HARDENED, Exim, missing
+from tests.servers.exim import HARDENED, HARDENED_OPENSSL, Exim, missing
 from tests.servers.ports import HOST
 
 # What the audit finds at Debian's defaults (the software, trusted-network and the
@@ -70,17 +70,13 @@ def audit(server: Exim, certs: Certs, limiter: ConnectionLimiter | None = None) 
     return run_audit(target)
 
 
-def levels(findings: list[Finding]) -> dict[str, str]:
-    return {f.id: f.level for f in findings if f.id in DEFAULT_LEVELS}
-
-
 @pytest.fixture(scope="module")
 def default_audits(exim: Exim, certs: Certs) -> list[list[Finding]]:
     return [audit(exim, certs) for _ in range(3)]
 
 
 def test_three_audits_give_the_same_findings(default_audits: list[list[Finding]]) -> None:
-    runs = [levels(findings) for findings in default_audits]
+    runs = [finding_levels(findings, DEFAULT_LEVELS) for findings in default_audits]
     assert runs[0] == DEFAULT_LEVELS, runs[0]
     assert runs[1] == runs[0] and runs[2] == runs[0], runs
 
@@ -102,7 +98,7 @@ def test_every_probe_ran_within_exims_limits(
 def test_open_relay_is_graded_on_the_forms_exim_let_through(
     default_audits: list[list[Finding]], exim: Exim
 ) -> None:
-    relay = {f.id: f for f in default_audits[0]}["open-relay"]
+    relay = findings_by_id(default_audits[0])["open-relay"]
     assert "15 of 16 forms tested" in relay.summary, relay.summary
     assert "domain literals not allowed" in "\n".join(relay.evidence)
     # Exim's own account: each run's 15 relay RCPTs refused (ACL, syntax or unqualified).
@@ -113,8 +109,8 @@ def test_open_relay_is_graded_on_the_forms_exim_let_through(
 
 def test_tls_findings_are_true(exim: Exim) -> None:
     for version in ("-tls1", "-tls1_1"):
-        assert _s_client(exim, version, "DEFAULT:@SECLEVEL=0"), version
-    assert _s_client(exim, "-tls1_2", "ECDHE-ECDSA-AES256-SHA")  # CBC with SHA-1
+        assert exim.handshakes(version, "DEFAULT:@SECLEVEL=0"), version
+    assert exim.handshakes("-tls1_2", "ECDHE-ECDSA-AES256-SHA")  # CBC with SHA-1
 
 
 def test_unauth_pipelining_is_exims_pipeconnect(
@@ -130,7 +126,7 @@ def test_unauth_pipelining_is_exims_pipeconnect(
         while ehlo[-1].startswith(b"250-"):
             ehlo.append(reader.readline())
         assert b"250-PIPECONNECT\r\n" in ehlo, ehlo
-    finding = {f.id: f for f in default_audits[0]}["unauth-pipelining"]
+    finding = findings_by_id(default_audits[0])["unauth-pipelining"]
     assert "PIPE_CONNECT" in finding.summary
     assert "pipelining_connect_advertise_hosts = :" in (finding.fix or "")
     assert "smtp_enforce_sync = true" not in (finding.fix or "")  # on already: no fix
@@ -144,35 +140,34 @@ def test_the_fixes_given_are_the_hardened_servers_settings(
         assert any(f"{setting} = {value}" in fix for fix in fixes.values()), setting
     for finding_id in FIXED:
         assert fixes[finding_id].startswith("Exim: "), fixes[finding_id]
-    assert "openssl_options" not in fixes["tls-versions"].split("(")[0]
+    # Debian's build is GnuTLS: its form comes first, labelled (the OpenSSL form follows).
+    gnutls_form = fixes["tls-versions"].partition("; OpenSSL build: ")[0]
+    assert gnutls_form.startswith("Exim: GnuTLS build (Debian's): "), gnutls_form
+    assert "openssl_options" not in gnutls_form
 
 
 def test_the_fixes_turn_the_findings_ok(hardened_exim: Exim, certs: Certs) -> None:
-    runs = [levels(audit(hardened_exim, certs)) for _ in range(3)]
+    runs = [finding_levels(audit(hardened_exim, certs), DEFAULT_LEVELS) for _ in range(3)]
     assert runs[0] == {**DEFAULT_LEVELS, **FIXED}, runs[0]
     assert runs[1] == runs[0] and runs[2] == runs[0], runs
-    assert not _s_client(hardened_exim, "-tls1", "DEFAULT:@SECLEVEL=0")
-    assert not _s_client(hardened_exim, "-tls1_2", "ECDHE-ECDSA-AES256-SHA")
+    assert not hardened_exim.handshakes("-tls1", "DEFAULT:@SECLEVEL=0")
+    assert not hardened_exim.handshakes("-tls1_2", "ECDHE-ECDSA-AES256-SHA")
 
 
-def _s_client(server: Exim, version: str, ciphers: str) -> bool:
-    """Whether `openssl s_client` completes a handshake with this version and suites."""
-    done = subprocess.run(
-        [
-            "openssl", "s_client", "-connect", f"{HOST}:{server.smtp_port}",
-            "-starttls", "smtp", version, "-cipher", ciphers, "-brief",
-        ],
-        input=b"QUIT\r\n",
-        capture_output=True,
-        timeout=30,
-    )  # fmt: skip
-    return done.returncode == 0 and b"CONNECTION ESTABLISHED" in done.stderr
-
-
-def test_openssl_options_makes_debians_exim_refuse_its_config(certs: Certs) -> None:
-    """Why the catalogue gives Exim a GnuTLS priority string: the OpenSSL-build fix
-    (openssl_options) stops Debian's GnuTLS-built Exim from starting at all."""
+@pytest.mark.parametrize(
+    ("setting", "refusal"),
+    [
+        ("openssl_options", "openssl_options is set but we're using GnuTLS"),
+        ("tls_require_ciphers", "tls_require_ciphers invalid: gnutls_priority_init"),
+    ],
+)
+def test_the_openssl_forms_make_debians_exim_refuse_its_config(
+    certs: Certs, setting: str, refusal: str
+) -> None:
+    """Why Exim's entries label each build's form: the OpenSSL build's fixes stop Debian's
+    GnuTLS-built Exim from starting at all."""
     skip_unless_ready(missing())
-    with pytest.raises(RuntimeError) as refused, Exim(certs, {"openssl_options": "+no_tlsv1"}):
+    openssl_form = {setting: HARDENED_OPENSSL[setting]}
+    with pytest.raises(RuntimeError) as refused, Exim(certs, openssl_form):
         pass
-    assert "openssl_options is set but we're using GnuTLS" in str(refused.value), refused.value
+    assert refusal in str(refused.value), refused.value

@@ -50,11 +50,19 @@ def test_a_cause_picks_its_own_entry_and_falls_back_to_the_finding() -> None:
     assert fix_for("no-such-finding", "postfix") is None
 
 
-def test_exims_tls_fix_is_gnutls_not_openssl_options() -> None:
-    for finding in ("tls-versions", "weak-ciphers"):
+def test_exims_tls_fixes_give_each_build_its_form() -> None:
+    """Each Exim build refuses the other's TLS syntax (test_audit_exim*), so the entries
+    give the GnuTLS priority string and the OpenSSL options, each labelled."""
+    gnutls_form = "tls_require_ciphers = NORMAL:-VERS-TLS1.0:-VERS-TLS1.1:-RSA:-SHA1"
+    openssl_forms = {
+        "tls-versions": "openssl_options = +no_tlsv1 +no_tlsv1_1 (",
+        "weak-ciphers": "tls_require_ciphers = ECDHE+AESGCM:ECDHE+CHACHA20 (",
+    }
+    for finding, openssl_form in openssl_forms.items():
         fix = fix_for(finding, "exim") or ""
-        assert fix.startswith("Exim: tls_require_ciphers = NORMAL:-VERS-TLS1.0"), fix
-        assert "openssl_options =" not in fix
+        gnutls, _, openssl = fix.partition("; OpenSSL build: ")
+        assert gnutls == f"Exim: GnuTLS build (Debian's): {gnutls_form}", fix
+        assert openssl.startswith(openssl_form), fix
 
 
 def test_every_entry_has_general_advice() -> None:
