@@ -45,7 +45,7 @@ NASTY_TEXT = st.one_of(
             "",
         ]
     ),
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=200, max_size=2000),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"]), min_size=200, max_size=2000),
 )
 ALLOWED = {0, 64, 65, 66}
 
