@@ -2,7 +2,7 @@
 
 Already authenticated (TLS, AUTH as for every command). Lines are POP3 commands; the
 replies are shown as the server sends them (`+OK 3 2086`), multi-line ones still
-dot-stuffed and through their closing `.` (see `mailcli.pop3.wirelines`). DELE marks and
+dot-stuffed and through their closing `.` (see `mailcli.pop3.multiline`). DELE marks and
 RSET unmarks, exactly as on the wire: deletions happen only at `quit`. End of input
 or Ctrl-C without `quit` closes the connection without QUIT, so nothing is deleted
 (with a warning when something was marked).

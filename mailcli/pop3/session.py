@@ -33,7 +33,7 @@ from mailcli.errors import (
 )
 from mailcli.network import error_from_network, reply_text, session_timeout, tls_context, trace_tls
 from mailcli.pop3.auth import authenticate
-from mailcli.pop3.multiline import MultilineCopier
+from mailcli.pop3.multiline import MultilineCopier, ShownLineCopier, shown_line
 from mailcli.pop3.phases import Pop3Phase
 from mailcli.pop3.wire import (
     NegativeReply,
@@ -41,7 +41,6 @@ from mailcli.pop3.wire import (
     TracedPOP3SSL,
     error_from_pop3_reply,
 )
-from mailcli.pop3.wirelines import WireLineCopier, shown
 from mailcli.transcript import Transcript
 
 MAX_LISTING = 16 * 1024 * 1024  # octets of a LIST/UIDL/CAPA response held in memory
@@ -246,16 +245,16 @@ class Pop3Session:
 
     def exchange(self, line: str, write: Callable[[bytes], object], *, multiline: bool) -> str:
         """Any command, as typed in `shell`; its reply goes to `write` as received (see
-        `wirelines`): the status line (-ERR included, not raised), then after +OK to a
+        `multiline`): the status line (-ERR included, not raised), then after +OK to a
         multi-line command the body, still dot-stuffed, and its "." line. Returns the
         status line."""
         self.send(line)
         wire = self._wire
         reply: bytes = self._guarded(wire.read_line)
-        write(shown(reply) + b"\n")
+        write(shown_line(reply) + b"\n")
         if multiline and reply.startswith(b"+OK"):
             with wire.pace.bulk():
-                self._guarded(WireLineCopier(wire.reader, write).run)
+                self._guarded(ShownLineCopier(wire.reader, write).run)
             self.transcript.received(b".")
         return reply_text(reply)
 

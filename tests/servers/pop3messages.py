@@ -1,5 +1,5 @@
 """Hypothesis strategies for what a POP3 server sends as a message, for the property
-tests of the multi-line readers (mailcli.pop3.multiline, mailcli.pop3.wirelines)."""
+tests of the multi-line response scanner and its copiers (mailcli.pop3.multiline)."""
 
 from __future__ import annotations
 
