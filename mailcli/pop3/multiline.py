@@ -16,7 +16,7 @@ original.) A server that ends its lines with bare LF therefore never
 ends a response: the timeout (75) or the octet limit (76) stops it, nothing is recorded.
 
 What the scanner finds goes to one of two copiers:
-- `MultilineCopier` (RETR, TOP, fetch, the listings): the data, un-stuffed, line ends
+- `UnstuffingCopier` (RETR, TOP, fetch, the listings): the data, un-stuffed, line ends
   as the server sent them (CRLF), so a RETR's output has exactly the octets LIST
   reported; bounded by an octet limit.
 - `ShownLineCopier` (`shell`, the telnet session done properly): every line as sent,
@@ -100,7 +100,7 @@ def _terminator(data: bytes, at_line_start: bool) -> tuple[int, int] | None:
     return (found + 2, found + len(_TERMINATOR)) if found >= 0 else None
 
 
-class MultilineCopier:
+class UnstuffingCopier:
     """Copies one multi-line response from `source` to `write`, un-stuffed.
 
     `limit` bounds the octets accepted (a server that never ends its response, or sends

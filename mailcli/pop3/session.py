@@ -33,7 +33,7 @@ from mailcli.errors import (
 )
 from mailcli.network import error_from_network, reply_text, session_timeout, tls_context, trace_tls
 from mailcli.pop3.auth import authenticate
-from mailcli.pop3.multiline import MultilineCopier, ShownLineCopier, shown_line
+from mailcli.pop3.multiline import ShownLineCopier, UnstuffingCopier, shown_line
 from mailcli.pop3.phases import Pop3Phase
 from mailcli.pop3.wire import (
     NegativeReply,
@@ -220,7 +220,7 @@ class Pop3Session:
         """The multi-line body after a +OK already read, un-stuffed, streamed to
         `write` (its own errors pass through unchanged); at most `limit` octets (76)."""
         wire = self._wire
-        copier = MultilineCopier(wire.reader, write, limit=limit)
+        copier = UnstuffingCopier(wire.reader, write, limit=limit)
         with wire.pace.bulk():  # long while it moves (network.Pace)
             self._guarded(copier.run)
         return Body(copier.octets, copier.lines)

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 import mailcli.pop3.multiline as multiline
 from mailcli.errors import ProtocolError, TempFailError
 from mailcli.pop3.multiline import (
-    MultilineCopier,
     ShownLineCopier,
+    UnstuffingCopier,
     scan_body,
     stuff,
     unstuff,
@@ -42,10 +42,10 @@ def blocks_of(size: int) -> Iterator[None]:
         multiline.BLOCK_SIZE = original
 
 
-def copy(wire: bytes, buffer_size: int, **options: int) -> tuple[bytes, bytes, MultilineCopier]:
+def copy(wire: bytes, buffer_size: int, **options: int) -> tuple[bytes, bytes, UnstuffingCopier]:
     source = source_of(wire, buffer_size)
     out = bytearray()
-    copier = MultilineCopier(source, out.extend, **options)
+    copier = UnstuffingCopier(source, out.extend, **options)
     copier.run()
     return bytes(out), source.read(), copier
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from mailcli.config import parse_config
 from mailcli.errors import MailcliError
 from mailcli.pop3.commands import _ints, _pair, parse_message_set
-from mailcli.pop3.multiline import MultilineCopier
+from mailcli.pop3.multiline import UnstuffingCopier
 from mailcli.pop3.wire import error_from_pop3_reply
 from mailcli.sendmail.arguments import Addressing, parse_args, prepare
 from mailcli.smtp.rawmessage import RawMessage
@@ -212,7 +212,7 @@ def test_negative_replies_and_response_codes(reply: bytes) -> None:
 def test_multiline_reader_on_arbitrary_bytes(wire: bytes) -> None:
     source = io.BufferedReader(io.BytesIO(wire), buffer_size=64)
     try:
-        MultilineCopier(source, lambda data: None, limit=10_000).run()
+        UnstuffingCopier(source, lambda data: None, limit=10_000).run()
     except MailcliError as exc:
         assert exc.exit_status in (75, 76)
 
