@@ -12,6 +12,7 @@ kernel every daemon, even those that daemonize into their own sessions.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable
@@ -46,11 +47,20 @@ def missing(packages: tuple[str, ...]) -> str | None:
 
 
 def unpack(name: str, packages: tuple[str, ...]) -> Path:
-    """.cache/NAME with every package extracted (once)."""
+    """.cache/NAME with every package extracted (once). Parallel test workers may start
+    the first server of a kind at once: a lock per name lets one unpack, the others then
+    find it done."""
     unpacked = REPOSITORY / ".cache" / name
-    if (unpacked / ".unpacked").exists():
-        return unpacked
-    staging = unpacked.with_name(f"{name}.partial")
+    unpacked.parent.mkdir(parents=True, exist_ok=True)
+    with unpacked.with_name(f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (unpacked / ".unpacked").exists():
+            _extract(unpacked, packages)
+    return unpacked
+
+
+def _extract(unpacked: Path, packages: tuple[str, ...]) -> None:
+    staging = unpacked.with_name(f"{unpacked.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     for package in packages:
@@ -62,7 +72,6 @@ def unpack(name: str, packages: tuple[str, ...]) -> Path:
     (staging / ".unpacked").touch()
     shutil.rmtree(unpacked, ignore_errors=True)
     staging.rename(unpacked)
-    return unpacked
 
 
 class SystemUser(NamedTuple):

@@ -35,7 +35,6 @@ parameters made as its update_tls makes them), then ``m4``, ``makemap`` and
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import signal
@@ -135,15 +134,6 @@ class Sendmail(debs.UnpackedServer):
         self.access_without = tuple(access_without)
         self.smtp_port = free_port()
         self.msp_port = free_port()
-
-    def start(self) -> None:
-        # Parallel test workers may start the first Sendmail at once: one unpacks.
-        lock = debs.REPOSITORY / ".cache" / "sendmail.lock"
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        with lock.open("w") as held:
-            fcntl.flock(held, fcntl.LOCK_EX)
-            debs.unpack(self.name.lower(), self.packages)
-        super().start()
 
     def maillog(self) -> str:
         path = self.root / "maillog"
