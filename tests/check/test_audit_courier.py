@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -27,6 +26,7 @@ from tests.servers import skip_unless_ready
 from tests.servers.certs import Certs
 from tests.servers.courier import Courier, missing
 from tests.servers.ports import HOST
+from tests.servers.sclient import s_client
 
 OUTSIDER = "127.0.0.2"
 # The fixes the audit gives for Courier, as /etc/courier/pop3d-ssl lines.
@@ -115,14 +115,6 @@ def test_user_is_taken_in_clear(courier: Courier) -> None:
         reader.readline()
         raw.sendall(b"USER nobody-here\r\nQUIT\r\n")
         assert reader.readline().startswith(b"+OK")
-
-
-def s_client(port: int, *options: str) -> str:
-    done = subprocess.run(
-        ["openssl", "s_client", "-connect", f"{HOST}:{port}", *options],
-        input=b"", capture_output=True, timeout=30, check=False,
-    )  # fmt: skip
-    return done.stdout.decode(errors="replace") if done.returncode == 0 else ""
 
 
 def test_tls_findings_are_true(courier: Courier, certs: Certs) -> None:

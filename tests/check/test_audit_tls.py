@@ -31,6 +31,7 @@ from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot
 from tests.servers.ports import HOST
 from tests.servers.postfix import Postfix
+from tests.servers.sclient import s_client
 from tests.servers.tlsserver import ServerCert, TlsServer, issue, server_context
 
 
@@ -208,12 +209,8 @@ DEBIAN_DH = Path("/usr/share/dovecot/dh.pem")
 def s_client_accepts(port: int, suite: str) -> bool:
     """An independent check: does `openssl s_client` complete a TLS 1.2 handshake with
     `suite` (and no other) on the implicit-TLS `port`?"""
-    done = subprocess.run(
-        ["openssl", "s_client", "-connect", f"{HOST}:{port}", "-tls1_2",
-         "-cipher", f"{suite}:@SECLEVEL=0"],
-        input=b"", capture_output=True, timeout=30, check=False,
-    )  # fmt: skip
-    return done.returncode == 0 and f"Cipher    : {suite}".encode() in done.stdout
+    output = s_client(port, "-tls1_2", "-cipher", f"{suite}:@SECLEVEL=0")
+    return f"Cipher    : {suite}" in output
 
 
 def test_anonymous_ecdh_without_dh_parameters_fails(certs: Certs) -> None:

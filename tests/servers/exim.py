@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from . import debs
 from .certs import Certs
 from .ports import HOST, free_port, wait_for_greeting
 from .procs import make_workdir
+from .sclient import starttls_handshakes
 
 PACKAGES = ("exim4-base", "exim4-config", "exim4-daemon-light")
 DOMAIN = "exim.test"
@@ -114,16 +114,7 @@ class Exim(debs.UnpackedServer):
         """Whether `openssl s_client` completes a STARTTLS handshake with this protocol
         version option (e.g. -tls1) and cipher list: the audit's TLS findings, checked
         without mailcli."""
-        done = subprocess.run(
-            [
-                "openssl", "s_client", "-connect", f"{HOST}:{self.smtp_port}",
-                "-starttls", "smtp", version, "-cipher", ciphers, "-brief",
-            ],
-            input=b"QUIT\r\n",
-            capture_output=True,
-            timeout=30,
-        )  # fmt: skip
-        return done.returncode == 0 and b"CONNECTION ESTABLISHED" in done.stderr
+        return starttls_handshakes(self.smtp_port, version, ciphers)
 
     def wait_ready(self, alive: Callable[[], bool]) -> None:
         wait_for_greeting(self.smtp_port, b"220 ", alive=alive)
