@@ -19,7 +19,7 @@ import pytest
 
 from mailcli.check.audit import run_audit
 from mailcli.check.findings import Finding
-from tests.helpers import audit_target
+from tests.helpers import audit_target, finding_levels
 from tests.servers import skip_unless_ready
 from tests.servers.certs import Certs
 from tests.servers.ports import HOST
@@ -69,17 +69,13 @@ def audit(server: Sendmail, certs: Certs) -> list[Finding]:
     return run_audit(target)
 
 
-def levels(findings: list[Finding]) -> dict[str, str]:
-    return {f.id: f.level for f in findings if f.id in DEFAULT_LEVELS}
-
-
 @pytest.fixture(scope="module")
 def default_audits(sendmail: Sendmail, certs: Certs) -> list[list[Finding]]:
     return [audit(sendmail, certs) for _ in range(3)]
 
 
 def test_three_audits_give_the_same_findings(default_audits: list[list[Finding]]) -> None:
-    runs = [levels(findings) for findings in default_audits]
+    runs = [finding_levels(findings, DEFAULT_LEVELS) for findings in default_audits]
     assert runs[0] == DEFAULT_LEVELS, runs[0]
     assert runs[1] == runs[0] and runs[2] == runs[0], runs
 
@@ -193,7 +189,7 @@ def test_the_fixes_given_are_the_hardened_servers_settings(
 
 
 def test_the_fixes_turn_the_findings_ok(hardened_sendmail: Sendmail, certs: Certs) -> None:
-    runs = [levels(audit(hardened_sendmail, certs)) for _ in range(3)]
+    runs = [finding_levels(audit(hardened_sendmail, certs), DEFAULT_LEVELS) for _ in range(3)]
     assert runs[0] == HARDENED_LEVELS, runs[0]
     assert runs[1] == runs[0] and runs[2] == runs[0], runs
     assert not starttls_handshakes(hardened_sendmail.smtp_port, "-tls1_2", "ECDHE-ECDSA-AES256-SHA")
