@@ -75,11 +75,14 @@ def occurrence(fetch: Mailcli, fault: Fault, scratch: Path, which: int = 0) -> i
     return found[which]
 
 
+def fetched(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A run of `argv` without a fault (the rerun after one)."""
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
 def injected(argv: list[str], env: dict[str, str], inject: str) -> subprocess.CompletedProcess[str]:
     strace = ["strace", "-qq", "-o", os.devnull, "-e", *f"inject={inject}".split()]
-    return subprocess.run(
-        [*strace, *argv], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    return fetched([*strace, *argv], env)
 
 
 def leftovers(home: Path) -> list[str]:
@@ -106,3 +109,11 @@ def delivered_ids(kind: str, home: Path) -> list[str]:
 
 
 EXPECTED = sorted(f"<n{n}@example.test>" for n in range(MESSAGES))
+# What a run that fetched every message exactly once leaves: final_state's answer.
+FETCHED_ONCE: tuple[list[str], int, list[str]] = (EXPECTED, 0, [])
+
+
+def final_state(fetch: Mailcli, kind: str, home: Path) -> tuple[list[str], int, list[str]]:
+    """What the runs left: the Message-IDs delivered (sorted, a duplicate shows twice),
+    the messages still on the server, the temporaries left behind."""
+    return delivered_ids(kind, home), fetch.server_count(), leftovers(home)

@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 
 from tests.diskfull import (
-    EXPECTED,
+    FETCHED_ONCE,
     MESSAGES,
     Fault,
-    delivered_ids,
     environment,
     fetch_argv,
+    fetched,
+    final_state,
     injected,
     leftovers,
     occurrence,
@@ -74,18 +75,9 @@ def test_a_full_disk_at_each_write_is_74_and_a_rerun_delivers_exactly_once(
     assert not any(line.startswith("mailcli: error: ") for line in lines[1:]), lines
     assert leftovers(home) == []
     assert mailcli.server_count() == MESSAGES  # no QUIT after the failure: nothing deleted
-    again = subprocess.run(
-        fetch_argv(mailcli, fault.kind, home, "--delete"),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    again = fetched(fetch_argv(mailcli, fault.kind, home, "--delete"), env)
     assert again.returncode == 0, again.stderr
-    assert delivered_ids(fault.kind, home) == EXPECTED  # exactly once
-    assert mailcli.server_count() == 0
-    assert leftovers(home) == []
+    assert final_state(mailcli, fault.kind, home) == FETCHED_ONCE
 
 
 # The disk fills up after the short write: the last batch's journal (mbox) or sync
@@ -115,18 +107,9 @@ def test_a_short_write_of_the_state_append_never_counts_as_recorded(
     first = injected(fetch_argv(mailcli, kind, home), env, inject)
     assert first.returncode == 74, first.stderr
     assert "Traceback" not in first.stderr
-    again = subprocess.run(
-        fetch_argv(mailcli, kind, home, "--delete"),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    again = fetched(fetch_argv(mailcli, kind, home, "--delete"), env)
     assert again.returncode == 0, again.stderr
-    assert delivered_ids(kind, home) == EXPECTED  # exactly once
-    assert mailcli.server_count() == 0
-    assert leftovers(home) == []
+    assert final_state(mailcli, kind, home) == FETCHED_ONCE
 
 
 def test_the_first_queue_run_on_a_full_disk_is_74(tmp_path: Path) -> None:
@@ -178,6 +161,4 @@ def test_a_failing_close_after_the_work_is_durable_changes_nothing(
         f"{fault.inject}:when={when}",
     )
     assert done.returncode == 0, done.stderr
-    assert delivered_ids(fault.kind, home) == EXPECTED
-    assert mailcli.server_count() == 0
-    assert leftovers(home) == []
+    assert final_state(mailcli, fault.kind, home) == FETCHED_ONCE
