@@ -1,8 +1,12 @@
 """SMTP AUTH (RFC 4954) for the submission session: passwords and OAuth2 bearer tokens.
 
-With a `Password`: the forced mechanism (--auth) or the strongest offered one we
-speak (CRAM-MD5, PLAIN, LOGIN); XOAUTH2 only when forced, with the password source's
-value as the token (a token printed by a password_command).
+With a `Password`: the forced mechanism (--auth), else the first offered one of an
+order that depends on TLS. Inside TLS: PLAIN (its initial response makes the login one
+round trip), LOGIN, then CRAM-MD5 only when nothing else is offered (two round trips,
+and it makes the server keep a plaintext-equivalent password). In clear: CRAM-MD5
+first, so that no password crosses the wire when it is offered, then PLAIN, LOGIN.
+XOAUTH2 only when forced, with the password source's value as the token (a token
+printed by a password_command).
 
 With a `BearerSource` (an account with OAuth2): XOAUTH2 or OAUTHBEARER
 (`choose_bearer_mechanism`), the token as the initial response (`AUTH M <base64>`), or in
@@ -45,8 +49,9 @@ from mailcli.network import reply_text
 from mailcli.smtp.reply import Reply
 from mailcli.smtp.wire import TracedSMTP
 
-# Strongest first. XOAUTH2 is used only when asked for (--auth xoauth2) or with OAuth2.
-AUTH_PREFERENCE = ("CRAM-MD5", "PLAIN", "LOGIN")
+# First offered wins. XOAUTH2 only when asked for (--auth xoauth2) or with OAuth2.
+AUTH_PREFERENCE_TLS = ("PLAIN", "LOGIN", "CRAM-MD5")
+AUTH_PREFERENCE_CLEAR = ("CRAM-MD5", "PLAIN", "LOGIN")
 # More continuations than any mechanism we speak needs: the server is looping.
 _MAX_CHALLENGES = 5
 
@@ -63,7 +68,7 @@ def authenticate(smtp: TracedSMTP, endpoint: Endpoint, credential: Credential) -
 
 def _password_login(smtp: TracedSMTP, endpoint: Endpoint, password: Password) -> None:
     offered = smtp.esmtp_features.get("auth", "").upper().split()
-    mechanism = choose_mechanism(offered, endpoint.auth)
+    mechanism = choose_mechanism(offered, endpoint.auth, tls=smtp.tls_active)
     responder = _password_responder(mechanism, endpoint.user or "", password.secret())
     try:
         _exchange(smtp, mechanism, responder, initial_response=True)
@@ -75,8 +80,9 @@ def _password_login(smtp: TracedSMTP, endpoint: Endpoint, password: Password) ->
         ) from None
 
 
-def choose_mechanism(offered: list[str], forced: str | None) -> str:
-    """The forced mechanism when offered, else the strongest offered one we speak."""
+def choose_mechanism(offered: list[str], forced: str | None, *, tls: bool) -> str:
+    """The forced mechanism when offered, else the first offered one of the order for
+    a connection inside TLS or in clear (the module's docstring says why)."""
     if not offered:
         raise UnavailableError(
             "the server offers no AUTH",
@@ -86,10 +92,10 @@ def choose_mechanism(offered: list[str], forced: str | None) -> str:
         mechanism = forced.upper()
         if mechanism not in offered:
             raise not_offered(mechanism, offered)
-        if mechanism not in (*AUTH_PREFERENCE, XOAUTH2):
+        if mechanism not in (*AUTH_PREFERENCE_TLS, XOAUTH2):
             raise UnavailableError(f"mailcli does not speak AUTH {mechanism}")
         return mechanism
-    for mechanism in AUTH_PREFERENCE:
+    for mechanism in AUTH_PREFERENCE_TLS if tls else AUTH_PREFERENCE_CLEAR:
         if mechanism in offered:
             return mechanism
     raise UnavailableError(f"no supported AUTH mechanism among {' '.join(offered)}")

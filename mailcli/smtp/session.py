@@ -165,8 +165,8 @@ class SmtpSession:
         return self._connected().connection
 
     def login(self) -> None:
-        """AUTH: the forced mechanism (--auth) or the strongest offered one; OAuth2
-        with a BearerSource (`smtp.auth`)."""
+        """AUTH: the forced mechanism (--auth) or the first offered one of the order
+        for TLS or clear; OAuth2 with a BearerSource (`smtp.auth`)."""
         smtp = self._connected()
         self._guarded(lambda: self._authenticate(smtp))
 
@@ -249,6 +249,7 @@ def _starttls(smtp: TracedSMTP, endpoint: Endpoint, transcript: Transcript) -> N
         )
     smtp.nagle(True)  # until the first reply inside TLS (TracedSMTP.nagle says why)
     smtp.starttls(context=tls_context(endpoint))  # verifies; resets the EHLO state
+    smtp.tls_active = True
     transcript.tls = True
     trace_tls(smtp.connection, transcript)
     hello(smtp)

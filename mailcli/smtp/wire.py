@@ -48,6 +48,7 @@ class TracedSMTP(smtplib.SMTP):
 
     transcript: Transcript = Transcript()
     greeting: Reply | None = None
+    tls_active = False  # implicit TLS or after STARTTLS: decides the AUTH order
     pace: Pace  # set by connect(), from the endpoint's timeout
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
@@ -154,6 +155,7 @@ def connect(endpoint: Endpoint, transcript: Transcript) -> TracedSMTP:
         raise error_from_smtp_reply("the connection", Reply(code, reply_text(greeting)))
     smtp.greeting = Reply(code, reply_text(greeting))
     if endpoint.security == "tls":
+        smtp.tls_active = True
         trace_tls(smtp.connection, transcript)
     return smtp
 
