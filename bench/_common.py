@@ -246,18 +246,33 @@ class Measurements:
     def ratio(self, name: str, baseline: str) -> float:
         return self.median(name) / self.median(baseline)
 
+    def quartiles(self, name: str) -> tuple[float, float]:
+        """First and third quartile of the wall times (the one sample twice for one run)."""
+        times = self.times[name]
+        if len(times) < 2:
+            return times[0], times[0]
+        first, _, third = statistics.quantiles(times, n=4, method="inclusive")
+        return first, third
+
     def peak_mib(self, name: str) -> float:
         """The largest peak RSS of any run, MiB."""
         return max(self.peaks[name], default=0) / 1024
 
-    def report(self, title: str, baseline: str, *, total: bool = False) -> None:
-        """Print a table: median seconds, ratio to `baseline`, peak RSS, runs (and sum)."""
+    def report(
+        self, title: str, baseline: str, *, total: bool = False, spread: bool = False
+    ) -> None:
+        """Print a table: median seconds, ratio to `baseline`, peak RSS, runs (and sum, and
+        the first and third quartile with `spread`)."""
         print(f"\n{title}")
         extra = f" {'sum s':>8}" if total else ""
+        extra += f" {'q1-q3 s':>15}" if spread else ""
         header = f"{'median s':>9} {'ratio':>7} {'peak RSS MiB':>13} {'runs':>5}"
         print(f"  {'tool':<34} {header}{extra}")
         for name in self.names:
             summed = f" {sum(self.times[name]):>8.2f}" if total else ""
+            if spread:
+                first, third = self.quartiles(name)
+                summed += f" {f'{first:.3f}-{third:.3f}':>15}"
             print(
                 f"  {name:<34} {self.median(name):>9.4f} {self.ratio(name, baseline):>6.2f}x "
                 f"{self.peak_mib(name):>13.1f} {len(self.times[name]):>5}{summed}"

@@ -96,7 +96,14 @@ class DelayProxy:
                 writer.write(data)
                 await writer.drain()
 
+        # As tasks, so that when one direction fails the other is cancelled, not left
+        # waiting on its queue until the loop is closed under it.
+        tasks = [asyncio.ensure_future(receive()), asyncio.ensure_future(send())]
         try:
-            await asyncio.gather(receive(), send())
+            await asyncio.gather(*tasks)
         except (ConnectionError, OSError):
             writer.close()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)

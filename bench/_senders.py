@@ -3,11 +3,14 @@
 mailcli and swaks compose the message from a subject and a body (and attachments);
 msmtp and curl are handed a ready message file, as they are meant to be used. Every
 function returns a Command; the route, a tests Account (plain_smtp, submission), says
-where to submit and how.
+where to submit and how. Recipients are one address or several (`Recipients`): each
+tool names every one in the envelope (mailcli `--to` each, msmtp and swaks a list, curl
+`--mail-rcpt` each) and the ready message's To: field lists them all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from _common import BENCH, Command, base_env, installed
@@ -19,6 +22,13 @@ SENDER = "bench@example.test"
 SUBJECT = "bench"
 BODY = "A short benchmark message."
 SMTPLIB_CLIENT = str(BENCH / "_smtplib_client.py")
+
+Recipients = str | Sequence[str]
+
+
+def listed(recipients: Recipients) -> list[str]:
+    """One address or several, as a list."""
+    return [recipients] if isinstance(recipients, str) else list(recipients)
 
 
 def plain_smtp(postfix: Postfix) -> Account:
@@ -36,18 +46,19 @@ def authenticates(route: Account) -> bool:
     return route.user is not None
 
 
-def ready_message(path: Path, recipient: str) -> Path:
+def ready_message(path: Path, recipients: Recipients) -> Path:
     """Write the message msmtp and curl submit (what mailcli and swaks compose)."""
     path.write_text(
-        f"From: {SENDER}\r\nTo: {recipient}\r\nSubject: {SUBJECT}\r\n"
+        f"From: {SENDER}\r\nTo: {', '.join(listed(recipients))}\r\nSubject: {SUBJECT}\r\n"
         f"Date: Mon, 02 Jan 2006 15:04:05 +0000\r\nMessage-ID: <{path.name}@example.test>\r\n"
         f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n{BODY}\r\n"
     )
     return path
 
 
-def mailcli_send(route: Account, home: Path, recipient: str, *extra: str) -> Command:
-    message = ["--from", SENDER, "--to", recipient, "--subject", SUBJECT, "--body", BODY]
+def mailcli_send(route: Account, home: Path, recipients: Recipients, *extra: str) -> Command:
+    to = [arg for address in listed(recipients) for arg in ("--to", address)]
+    message = ["--from", SENDER, *to, "--subject", SUBJECT, "--body", BODY]
     argv = [installed().mailcli, "send", *route.args(), *message, "-q", *extra]
     env = {
         **base_env(home),
@@ -76,7 +87,14 @@ def smtplib_send(route: Account, home: Path, recipient: str, message: Path) -> C
     return Command([installed().python, SMTPLIB_CLIENT], env, stdin=message)
 
 
-def msmtp_send(route: Account, home: Path, recipient: str, message: Path) -> Command:
+def msmtp_send(route: Account, home: Path, recipients: Recipients, message: Path) -> Command:
+    config = msmtp_config(route, home)
+    argv = ["msmtp", "-C", str(config), "-a", "bench", *listed(recipients)]
+    return Command(argv, base_env(home), stdin=message)
+
+
+def msmtp_config(route: Account, home: Path) -> Path:
+    """msmtp's configuration file for `route` (written once), account `bench`."""
     config = home / f"msmtprc-{route.port}"
     if not config.exists():
         tls = (
@@ -89,11 +107,10 @@ def msmtp_send(route: Account, home: Path, recipient: str, message: Path) -> Com
             f"account bench\nhost {route.host}\nport {route.port}\nfrom {SENDER}\n{tls}"
         )
         config.chmod(0o600)
-    argv = ["msmtp", "-C", str(config), "-a", "bench", recipient]
-    return Command(argv, base_env(home), stdin=message)
+    return config
 
 
-def swaks_send(route: Account, home: Path, recipient: str, *extra: str) -> Command:
+def swaks_send(route: Account, home: Path, recipients: Recipients, *extra: str) -> Command:
     tls = (
         [
             "-tls",
@@ -118,7 +135,7 @@ def swaks_send(route: Account, home: Path, recipient: str, *extra: str) -> Comma
         "--from",
         SENDER,
         "--to",
-        recipient,
+        ",".join(listed(recipients)),
         "--header",
         f"Subject: {SUBJECT}",
         "--body",
@@ -130,7 +147,7 @@ def swaks_send(route: Account, home: Path, recipient: str, *extra: str) -> Comma
     return Command(argv, base_env(home))
 
 
-def curl_send(route: Account, home: Path, recipient: str, message: Path) -> Command:
+def curl_send(route: Account, home: Path, recipients: Recipients, message: Path) -> Command:
     tls = (
         ["--ssl-reqd", "--cacert", str(route.cafile), "-u", f"{route.user}:{route.password}"]
         if authenticates(route)
@@ -143,8 +160,7 @@ def curl_send(route: Account, home: Path, recipient: str, message: Path) -> Comm
         *tls,
         "--mail-from",
         SENDER,
-        "--mail-rcpt",
-        recipient,
+        *(arg for address in listed(recipients) for arg in ("--mail-rcpt", address)),
         "-T",
         str(message),
     ]
