@@ -19,6 +19,7 @@ class ReplyCode(IntEnum):
     COMPLETED = 250
     WILL_FORWARD = 251  # RCPT: not local, will forward (accepted)
     START_INPUT = 354  # DATA: send the message
+    CLOSING = 421  # service not available: the server closes the connection
 
 
 ACCEPTED_RECIPIENT = (ReplyCode.COMPLETED, ReplyCode.WILL_FORWARD)

@@ -1,12 +1,15 @@
 """SMTP submission: connect, TLS, AUTH, MAIL/RCPT/DATA -> SendResult.
 
 The wire (traced, bounded smtplib) is in `smtp.wire`. The message itself is dot-stuffed
-and written in large blocks by `_send_data`.
+and written in large blocks by `pipeline.send_message`.
 
 Order of a session, and where it stops:
 connect -> EHLO (HELO only if EHLO is refused) -> STARTTLS (required when security is
 `starttls`: no offer means stop before any credential or mail) -> EHLO -> AUTH (only
-when a user is set) -> MAIL FROM -> RCPT TO each -> DATA -> QUIT.
+when a user is set) -> MAIL FROM -> RCPT TO each -> DATA -> QUIT. With PIPELINING
+offered, MAIL, the RCPTs and DATA go out in one write, and QUIT with the last message's
+final dot (`smtp.pipeline`); without it, or with `--quit-after mail|rcpt`, each command
+waits for its reply. After a completed message the next MAIL needs no RSET.
 
 After each phase (`smtp.phases`: connect, ehlo, tls, auth, mail, rcpt) the session calls one
 place, `_reached`: it tells the caller's `on_phase` callback (`check` fills its report
@@ -21,77 +24,39 @@ error, an error in the middle of the message body, Ctrl-C).
 
 from __future__ import annotations
 
-import re
 import smtplib
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from mailcli.auth.credential import Credential
 from mailcli.endpoint import Endpoint
 from mailcli.errors import (
     DataError,
-    ExitStatus,
     MailcliError,
     RejectedError,
     StoppedEarly,
     TempFailError,
     UnavailableError,
 )
-from mailcli.network import reply_text, session_timeout, tls_context, trace_tls, upload_piece
+from mailcli.network import reply_text, session_timeout, tls_context, trace_tls
 from mailcli.smtp.auth import authenticate
 from mailcli.smtp.envelope import Outgoing
 from mailcli.smtp.phases import SmtpPhase
-from mailcli.smtp.reply import ACCEPTED_RECIPIENT, Reply, ReplyCode
+from mailcli.smtp.pipeline import pipelined_transaction, send_message
+from mailcli.smtp.reply import Reply, ReplyCode
+from mailcli.smtp.result import SendResult as SendResult
 from mailcli.smtp.wire import (
     TracedSMTP,
     close_quietly,
     connect,
-    decoded,
     error_from_smtp_reply,
     error_from_smtplib,
     hello,
     quit_quietly,
 )
 from mailcli.transcript import Transcript
-
-DATA_CHUNK = 256 * 1024
-_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
-
-
-class SendResult:
-    """Per recipient accepted or refused, and the final reply to DATA (None: not sent).
-    Filled in as the transaction goes; a plain class, not a dataclass, whose build at
-    import costs ~1 ms (start-up)."""
-
-    def __init__(self, envelope_from: str) -> None:
-        self.envelope_from = envelope_from
-        self.accepted: list[str] = []
-        self.refused: dict[str, Reply] = {}
-        self.reply: Reply | None = None
-
-    def __repr__(self) -> str:
-        return (
-            f"SendResult(envelope_from={self.envelope_from!r}, accepted={self.accepted!r}, "
-            f"refused={self.refused!r}, reply={self.reply!r})"
-        )
-
-    @property
-    def exit_status(self) -> ExitStatus:
-        if any(reply.temporary for reply in self.refused.values()):
-            return ExitStatus.TEMPFAIL
-        return ExitStatus.NOUSER if self.refused else ExitStatus.OK
-
-    def as_json(self) -> dict[str, Any]:
-        refused = {a: {"code": r.code, "message": r.message} for a, r in self.refused.items()}
-        return {
-            "envelope_from": self.envelope_from,
-            "accepted": self.accepted,
-            "refused": refused,
-            "reply": str(self.reply) if self.reply else None,
-        }
-
 
 _T = TypeVar("_T")
 
@@ -110,7 +75,7 @@ def submit(
     with SmtpSession(
         endpoint, credential=credential, transcript=transcript, quit_after=quit_after
     ) as session:
-        return session.send(outgoing)
+        return session.send(outgoing, last=True)
 
 
 class SmtpSession:
@@ -138,6 +103,7 @@ class SmtpSession:
         self.connect_seconds = 0.0
         self.messages_sent = 0
         self._smtp: TracedSMTP | None = None
+        self._in_transaction = False  # MAIL accepted and no final reply: RSET first
 
     def __enter__(self) -> SmtpSession:
         started = time.monotonic()
@@ -170,13 +136,27 @@ class SmtpSession:
         smtp = self._connected()
         self._guarded(lambda: self._authenticate(smtp))
 
-    def send(self, outgoing: Outgoing) -> SendResult:
+    def send(self, outgoing: Outgoing, *, last: bool = False) -> SendResult:
+        """One transaction, pipelined when the server offers PIPELINING (`smtp.pipeline`)
+        and `--quit-after` stops no earlier; `last`: no message follows, so QUIT may go
+        with the final dot. A completed transaction needs no RSET before the next MAIL;
+        one left open (nobody accepted, or a stop after RCPT) gets one."""
         smtp = self._connected()
-        if self.messages_sent:
-            self._guarded(smtp.rset)  # a clean transaction for each message
-        result = self._guarded(lambda: _transact(smtp, outgoing, self.transcript, self._reached))
+        if self._in_transaction:
+            self._guarded(smtp.rset)
+        self._in_transaction = True
+        result = self._guarded(lambda: self._transact(smtp, outgoing, last=last))
+        self._in_transaction = result.reply is None
         self.messages_sent += 1
         return result
+
+    def _transact(self, smtp: TracedSMTP, outgoing: Outgoing, *, last: bool) -> SendResult:
+        options = _mail_options(smtp, outgoing)
+        if smtp.has_extn("pipelining") and self.quit_after not in ("mail", "rcpt"):
+            return pipelined_transaction(
+                smtp, outgoing, options, self.transcript, self._reached, quit=last
+            )
+        return _transact(smtp, outgoing, options, self.transcript, self._reached)
 
     def _open(self) -> None:
         smtp = self._connected()
@@ -259,13 +239,15 @@ def _starttls(smtp: TracedSMTP, endpoint: Endpoint, transcript: Transcript) -> N
 def _transact(
     smtp: TracedSMTP,
     outgoing: Outgoing,
+    options: list[str],
     transcript: Transcript,
     reached: Callable[[SmtpPhase], bool],
 ) -> SendResult:
-    """MAIL, RCPT each, DATA. `reached(phase)` True: stop there with what is known (the
-    probe "would these recipients be accepted?" sends no DATA)."""
+    """Lock-step: MAIL, RCPT each, DATA, each waiting for its reply. `reached(phase)`
+    True: stop there with what is known (the probe "would these recipients be
+    accepted?" sends no DATA). Nobody accepted: the transaction is left open (the
+    session resets it before another message; QUIT ends it otherwise)."""
     envelope = outgoing.envelope
-    options = _mail_options(smtp, outgoing)
     code, message = smtp.mail(envelope.sender, options)
     if code != ReplyCode.COMPLETED:
         raise error_from_smtp_reply("MAIL FROM", Reply(code, reply_text(message)))
@@ -274,15 +256,8 @@ def _transact(
         return result
     for recipient in envelope.recipients:
         code, message = smtp.rcpt(recipient)
-        if code in ACCEPTED_RECIPIENT:
-            result.accepted.append(recipient)
-        else:
-            result.refused[recipient] = Reply(code, reply_text(message))
-    stop = reached("rcpt")
-    if not result.accepted:
-        smtp.rset()
-        return result
-    if stop:
+        result.record(recipient, Reply(code, reply_text(message)))
+    if reached("rcpt") or not result.accepted:
         return result
     result.reply = _send_data(smtp, outgoing, transcript)
     return result
@@ -319,42 +294,8 @@ def _check_size_limit(announced: str, size: int) -> None:
 
 
 def _send_data(smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript) -> Reply:
-    """DATA: the message dot-stuffed and written in large pieces (attachments encoded as
-    they go), then the final dot. Every piece starts at a line start, so stuffing piece
-    by piece is exact."""
+    """DATA, then the message (`pipeline.send_message`)."""
     code, message = smtp.docmd("DATA")
     if code != ReplyCode.START_INPUT:
         raise error_from_smtp_reply("DATA", Reply(code, reply_text(message)))
-    try:
-        lines = _send_body(smtp, outgoing, transcript)
-    except BaseException:
-        # The server reads everything up to the final dot as the message: no QUIT can
-        # follow an interrupted body, only closing (and nothing is delivered).
-        close_quietly(smtp)
-        raise
-    if not transcript.show_data:
-        transcript.data_summary("send", lines, outgoing.size)
-    transcript.sent(b".")
-    smtp.connection.sendall(b".\r\n")
-    reply = Reply(*decoded(smtp.getreply()))
-    if reply.code != ReplyCode.COMPLETED:
-        raise error_from_smtp_reply("the message", reply)
-    return reply
-
-
-def _send_body(smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript) -> int:
-    """The message dot-stuffed, piece by piece; returns the number of lines. Each write
-    must finish within the timeout: pieces of `upload_piece` let a slow upload through
-    as long as it moves (`network.Pace`)."""
-    piece_size = min(DATA_CHUNK, upload_piece(smtp.pace.timeout))
-    lines = 0
-    for piece in outgoing.chunks():
-        stuffed = _LEADING_DOT.sub(b"..", piece)
-        lines += piece.count(b"\n")
-        if transcript.show_data:
-            for line in stuffed.split(b"\r\n")[:-1]:
-                transcript.data_line("send", line)
-        view = memoryview(stuffed)
-        for offset in range(0, len(view), piece_size):
-            smtp.connection.sendall(view[offset : offset + piece_size])
-    return lines
+    return send_message(smtp, outgoing, transcript, quit=False)

@@ -1,0 +1,166 @@
+"""RFC 2920 PIPELINING: a transaction's commands in one write, the replies matched in order.
+
+When the server offers PIPELINING, MAIL FROM, every RCPT TO and DATA go out together
+(in groups of at most `GROUP` commands, so that neither side can block writing while
+the other does) and one reply is read per command, in order. Every reply of a group is
+read before anything is decided, so the conversation stays in step whatever was refused:
+- MAIL refused: its error (a conforming server refuses the rest of the group too).
+- No RCPT accepted: nothing is sent. A conforming server refuses the pipelined DATA
+  (554 or 503, RFC 2920 section 3.1); one that answers 354 anyway gets a lone "." at
+  once, the data phase ended without the message, and the result says nothing was sent
+  (its reply to that empty data is read and ignored: there is no recipient to take it).
+- DATA refused while some RCPT was accepted: DATA's error, as in lock-step.
+- 421 to any command: the server is closing; 75 with its reply, the connection closed.
+- The connection lost before every reply is in: 75; nothing is reported as sent.
+
+The message follows as in lock-step (`send_message`): dot-stuffed, in pieces. When no
+other message follows on the session (`quit`), QUIT goes in the same write as the final
+dot. The message's own reply decides the outcome; the 221 is read after it, since RFC
+5321 4.1.1.10 says a client SHOULD wait for it and it costs no round trip of its own
+(the server answers QUIT as soon as it has answered the dot); a failure there changes
+nothing, the message's reply being in. Without PIPELINING the session stays lock-step.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+from collections.abc import Callable, Sequence
+
+from mailcli.errors import MailcliError, TempFailError
+from mailcli.network import upload_piece
+from mailcli.smtp.envelope import Outgoing
+from mailcli.smtp.phases import SmtpPhase
+from mailcli.smtp.reply import Reply, ReplyCode
+from mailcli.smtp.result import SendResult
+from mailcli.smtp.wire import TracedSMTP, close_quietly, decoded, error_from_smtp_reply
+from mailcli.transcript import Transcript
+
+GROUP = 100  # commands per write: their replies fit any socket buffer, so no deadlock
+DATA_CHUNK = 256 * 1024
+_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
+
+
+def pipelined_transaction(
+    smtp: TracedSMTP,
+    outgoing: Outgoing,
+    options: Sequence[str],
+    transcript: Transcript,
+    reached: Callable[[SmtpPhase], object],
+    *,
+    quit: bool,
+) -> SendResult:
+    """MAIL, every RCPT and DATA together; then the message (and QUIT with its final dot
+    when `quit`). Raises like the lock-step transaction; see the module's docstring."""
+    envelope = outgoing.envelope
+    mail = f"mail FROM:{smtplib.quoteaddr(envelope.sender)}" + "".join(f" {o}" for o in options)
+    commands = [mail, *(f"rcpt TO:{smtplib.quoteaddr(r)}" for r in envelope.recipients), "DATA"]
+    encoding = "utf-8" if "SMTPUTF8" in options else "ascii"
+    mail_reply, *rcpt_replies, data_reply = exchange(smtp, commands, transcript, encoding)
+    result = SendResult(envelope_from=envelope.sender)
+    for recipient, reply in zip(envelope.recipients, rcpt_replies, strict=True):
+        result.record(recipient, reply)
+    mail_refused = mail_reply.code != ReplyCode.COMPLETED
+    if data_reply.code == ReplyCode.START_INPUT and (mail_refused or not result.accepted):
+        _end_data_without_message(smtp, transcript)
+    if mail_refused:
+        raise error_from_smtp_reply("MAIL FROM", mail_reply)
+    reached("mail")
+    reached("rcpt")
+    if not result.accepted:
+        return result
+    if data_reply.code != ReplyCode.START_INPUT:
+        raise error_from_smtp_reply("DATA", data_reply)
+    result.reply = send_message(smtp, outgoing, transcript, quit=quit)
+    return result
+
+
+def exchange(
+    smtp: TracedSMTP, commands: Sequence[str], transcript: Transcript, encoding: str = "ascii"
+) -> list[Reply]:
+    """Each group of commands in one write, then its replies in order."""
+    replies: list[Reply] = []
+    for start in range(0, len(commands), GROUP):
+        group = commands[start : start + GROUP]
+        write_together(smtp, group, transcript, encoding)
+        replies += [read_reply(smtp) for _ in group]
+    return replies
+
+
+def write_together(
+    smtp: TracedSMTP, lines: Sequence[str], transcript: Transcript, encoding: str = "ascii"
+) -> None:
+    """The lines in one write; the transcript marks them as one group."""
+    if len(lines) > 1:
+        transcript.info(f"pipelined: {len(lines)} lines in one write")
+    for line in lines:
+        transcript.sent(line)
+    smtp.connection.sendall("".join(f"{line}\r\n" for line in lines).encode(encoding))
+
+
+def read_reply(smtp: TracedSMTP) -> Reply:
+    """The next reply; a 421 (the server is closing) ends the session with 75."""
+    reply = Reply(*decoded(smtp.getreply()))
+    if reply.code == ReplyCode.CLOSING:
+        close_quietly(smtp)
+        raise TempFailError(f"the server is closing the connection: {reply}")
+    return reply
+
+
+def _end_data_without_message(smtp: TracedSMTP, transcript: Transcript) -> None:
+    """A 354 nobody should have sent (no recipient, or no sender): a lone dot ends the
+    data phase with nothing in it; the reply to that is read and has no say."""
+    transcript.info("no recipient accepted: the data phase ends without the message")
+    write_together(smtp, ["."], transcript)
+    read_reply(smtp)
+
+
+def send_message(
+    smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript, *, quit: bool
+) -> Reply:
+    """After a 354: the message dot-stuffed, then the final dot (with QUIT when `quit`);
+    the message's reply. An interrupted body can only be closed on: the server reads
+    everything up to the final dot as the message (and delivers nothing)."""
+    try:
+        lines = _send_body(smtp, outgoing, transcript)
+    except BaseException:
+        close_quietly(smtp)
+        raise
+    if not transcript.show_data:
+        transcript.data_summary("send", lines, outgoing.size)
+    write_together(smtp, [".", "QUIT"] if quit else ["."], transcript)
+    reply = Reply(*decoded(smtp.getreply()))
+    if quit:
+        _read_goodbye(smtp)
+    if reply.code != ReplyCode.COMPLETED:
+        raise error_from_smtp_reply("the message", reply)
+    return reply
+
+
+def _read_goodbye(smtp: TracedSMTP) -> None:
+    """QUIT's 221 after the message's reply, then close; its absence changes nothing."""
+    try:
+        smtp.getreply()
+    except (smtplib.SMTPException, OSError, MailcliError):
+        pass
+    finally:
+        close_quietly(smtp)
+
+
+def _send_body(smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript) -> int:
+    """The message dot-stuffed, piece by piece; returns the number of lines. Each write
+    must finish within the timeout: pieces of `upload_piece` let a slow upload through
+    as long as it moves (`network.Pace`). Every piece starts at a line start, so stuffing
+    piece by piece is exact."""
+    piece_size = min(DATA_CHUNK, upload_piece(smtp.pace.timeout))
+    lines = 0
+    for piece in outgoing.chunks():
+        stuffed = _LEADING_DOT.sub(b"..", piece)
+        lines += piece.count(b"\n")
+        if transcript.show_data:
+            for line in stuffed.split(b"\r\n")[:-1]:
+                transcript.data_line("send", line)
+        view = memoryview(stuffed)
+        for offset in range(0, len(view), piece_size):
+            smtp.connection.sendall(view[offset : offset + piece_size])
+    return lines

@@ -1,0 +1,137 @@
+"""A scripted SMTP server (for tests/servers/scripted.py) that records which client lines
+arrived together: each `recv` before the server answered is one batch, so a test can
+count round trips. It offers PIPELINING or not, refuses chosen recipients, and plays the
+interop faults of a pipelined group (slow answers, a hang-up after a refused RCPT, a 421
+in the middle, a 354 to DATA with no recipient accepted).
+
+A client's single write of a few lines arrives in one `recv` on loopback (one segment);
+a client that waits for each reply cannot send its next line before the answer, so a
+batch of several commands is proof of pipelining, and one command per batch of
+lock-step.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .scripted import Conn
+
+
+@dataclass
+class PipeliningServer:
+    """Configure, then pass `script` to ScriptedServer. `batches` holds the command lines
+    (and the data's final "." with what came with it) of each recv; `messages` the
+    message of each transaction answered 250 at its dot."""
+
+    pipelining: bool = True
+    refused: frozenset[str] = frozenset()  # RCPT addresses answered 550
+    hang_up_after_refusal: bool = False  # close right after the first 550 to RCPT
+    closing_at_rcpt: int | None = None  # this RCPT (0-based) gets 421 and a hang-up
+    data_without_recipients: bool = False  # 354 to DATA even when no RCPT was accepted
+    reply_delay: float = 0.0  # seconds before each reply: a slow server
+    batches: list[list[str]] = field(default_factory=list)
+    messages: list[list[str]] = field(default_factory=list)
+
+    def script(self, conn: Conn) -> None:
+        _Session(self, conn).run()
+
+
+class _Session:
+    def __init__(self, server: PipeliningServer, conn: Conn) -> None:
+        self.server = server
+        self.conn = conn
+        self.pending = b""
+        self.accepted = 0
+        self.rcpts = 0
+        self.data: list[str] | None = None  # the message being received
+
+    def run(self) -> None:
+        self.conn.send("220 pipelining.test ESMTP")
+        while (lines := self._recv_lines()) is not None:
+            batch: list[str] = []
+            for line in lines:
+                if self.data is None or line == ".":  # commands, and the data's end
+                    # Recorded before it is answered: a client that has its answer
+                    # may end the test at once.
+                    if not batch:
+                        self.server.batches.append(batch)
+                    batch.append(line)
+                if not self._handle(line):
+                    return
+
+    def _recv_lines(self) -> list[str] | None:
+        """The complete lines of one recv (continued until a line ends); None at EOF."""
+        while True:
+            chunk = self.conn.sock.recv(1 << 20)
+            if not chunk:
+                return None
+            self.pending += chunk
+            if self.pending.endswith(b"\n"):
+                break
+        lines = self.pending.decode("utf-8", "replace").split("\r\n")[:-1]
+        self.pending = b""
+        return lines
+
+    def _reply(self, *lines: str) -> None:
+        if self.server.reply_delay:
+            time.sleep(self.server.reply_delay)
+        self.conn.send(*lines)
+
+    def _handle(self, line: str) -> bool:
+        """Answer one line; False: the server hangs up."""
+        if self.data is not None:
+            return self._data_line(line)
+        verb, _, argument = line.partition(" ")
+        verb = verb.upper()
+        if verb == "EHLO":
+            offered = ["250-pipelining.test", "250-8BITMIME", "250 SIZE 1000000"]
+            if self.server.pipelining:
+                offered.insert(1, "250-PIPELINING")
+            self._reply(*offered)
+        elif verb == "MAIL":
+            self.accepted = self.rcpts = 0
+            self._reply("250 2.1.0 ok")
+        elif verb == "RCPT":
+            return self._rcpt(argument)
+        elif verb == "DATA":
+            self._start_data()
+        elif verb == "QUIT":
+            self._reply("221 2.0.0 bye")
+            return False
+        else:
+            self._reply("250 ok")
+        return True
+
+    def _rcpt(self, argument: str) -> bool:
+        address = argument.partition(":")[2].strip().strip("<>")
+        number, self.rcpts = self.rcpts, self.rcpts + 1
+        if number == self.server.closing_at_rcpt:
+            self._reply("421 4.3.2 shutting down")
+            return False
+        if address in self.server.refused:
+            self._reply("550 5.1.1 no such user")
+            return not self.server.hang_up_after_refusal
+        self.accepted += 1
+        self._reply("250 2.1.5 ok")
+        return True
+
+    def _start_data(self) -> None:
+        if self.accepted or self.server.data_without_recipients:
+            self.data = []
+            self._reply("354 go ahead")
+        else:
+            self._reply("554 5.5.1 no valid recipients")
+
+    def _data_line(self, line: str) -> bool:
+        assert self.data is not None
+        if line != ".":
+            self.data.append(line)
+            return True
+        message, self.data = self.data, None
+        if not self.accepted:
+            self._reply("554 5.5.1 no valid recipients")
+        else:
+            self.server.messages.append(message)
+            self._reply("250 2.0.0 queued")
+        return True
