@@ -7,7 +7,9 @@ a notice. Only a permanent refusal of the message itself (5xx to MAIL FROM, to e
 DATA) and bad input are final: those are reported, not kept. A stop by SIGTERM or
 SIGHUP before the server accepted the message queues it too: nobody else holds it.
 
-`run_queue` retries the spool over one SMTP connection per account. An entry is removed
+`run_queue` retries the spool over one SMTP connection per account, each message one
+transaction (pipelined when the server offers it; no RSET after a completed one), the
+last one's QUIT with its final dot. An entry is removed
 only after the server accepted it; one refused permanently moves to `failed/`. First it
 lets the spool finish what a killed run left half done and quarantine damaged entries
 (outcome "damaged"): one bad entry never stops the others. When some recipients accept
@@ -83,7 +85,7 @@ def deliver_or_spool(
 ) -> Delivery:
     try:
         with open_session(account) as session:
-            result = session.send(outgoing)
+            result = session.send(outgoing, last=True)
     except PERMANENT_ERRORS:
         raise
     except MailcliError as exc:
@@ -206,7 +208,8 @@ def _attempt(
         spool.quarantine(entry.id, reason)
         return True
     try:
-        result = sessions.get().send(outgoing)
+        # The last entry's QUIT may go with its final dot (pipelining).
+        result = sessions.get().send(outgoing, last=position == len(entries) - 1)
     except PERMANENT_ERRORS as exc:
         sessions.drop()
         report.add(entry.id, "failed", exc.message)
