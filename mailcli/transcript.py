@@ -10,7 +10,9 @@ Format, telnet-like, one line each on stderr:
     ~> STAT
     <~ +OK 3 2086
 
-`<-` received, `->` sent, `<~`/`~>` the same inside TLS, `==` information. Masking is
+`<-` received, `->` sent, `<~`/`~>` the same inside TLS, `==` information. Lines that
+go out in one write (SMTP PIPELINING: MAIL, the RCPTs and DATA; the final dot and QUIT)
+follow one `== pipelined: N lines in one write`; their replies follow them. Masking is
 not optional: PASS arguments, APOP digests, AUTH initial responses and every client
 line of a SASL exchange (until the server's final reply) are replaced by `********`.
 Message bodies are summarised unless `show_data` is set.

@@ -13,12 +13,20 @@ read before anything is decided, so the conversation stays in step whatever was 
 - 421 to any command: the server is closing; 75 with its reply, the connection closed.
 - The connection lost before every reply is in: 75; nothing is reported as sent.
 
-The message follows as in lock-step (`send_message`): dot-stuffed, in pieces. When no
-other message follows on the session (`quit`), QUIT goes in the same write as the final
-dot. The message's own reply decides the outcome; the 221 is read after it, since RFC
-5321 4.1.1.10 says a client SHOULD wait for it and it costs no round trip of its own
-(the server answers QUIT as soon as it has answered the dot); a failure there changes
-nothing, the message's reply being in. Without PIPELINING the session stays lock-step.
+With CHUNKING (RFC 3030) also offered, a message of at most `ONE_CHUNK` octets without
+attachments goes in the same write as the envelope, as `BDAT n LAST` and the message's
+exact octets (not dot-stuffed), with QUIT after it when `quit`: the whole transaction is
+one round trip. A server reads a chunk whatever it answers, so refusals keep it in step;
+with no recipient accepted it refuses the chunk and nothing is delivered. A larger
+message is not sent before the recipients' answers.
+
+Otherwise the message follows DATA's 354 as in lock-step (`send_message`): dot-stuffed,
+in pieces. When no other message follows on the session (`quit`), QUIT goes in the same
+write as the final dot (or the chunk). The message's own reply decides the outcome; the
+221 is read after it, since RFC 5321 4.1.1.10 says a client SHOULD wait for it and it
+costs no round trip of its own (the server answers QUIT as soon as it has answered the
+message); a failure there changes nothing, the message's reply being in. Without
+PIPELINING the session stays lock-step.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from mailcli.smtp.wire import TracedSMTP, close_quietly, decoded, error_from_smt
 from mailcli.transcript import Transcript
 
 GROUP = 100  # commands per write: their replies fit any socket buffer, so no deadlock
+ONE_CHUNK = 64 * 1024  # a message up to this size goes with BDAT in the envelope's write
 DATA_CHUNK = 256 * 1024
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 
@@ -51,28 +60,99 @@ def pipelined_transaction(
     quit: bool,
 ) -> SendResult:
     """MAIL, every RCPT and DATA together; then the message (and QUIT with its final dot
-    when `quit`). Raises like the lock-step transaction; see the module's docstring."""
+    when `quit`). A small message to a server with CHUNKING goes in the same write as
+    BDAT instead (`_chunked`). Raises like the lock-step transaction; see the module's
+    docstring."""
     envelope = outgoing.envelope
     mail = f"mail FROM:{smtplib.quoteaddr(envelope.sender)}" + "".join(f" {o}" for o in options)
-    commands = [mail, *(f"rcpt TO:{smtplib.quoteaddr(r)}" for r in envelope.recipients), "DATA"]
+    envelope_lines = [mail, *(f"rcpt TO:{smtplib.quoteaddr(r)}" for r in envelope.recipients)]
     encoding = "utf-8" if "SMTPUTF8" in options else "ascii"
+    if _fits_one_chunk(smtp, outgoing):
+        return _chunked(smtp, outgoing, envelope_lines, encoding, transcript, reached, quit=quit)
+    commands = [*envelope_lines, "DATA"]
     mail_reply, *rcpt_replies, data_reply = exchange(smtp, commands, transcript, encoding)
-    result = SendResult(envelope_from=envelope.sender)
-    for recipient, reply in zip(envelope.recipients, rcpt_replies, strict=True):
-        result.record(recipient, reply)
+    result = _recipients(outgoing, rcpt_replies)
     mail_refused = mail_reply.code != ReplyCode.COMPLETED
     if data_reply.code == ReplyCode.START_INPUT and (mail_refused or not result.accepted):
         _end_data_without_message(smtp, transcript)
-    if mail_refused:
-        raise error_from_smtp_reply("MAIL FROM", mail_reply)
-    reached("mail")
-    reached("rcpt")
+    _check_mail(mail_reply, reached)
     if not result.accepted:
         return result
     if data_reply.code != ReplyCode.START_INPUT:
         raise error_from_smtp_reply("DATA", data_reply)
     result.reply = send_message(smtp, outgoing, transcript, quit=quit)
     return result
+
+
+def _recipients(outgoing: Outgoing, rcpt_replies: Sequence[Reply]) -> SendResult:
+    result = SendResult(envelope_from=outgoing.envelope.sender)
+    for recipient, reply in zip(outgoing.envelope.recipients, rcpt_replies, strict=True):
+        result.record(recipient, reply)
+    return result
+
+
+def _check_mail(mail_reply: Reply, reached: Callable[[SmtpPhase], object]) -> None:
+    """MAIL's refusal is the transaction's error; else the phases are reported."""
+    if mail_reply.code != ReplyCode.COMPLETED:
+        raise error_from_smtp_reply("MAIL FROM", mail_reply)
+    reached("mail")
+    reached("rcpt")
+
+
+def _fits_one_chunk(smtp: TracedSMTP, outgoing: Outgoing) -> bool:
+    """RFC 3030 CHUNKING for a small message without attachments and few recipients:
+    its exact size is known and sending it before the recipients' answers wastes little."""
+    return (
+        smtp.has_extn("chunking")
+        and not outgoing.attachments
+        and len(outgoing.data) <= ONE_CHUNK
+        and len(outgoing.envelope.recipients) < GROUP
+    )
+
+
+def _chunked(
+    smtp: TracedSMTP,
+    outgoing: Outgoing,
+    envelope_lines: list[str],
+    encoding: str,
+    transcript: Transcript,
+    reached: Callable[[SmtpPhase], object],
+    *,
+    quit: bool,
+) -> SendResult:
+    """MAIL, every RCPT, `BDAT n LAST` with the message (not dot-stuffed: BDAT counts
+    octets), and QUIT when `quit`, in one write; then a reply per command. A server
+    reads a BDAT chunk whatever it answers, so a refusal keeps the conversation in
+    step; with no recipient accepted it refuses the chunk and nothing is delivered."""
+    commands = [*envelope_lines, f"BDAT {len(outgoing.data)} LAST"]
+    transcript.info(f"pipelined: {len(commands) + quit} lines and the message in one write")
+    for line in commands:
+        transcript.sent(line)
+    _trace_message(outgoing, transcript)
+    if quit:
+        transcript.sent("QUIT")
+    ending = b"QUIT\r\n" if quit else b""
+    wire = "".join(f"{line}\r\n" for line in commands).encode(encoding)
+    smtp.connection.sendall(wire + outgoing.data + ending)
+    mail_reply, *rcpt_replies, bdat_reply = [read_reply(smtp) for _ in commands]
+    if quit:
+        _read_goodbye(smtp)
+    result = _recipients(outgoing, rcpt_replies)
+    _check_mail(mail_reply, reached)
+    if not result.accepted:
+        return result
+    if bdat_reply.code != ReplyCode.COMPLETED:
+        raise error_from_smtp_reply("the message", bdat_reply)
+    result.reply = bdat_reply
+    return result
+
+
+def _trace_message(outgoing: Outgoing, transcript: Transcript) -> None:
+    if transcript.show_data:
+        for line in outgoing.data.split(b"\r\n")[:-1]:
+            transcript.data_line("send", line)
+    else:
+        transcript.data_summary("send", outgoing.data.count(b"\n"), len(outgoing.data))
 
 
 def exchange(

@@ -8,7 +8,8 @@ connect -> EHLO (HELO only if EHLO is refused) -> STARTTLS (required when securi
 `starttls`: no offer means stop before any credential or mail) -> EHLO -> AUTH (only
 when a user is set) -> MAIL FROM -> RCPT TO each -> DATA -> QUIT. With PIPELINING
 offered, MAIL, the RCPTs and DATA go out in one write, and QUIT with the last message's
-final dot (`smtp.pipeline`); without it, or with `--quit-after mail|rcpt`, each command
+final dot; with CHUNKING too, a small message goes in that write as BDAT
+(`smtp.pipeline`). Without PIPELINING, or with `--quit-after mail|rcpt`, each command
 waits for its reply. After a completed message the next MAIL needs no RSET.
 
 After each phase (`smtp.phases`: connect, ehlo, tls, auth, mail, rcpt) the session calls one

@@ -2,7 +2,8 @@
 arrived together: each `recv` before the server answered is one batch, so a test can
 count round trips. It offers PIPELINING or not, refuses chosen recipients, and plays the
 interop faults of a pipelined group (slow answers, a hang-up after a refused RCPT, a 421
-in the middle, a 354 to DATA with no recipient accepted).
+in the middle, a 354 to DATA with no recipient accepted); with `chunking` it offers
+CHUNKING and takes a message as one `BDAT n LAST` chunk.
 
 A client's single write of a few lines arrives in one `recv` on loopback (one segment);
 a client that waits for each reply cannot send its next line before the answer, so a
@@ -12,10 +13,11 @@ lock-step.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 
-from .scripted import Conn
+from .scripted import Conn, HangUp
 
 
 @dataclass
@@ -25,6 +27,7 @@ class PipeliningServer:
     message of each transaction answered 250 at its dot."""
 
     pipelining: bool = True
+    chunking: bool = False  # offer CHUNKING (RFC 3030; "BDAT n LAST" only)
     refused: frozenset[str] = frozenset()  # RCPT addresses answered 550
     hang_up_after_refusal: bool = False  # close right after the first 550 to RCPT
     closing_at_rcpt: int | None = None  # this RCPT (0-based) gets 421 and a hang-up
@@ -34,7 +37,8 @@ class PipeliningServer:
     messages: list[list[str]] = field(default_factory=list)
 
     def script(self, conn: Conn) -> None:
-        _Session(self, conn).run()
+        with contextlib.suppress(HangUp):
+            _Session(self, conn).run()
 
 
 class _Session:
@@ -48,9 +52,9 @@ class _Session:
 
     def run(self) -> None:
         self.conn.send("220 pipelining.test ESMTP")
-        while (lines := self._recv_lines()) is not None:
+        while self._receive():
             batch: list[str] = []
-            for line in lines:
+            while (line := self._next_line()) is not None:
                 if self.data is None or line == ".":  # commands, and the data's end
                     # Recorded before it is answered: a client that has its answer
                     # may end the test at once.
@@ -60,18 +64,32 @@ class _Session:
                 if not self._handle(line):
                     return
 
-    def _recv_lines(self) -> list[str] | None:
-        """The complete lines of one recv (continued until a line ends); None at EOF."""
+    def _receive(self) -> bool:
+        """One recv (continued until a line ends) into `pending`; False at EOF."""
         while True:
             chunk = self.conn.sock.recv(1 << 20)
             if not chunk:
-                return None
+                return False
             self.pending += chunk
             if self.pending.endswith(b"\n"):
-                break
-        lines = self.pending.decode("utf-8", "replace").split("\r\n")[:-1]
-        self.pending = b""
-        return lines
+                return True
+
+    def _next_line(self) -> str | None:
+        line, found, rest = self.pending.partition(b"\r\n")
+        if not found:
+            return None
+        self.pending = rest
+        return line.decode("utf-8", "replace")
+
+    def _take(self, size: int) -> bytes:
+        """The next `size` octets (a BDAT chunk), read further when needed."""
+        while len(self.pending) < size:
+            chunk = self.conn.sock.recv(1 << 20)
+            if not chunk:
+                raise HangUp
+            self.pending += chunk
+        taken, self.pending = self.pending[:size], self.pending[size:]
+        return taken
 
     def _reply(self, *lines: str) -> None:
         if self.server.reply_delay:
@@ -88,6 +106,8 @@ class _Session:
             offered = ["250-pipelining.test", "250-8BITMIME", "250 SIZE 1000000"]
             if self.server.pipelining:
                 offered.insert(1, "250-PIPELINING")
+            if self.server.chunking:
+                offered.insert(1, "250-CHUNKING")
             self._reply(*offered)
         elif verb == "MAIL":
             self.accepted = self.rcpts = 0
@@ -96,6 +116,8 @@ class _Session:
             return self._rcpt(argument)
         elif verb == "DATA":
             self._start_data()
+        elif verb == "BDAT":  # only "BDAT n LAST": one chunk per message
+            self._chunk(self._take(int(argument.split()[0])))
         elif verb == "QUIT":
             self._reply("221 2.0.0 bye")
             return False
@@ -122,6 +144,13 @@ class _Session:
             self._reply("354 go ahead")
         else:
             self._reply("554 5.5.1 no valid recipients")
+
+    def _chunk(self, message: bytes) -> None:
+        if not self.accepted:
+            self._reply("554 5.5.1 no valid recipients")
+            return
+        self.server.messages.append(message.decode("utf-8", "replace").split("\r\n")[:-1])
+        self._reply("250 2.0.0 queued")
 
     def _data_line(self, line: str) -> bool:
         assert self.data is not None

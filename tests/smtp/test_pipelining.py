@@ -139,3 +139,30 @@ def test_quit_after_stops_where_asked_without_pipelining_past_it(phase: str) -> 
     assert ("RCPT" in sent_verbs) == (phase == "rcpt")
     assert all(len(batch) == 1 for batch in server.batches)
     assert server.messages == []
+
+
+def test_with_chunking_a_small_message_goes_with_bdat_in_the_envelopes_write() -> None:
+    server = PipeliningServer(chunking=True)
+    result = send(server, "b@example.test", "c@example.test", extra=("--trace",))
+    assert result.code == 0, result.stderr
+    assert [verbs(batch) for batch in server.batches] == [
+        ["EHLO"],
+        ["MAIL", "RCPT", "RCPT", "BDAT", "QUIT"],
+    ]
+    (message,) = server.messages
+    assert message[-1] == "x"  # the body, byte for byte: BDAT counts octets
+    assert "== pipelined: 5 lines and the message in one write" in result.stderr.splitlines()
+
+
+@pytest.mark.parametrize("chunking", [True, False], ids=["bdat", "data"])
+def test_with_chunking_refusals_keep_the_results_of_lock_step(chunking: bool) -> None:
+    server = PipeliningServer(chunking=chunking, refused=frozenset({NOBODY}))
+    partly = send(server, NOBODY, "b@example.test", extra=("--json",))
+    assert partly.code == 67, partly.stderr
+    assert json.loads(partly.stdout)["accepted"] == ["b@example.test"]
+    assert len(server.messages) == 1
+    nobody = PipeliningServer(chunking=chunking, refused=frozenset({NOBODY}))
+    refused = send(nobody, NOBODY, extra=("--json",))
+    assert refused.code == 67, refused.stderr
+    assert json.loads(refused.stdout)["reply"] is None
+    assert nobody.messages == []
