@@ -166,3 +166,14 @@ def test_with_chunking_refusals_keep_the_results_of_lock_step(chunking: bool) ->
     assert refused.code == 67, refused.stderr
     assert json.loads(refused.stdout)["reply"] is None
     assert nobody.messages == []
+
+
+def test_many_recipients_go_in_groups_of_a_hundred() -> None:
+    recipients = [f"r{number}@example.test" for number in range(150)]
+    server = PipeliningServer(chunking=True)  # too many recipients for one chunk
+    result = send(server, *recipients, extra=("--json",))
+    assert result.code == 0, result.stderr
+    assert [len(batch) for batch in server.batches] == [1, 100, 52, 2]
+    assert verbs(server.batches[2])[-1] == "DATA"
+    assert json.loads(result.stdout)["accepted"] == recipients
+    assert len(server.messages) == 1
