@@ -268,6 +268,18 @@ def findings_by_id(findings: list[Finding]) -> dict[str, Finding]:
     return {finding.id: finding for finding in findings}
 
 
+def assert_one_verdict(
+    audits: list[list[Finding]], expected: dict[str, str], software: str
+) -> None:
+    """Every run of an audit gave the `expected` levels (by id), none was incomplete, and
+    each named `software` as the server that answered."""
+    for findings in audits:
+        assert finding_levels(findings, expected) == expected, findings
+        assert not [f for f in findings if f.incomplete or f.id == "audit-incomplete"], findings
+        answered = findings_by_id(findings)["software"].summary
+        assert answered.startswith(f"server software: {software}"), answered
+
+
 def only(findings: list[Finding], probe_id: str) -> Finding:
     """The one finding a probe returned, which must have `probe_id`."""
     assert [f.id for f in findings] == [probe_id]

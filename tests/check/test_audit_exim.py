@@ -20,7 +20,7 @@ import pytest
 from mailcli.check.audit import run_audit
 from mailcli.check.findings import Finding
 from mailcli.check.limiter import ConnectionLimiter
-from tests.helpers import audit_target, finding_levels, findings_by_id
+from tests.helpers import assert_one_verdict, audit_target, finding_levels, findings_by_id
 from tests.servers import skip_unless_ready
 from tests.servers.certs import Certs
 from tests.servers.exim import HARDENED, HARDENED_OPENSSL, Exim, missing
@@ -76,20 +76,14 @@ def default_audits(exim: Exim, certs: Certs) -> list[list[Finding]]:
 
 
 def test_three_audits_give_the_same_findings(default_audits: list[list[Finding]]) -> None:
-    runs = [finding_levels(findings, DEFAULT_LEVELS) for findings in default_audits]
-    assert runs[0] == DEFAULT_LEVELS, runs[0]
-    assert runs[1] == runs[0] and runs[2] == runs[0], runs
+    assert_one_verdict(default_audits, DEFAULT_LEVELS, "Exim")
 
 
 def test_every_probe_ran_within_exims_limits(
     default_audits: list[list[Finding]], exim: Exim
 ) -> None:
-    for findings in default_audits:
-        ids = {f.id for f in findings}
-        assert "audit-incomplete" not in ids, [f for f in findings if f.incomplete]
-        assert next(f for f in findings if f.id == "software").summary.startswith(
-            "server software: Exim"
-        )
+    """After the three audits (each complete), Exim's log shows nothing refused for its
+    connection or error limits."""
     log = exim.mainlog()
     assert "too many connections" not in log
     assert "too many syntax or protocol errors" not in log

@@ -17,7 +17,7 @@ import pytest
 
 from mailcli.check.audit import run_audit
 from mailcli.check.findings import Finding
-from tests.helpers import audit_target, finding_levels, findings_by_id
+from tests.helpers import assert_one_verdict, audit_target, finding_levels, findings_by_id
 from tests.servers import skip_unless_ready
 from tests.servers.certs import Certs
 from tests.servers.exim import HARDENED, HARDENED_OPENSSL, Exim, missing
@@ -71,14 +71,7 @@ def openssl_form(fix: str | None) -> str:
 
 
 def test_three_audits_give_the_same_findings(default_audits: list[list[Finding]]) -> None:
-    runs = [finding_levels(findings, DEFAULT_LEVELS) for findings in default_audits]
-    assert runs[0] == DEFAULT_LEVELS, runs[0]
-    assert runs[1] == runs[0] and runs[2] == runs[0], runs
-    for findings in default_audits:
-        assert "audit-incomplete" not in {f.id for f in findings}
-        assert next(f for f in findings if f.id == "software").summary.startswith(
-            "server software: Exim"
-        )
+    assert_one_verdict(default_audits, DEFAULT_LEVELS, "Exim")
 
 
 def test_the_server_is_the_openssl_build(exim: Exim) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from mailcli.check.audit import run_audit
 from mailcli.check.findings import Finding
-from tests.helpers import audit_target, finding_levels
+from tests.helpers import assert_one_verdict, audit_target, finding_levels
 from tests.servers import skip_unless_ready
 from tests.servers.opensmtpd import HARDENED_WITHOUT, RELAY_RULE, OpenSmtpd, missing
 from tests.servers.ports import HOST
@@ -62,13 +62,7 @@ def default_audits(opensmtpd: OpenSmtpd) -> list[list[Finding]]:
 
 
 def test_three_audits_give_the_same_findings(default_audits: list[list[Finding]]) -> None:
-    runs = [finding_levels(findings, DEFAULT_LEVELS) for findings in default_audits]
-    assert runs[0] == DEFAULT_LEVELS, runs[0]
-    assert runs[1] == runs[0] and runs[2] == runs[0], runs
-    for findings in default_audits:
-        assert "audit-incomplete" not in {f.id for f in findings}
-        software = next(f for f in findings if f.id == "software")
-        assert software.summary.startswith("server software: OpenSMTPD")
+    assert_one_verdict(default_audits, DEFAULT_LEVELS, "OpenSMTPD")
 
 
 def _session(server: OpenSmtpd) -> tuple[socket.socket, Iterator[bytes]]:
