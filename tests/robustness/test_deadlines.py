@@ -37,8 +37,10 @@ class Command(NamedTuple):
     protocol: str  # "pop3" or "smtp": which scripted server
     args: tuple[str, ...]
     own: str  # the verb whose reply is this command's own ("." : the final dot's)
+    chunking: bool = False  # the SMTP server offers CHUNKING too
 
 
+SEND = ("send", "--from", "a@example.test", "--to", "b@example.test", "--body", "x")
 COMMANDS = {
     "stat": Command("pop3", ("stat",), "STAT"),
     "list": Command("pop3", ("list",), "LIST"),
@@ -50,9 +52,11 @@ COMMANDS = {
     "capa": Command("pop3", ("capa",), "CAPA"),
     "fetch": Command("pop3", ("fetch", "--to", "maildir:{tmp}/Maildir"), "RETR"),
     "check-pop3": Command("pop3", ("check", "pop3"), "CAPA"),
-    "send": Command(
-        "smtp", ("send", "--from", "a@example.test", "--to", "b@example.test", "--body", "x"), "."
-    ),
+    "send": Command("smtp", SEND, "."),
+    # Inside the pipelined group (MAIL, RCPT, DATA in one write) and the BDAT write.
+    "send-mail": Command("smtp", SEND, "MAIL"),
+    "send-rcpt": Command("smtp", SEND, "RCPT"),
+    "send-bdat": Command("smtp", SEND, "BDAT", chunking=True),
     "check-smtp": Command("smtp", ("check", "smtp"), "EHLO"),
 }
 WHERE = ("greeting", "own")
@@ -60,8 +64,9 @@ WHERE = ("greeting", "own")
 
 def server_for(command: Command, where: str, behaviour: slow.Behaviour) -> ScriptedServer:
     at = "greeting" if where == "greeting" else command.own
-    factory = slow.pop3 if command.protocol == "pop3" else slow.smtp
-    return ScriptedServer(factory(at, behaviour))
+    if command.protocol == "pop3":
+        return ScriptedServer(slow.pop3(at, behaviour))
+    return ScriptedServer(slow.smtp(at, behaviour, chunking=command.chunking))
 
 
 def mailcli(args: Sequence[str], server: ScriptedServer) -> subprocess.CompletedProcess[bytes]:

@@ -43,6 +43,10 @@ class Conn:
             self.received.append(line)
         return line
 
+    def recv_bytes(self, size: int) -> bytes:
+        """Exactly `size` octets (fewer only when the client has gone): a BDAT chunk."""
+        return self.file.read(size)
+
     def close(self) -> None:
         """Hang up for real: the makefile() reader would otherwise keep the socket open."""
         with contextlib.suppress(OSError):

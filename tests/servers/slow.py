@@ -73,9 +73,11 @@ def pop3_answer(conn: Conn, verb: str, argument: str) -> bool:
     return True
 
 
-def smtp(at: str, behaviour: Behaviour) -> Script:
-    """An SMTP server, slow at `at`: "greeting", a verb, or "." (the reply to the
-    message's final dot)."""
+def smtp(at: str, behaviour: Behaviour, *, chunking: bool = False) -> Script:
+    """An SMTP server offering PIPELINING (and CHUNKING when `chunking`), slow at `at`:
+    "greeting", a verb (a pipelined MAIL or RCPT too: the replies before it are sent),
+    "BDAT" (the reply to a chunk), or "." (the reply to the message's final dot)."""
+    ehlo = (*EHLO_REPLY[:-1], "250-8BITMIME", "250 CHUNKING") if chunking else EHLO_REPLY
 
     def script(conn: Conn) -> None:
         if at == "greeting":
@@ -83,12 +85,14 @@ def smtp(at: str, behaviour: Behaviour) -> Script:
         conn.send("220 slow ESMTP")
         while line := conn.recv_line():
             verb = line.split(" ", 1)[0].upper()
+            if verb == "BDAT":  # its chunk is part of the command, whatever the answer
+                conn.recv_bytes(int(line.split()[1]))
             if verb == at:
                 return misbehave(conn, behaviour, b"250-" if verb == "EHLO" else b"250 ")
             if verb == "EHLO":
-                conn.send(
-                    "250-slow", "250-PIPELINING", "250-AUTH XOAUTH2 OAUTHBEARER", "250 8BITMIME"
-                )
+                conn.send(*ehlo)
+            elif verb == "BDAT":
+                conn.send("250 2.0.0 queued")
             elif verb == "DATA":
                 conn.send("354 go ahead")
                 while conn.recv_line() not in (".", ""):
