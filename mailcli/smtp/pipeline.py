@@ -149,10 +149,15 @@ def _chunked(
 
 def _trace_message(outgoing: Outgoing, transcript: Transcript) -> None:
     if transcript.show_data:
-        for line in outgoing.data.split(b"\r\n")[:-1]:
-            transcript.data_line("send", line)
+        _trace_lines(outgoing.data, transcript)
     else:
         transcript.data_summary("send", outgoing.data.count(b"\n"), len(outgoing.data))
+
+
+def _trace_lines(data: bytes, transcript: Transcript) -> None:
+    """`--trace-data`: each CRLF line of `data` as sent."""
+    for line in data.split(b"\r\n")[:-1]:
+        transcript.data_line("send", line)
 
 
 def exchange(
@@ -238,8 +243,7 @@ def _send_body(smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript) -> 
         stuffed = _LEADING_DOT.sub(b"..", piece)
         lines += piece.count(b"\n")
         if transcript.show_data:
-            for line in stuffed.split(b"\r\n")[:-1]:
-                transcript.data_line("send", line)
+            _trace_lines(stuffed, transcript)
         view = memoryview(stuffed)
         for offset in range(0, len(view), piece_size):
             smtp.connection.sendall(view[offset : offset + piece_size])
