@@ -20,6 +20,7 @@ class SendResult:
         self.accepted: list[str] = []
         self.refused: dict[str, Reply] = {}
         self.reply: Reply | None = None
+        self.replies: dict[str, Reply] = {}  # every RCPT's reply, accepted too (the log's)
 
     def __repr__(self) -> str:
         return (
@@ -44,6 +45,7 @@ class SendResult:
 
     def record(self, recipient: str, reply: Reply) -> None:
         """One RCPT's reply: accepted (250, 251) or refused with the reply."""
+        self.replies[recipient] = reply
         if reply.code in ACCEPTED_RECIPIENT:
             self.accepted.append(recipient)
         else:
