@@ -35,6 +35,7 @@ from mailcli.endpoint import security_mode as security_mode
 from mailcli.errors import ConfigError
 
 _ACCOUNT_KEYS = {"from", "user", "domain", "password_command", "smtp", "pop3", "fetch", "oauth2"}
+_ACCOUNT_KEYS |= {"ehlo", "dsn_notify", "dsn_return"}  # SMTP EHLO name, RFC 3461 defaults
 _SERVER_KEYS = {"host", "port", "security", "user", "auth", "cafile"}
 _FETCH_KEYS = {"to", "delete"}
 _OAUTH2_KEYS = {
@@ -95,6 +96,9 @@ class Account:
     pop3: ServerSettings = field(default_factory=ServerSettings)
     fetch: FetchSettings = field(default_factory=FetchSettings)
     oauth2: OAuthSettings | None = None
+    ehlo: str | None = None  # the EHLO name (smtp.ehloname decides the default)
+    dsn_notify: str | None = None  # RFC 3461 NOTIFY default: "never" or "failure,delay"...
+    dsn_return: str | None = None  # RET default: "full" or "headers"
 
     def server(self, protocol: MailProtocol) -> ServerSettings:
         return self.smtp if protocol == "smtp" else self.pop3
@@ -200,7 +204,23 @@ def _parse_account(reader: _Reader, name: str, table: Mapping[str, Any]) -> Acco
             delete=reader.boolean(fetch_table, "delete", prefix + "fetch."),
         ),
         oauth2=_parse_oauth2(reader, table, prefix),
+        **_smtp_extras(reader, table, prefix),
     )
+
+
+def _smtp_extras(reader: _Reader, table: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """`ehlo`, `dsn_notify`, `dsn_return`, checked by the rules the options follow."""
+    from mailcli.smtp.dsn import RETURN_CHOICES, notify_problem
+    from mailcli.smtp.ehloname import ehlo_problem
+
+    ehlo = reader.string(table, "ehlo", prefix)
+    if ehlo is not None and (problem := ehlo_problem(ehlo)) is not None:
+        reader.fail(prefix + "ehlo", f"{ehlo!r} cannot be an EHLO name: {problem}")
+    notify = reader.string(table, "dsn_notify", prefix)
+    if notify is not None and (problem := notify_problem(notify)) is not None:
+        reader.fail(prefix + "dsn_notify", problem)
+    ret = reader.choice(table, "dsn_return", prefix, RETURN_CHOICES)
+    return {"ehlo": ehlo, "dsn_notify": notify, "dsn_return": ret}
 
 
 def _parse_oauth2(reader: _Reader, account: Mapping[str, Any], prefix: str) -> OAuthSettings | None:
