@@ -25,6 +25,8 @@ from mailcli.errors import ConfigError
 MailProtocol = Literal["smtp", "pop3"]  # what an endpoint speaks: submission, or a mailbox
 PROTOCOLS: tuple[MailProtocol, ...] = get_args(MailProtocol)
 SecurityMode = Literal["tls", "starttls", "none"]  # implicit TLS, STARTTLS, cleartext
+AddressFamily = Literal["ipv4", "ipv6"]  # -4/-6, key `family`: connect over this one only
+ADDRESS_FAMILIES: tuple[AddressFamily, ...] = get_args(AddressFamily)
 SECURITY_MODES: tuple[SecurityMode, ...] = ("tls", "starttls", "none")
 DEFAULT_TIMEOUT = 30.0
 MIN_TIMEOUT = 0.1  # as --timeout allows
@@ -65,6 +67,9 @@ class ConnectionOptions(NamedTuple):
     insecure: bool = False
     timeout: float | None = None
     password_command: str | None = None
+    family: AddressFamily | None = None
+    source_address: str | None = None  # bind to this local IP before connecting
+    proxy: str | None = None  # socks5://host:port or socks5h://; never with a password here
 
 
 class ServerSettings(NamedTuple):
@@ -78,6 +83,9 @@ class ServerSettings(NamedTuple):
     user: str | None = None
     auth: str | None = None
     cafile: str | None = None  # trust this CA bundle (PEM) for the server's certificate
+    family: AddressFamily | None = None
+    source_address: str | None = None
+    proxy: str | None = None  # a SOCKS5 URL (may hold a password), or "env": $ALL_PROXY
 
 
 _NO_SERVER = ServerSettings()
@@ -115,6 +123,9 @@ class Endpoint(NamedTuple):
     password_command: str | None
     account: str | None
     user_cleared_by: str | None = None  # the setting that was empty, making user None
+    family: AddressFamily | None = None
+    source_address: str | None = None
+    proxy: str | None = None  # the SOCKS5 URL, password included: never shown (socks.py)
 
     @property
     def credential_key(self) -> str:
@@ -131,7 +142,7 @@ def resolve_endpoint(
     """Merge the three layers; a missing host is a configuration error naming the fixes."""
     server = account.server(protocol) if account else _NO_SERVER
     env = _EnvLayer(protocol, environ)
-    host = options.host or env.get("HOST") or server.host
+    host = bare_host(options.host or env.get("HOST") or server.host or "")
     if not host:
         raise ConfigError(
             f"no {protocol.upper()} host given",
@@ -162,7 +173,31 @@ def resolve_endpoint(
         password_command=password_command,
         account=account.name if account else None,
         user_cleared_by=user_source if user_source and not user else None,
+        family=options.family or server.family,
+        source_address=options.source_address or server.source_address,
+        proxy=_proxy(options.proxy, server.proxy, environ),
     )
+
+
+def bare_host(host: str) -> str:
+    """`[::1]` as `::1`: the brackets only delimit an IPv6 literal in a URL or a
+    transcript; resolving, and TLS's check of the certificate's IP address, want it bare."""
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def host_port(host: str, port: int) -> str:
+    """HOST:PORT as people and URLs write it: an IPv6 literal in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _proxy(option: str | None, setting: str | None, environ: Mapping[str, str]) -> str | None:
+    """The proxy URL: --proxy > the server's `proxy` key; `proxy = "env"` reads ALL_PROXY
+    (all_proxy), and only then: a stray ALL_PROXY must not reroute mail unasked."""
+    if option is not None:
+        return option or None
+    if setting == "env":
+        return environ.get("ALL_PROXY") or environ.get("all_proxy") or None
+    return setting or None
 
 
 def resolve_password_command(
