@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from itertools import groupby
 from typing import TYPE_CHECKING, Literal
@@ -138,6 +138,7 @@ class QueueReport:
 
     outcomes: list[RunOutcome]
     error: MailcliError | None = None
+    results: dict[str, SendResult] = field(default_factory=dict)  # entry id: its answer
 
     def add(self, entry_id: str, status: QueueOutcome, detail: str) -> None:
         self.outcomes.append(RunOutcome(entry_id, status, detail))
@@ -228,6 +229,7 @@ def _attempt(
 def _settle(spool: Spool, entry: QueueEntry, result: SendResult, report: QueueReport) -> None:
     """Record the server's answer. Each outcome is reported before the spool changes, so
     a full disk stopping the run still says what the server did."""
+    report.results[entry.id] = result
     later = [address for address, reply in result.refused.items() if reply.temporary]
     refused = [address for address, reply in result.refused.items() if not reply.temporary]
     refusals = _refusals(result, temporary=False)
