@@ -67,6 +67,7 @@ class ConnectionOptions(NamedTuple):
     insecure: bool = False
     timeout: float | None = None
     password_command: str | None = None
+    ehlo: str | None = None  # --ehlo: the name EHLO gives (SMTP)
     family: AddressFamily | None = None
     source_address: str | None = None  # bind to this local IP before connecting
     proxy: str | None = None  # socks5://host:port or socks5h://; never with a password here
@@ -107,6 +108,12 @@ if TYPE_CHECKING:  # a type only: nothing to build at start-up
 
         def server(self, protocol: MailProtocol) -> ServerSettings: ...
 
+        @property
+        def ehlo(self) -> str | None: ...
+
+        @property
+        def domain(self) -> str | None: ...
+
 
 class Endpoint(NamedTuple):
     """A fully resolved server to talk to."""
@@ -123,6 +130,8 @@ class Endpoint(NamedTuple):
     password_command: str | None
     account: str | None
     user_cleared_by: str | None = None  # the setting that was empty, making user None
+    ehlo: str | None = None  # SMTP: the EHLO name given (--ehlo, key `ehlo`), else None
+    domain: str | None = None  # the account's domain: the EHLO name's fallback
     family: AddressFamily | None = None
     source_address: str | None = None
     proxy: str | None = None  # the SOCKS5 URL, password included: never shown (socks.py)
@@ -173,6 +182,8 @@ def resolve_endpoint(
         password_command=password_command,
         account=account.name if account else None,
         user_cleared_by=user_source if user_source and not user else None,
+        ehlo=options.ehlo or (account.ehlo if account else None),
+        domain=account.domain if account else None,
         family=options.family or server.family,
         source_address=options.source_address or server.source_address,
         proxy=_proxy(options.proxy, server.proxy, environ),
