@@ -18,6 +18,8 @@ from mailcli.errors import DataError
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from mailcli.smtp.dsn import DsnRequest
+
 # addr-spec, loosely: something@something, no white space or specials. Quoted local
 # parts are rare enough on a command line that refusing them beats misparsing them.
 _ENCODE_BLOCK = 57 * 4096  # whole base64 lines: 57 bytes encode to one 76-character line
@@ -74,11 +76,12 @@ class Outgoing(NamedTuple):
     data: bytes
     smtputf8: bool = False
     attachments: tuple[Attachment, ...] = ()
+    dsn: DsnRequest | None = None  # RFC 3461 notifications asked for (smtp.dsn)
 
     def __repr__(self) -> str:  # the message bytes are left out, as they may be large
         return (
             f"Outgoing(envelope={self.envelope!r}, smtputf8={self.smtputf8!r}, "
-            f"attachments={self.attachments!r})"
+            f"attachments={self.attachments!r}, dsn={self.dsn!r})"
         )
 
     @property
