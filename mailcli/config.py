@@ -36,6 +36,7 @@ from mailcli.errors import ConfigError
 
 _ACCOUNT_KEYS = {"from", "user", "domain", "password_command", "smtp", "pop3", "fetch", "oauth2"}
 _ACCOUNT_KEYS |= {"ehlo", "dsn_notify", "dsn_return"}  # SMTP EHLO name, RFC 3461 defaults
+_ACCOUNT_KEYS |= {"fallback"}  # accounts to try when this one's SMTP server cannot take it
 _SERVER_KEYS = {"host", "port", "security", "user", "auth", "cafile"}
 _FETCH_KEYS = {"to", "delete"}
 _OAUTH2_KEYS = {
@@ -99,6 +100,9 @@ class Account:
     ehlo: str | None = None  # the EHLO name (smtp.ehloname decides the default)
     dsn_notify: str | None = None  # RFC 3461 NOTIFY default: "never" or "failure,delay"...
     dsn_return: str | None = None  # RET default: "full" or "headers"
+    # Accounts whose SMTP servers take a message this one's could not, in order. Final:
+    # a fallback's own fallbacks are not followed.
+    fallback: tuple[str, ...] = ()
 
     def server(self, protocol: MailProtocol) -> ServerSettings:
         return self.smtp if protocol == "smtp" else self.pop3
@@ -183,6 +187,8 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
     default = reader.string(document, "default_account", "")
     if default is not None and default not in accounts:
         raise ConfigError(f"{path}: default_account = {default!r} names no [accounts.{default}]")
+    for account in accounts.values():
+        _check_fallback(reader, account, accounts)
     return Config(path, True, default, accounts, aliases)
 
 
@@ -205,7 +211,26 @@ def _parse_account(reader: _Reader, name: str, table: Mapping[str, Any]) -> Acco
         ),
         oauth2=_parse_oauth2(reader, table, prefix),
         **_smtp_extras(reader, table, prefix),
+        fallback=_fallback(reader, table, prefix),
     )
+
+
+def _fallback(reader: _Reader, table: Mapping[str, Any], prefix: str) -> tuple[str, ...]:
+    names = table.get("fallback", [])
+    if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names):
+        reader.fail(prefix + "fallback", 'must be a list of account names, e.g. ["backup"]')
+    if len(set(names)) != len(names):
+        reader.fail(prefix + "fallback", "names an account twice")
+    return tuple(names)
+
+
+def _check_fallback(reader: _Reader, account: Account, accounts: Mapping[str, Account]) -> None:
+    key = f"accounts.{account.name}.fallback"
+    for name in account.fallback:
+        if name == account.name:
+            reader.fail(key, f"{name!r} is this account itself")
+        if name not in accounts:
+            reader.fail(key, f"{name!r} names no [accounts.{name}]")
 
 
 def _smtp_extras(reader: _Reader, table: Mapping[str, Any], prefix: str) -> dict[str, Any]:
@@ -394,6 +419,8 @@ def _account_table(account: Account) -> Any:
         if "scopes" in oauth2:
             oauth2["scopes"] = list(oauth2["scopes"])
         table["oauth2"] = oauth2
+    if account.fallback:
+        table["fallback"] = list(account.fallback)
     return table
 
 
