@@ -78,7 +78,7 @@ def xoauth2(user: str, token: str) -> bytes:
 
 def oauthbearer(user: str, token: str, host: str, port: int) -> bytes:
     fields = f"host={host}\x01port={port}\x01auth=Bearer {token}"
-    return f"n,a={_saslname(user)},\x01{fields}\x01\x01".encode()
+    return f"n,a={saslname(user)},\x01{fields}\x01\x01".encode()
 
 
 def bearer_payload(mechanism: str, user: str, token: str, host: str, port: int) -> bytes:
@@ -162,6 +162,6 @@ def not_offered(mechanism: str, offered: list[str]) -> UnavailableError:
     )
 
 
-def _saslname(user: str) -> str:
-    # RFC 5801 saslname: "," and "=" are escaped.
+def saslname(user: str) -> str:
+    """RFC 5801 and RFC 5802's saslname: "=" and "," escaped (in that order)."""
     return user.replace("=", "=3D").replace(",", "=2C")
