@@ -58,14 +58,15 @@ def pipelined_transaction(
     reached: Callable[[SmtpPhase], object],
     *,
     quit: bool,
+    rcpt_options: Callable[[str], Sequence[str]] = lambda recipient: (),
 ) -> SendResult:
-    """MAIL, every RCPT and DATA together; then the message (and QUIT with its final dot
-    when `quit`). A small message to a server with CHUNKING goes in the same write as
-    BDAT instead (`_chunked`). Raises like the lock-step transaction; see the module's
-    docstring."""
+    """MAIL, every RCPT (with `rcpt_options(recipient)`) and DATA together; then the
+    message (and QUIT with its final dot when `quit`). A small message to a server with
+    CHUNKING goes in the same write as BDAT instead (`_chunked`). Raises like the
+    lock-step transaction; see the module's docstring."""
     envelope = outgoing.envelope
     mail = f"mail FROM:{smtplib.quoteaddr(envelope.sender)}" + "".join(f" {o}" for o in options)
-    envelope_lines = [mail, *(f"rcpt TO:{smtplib.quoteaddr(r)}" for r in envelope.recipients)]
+    envelope_lines = [mail, *(_rcpt_line(r, rcpt_options(r)) for r in envelope.recipients)]
     encoding = "utf-8" if "SMTPUTF8" in options else "ascii"
     if _fits_one_chunk(smtp, outgoing):
         return _chunked(smtp, outgoing, envelope_lines, encoding, transcript, reached, quit=quit)
@@ -82,6 +83,10 @@ def pipelined_transaction(
         raise error_from_smtp_reply("DATA", data_reply)
     result.reply = send_message(smtp, outgoing, transcript, quit=quit)
     return result
+
+
+def _rcpt_line(recipient: str, options: Sequence[str]) -> str:
+    return f"rcpt TO:{smtplib.quoteaddr(recipient)}" + "".join(f" {o}" for o in options)
 
 
 def _recipients(outgoing: Outgoing, rcpt_replies: Sequence[Reply]) -> SendResult:

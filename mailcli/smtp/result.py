@@ -21,6 +21,9 @@ class SendResult:
         self.refused: dict[str, Reply] = {}
         self.reply: Reply | None = None
         self.replies: dict[str, Reply] = {}  # every RCPT's reply, accepted too (the log's)
+        # RFC 3461 notifications: None (none asked for), "requested" (sent with MAIL and
+        # RCPT), "not offered" (the server has no DSN: the message went without them).
+        self.dsn: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -41,6 +44,7 @@ class SendResult:
             "accepted": self.accepted,
             "refused": refused,
             "reply": str(self.reply) if self.reply else None,
+            "dsn": self.dsn,
         }
 
     def record(self, recipient: str, reply: Reply) -> None:

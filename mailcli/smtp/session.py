@@ -43,6 +43,7 @@ from mailcli.errors import (
 )
 from mailcli.network import reply_text, session_timeout, tls_context, trace_tls
 from mailcli.smtp.auth import authenticate
+from mailcli.smtp.ehloname import EhloName, choose_ehlo_name
 from mailcli.smtp.envelope import Outgoing
 from mailcli.smtp.phases import SmtpPhase
 from mailcli.smtp.pipeline import pipelined_transaction, send_message
@@ -105,10 +106,13 @@ class SmtpSession:
         self.messages_sent = 0
         self._smtp: TracedSMTP | None = None
         self._in_transaction = False  # MAIL accepted and no final reply: RSET first
+        self.ehlo_name: EhloName | None = None  # decided on entering (smtp.ehloname)
 
     def __enter__(self) -> SmtpSession:
+        endpoint = self.endpoint
+        self.ehlo_name = choose_ehlo_name(endpoint.ehlo, endpoint.domain, socket.getfqdn)
         started = time.monotonic()
-        self._smtp = connect(self.endpoint, self.transcript)
+        self._smtp = connect(endpoint, self.transcript, self.ehlo_name.name)
         self.connect_seconds = time.monotonic() - started
         self._guarded(self._open)
         return self
@@ -152,16 +156,29 @@ class SmtpSession:
         return result
 
     def _transact(self, smtp: TracedSMTP, outgoing: Outgoing, *, last: bool) -> SendResult:
-        options = _mail_options(smtp, outgoing)
+        options, transcript = _mail_options(smtp, outgoing), self.transcript
+        rcpt_options = _rcpt_options(smtp, outgoing, transcript)
         if smtp.has_extn("pipelining") and self.quit_after not in ("mail", "rcpt"):
-            return pipelined_transaction(
-                smtp, outgoing, options, self.transcript, self._reached, quit=last
+            result = pipelined_transaction(
+                smtp,
+                outgoing,
+                options,
+                transcript,
+                self._reached,
+                quit=last,
+                rcpt_options=rcpt_options,
             )
-        return _transact(smtp, outgoing, options, self.transcript, self._reached)
+        else:
+            result = _transact(smtp, outgoing, options, rcpt_options, transcript, self._reached)
+        if outgoing.dsn:
+            result.dsn = "requested" if smtp.has_extn("dsn") else "not offered"
+        return result
 
     def _open(self) -> None:
         smtp = self._connected()
         self._stop_if_reached("connect")
+        if self.ehlo_name is not None:
+            self.transcript.info(f"EHLO name {self.ehlo_name.name} ({self.ehlo_name.reason})")
         hello(smtp)
         self._stop_if_reached("ehlo")
         if self.endpoint.security == "starttls":
@@ -241,6 +258,7 @@ def _transact(
     smtp: TracedSMTP,
     outgoing: Outgoing,
     options: list[str],
+    rcpt_options: Callable[[str], list[str]],
     transcript: Transcript,
     reached: Callable[[SmtpPhase], bool],
 ) -> SendResult:
@@ -256,7 +274,7 @@ def _transact(
     if reached("mail"):
         return result
     for recipient in envelope.recipients:
-        code, message = smtp.rcpt(recipient)
+        code, message = smtp.rcpt(recipient, rcpt_options(recipient))
         result.record(recipient, Reply(code, reply_text(message)))
     if reached("rcpt") or not result.accepted:
         return result
@@ -278,7 +296,28 @@ def _mail_options(smtp: TracedSMTP, outgoing: Outgoing) -> list[str]:
     if smtp.has_extn("size"):
         _check_size_limit(smtp.esmtp_features["size"], outgoing.size)
         options.append(f"SIZE={outgoing.size}")
+    if outgoing.dsn and smtp.has_extn("dsn"):
+        options += outgoing.dsn.mail_parameters()
     return options
+
+
+def _rcpt_options(
+    smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript
+) -> Callable[[str], list[str]]:
+    """Each RCPT's parameters: RFC 3461's when the message asks and the server offers
+    DSN. Not offered: the message goes without them (a preference never costs a
+    message); the result says so."""
+    dsn = outgoing.dsn
+    if not dsn:
+        return _no_parameters
+    if not smtp.has_extn("dsn"):
+        transcript.info("the server does not offer DSN: sending without NOTIFY, RET, ENVID")
+        return _no_parameters
+    return dsn.rcpt_parameters
+
+
+def _no_parameters(recipient: str) -> list[str]:
+    return []
 
 
 def _check_size_limit(announced: str, size: int) -> None:

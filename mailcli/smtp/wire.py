@@ -129,8 +129,8 @@ class TracedSMTPSSL(TracedSMTP, smtplib.SMTP_SSL):
     """Implicit TLS (port 465) with the same tracing."""
 
 
-def connect(endpoint: Endpoint, transcript: Transcript) -> TracedSMTP:
-    local_name = socket.gethostname()  # getfqdn() may wait on DNS for seconds
+def connect(endpoint: Endpoint, transcript: Transcript, local_name: str) -> TracedSMTP:
+    """Connected and greeted; `local_name` is what EHLO will give (`smtp.ehloname`)."""
     smtp: TracedSMTP
     if endpoint.security == "tls":
         smtp = TracedSMTPSSL(
