@@ -25,9 +25,9 @@ from typing import Any, Literal, NamedTuple, NoReturn, TypeVar, get_args
 # The connection vocabulary (security modes, default ports and timeout) lives in
 # mailcli.endpoint, which a run without a config file imports without this module (its
 # dataclasses and pathlib); re-exported here, where the file's readers look for it.
+from mailcli.endpoint import ADDRESS_FAMILIES, MailProtocol, ServerSettings
 from mailcli.endpoint import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
 from mailcli.endpoint import SECURITY_MODES as SECURITY_MODES
-from mailcli.endpoint import MailProtocol, ServerSettings
 from mailcli.endpoint import SecurityMode as SecurityMode
 from mailcli.endpoint import default_port as default_port
 from mailcli.endpoint import default_security as default_security
@@ -37,7 +37,9 @@ from mailcli.errors import ConfigError
 _ACCOUNT_KEYS = {"from", "user", "domain", "password_command", "smtp", "pop3", "fetch", "oauth2"}
 _ACCOUNT_KEYS |= {"ehlo", "dsn_notify", "dsn_return"}  # SMTP EHLO name, RFC 3461 defaults
 _ACCOUNT_KEYS |= {"fallback"}  # accounts to try when this one's SMTP server cannot take it
+_ACCOUNT_KEYS |= {"log"}  # the trail: a file path or "syslog" (mailcli.trail)
 _SERVER_KEYS = {"host", "port", "security", "user", "auth", "cafile"}
+_SERVER_KEYS |= {"family", "source_address", "proxy"}  # how to connect (mailcli.connect)
 _FETCH_KEYS = {"to", "delete"}
 _OAUTH2_KEYS = {
     "provider",
@@ -58,6 +60,7 @@ TokenStoreKind = Literal["keyring", "file"]  # where an account's OAuth2 tokens 
 TOKEN_STORES: tuple[TokenStoreKind, ...] = get_args(TokenStoreKind)
 DEFAULT_TOKEN_STORE: TokenStoreKind = "keyring"
 _TOP_KEYS = {"default_account", "accounts", "aliases"}
+_TOP_KEYS |= {"log"}  # the trail of every account without its own
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class Account:
     # Accounts whose SMTP servers take a message this one's could not, in order. Final:
     # a fallback's own fallbacks are not followed.
     fallback: tuple[str, ...] = ()
+    log: str | None = None  # the trail: a file path or "syslog"; wins over the top's
 
     def server(self, protocol: MailProtocol) -> ServerSettings:
         return self.smtp if protocol == "smtp" else self.pop3
@@ -117,6 +121,11 @@ class Config:
     default_account: str | None = None
     accounts: Mapping[str, Account] = field(default_factory=dict)
     aliases: Mapping[str, str] = field(default_factory=dict)
+    log: str | None = None  # the trail of accounts without their own `log`
+
+    def log_target(self, account: Account | None) -> str | None:
+        """Where a run of `account` leaves its trail: its own `log`, else the top's."""
+        return account.log if account is not None and account.log else self.log
 
     def select_account(self, name: str | None) -> Account | None:
         """The account named, else the default, else the only one, else None."""
@@ -189,7 +198,7 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
         raise ConfigError(f"{path}: default_account = {default!r} names no [accounts.{default}]")
     for account in accounts.values():
         _check_fallback(reader, account, accounts)
-    return Config(path, True, default, accounts, aliases)
+    return Config(path, True, default, accounts, aliases, log=_log(reader, document, ""))
 
 
 def _parse_account(reader: _Reader, name: str, table: Mapping[str, Any]) -> Account:
@@ -212,7 +221,15 @@ def _parse_account(reader: _Reader, name: str, table: Mapping[str, Any]) -> Acco
         oauth2=_parse_oauth2(reader, table, prefix),
         **_smtp_extras(reader, table, prefix),
         fallback=_fallback(reader, table, prefix),
+        log=_log(reader, table, prefix),
     )
+
+
+def _log(reader: _Reader, table: Mapping[str, Any], prefix: str) -> str | None:
+    target = reader.string(table, "log", prefix)
+    if target is not None and not target.strip():
+        reader.fail(prefix + "log", 'must be a file path or "syslog"')
+    return target
 
 
 def _fallback(reader: _Reader, table: Mapping[str, Any], prefix: str) -> tuple[str, ...]:
@@ -303,7 +320,34 @@ def _parse_server(reader: _Reader, table: Mapping[str, Any], prefix: str) -> Ser
         user=reader.string(table, "user", prefix),
         auth=reader.string(table, "auth", prefix),
         cafile=reader.string(table, "cafile", prefix),
+        family=reader.choice(table, "family", prefix, ADDRESS_FAMILIES),
+        source_address=_ip_address(reader, table, prefix + "source_address"),
+        proxy=_proxy_url(reader, table, prefix + "proxy"),
     )
+
+
+def _ip_address(reader: _Reader, table: Mapping[str, Any], key: str) -> str | None:
+    import ipaddress
+
+    value = reader.string(table, "source_address", key.removesuffix("source_address"))
+    try:
+        return None if value is None else str(ipaddress.ip_address(value))
+    except ValueError:
+        reader.fail(key, f"{value!r} is not an IP address of this machine")
+
+
+def _proxy_url(reader: _Reader, table: Mapping[str, Any], key: str) -> str | None:
+    """A SOCKS5 URL (checked now, so a typo is 78 naming the key), or "env"."""
+    value = reader.string(table, "proxy", key.removesuffix("proxy"))
+    if value in (None, "", "env"):
+        return value
+    from mailcli.socks import parse_proxy_url
+
+    try:
+        parse_proxy_url(value)
+    except ConfigError as exc:
+        reader.fail(key, exc.message.removeprefix("proxy: "))
+    return value
 
 
 _Choice = TypeVar("_Choice", bound=str)
