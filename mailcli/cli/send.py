@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from mailcli.smtp.compose import ComposeOptions
+    from mailcli.smtp.dsn import DsnRequest
     from mailcli.smtp.envelope import Outgoing
     from mailcli.smtp.session import SendResult
 
@@ -82,6 +83,12 @@ def compose_options(function: F) -> F:
     "--message", "message_file", metavar="FILE|-", help="Submit a ready RFC 5322 message as is."
 )
 @click.option("--dry-run", is_flag=True, help="Print envelope and message; connect to nothing.")
+@click.option("--ehlo", metavar="NAME", help="EHLO name (default: the FQDN, else `domain`).")
+@click.option(
+    "--dsn-notify", metavar="never|success,failure,delay", help="DSN: when to notify (RFC 3461)."
+)
+@click.option("--dsn-return", metavar="full|headers", help="DSN: what a notification returns.")
+@click.option("--envid", metavar="TEXT", help="DSN: envelope id, quoted in notifications.")
 @quit_after_option(PHASES)
 @connection_options
 @click.pass_obj
@@ -94,6 +101,9 @@ def send(
     envelope_from: str | None,
     rcpt: tuple[str, ...],
     compose_options: ComposeOptions,
+    dsn_notify: str | None,
+    dsn_return: str | None,
+    envid: str | None,
 ) -> int:
     """Compose and submit one message over SMTP.
 
@@ -101,10 +111,16 @@ def send(
     is 0 when every recipient was accepted, 67 when some were refused (the others got
     the message), 75 on a temporary failure.
     """
+    dsn = _dsn_request(app, dsn_notify, dsn_return, envid)
+    if connection.ehlo is not None:  # --ehlo, in `connection` by its name
+        from mailcli.smtp.ehloname import checked_ehlo_name
+
+        checked_ehlo_name(connection.ehlo, "--ehlo")
     if message_file is not None:
         outgoing = _ready_message(app, message_file, compose_options, envelope_from, rcpt)
     else:
         outgoing = _composed(app, compose_options, envelope_from, rcpt)
+    outgoing = outgoing._replace(dsn=dsn)
     if dry_run:
         _print_dry_run(app, outgoing)
         return ExitStatus.OK
@@ -119,10 +135,29 @@ def send(
         transcript=app.transcript(),
         quit_after=quit_after,
     )
+    if result.dsn == "not offered":
+        app.out.warning("the server does not offer DSN: sent without the notification requests")
     _print_result(app, result)
     if quit_after in TRANSACTION_PHASES:
         app.out.info(f"mailcli: stopped after {quit_after}, as --quit-after asked (no DATA sent)")
     return result.exit_status
+
+
+def _dsn_request(
+    app: AppContext, notify: str | None, ret: str | None, envid: str | None
+) -> DsnRequest | None:
+    """--dsn-notify, --dsn-return, --envid, each over the account's key; None: none."""
+    from mailcli.smtp.dsn import DsnRequest, parse_envid, parse_notify, parse_return
+
+    account = app.account
+    notify = notify if notify is not None else account.dsn_notify if account else None
+    ret = ret if ret is not None else account.dsn_return if account else None
+    request = DsnRequest(
+        notify=parse_notify(notify, "--dsn-notify") if notify is not None else (),
+        ret=parse_return(ret, "--dsn-return") if ret is not None else None,
+        envid=parse_envid(envid, "--envid") if envid is not None else None,
+    )
+    return request or None
 
 
 def _ready_message(
