@@ -41,6 +41,8 @@ __all__ = [
     "oauth_postfix",
     "pop3_account",
     "postfix",
+    "scram_dovecot",
+    "scram_postfix",
     "secret_service",
     "smtp_account",
     "untrusted_certs",
@@ -146,6 +148,24 @@ def oauth_postfix(oauth_dovecot: Dovecot) -> Iterator[Postfix]:
     """Postfix authenticating through ``oauth_dovecot``: offers XOAUTH2 and OAUTHBEARER."""
     require(*NEEDS["postfix"], need_root=True)
     with Postfix(oauth_dovecot) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def scram_dovecot(certs: Certs) -> Iterator[Dovecot]:
+    """Dovecot that also offers SCRAM-SHA-1 and SCRAM-SHA-256 (see ``scram``)."""
+    from .scram import SCRAM_SETTINGS
+
+    require(*NEEDS["dovecot"], need_root=True)
+    with Dovecot(certs, DEFAULT_USERS, extra_settings=SCRAM_SETTINGS) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def scram_postfix(scram_dovecot: Dovecot) -> Iterator[Postfix]:
+    """Postfix authenticating through ``scram_dovecot``: offers the SCRAM mechanisms."""
+    require(*NEEDS["postfix"], need_root=True)
+    with Postfix(scram_dovecot) as server:
         yield server
 
 

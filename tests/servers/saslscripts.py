@@ -7,6 +7,7 @@ answer to an error challenge is an empty line (XOAUTH2) or `AQ==` (OAUTHBEARER).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 
 from .scripted import Conn, Script
@@ -73,5 +74,83 @@ def pop3_refusing(sasl: str, reply: str) -> Script:
             elif verb == "QUIT":
                 conn.send("+OK bye")
                 return
+
+    return script
+
+
+# SCRAM servers that misbehave after the client's first message. Each fault is the
+# server-first message (NONCE stands for the client's nonce) and what follows the
+# client-final: a server-final message (sent as a continuation), "" for success with no
+# server-final at all, or None when the client must not answer the server-first.
+SCRAM_SALT = "QSXCR+Q6sek8bf92"
+SCRAM_GOOD_FIRST = f"r=NONCEsrv,s={SCRAM_SALT},i=4096"
+SCRAM_FAULTS: dict[str, tuple[str, str | None]] = {
+    "wrong-signature": (SCRAM_GOOD_FIRST, "v=" + base64.b64encode(bytes(32)).decode()),
+    "no-signature": (SCRAM_GOOD_FIRST, ""),
+    "invalid-proof": (SCRAM_GOOD_FIRST, "e=invalid-proof"),
+    "foreign-nonce": (f"r=someone-elses-nonce,s={SCRAM_SALT},i=4096", None),
+    "zero-iterations": (f"r=NONCEsrv,s={SCRAM_SALT},i=0", None),
+    "huge-iterations": (f"r=NONCEsrv,s={SCRAM_SALT},i={2**31}", None),
+    "malformed": ("this is no SCRAM message", None),
+}
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode("ascii")
+
+
+def _scram_first(client_first_b64: str, fault: str) -> str:
+    """The fault's server-first message for the client's (base64) client-first."""
+    client_first = base64.b64decode(client_first_b64).decode()
+    nonce = client_first.split(",r=", 1)[1]
+    return SCRAM_FAULTS[fault][0].replace("NONCE", nonce)
+
+
+def smtp_scram(mechanism: str, fault: str) -> Script:
+    """An SMTP server offering `AUTH <mechanism>` that plays SCRAM_FAULTS[fault]. The
+    session is over once the fault is played: it records whatever else arrives."""
+
+    def script(conn: Conn) -> None:
+        conn.send("220 scripted.example.test ESMTP")
+        lines = raw_lines(conn)
+        for line in lines:
+            words = line.split(" ")
+            if words[0].upper() == "EHLO":
+                conn.send("250-scripted.example.test", f"250 AUTH {mechanism}")
+            elif words[0].upper() == "AUTH" and len(words) == 3:
+                conn.send(f"334 {_b64(_scram_first(words[2], fault))}")
+                final = SCRAM_FAULTS[fault][1]
+                if final is not None and next(lines, None) is not None:
+                    conn.send(f"334 {_b64(final)}" if final else "235 2.7.0 Authenticated")
+                for _ in lines:  # nothing more is expected: record it and refuse it
+                    conn.send(REFUSED_SMTP)
+                return
+            else:
+                conn.send("502 5.5.1 not here")
+
+    return script
+
+
+def pop3_scram(mechanism: str, fault: str) -> Script:
+    """A POP3 server offering `SASL <mechanism>` that plays SCRAM_FAULTS[fault], as
+    smtp_scram does."""
+
+    def script(conn: Conn) -> None:
+        conn.send("+OK scripted POP3 ready")
+        lines = raw_lines(conn)
+        for line in lines:
+            words = line.split(" ")
+            if words[0].upper() == "CAPA":
+                conn.send("+OK", "USER", f"SASL {mechanism}", ".")
+            elif words[0].upper() == "AUTH" and len(words) == 3:
+                conn.send(f"+ {_b64(_scram_first(words[2], fault))}")
+                final = SCRAM_FAULTS[fault][1]
+                if final is not None and next(lines, None) is not None:
+                    conn.send(f"+ {_b64(final)}" if final else "+OK logged in")
+                for _ in lines:
+                    conn.send(REFUSED_POP3)
+                return
+            else:
+                conn.send("-ERR not here")
 
     return script
