@@ -6,8 +6,11 @@ Lookup order, first hit wins:
    its standard output, first line; run through the shell, stderr left on the terminal
    so tools such as `pass` can ask for a GPG passphrase;
 3. the OS keyring, service `mailcli`, username `USER@HOST`;
-4. an interactive prompt, only when the caller supplies a prompter (stdin is a TTY);
-5. otherwise `CredentialsError` (exit 78) naming every way to provide one.
+4. `~/.netrc` (or `$NETRC`): the entry for machine HOST with login USER, else the
+   `default` entry with that login (`mailcli.auth.netrc`); a netrc that group or others
+   may read, or that is broken, ends the chain with `CredentialsError` (78) saying why;
+5. an interactive prompt, only when the caller supplies a prompter (stdin is a TTY);
+6. otherwise `CredentialsError` (exit 78) naming every way to provide one.
 
 keyring is imported only when step 3 is reached: importing it and discovering the
 backend costs more than the rest of mailcli's startup together.
@@ -25,9 +28,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from mailcli.errors import CredentialsError
+
+if TYPE_CHECKING:
+    from mailcli.auth.netrc import NetrcAnswer
 
 SERVICE = "mailcli"
 ENV_VAR = "MAILCLI_PASSWORD"
@@ -91,6 +97,9 @@ def get_password(
     else:
         if stored is not None:
             return Secret(stored, "keyring")
+    from_netrc = netrc_lookup(key, environ).password
+    if from_netrc is not None:
+        return Secret(from_netrc, "netrc")
     if prompter is not None:
         return _prompt(key, prompter, keyring_reason)
     raise missing_password_error(key, keyring_reason)
@@ -101,8 +110,8 @@ def missing_password_error(key: str, keyring_reason: str | None) -> CredentialsE
     why = f" (keyring unavailable: {keyring_reason})" if keyring_reason else ""
     return CredentialsError(
         f"no password for {key} and no terminal to ask on: set {ENV_VAR}, set "
-        f"password_command (or --password-command), or store one with "
-        f"`mailcli password set {key}`{why}"
+        f"password_command (or --password-command), store one with "
+        f"`mailcli password set {key}`, or add it to ~/.netrc{why}"
     )
 
 
@@ -264,6 +273,7 @@ def describe_sources(
             "configured (not run by `where`)" if password_command else "not configured",
         ),
         _keyring_status(key),
+        _netrc_status(key, environ),
         SourceStatus(
             "prompt",
             interactive,
@@ -290,3 +300,21 @@ def _keyring_status(key: str) -> SourceStatus:
     if stored is None:
         return SourceStatus("keyring", False, f"no entry for service {SERVICE!r}, user {key!r}")
     return SourceStatus("keyring", True, f"entry found for service {SERVICE!r}, user {key!r}")
+
+
+def netrc_lookup(key: str, environ: Mapping[str, str]) -> NetrcAnswer:
+    """The netrc's answer for `key` (USER@HOST: the user may hold an @ itself)."""
+    from mailcli.auth.netrc import NetrcAnswer, lookup
+
+    user, at, host = key.rpartition("@")
+    if not at:
+        return NetrcAnswer(None, f"{key!r} is not USER@HOST")
+    return lookup(host, user, environ)
+
+
+def _netrc_status(key: str, environ: Mapping[str, str]) -> SourceStatus:
+    try:
+        answer = netrc_lookup(key, environ)
+    except CredentialsError as exc:  # refused: the chain would stop here with this
+        return SourceStatus("netrc", False, exc.message)
+    return SourceStatus("netrc", answer.password is not None, answer.detail)

@@ -103,13 +103,14 @@ def test_where_reports_each_source_and_why(memory_keyring: MemoryKeyring) -> Non
         "MAILCLI_PASSWORD",
         "password_command",
         "keyring",
+        "netrc",
         "prompt",
     ]
     assert not any(s.available for s in statuses)
     assert "no entry" in statuses[2].detail
     memory_keyring.set_password(SERVICE, KEY, "x")
     statuses = describe_sources(KEY, password_command="pass x", environ={}, interactive=True)
-    assert [s.available for s in statuses] == [False, True, True, True]
+    assert [s.available for s in statuses] == [False, True, True, False, True]
 
 
 def test_password_set_from_stdin_where_and_delete(memory_keyring: MemoryKeyring) -> None:
