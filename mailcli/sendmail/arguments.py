@@ -1,6 +1,7 @@
 """sendmail compatibility: the command line cron and scripts use, and the message rules.
 
-`mailcli sendmail [-t] [-i|-oi] [-f ADDR] [-F NAME] [-a ACCOUNT] [--] [RCPT...]`, or
+`mailcli sendmail [-t] [-i|-oi] [-f ADDR] [-F NAME] [-a ACCOUNT] [-N DSN] [-R RET] [-V ENVID]
+[--] [RCPT...]`, or
 mailcli invoked through a link named `sendmail`. Parsed by hand, as getopt would,
 because sendmail's options do not fit a modern parser: values attach (`-FCronDaemon`,
 `-odi`), flags cluster (`-ti`), and options may follow the recipients.
@@ -12,6 +13,10 @@ without a domain (`root`) goes through `[aliases]` (`default` catches every loca
 name), then gets the account's `domain`; one that still has none is an error (65),
 before any connection.
 
+Delivery status notifications (RFC 3461, `smtp.dsn`): `-N never|success,failure,delay`,
+`-R full|hdrs`, `-V ENVID`, over the account's `dsn_notify`/`dsn_return`; a bad value
+is a usage error (64).
+
 The message: input whose first line is no header field is all body (Postfix's rule);
 mailcli adds From, Date and Message-ID to it, and no To (nor does Postfix).
 """
@@ -21,15 +26,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mailcli.errors import DataError, UsageError
 from mailcli.smtp.envelope import Envelope, Outgoing, check_no_injection, needs_smtputf8
 from mailcli.smtp.rawmessage import RawMessage
 
+if TYPE_CHECKING:
+    from mailcli.smtp.dsn import DsnRequest
+
 # Options that take a value, attached (-fADDR) or as the next argument (-f ADDR).
 _VALUE_OPTIONS = set("fFraoBONRVXb")
 # Accepted and ignored: what callers pass that has no meaning for a submission client.
-_IGNORED_VALUE_OPTIONS = set("oBONRVX")
+_IGNORED_VALUE_OPTIONS = set("oBOX")
 _FLAGS = set("tivUGnm")
 _LONE_DOT = re.compile(rb"(?:^|\n)\.\r?(?:\n|$)")
 
@@ -45,6 +54,9 @@ class SendmailArgs:
     verbose: bool = False  # -v
     ignore_dots: bool = False  # -i / -oi: a line with a lone "." does not end the input
     recipients: list[str] = field(default_factory=list)
+    dsn_notify: str | None = None  # -N, checked
+    dsn_return: str | None = None  # -R, checked: "full" or "headers"
+    envid: str | None = None  # -V, checked
 
 
 def parse_args(argv: Sequence[str]) -> SendmailArgs:
@@ -98,6 +110,20 @@ def _apply_value(letter: str, value: str, parsed: SendmailArgs) -> None:
         parsed.full_name = value
     elif letter == "a":
         parsed.account = value
+    elif letter in "NRV":
+        _apply_dsn(letter, value, parsed)
+
+
+def _apply_dsn(letter: str, value: str, parsed: SendmailArgs) -> None:
+    from mailcli.smtp.dsn import parse_envid, parse_notify, parse_return
+
+    if letter == "N":
+        parse_notify(value, "sendmail: -N")
+        parsed.dsn_notify = value
+    elif letter == "R":
+        parsed.dsn_return = parse_return(value, "sendmail: -R")
+    else:
+        parsed.envid = parse_envid(value, "sendmail: -V")
 
 
 @dataclass(frozen=True)
@@ -107,6 +133,8 @@ class Addressing:
     domain: str | None = None
     aliases: Mapping[str, str] = field(default_factory=dict)
     from_addr: str | None = None  # the account's `from`, e.g. "Ann <ann@example.org>"
+    dsn_notify: str | None = None  # the account's DSN defaults (-N and -R override them)
+    dsn_return: str | None = None
 
 
 def qualify(name: str, addressing: Addressing, *, use_aliases: bool = True) -> list[str]:
@@ -190,3 +218,16 @@ def _from_field(args: SendmailArgs, addressing: Addressing, sender: str) -> byte
     except UnicodeEncodeError:  # a non-ASCII mailbox: SMTPUTF8 carries it raw
         text = f"{name} <{address}>" if name else address
     return f"From: {text}\r\n".encode()
+
+
+def dsn_request(args: SendmailArgs, addressing: Addressing) -> DsnRequest | None:
+    """-N, -R, -V over the account's keys (checked when read); None when nothing asks."""
+    from mailcli.smtp.dsn import DsnRequest, parse_notify
+
+    notify = args.dsn_notify if args.dsn_notify is not None else addressing.dsn_notify
+    request = DsnRequest(
+        notify=parse_notify(notify, "sendmail: -N") if notify is not None else (),
+        ret=args.dsn_return or addressing.dsn_return,
+        envid=args.envid,
+    )
+    return request or None
