@@ -59,6 +59,9 @@ OAUTH2_PROVIDERS: tuple[OAuthProvider, ...] = get_args(OAuthProvider)
 TokenStoreKind = Literal["keyring", "file"]  # where an account's OAuth2 tokens are kept
 TOKEN_STORES: tuple[TokenStoreKind, ...] = get_args(TokenStoreKind)
 DEFAULT_TOKEN_STORE: TokenStoreKind = "keyring"
+# A `from` holding one of these is a shell glob that chooses the account by the sender
+# (msmtp's rule; mailcli.sendmail.choice matches it), not an address to send as.
+FROM_WILDCARDS = ("*", "?", "[")
 _TOP_KEYS = {"default_account", "accounts", "aliases"}
 _TOP_KEYS |= {"log"}  # the trail of every account without its own
 
@@ -110,6 +113,21 @@ class Account:
 
     def server(self, protocol: MailProtocol) -> ServerSettings:
         return self.smtp if protocol == "smtp" else self.pop3
+
+    @property
+    def from_is_pattern(self) -> bool:
+        """`from` is a glob such as `*@example.org`: it chooses the account by sender."""
+        return self.from_addr is not None and any(c in self.from_addr for c in FROM_WILDCARDS)
+
+    def literal_from(self) -> str | None:
+        """`from` as a From field or MAIL FROM; a pattern cannot be one (78, saying why)."""
+        if self.from_is_pattern:
+            raise ConfigError(
+                f"account {self.name!r}: from = {self.from_addr!r} is a pattern that chooses "
+                "the account by sender, not an address to send as",
+                hint="give the sender: --from ADDR to send, -f ADDR or a From field to sendmail",
+            )
+        return self.from_addr
 
 
 @dataclass(frozen=True)
@@ -208,7 +226,7 @@ def _parse_account(reader: _Reader, name: str, table: Mapping[str, Any]) -> Acco
     reader.check_keys(fetch_table, _FETCH_KEYS, prefix + "fetch.")
     return Account(
         name=name,
-        from_addr=reader.string(table, "from", prefix),
+        from_addr=_from(reader, table, prefix),
         user=reader.string(table, "user", prefix),
         domain=reader.string(table, "domain", prefix),
         password_command=reader.string(table, "password_command", prefix),
@@ -223,6 +241,16 @@ def _parse_account(reader: _Reader, name: str, table: Mapping[str, Any]) -> Acco
         fallback=_fallback(reader, table, prefix),
         log=_log(reader, table, prefix),
     )
+
+
+def _from(reader: _Reader, table: Mapping[str, Any], prefix: str) -> str | None:
+    """A pattern (msmtp's: it holds `*`, `?` or `[`) must be a bare address pattern."""
+    value = reader.string(table, "from", prefix)
+    if value is None or not any(c in value for c in FROM_WILDCARDS):
+        return value
+    if value.count("@") != 1 or any(c in value for c in ' \t<>"(),;:'):
+        reader.fail(prefix + "from", "a pattern must be a bare address, e.g. *@example.org")
+    return value
 
 
 def _log(reader: _Reader, table: Mapping[str, Any], prefix: str) -> str | None:
