@@ -25,13 +25,14 @@ def sendmail(app: AppContext, args: tuple[str, ...]) -> int:
 
     \b
     mailcli sendmail [-t] [-i|-oi] [-f ADDR] [-F NAME] [-a ACCOUNT] [--] [RCPT...]
+    -N never|success,failure,delay, -R full|hdrs, -V ENVID: delivery status notifications.
     Other -o*, -B*, -O*, -od* options are accepted and ignored. On a temporary failure
     the message is queued durably and sendmail exits 0 with a notice on stderr, as
     Postfix's sendmail does (a 75 made mail clients report a failure and resend a
     message that `mailcli queue run` then delivered too). A message that could not be
     queued is never 0: 74 full disk, 73 queue not writable.
     """
-    from mailcli.sendmail.arguments import Addressing, parse_args, prepare
+    from mailcli.sendmail.arguments import Addressing, dsn_request, parse_args, prepare
     from mailcli.sendmail.deliver import deliver_or_spool
 
     parsed = parse_args(args)
@@ -44,14 +45,18 @@ def sendmail(app: AppContext, args: tuple[str, ...]) -> int:
         domain=account.domain if account else None,
         aliases=app.config.aliases,
         from_addr=account.from_addr if account else None,
+        dsn_notify=account.dsn_notify if account else None,
+        dsn_return=account.dsn_return if account else None,
     )
-    outgoing = prepare(raw, parsed, addressing)
+    outgoing = prepare(raw, parsed, addressing)._replace(dsn=dsn_request(parsed, addressing))
     delivery = deliver_or_spool(
         outgoing,
         account=account.name if account else None,
         open_session=_session_factory(app),
         spool=_spool(),
     )
+    if delivery.result is not None and delivery.result.dsn == "not offered":
+        app.out.warning("the server does not offer DSN: sent without the notification requests")
     for address, reply in delivery.refused.items():
         app.out.error(f"recipient {address} refused permanently: {reply}")
     if delivery.queued is not None:
