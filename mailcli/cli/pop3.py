@@ -73,7 +73,7 @@ def stat(app: AppContext, /, connection: ConnectionOptions) -> None:
     from mailcli.pop3.commands import stat as pop3_stat
 
     with open_session(app, connection) as pop:
-        count, octets = pop3_stat(pop)
+        count, octets = pop3_stat(pop, quit=True)
     app.out.table(
         ["messages", "octets"], [[count, octets]], document={"messages": count, "octets": octets}
     )
@@ -96,8 +96,9 @@ def list_command(
 
     numbers = parse_message_set(messages)
     with open_session(app, connection) as pop:
-        infos = list_messages(pop, numbers)
-        summaries = dict(header_summaries(pop, [i.number for i in infos])) if headers else {}
+        infos = list_messages(pop, numbers, quit=not headers)
+        numbered = [i.number for i in infos]
+        summaries = dict(header_summaries(pop, numbered, quit=True)) if headers else {}
     columns = ["number", "size", "uid"] + (["from", "date", "subject"] if headers else [])
     rows, documents = [], []
     for info in infos:
@@ -119,7 +120,7 @@ def uidl(app: AppContext, /, connection: ConnectionOptions, messages: tuple[str,
     from mailcli.pop3.commands import display_uid, list_uids, parse_message_set
 
     with open_session(app, connection) as pop:
-        infos = list_uids(pop, parse_message_set(messages))
+        infos = list_uids(pop, parse_message_set(messages), quit=True)
     shown = [(i.number, display_uid(i.uid)) for i in infos]
     app.out.table(
         ["number", "uid"],
@@ -145,7 +146,7 @@ def top(
     from mailcli.pop3.commands import retrieve
 
     with open_session(app, connection) as pop, _MessageOutput(app, output, lf=False) as write:
-        retrieve(pop, message, write, top_lines=lines)
+        retrieve(pop, message, write, top_lines=lines, quit=True)
 
 
 @deferred_pop3_command(
@@ -175,7 +176,7 @@ def retr(
         raise UsageError("give a message number or --uid UID (one of them)")
     with open_session(app, connection) as pop, _MessageOutput(app, output, lf=lf) as write:
         number = message if message is not None else number_for_uid(pop, str(uid))
-        retrieve(pop, number, write)
+        retrieve(pop, number, write, quit=True)
 
 
 @deferred_pop3_command(
@@ -219,7 +220,7 @@ def dele(
 def rset(app: AppContext, /, connection: ConnectionOptions) -> None:
     """One session: RSET, then QUIT; shows the server's answers."""
     with open_session(app, connection) as pop:
-        rset_reply = pop.command("RSET")
+        rset_reply = pop.command("RSET", quit=True)
         quit_reply = pop.quit()
     app.out.table(
         ["command", "reply"],

@@ -2,6 +2,10 @@
 
 Message numbers are valid within one session only; UIDs (UIDL) are stable across
 sessions, so `retr --uid` and `dele --uid` resolve them inside the same session.
+
+`quit=True` says a command is the session's last: QUIT may then go in its write
+(`Pop3Session.send`: with PIPELINING and nothing marked for deletion). `delete` never
+passes it: there QUIT is the commit point and goes alone, after every DELE's answer.
 """
 
 from __future__ import annotations
@@ -27,24 +31,35 @@ class HeaderSummary(NamedTuple):
     subject: str
 
 
-def stat(pop: Pop3Session) -> tuple[int, int]:
+def stat(pop: Pop3Session, *, quit: bool = False) -> tuple[int, int]:
     """(message count, total octets)."""
-    fields = pop.command("STAT").split()
+    fields = pop.command("STAT", quit=quit).split()
     return _ints(fields[1:3], "STAT")
 
 
-def list_messages(pop: Pop3Session, numbers: Sequence[int] = ()) -> list[MessageInfo]:
-    """Numbers, sizes and UIDs (UIDL when the server has it)."""
-    sizes = dict(_scan(pop, "LIST", numbers))
+def list_messages(
+    pop: Pop3Session, numbers: Sequence[int] = (), *, quit: bool = False
+) -> list[MessageInfo]:
+    """Numbers, sizes and UIDs (UIDL when the server has it). For the whole mailbox,
+    LIST and UIDL go in one write when the server offers PIPELINING; UIDL's answer is
+    read after LIST's listing either way, so a -ERR to it means the same."""
+    grouped = not numbers and pop.pipelining
+    if grouped:
+        pop.send("LIST", "UIDL", quit=quit)
+        sizes = dict(_read_scan(pop, "LIST"))
+    else:
+        sizes = dict(_scan(pop, "LIST", numbers))
     try:
-        uids = dict(_scan(pop, "UIDL", numbers))
+        uids = dict(_read_scan(pop, "UIDL") if grouped else _scan(pop, "UIDL", numbers, quit=quit))
     except NegativeReply:  # a server without UIDL (RFC 1939 makes it optional)
         uids = {}
     return [MessageInfo(n, int(size), uids.get(n)) for n, size in sizes.items()]
 
 
-def list_uids(pop: Pop3Session, numbers: Sequence[int] = ()) -> list[MessageInfo]:
-    return [MessageInfo(n, None, uid) for n, uid in _scan(pop, "UIDL", numbers)]
+def list_uids(
+    pop: Pop3Session, numbers: Sequence[int] = (), *, quit: bool = False
+) -> list[MessageInfo]:
+    return [MessageInfo(n, None, uid) for n, uid in _scan(pop, "UIDL", numbers, quit=quit)]
 
 
 def number_for_uid(pop: Pop3Session, uid: str) -> int:
@@ -54,15 +69,25 @@ def number_for_uid(pop: Pop3Session, uid: str) -> int:
     raise NoInputError(f"no message with UID {uid!r} on the server")
 
 
-def _scan(pop: Pop3Session, verb: str, numbers: Sequence[int]) -> list[tuple[int, str]]:
+def _scan(
+    pop: Pop3Session, verb: str, numbers: Sequence[int], *, quit: bool = False
+) -> list[tuple[int, str]]:
     """LIST/UIDL, of everything or of the given numbers: [(number, value)]."""
     if not numbers:
-        return [_pair(wire_text(line), verb) for line in pop.listing(verb)]
+        pop.send(verb, quit=quit)
+        return _read_scan(pop, verb)
     found = []
-    for number in numbers:
-        reply = wire_text(pop.message_command(verb, number))
+    for index, number in enumerate(numbers):
+        last = quit and index == len(numbers) - 1
+        reply = wire_text(pop.message_command(verb, number, quit=last))
         found.append(_pair(reply.split(" ", 1)[1] if " " in reply else "", verb))
     return found
+
+
+def _read_scan(pop: Pop3Session, verb: str) -> list[tuple[int, str]]:
+    """The reply to a LIST/UIDL of everything, already sent: -ERR raises NegativeReply."""
+    pop.read_ok()
+    return [_pair(wire_text(line), verb) for line in pop.read_listing()]
 
 
 def wire_text(data: bytes) -> str:
@@ -114,14 +139,15 @@ def retrieve(
     *,
     top_lines: int | None = None,
     limit: int | None = None,
+    quit: bool = False,
 ) -> int:
     """RETR (or TOP n LINES) streamed to `write`, un-stuffed; returns the octets."""
     # The size note is for the transcript, so LIST is asked only when there is one.
     listed = _listed_size(pop, number) if top_lines is None and pop.transcript.enabled else None
     if top_lines is None:
-        pop.message_command("RETR", number)
+        pop.message_command("RETR", number, quit=quit)
     else:
-        pop.message_command("TOP", number, top_lines)
+        pop.message_command("TOP", number, top_lines, quit=quit)
     octets = _copy_body(pop, write, limit)
     if listed is not None and octets != listed:
         pop.transcript.info(size_difference(number, listed, octets))
@@ -154,10 +180,10 @@ def _copy_body(pop: Pop3Session, write: Callable[[bytes], object], limit: int | 
 
 
 def header_summaries(
-    pop: Pop3Session, numbers: Sequence[int]
+    pop: Pop3Session, numbers: Sequence[int], *, quit: bool = False
 ) -> Iterator[tuple[int, HeaderSummary]]:
     """From, Date and Subject of each message via `TOP n 0`, pipelined when offered."""
-    for number in pop.pipelined("TOP", numbers, 0):
+    for number in pop.pipelined("TOP", numbers, 0, quit=quit):
         yield number, _summary(_read_headers(pop))
 
 

@@ -11,6 +11,13 @@ never an internal error. -ERR replies become errors with exit codes (`wire`); a 
 Deletion semantics are the protocol's: DELE only marks; the marks take effect when QUIT
 is answered +OK. A session that ends any other way (an error, Ctrl-C) is closed without
 QUIT, so it deletes nothing.
+
+QUIT's reply matters only when a DELE was sent (`marked`): then it is the commit point,
+read after everything else, and its failure is the command's. With nothing marked, QUIT
+only ends the conversation: the session's last command may carry it in its own write
+(`quit=True`, when the server offers PIPELINING), its reply is read after the command's
+at no extra round trip, and a -ERR, a hang-up or silence there loses nothing: it is
+noted in the transcript, never an error.
 """
 
 from __future__ import annotations
@@ -72,6 +79,8 @@ class Pop3Session:
         self.tls_active = False  # the connection is inside TLS (implicit or after STLS)
         self.connect_seconds = 0.0
         self.quit_reply: str | None = None
+        self.marked = False  # a DELE went out: QUIT commits, so it goes alone and counts
+        self._quit_sent = False  # QUIT went out with the last command; its reply is due
         self._pop: TracedPOP3 | None = None  # the wire: only this module touches it
 
     # -- session -----------------------------------------------------------------
@@ -147,11 +156,21 @@ class Pop3Session:
             raise error_from_network(exc, self.endpoint) from exc
 
     def quit(self) -> str:
-        """QUIT: the moment DELE marks take effect. Returns the server's answer."""
-        reply = self._guarded(self._wire.quit)
-        self.quit_reply = reply_text(reply)
-        self._pop = None
-        return self.quit_reply
+        """QUIT (unless it went with the last command): the moment DELE marks take
+        effect. Returns the server's answer; with nothing marked, whatever ends the
+        session is its answer (see the module's docstring)."""
+        wire = self._wire
+        try:
+            reply = reply_text(self._guarded(wire.read_ok if self._quit_sent else wire.quit))
+        except MailcliError as exc:
+            if self.marked:
+                raise
+            reply = exc.reply if isinstance(exc, NegativeReply) else str(exc)
+            self.transcript.info(f"QUIT failed ({reply}); nothing was marked for deletion")
+        finally:
+            self.close()
+        self.quit_reply = reply
+        return reply
 
     def close(self) -> None:
         """Drop the connection without QUIT: nothing marked for deletion is deleted."""
@@ -161,8 +180,14 @@ class Pop3Session:
             self._pop = None
 
     # -- commands -------------------------------------------------------------------
-    def send(self, *lines: str) -> None:
-        """Commands in one write: pipelining (RFC 2449) when there are several."""
+    def send(self, *lines: str, quit: bool = False) -> None:
+        """Commands in one write: pipelining (RFC 2449) when there are several. With
+        `quit` (the session's last command), QUIT goes in the same write when the server
+        offers PIPELINING and no DELE was sent; `quit()` then reads its reply."""
+        self.marked = self.marked or any(_verb(line) == "DELE" for line in lines)
+        if quit and self.pipelining and not self.marked:
+            lines = (*lines, "QUIT")
+            self._quit_sent = True
         wire = self._wire
         self._guarded(lambda: wire.send_lines(*lines))
 
@@ -184,34 +209,42 @@ class Pop3Session:
         except NegativeReply as exc:
             raise NoInputError(f"no message {number} on the server ({exc.reply})") from None
 
-    def command(self, line: str) -> str:
-        """A single-line command; returns the +OK reply, raises for -ERR."""
-        return reply_text(self.command_bytes(line))
+    def command(self, line: str, *, quit: bool = False) -> str:
+        """A single-line command; returns the +OK reply, raises for -ERR. `quit`: the
+        session's last command (`send`)."""
+        return reply_text(self.command_bytes(line, quit=quit))
 
-    def command_bytes(self, line: str) -> bytes:
+    def command_bytes(self, line: str, *, quit: bool = False) -> bytes:
         """`command`, with the +OK reply as the server's exact bytes (line end removed):
         for replies carrying data such as `UIDL n`, which may hold any byte."""
-        self.send(line)
+        self.send(line, quit=quit)
         return self.read_ok()
 
-    def message_command(self, verb: str, number: int, *arguments: object) -> bytes:
+    def message_command(
+        self, verb: str, number: int, *arguments: object, quit: bool = False
+    ) -> bytes:
         """`VERB n [ARGUMENTS]` about one message: its +OK line; 66 when there is no
-        such message. A multi-line reply's body follows (`read_body`)."""
-        self.send(_message_line(verb, number, arguments))
+        such message. A multi-line reply's body follows (`read_body`). `quit`: the
+        session's last command (`send`)."""
+        self.send(_message_line(verb, number, arguments), quit=quit)
         return self.expect_ok(number)
 
-    def pipelined(self, verb: str, numbers: Sequence[int], *arguments: object) -> Iterator[int]:
+    def pipelined(
+        self, verb: str, numbers: Sequence[int], *arguments: object, quit: bool = False
+    ) -> Iterator[int]:
         """`VERB n [ARGUMENTS]` for each number; yields each number once its +OK is read
         (66 at the first -ERR). With PIPELINING, PIPELINE_WINDOW commands are kept in
         flight, refilled half a window at a time in one write, so the server never
         waits for a round trip; without it, one at a time. After a multi-line verb
-        (RETR, TOP) the caller reads each body (`read_body`) before taking the next."""
+        (RETR, TOP) the caller reads each body (`read_body`) before taking the next.
+        `quit`: these are the session's last commands (`send`)."""
         window = PIPELINE_WINDOW if self.pipelining else 1
         sent = 0
         for received, number in enumerate(numbers):
             if sent - received <= window // 2 and sent < len(numbers):
                 upto = min(len(numbers), received + window)
-                self.send(*(_message_line(verb, n, arguments) for n in numbers[sent:upto]))
+                lines = (_message_line(verb, n, arguments) for n in numbers[sent:upto])
+                self.send(*lines, quit=quit and upto == len(numbers))
                 sent = upto
             self.expect_ok(number)
             yield number
@@ -322,3 +355,7 @@ class Body(NamedTuple):
 
 def _message_line(verb: str, number: int, arguments: Sequence[object]) -> str:
     return " ".join([verb, str(number), *(str(argument) for argument in arguments)])
+
+
+def _verb(line: str) -> str:
+    return line.partition(" ")[0].upper()

@@ -55,8 +55,11 @@ class TracedPOP3(poplib.POP3):
         self.file = self.reader
 
     def send_lines(self, *lines: str) -> None:
-        """Commands in one write: pipelining (RFC 2449) when there are several."""
+        """Commands in one write: pipelining (RFC 2449) when there are several, which
+        the transcript marks as one group, as SMTP's are."""
         encoded = [line.encode(self.encoding) for line in lines]
+        if len(encoded) > 1:
+            self.transcript.info(f"pipelined: {len(encoded)} lines in one write")
         for line in encoded:
             self.transcript.sent(line)
         self.sock.sendall(b"".join(line + b"\r\n" for line in encoded))
