@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from mailcli.cli import trail
 from mailcli.cli.context import AppContext
 from mailcli.cli.options import connection_options, quit_after_option
+from mailcli.cli.trail import log_option
 from mailcli.endpoint import ConnectionOptions
 from mailcli.errors import DataError, ExitStatus, UsageError
 from mailcli.smtp.phases import PHASES, TRANSACTION_PHASES, smtp_phase
@@ -89,6 +91,7 @@ def compose_options(function: F) -> F:
 )
 @click.option("--dsn-return", metavar="full|headers", help="DSN: what a notification returns.")
 @click.option("--envid", metavar="TEXT", help="DSN: envelope id, quoted in notifications.")
+@log_option
 @quit_after_option(PHASES)
 @connection_options
 @click.pass_obj
@@ -104,6 +107,7 @@ def send(
     dsn_notify: str | None,
     dsn_return: str | None,
     envid: str | None,
+    log: str | None,
 ) -> int:
     """Compose and submit one message over SMTP.
 
@@ -128,13 +132,15 @@ def send(
 
     endpoint = app.endpoint("smtp", connection)
     quit_after = smtp_phase(app.quit_after)
-    result = submit(
-        endpoint,
-        outgoing,
-        credential=app.credential(endpoint),
-        transcript=app.transcript(),
-        quit_after=quit_after,
-    )
+    with trail.sending(app, log, endpoint, outgoing) as logged:
+        result = submit(
+            endpoint,
+            outgoing,
+            credential=app.credential(endpoint),
+            transcript=app.transcript(),
+            quit_after=quit_after,
+        )
+        logged(result)
     if result.dsn == "not offered":
         app.out.warning("the server does not offer DSN: sent without the notification requests")
     _print_result(app, result)

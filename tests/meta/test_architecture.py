@@ -140,7 +140,7 @@ def test_a_run_without_a_config_file_does_not_import_the_config_module(
 # -- the layout: a package per subsystem, the shared base at the top ----------------------
 
 BASE = {"errors", "config", "endpoint", "transcript", "render", "fsutil", "network", "tlsinfo"}
-SUBSYSTEMS = {"auth", "smtp", "sendmail", "pop3", "fetch", "check", "cli"}
+SUBSYSTEMS = {"auth", "smtp", "sendmail", "pop3", "fetch", "check", "trail", "cli"}
 # Which subsystems each part of the code may import (the base is open to everyone).
 MAY_IMPORT = {
     "base": set(),
@@ -151,6 +151,8 @@ MAY_IMPORT = {
     "sendmail": {"smtp", "auth"},
     "fetch": {"pop3", "auth"},
     "check": {"smtp", "pop3", "auth"},
+    # The log's records read the results of send, sendmail, queue run and fetch.
+    "trail": {"smtp", "sendmail", "fetch"},
     "cli": SUBSYSTEMS - {"cli"},
 }
 
