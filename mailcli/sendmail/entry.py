@@ -1,13 +1,18 @@
 """A queue entry's metadata and its JSON file (`ID.json`): what `Spool.enqueue` writes,
 and the checks that tell a whole entry from a damaged one (exact types, the fields
-`enqueue` always writes, the id it was written under)."""
+`enqueue` always writes, the id it was written under). The DSN fields came later: an
+entry without them reads as one that asks for no notifications."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 from mailcli.smtp.envelope import Envelope
+
+if TYPE_CHECKING:
+    from mailcli.smtp.dsn import DsnRequest
 
 
 @dataclass
@@ -23,10 +28,28 @@ class QueueEntry:
     attempts: int = 0
     last_error: str | None = None
     last_attempt: float | None = None
+    dsn_notify: list[str] | None = None  # RFC 3461, as `smtp.dsn.DsnRequest` holds them
+    dsn_return: str | None = None
+    envid: str | None = None
 
     @property
     def envelope(self) -> Envelope:
         return Envelope(self.envelope_from, tuple(self.recipients))
+
+    @property
+    def dsn(self) -> DsnRequest | None:
+        """The notifications the message asked for, None when none."""
+        from mailcli.smtp.dsn import DsnRequest
+
+        request = DsnRequest(tuple(self.dsn_notify or ()), self.dsn_return, self.envid)
+        return request or None
+
+
+def dsn_fields(dsn: DsnRequest | None) -> dict[str, Any]:
+    """A QueueEntry's DSN fields for a message's request (`Spool.enqueue`)."""
+    if not dsn:
+        return {}
+    return {"dsn_notify": list(dsn.notify) or None, "dsn_return": dsn.ret, "envid": dsn.envid}
 
 
 def entry_json(entry: QueueEntry) -> bytes:
@@ -44,6 +67,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "attempts": (int,),
     "last_error": (str, type(None)),
     "last_attempt": (int, float, type(None)),
+    "dsn_return": (str, type(None)),
+    "envid": (str, type(None)),
 }
 _REQUIRED = ("id", "created", "account", "envelope_from", "recipients")
 
@@ -69,7 +94,19 @@ def _typed(key: str, value: object) -> bool:
     """Exact JSON types (a bool is no number here); recipients: non-empty strings."""
     if key == "recipients":
         return isinstance(value, list) and bool(value) and all(type(v) is str for v in value)
+    if key == "dsn_notify":
+        return value is None or _notify_list(value)
+    if key == "dsn_return" and value is not None:
+        return value in ("full", "headers")
     return key in _TYPES and type(value) in _TYPES[key]
+
+
+def _notify_list(value: object) -> bool:
+    from mailcli.smtp.dsn import NOTIFY_KEYWORDS
+
+    if not isinstance(value, list) or not value:
+        return False
+    return value == ["never"] or all(word in NOTIFY_KEYWORDS for word in value)
 
 
 def why_unreadable(exc: Exception) -> str:

@@ -49,7 +49,13 @@ from mailcli.fsutil import (
     fsync_directory,
     write_error,
 )
-from mailcli.sendmail.entry import QueueEntry, entry_json, parse_entry, why_unreadable
+from mailcli.sendmail.entry import (
+    QueueEntry,
+    dsn_fields,
+    entry_json,
+    parse_entry,
+    why_unreadable,
+)
 from mailcli.smtp.envelope import Outgoing
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -102,6 +108,7 @@ class Spool:
             attempts=1,
             last_error=error,
             last_attempt=now,
+            **dsn_fields(outgoing.dsn),
         )
         try:
             ensure_private_dir(self.directory)
@@ -152,7 +159,7 @@ class Spool:
                 data = handle.read()
         except OSError as exc:
             raise DamagedEntryError(f"cannot read its message: {exc.strerror}") from exc
-        return Outgoing(entry.envelope, data, smtputf8=entry.smtputf8)
+        return Outgoing(entry.envelope, data, smtputf8=entry.smtputf8, dsn=entry.dsn)
 
     def update(self, entry: QueueEntry) -> None:
         self._write_meta(entry)
