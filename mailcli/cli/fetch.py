@@ -6,8 +6,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from mailcli.cli import trail
 from mailcli.cli.context import AppContext
 from mailcli.cli.options import connection_options
+from mailcli.cli.trail import log_option
 from mailcli.endpoint import ConnectionOptions
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ DEFAULT_DESTINATION = "maildir:~/Maildir"
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Fetch at most N.")
 @click.option("--dry-run", is_flag=True, help="Say what would be fetched; change nothing.")
 @click.option("-v", "--verbose", is_flag=True, help="A one-line summary even when piped.")
+@log_option
 @connection_options
 @click.pass_obj
 def fetch(
@@ -51,6 +54,7 @@ def fetch(
     limit: int | None,
     dry_run: bool,
     verbose: bool,
+    log: str | None,
 ) -> None:
     """Download new mail; never loses or duplicates a message, even after kill -9.
 
@@ -72,15 +76,17 @@ def fetch(
     )
     display = app.out.progress()
     try:
-        summary, where = fetch_mail(
-            endpoint,
-            spec,
-            options,
-            credential=app.credential(endpoint),
-            transcript=app.transcript(),
-            progress=Progress(display.start, display.advance),
-            state_dir=default_state_dir(),
-        )
+        with trail.fetching(app, log, endpoint, dry_run=dry_run) as logged:
+            summary, where = fetch_mail(
+                endpoint,
+                spec,
+                options,
+                credential=app.credential(endpoint),
+                transcript=app.transcript(),
+                progress=Progress(display.start, display.advance),
+                state_dir=default_state_dir(),
+            )
+            logged(summary)
     finally:
         display.close()
     _report(app, summary, where, verbose=verbose, dry_run=dry_run)

@@ -127,10 +127,10 @@ def _account(app: AppContext, name: str | None) -> Account | None:
 
 @contextmanager
 def fetching(
-    app: AppContext, option: str | None, endpoint: Endpoint
+    app: AppContext, option: str | None, endpoint: Endpoint, *, dry_run: bool
 ) -> Iterator[Callable[[FetchSummary], None]]:
-    """Around one fetch run."""
-    target = log_target(app, option, app.account)
+    """Around one fetch run; a dry run, which writes nothing anywhere, is not logged."""
+    target = None if dry_run else log_target(app, option, app.account)
     if target is None:
         yield lambda summary: None
         return
