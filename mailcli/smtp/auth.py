@@ -2,11 +2,18 @@
 
 With a `Password`: the forced mechanism (--auth), else the first offered one of an
 order that depends on TLS. Inside TLS: PLAIN (its initial response makes the login one
-round trip), LOGIN, then CRAM-MD5 only when nothing else is offered (two round trips,
-and it makes the server keep a plaintext-equivalent password). In clear: CRAM-MD5
-first, so that no password crosses the wire when it is offered, then PLAIN, LOGIN.
-XOAUTH2 only when forced, with the password source's value as the token (a token
-printed by a password_command).
+round trip), SCRAM-SHA-256, SCRAM-SHA-1 (two round trips, but the server proves it
+knows the password), LOGIN, then CRAM-MD5 only when nothing else is offered (two round
+trips, and it makes the server keep a plaintext-equivalent password). In clear:
+SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5 first, so that no password crosses the wire when
+one is offered, then PLAIN, LOGIN. XOAUTH2 only when forced, with the password source's
+value as the token (a token printed by a password_command).
+
+SCRAM (`auth.scram`): client-first as the initial response, client-final answering the
+first 334, an empty line answering the second (the server's signature, verified first).
+A signature that is wrong, missing when 235 arrives, or any other fault the client
+finds mid-exchange ends the session at once: the connection is closed with nothing
+more sent (no `*`, no QUIT), the error's own status (77 for the signature).
 
 With a `BearerSource` (an account with OAuth2): XOAUTH2 or OAUTHBEARER
 (`choose_bearer_mechanism`), the token as the initial response (`AUTH M <base64>`), or in
@@ -24,6 +31,7 @@ user name could not be sent.
 from __future__ import annotations
 
 import base64
+import binascii
 import smtplib
 from collections.abc import Callable
 from typing import overload
@@ -43,15 +51,22 @@ from mailcli.auth.sasl import (
     wants_two_step,
     xoauth2,
 )
+from mailcli.auth.scram import SCRAM_MECHANISMS, ScramClient, is_scram
 from mailcli.endpoint import Endpoint
-from mailcli.errors import PermissionDeniedError, TempFailError, UnavailableError
+from mailcli.errors import (
+    MailcliError,
+    PermissionDeniedError,
+    ProtocolError,
+    TempFailError,
+    UnavailableError,
+)
 from mailcli.network import reply_text
 from mailcli.smtp.reply import Reply
-from mailcli.smtp.wire import TracedSMTP
+from mailcli.smtp.wire import TracedSMTP, close_quietly
 
 # First offered wins. XOAUTH2 only when asked for (--auth xoauth2) or with OAuth2.
-AUTH_PREFERENCE_TLS = ("PLAIN", "LOGIN", "CRAM-MD5")
-AUTH_PREFERENCE_CLEAR = ("CRAM-MD5", "PLAIN", "LOGIN")
+AUTH_PREFERENCE_TLS = ("PLAIN", *SCRAM_MECHANISMS, "LOGIN", "CRAM-MD5")
+AUTH_PREFERENCE_CLEAR = (*SCRAM_MECHANISMS, "CRAM-MD5", "PLAIN", "LOGIN")
 # More continuations than any mechanism we speak needs: the server is looping.
 _MAX_CHALLENGES = 5
 
@@ -72,6 +87,11 @@ def _password_login(smtp: TracedSMTP, endpoint: Endpoint, password: Password) ->
     responder = _password_responder(mechanism, endpoint.user or "", password.secret())
     try:
         _exchange(smtp, mechanism, responder, initial_response=True)
+        if isinstance(responder, ScramClient):
+            responder.require_verified()
+    except MailcliError:
+        close_quietly(smtp)  # out of step, or the server is not who it claims: say nothing more
+        raise
     except smtplib.SMTPAuthenticationError as exc:
         reply = _temporary_or(exc)
         raise PermissionDeniedError(
@@ -103,9 +123,11 @@ def choose_mechanism(offered: list[str], forced: str | None, *, tls: bool) -> st
 
 def _password_responder(
     mechanism: str, user: str, secret: str
-) -> _PasswordResponder | _TokenResponder:
+) -> _PasswordResponder | _TokenResponder | ScramClient:
     if mechanism == XOAUTH2:  # a token printed by a password_command
         return _TokenResponder(XOAUTH2, xoauth2(user, secret))
+    if is_scram(mechanism):
+        return ScramClient(mechanism, user, secret)
     return _PasswordResponder(mechanism, user, secret)
 
 
@@ -126,11 +148,18 @@ def _exchange(
     for _ in range(_MAX_CHALLENGES):
         if code != 334:
             break
-        code, reply = smtp.docmd(_base64(respond(base64.decodebytes(reply)) or b""))
+        code, reply = smtp.docmd(_base64(respond(_challenge(reply)) or b""))
     else:
         raise smtplib.SMTPException(f"the server keeps answering AUTH with 334: {reply!r}")
     if code not in (235, 503):
         raise smtplib.SMTPAuthenticationError(code, reply)
+
+
+def _challenge(reply: bytes) -> bytes:
+    try:
+        return base64.decodebytes(reply)
+    except binascii.Error:
+        raise ProtocolError("the server's AUTH challenge (334) is not base64") from None
 
 
 def _base64(response: bytes) -> str:
