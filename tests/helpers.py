@@ -368,3 +368,104 @@ def expire_cached_token(home: Path) -> None:
     """Mark account `work`'s cached access token expired, so the next use refreshes it."""
     cache = oauth_token_files(home)[1]
     cache.write_text(json.dumps({**json.loads(cache.read_text()), "expires_at": 0}))
+
+
+@dataclass(frozen=True)
+class TrailLine:
+    """One line of mailcli's log (`--log`, the `log` key), parsed: its fields in order."""
+
+    fields: tuple[tuple[str, str], ...]
+
+    def all(self, key: str) -> list[str]:
+        return [value for name, value in self.fields if name == key]
+
+    def get(self, key: str) -> str | None:
+        values = self.all(key)
+        assert len(values) <= 1, f"{key} repeated in {self.fields}"
+        return values[0] if values else None
+
+    def __getitem__(self, key: str) -> str:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def recipients(self) -> dict[str, tuple[str, str]]:
+        """rcpt fields: address -> (RCPT reply code, enhanced status), `-` for none."""
+        found = {}
+        for value in self.all("rcpt"):
+            address, code, enhanced = value.rsplit(" ", 2)
+            found[address] = (code, enhanced)
+        return found
+
+
+_TRAIL_ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "r": "\r", "t": "\t"}
+_TRAIL_HEX = {"x": 2, "u": 4, "U": 8}
+
+
+def parse_trail_line(line: str) -> TrailLine:
+    """The trail's grammar (mailcli/trail/line.py), strictly: `key=value` pairs separated
+    by one space, `time` first; a value bare (printable ASCII but space, `"`, `\\`, `=`) or
+    quoted with the documented escapes. Anything else is a ValueError."""
+    fields: list[tuple[str, str]] = []
+    position = 0
+    while position < len(line):
+        if fields:
+            if line[position] != " ":
+                raise ValueError(f"no space before field at {position}: {line!r}")
+            position += 1
+        equals = line.index("=", position)
+        key = line[position:equals]
+        if not key or not all(c.isascii() and (c.isalnum() or c == "_") for c in key):
+            raise ValueError(f"bad key {key!r} in {line!r}")
+        value, position = _trail_value(line, equals + 1)
+        fields.append((key, value))
+    if not fields or fields[0][0] != "time":
+        raise ValueError(f"a trail line starts with time=: {line!r}")
+    return TrailLine(tuple(fields))
+
+
+def _trail_value(line: str, position: int) -> tuple[str, int]:
+    if position < len(line) and line[position] == '"':
+        return _trail_quoted(line, position + 1)
+    end = position
+    while end < len(line) and line[end] != " ":
+        if not 0x21 <= ord(line[end]) <= 0x7E or line[end] in '"\\=':
+            raise ValueError(f"bad character {line[end]!r} in a bare value: {line!r}")
+        end += 1
+    if end == position:
+        raise ValueError(f"empty bare value at {position}: {line!r}")
+    return line[position:end], end
+
+
+def _trail_quoted(line: str, position: int) -> tuple[str, int]:
+    out: list[str] = []
+    while True:
+        if position >= len(line) or (line[position] == "\\" and position + 1 == len(line)):
+            raise ValueError(f"unterminated quoted value: {line!r}")
+        character = line[position]
+        if character == '"':
+            return "".join(out), position + 1
+        if not character.isprintable():
+            raise ValueError(f"raw {character!r} inside quotes: {line!r}")
+        if character != "\\":
+            out.append(character)
+            position += 1
+            continue
+        escape = line[position + 1]
+        if escape in _TRAIL_ESCAPES:
+            out.append(_TRAIL_ESCAPES[escape])
+            position += 2
+        elif escape in _TRAIL_HEX:
+            digits = line[position + 2 : position + 2 + _TRAIL_HEX[escape]]
+            out.append(chr(int(digits, 16)))
+            position += 2 + _TRAIL_HEX[escape]
+        else:
+            raise ValueError(f"unknown escape \\{escape} in {line!r}")
+
+
+def read_trail(path: Path) -> list[TrailLine]:
+    """Every line of a log file, each parsed; the file is UTF-8 and ends with a newline."""
+    data = path.read_bytes()
+    assert data.endswith(b"\n"), data[-200:]
+    return [parse_trail_line(line) for line in data.decode("utf-8").split("\n")[:-1]]
