@@ -109,6 +109,27 @@ def remove(app: AppContext, name: str) -> None:
     app.out.info(f"removed account {name!r} from {path}")
 
 
+@account.command("which")
+@click.argument("address")
+@click.pass_obj
+def which(app: AppContext, address: str) -> int:
+    """Say which account `sendmail -f ADDRESS` would send with, and why: named with -a,
+    an exact or pattern match of its from, or the default. Exit 67 when none would."""
+    from email.utils import parseaddr
+
+    from mailcli.errors import ExitStatus, UsageError
+    from mailcli.sendmail.choice import choose_account
+
+    sender = parseaddr(address)[1]
+    if "@" not in sender:
+        raise UsageError(f"{address!r} is not an address (USER@DOMAIN)")
+    choice = choose_account(app.config, app.account_name, sender)
+    name = choice.account.name if choice.account is not None else None
+    document = {"address": sender, "account": name, "how": choice.kind, "why": choice.why}
+    app.out.fields([(key, value) for key, value in document.items()], document=document)
+    return ExitStatus.NOUSER if name is None else ExitStatus.OK
+
+
 # Settings whose value is itself a secret: shown as "(set)", never as the value.
 SECRET_SETTINGS = {"oauth2": ("client_secret",)}
 
