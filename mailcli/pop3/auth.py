@@ -5,9 +5,17 @@
 through the session's one error translation), the greeting, CAPA, the endpoint and
 whether the connection is inside TLS. This module never imports the session.
 
-With a password: the forced method (--auth user, apop, plain or xoauth2, the last with
-the password as the token) or, unforced, SASL PLAIN when the connection is inside TLS and
-CAPA offers it, else USER/PASS. A refusal is 77 (`-ERR [SYS/TEMP]` and the like: 75).
+With a password: the forced method (--auth user, apop, plain, scram-sha-256,
+scram-sha-1 or xoauth2, the last with the password as the token) or, unforced, SASL
+PLAIN when the connection is inside TLS and CAPA offers it, else SCRAM-SHA-256 or
+SCRAM-SHA-1 when CAPA offers it (no password crosses the wire, and the server proves
+it knows it), else USER/PASS. A refusal is 77 (`-ERR [SYS/TEMP]` and the like: 75).
+
+SCRAM (`auth.scram`): `AUTH M <client-first>`, client-final answering the first `+`,
+an empty line answering the second (the server's signature, verified first), then
+`+OK`. A wrong signature, `+OK` before one, or any fault the client finds ends the
+login there: the error propagates with nothing more sent, and the session closes the
+connection without QUIT.
 
 With a `BearerSource`: the mechanism is `choose_bearer_mechanism` over CAPA's SASL list.
 Two forms:
@@ -23,6 +31,7 @@ tries once more on the same connection (`retry_once`). `-ERR [SYS/TEMP]` (and
 from __future__ import annotations
 
 import base64
+import binascii
 import poplib
 import re
 from typing import Protocol
@@ -34,17 +43,19 @@ from mailcli.auth.sasl import (
     choose_bearer_mechanism,
     error_answer,
     error_detail,
+    not_offered,
     plain,
     retry_once,
     wants_two_step,
     xoauth2,
 )
+from mailcli.auth.scram import SCRAM_MECHANISMS, ScramClient, is_scram
 from mailcli.endpoint import Endpoint, missing_user
-from mailcli.errors import MailcliError, PermissionDeniedError, UnavailableError
+from mailcli.errors import MailcliError, PermissionDeniedError, ProtocolError, UnavailableError
 from mailcli.network import reply_text
 from mailcli.pop3.wire import NegativeReply, error_from_pop3_reply
 
-AUTH_METHODS = ("user", "apop", "plain", "xoauth2")
+AUTH_METHODS = ("user", "apop", "plain", "scram-sha-256", "scram-sha-1", "xoauth2")
 _APOP_TIMESTAMP = rb"\+OK.[^<]*(<.*>)"  # the greeting's <timestamp>, as poplib finds it
 
 
@@ -86,6 +97,8 @@ def _password_login(channel: Pop3Channel, password: Password) -> None:
             _command(channel, f"PASS {secret}")
         elif method == "apop":
             _command(channel, f"APOP {endpoint.user} {apop(_timestamp(channel), secret)}")
+        elif is_scram(method):
+            _scram(channel, ScramClient(method, endpoint.user or "", secret))
         else:
             _sasl(channel, method, secret)
     except poplib.error_proto as exc:
@@ -100,10 +113,14 @@ def _auth_method(channel: Pop3Channel) -> str:
         )
     if forced == "apop" and b"<" not in channel.welcome:
         raise UnavailableError("the server does not offer APOP (no timestamp in its banner)")
+    mechanisms = [m.upper() for m in channel.capabilities.get("SASL", [])]
+    if is_scram(forced) and mechanisms and forced.upper() not in mechanisms:
+        raise not_offered(forced.upper(), mechanisms)
     if forced:
         return forced
-    mechanisms = [m.upper() for m in channel.capabilities.get("SASL", [])]
-    return "plain" if channel.tls_active and "PLAIN" in mechanisms else "user"
+    if channel.tls_active and "PLAIN" in mechanisms:
+        return "plain"
+    return next((m.lower() for m in SCRAM_MECHANISMS if m in mechanisms), "user")
 
 
 def _command(channel: Pop3Channel, line: str) -> None:
@@ -129,6 +146,25 @@ def _sasl(channel: Pop3Channel, method: str, secret: str) -> None:
     reply, _ = _exchange(channel, mechanism, payload)
     if not reply.startswith(b"+OK"):
         raise poplib.error_proto(reply)
+
+
+def _scram(channel: Pop3Channel, client: ScramClient) -> None:
+    """One SCRAM exchange; its client raises on a fourth message, which bounds the loop."""
+    channel.send(f"AUTH {client.mechanism} {_encoded(client.respond(None))}")
+    reply = channel.read_reply()
+    while _continues(reply):
+        channel.send(_encoded(client.respond(_challenge(reply))))
+        reply = channel.read_reply()
+    if not reply.startswith(b"+OK"):
+        raise poplib.error_proto(reply)
+    client.require_verified()
+
+
+def _challenge(reply: bytes) -> bytes:
+    try:
+        return base64.b64decode(reply[1:].strip(), validate=True)
+    except binascii.Error:
+        raise ProtocolError("the server's AUTH challenge (+) is not base64") from None
 
 
 def _auth_failed(user: str | None) -> MailcliError:
