@@ -7,7 +7,8 @@ summary, evidence, fix) graded ok / warn / fail; with `--audit` the active probe
 findings follow (`audit.run_audit`). The exit status is 0 without a `fail`, else the
 status of the first failure.
 
-The ids of check's own findings: `connect`, `session` (a failure after connecting),
+The ids of check's own findings: `connect`, `ehlo-name` (SMTP: the name EHLO gives,
+and why that one), `session` (a failure after connecting),
 `stopped` (--quit-after), `tls`, `starttls` (not offered), `certificate-verify`,
 `certificate-expiry`, `auth-in-clear`, `auth-offered`, `login`, `stat`.
 
@@ -22,7 +23,7 @@ import dataclasses
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailcli.auth.credential import Credential
 from mailcli.check.findings import AuditTarget, Finding, Level
@@ -40,6 +41,9 @@ from mailcli.pop3.phases import Pop3Phase
 from mailcli.smtp.phases import SmtpPhase
 from mailcli.tlsinfo import TlsInfo, describe
 from mailcli.transcript import Transcript
+
+if TYPE_CHECKING:
+    from mailcli.smtp.session import SmtpSession
 
 EXPIRY_WARNING_DAYS = 14
 
@@ -60,6 +64,7 @@ class CheckReport:
     max_message_size: int | None = None  # SMTP SIZE (RFC 1870), parsed
     login: bool | None = None
     stat: dict[str, int] | None = None
+    ehlo_name: str | None = None  # SMTP: what EHLO gave (smtp.ehloname, as send decides)
     findings: list[Finding] = field(default_factory=list)
 
     def add(
@@ -167,6 +172,7 @@ def _probe_smtp(
             report.connect_ms = round(session.connect_seconds * 1000, 1)
             report.banner = str(session.greeting)
             _connected(report, endpoint)
+            _ehlo_named(report, session)
         elif phase == "ehlo" and endpoint.security != "tls":
             report.capabilities_before_tls = session.features
             report.auth_before_tls = session.features.get("auth", "").split()
@@ -201,6 +207,12 @@ def _probe_smtp(
 def _connected(report: CheckReport, endpoint: Endpoint) -> None:
     where = f"{endpoint.host}:{endpoint.port}"
     report.add("connect", "ok", f"connected to {where} in {report.connect_ms} ms")
+
+
+def _ehlo_named(report: CheckReport, session: SmtpSession) -> None:
+    if session.ehlo_name is not None:
+        report.ehlo_name, reason = session.ehlo_name
+        report.add("ehlo-name", "ok", f"EHLO name {report.ehlo_name} ({reason})")
 
 
 def _starttls_missing(report: CheckReport, endpoint: Endpoint) -> bool:
