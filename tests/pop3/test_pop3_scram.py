@@ -5,9 +5,11 @@ nothing sent once the fault is seen (no QUIT either)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.helpers import Mailcli
+from tests.helpers import Mailcli, run_cli
 from tests.servers.accounts import Account, numbered_message
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox, make_mailbox
@@ -79,6 +81,20 @@ def test_unforced_scram_in_clear_and_plain_inside_tls(scram_dovecot: Dovecot) ->
     code, _, stderr = _stat(Account.pop3(scram_dovecot, mailbox.user, mailbox.password))
     assert code == 0, stderr
     assert "~> AUTH PLAIN ********" in stderr.splitlines()
+
+
+def test_the_accounts_auth_key_asks_for_scram(scram_dovecot: Dovecot, config_file: Path) -> None:
+    mailbox = _scram_mailbox(scram_dovecot)
+    config_file.write_text(
+        f'[accounts.work]\nuser = "{mailbox.user}"\n[accounts.work.pop3]\n'
+        f'host = "127.0.0.1"\nport = {scram_dovecot.pop3_port}\n'
+        f'cafile = "{scram_dovecot.certs.ca_pem}"\nauth = "scram-sha-1"\n'
+    )
+    result = run_cli(
+        ["--account", "work", "--trace", "stat"], env={"MAILCLI_PASSWORD": mailbox.password}
+    )
+    assert result.code == 0, result.stderr
+    assert "~> AUTH SCRAM-SHA-1 ********" in result.stderr.splitlines()
 
 
 def test_forced_scram_not_offered_is_69(dovecot: Dovecot) -> None:
