@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import Mailcli, Result
+from tests.servers import slow
 from tests.servers.accounts import Account
 from tests.servers.pop3pipelining import Pop3PipeliningServer, QuitAnswer
 from tests.servers.scripted import ScriptedServer
@@ -124,3 +125,24 @@ def test_dele_fails_when_quit_does_not_answer_ok(answer: QuitAnswer, status: int
     assert result.code == status, result.stderr
     assert result.stderr.startswith("mailcli: error: ")
     assert server.deleted == []
+
+
+@pytest.mark.parametrize("behaviour", slow.BEHAVIOURS)
+def test_a_slow_answer_to_quit_with_nothing_marked_still_gives_the_result(
+    behaviour: slow.Behaviour,
+) -> None:
+    """QUIT went with STAT; its answer never completes: --timeout ends the wait, and
+    the result stands (nothing was marked, nothing can be lost)."""
+    with ScriptedServer(slow.pop3("QUIT", behaviour, pipelining=True)) as scripted:
+        result = run(scripted, "stat", "--trace")
+    assert result.code == 0, result.stderr
+    assert result.stdout == "1\t40\n"
+    assert "== QUIT failed (" in result.stderr
+
+
+@pytest.mark.parametrize("behaviour", slow.BEHAVIOURS)
+def test_a_slow_answer_to_quit_after_dele_is_75(behaviour: slow.Behaviour) -> None:
+    with ScriptedServer(slow.pop3("QUIT", behaviour, pipelining=True)) as scripted:
+        result = run(scripted, "dele", "1")
+    assert result.code == 75, result.stderr
+    assert ("too slow" if behaviour == "dribble" else "timed out") in result.stderr

@@ -38,6 +38,7 @@ class Command(NamedTuple):
     args: tuple[str, ...]
     own: str  # the verb whose reply is this command's own ("." : the final dot's)
     chunking: bool = False  # the SMTP server offers CHUNKING too
+    pipelining: bool = False  # the POP3 server offers PIPELINING (SMTP's always does)
 
 
 SEND = ("send", "--from", "a@example.test", "--to", "b@example.test", "--body", "x")
@@ -52,6 +53,8 @@ COMMANDS = {
     "capa": Command("pop3", ("capa",), "CAPA"),
     "fetch": Command("pop3", ("fetch", "--to", "maildir:{tmp}/Maildir"), "RETR"),
     "check-pop3": Command("pop3", ("check", "pop3"), "CAPA"),
+    # Inside a pipelined group: UIDL after LIST's listing; QUIT goes with them too.
+    "list-uidl": Command("pop3", ("list",), "UIDL", pipelining=True),
     "send": Command("smtp", SEND, "."),
     # Inside the pipelined group (MAIL, RCPT, DATA in one write) and the BDAT write.
     "send-mail": Command("smtp", SEND, "MAIL"),
@@ -65,7 +68,7 @@ WHERE = ("greeting", "own")
 def server_for(command: Command, where: str, behaviour: slow.Behaviour) -> ScriptedServer:
     at = "greeting" if where == "greeting" else command.own
     if command.protocol == "pop3":
-        return ScriptedServer(slow.pop3(at, behaviour))
+        return ScriptedServer(slow.pop3(at, behaviour, pipelining=command.pipelining))
     return ScriptedServer(slow.smtp(at, behaviour, chunking=command.chunking))
 
 

@@ -34,8 +34,10 @@ def misbehave(conn: Conn, behaviour: Behaviour, head: bytes) -> None:
         conn.send_bytes(b"x")
 
 
-def pop3(at: str, behaviour: Behaviour) -> Script:
-    """A POP3 server with one 40-octet message, slow at `at` ("greeting" or a verb)."""
+def pop3(at: str, behaviour: Behaviour, *, pipelining: bool = False) -> Script:
+    """A POP3 server with one 40-octet message, slow at `at` ("greeting" or a verb);
+    with `pipelining` its CAPA offers PIPELINING (a pipelined command's reply: the
+    replies before it are sent)."""
 
     def script(conn: Conn) -> None:
         if at == "greeting":
@@ -47,17 +49,18 @@ def pop3(at: str, behaviour: Behaviour) -> Script:
             if verb == at:
                 multiline = verb in MULTILINE_POP3 and not (verb in ("LIST", "UIDL") and argument)
                 return misbehave(conn, behaviour, b"+OK\r\n" if multiline else b"+OK ")
-            if not pop3_answer(conn, verb, argument):
+            if not pop3_answer(conn, verb, argument, pipelining=pipelining):
                 return
         return None
 
     return script
 
 
-def pop3_answer(conn: Conn, verb: str, argument: str) -> bool:
+def pop3_answer(conn: Conn, verb: str, argument: str, *, pipelining: bool = False) -> bool:
     """A well-behaved answer; False after QUIT."""
     if verb == "CAPA":
-        conn.send("+OK", "USER", "UIDL", "TOP", "SASL XOAUTH2 OAUTHBEARER", ".")
+        offered = ["USER", "UIDL", "TOP", "SASL XOAUTH2 OAUTHBEARER"]
+        conn.send("+OK", *offered, *(["PIPELINING"] if pipelining else []), ".")
     elif verb == "STAT":
         conn.send("+OK 1 40")
     elif verb in ("LIST", "UIDL"):
