@@ -10,7 +10,10 @@ Wire formats (user and secret in UTF-8):
 - APOP (POP3, RFC 1939; not SASL): the hex MD5 of the greeting's timestamp and the
   password;
 - XOAUTH2 (Google, Microsoft): `user=U^Aauth=Bearer T^A^A`;
-- OAUTHBEARER (RFC 7628): `n,a=U,^Ahost=H^Aport=P^Aauth=Bearer T^A^A`.
+- OAUTHBEARER (RFC 7628): `n,a=U,^Ahost=H^Aport=P^Aauth=Bearer T^A^A`;
+- SCRAM-SHA-256, SCRAM-SHA-1: an exchange with state (nonce, proof, the server's
+  signature to check), so a client object of its own in `auth.scram`, which uses
+  `saslname` from here.
 
 A refused token comes back as a continuation carrying base64 JSON
 (`{"status":"401",...}`, `{"status":"invalid_token"}`); the client must answer it
