@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mailcli.smtp.compose import ComposeOptions
     from mailcli.smtp.dsn import DsnRequest
     from mailcli.smtp.envelope import Outgoing
+    from mailcli.smtp.failover import RelayUsed
     from mailcli.smtp.session import SendResult
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -128,22 +129,17 @@ def send(
     if dry_run:
         _print_dry_run(app, outgoing)
         return ExitStatus.OK
-    from mailcli.smtp.session import submit
+    from mailcli.cli.relays import submit
 
     endpoint = app.endpoint("smtp", connection)
     quit_after = smtp_phase(app.quit_after)
     with trail.sending(app, log, endpoint, outgoing) as logged:
-        result = submit(
-            endpoint,
-            outgoing,
-            credential=app.credential(endpoint),
-            transcript=app.transcript(),
-            quit_after=quit_after,
-        )
+        # The account's server, then its fallbacks' (`smtp.failover`).
+        result, relay = submit(app, endpoint, outgoing, quit_after)
         logged(result)
     if result.dsn == "not offered":
         app.out.warning("the server does not offer DSN: sent without the notification requests")
-    _print_result(app, result)
+    _print_result(app, result, relay)
     if quit_after in TRANSACTION_PHASES:
         app.out.info(f"mailcli: stopped after {quit_after}, as --quit-after asked (no DATA sent)")
     return result.exit_status
@@ -241,8 +237,11 @@ def _print_dry_run(app: AppContext, outgoing: Outgoing) -> None:
         app.out.raw(piece)
 
 
-def _print_result(app: AppContext, result: SendResult) -> None:
+def _print_result(app: AppContext, result: SendResult, relay: RelayUsed) -> None:
     from mailcli.smtp.reply import ReplyCode
+
+    if relay.fallback:
+        app.out.info(f"mailcli: sent through fallback {relay.account} ({relay.server})")
 
     refused = result.refused
     if refused:
@@ -262,7 +261,8 @@ def _print_result(app: AppContext, result: SendResult) -> None:
                 str(result.reply),
             ]
         )
-    app.out.table(["recipient", "status", "reply"], rows, document=result.as_json())
+    document = {**result.as_json(), "relay": relay.account}  # the account that took it
+    app.out.table(["recipient", "status", "reply"], rows, document=document)
 
 
 def _path(name: str) -> Path:

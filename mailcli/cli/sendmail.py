@@ -10,7 +10,7 @@ import click
 from mailcli.cli.context import AppContext
 
 if TYPE_CHECKING:
-    from mailcli.sendmail.deliver import SessionFactory
+    from mailcli.sendmail.deliver import RelayFactory
     from mailcli.sendmail.spool import Spool
 
 
@@ -52,7 +52,7 @@ def sendmail(app: AppContext, args: tuple[str, ...]) -> int:
     delivery = deliver_or_spool(
         outgoing,
         account=account.name if account else None,
-        open_session=_session_factory(app),
+        open_relays=_relay_factory(app),
         spool=_spool(),
     )
     if delivery.result is not None and delivery.result.dsn == "not offered":
@@ -103,11 +103,19 @@ def run(app: AppContext) -> int:
     69 when some failed, 67 when some recipients were refused, 74 on a full disk."""
     from mailcli.sendmail.deliver import run_queue
 
-    report = run_queue(_spool(), _session_factory(app))
+    report = run_queue(_spool(), _relay_factory(app))
     outcomes = report.outcomes
     rows = [[o.entry_id, o.status, o.detail] for o in outcomes]
     document = {
-        "outcomes": [{"id": o.entry_id, "status": o.status, "detail": o.detail} for o in outcomes]
+        "outcomes": [
+            {
+                "id": o.entry_id,
+                "status": o.status,
+                "detail": o.detail,
+                "relay": o.relay.account if o.relay else None,
+            }
+            for o in outcomes
+        ]
     }
     failed_directory = _spool().failed_directory
     problems = {
@@ -146,20 +154,13 @@ def _spool() -> Spool:
     return Spool(default_queue_dir())
 
 
-def _session_factory(app: AppContext) -> SessionFactory:
-    """account name -> an SMTP session with that account's settings (and the flags')."""
-    from mailcli.endpoint import ConnectionOptions, resolve_endpoint
-    from mailcli.smtp.session import SmtpSession
+def _relay_factory(app: AppContext) -> RelayFactory:
+    """account name -> its relays: its server (file and environment), then its fallbacks'."""
+    from functools import partial
 
-    def open_session(account_name: str | None) -> SmtpSession:
-        endpoint = resolve_endpoint(
-            "smtp", app.config.select_account(account_name), ConnectionOptions()
-        )
-        return SmtpSession(
-            endpoint, credential=app.credential(endpoint), transcript=app.transcript()
-        )
+    from mailcli.cli.relays import account_relays
 
-    return open_session
+    return partial(account_relays, app)
 
 
 def _age(seconds: float) -> str:

@@ -1,21 +1,27 @@
 """Deliver now or keep for later: sendmail mode's promise that no message is lost.
 
-`deliver_or_spool` tries once; when that fails for any reason that a later try could
-overcome (a 4xx, a timeout, a refused or dropped connection, DNS, TLS, AUTH, missing
-credentials or configuration) the message goes to the spool and the caller exits 0 with
-a notice. Only a permanent refusal of the message itself (5xx to MAIL FROM, to every RCPT, or to
-DATA) and bad input are final: those are reported, not kept. A stop by SIGTERM or
-SIGHUP before the server accepted the message queues it too: nobody else holds it.
+`deliver_or_spool` tries once: the account's server, then its fallbacks' while each
+fails temporarily before anyone accepted the message (`mailcli.smtp.failover`). When
+that fails for any reason that a later try could overcome (a 4xx, a timeout, a refused
+or dropped connection, DNS, TLS, AUTH, missing credentials or configuration) the
+message goes to the spool under the account (not the fallback) and the caller exits 0
+with a notice. Only a permanent refusal of the message itself (5xx to MAIL FROM, to
+every RCPT, or to DATA) and bad input are final: those are reported, not kept. A stop
+by SIGTERM or SIGHUP before the server accepted the message queues it too: nobody else
+holds it.
 
-`run_queue` retries the spool over one SMTP connection per account, each message one
-transaction (pipelined when the server offers it; no RSET after a completed one), the
-last one's QUIT with its final dot. An entry is removed
-only after the server accepted it; one refused permanently moves to `failed/`. First it
-lets the spool finish what a killed run left half done and quarantine damaged entries
-(outcome "damaged"): one bad entry never stops the others. When some recipients accept
-and others are refused permanently (outcome "refused"), the refused ones are kept in
+`run_queue` retries the spool over one SMTP connection per relay of each entry's
+account (its own server, then its fallbacks, tried again on every run; a relay down
+stays down for the rest of the run, so the next entries go straight to the next), each
+message one transaction (pipelined when the server offers it; no RSET after a
+completed one), the last one's QUIT with its final dot. An entry is removed only after
+a server accepted it; one refused permanently moves to `failed/`. First it lets the
+spool finish what a killed run left half done and quarantine damaged entries (outcome
+"damaged"): one bad entry never stops the others. When some recipients accept and
+others are refused permanently (outcome "refused"), the refused ones are kept in
 `failed/` (a copy of the entry naming only them) and the accepted ones never get the
-message again; those that got a 4xx stay queued alone.
+message again; those that got a 4xx stay queued alone. Each outcome names the relay
+that answered (`RunOutcome.relay`, `Delivery.relay`).
 
 A queue that cannot be written (a full disk) stops the run: `QueueReport.error` (74 or
 73) after the outcomes so far. The spool makes sure that even then no recipient that
@@ -28,7 +34,7 @@ the CLI prints the results and returns those, deciding nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import groupby
@@ -47,13 +53,15 @@ from mailcli.fsutil import write_error
 from mailcli.sendmail.entry import QueueEntry
 from mailcli.sendmail.spool import DamagedEntryError, Spool
 from mailcli.smtp.envelope import Envelope, Outgoing
-from mailcli.smtp.session import SendResult, SmtpSession
+from mailcli.smtp.failover import Relay, RelayChain, RelayUsed
+from mailcli.smtp.session import SendResult
 
 if TYPE_CHECKING:
     from mailcli.smtp.reply import Reply
 
 PERMANENT_ERRORS = (RejectedError, DataError, UsageError, NoInputError)
-SessionFactory = Callable[[str | None], SmtpSession]
+# An account's name (None: the default) -> its relays: its own server, then its fallbacks.
+RelayFactory = Callable[[str | None], Sequence[Relay]]
 # What became of one entry in a `queue run`, as the table and its JSON spell it.
 QueueOutcome = Literal["delivered", "deferred", "failed", "refused", "damaged"]
 
@@ -65,6 +73,7 @@ class Delivery:
     result: SendResult | None  # None when nothing was delivered
     queued: QueueEntry | None  # the spool entry for what is left to deliver
     reason: str | None  # why it was queued
+    relay: RelayUsed | None = None  # the server that answered, when one did
 
     @property
     def refused(self) -> dict[str, Reply]:
@@ -81,11 +90,13 @@ class Delivery:
 
 
 def deliver_or_spool(
-    outgoing: Outgoing, *, account: str | None, open_session: SessionFactory, spool: Spool
+    outgoing: Outgoing, *, account: str | None, open_relays: RelayFactory, spool: Spool
 ) -> Delivery:
+    """Hand `outgoing` to the first relay of `account` that takes it, else queue it
+    under `account` (its fallbacks are tried again by `queue run`)."""
     try:
-        with open_session(account) as session:
-            result = session.send(outgoing, last=True)
+        with RelayChain(open_relays(account)) as chain:
+            result, relay = chain.send(outgoing, last=True)
     except PERMANENT_ERRORS:
         raise
     except MailcliError as exc:
@@ -99,9 +110,10 @@ def deliver_or_spool(
         return Delivery(None, spool.enqueue(outgoing, account=account, error=reason), reason)
     deferred = _deferred_part(outgoing, result)
     if deferred is None:
-        return Delivery(result, None, None)
+        return Delivery(result, None, None, relay)
     reason = _refusals(result, temporary=True)
-    return Delivery(result, spool.enqueue(deferred, account=account, error=reason), reason)
+    entry = spool.enqueue(deferred, account=account, error=reason)
+    return Delivery(result, entry, reason, relay)
 
 
 def _deferred_part(outgoing: Outgoing, result: SendResult) -> Outgoing | None:
@@ -130,6 +142,7 @@ class RunOutcome:
     entry_id: str
     status: QueueOutcome
     detail: str
+    relay: RelayUsed | None = None  # the server that answered, when one did
 
 
 @dataclass
@@ -140,8 +153,10 @@ class QueueReport:
     error: MailcliError | None = None
     results: dict[str, SendResult] = field(default_factory=dict)  # entry id: its answer
 
-    def add(self, entry_id: str, status: QueueOutcome, detail: str) -> None:
-        self.outcomes.append(RunOutcome(entry_id, status, detail))
+    def add(
+        self, entry_id: str, status: QueueOutcome, detail: str, relay: RelayUsed | None = None
+    ) -> None:
+        self.outcomes.append(RunOutcome(entry_id, status, detail, relay))
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -158,8 +173,8 @@ class QueueReport:
         return ExitStatus.NOUSER if "refused" in statuses else ExitStatus.OK
 
 
-def run_queue(spool: Spool, open_session: SessionFactory) -> QueueReport:
-    """Retry every entry, oldest first, one connection per account; locked."""
+def run_queue(spool: Spool, open_relays: RelayFactory) -> QueueReport:
+    """Retry every entry, oldest first, one connection per relay of each account; locked."""
     report = QueueReport([])
     with spool.lock():
         try:
@@ -173,30 +188,37 @@ def run_queue(spool: Spool, open_session: SessionFactory) -> QueueReport:
             report.add(entry.id, "failed", entry.last_error or "refused permanently")
         entries = sorted(spool.entries(), key=lambda entry: (entry.account or "", entry.created))
         for account, group in groupby(entries, key=lambda entry: entry.account):
-            _run_account(spool, list(group), partial(open_session, account), report)
+            _run_account(spool, list(group), partial(open_relays, account), report)
             if report.error is not None:
                 break
     return report
 
 
 def _run_account(
-    spool: Spool, entries: list[QueueEntry], connect: Callable[[], SmtpSession], report: QueueReport
+    spool: Spool,
+    entries: list[QueueEntry],
+    relays: Callable[[], Sequence[Relay]],
+    report: QueueReport,
 ) -> None:
-    with _LazySession(connect) as sessions:
-        for position in range(len(entries)):
-            try:
-                if not _attempt(spool, entries, position, sessions, report):
+    try:
+        chain = RelayChain(relays())
+    except MailcliError as exc:  # the account's servers cannot even be named (config)
+        _defer_all(spool, entries, exc.message, report)
+        return
+    try:
+        with chain:
+            for position in range(len(entries)):
+                if not _attempt(spool, entries, position, chain, report):
                     return
-            except OSError as exc:
-                report.error = write_error(exc, f"the queue {spool.directory}")
-                return
+    except OSError as exc:
+        report.error = write_error(exc, f"the queue {spool.directory}")
 
 
 def _attempt(
     spool: Spool,
     entries: list[QueueEntry],
     position: int,
-    sessions: _LazySession,
+    chain: RelayChain,
     report: QueueReport,
 ) -> bool:
     """Send one entry and record what became of it; False: leave the rest for later."""
@@ -210,46 +232,55 @@ def _attempt(
         return True
     try:
         # The last entry's QUIT may go with its final dot (pipelining).
-        result = sessions.get().send(outgoing, last=position == len(entries) - 1)
+        result, relay = chain.send(outgoing, last=position == len(entries) - 1)
     except PERMANENT_ERRORS as exc:
-        sessions.drop()
         report.add(entry.id, "failed", exc.message)
         spool.move_to_failed(entry, exc.message)
         return True
     except MailcliError as exc:
-        # The server or the network is not ready: leave this and the rest for later.
-        for waiting in entries[position:]:
-            report.add(waiting.id, "deferred", exc.message)
-            _defer(spool, waiting, waiting.recipients, exc.message)
+        # No relay is ready (or one failed in a way that must not move on): leave
+        # this and the rest for later.
+        _defer_all(spool, entries[position:], exc.message, report)
         return False
-    _settle(spool, entry, result, report)
+    report.results[entry.id] = result
+    _settle(spool, entry, result, partial(report.add, relay=relay))
     return True
 
 
-def _settle(spool: Spool, entry: QueueEntry, result: SendResult, report: QueueReport) -> None:
-    """Record the server's answer. Each outcome is reported before the spool changes, so
+def _defer_all(spool: Spool, entries: list[QueueEntry], reason: str, report: QueueReport) -> None:
+    for waiting in entries:
+        report.add(waiting.id, "deferred", reason)
+        _defer(spool, waiting, waiting.recipients, reason)
+
+
+def _settle(
+    spool: Spool,
+    entry: QueueEntry,
+    result: SendResult,
+    report: Callable[[str, QueueOutcome, str], None],
+) -> None:
+    """Record the server's answer, `report`ing each outcome before the spool changes, so
     a full disk stopping the run still says what the server did."""
-    report.results[entry.id] = result
     later = [address for address, reply in result.refused.items() if reply.temporary]
     refused = [address for address, reply in result.refused.items() if not reply.temporary]
     refusals = _refusals(result, temporary=False)
     if not result.accepted and not later:
-        report.add(entry.id, "failed", refusals)
+        report(entry.id, "failed", refusals)
         spool.move_to_failed(entry, refusals)
         return
     unrecorded: OSError | None = None
     if refused:
-        report.add(entry.id, "refused", refusals)
+        report(entry.id, "refused", refusals)
         try:
             spool.keep_refused(entry, refused, refusals)
         except OSError as exc:
             unrecorded = exc  # reported above; the accepted part must still be recorded
     if later:
         reason = _refusals(result, temporary=True)
-        report.add(entry.id, "deferred", reason)
+        report(entry.id, "deferred", reason)
         _defer(spool, entry, later, reason, delivered=result.accepted)
     else:
-        report.add(entry.id, "delivered", str(result.reply))
+        report(entry.id, "delivered", str(result.reply))
         spool.remove(entry.id)
     if unrecorded is not None:
         raise unrecorded
@@ -271,31 +302,3 @@ def _defer(
         spool.narrow(entry, delivered)
     else:
         spool.update(entry)
-
-
-class _LazySession:
-    """Opens the SMTP session on first use and again after a failed message."""
-
-    def __init__(self, connect: Callable[[], SmtpSession]) -> None:
-        self.connect = connect
-        self.session: SmtpSession | None = None
-
-    def get(self) -> SmtpSession:
-        if self.session is None:
-            session = self.connect()
-            session.__enter__()
-            self.session = session
-        return self.session
-
-    def drop(self) -> None:
-        if self.session is not None:
-            self.session.__exit__(RuntimeError)
-            self.session = None
-
-    def __enter__(self) -> _LazySession:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        if self.session is not None:
-            self.session.__exit__(exc_type)
-            self.session = None
