@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailcli.errors import DataError, UsageError
-from mailcli.smtp.envelope import Envelope, Outgoing, check_no_injection, needs_smtputf8
+from mailcli.smtp.envelope import Envelope, Outgoing, check_no_injection, prepared
 from mailcli.smtp.rawmessage import RawMessage
 
 if TYPE_CHECKING:
@@ -184,8 +184,7 @@ def prepare(raw: bytes, args: SendmailArgs, addressing: Addressing) -> Outgoing:
         raise DataError("sendmail: the message names no recipients (To/Cc/Bcc)")
     added = b"" if message.has("from") else _from_field(args, addressing, sender)
     data = message.transmitted(sender=sender, added_fields=added)
-    envelope = Envelope(sender, tuple(recipients))
-    return Outgoing(envelope, data, smtputf8=needs_smtputf8([sender, *recipients]))
+    return prepared(Envelope(sender, tuple(recipients)), data)
 
 
 def _envelope_sender(args: SendmailArgs, message: RawMessage, addressing: Addressing) -> str:

@@ -11,6 +11,12 @@ Messages are built with the email package's modern API (`EmailMessage`, policy S
 CRLF line ends, RFC 2047 for non-ASCII display names and subjects). An address whose
 mailbox itself is not ASCII needs SMTPUTF8; such messages are generated with the
 SMTPUTF8 policy and flagged, and the transport refuses them when the server cannot.
+Otherwise a non-ASCII domain is written as its A-label in the From, To, Cc and
+Reply-To fields as in the envelope (`envelope.prepared`), so the message is ASCII.
+
+`--to`, `--cc`, `--bcc` and `--reply-to` take RFC 5322 groups; a group stays a group in
+its field (`To: undisclosed-recipients:;`), its members are recipients, and Bcc, groups
+included, is never transmitted. Only empty groups and no `--rcpt`: "no recipients" (65).
 """
 
 from __future__ import annotations
@@ -24,20 +30,25 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from mailcli.errors import DataError, NoInputError, UsageError
 from mailcli.smtp.envelope import (
     BLIND_FIELDS,
+    AddressGroup,
     Attachment,
     Envelope,
     Outgoing,
     check_no_injection,
     date_now,
+    group_members,
     needs_smtputf8,
     new_message_id,
+    parse_address_list,
     parse_addresses,
     parse_envelope_address,
+    prepared,
     split_commas,
 )
+from mailcli.smtp.idn import address_to_ascii
 
 if TYPE_CHECKING:
-    from email.headerregistry import Address
+    from email.headerregistry import Address, Group
     from email.message import EmailMessage
     from pathlib import Path
 
@@ -148,16 +159,20 @@ def compose(request: ComposeRequest) -> Outgoing:
     senders = parse_addresses("--from", [request.from_addr])
     if len(senders) != 1:
         raise DataError("--from must be exactly one address")
-    to = parse_addresses("--to", request.to)
-    cc = parse_addresses("--cc", request.cc)
-    bcc = parse_addresses("--bcc", request.bcc)
-    reply_to = parse_addresses("--reply-to", [request.reply_to]) if request.reply_to else []
-    envelope = _envelope(request, senders[0][1], [a for _, a in to + cc + bcc])
-    message, attachments = _build_message(request, senders, to, cc, reply_to)
-    header_addresses = [a for _, a in senders + to + cc + reply_to]
+    sender = AddressGroup(None, tuple(senders))
+    to = parse_address_list("--to", request.to)
+    cc = parse_address_list("--cc", request.cc)
+    bcc = parse_address_list("--bcc", request.bcc)
+    reply_to = parse_address_list("--reply-to", [request.reply_to]) if request.reply_to else []
+    envelope = _envelope(request, senders[0][1], group_members(to + cc + bcc))
+    header_addresses = group_members([sender, *to, *cc, *reply_to])
     utf8 = needs_smtputf8([envelope.sender, *envelope.recipients, *header_addresses])
+    fields = {"From": [sender], "To": to, "Cc": cc, "Reply-To": reply_to}
+    message, attachments = _build_message(request, fields, ascii_domains=not utf8)
     data = _serialise(message, utf8=utf8)
-    return Outgoing(envelope, data, smtputf8=utf8, attachments=tuple(attachments))
+    return prepared(
+        envelope, data, header_addresses=header_addresses, attachments=tuple(attachments)
+    )
 
 
 def _envelope(request: ComposeRequest, from_addr: str, header_rcpts: list[str]) -> Envelope:
@@ -174,23 +189,22 @@ def _envelope(request: ComposeRequest, from_addr: str, header_rcpts: list[str]) 
 
 
 def _build_message(
-    request: ComposeRequest,
-    senders: list[tuple[str, str]],
-    to: list[tuple[str, str]],
-    cc: list[tuple[str, str]],
-    reply_to: list[tuple[str, str]],
+    request: ComposeRequest, fields: dict[str, list[AddressGroup]], *, ascii_domains: bool
 ) -> tuple[EmailMessage, list[Attachment]]:
+    """`fields`: the address fields in order, From first; `ascii_domains`: their domains
+    as A-labels (the message goes without SMTPUTF8)."""
     from email.message import EmailMessage
     from email.policy import SMTP
 
     message = EmailMessage(policy=SMTP)
-    for name, pairs in (("From", senders), ("To", to), ("Cc", cc), ("Reply-To", reply_to)):
-        if pairs:
-            message[name] = _format_addresses(pairs)
+    for name, entries in fields.items():
+        if entries:
+            message[name] = _format_addresses(entries, ascii_domains=ascii_domains)
     if request.subject is not None:
         check_no_injection("--subject", request.subject)
         message["Subject"] = request.subject
-    _add_date_and_message_id(message, request.message_id_domain or senders[0][1])
+    sender = fields["From"][0].mailboxes[0][1]
+    _add_date_and_message_id(message, request.message_id_domain or sender)
     for name, value in (parse_header_option(h) for h in request.headers):
         if name.lower() in _UNIQUE_HEADERS:
             del message[name]
@@ -198,15 +212,20 @@ def _build_message(
     return message, _set_body(message, request)
 
 
-def _format_addresses(pairs: list[tuple[str, str]]) -> list[Address]:
+def _format_addresses(entries: list[AddressGroup], *, ascii_domains: bool) -> list[Address | Group]:
     # Built from username and domain, not addr_spec: parsing an addr_spec refuses a
     # non-ASCII local part, which SMTPUTF8 allows. Names get quoted or encoded on output.
-    from email.headerregistry import Address
+    from email.headerregistry import Address, Group
 
-    return [
-        Address(display_name=name, username=addr.rpartition("@")[0], domain=addr.rpartition("@")[2])
-        for name, addr in pairs
-    ]
+    def address(name: str, addr: str) -> Address:
+        username, _, domain = (address_to_ascii(addr) if ascii_domains else addr).rpartition("@")
+        return Address(display_name=name, username=username, domain=domain)
+
+    formatted: list[Address | Group] = []
+    for entry in entries:
+        mailboxes = [address(name, addr) for name, addr in entry.mailboxes]
+        formatted += mailboxes if entry.name is None else [Group(entry.name, mailboxes)]
+    return formatted
 
 
 def _add_date_and_message_id(message: EmailMessage, sender: str) -> None:

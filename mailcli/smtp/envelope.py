@@ -5,6 +5,17 @@ A line break or NUL in a value from the command line or the config file would sm
 in headers or SMTP commands (header injection): refused with exit 65, before anything
 connects. "Line break" is every separator of str.splitlines, because Python's email
 package folds and splits header values on all of them, not only on CR and LF.
+
+An address list on the command line (`--to`, `--cc`, `--bcc`, `--reply-to`) may hold
+RFC 5322 groups: `undisclosed-recipients:;` (empty: a valid header that names nobody)
+or `team: a@example.org, b@example.org;`, whose members are recipients like any
+other address; groups do not nest, and a sender (`--from`) is never a group.
+
+SMTPUTF8 is needed only by a non-ASCII local part (`üser@...`). Every other address
+goes as ASCII: a non-ASCII domain as its A-label (`smtp.idn`), in the envelope and in
+a composed message's header, so the message needs nothing of the server. `prepared`
+makes that choice for every sending path, before anything connects; a domain that does
+not convert is 65 there.
 """
 
 from __future__ import annotations
@@ -14,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
 from mailcli.errors import DataError
+from mailcli.smtp.idn import address_to_ascii, domain_to_ascii, local_part_is_ascii
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -28,6 +40,9 @@ _ENCODE_BLOCK = 57 * 4096  # whole base64 lines: 57 bytes encode to one 76-chara
 _ADDR_SPEC = r"[^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\]+"
 # str.splitlines' separators (CR, LF, VT, FF, FS, GS, RS, NEL, LS, PS) and NUL.
 _LINE_BREAKS_AND_NUL = "[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029\0]"
+# A group's display name: words (atoms, dots allowed as RFC 5322's obs-phrase does) or
+# one quoted string.
+_GROUP_NAME = r'[^\s"()<>\[\]:;@\\,]+(?:[ \t]+[^\s"()<>\[\]:;@\\,]+)*|"(?:[^"\\]|\\.)*"'
 # The blind-copy fields: their addresses are recipients, the fields are never transmitted.
 BLIND_FIELDS = frozenset({"bcc", "resent-bcc"})
 
@@ -104,18 +119,111 @@ def check_no_injection(what: str, value: str) -> None:
         raise DataError(f"{what} contains a line break or NUL: refused (header injection)")
 
 
-def parse_addresses(what: str, values: Iterable[str]) -> list[tuple[str, str]]:
-    """Repeatable, comma-separated address options -> [(display name, addr-spec)]."""
-    from email.utils import getaddresses
+class AddressGroup(NamedTuple):
+    """One entry of an address list: a named group (possibly empty), or with `name`
+    None mailboxes that are in no group. Mailboxes are (display name, addr-spec)."""
 
-    found: list[tuple[str, str]] = []
+    name: str | None
+    mailboxes: tuple[tuple[str, str], ...]
+
+
+def parse_address_list(what: str, values: Iterable[str]) -> list[AddressGroup]:
+    """Repeatable, comma-separated address options, groups allowed (the module's
+    docstring) -> the entries in order."""
+    found: list[AddressGroup] = []
     for value in values:
         check_no_injection(what, value)
-        pairs = getaddresses([value])
-        if not value.strip() or any(not re.fullmatch(_ADDR_SPEC, addr) for _, addr in pairs):
-            raise DataError(f"{what}: cannot parse {value!r} as a list of addresses")
-        found.extend(pairs)
+        if not value.strip():
+            raise _unparsable(what, value)
+        for name, members in _split_groups(what, value):
+            found.append(AddressGroup(name, _mailboxes(what, value, members, name is not None)))
     return found
+
+
+def parse_addresses(what: str, values: Iterable[str]) -> list[tuple[str, str]]:
+    """Repeatable, comma-separated mailboxes (no group) -> [(display name, addr-spec)]."""
+    entries = parse_address_list(what, values)
+    if any(entry.name is not None for entry in entries):
+        raise DataError(f"{what}: a group (name: ...;) cannot be used here")
+    return [mailbox for entry in entries for mailbox in entry.mailboxes]
+
+
+def group_members(entries: Iterable[AddressGroup]) -> list[str]:
+    """Every addr-spec of the entries, group members included, in order."""
+    return [address for entry in entries for _, address in entry.mailboxes]
+
+
+def _unparsable(what: str, value: str) -> DataError:
+    return DataError(f"{what}: cannot parse {value!r} as a list of addresses")
+
+
+def _mailboxes(what: str, value: str, text: str, in_group: bool) -> tuple[tuple[str, str], ...]:
+    from email.utils import getaddresses
+
+    if not text.strip() and in_group:
+        return ()  # the empty group
+    pairs = getaddresses([text])
+    if any(not re.fullmatch(_ADDR_SPEC, address) for _, address in pairs):
+        raise _unparsable(what, value)
+    return tuple(pairs)
+
+
+def _split_groups(what: str, value: str) -> list[tuple[str | None, str]]:
+    """`a@x, team: b@y;, c@z` -> [(None, "a@x,"), ("team", " b@y"), (None, ", c@z")]:
+    the group syntax found where it counts (outside quotes, comments, angle brackets
+    and domain literals); the text of mailboxes outside groups trimmed of the commas
+    that separated them from a group."""
+    segments: list[tuple[str | None, str]] = []
+    start = item = 0  # where the current run of mailboxes and the current entry begin
+    group: tuple[str, int] | None = None  # (name, where its members begin)
+    for index, char in _delimiters(value):
+        if char == ",":
+            item = index + 1 if group is None else item  # a comma in a group separates members
+        elif char == ":" and group is None:
+            segments.append((None, value[start:item]))
+            group = (_group_name(what, value, value[item:index]), index + 1)
+        elif char == ";" and group is not None:
+            segments.append((group[0], value[group[1] : index]))
+            group, start, item = None, index + 1, index + 1
+        else:  # a nested group, or a ';' that closes none
+            raise _unparsable(what, value)
+    if group is not None:
+        raise DataError(f"{what}: the group in {value!r} does not end with ';'")
+    segments.append((None, value[start:]))
+    trimmed = [(name, text if name else text.strip(" \t,")) for name, text in segments]
+    return [(name, text) for name, text in trimmed if name is not None or text]
+
+
+def _group_name(what: str, value: str, text: str) -> str:
+    name = text.strip()
+    if not re.fullmatch(_GROUP_NAME, name):
+        raise _unparsable(what, value)
+    if name.startswith('"'):
+        return re.sub(r"\\(.)", r"\1", name[1:-1])
+    return name
+
+
+def _delimiters(value: str) -> Iterator[tuple[int, str]]:
+    """The positions of `,`, `:` and `;` that delimit list entries and groups."""
+    comments = 0
+    quoted = escaped = angle = literal = False
+    for index, char in enumerate(value):
+        if escaped:
+            escaped = False
+        elif char == "\\" and (quoted or comments):
+            escaped = True
+        elif quoted:
+            quoted = char != '"'
+        elif comments:
+            comments += {"(": 1, ")": -1}.get(char, 0)
+        elif char in '"(':
+            quoted, comments = char == '"', int(char == "(")
+        elif angle or literal:
+            angle, literal = angle and char != ">", literal and char != "]"
+        elif char in "<[":
+            angle, literal = char == "<", char == "["
+        elif char in ",:;":
+            yield index, char
 
 
 def parse_envelope_address(what: str, value: str) -> str:
@@ -135,7 +243,27 @@ def split_commas(values: Iterable[str]) -> list[str]:
 
 
 def needs_smtputf8(addresses: Iterable[str]) -> bool:
-    return any(not address.isascii() for address in addresses)
+    """Only a non-ASCII local part does: a non-ASCII domain goes as its A-label."""
+    return not all(local_part_is_ascii(address) for address in addresses)
+
+
+def prepared(
+    envelope: Envelope,
+    data: bytes,
+    *,
+    header_addresses: Iterable[str] = (),
+    attachments: tuple[Attachment, ...] = (),
+) -> Outgoing:
+    """The message as it is submitted: flagged SMTPUTF8 when a local part of the
+    envelope or of `header_addresses` needs it, the envelope then as given; otherwise
+    every domain of the envelope as its A-label. Every domain must convert (65)."""
+    addresses = [envelope.sender, *envelope.recipients]
+    ascii_forms = [address_to_ascii(address) for address in addresses]  # checks all
+    utf8 = needs_smtputf8([*addresses, *header_addresses])
+    if not utf8:
+        sender, *recipients = ascii_forms
+        envelope = Envelope(sender, tuple(dict.fromkeys(recipients)))
+    return Outgoing(envelope, data, smtputf8=utf8, attachments=attachments)
 
 
 def date_now() -> str:
@@ -150,7 +278,7 @@ def new_message_id(sender: str) -> str:
 
     domain = sender.rpartition("@")[2] or "localhost"
     try:
-        domain = domain.encode("idna").decode("ascii")
+        domain = domain_to_ascii(domain)
     except UnicodeError:  # not a valid IDN: the ID only has to be unique, not routable
         domain = "localhost"
     return make_msgid(domain=domain)

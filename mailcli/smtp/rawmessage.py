@@ -22,7 +22,14 @@ Message-ID; like Postfix, no To).
 Recipients named by the header (`header_recipients`, sendmail -t and `send --message`
 without `--rcpt`): Resent-To, Resent-Cc and Resent-Bcc when the message has any of
 them (a resent message goes to its new recipients), else To, Cc and Bcc. This is the
-rule of Postfix's sendmail -t.
+rule of Postfix's sendmail -t. A group in them (`To: undisclosed-recipients:;`, `To:
+team: a@example.org;`) names its members; an empty one names nobody and stays in the
+header as given.
+
+International domains: the envelope goes as A-labels (`envelope.prepared`) unless a
+local part needs SMTPUTF8, but the header fields are the caller's bytes and are not
+rewritten (msmtp and Postfix's sendmail leave them too): a non-ASCII domain in them
+reaches the server as UTF-8, as it was given.
 """
 
 from __future__ import annotations
@@ -37,9 +44,9 @@ from mailcli.smtp.envelope import (
     Envelope,
     Outgoing,
     date_now,
-    needs_smtputf8,
     new_message_id,
     parse_envelope_address,
+    prepared,
     split_commas,
 )
 
@@ -165,5 +172,4 @@ def prepare_message(raw: bytes, *, envelope_from: str | None, rcpt: Sequence[str
     if not recipients:
         raise DataError("no recipients", hint="the message has no To/Cc/Bcc: give --rcpt")
     envelope = Envelope(sender, tuple(dict.fromkeys(recipients)))
-    data = message.transmitted(sender=sender)
-    return Outgoing(envelope, data, smtputf8=needs_smtputf8([sender, *recipients]))
+    return prepared(envelope, message.transmitted(sender=sender))
