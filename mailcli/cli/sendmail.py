@@ -10,6 +10,8 @@ import click
 from mailcli.cli.context import AppContext
 
 if TYPE_CHECKING:
+    from mailcli.config import Account
+    from mailcli.sendmail.arguments import SendmailArgs
     from mailcli.sendmail.deliver import RelayFactory
     from mailcli.sendmail.spool import Spool
 
@@ -33,18 +35,17 @@ def sendmail(app: AppContext, args: tuple[str, ...]) -> int:
     queued is never 0: 74 full disk, 73 queue not writable.
     """
     from mailcli.sendmail.arguments import Addressing, dsn_request, parse_args, prepare
+    from mailcli.sendmail.choice import account_from
     from mailcli.sendmail.deliver import deliver_or_spool
 
     parsed = parse_args(args)
-    if parsed.account:
-        app.account_name = parsed.account
     app.trace = app.trace or parsed.verbose
     raw = app.terminal.stdin_bytes.read()
-    account = app.account
+    account = _chosen_account(app, parsed, raw)
     addressing = Addressing(
         domain=account.domain if account else None,
         aliases=app.config.aliases,
-        from_addr=account.from_addr if account else None,
+        from_addr=account_from(account, parsed, raw),
         dsn_notify=account.dsn_notify if account else None,
         dsn_return=account.dsn_return if account else None,
     )
@@ -146,6 +147,18 @@ def remove(app: AppContext, ids: tuple[str, ...]) -> None:
         for entry_id in ids:
             spool.remove(entry_id)
             app.out.info(f"removed {entry_id}")
+
+
+def _chosen_account(app: AppContext, parsed: SendmailArgs, raw: bytes) -> Account | None:
+    """-a, else the account whose from matches the sender, else the default
+    (`sendmail.choice`); the credentials and a queued entry follow it by name."""
+    from mailcli.sendmail.choice import choose_account, sender_to_match
+
+    named = parsed.account or app.account_name
+    sender = None if named else sender_to_match(parsed, raw)
+    chosen = choose_account(app.config, named, sender).account
+    app.account_name = chosen.name if chosen is not None else None
+    return chosen
 
 
 def _spool() -> Spool:
