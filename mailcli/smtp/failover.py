@@ -139,11 +139,6 @@ class RelayChain:
     def _up(self) -> list[int]:
         return [position for position in range(len(self.relays)) if position not in self._down]
 
-    @property
-    def exhausted(self) -> bool:
-        """Every relay is down: nothing more goes through this chain."""
-        return not self._up()
-
     def _name(self, position: int) -> str:
         account = self.relays[position].account
         return account if account is not None else "the server given"

@@ -17,7 +17,7 @@ from tests.helpers import Result, run_cli
 from tests.servers.fixtures import Mailbox
 from tests.servers.ports import free_port
 from tests.servers.postfix import Postfix
-from tests.servers.scripted import Conn, ScriptedServer
+from tests.servers.scripted import Conn, HangUp, ScriptedServer
 from tests.servers.smtpscripts import smtp_server
 
 SUBJECT = "failover"
@@ -118,11 +118,22 @@ def refuse_second_recipient(conn: Conn, line: str) -> None:
     conn.send("450 4.2.1 try later" if "second@" in line else "250 2.1.5 ok")
 
 
+def hang_up_after_the_message(conn: Conn, line: str) -> None:
+    """Takes the whole message, then the connection is lost before the reply: the server
+    may have accepted it, so it must not go anywhere else."""
+    conn.send("354 go ahead")
+    while (raw := conn.file.readline(65536)) and raw.rstrip(b"\r\n") != b".":
+        pass
+    raise HangUp
+
+
 TEMPORARY_FAILURES = {
     "closed port": None,
     "421 greeting": smtp_server(greeting="421 4.3.2 too busy, try later"),
     "451 to MAIL": smtp_server(answers={"MAIL": "451 4.3.0 try later"}),
     "452 to every RCPT": smtp_server(answers={"RCPT": "452 4.2.2 out of space"}),
+    "451 to DATA": smtp_server(answers={"DATA": "451 4.3.0 try later"}),
+    "452 to the final dot": smtp_server(queued="452 4.3.1 insufficient system storage"),
 }
 
 
@@ -153,6 +164,10 @@ PERMANENT_OR_PARTIAL = {
     "550 to MAIL": (smtp_server(answers={"MAIL": "550 5.7.1 sender refused"}), 69),
     "one RCPT accepted, one 450": (smtp_server(answers={"RCPT": refuse_second_recipient}), 75),
     "554 greeting": (smtp_server(greeting="554 5.3.2 no service for you"), 69),
+    "connection lost after the message": (
+        smtp_server(answers={"DATA": hang_up_after_the_message}),
+        75,
+    ),
 }
 
 
@@ -171,6 +186,23 @@ def test_a_5xx_or_a_partial_acceptance_never_moves_on(
     assert "trying fallback" not in result.stderr
     assert str(postfix.submission_port) not in result.stderr
     assert_postfix_got_nothing(postfix, mailbox)
+
+
+def test_an_untrusted_certificate_moves_on(
+    config_file: Path, postfix: Postfix, mailbox: Mailbox
+) -> None:
+    """Postfix's SMTPS port without its CA: the TLS failure (77) sends nothing there."""
+    first = relay_table("first", postfix.smtps_port, fallback='fallback = ["backup"]\n')
+    first = first.replace('security = "none"', 'security = "tls"')
+    config_file.write_text('default_account = "first"\n' + first + backup_table(postfix, mailbox))
+    result = send(mailbox)
+    assert result.code == 0, result.stderr
+    assert "after: TLS certificate of 127.0.0.1:" in result.stderr
+    assert f"mailcli: sent through fallback backup (127.0.0.1:{postfix.submission_port})" in (
+        result.stderr
+    )
+    assert subjects(postfix, mailbox, 1) == [SUBJECT]
+    assert len(postfix.messages(mailbox.user)) == 1
 
 
 def test_fallbacks_are_not_followed_further(
