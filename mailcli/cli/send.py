@@ -191,7 +191,8 @@ def _composed(
     account = app.account
     request = options.request(
         body=_body_text(app, options),
-        account_from=account.from_addr if account else None,
+        # Without --from the account's from must be an address, not a pattern (78).
+        account_from=account.literal_from() if account and not options.from_addr else None,
         account_domain=account.domain if account else None,
         envelope_from=envelope_from,
         rcpt=rcpt,

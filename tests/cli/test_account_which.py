@@ -125,3 +125,19 @@ def test_choose_account_in_core(config_file: Path) -> None:
     chosen = choose_account(config, None, "ann@one.example")
     assert chosen.account is not None and chosen.account.name == "ann"
     assert choose_account(config, None, None).kind == "default"
+
+
+def test_send_without_from_refuses_a_pattern(config_file: Path) -> None:
+    config_file.write_text(
+        '[accounts.a]\nfrom = "*@one.example"\n[accounts.a.smtp]\nhost = "127.0.0.1"\n'
+    )
+    done = run_cli(["send", "--to", "x@two.example", "--body", "x", "--dry-run"])
+    assert done.code == ExitStatus.CONFIG
+    assert done.stderr.splitlines()[0] == (
+        "mailcli: error: account 'a': from = '*@one.example' is a pattern that chooses the "
+        "account by sender, not an address to send as"
+    )
+    given = run_cli(
+        ["send", "--from", "me@one.example", "--to", "x@two.example", "--body", "x", "--dry-run"]
+    )
+    assert given.code == 0, given.stderr
