@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from mailcli.errors import DataError, UsageError
 from mailcli.smtp.envelope import Envelope, Outgoing, check_no_injection, prepared
+from mailcli.smtp.idn import address_to_ascii, local_part_is_ascii
 from mailcli.smtp.rawmessage import RawMessage
 
 if TYPE_CHECKING:
@@ -209,6 +210,8 @@ def _from_field(args: SendmailArgs, addressing: Addressing, sender: str) -> byte
 
     account_name, account_addr = parseaddr(addressing.from_addr or "")
     address = account_addr or sender
+    if local_part_is_ascii(address):  # composed here: its domain as in the envelope
+        address = address_to_ascii(address)
     name = args.full_name if args.full_name is not None else account_name
     if args.full_name is not None:
         check_no_injection("-F", args.full_name)

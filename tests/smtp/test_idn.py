@@ -102,6 +102,24 @@ def test_sendmail_converts_the_envelope_and_leaves_the_header_as_given(
 Factory = Callable[..., AioSmtpd]
 
 
+def test_sendmail_writes_the_from_field_it_adds_with_the_a_label(
+    aiosmtpd_factory: Factory, config_file: Path
+) -> None:
+    """The caller's fields are theirs; the one mailcli adds is composed like send's."""
+    server = aiosmtpd_factory(smtputf8=False)
+    config_file.write_text(
+        f'[accounts.main]\nfrom = "Ann <ann@{IDN}>"\n'
+        f'[accounts.main.smtp]\nhost = "127.0.0.1"\nport = {server.port}\n'
+        'security = "none"\n'
+    )
+    result = run_cli(["sendmail", f"bob@{IDN}"], input="Subject: s\n\nbody\n")
+    assert result.code == 0, result.stderr
+    (received,) = server.received
+    assert (received.envelope_from, received.rcpt_tos) == (f"ann@{A_LABEL}", (f"bob@{A_LABEL}",))
+    assert received.data.startswith(f"From: Ann <ann@{A_LABEL}>\r\n".encode())
+    assert received.data.isascii()
+
+
 def plain(server: AioSmtpd) -> Account:
     return Account.smtpd(server, security="none")
 
