@@ -21,10 +21,10 @@ transaction began (the server may have taken the message; SMTP cannot ask it).
 
 The envelope and message are the same on every relay: a fallback account's `from` does
 not rewrite them. Fallbacks are final: a fallback's own `fallback` list is not followed,
-so a cycle (a -> b -> a) is harmless. A relay that failed while opening or with its
-session lost stays down for the rest of the chain's life (a `queue run`), so the next
-message starts at the first relay still up; one that refused a message's recipients
-temporarily keeps its session for the next message.
+so a cycle (a -> b -> a) is harmless. A relay whose failure ended its session (every
+failure that moves on but the 4xx to every RCPT) stays down for the rest of the chain's
+life (a `queue run`), so the next message starts at the first relay still up; one that
+refused a message's recipients temporarily keeps its session for the next message.
 
 The transcript of the relay tried next says why: `== trying fallback ACCOUNT
 (HOST:PORT) after: REASON`. When every relay fails temporarily, a chain of more than one

@@ -4,6 +4,7 @@ until one of them takes it; delivered exactly once into Dovecot through the real
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import json
@@ -129,3 +130,22 @@ def test_a_queue_run_tries_a_relay_down_once_and_sends_the_rest_through_the_next
     assert queued() == []
     assert subjects(postfix, mailbox, 3) == [f"nightly {n}" for n in range(3)]
     assert len(postfix.messages(mailbox.user)) == 3
+
+
+def test_a_refused_login_on_the_fallback_keeps_the_message_queued(
+    config_file: Path, postfix: Postfix, mailbox: Mailbox
+) -> None:
+    """A wrong password is not a server down: the chain stops there (77), and sendmail
+    keeps the message for a run after the password is fixed."""
+    wrong = dataclasses.replace(mailbox, password="not-the-password")
+    write_config(config_file, wrong, free_port(), postfix.submission_port, postfix.certs.ca_pem)
+    done = sendmail(mailbox)
+    assert done.code == 0 and done.stderr.startswith("mailcli: queued: "), done.stderr
+    assert "535" in done.stderr and "no relay took" not in done.stderr
+    (entry,) = queued()
+    assert entry["account"] == "first"
+    write_config(config_file, mailbox, free_port(), postfix.submission_port, postfix.certs.ca_pem)
+    ran = run_cli(["queue", "run"])
+    assert ran.code == 0, ran.stderr
+    assert subjects(postfix, mailbox, 1) == ["nightly 0"]
+    assert queued() == []
