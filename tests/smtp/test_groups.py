@@ -10,6 +10,8 @@ import email.policy
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from mailcli.errors import DataError
 from mailcli.smtp.compose import ComposeRequest, compose
@@ -153,3 +155,16 @@ def test_malformed_groups_are_65(option: str, value: str, message: str) -> None:
     assert result.code == 65, result.stderr
     (line,) = result.stderr.splitlines()[:1]
     assert line.startswith(f"mailcli: error: {option}") and message in line
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet='ab@.:;,"()<>[]\\ \tü', max_size=40))
+@example('t: "a;" <a@b>, (x: ;) b@a;, a@b')
+@example('"\\": a@b;')
+def test_any_address_list_composes_or_is_65(value: str) -> None:
+    """The group syntax around quotes, comments, brackets and escapes: a message or a
+    DataError (65), never another exception."""
+    try:
+        compose_to(value)
+    except DataError as error:
+        assert error.exit_status == 65
