@@ -14,12 +14,9 @@ the MailcliError that carries the right exit status:
 | wrong TLS mode for the port (see below) | 69   |
 
 A wrong TLS mode never fixes itself on a retry, so it is 69 with a hint naming the
-`--security` that fits, in both directions. Cleartext to an implicit-TLS port: the server
-waits for a ClientHello and sends nothing, so silence is the only signal; after
-GREETING_GRACE seconds without a greeting, a second connection offers a ClientHello, and
-a TLS record in answer ends the wait at once. Otherwise the wait goes on to the timeout:
-a slow server is not cut short. Implicit TLS to a port that greets in clear: OpenSSL
-reads the greeting as a broken record (WRONG_VERSION_NUMBER and kin).
+`--security` that fits, in both directions. Cleartext to an implicit-TLS port:
+`transport.connect.await_greeting` tells. Implicit TLS to a port that greets in clear:
+OpenSSL reads the greeting as a broken record (WRONG_VERSION_NUMBER and kin).
 
 `--timeout` bounds time, not only each read (`Pace`, which both wires consult on every
 read): a server that sends one byte a second never lets a single read time out. So
@@ -47,6 +44,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
+from mailcli.endpoint import host_port
 from mailcli.errors import (
     HostNotFoundError,
     MailcliError,
@@ -56,10 +54,6 @@ from mailcli.errors import (
     UnavailableError,
 )
 
-GREETING_GRACE = 2.0  # seconds of silence before asking whether the port expects TLS
-# Ports that greet in clear by definition: never probed (a ClientHello before the banner
-# is what postscreen's pregreet test punishes on port 25).
-GREETING_FIRST_PORTS = frozenset({25, 110, 143, 587, 2525})
 _NOT_TLS_REASONS = frozenset(
     {
         "WRONG_VERSION_NUMBER",
@@ -110,7 +104,7 @@ def error_from_network(exc: BaseException, endpoint: Endpoint) -> MailcliError:
     """Map a stdlib network or TLS exception to the error with the documented status."""
     import ssl
 
-    where = f"{endpoint.host}:{endpoint.port}"
+    where = host_port(endpoint.host, endpoint.port)
     if isinstance(exc, MailcliError):
         return exc
     if isinstance(exc, socket.gaierror):
@@ -164,75 +158,6 @@ def trace_tls(sock: object, transcript: Transcript) -> None:
     info = describe(sock, verified=verified, verify_error=None if verified else "--insecure")
     for line in info.trace_lines():
         transcript.info(line)
-
-
-def await_greeting(
-    sock: socket.socket, host: str, port: int, timeout: float | None, transcript: Transcript
-) -> None:
-    """Wait, within `timeout`, until a cleartext greeting starts to arrive on `sock`.
-
-    Raises UnavailableError when the port expects TLS from the first byte (a TLS record
-    arrives, or a ClientHello on a second connection is answered in TLS), TimeoutError
-    when nothing arrives at all."""
-    started = time.monotonic()
-    probe = timeout is not None and timeout > GREETING_GRACE and port not in GREETING_FIRST_PORTS
-    if probe and not _readable(sock, GREETING_GRACE):
-        transcript.info(f"no greeting after {GREETING_GRACE:g} s: does the port expect TLS?")
-        if _answers_client_hello(host, port, GREETING_GRACE):
-            raise _expects_tls(host, port)
-    left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
-    if not _readable(sock, left):
-        raise TimeoutError("no greeting")
-    if _is_tls_record(sock.recv(3, socket.MSG_PEEK)):
-        raise _expects_tls(host, port)
-
-
-def _expects_tls(host: str, port: int) -> UnavailableError:
-    return UnavailableError(
-        f"{host}:{port} expects TLS from the first byte (implicit TLS) and sends no "
-        "greeting in clear",
-        hint="use --security tls (ports 465 and 995 are usually implicit TLS)",
-    )
-
-
-def _readable(sock: socket.socket, seconds: float | None) -> bool:
-    import selectors
-
-    with selectors.DefaultSelector() as selector:
-        selector.register(sock, selectors.EVENT_READ)
-        return bool(selector.select(seconds))
-
-
-def _is_tls_record(head: bytes) -> bool:
-    """An alert (21) or handshake (22) record of TLS/SSL 3.x: what no greeting starts with."""
-    return len(head) >= 2 and head[0] in (21, 22) and head[1] == 3
-
-
-def _answers_client_hello(host: str, port: int, seconds: float) -> bool:
-    """Send a ClientHello on a new connection; True if a TLS record comes back. Nothing
-    else is sent (no certificate is checked: the answer's first bytes are all we read)."""
-    import ssl
-
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    outgoing = ssl.MemoryBIO()
-    tls = context.wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname=host)
-    with contextlib.suppress(ssl.SSLWantReadError):  # the ClientHello is now in `outgoing`
-        tls.do_handshake()
-    deadline = time.monotonic() + seconds
-    try:
-        with socket.create_connection((host, port), timeout=seconds) as probe:
-            probe.sendall(outgoing.read())
-            head = b""
-            while len(head) < 3 and (left := deadline - time.monotonic()) > 0:
-                probe.settimeout(left)
-                chunk = probe.recv(3 - len(head))
-                if not chunk:
-                    break
-                head += chunk
-    except OSError:
-        return False
-    return _is_tls_record(head)
 
 
 class ServerTooSlow(TimeoutError):

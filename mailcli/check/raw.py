@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from mailcli.check.findings import AuditTarget
 from mailcli.check.limiter import ConnectionLimiter
 from mailcli.transcript import SecretMasker
+from mailcli.transport.connect import open_connection
 
 if TYPE_CHECKING:
     import ssl
@@ -109,12 +110,11 @@ class RawConnection:
         cls, target: AuditTarget, plain: bool, context: ssl.SSLContext | None
     ) -> RawConnection:
         endpoint = target.endpoint
-        source = (target.source_address, 0) if target.source_address else None
+        if target.source_address:
+            endpoint = endpoint._replace(source_address=target.source_address)
         target.limiter.acquire()
-        try:
-            sock = socket.create_connection(
-                (endpoint.host, endpoint.port), timeout=target.probe_timeout, source_address=source
-            )
+        try:  # as every command connects: the source address, -4/-6, the proxy
+            sock = open_connection(endpoint, timeout=target.probe_timeout)
         except BaseException:
             target.limiter.release()
             raise

@@ -20,17 +20,6 @@ AUDIT_PROBE_TIMEOUT = 5.0  # seconds per read of a probe (never more than --time
 MAX_AUDIT_CONNECTIONS = 32  # more only overruns servers' per-client limits
 
 
-def _ip_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    import ipaddress
-
-    if value is None:
-        return None
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an IP address") from None
-
-
 def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
@@ -59,12 +48,6 @@ def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     help="A sender this server accepts, for the open-relay probe (default: --audit-rcpt).",
 )
 @click.option(
-    "--source-address",
-    metavar="IP",
-    callback=_ip_address,
-    help="Connect the audit's probes from this local address.",
-)
-@click.option(
     "--audit-connections",
     metavar="N",
     type=click.IntRange(min=1, max=MAX_AUDIT_CONNECTIONS),
@@ -82,7 +65,6 @@ def check(
     login: bool,
     audit: bool,
     audit_rcpt: str | None,
-    source_address: str | None,
     audit_connections: int | None,
     audit_from: str | None,
 ) -> int:
@@ -92,10 +74,8 @@ def check(
     the first fail's status, else 0). --quit-after applies to POP3."""
     from mailcli.check.report import run_check
 
-    if (audit_rcpt or audit_from or source_address or audit_connections) and not audit:
-        raise click.UsageError(
-            "--audit-rcpt, --audit-from, --source-address and --audit-connections need --audit"
-        )
+    if (audit_rcpt or audit_from or audit_connections) and not audit:
+        raise click.UsageError("--audit-rcpt, --audit-from and --audit-connections need --audit")
     endpoint = app.endpoint(protocol, connection)
     report = run_check(
         protocol,
@@ -104,7 +84,9 @@ def check(
         credential=app.credential(endpoint),
         transcript=app.transcript(),
         quit_after=pop3_phase(app.quit_after) if protocol == "pop3" else None,
-        audit=_audit_target(endpoint, audit_rcpt, audit_from, source_address, audit_connections)
+        audit=_audit_target(
+            endpoint, audit_rcpt, audit_from, endpoint.source_address, audit_connections
+        )
         if audit
         else None,
     )

@@ -114,7 +114,55 @@ def _connection_option_list() -> list[Callable[[Any], Any]]:
             metavar="CMD",
             help="Command whose first output line is the password.",
         ),
+        click.option("-4", "--ipv4", "family", flag_value="ipv4", help="Connect over IPv4 only."),
+        click.option("-6", "--ipv6", "family", flag_value="ipv6", help="Connect over IPv6 only."),
+        click.option(
+            "--source-address",
+            metavar="IP",
+            callback=ip_address,
+            help="Connect from this local address.",
+        ),
+        click.option(
+            "--proxy",
+            metavar="URL",
+            callback=_proxy_url,
+            help="Connect through this SOCKS5 proxy: socks5://HOST:PORT, or socks5h:// "
+            "to let the proxy resolve the server's name (a password: in the config only).",
+        ),
     ]
+
+
+def ip_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An IPv4 or IPv6 address, as written canonically."""
+    import ipaddress
+
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(value.removeprefix("[").removesuffix("]")))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an IP address") from None
+
+
+def _proxy_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A valid SOCKS5 URL without a password: the command line is visible to every user
+    of the machine (ps), so the password belongs in the config file's `proxy` key."""
+    if not value:
+        return value
+    from mailcli.errors import MailcliError
+    from mailcli.transport.socks import parse_proxy_url
+
+    try:
+        proxy = parse_proxy_url(value)
+    except MailcliError as exc:
+        raise click.BadParameter(exc.message) from None
+    if proxy.password is not None:
+        raise click.BadParameter(
+            "a proxy password on the command line is visible to every user of this "
+            'machine: put the URL in the config file\'s proxy key (or proxy = "env" and '
+            "ALL_PROXY)"
+        )
+    return value
 
 
 def connection_options(function: F) -> F:

@@ -297,18 +297,12 @@ class Pop3Session:
         if endpoint.security == "tls":
             self.transcript.tls = True
             pop: TracedPOP3 = TracedPOP3SSL(
-                endpoint.host,
-                endpoint.port,
-                timeout=endpoint.timeout,
-                transcript=self.transcript,
-                context=tls_context(endpoint),
+                endpoint, transcript=self.transcript, context=tls_context(endpoint)
             )
             self.tls_active = True
             self._describe_tls(pop)
         else:
-            pop = TracedPOP3(
-                endpoint.host, endpoint.port, timeout=endpoint.timeout, transcript=self.transcript
-            )
+            pop = TracedPOP3(endpoint, transcript=self.transcript)
         return pop
 
     def _describe_tls(self, pop: TracedPOP3) -> None:

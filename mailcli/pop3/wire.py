@@ -19,8 +19,9 @@ from __future__ import annotations
 import poplib
 import re
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mailcli.endpoint import Endpoint
 from mailcli.errors import (
     MailcliError,
     PermissionDeniedError,
@@ -28,9 +29,13 @@ from mailcli.errors import (
     TempFailError,
     UnavailableError,
 )
-from mailcli.network import Pace, await_greeting, paced_reader, reply_text
+from mailcli.network import Pace, paced_reader, reply_text
 from mailcli.pop3.multiline import BLOCK_SIZE
 from mailcli.transcript import Transcript
+from mailcli.transport.connect import await_greeting, open_connection
+
+if TYPE_CHECKING:
+    import ssl
 
 MAX_STATUS_LINE = 8192
 _RESPONSE_CODE = rb"^-ERR \[([A-Za-z/-]+)\]"  # compiled on first use (re caches it)
@@ -39,12 +44,12 @@ _RESPONSE_CODE = rb"^-ERR \[([A-Za-z/-]+)\]"  # compiled on first use (re caches
 class TracedPOP3(poplib.POP3):
     """poplib.POP3 whose lines pass through a Transcript, with bounded status lines."""
 
-    def __init__(
-        self, host: str, port: int, *, timeout: float, transcript: Transcript, **kwargs: Any
-    ) -> None:
+    def __init__(self, endpoint: Endpoint, *, transcript: Transcript, **kwargs: Any) -> None:
         self.transcript = transcript
-        self.pace = Pace(timeout)
-        super().__init__(host, port, timeout=timeout, **kwargs)  # reads the greeting
+        self.endpoint = endpoint
+        self.pace = Pace(endpoint.timeout)
+        # reads the greeting
+        super().__init__(endpoint.host, endpoint.port, timeout=endpoint.timeout, **kwargs)
         poplib_file, self.file = self.file, self.reader  # poplib's methods read self.file
         poplib_file.close()
 
@@ -76,14 +81,18 @@ class TracedPOP3(poplib.POP3):
         return reply
 
     def _create_socket(self, timeout: float) -> socket.socket:  # called by __init__
-        self.transcript.info(f"connecting to {self.host}:{self.port}")
-        sock: socket.socket = super()._create_socket(timeout)  # type: ignore[misc]
-        if not isinstance(self, poplib.POP3_SSL):  # a wrong TLS mode shows before +OK
-            try:
-                await_greeting(sock, self.host, self.port, timeout, self.transcript)
-            except BaseException:
-                sock.close()
-                raise
+        # mailcli.connect, not poplib's create_connection: IPv6 literals, -4/-6, the
+        # source address and the proxy are the same for every command there.
+        sock = open_connection(self.endpoint, self.transcript, timeout)
+        try:
+            if isinstance(self, poplib.POP3_SSL):
+                context: ssl.SSLContext = self.context  # type: ignore[attr-defined]
+                sock = context.wrap_socket(sock, server_hostname=self.endpoint.host)
+            else:  # a wrong TLS mode shows before +OK
+                await_greeting(sock, self.endpoint, timeout, self.transcript)
+        except BaseException:
+            sock.close()
+            raise
         self.sock = sock
         self.use_new_reader()  # poplib's __init__ reads the greeting next: through it
         return sock

@@ -29,7 +29,6 @@ from mailcli.errors import (
 )
 from mailcli.network import (
     Pace,
-    await_greeting,
     error_from_network,
     paced_reader,
     reply_text,
@@ -38,6 +37,7 @@ from mailcli.network import (
 )
 from mailcli.smtp.reply import Reply, ReplyCode
 from mailcli.transcript import Transcript
+from mailcli.transport.connect import await_greeting, open_connection
 
 MAX_REPLY_LINE = 8192  # what smtplib allows; RFC 5321 says 512
 MAX_REPLY_LINES = 1000
@@ -50,10 +50,18 @@ class TracedSMTP(smtplib.SMTP):
     greeting: Reply | None = None
     tls_active = False  # implicit TLS or after STARTTLS: decides the AUTH order
     pace: Pace  # set by connect(), from the endpoint's timeout
+    endpoint: Endpoint  # set by connect(): where and how _get_socket connects
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        self.transcript.info(f"connecting to {host}:{port}")
-        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        # mailcli.connect, not smtplib's create_connection: IPv6 literals, -4/-6, the
+        # source address and the proxy are the same for every command there.
+        sock = open_connection(self.endpoint, self.transcript, timeout)
+        if isinstance(self, smtplib.SMTP_SSL):
+            try:
+                sock = self.context.wrap_socket(sock, server_hostname=self.endpoint.host)
+            except BaseException:
+                sock.close()
+                raise
         # Nagle against delayed ACK stalls small writes ~40 ms: send each line at once
         # (DATA writes the body, then the final dot, then waits). See also nagle().
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -64,11 +72,11 @@ class TracedSMTP(smtplib.SMTP):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         if not isinstance(self, smtplib.SMTP_SSL):  # a wrong TLS mode shows before 220
             try:
-                await_greeting(sock, host, port, timeout, self.transcript)
+                await_greeting(sock, self.endpoint, timeout, self.transcript)
             except BaseException:
                 sock.close()
                 raise
-        return sock  # type: ignore[no-any-return]
+        return sock
 
     def send(self, s: Any) -> None:
         self.transcript.sent(s)
@@ -140,6 +148,7 @@ def connect(endpoint: Endpoint, transcript: Transcript, local_name: str) -> Trac
         smtp = TracedSMTP(local_hostname=local_name, timeout=endpoint.timeout)
     smtp.transcript = transcript
     smtp.pace = Pace(endpoint.timeout)
+    smtp.endpoint = endpoint
     # smtplib takes the TLS server name (SNI, host name check) from _host, which only its
     # constructor sets; we connect separately to trace and translate the connect itself.
     smtp._host = endpoint.host  # type: ignore[attr-defined]

@@ -140,17 +140,18 @@ def test_a_run_without_a_config_file_does_not_import_the_config_module(
 # -- the layout: a package per subsystem, the shared base at the top ----------------------
 
 BASE = {"errors", "config", "endpoint", "transcript", "render", "fsutil", "network", "tlsinfo"}
-SUBSYSTEMS = {"auth", "smtp", "sendmail", "pop3", "fetch", "check", "trail", "cli"}
+SUBSYSTEMS = {"auth", "smtp", "sendmail", "pop3", "fetch", "check", "trail", "cli", "transport"}
 # Which subsystems each part of the code may import (the base is open to everyone).
 MAY_IMPORT = {
     "base": set(),
     "auth": set(),
+    "transport": set(),  # how a connection is opened, below the protocols
     # The protocols authenticate through auth's SASL (OAuth2 bearer tokens).
-    "smtp": {"auth"},
-    "pop3": {"auth"},
+    "smtp": {"auth", "transport"},
+    "pop3": {"auth", "transport"},
     "sendmail": {"smtp", "auth"},
     "fetch": {"pop3", "auth"},
-    "check": {"smtp", "pop3", "auth"},
+    "check": {"smtp", "pop3", "auth", "transport"},
     # The log's records read the results of send, sendmail, queue run and fetch.
     "trail": {"smtp", "sendmail", "fetch"},
     "cli": SUBSYSTEMS - {"cli"},
