@@ -124,6 +124,19 @@ def plain(server: AioSmtpd) -> Account:
     return Account.smtpd(server, security="none")
 
 
+def test_ready_message_gets_an_a_label_envelope_and_keeps_its_header(
+    aiosmtpd_factory: Factory, tmp_path: Path
+) -> None:
+    server = aiosmtpd_factory(smtputf8=False)
+    ready = tmp_path / "ready.eml"
+    ready.write_bytes(f"From: ann@{IDN}\nTo: Bob <bob@{IDN}>\nSubject: s\n\nbody\n".encode())
+    result = Mailcli(plain(server))("send", "--message", str(ready))
+    assert result.code == 0, result.stderr
+    (received,) = server.received
+    assert (received.envelope_from, received.rcpt_tos) == (f"ann@{A_LABEL}", (f"bob@{A_LABEL}",))
+    assert f"\r\nTo: Bob <bob@{IDN}>\r\n".encode() in received.data  # the caller's bytes
+
+
 @pytest.mark.parametrize(
     ("given", "sent"),
     [
