@@ -80,6 +80,7 @@ TESTED = {
     "queue run",
     "account list",
     "account show",
+    "account which",
     "password where",
     "oauth status",
 }
@@ -140,6 +141,8 @@ def test_accounts_passwords_and_the_queue(isolated_environment: Path) -> None:
     rows = assert_piped_table(run_cli(["account", "list"]))
     assert rows[0][0] == "cron" and rows[0][-1] == "-"  # no POP3 host
     assert assert_piped_table(run_cli(["account", "show"]))
+    which = assert_piped_table(run_cli(["account", "which", "a@x.example"]))
+    assert which[1] == ["account", "cron"]
     where = assert_piped_table(run_cli(["password", "where"]))
     assert any(row[-1] == "-" for row in where)  # the sources not used
     queued = run_cli(["sendmail", "-i", "root@example.test"], input="Subject: q\n\nbody\n")
