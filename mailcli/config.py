@@ -279,18 +279,14 @@ def _check_fallback(reader: _Reader, account: Account, accounts: Mapping[str, Ac
 
 
 def _smtp_extras(reader: _Reader, table: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    """`ehlo`, `dsn_notify`, `dsn_return`, checked by the rules the options follow."""
-    from mailcli.smtp.dsn import RETURN_CHOICES, notify_problem
-    from mailcli.smtp.ehloname import ehlo_problem
-
-    ehlo = reader.string(table, "ehlo", prefix)
-    if ehlo is not None and (problem := ehlo_problem(ehlo)) is not None:
-        reader.fail(prefix + "ehlo", f"{ehlo!r} cannot be an EHLO name: {problem}")
-    notify = reader.string(table, "dsn_notify", prefix)
-    if notify is not None and (problem := notify_problem(notify)) is not None:
-        reader.fail(prefix + "dsn_notify", problem)
-    ret = reader.choice(table, "dsn_return", prefix, RETURN_CHOICES)
-    return {"ehlo": ehlo, "dsn_notify": notify, "dsn_return": ret}
+    """`ehlo`, `dsn_notify`, `dsn_return`. The name and the NOTIFY list are checked where
+    they are used (endpoint resolution, smtp.dsn: 78 naming the key), by the rules the
+    options follow."""
+    return {
+        "ehlo": reader.string(table, "ehlo", prefix),
+        "dsn_notify": reader.string(table, "dsn_notify", prefix),
+        "dsn_return": reader.choice(table, "dsn_return", prefix, ("full", "headers")),
+    }
 
 
 def _parse_oauth2(reader: _Reader, account: Mapping[str, Any], prefix: str) -> OAuthSettings | None:

@@ -20,7 +20,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol, get_args
 
-from mailcli.errors import ConfigError
+from mailcli.errors import ConfigError, UsageError
 
 MailProtocol = Literal["smtp", "pop3"]  # what an endpoint speaks: submission, or a mailbox
 PROTOCOLS: tuple[MailProtocol, ...] = get_args(MailProtocol)
@@ -182,7 +182,7 @@ def resolve_endpoint(
         password_command=password_command,
         account=account.name if account else None,
         user_cleared_by=user_source if user_source and not user else None,
-        ehlo=options.ehlo or (account.ehlo if account else None),
+        ehlo=_given_ehlo(options.ehlo, account),
         domain=account.domain if account else None,
         family=options.family or server.family,
         source_address=options.source_address or server.source_address,
@@ -209,6 +209,60 @@ def _proxy(option: str | None, setting: str | None, environ: Mapping[str, str]) 
     if setting == "env":
         return environ.get("ALL_PROXY") or environ.get("all_proxy") or None
     return setting or None
+
+
+def _given_ehlo(option: str | None, account: AccountSettings | None) -> str | None:
+    """--ehlo (64 when EHLO cannot carry it), else the account's `ehlo` (78)."""
+    if option is not None:
+        if (problem := ehlo_problem(option)) is not None:
+            raise UsageError(f"--ehlo {option!r} cannot be an EHLO name: {problem}")
+        return option
+    name = account.ehlo if account else None
+    if account is not None and name is not None and (problem := ehlo_problem(name)) is not None:
+        raise ConfigError(
+            f"accounts.{account.name}.ehlo: {name!r} cannot be an EHLO name: {problem}"
+        )
+    return name
+
+
+def ehlo_problem(name: str) -> str | None:
+    """Why `name` cannot be given in EHLO, or None when it can. RFC 5321 4.1.2's
+    `Domain / address-literal`: dot-separated labels of ASCII letters, digits, hyphens
+    (and underscores, which real host names carry and servers accept), each 1 to 63
+    long, 255 in all; or `[192.0.2.1]`, `[IPv6:2001:db8::1]`."""
+    import re
+
+    if not name:
+        return "it is empty"
+    if not name.isascii():
+        return "it is not ASCII (give the domain's A-label, xn--...)"
+    if not name.isprintable():
+        return "it contains a control character"
+    if " " in name:
+        return "it contains a space"
+    if name.startswith("["):
+        return _literal_problem(name)
+    if len(name) > 255 or not re.fullmatch(_EHLO_DOMAIN, name):
+        return "it is not a domain name (labels of letters, digits and hyphens) nor [address]"
+    return None
+
+
+_EHLO_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_EHLO_DOMAIN = rf"{_EHLO_LABEL}(?:\.{_EHLO_LABEL})*"
+
+
+def _literal_problem(name: str) -> str | None:
+    import ipaddress
+
+    inside = name[1:-1] if name.endswith("]") else ""
+    try:
+        if inside[:5].lower() == "ipv6:":
+            ipaddress.IPv6Address(inside[5:])
+        else:
+            ipaddress.IPv4Address(inside)
+    except ValueError:
+        return "it is not an address literal such as [192.0.2.1] or [IPv6:2001:db8::1]"
+    return None
 
 
 def resolve_password_command(

@@ -117,10 +117,6 @@ def send(
     the message), 75 on a temporary failure.
     """
     dsn = _dsn_request(app, dsn_notify, dsn_return, envid)
-    if connection.ehlo is not None:  # --ehlo, in `connection` by its name
-        from mailcli.smtp.ehloname import checked_ehlo_name
-
-        checked_ehlo_name(connection.ehlo, "--ehlo")
     if message_file is not None:
         outgoing = _ready_message(app, message_file, compose_options, envelope_from, rcpt)
     else:
@@ -148,14 +144,21 @@ def send(
 def _dsn_request(
     app: AppContext, notify: str | None, ret: str | None, envid: str | None
 ) -> DsnRequest | None:
-    """--dsn-notify, --dsn-return, --envid, each over the account's key; None: none."""
+    """--dsn-notify, --dsn-return, --envid, each over the account's key; None: none.
+    (--ehlo needs no such step: it is a connection option, checked with the endpoint.)"""
+    from mailcli.errors import ConfigError
     from mailcli.smtp.dsn import DsnRequest, parse_envid, parse_notify, parse_return
 
     account = app.account
-    notify = notify if notify is not None else account.dsn_notify if account else None
+    keywords: tuple[str, ...] = ()
+    if notify is not None:
+        keywords = parse_notify(notify, "--dsn-notify")
+    elif account is not None and account.dsn_notify is not None:
+        key = f"accounts.{account.name}.dsn_notify"
+        keywords = parse_notify(account.dsn_notify, key, ConfigError)
     ret = ret if ret is not None else account.dsn_return if account else None
     request = DsnRequest(
-        notify=parse_notify(notify, "--dsn-notify") if notify is not None else (),
+        notify=keywords,
         ret=parse_return(ret, "--dsn-return") if ret is not None else None,
         envid=parse_envid(envid, "--envid") if envid is not None else None,
     )

@@ -224,11 +224,16 @@ def _from_field(args: SendmailArgs, addressing: Addressing, sender: str) -> byte
 
 def dsn_request(args: SendmailArgs, addressing: Addressing) -> DsnRequest | None:
     """-N, -R, -V over the account's keys (checked when read); None when nothing asks."""
+    from mailcli.errors import ConfigError
     from mailcli.smtp.dsn import DsnRequest, parse_notify
 
-    notify = args.dsn_notify if args.dsn_notify is not None else addressing.dsn_notify
+    keywords: tuple[str, ...] = ()
+    if args.dsn_notify is not None:
+        keywords = parse_notify(args.dsn_notify, "sendmail: -N")
+    elif addressing.dsn_notify is not None:
+        keywords = parse_notify(addressing.dsn_notify, "the account's dsn_notify", ConfigError)
     request = DsnRequest(
-        notify=parse_notify(notify, "sendmail: -N") if notify is not None else (),
+        notify=keywords,
         ret=args.dsn_return or addressing.dsn_return,
         envid=args.envid,
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from mailcli.errors import UsageError
+from mailcli.errors import MailcliError, UsageError
 
 NOTIFY_KEYWORDS = ("success", "failure", "delay")
 RETURN_CHOICES = ("full", "headers")
@@ -74,11 +74,14 @@ def notify_problem(value: str) -> str | None:
     return None
 
 
-def parse_notify(value: str, source: str) -> tuple[str, ...]:
-    """`never` or a comma list of success, failure, delay -> the keywords; else 64."""
+def parse_notify(
+    value: str, source: str, error: type[MailcliError] = UsageError
+) -> tuple[str, ...]:
+    """`never` or a comma list of success, failure, delay -> the keywords; else `error`
+    (64 for an option; ConfigError, 78, for an account's `dsn_notify`)."""
     problem = notify_problem(value)
     if problem is not None:
-        raise UsageError(f"{source} {value!r}: {problem}")
+        raise error(f"{source} {value!r}: {problem}")
     words = {word.strip().lower() for word in value.split(",")}
     return ("never",) if "never" in words else tuple(k for k in NOTIFY_KEYWORDS if k in words)
 

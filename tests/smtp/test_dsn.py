@@ -160,7 +160,9 @@ def test_a_bad_account_key_is_a_config_error(isolated_environment: Path) -> None
     config = isolated_environment / ".config" / "mailcli" / "config.toml"
     config.parent.mkdir(parents=True)
     config.write_text('[accounts.t]\ndsn_notify = "always"\n')
-    result = Mailcli(Account("127.0.0.1", 9, security="none"))("send", "--to", "b@example.test")
+    result = Mailcli(Account("127.0.0.1", 9, security="none"))(
+        "send", "--from", "a@example.test", "--to", "b@example.test", "--body", "x"
+    )
     assert result.code == ExitStatus.CONFIG
     assert "accounts.t.dsn_notify" in result.stderr and "'always'" in result.stderr
 

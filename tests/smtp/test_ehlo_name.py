@@ -142,6 +142,8 @@ def test_invalid_names_are_usage_errors(name: str, strict_postfix: Postfix) -> N
 
 def test_an_invalid_account_key_is_a_config_error(isolated_environment: Path) -> None:
     write_account(isolated_environment, 'ehlo = "two words"\n')
-    result = Mailcli(Account("127.0.0.1", 9, security="none"))("send", "--to", "b@example.test")
+    result = Mailcli(Account("127.0.0.1", 9, security="none"))(
+        "send", "--from", "a@example.test", "--to", "b@example.test", "--body", "x"
+    )
     assert result.code == ExitStatus.CONFIG
     assert "accounts.t.ehlo" in result.stderr and "contains a space" in result.stderr
