@@ -139,6 +139,12 @@ def test_a_symlink_is_followed_and_its_target_checked(tmp_path: Path) -> None:
     assert refusal(link).startswith(f"{link}: cannot read the netrc file: ")
 
 
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "netrc"
+    os.mkfifo(fifo, 0o600)  # opening it for reading would block until a writer came
+    assert refusal(fifo) == f"{fifo}: refused: the netrc file is not a regular file"
+
+
 def test_a_file_of_another_user_is_refused(tmp_path: Path) -> None:
     path = write_netrc(tmp_path / "netrc", f"machine h.example login ann password {SECRET}\n")
     if os.geteuid() != 0:
