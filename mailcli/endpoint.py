@@ -71,6 +71,9 @@ class ConnectionOptions(NamedTuple):
     family: AddressFamily | None = None
     source_address: str | None = None  # bind to this local IP before connecting
     proxy: str | None = None  # socks5://host:port or socks5h://; never with a password here
+    client_cert: str | None = None  # PEM: our certificate (and its key, unless client_key)
+    client_key: str | None = None
+    tls_fingerprint: tuple[str, ...] | None = None  # pins: the server's leaf must match one
 
 
 class ServerSettings(NamedTuple):
@@ -87,6 +90,9 @@ class ServerSettings(NamedTuple):
     family: AddressFamily | None = None
     source_address: str | None = None
     proxy: str | None = None  # a SOCKS5 URL (may hold a password), or "env": $ALL_PROXY
+    client_cert: str | None = None  # PEM, ~ and relative paths expanded as cafile's
+    client_key: str | None = None
+    tls_fingerprint: tuple[str, ...] | None = None  # "SHA256:..." as `check` prints them
 
 
 _NO_SERVER = ServerSettings()
@@ -135,6 +141,9 @@ class Endpoint(NamedTuple):
     family: AddressFamily | None = None
     source_address: str | None = None
     proxy: str | None = None  # the SOCKS5 URL, password included: never shown (socks.py)
+    client_cert: str | None = None
+    client_key: str | None = None
+    tls_fingerprint: tuple[str, ...] | None = None  # pinned SHA-256 digests (tlsinfo)
 
     @property
     def credential_key(self) -> str:
@@ -187,6 +196,9 @@ def resolve_endpoint(
         family=options.family or server.family,
         source_address=options.source_address or server.source_address,
         proxy=_proxy(options.proxy, server.proxy, environ),
+        client_cert=options.client_cert or _expand(server.client_cert),
+        client_key=options.client_key or _expand(server.client_key),
+        tls_fingerprint=options.tls_fingerprint or server.tls_fingerprint,
     )
 
 
