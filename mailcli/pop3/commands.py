@@ -50,7 +50,11 @@ def list_messages(
     else:
         sizes = dict(_scan(pop, "LIST", numbers))
     try:
-        uids = dict(_read_scan(pop, "UIDL") if grouped else _scan(pop, "UIDL", numbers, quit=quit))
+        uids = dict(
+            _read_scan(pop, "UIDL")
+            if grouped
+            else _scan(pop, "UIDL", numbers, quit=quit, listed=True)
+        )
     except NegativeReply:  # a server without UIDL (RFC 1939 makes it optional)
         uids = {}
     return [MessageInfo(n, int(size), uids.get(n)) for n, size in sizes.items()]
@@ -70,16 +74,27 @@ def number_for_uid(pop: Pop3Session, uid: str) -> int:
 
 
 def _scan(
-    pop: Pop3Session, verb: str, numbers: Sequence[int], *, quit: bool = False
+    pop: Pop3Session,
+    verb: str,
+    numbers: Sequence[int],
+    *,
+    quit: bool = False,
+    listed: bool = False,
 ) -> list[tuple[int, str]]:
-    """LIST/UIDL, of everything or of the given numbers: [(number, value)]."""
+    """LIST/UIDL, of everything or of the given numbers: [(number, value)]. A -ERR about
+    a given number is "no such message" (66), unless `listed` (LIST just answered for
+    it): then it is the verb's own refusal (NegativeReply), as for the whole mailbox."""
     if not numbers:
         pop.send(verb, quit=quit)
         return _read_scan(pop, verb)
     found = []
     for index, number in enumerate(numbers):
         last = quit and index == len(numbers) - 1
-        reply = wire_text(pop.message_command(verb, number, quit=last))
+        if listed:
+            pop.send(f"{verb} {number}", quit=last)
+            reply = wire_text(pop.read_ok())
+        else:
+            reply = wire_text(pop.message_command(verb, number, quit=last))
         found.append(_pair(reply.split(" ", 1)[1] if " " in reply else "", verb))
     return found
 

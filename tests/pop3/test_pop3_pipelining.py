@@ -146,3 +146,16 @@ def test_a_slow_answer_to_quit_after_dele_is_75(behaviour: slow.Behaviour) -> No
         result = run(scripted, "dele", "1")
     assert result.code == 75, result.stderr
     assert ("too slow" if behaviour == "dribble" else "timed out") in result.stderr
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_list_of_given_numbers_from_a_server_without_uidl(pipelining: bool) -> None:
+    """LIST 2 answered: message 2 exists, so a -ERR to UIDL 2 says the server has no
+    UIDL (as for the whole mailbox), not that there is no message 2."""
+    server = Pop3PipeliningServer(pipelining=pipelining, uidl=False)
+    with ScriptedServer(server.script) as scripted:
+        result = run(scripted, "list", "2")
+        missing = run(scripted, "list", "3")
+    assert result.code == 0, result.stderr
+    assert result.stdout == "2\t36\t-\n"
+    assert missing.code == 66, missing.stderr
