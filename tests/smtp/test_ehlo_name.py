@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,6 +101,20 @@ def test_the_default_is_what_the_one_function_decides(
     assert result.code == 0, result.stderr
     assert f"== EHLO name {expected.name} ({expected.reason})" in result.stderr
     assert received_from(strict_postfix, mailbox) == expected.name
+
+
+def test_check_uses_the_same_name_and_reports_it(
+    strict_postfix: Postfix, mailbox: Mailbox, isolated_environment: Path
+) -> None:
+    write_account(isolated_environment, 'ehlo = "checker.example.test"\n')
+    account = Account.submission(strict_postfix, mailbox.user, mailbox.password, security="none")
+    result = Mailcli(account)("--trace", "check", "smtp", "--json")
+    assert result.code == 0, result.stderr
+    assert "-> ehlo checker.example.test" in result.stderr.splitlines()
+    report = json.loads(result.stdout)
+    assert report["ehlo_name"] == "checker.example.test"
+    (finding,) = [f for f in report["findings"] if f["id"] == "ehlo-name"]
+    assert finding["summary"] == "EHLO name checker.example.test (given by --ehlo or `ehlo`)"
 
 
 @pytest.mark.parametrize(
