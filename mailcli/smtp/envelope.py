@@ -258,7 +258,10 @@ def prepared(
     envelope or of `header_addresses` needs it, the envelope then as given; otherwise
     every domain of the envelope as its A-label. Every domain must convert (65)."""
     addresses = [envelope.sender, *envelope.recipients]
-    ascii_forms = [address_to_ascii(address) for address in addresses]  # checks all
+    ascii_forms = [address_to_ascii(address) for address in addresses]
+    header_addresses = list(header_addresses)
+    for address in header_addresses:  # checked, though UTF-8 fields keep them as given
+        address_to_ascii(address)
     utf8 = needs_smtputf8([*addresses, *header_addresses])
     if not utf8:
         sender, *recipients = ascii_forms

@@ -219,11 +219,13 @@ def test_a_domain_that_does_not_convert_is_65_before_connecting(
     assert server.received == []
 
 
+@pytest.mark.parametrize("option", ["--to", "--reply-to"])
 def test_a_domain_that_does_not_convert_is_65_even_with_smtputf8(
-    aiosmtpd_factory: Factory,
+    aiosmtpd_factory: Factory, option: str
 ) -> None:
     server = aiosmtpd_factory(smtputf8=True)
-    code, _, stderr = send(plain(server), "--from", "a@example.test", "--to", "üser@b..ü")
+    args = {"--from": "üser@example.test", "--to": "b@example.test", option: "x@b..ü"}
+    code, _, stderr = send(plain(server), *(part for pair in args.items() for part in pair))
     assert code == 65
     assert "Empty Label" in stderr
     assert server.received == []
