@@ -12,7 +12,7 @@ from mailcli.cli.context import AppContext
 if TYPE_CHECKING:
     from mailcli.config import Account
     from mailcli.sendmail.arguments import SendmailArgs
-    from mailcli.sendmail.deliver import RelayFactory
+    from mailcli.sendmail.deliver import QueueReport, RelayFactory
     from mailcli.sendmail.spool import Spool
 
 
@@ -107,6 +107,7 @@ def run(app: AppContext) -> int:
     report = run_queue(_spool(), _relay_factory(app))
     outcomes = report.outcomes
     rows = [[o.entry_id, o.status, o.detail] for o in outcomes]
+    dsn = _dsn_by_entry(app, report)
     document = {
         "outcomes": [
             {
@@ -114,6 +115,7 @@ def run(app: AppContext) -> int:
                 "status": o.status,
                 "detail": o.detail,
                 "relay": o.relay.account if o.relay else None,
+                "dsn": dsn.get(o.entry_id),
             }
             for o in outcomes
         ]
@@ -135,6 +137,15 @@ def run(app: AppContext) -> int:
     if report.error is not None:  # its one line on stderr, and its status
         raise report.error
     return report.exit_status
+
+
+def _dsn_by_entry(app: AppContext, report: QueueReport) -> dict[str, str | None]:
+    """Each sent entry's SendResult.dsn; one warning per entry the server took without."""
+    dsn = {entry_id: result.dsn for entry_id, result in report.results.items()}
+    for entry_id, said in dsn.items():
+        if said == "not offered":
+            app.out.warning(f"{entry_id}: the server does not offer DSN: sent without them")
+    return dsn
 
 
 @queue.command("remove")

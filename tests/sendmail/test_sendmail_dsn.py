@@ -59,8 +59,10 @@ def test_a_queued_entry_keeps_them_until_the_queue_run(
         "full",
         "Q+1",
     )
-    ran = run_cli(["queue", "run"], env=env(postfix.smtp_port))
+    ran = run_cli(["queue", "run", "--json"], env=env(postfix.smtp_port))
     assert ran.code == 0, ran.stderr
+    (outcome,) = json.loads(ran.stdout)["outcomes"]
+    assert (outcome["status"], outcome["dsn"]) == ("delivered", "requested")
     assert success_report(postfix, mailbox).envid == "Q+1"
 
 
@@ -70,6 +72,19 @@ def test_a_server_without_dsn_gets_the_message_and_one_warning(mailbox: Mailbox)
     assert (code, stderr.splitlines()) == (0, [WARNING])
     assert "body" in server.received
     assert f"rcpt TO:<{mailbox.address}>" in server.received
+
+
+def test_a_queue_run_to_a_server_without_dsn_says_so(mailbox: Mailbox) -> None:
+    code, stderr = sendmail(free_port(), mailbox, "-N", "failure")
+    assert code == 0 and "queued" in stderr
+    with ScriptedServer(smtp_server(("250-plain.example.test", "250 8BITMIME"))) as server:
+        ran = run_cli(["queue", "run", "--json"], env=env(server.port))
+    assert ran.code == 0, ran.stderr
+    (outcome,) = json.loads(ran.stdout)["outcomes"]
+    assert (outcome["status"], outcome["dsn"]) == ("delivered", "not offered")
+    without = "the server does not offer DSN: sent without them"
+    assert ran.stderr.splitlines() == [f"mailcli: warning: {outcome['id']}: {without}"]
+    assert "body" in server.received
 
 
 @pytest.mark.parametrize(
