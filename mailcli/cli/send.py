@@ -132,7 +132,7 @@ def send(
     with trail.sending(app, log, endpoint, outgoing) as logged:
         # The account's server, then its fallbacks' (`smtp.failover`).
         result, relay = submit(app, endpoint, outgoing, quit_after)
-        logged(result)
+        logged(result, relay)
     if result.dsn == "not offered":
         app.out.warning("the server does not offer DSN: sent without the notification requests")
     _print_result(app, result, relay)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import click
 
@@ -25,9 +25,17 @@ if TYPE_CHECKING:
     from mailcli.sendmail.deliver import Delivery, QueueReport
     from mailcli.sendmail.spool import Spool
     from mailcli.smtp.envelope import Outgoing
+    from mailcli.smtp.failover import RelayUsed
     from mailcli.smtp.result import SendResult
     from mailcli.trail.records import Failure, Record, Waiting
     from mailcli.trail.sink import Trail
+
+
+class Sent(Protocol):
+    """send's hook: its result, and the relay that took the message when one did."""
+
+    def __call__(self, result: SendResult, relay: RelayUsed | None = None) -> None: ...
+
 
 log_option = click.option(
     "--log",
@@ -51,25 +59,30 @@ def log_target(app: AppContext, option: str | None, account: Account | None) -> 
 @contextmanager
 def sending(
     app: AppContext, option: str | None, endpoint: Endpoint, outgoing: Outgoing
-) -> Iterator[Callable[[SendResult], None]]:
-    """Around `send`'s submission: the caller passes the result; an error is logged too."""
+) -> Iterator[Sent]:
+    """Around `send`'s submission: the caller passes the result (and the relay that took
+    it); an error is logged too."""
     target = log_target(app, option, app.account)
     if target is None:
-        yield lambda result: None
+        yield lambda result, relay=None: None
         return
     from mailcli.trail import records
 
+    def sent(result: SendResult, relay: RelayUsed | None = None) -> None:
+        _write(app, target, records.sent("send", endpoint, outgoing, result, relay))
+
     try:
-        yield lambda result: _write(app, target, records.sent("send", endpoint, outgoing, result))
+        yield sent
     except (MailcliError, Stopped) as exc:
         _write(app, target, records.sent("send", endpoint, outgoing, _failure(exc)))
         raise
 
 
 @contextmanager
-def delivering(app: AppContext, outgoing: Outgoing) -> Iterator[Callable[[Delivery], None]]:
-    """Around sendmail's delivery (its log comes from the configuration only)."""
-    account = app.account
+def delivering(
+    app: AppContext, account: Account | None, outgoing: Outgoing
+) -> Iterator[Callable[[Delivery], None]]:
+    """Around sendmail's delivery by `account` (its log comes from the configuration)."""
     target = log_target(app, None, account)
     if target is None:
         yield lambda delivery: None

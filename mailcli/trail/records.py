@@ -2,7 +2,8 @@
 one per `fetch` run (the format: `line.py`). Fields, in this order, left out when
 unknown or not applicable:
 
-message: time, command (send, sendmail, queue-run), account, server (HOST:PORT),
+message: time, command (send, sendmail, queue-run), account, server (HOST:PORT: the
+  one that answered), relay (the fallback account whose server took it, when one did),
   from (the envelope sender; "" for <>), rcpt (one per recipient, in envelope order:
   "ADDRESS CODE ENHANCED", the RCPT reply's code and RFC 3463 status, `-` for none),
   size (the message's bytes), queue_id (the server's, when its reply to the message
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from mailcli.sendmail.entry import QueueEntry
     from mailcli.sendmail.spool import Spool
     from mailcli.smtp.envelope import Outgoing
+    from mailcli.smtp.failover import RelayUsed
     from mailcli.smtp.result import SendResult
 
 # Postfix, Sendmail and most others: "queued as ID"; Exim: "OK id=ID".
@@ -70,6 +72,7 @@ class Message(NamedTuple):
     exit_status: int
     error: str | None = None
     spool_id: str | None = None
+    relay: RelayUsed | None = None  # the server that answered, when one did
 
     def record(self) -> Record:
         result = self.result
@@ -77,7 +80,8 @@ class Message(NamedTuple):
             ("time", now()),
             ("command", self.command),
             ("account", self.account),
-            ("server", self.server),
+            ("server", self.relay.server if self.relay is not None else self.server),
+            ("relay", self.relay.account if self.relay and self.relay.fallback else None),
             ("from", self.sender),
         ]
         fields += [("rcpt", _recipient(address, result)) for address in self.recipients]
@@ -104,6 +108,7 @@ def sent(
     endpoint: Endpoint,
     outgoing: Outgoing,
     outcome: SendResult | Failure,
+    relay: RelayUsed | None = None,
 ) -> Record:
     """`send`: its result, or the error it ended with."""
     result = outcome if not isinstance(outcome, Failure) else None
@@ -119,6 +124,7 @@ def sent(
         _outcome(result, status, queued=False),
         status,
         error=outcome.message if isinstance(outcome, Failure) else None,
+        relay=relay,
     ).record()
 
 
@@ -141,6 +147,7 @@ def delivered(
         outcome.exit_status,
         error=outcome.message if isinstance(outcome, Failure) else outcome.reason,
         spool_id=queued.id if queued is not None and not failed else None,
+        relay=None if isinstance(outcome, Failure) else outcome.relay,
     ).record()
 
 
@@ -184,6 +191,7 @@ def queue_run(
         entry = known.entry if known is not None else None
         account = entry.account if entry is not None else None
         problems = [o.detail for o in outcomes if o.status != "delivered"]
+        relays = [outcome.relay for outcome in outcomes if outcome.relay is not None]
         record = Message(
             "queue-run",
             account,
@@ -196,6 +204,7 @@ def queue_run(
             QueueReport(outcomes).exit_status,
             error="; ".join(problems) or None,
             spool_id=entry_id,
+            relay=relays[-1] if relays else None,
         ).record()
         yield account, record
 
