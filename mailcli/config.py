@@ -40,6 +40,7 @@ _ACCOUNT_KEYS |= {"fallback"}  # accounts to try when this one's SMTP server can
 _ACCOUNT_KEYS |= {"log"}  # the trail: a file path or "syslog" (mailcli.trail)
 _SERVER_KEYS = {"host", "port", "security", "user", "auth", "cafile"}
 _SERVER_KEYS |= {"family", "source_address", "proxy"}  # how to connect (mailcli.connect)
+_SERVER_KEYS |= {"client_cert", "client_key", "tls_fingerprint"}  # TLS (mailcli.tlsinfo)
 _FETCH_KEYS = {"to", "delete"}
 _OAUTH2_KEYS = {
     "provider",
@@ -347,7 +348,28 @@ def _parse_server(reader: _Reader, table: Mapping[str, Any], prefix: str) -> Ser
         family=reader.choice(table, "family", prefix, ADDRESS_FAMILIES),
         source_address=_ip_address(reader, table, prefix + "source_address"),
         proxy=_proxy_url(reader, table, prefix + "proxy"),
+        client_cert=reader.string(table, "client_cert", prefix),
+        client_key=reader.string(table, "client_key", prefix),
+        tls_fingerprint=_fingerprints(reader, table, prefix + "tls_fingerprint"),
     )
+
+
+def _fingerprints(reader: _Reader, table: Mapping[str, Any], key: str) -> tuple[str, ...] | None:
+    """One pin or a list of them, each checked now (a typo is 78 naming the key)."""
+    value = table.get("tls_fingerprint")
+    if value is None:
+        return None
+    pins = [value] if isinstance(value, str) else value
+    if not isinstance(pins, list) or not pins or not all(isinstance(p, str) for p in pins):
+        reader.fail(key, 'must be "SHA256:..." or a list of them')
+    from mailcli.tlsinfo import parse_fingerprint
+
+    for pin in pins:
+        try:
+            parse_fingerprint(pin)
+        except ValueError as exc:
+            reader.fail(key, str(exc))
+    return tuple(pins)
 
 
 def _ip_address(reader: _Reader, table: Mapping[str, Any], key: str) -> str | None:
