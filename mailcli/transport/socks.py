@@ -99,7 +99,9 @@ def _check_length(what: str, value: str | None) -> None:
 def _split_host_port(hostport: str) -> tuple[str, int]:
     if hostport.startswith("["):  # [IPv6]:port
         host, bracket, after = hostport[1:].partition("]")
-        port_text = after.removeprefix(":") if bracket and after[:1] in ("", ":") else "x"
+        if not bracket or after[:1] not in ("", ":"):
+            raise ConfigError("proxy: write an IPv6 address as [ADDRESS]:PORT")
+        port_text = after.removeprefix(":")
     else:
         host, _, port_text = hostport.partition(":")
     if not host:

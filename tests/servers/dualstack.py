@@ -4,8 +4,10 @@
 - `dual_stack_dovecot(certs)`: Dovecot listening on 127.0.0.1 and ::1 (same ports);
 - `DualStackPostfix`: Postfix listening on 127.0.0.1 and [::1] (same ports), relaying
   for both loopbacks;
-- `Microsocks`: Debian's microsocks on 127.0.0.1, with or without a user and password;
-  its log (`log()`) names each target as the client asked for it (a name with socks5h).
+- `Microsocks`: Debian's microsocks on 127.0.0.1, with or without a user and password,
+  optionally with an /etc/hosts of its own; its log (`log()`) names each target as the
+  client asked for it (a name with socks5h);
+- `with_hosts`: a command run with a private /etc/hosts.
 """
 
 from __future__ import annotations
@@ -68,9 +70,13 @@ class Microsocks(ManagedServer):
 
     host = HOST
 
-    def __init__(self, user: str | None = None, password: str | None = None) -> None:
+    def __init__(
+        self, user: str | None = None, password: str | None = None, *, hosts: Path | None = None
+    ) -> None:
+        """`hosts`: the proxy's own /etc/hosts (`with_hosts`), for names only it knows."""
         self.user = user
         self.password = password
+        self.hosts = hosts
         self.port = free_port()
         self.root: Path = make_workdir("microsocks-")
         self._process: subprocess.Popen[bytes] | None = None
@@ -89,6 +95,8 @@ class Microsocks(ManagedServer):
         args = [binary, "-i", HOST, "-p", str(self.port)]
         if self.user is not None and self.password is not None:
             args += ["-u", self.user, "-P", self.password]
+        if self.hosts is not None:
+            args = with_hosts(self.hosts, args)
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True

@@ -1,0 +1,81 @@
+"""The SOCKS5 proxy URL (transport.socks.parse_proxy_url) and a peer that is no SOCKS5
+proxy: what a typo in the proxy setting gets, and that the password never shows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailcli.errors import ConfigError
+from mailcli.transport.socks import ProxyURL, parse_proxy_url
+from tests.helpers import Mailcli
+from tests.servers.accounts import Account
+from tests.servers.dovecot import Dovecot
+from tests.servers.fixtures import Mailbox
+from tests.servers.postfix import Postfix
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("socks5://proxy.test", ProxyURL(False, "proxy.test", 1080)),
+        ("SOCKS5H://proxy.test:9050/", ProxyURL(True, "proxy.test", 9050)),
+        ("socks5://[::1]:1081", ProxyURL(False, "::1", 1081)),
+        ("socks5://u%40x:p%3Aw%25@h:1", ProxyURL(False, "h", 1, "u@x", "p:w%")),
+        ("socks5://user@h:2", ProxyURL(False, "h", 2, "user", None)),
+        ("socks5://us:er:pa@ss@h:3", ProxyURL(False, "h", 3, "us", "er:pa@ss")),
+    ],
+)
+def test_urls(text: str, parsed: ProxyURL) -> None:
+    assert parse_proxy_url(text) == parsed
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("http://proxy.test:3128", "must start with socks5:// or socks5h://"),
+        ("socks4://proxy.test", "must start with socks5:// or socks5h://"),
+        ("proxy.test:1080", "must start with socks5:// or socks5h://"),
+        ("socks5://:1080", "names no proxy host"),
+        ("socks5://h:0", "'0' is not a port number"),
+        ("socks5://h:70000", "'70000' is not a port number"),
+        ("socks5://[::1", "write an IPv6 address as [ADDRESS]:PORT"),
+        ("socks5://[::1]1080", "write an IPv6 address as [ADDRESS]:PORT"),
+        ("socks5://" + "u" * 256 + ":p@h", "user name is longer than SOCKS5 allows"),
+        ("socks5://u:" + "p" * 256 + "@h", "password is longer than SOCKS5 allows"),
+    ],
+)
+def test_bad_urls_are_78(text: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_proxy_url(text)
+    assert problem in raised.value.message
+    assert "p" * 256 not in raised.value.message
+
+
+def test_the_password_is_not_in_the_repr() -> None:
+    proxy = parse_proxy_url("socks5h://me:Hidden-9@h:1")
+    assert repr(proxy) == "ProxyURL(socks5h://me:***@h:1)"
+    assert "Hidden-9" not in str((proxy,))
+
+
+def test_a_peer_that_is_no_socks5_proxy_is_69(
+    postfix: Postfix, dovecot: Dovecot, mailbox: Mailbox
+) -> None:
+    """--proxy pointing at Postfix's port 25: its 220 greeting is no SOCKS5 reply."""
+    account = Account.pop3(dovecot, mailbox.user, mailbox.password)
+    result = Mailcli(account)("stat", "--proxy", f"socks5://{postfix.host}:{postfix.smtp_port}")
+    assert result.code == 69, result.stderr
+    assert f"{postfix.host}:{postfix.smtp_port} does not answer as a SOCKS5 proxy" in result.stderr
+
+
+def test_a_proxy_key_of_another_kind_is_78(
+    dovecot: Dovecot, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[accounts.a.pop3]\nhost = "127.0.0.1"\nproxy = "http://h:3128"\n')
+    result = Mailcli(Account.pop3(dovecot, mailbox.user, mailbox.password))(
+        "stat", env={"MAILCLI_CONFIG": str(config)}
+    )
+    assert result.code == 78, result.stderr
+    assert "accounts.a.pop3.proxy: must be a socks5:// or socks5h:// URL" in result.stderr
