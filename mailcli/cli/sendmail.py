@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from mailcli.cli import trail
 from mailcli.cli.context import AppContext
+from mailcli.cli.trail import log_option
 
 if TYPE_CHECKING:
     from mailcli.config import Account
@@ -50,12 +52,14 @@ def sendmail(app: AppContext, args: tuple[str, ...]) -> int:
         dsn_return=account.dsn_return if account else None,
     )
     outgoing = prepare(raw, parsed, addressing)._replace(dsn=dsn_request(parsed, addressing))
-    delivery = deliver_or_spool(
-        outgoing,
-        account=account.name if account else None,
-        open_relays=_relay_factory(app),
-        spool=_spool(),
-    )
+    with trail.delivering(app, account, outgoing) as logged:
+        delivery = deliver_or_spool(
+            outgoing,
+            account=account.name if account else None,
+            open_relays=_relay_factory(app),
+            spool=_spool(),
+        )
+        logged(delivery)
     if delivery.result is not None and delivery.result.dsn == "not offered":
         app.out.warning("the server does not offer DSN: sent without the notification requests")
     for address, reply in delivery.refused.items():
@@ -98,13 +102,17 @@ def list_queue(app: AppContext) -> None:
 
 
 @queue.command("run")
+@log_option
 @click.pass_obj
-def run(app: AppContext) -> int:
+def run(app: AppContext, log: str | None) -> int:
     """Retry every waiting message (for cron). Exit 0 when all went, 75 when some wait,
     69 when some failed, 67 when some recipients were refused, 74 on a full disk."""
     from mailcli.sendmail.deliver import run_queue
 
+    before = trail.queue_before(app, log, _spool())
     report = run_queue(_spool(), _relay_factory(app))
+    if before is not None:
+        trail.queue_ran(app, log, before, report)
     outcomes = report.outcomes
     rows = [[o.entry_id, o.status, o.detail] for o in outcomes]
     dsn = _dsn_by_entry(app, report)
