@@ -42,6 +42,7 @@ _SERVER_KEYS = {"host", "port", "security", "user", "auth", "cafile"}
 _SERVER_KEYS |= {"family", "source_address", "proxy"}  # how to connect (mailcli.connect)
 _SERVER_KEYS |= {"client_cert", "client_key", "tls_fingerprint"}  # TLS (mailcli.tlsinfo)
 _FETCH_KEYS = {"to", "delete"}
+_FETCH_KEYS |= {"lmtp_rcpt"}  # the RCPT TO address of `--to lmtp:` (mailcli.fetch.lmtp)
 _OAUTH2_KEYS = {
     "provider",
     "client_id",
@@ -73,6 +74,7 @@ class FetchSettings:
 
     to: str | None = None
     delete: bool = False
+    lmtp_rcpt: str | None = None  # LMTP's recipient; None: the account's POP3 user
 
 
 class OAuthSettings(NamedTuple):
@@ -236,6 +238,7 @@ def _parse_account(reader: _Reader, name: str, table: Mapping[str, Any]) -> Acco
         fetch=FetchSettings(
             to=reader.string(fetch_table, "to", prefix + "fetch."),
             delete=reader.boolean(fetch_table, "delete", prefix + "fetch."),
+            lmtp_rcpt=reader.string(fetch_table, "lmtp_rcpt", prefix + "fetch."),
         ),
         oauth2=_parse_oauth2(reader, table, prefix),
         **_smtp_extras(reader, table, prefix),
