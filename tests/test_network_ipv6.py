@@ -7,6 +7,7 @@ private /etc/hosts (`with_hosts`): the machine's own says different things every
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 
 from tests.helpers import MAILCLI, Mailcli
 from tests.servers import NEEDS, require, skip_unless_ready
-from tests.servers.accounts import Account
+from tests.servers.accounts import Account, numbered_message
 from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot
 from tests.servers.dualstack import (
@@ -147,3 +148,18 @@ def run(
     return subprocess.run(
         argv, env=env, input=input, capture_output=True, text=True, timeout=60, check=False
     )
+
+
+def test_fetch_and_check_over_ipv6(
+    postfix6: DualStackPostfix, dovecot6: Dovecot, box: Mailbox, tmp_path: Path
+) -> None:
+    box.drop(numbered_message(1))
+    pop3 = Mailcli(replace(Account.pop3(dovecot6, box.user, box.password), host="[::1]"))
+    fetched = pop3("fetch", "--to", f"mbox:{tmp_path / 'inbox'}", "--json")
+    assert fetched.code == 0, fetched.stderr
+    assert json.loads(fetched.stdout)["fetched"] == 1
+    smtp = Mailcli(replace(Account.submission(postfix6, box.user, box.password), host="::1"))
+    checked = smtp("check", "smtp", "-6", "--trace")
+    assert checked.code == 0, checked.stderr
+    assert f"connecting to [::1]:{postfix6.submission_port}" in checked.stderr
+    postfix6.wait_for_log("disconnect from unknown[::1] ehlo=2 starttls=1 quit=1 commands=4")

@@ -7,6 +7,7 @@ used only when the account says proxy = "env"."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import pytest
 
 from tests.helpers import Mailcli, Result, run_process
 from tests.servers import skip_unless_ready
-from tests.servers.accounts import Account
+from tests.servers.accounts import Account, numbered_message
 from tests.servers.dovecot import Dovecot
 from tests.servers.dualstack import Microsocks
 from tests.servers.fixtures import Mailbox
@@ -170,3 +171,20 @@ def test_a_password_on_the_command_line_is_refused(dovecot: Dovecot, mailbox: Ma
     assert result.code == 64, result.stderr
     assert "put the URL in the config file" in result.stderr
     assert PROXY_PASSWORD not in result.stderr
+
+
+def test_fetch_and_check_through_the_proxy(
+    postfix: Postfix, dovecot: Dovecot, mailbox: Mailbox, proxy: Microsocks, tmp_path: Path
+) -> None:
+    """fetch and check connect the same way: through the proxy, which logs each."""
+    mailbox.drop(numbered_message(1))
+    pop3 = Mailcli(Account.pop3(dovecot, mailbox.user, mailbox.password))
+    fetched = pop3("fetch", "--to", f"mbox:{tmp_path / 'inbox'}", "--json", "--proxy", url(proxy))
+    assert fetched.code == 0, fetched.stderr
+    assert json.loads(fetched.stdout)["fetched"] == 1
+    smtp = Mailcli(Account.submission(postfix, mailbox.user, mailbox.password))
+    checked = smtp("check", "smtp", "--proxy", url(proxy), "--trace")
+    assert checked.code == 0, checked.stderr
+    assert f"== via socks5 {HOST}:{proxy.port}\n" in checked.stderr
+    log = proxy.wait_for_log(f"connected to {HOST}:{postfix.submission_port}")
+    assert f"connected to {HOST}:{dovecot.pop3_port}" in log
