@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from mailcli.errors import ConfigError
-from mailcli.transport.socks import ProxyURL, parse_proxy_url
-from tests.helpers import Mailcli
+from mailcli.transport.socks import ProxyURL, parse_proxy_url, shown_proxy_url
+from tests.helpers import Mailcli, run_cli
 from tests.servers.accounts import Account
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox
@@ -57,6 +57,10 @@ def test_the_password_is_not_in_the_repr() -> None:
     proxy = parse_proxy_url("socks5h://me:Hidden-9@h:1")
     assert repr(proxy) == "ProxyURL(socks5h://me:***@h:1)"
     assert "Hidden-9" not in str((proxy,))
+    assert shown_proxy_url("socks5h://me:Hidden-9@h:1") == "socks5h://me:***@h:1"
+    assert shown_proxy_url("socks5://[::1]") == "socks5://[::1]:1080"
+    assert shown_proxy_url("env") == "env"
+    assert shown_proxy_url("socks5://me:Hidden-9@h:bad") == "(set)"
 
 
 def test_a_peer_that_is_no_socks5_proxy_is_69(
@@ -79,3 +83,20 @@ def test_a_proxy_key_of_another_kind_is_78(
     )
     assert result.code == 78, result.stderr
     assert "accounts.a.pop3.proxy: must be a socks5:// or socks5h:// URL" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["account", "show", "px"], ["account", "list"]])
+@pytest.mark.parametrize("json_output", [[], ["--json"]])
+def test_account_show_and_list_hide_the_proxy_password(
+    tmp_path: Path, command: list[str], json_output: list[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[accounts.px.pop3]\nhost = "127.0.0.1"\n'
+        'proxy = "socks5h://me:Pr0xy-Secret@127.0.0.1:1080"\n'
+    )
+    result = run_cli([*command, *json_output], env={"MAILCLI_CONFIG": str(config)})
+    assert result.code == 0, result.stderr
+    assert "Pr0xy-Secret" not in result.stdout + result.stderr
+    if command[1] == "show" or json_output:  # list's table has no proxy column
+        assert "socks5h://me:***@127.0.0.1:1080" in result.stdout

@@ -145,6 +145,11 @@ def _account_document(acc: Account) -> dict[str, Any]:
         for key in keys:
             if document[table] is not None and document[table][key] is not None:
                 document[table][key] = "(set)"
+    for server in (document["smtp"], document["pop3"]):
+        if server["proxy"]:  # a URL that may hold the proxy's password
+            from mailcli.transport.socks import shown_proxy_url
+
+            server["proxy"] = shown_proxy_url(server["proxy"])
     return document
 
 

@@ -64,9 +64,26 @@ class ProxyURL(NamedTuple):
     def scheme(self) -> str:
         return "socks5h" if self.remote_dns else "socks5"
 
+    @property
+    def shown(self) -> str:
+        """The URL as it may be shown: the password as ***."""
+        user = "" if self.username is None else self.username
+        user += ":***" if self.password is not None else ""
+        return f"{self.scheme}://{user + '@' if user else ''}{self.where}"
+
     def __repr__(self) -> str:  # never the password, wherever this ends up
-        user = f"{self.username}:***@" if self.password is not None else ""
-        return f"ProxyURL({self.scheme}://{user}{self.where})"
+        return f"ProxyURL({self.shown})"
+
+
+def shown_proxy_url(setting: str) -> str:
+    """A proxy setting as `account show` may print it: "env" as itself, a URL without
+    its password, a URL that does not parse as "(set)" (it might hold one anywhere)."""
+    if setting == "env":
+        return setting
+    try:
+        return parse_proxy_url(setting).shown
+    except ConfigError:
+        return "(set)"
 
 
 def parse_proxy_url(url: str) -> ProxyURL:
