@@ -132,9 +132,11 @@ def delivered(
     account: str | None, server: str | None, outgoing: Outgoing, outcome: Delivery | Failure
 ) -> Record:
     """`sendmail`: what became of the message (sent, queued), or the error."""
-    failed = isinstance(outcome, Failure)
-    result = None if isinstance(outcome, Failure) else outcome.result
-    queued = None if isinstance(outcome, Failure) else outcome.queued
+    failure = outcome if isinstance(outcome, Failure) else None
+    delivery = outcome if not isinstance(outcome, Failure) else None
+    result = delivery.result if delivery is not None else None
+    queued = delivery.queued if delivery is not None else None
+    error = failure.message if failure is not None else delivery.reason if delivery else None
     return Message(
         "sendmail",
         account,
@@ -145,9 +147,9 @@ def delivered(
         result,
         _outcome(result, outcome.exit_status, queued=queued is not None),
         outcome.exit_status,
-        error=outcome.message if isinstance(outcome, Failure) else outcome.reason,
-        spool_id=queued.id if queued is not None and not failed else None,
-        relay=None if isinstance(outcome, Failure) else outcome.relay,
+        error=error,
+        spool_id=queued.id if queued is not None else None,
+        relay=delivery.relay if delivery is not None else None,
     ).record()
 
 
