@@ -43,6 +43,7 @@ _SERVER_KEYS |= {"family", "source_address", "proxy"}  # how to connect (mailcli
 _SERVER_KEYS |= {"client_cert", "client_key", "tls_fingerprint"}  # TLS (mailcli.tlsinfo)
 _FETCH_KEYS = {"to", "delete"}
 _FETCH_KEYS |= {"lmtp_rcpt"}  # the RCPT TO address of `--to lmtp:` (mailcli.fetch.lmtp)
+_FETCH_KEYS |= {"delete_after", "delete_larger_than"}  # retention (mailcli.fetch.retention)
 _OAUTH2_KEYS = {
     "provider",
     "client_id",
@@ -75,6 +76,8 @@ class FetchSettings:
     to: str | None = None
     delete: bool = False
     lmtp_rcpt: str | None = None  # LMTP's recipient; None: the account's POP3 user
+    delete_after: int | None = None  # days a stored message stays on the server
+    delete_larger_than: int | None = None  # octets: larger new mail is deleted unread
 
 
 class OAuthSettings(NamedTuple):
@@ -239,12 +242,22 @@ def _parse_account(reader: _Reader, name: str, table: Mapping[str, Any]) -> Acco
             to=reader.string(fetch_table, "to", prefix + "fetch."),
             delete=reader.boolean(fetch_table, "delete", prefix + "fetch."),
             lmtp_rcpt=reader.string(fetch_table, "lmtp_rcpt", prefix + "fetch."),
+            delete_after=_count(reader, fetch_table, "delete_after", prefix + "fetch."),
+            delete_larger_than=_count(reader, fetch_table, "delete_larger_than", prefix + "fetch."),
         ),
         oauth2=_parse_oauth2(reader, table, prefix),
         **_smtp_extras(reader, table, prefix),
         fallback=_fallback(reader, table, prefix),
         log=_log(reader, table, prefix),
     )
+
+
+def _count(reader: _Reader, table: Mapping[str, Any], key: str, prefix: str) -> int | None:
+    """A whole number, zero or more (days, octets); None when absent."""
+    value = table.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        reader.fail(prefix + key, "must be a whole number, 0 or more")
+    return value
 
 
 def _from(reader: _Reader, table: Mapping[str, Any], prefix: str) -> str | None:
