@@ -57,7 +57,8 @@ PIPELINE_WINDOW = 64  # commands in flight when the server offers PIPELINING (RF
 class Pop3Session:
     """`with Pop3Session(endpoint, credential=..., transcript=...) as pop:` gives an
     authenticated session; leaving the block normally sends QUIT (committing DELEs),
-    leaving it by an exception just closes the connection (committing nothing)."""
+    or reads the answer to the QUIT that went with the last command; leaving it by an
+    exception just closes the connection (committing nothing)."""
 
     def __init__(
         self,
