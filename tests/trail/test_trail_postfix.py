@@ -8,7 +8,9 @@ import base64
 from datetime import datetime
 from pathlib import Path
 
-from tests.helpers import Mailcli, TrailLine, drop, read_trail
+import pytest
+
+from tests.helpers import Mailcli, TrailLine, drop, read_trail, run_cli
 from tests.servers.accounts import Account
 from tests.servers.certs import Certs
 from tests.servers.cronhost import CronHost
@@ -165,3 +167,42 @@ def test_fetch_leaves_one_line_per_run_and_one_for_a_failed_run(
     assert failed["error"]
     assert_no_secret(log, mailbox)
     assert b"nope" not in log.read_bytes()
+
+
+def test_a_fallback_that_took_the_message_is_named_with_its_server(
+    config_file: Path, postfix: Postfix, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    log = tmp_path / "mail.log"
+    closed = free_port()
+    config_file.write_text(
+        f'log = "{log}"\ndefault_account = "first"\n[accounts.first]\nfallback = ["backup"]\n'
+        f'[accounts.first.smtp]\nhost = "127.0.0.1"\nport = {closed}\nsecurity = "none"\n'
+        f'[accounts.backup]\nuser = "{mailbox.user}"\n'
+        f'password_command = "echo {mailbox.password}"\n[accounts.backup.smtp]\n'
+        f'host = "127.0.0.1"\nport = {postfix.submission_port}\nsecurity = "starttls"\n'
+        f'cafile = "{postfix.certs.ca_pem}"\n'
+    )
+    message = ["--from", mailbox.address, "--to", mailbox.address, "--body", "x"]
+    assert run_cli(["send", *message]).code == 0
+    line = one_line(log)
+    assert (line["account"], line["relay"], line["outcome"]) == ("first", "backup", "sent")
+    assert line["server"] == f"127.0.0.1:{postfix.submission_port}"
+    queued_as(postfix, line)
+    assert_no_secret(log, mailbox)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "problem"),
+    [
+        ('log = ""\n', "log", 'must be a file path or "syslog"'),
+        ("[accounts.a]\nlog = 3\n", "accounts.a.log", "must be a string"),
+        ('[accounts.a]\nlog = " "\n', "accounts.a.log", 'must be a file path or "syslog"'),
+    ],
+)
+def test_a_log_key_that_names_nothing_is_78_naming_it(
+    config_file: Path, text: str, key: str, problem: str
+) -> None:
+    config_file.write_text(text)
+    result = run_cli(["send", "--log", "x", "--to", "a@example.test", "--body", "x"])
+    assert result.code == 78
+    assert f"{config_file}: {key}: {problem}" in result.stderr
