@@ -137,6 +137,33 @@ def test_a_full_disk_under_the_log_changes_nothing_but_a_warning(
     ]
 
 
+UNSHARE = shutil.which("unshare")
+
+
+@pytest.mark.skipif(UNSHARE is None and not os.environ.get("CI"), reason="needs unshare")
+def test_a_log_on_a_read_only_file_system_changes_nothing_but_a_warning(
+    tmp_path: Path, server: ScriptedServer
+) -> None:
+    """Root writes through file modes, so the folder is bind-mounted read-only in a
+    private mount namespace, for mailcli alone."""
+    assert UNSHARE is not None
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    log = folder / "mail.log"
+    log.write_bytes(b"earlier\n")
+    read_only = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    command = [UNSHARE, "--mount", "--propagation", "private", "--", "sh", "-c", read_only]
+    command += [str(folder), *MAILCLI, "send", "--log", str(log)]
+    command += ["--host", server.host, "--port", str(server.port), "--security", "none"]
+    command += ["--from", "a@example.test", "--to", "b@example.test", "--body", "x"]
+    done = subprocess.run(command, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert delivered(server) and log.read_bytes() == b"earlier\n"
+    assert done.stderr.decode().splitlines() == [
+        f"mailcli: warning: cannot write the log {log}: Read-only file system; the run goes on"
+    ]
+
+
 JOBS = 50
 
 
