@@ -84,19 +84,31 @@ def tls_context(endpoint: Endpoint) -> ssl.SSLContext:
 
     `--cafile` replaces the system's CA store, as curl's --cacert and msmtp's
     tls_trust_file do (and saves loading the whole store, ~20 ms, per connection).
+    `--tls-fingerprint` trusts the leaf by its digest instead of any CA, and
+    `--client-cert`/`--client-key` present a certificate (both: `tlsinfo`).
     """
     import ssl
 
-    try:
-        context = ssl.create_default_context(cafile=endpoint.cafile)
-    except FileNotFoundError:
-        raise NoInputError(f"--cafile {endpoint.cafile}: no such file") from None
-    except ssl.SSLError as exc:
-        raise NoInputError(f"--cafile {endpoint.cafile}: not a PEM CA bundle") from exc
+    if endpoint.tls_fingerprint:
+        from mailcli.tlsinfo import pinned_context
+
+        pins = endpoint.tls_fingerprint
+        context: ssl.SSLContext = pinned_context(pins, check_name=not endpoint.insecure)
+    else:
+        try:
+            context = ssl.create_default_context(cafile=endpoint.cafile)
+        except FileNotFoundError:
+            raise NoInputError(f"--cafile {endpoint.cafile}: no such file") from None
+        except ssl.SSLError as exc:
+            raise NoInputError(f"--cafile {endpoint.cafile}: not a PEM CA bundle") from exc
+        if endpoint.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if endpoint.insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+    if endpoint.client_cert or endpoint.client_key:
+        from mailcli.tlsinfo import load_client_certificate
+
+        load_client_certificate(context, endpoint.client_cert, endpoint.client_key)
     return context
 
 
@@ -109,6 +121,11 @@ def error_from_network(exc: BaseException, endpoint: Endpoint) -> MailcliError:
         return exc
     if isinstance(exc, socket.gaierror):
         return HostNotFoundError(f"cannot resolve host {endpoint.host!r}: {exc.strerror}")
+    if isinstance(exc, ssl.SSLError):
+        from mailcli.tlsinfo import tls_refusal  # a pin, or a client certificate wanted
+
+        if refusal := tls_refusal(exc, where):
+            return refusal
     if isinstance(exc, ssl.SSLCertVerificationError):
         return PermissionDeniedError(
             f"TLS certificate of {where} not trusted: {exc.verify_message}",

@@ -54,6 +54,7 @@ class CertificateInfo:
     sans: list[str] = field(default_factory=list)
     not_after: str = ""
     days_left: int | None = None
+    fingerprint: str = ""  # SHA256:AB:..., what --tls-fingerprint takes
 
 
 @dataclass
@@ -63,15 +64,19 @@ class TlsInfo:
     certificate: CertificateInfo
     verified: bool
     verify_error: str | None = None
+    pinned: bool = False  # trusted by --tls-fingerprint (the CA chain was not verified)
 
     def trace_lines(self) -> list[str]:
         cert = self.certificate
         status = "verified" if self.verified else f"NOT verified: {self.verify_error}"
+        if self.pinned:
+            status = "pinned: " + status
         return [
             f"TLS established: {self.version} {self.cipher}",
             f"certificate: subject {cert.subject}; issuer {cert.issuer}",
             f"certificate: names {', '.join(cert.sans) or '-'}; expires {cert.not_after} "
             f"({cert.days_left} days); {status}",
+            f"certificate: fingerprint {cert.fingerprint or '-'}",
         ]
 
 
@@ -79,21 +84,25 @@ def describe(
     sock: ssl.SSLSocket, *, verified: bool = True, verify_error: str | None = None
 ) -> TlsInfo:
     cipher = sock.cipher()
+    context = sock.context
+    pinned = isinstance(context, PinnedContext)
+    if isinstance(context, PinnedContext) and context.check_name:  # pin and name matched
+        verified, verify_error = True, None
     return TlsInfo(
         version=sock.version() or "",
         cipher=cipher[0] if cipher else "",
         certificate=certificate_info(sock),
         verified=verified,
         verify_error=verify_error,
+        pinned=pinned,
     )
 
 
 def certificate_info(sock: ssl.SSLSocket) -> CertificateInfo:
-    decoded: dict[str, Any] = dict(sock.getpeercert() or {}) or _decode_unverified(
-        sock.getpeercert(binary_form=True)
-    )
+    der = sock.getpeercert(binary_form=True)
+    decoded: dict[str, Any] = dict(sock.getpeercert() or {}) or _decode_unverified(der)
     if not decoded:
-        return CertificateInfo()
+        return CertificateInfo(fingerprint=fingerprint(der) if der else "")
     not_after = str(decoded.get("notAfter", ""))
     days = None
     if not_after:
@@ -104,6 +113,7 @@ def certificate_info(sock: ssl.SSLSocket) -> CertificateInfo:
         sans=[str(entry[1]) for entry in decoded.get("subjectAltName", ())],
         not_after=not_after,
         days_left=days,
+        fingerprint=fingerprint(der) if der else "",
     )
 
 
@@ -152,7 +162,9 @@ def parse_fingerprint(text: str) -> bytes:
     except binascii.Error:
         digest = b""
     if len(digest) != 32:
-        raise ValueError(f"{text!r}: a SHA-256 fingerprint is 64 hex digits or 43 base64 ones")
+        raise ValueError(
+            f"{text!r} is not SHA256:<hex> (64 digits) or SHA256:<base64> (43 characters)"
+        )
     return digest
 
 

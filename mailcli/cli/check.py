@@ -142,6 +142,7 @@ def _summary(report: CheckReport) -> list[tuple[str, str]]:
             ("certificate names", ", ".join(cert.sans)),
             ("certificate expires", f"{cert.not_after} ({cert.days_left} days)"),
             ("certificate verified", "yes" if tls.verified else f"no: {tls.verify_error}"),
+            ("certificate fingerprint", cert.fingerprint or None),
         ]
     for label, capabilities in (
         ("before TLS", report.capabilities_before_tls),

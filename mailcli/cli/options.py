@@ -129,7 +129,39 @@ def _connection_option_list() -> list[Callable[[Any], Any]]:
             help="Connect through this SOCKS5 proxy: socks5://HOST:PORT, or socks5h:// "
             "to let the proxy resolve the server's name (a password: in the config only).",
         ),
+        click.option(
+            "--client-cert",
+            type=click.Path(dir_okay=False),
+            help="Present this TLS client certificate (PEM; with its key unless --client-key).",
+        ),
+        click.option(
+            "--client-key", type=click.Path(dir_okay=False), help="The client certificate's key."
+        ),
+        click.option(
+            "--tls-fingerprint",
+            metavar="SHA256:HEX",
+            multiple=True,
+            callback=_fingerprints,
+            help="Trust the server's certificate only if its SHA-256 fingerprint (as `check` "
+            "prints it) is this one, CA or not (repeatable).",
+        ),
     ]
+
+
+def _fingerprints(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...] | None:
+    """The pins, each checked (a typo is a usage error); None when none was given."""
+    if not values:
+        return None
+    from mailcli.tlsinfo import parse_fingerprint
+
+    for value in values:
+        try:
+            parse_fingerprint(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return values
 
 
 def ip_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
