@@ -12,8 +12,9 @@ message: time, command (send, sendmail, queue-run), account, server (HOST:PORT: 
   message: the command's own for send and sendmail; for a queue run what that entry
   alone would make it).
   outcome: send and sendmail: sent, partial (some recipients refused or queued), queued,
-  refused (permanently), failed; queue-run: the entry's outcomes as `queue run` shows
-  them (delivered, deferred, failed, refused, damaged), comma-separated.
+  refused (permanently), failed, stopped (send --quit-after: no message, as asked);
+  queue-run: the entry's outcomes as `queue run` shows them (delivered, deferred,
+  failed, refused, damaged), comma-separated.
 fetch: time, command (fetch), account, server, mailbox (USER@HOST), fetched, skipped,
   deleted, bytes, error, exit. A run that failed has no counts.
 
@@ -159,6 +160,8 @@ def _outcome(result: SendResult | None, status: int, *, queued: bool) -> str:
         return "partial" if result.refused else "sent"
     if queued:
         return "queued"
+    if status == ExitStatus.OK:  # send --quit-after: stopped before the message, as asked
+        return "stopped"
     return "refused" if status in (ExitStatus.NOUSER, ExitStatus.UNAVAILABLE) else "failed"
 
 

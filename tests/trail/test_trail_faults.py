@@ -61,6 +61,16 @@ def test_a_hostile_reply_stays_one_line_and_reads_back_exactly(tmp_path: Path) -
     assert line["queue_id"] == "Q1"
 
 
+def test_quit_after_rcpt_is_a_stop_as_asked_not_a_failure(
+    tmp_path: Path, server: ScriptedServer
+) -> None:
+    log = tmp_path / "mail.log"
+    assert send(server, "--quit-after", "rcpt", "--log", str(log)).code == 0
+    (line,) = read_trail(log)
+    assert (line["outcome"], line["exit"], line.get("reply")) == ("stopped", "0", None)
+    assert line.recipients() == {"b@example.test": ("250", "-")}
+
+
 def test_syslog_gets_one_mail_info_datagram_and_a_failure_as_mail_err(
     tmp_path: Path, server: ScriptedServer
 ) -> None:
