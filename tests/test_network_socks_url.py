@@ -14,6 +14,7 @@ from tests.servers.accounts import Account
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox
 from tests.servers.postfix import Postfix
+from tests.servers.scripted import Conn, Script, ScriptedServer
 
 
 @pytest.mark.parametrize(
@@ -100,3 +101,32 @@ def test_account_show_and_list_hide_the_proxy_password(
     assert "Pr0xy-Secret" not in result.stdout + result.stderr
     if command[1] == "show" or json_output:  # list's table has no proxy column
         assert "socks5h://me:***@127.0.0.1:1080" in result.stdout
+
+
+def silent_after_the_greeting(conn: Conn) -> None:
+    conn.recv_bytes(3)  # the method offer; then nothing until the client leaves
+    conn.recv_bytes(1)
+
+
+def hanging_up_mid_reply(conn: Conn) -> None:
+    conn.recv_bytes(3)
+    conn.send_bytes(b"\x05")  # half of the method choice
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("script", "status", "message"),
+    [
+        (silent_after_the_greeting, 75, "did not answer within 0.5 s"),
+        (hanging_up_mid_reply, 69, "closed the connection during the handshake"),
+    ],
+)
+def test_a_proxy_failing_in_the_handshake(
+    dovecot: Dovecot, mailbox: Mailbox, script: Script, status: int, message: str
+) -> None:
+    with ScriptedServer(script) as proxy:
+        result = Mailcli(Account.pop3(dovecot, mailbox.user, mailbox.password))(
+            "stat", "--timeout", "0.5", "--proxy", f"socks5://{proxy.host}:{proxy.port}"
+        )
+    assert result.code == status, result.stderr
+    assert f"the SOCKS5 proxy {proxy.host}:{proxy.port} {message}" in result.stderr

@@ -35,7 +35,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mailcli.endpoint import host_port
-from mailcli.errors import HostNotFoundError, MailcliError, UnavailableError, UsageError
+from mailcli.errors import (
+    HostNotFoundError,
+    MailcliError,
+    TempFailError,
+    UnavailableError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from mailcli.endpoint import AddressFamily, Endpoint
@@ -86,6 +92,17 @@ def _through_proxy(proxy: ProxyURL, endpoint: Endpoint, seconds: float) -> socke
         ) from None
     try:
         negotiate(sock, proxy, host, endpoint.port)
+    except TimeoutError:
+        sock.close()
+        raise TempFailError(
+            f"the SOCKS5 proxy {proxy.where} did not answer within {seconds:g} s",
+            hint="a slow proxy? raise --timeout",
+        ) from None
+    except OSError as exc:
+        sock.close()
+        raise UnavailableError(
+            f"the SOCKS5 proxy {proxy.where} failed during the handshake: {exc.strerror or exc}"
+        ) from None
     except BaseException:
         sock.close()
         raise
