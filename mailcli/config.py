@@ -44,6 +44,7 @@ _SERVER_KEYS |= {"client_cert", "client_key", "tls_fingerprint"}  # TLS (mailcli
 _FETCH_KEYS = {"to", "delete"}
 _FETCH_KEYS |= {"lmtp_rcpt"}  # the RCPT TO address of `--to lmtp:` (mailcli.fetch.lmtp)
 _FETCH_KEYS |= {"delete_after", "delete_larger_than"}  # retention (mailcli.fetch.retention)
+_FETCH_KEYS |= {"received_header"}  # prepend a Received line (mailcli.fetch.received)
 _OAUTH2_KEYS = {
     "provider",
     "client_id",
@@ -78,6 +79,7 @@ class FetchSettings:
     lmtp_rcpt: str | None = None  # LMTP's recipient; None: the account's POP3 user
     delete_after: int | None = None  # days a stored message stays on the server
     delete_larger_than: int | None = None  # octets: larger new mail is deleted unread
+    received_header: bool = False  # a Received line before each message (off: byte-identical)
 
 
 class OAuthSettings(NamedTuple):
@@ -244,6 +246,7 @@ def _parse_account(reader: _Reader, name: str, table: Mapping[str, Any]) -> Acco
             lmtp_rcpt=reader.string(fetch_table, "lmtp_rcpt", prefix + "fetch."),
             delete_after=_count(reader, fetch_table, "delete_after", prefix + "fetch."),
             delete_larger_than=_count(reader, fetch_table, "delete_larger_than", prefix + "fetch."),
+            received_header=reader.boolean(fetch_table, "received_header", prefix + "fetch."),
         ),
         oauth2=_parse_oauth2(reader, table, prefix),
         **_smtp_extras(reader, table, prefix),
