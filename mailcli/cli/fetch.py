@@ -23,7 +23,13 @@ DEFAULT_DESTINATION = "maildir:~/Maildir"
     "--to",
     "destination",
     metavar="DEST",
-    help="maildir:PATH (default ~/Maildir), mbox:PATH or mda:'COMMAND'.",
+    help="maildir:PATH (default ~/Maildir), mbox:PATH, mda:'COMMAND', lmtp:/SOCKET or "
+    "lmtp:HOST:PORT.",
+)
+@click.option(
+    "--lmtp-rcpt",
+    metavar="ADDR",
+    help="The LMTP recipient (RCPT TO) for --to lmtp:; default the account's user.",
 )
 @click.option(
     "--keep/--delete",
@@ -55,6 +61,7 @@ def fetch(
     dry_run: bool,
     verbose: bool,
     log: str | None,
+    lmtp_rcpt: str | None,
 ) -> None:
     """Download new mail; never loses or duplicates a message, even after kill -9.
 
@@ -71,8 +78,14 @@ def fetch(
     endpoint = app.endpoint("pop3", connection)
     spec = destination or (account.fetch.to if account else None) or DEFAULT_DESTINATION
     delete = (not keep) if keep is not None else bool(account and account.fetch.delete)
+    rcpt = lmtp_rcpt or (account.fetch.lmtp_rcpt if account else None)
     options = FetchOptions(
-        delete=delete, everything=everything, max_size=max_size, limit=limit, dry_run=dry_run
+        delete=delete,
+        everything=everything,
+        max_size=max_size,
+        limit=limit,
+        dry_run=dry_run,
+        lmtp_rcpt=rcpt,
     )
     display = app.out.progress()
     try:

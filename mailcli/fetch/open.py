@@ -1,7 +1,8 @@
-"""`--to` parsed into a destination: `maildir:PATH` (or a bare path), `mbox:PATH` or
-`mda:COMMAND`, and the dry run's `Preview`. What each kind promises is in
-`fetch.destination`; each kind's module is imported only when `--to` names it (a run into
-a Maildir never loads the mbox's journal and locks).
+"""`--to` parsed into a destination: `maildir:PATH` (or a bare path), `mbox:PATH`,
+`mda:COMMAND` or `lmtp:SOCKET` / `lmtp:HOST:PORT`, and the dry run's `Preview`. What each
+kind promises is in `fetch.destination` (LMTP: `fetch.lmtp`); each kind's module is
+imported only when `--to` names it (a run into a Maildir never loads the mbox's journal
+and locks, nor smtplib).
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
+from mailcli.endpoint import DEFAULT_TIMEOUT
 from mailcli.errors import ConfigError
 from mailcli.fetch.destination import BATCH_SIZE, Destination, MessageWriter, RecoveryHooks
+from mailcli.transcript import Transcript
 
 FETCH_BATCH_SETTING = "MAILCLI_FETCH_BATCH"
 
@@ -29,14 +33,22 @@ def fetch_batch_size(environ: Mapping[str, str] = os.environ) -> int:
 
 
 def open_destination(
-    spec: str, *, journal: Path, read_only: bool = False, lock_wait: float = 0.0
+    spec: str,
+    *,
+    journal: Path,
+    read_only: bool = False,
+    lock_wait: float = 0.0,
+    lmtp: LmtpSettings | None = None,
 ) -> Destination:
-    """`maildir:PATH`, `mbox:PATH` or `mda:COMMAND` (a bare path means Maildir);
-    `read_only` (a dry run): a `Preview` that creates and writes nothing; `lock_wait`:
-    how long an mbox waits for another program's locks."""
+    """`maildir:PATH`, `mbox:PATH`, `mda:COMMAND` or `lmtp:TARGET` (a bare path means
+    Maildir); `read_only` (a dry run): a `Preview` that creates and writes nothing;
+    `lock_wait`: how long an mbox waits for another program's locks; `lmtp`: the LMTP
+    recipient, transcript and timeout."""
     kind, colon, target = spec.partition(":")
     if not colon:
         kind, target = "maildir", spec
+    if kind == "lmtp":
+        return _lmtp(target, journal.parent, lmtp or LmtpSettings(), read_only=read_only)
     if read_only and kind in ("maildir", "mbox", "mda"):
         return Preview(kind, target)
     if kind == "maildir":
@@ -54,7 +66,34 @@ def open_destination(
         from mailcli.fetch.mda import Mda
 
         return Mda(target, spool=journal.parent)  # the fetch state folder
-    raise ConfigError(f"unknown destination {spec!r}: use maildir:PATH, mbox:PATH or mda:CMD")
+    raise ConfigError(
+        f"unknown destination {spec!r}: use maildir:PATH, mbox:PATH, mda:CMD or lmtp:SOCKET"
+    )
+
+
+class LmtpSettings(NamedTuple):
+    """What an LMTP destination needs besides its target (`fetch.lmtp`)."""
+
+    recipient: str | None = None  # --lmtp-rcpt, else the account's POP3 user
+    transcript: Transcript = Transcript()
+    timeout: float = DEFAULT_TIMEOUT
+
+
+def _lmtp(target: str, spool: Path, settings: LmtpSettings, *, read_only: bool) -> Destination:
+    """Checked (64 on a bad target, 65 on a bad recipient) before any connection, in a
+    dry run too; a dry run connects to nothing."""
+    from mailcli.fetch.lmtp import Lmtp, checked_recipient, parse_target
+
+    if read_only:
+        where, recipient = parse_target(target), checked_recipient(settings.recipient)
+        return Preview("lmtp", f"{where} rcpt {recipient}")
+    return Lmtp(
+        target,
+        recipient=settings.recipient,
+        transcript=settings.transcript,
+        timeout=settings.timeout,
+        spool=spool,  # the fetch state folder
+    )
 
 
 class Preview(RecoveryHooks):
@@ -64,7 +103,7 @@ class Preview(RecoveryHooks):
     batch_size = BATCH_SIZE  # never used: a dry run delivers nothing
 
     def __init__(self, kind: str, target: str) -> None:
-        where = target if kind == "mda" else os.path.expanduser(target)
+        where = target if kind in ("mda", "lmtp") else os.path.expanduser(target)
         self.description = f"{kind}:{where}"
         self.maildir = Path(where) if kind == "maildir" else None
 

@@ -78,7 +78,7 @@ from mailcli.auth.credential import Credential
 from mailcli.endpoint import Endpoint
 from mailcli.errors import MailcliError
 from mailcli.fetch.destination import Destination, MessageWriter, message_key
-from mailcli.fetch.open import open_destination
+from mailcli.fetch.open import LmtpSettings, open_destination
 from mailcli.fetch.state import Mailbox, Recorded, UidState, v1_state_name
 from mailcli.fsutil import FileLock, write_error
 from mailcli.pop3.commands import MessageInfo, display_uid, list_messages
@@ -94,6 +94,7 @@ class FetchOptions:
     max_size: int | None = None
     limit: int | None = None
     dry_run: bool = False
+    lmtp_rcpt: str | None = None  # --to lmtp:'s recipient; None: the account's user
 
 
 @dataclass
@@ -165,6 +166,7 @@ def fetch_mail(
             journal=state_dir / f"{mailbox.file_stem}.journal",
             read_only=options.dry_run,
             lock_wait=endpoint.timeout,  # another program's mbox locks: as long as a server
+            lmtp=LmtpSettings(options.lmtp_rcpt or endpoint.user, transcript, endpoint.timeout),
         )
         try:
             with Pop3Session(endpoint, credential=credential, transcript=transcript) as pop:

@@ -1,0 +1,313 @@
+"""The LMTP destination of `fetch` (`--to lmtp:/path/to/socket` or `lmtp:HOST:PORT`,
+`lmtp:[::1]:24`): each message is handed to a local delivery server (Dovecot's `lmtp`,
+Cyrus, Postfix's...) over RFC 2033 LMTP.
+
+Contract:
+- A message is first received whole into an unnamed private file (O_TMPFILE, mode 0600,
+  in the fetch state folder), as for an MDA: a message cut short never reaches the
+  server, whatever the POP3 side did.
+- MAIL FROM is the message's Return-Path (`fetch.sender.return_path`: the first one,
+  made inert), else the null sender `<>`.
+- One LMTP session serves the whole run (LHLO once; then per message MAIL FROM, RCPT TO
+  and DATA pipelined in one write, as RFC 2033 servers must accept). The message goes
+  byte for byte as POP3 gave it (CRLF lines, dot-stuffed on the wire).
+- One recipient (`--lmtp-rcpt`, key `lmtp_rcpt`, else the account's POP3 user). A
+  message counts as stored only on the 250 that follows its final dot (RFC 2033 answers
+  once per accepted recipient). With several recipients, one deferring (4xx) while
+  another stored the message could be neither recorded (it would be lost for the
+  deferring one) nor retried (the other would get it twice); one recipient keeps
+  "stored" a yes or a no.
+- A batch is one message (`batch_size`): recorded in the fetch state right after its
+  250. The 250 cannot be taken back, so a kill between it and the state's fsync can
+  deliver that message twice: the MDA's window, and the only one.
+- Failures leave the message on the server, unrecorded, and end the run: a 4xx (or a
+  connection lost, a timeout) is 75; a 5xx (MAIL, RCPT or the message refused) is 69 and
+  names the reply; a socket that is missing or refuses is 69; a socket mailcli may not
+  open 77; an unparsable reply 76.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import smtplib
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, NamedTuple
+
+from mailcli.errors import (
+    DataError,
+    MailcliError,
+    PermissionDeniedError,
+    ProtocolError,
+    RejectedError,
+    TempFailError,
+    UnavailableError,
+    UsageError,
+)
+from mailcli.fetch.destination import MessageWriter, RecoveryHooks
+from mailcli.fetch.sender import HEADER_LIMIT, return_path
+from mailcli.network import Pace, paced_reader, upload_piece
+from mailcli.pop3.multiline import stuff
+from mailcli.transcript import Transcript
+
+MAX_REPLY_LINE = 8192
+MAX_REPLY_LINES = 1000
+_HOST_PORT = re.compile(
+    r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]/\s]+)):(?P<port>[0-9]{1,5})"
+)
+_ADDRESS = re.compile(r"[!-;=?-~]{1,254}")  # printable ASCII without space, "<" and ">"
+
+
+class LmtpTarget(NamedTuple):
+    """Where the LMTP server listens: a unix socket's absolute path, or host and port."""
+
+    socket_path: str | None
+    host: str = ""
+    port: int = 0
+
+    def __str__(self) -> str:
+        if self.socket_path:
+            return self.socket_path
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_target(text: str) -> LmtpTarget:
+    """`lmtp:`'s target: a path (it holds a "/"; `~` expanded, made absolute) or
+    HOST:PORT ([ADDRESS]:PORT for IPv6). Anything else is a usage error (64)."""
+    if "/" in text:
+        return LmtpTarget(os.path.abspath(os.path.expanduser(text)))
+    match = _HOST_PORT.fullmatch(text)
+    if match and 0 < int(match["port"]) < 65536:
+        return LmtpTarget(None, match["v6"] or match["host"], int(match["port"]))
+    raise UsageError(
+        f"lmtp:{text}: expected lmtp:/path/to/socket or lmtp:HOST:PORT (lmtp:[::1]:24)"
+    )
+
+
+def checked_recipient(address: str | None) -> str:
+    """The RCPT TO address: a bare address, no line break, space or angle bracket (65)."""
+    if not address:
+        raise UsageError("lmtp: needs a recipient: --lmtp-rcpt ADDR, or the account's user")
+    if not _ADDRESS.fullmatch(address):
+        raise DataError(f"--lmtp-rcpt {address[:80]!r}: not an address LMTP can carry")
+    return address
+
+
+class Lmtp(RecoveryHooks):
+    """Delivers each message over one LMTP session (see the module docstring)."""
+
+    batch_size = 1
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        recipient: str | None,
+        transcript: Transcript,
+        timeout: float,
+        spool: Path,
+    ) -> None:
+        self.target = parse_target(target)
+        self.recipient = checked_recipient(recipient)
+        self.transcript = transcript
+        self.timeout = timeout
+        self.spool = spool
+        self.description = f"lmtp:{self.target} rcpt {self.recipient}"
+        self._client: TracedLMTP | None = None
+
+    def open_message(self, key: str) -> MessageWriter:
+        return _LmtpWriter(self, self.spool)
+
+    def commit(self) -> None:
+        """The server stored the message (250) before `finish` returned."""
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError, MailcliError):
+                client.quit()
+            client.close()
+
+    def deliver(self, message: IO[bytes]) -> None:
+        """MAIL FROM, RCPT TO, DATA and the message; returns only on its 250."""
+        sender = return_path(message.read(HEADER_LIMIT)) or ""  # none: the null sender
+        message.seek(0)
+        client = self._client or self._connect()
+        try:
+            client.transaction(sender, self.recipient, message)
+        except (smtplib.SMTPException, OSError) as exc:
+            self._drop()
+            raise TempFailError(
+                f"LMTP server {self.target}: connection lost ({exc}): message not "
+                "delivered, kept on the server"
+            ) from exc
+        except BaseException:
+            self._drop()  # a refusal ends the run; the session goes with it
+            raise
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def _connect(self) -> TracedLMTP:
+        client = TracedLMTP(local_hostname=socket.gethostname(), timeout=self.timeout)
+        client.transcript, client.pace = self.transcript, Pace(self.timeout)
+        where = self.target.socket_path or self.target.host
+        self.transcript.info(f"connecting to LMTP {self.target}")
+        try:
+            code, text = client.connect(where, self.target.port)
+            check_reply("the LMTP greeting", (code, text), 220)
+            check_reply("LHLO", client.ehlo(), 250)
+        except BaseException as exc:
+            client.close()
+            if isinstance(exc, (smtplib.SMTPException, OSError)):
+                raise self._connect_error(exc) from exc
+            raise
+        self._client = client
+        return client
+
+    def _connect_error(self, exc: BaseException) -> MailcliError:
+        where = f"LMTP server {self.target}"
+        if isinstance(exc, socket.gaierror):
+            return UnavailableError(f"{where}: cannot resolve {self.target.host!r}")
+        if isinstance(exc, FileNotFoundError):
+            return UnavailableError(f"{where}: no such socket; is the LMTP server running?")
+        if isinstance(exc, PermissionError):
+            return PermissionDeniedError(f"{where}: permission denied")
+        if isinstance(exc, ConnectionRefusedError):
+            return UnavailableError(f"{where}: connection refused")
+        if isinstance(exc, TimeoutError):
+            return TempFailError(f"{where}: timed out after {self.timeout:g} s")
+        if isinstance(exc, smtplib.SMTPServerDisconnected):
+            return TempFailError(f"{where} closed the connection: {exc}")
+        return UnavailableError(f"{where}: cannot connect: {exc}")
+
+
+def check_reply(stage: str, reply: tuple[int, bytes], expected: int) -> None:
+    """`expected`, or the error that leaves the message on the server: 4xx 75, else 69."""
+    code, text = reply
+    if code == expected:
+        return
+    shown = f"{code} {text.decode('utf-8', 'replace')}".replace("\n", " / ")[:300]
+    what = f"{stage}: the LMTP server answered {shown}; message kept on the server"
+    if 400 <= code < 500:
+        raise TempFailError(what)
+    raise RejectedError(what, code=code, text=text.decode("utf-8", "replace"))
+
+
+class TracedLMTP(smtplib.LMTP):
+    """smtplib's LMTP with every command and reply in the transcript (`--trace`), replies
+    bounded (a line over 8 KiB, a malformed one or over 1,000 lines: 76) and read under
+    the timeout's `Pace`."""
+
+    transcript: Transcript
+    pace: Pace
+
+    def send(self, s: Any) -> None:
+        self.transcript.sent(s)
+        super().send(s)
+
+    def getreply(self) -> tuple[int, bytes]:
+        if self.file is None:
+            if self.sock is None:
+                raise smtplib.SMTPServerDisconnected("not connected")
+            self.file = paced_reader(self.sock, self.pace)
+        self.pace.reply()
+        lines: list[bytes] = []
+        while len(lines) < MAX_REPLY_LINES:
+            code, more, text = self._reply_line()
+            lines.append(text)
+            if not more:
+                return code, b"\n".join(lines)
+        raise ProtocolError(f"LMTP reply longer than {MAX_REPLY_LINES} lines")
+
+    def _reply_line(self) -> tuple[int, bool, bytes]:
+        line = self.file.readline(MAX_REPLY_LINE + 1) if self.file else b""
+        if not line:
+            raise smtplib.SMTPServerDisconnected("connection closed by the LMTP server")
+        if len(line) > MAX_REPLY_LINE or not line.endswith(b"\n"):
+            raise ProtocolError(f"LMTP reply line longer than {MAX_REPLY_LINE} bytes")
+        text = line.rstrip(b"\r\n")
+        self.transcript.received(text)
+        if not (text[:3].isdigit() and text[3:4] in (b"", b" ", b"-")):
+            raise ProtocolError(f"malformed LMTP reply line: {text[:80]!r}")
+        return int(text[:3]), text[3:4] == b"-", text[4:]
+
+    def transaction(self, sender: str, recipient: str, message: IO[bytes]) -> None:
+        """One message: MAIL, RCPT and DATA in one write, the three replies, then the
+        dot-stuffed message and the one reply for its one recipient."""
+        commands = [f"MAIL FROM:<{sender}>", f"RCPT TO:<{recipient}>", "DATA"]
+        for command in commands:
+            self.transcript.sent(command)
+        self._write("".join(c + "\r\n" for c in commands).encode("ascii"))
+        replies = [self.getreply() for _ in commands]
+        if replies[2][0] == 354 and any(code != 250 for code, _ in replies[:2]):
+            self.close()  # a server that takes DATA without a recipient: never send it
+        check_reply("MAIL FROM", replies[0], 250)
+        check_reply("RCPT TO", replies[1], 250)
+        check_reply("DATA", replies[2], 354)
+        data = DotStuffer(message)
+        for piece in data.pieces(upload_piece(self.pace.timeout)):
+            self._write(piece)
+        self._write(data.end())
+        self.transcript.data_summary("send", data.lines, data.octets)
+        check_reply("the message", self.getreply(), 250)
+
+    def _write(self, data: bytes) -> None:
+        if self.sock is None:
+            raise smtplib.SMTPServerDisconnected("not connected")
+        self.sock.sendall(data)
+
+
+class DotStuffer:
+    """A spooled message as DATA carries it: every "." that starts a line doubled
+    (across piece boundaries too), then the "." line (after a CRLF when the last line
+    has none). `lines` and `octets` count the message as it was, for the transcript."""
+
+    def __init__(self, message: IO[bytes]) -> None:
+        self.message = message
+        self.tail = b""  # the last two bytes read: does the next piece start a line?
+        self.lines = self.octets = 0
+
+    def pieces(self, size: int) -> Iterator[bytes]:
+        while block := self.message.read(size):
+            if self.tail:
+                yield (self.tail + block).replace(b"\r\n.", b"\r\n..")[len(self.tail) :]
+            else:
+                yield stuff(block)
+            self.tail = (self.tail + block)[-2:]
+            self.lines += block.count(b"\r\n")
+            self.octets += len(block)
+
+    def end(self) -> bytes:
+        return b".\r\n" if self.tail in (b"", b"\r\n") else b"\r\n.\r\n"
+
+
+class _LmtpWriter:
+    """Spools the message into an unnamed private file; `finish` delivers it."""
+
+    BUFFER = 256 * 1024  # a message under 256 KiB costs one write(2)
+
+    def __init__(self, lmtp: Lmtp, spool: Path) -> None:
+        self.lmtp = lmtp
+        # Mode 0600, not inheritable; closed by finish() or abandon(), not a with block.
+        self.file = tempfile.TemporaryFile(dir=spool, buffering=self.BUFFER)  # noqa: SIM115
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)  # CRLF kept: LMTP carries the message as POP3 gave it
+
+    def finish(self) -> None:
+        try:
+            self.file.flush()
+            self.file.seek(0)
+            self.lmtp.deliver(self.file)
+        finally:
+            self.file.close()
+
+    def abandon(self) -> None:
+        self.file.close()  # nothing was sent: the server has nothing of it
