@@ -13,7 +13,7 @@ property of the run, is shared. A fallback's own fallbacks are not followed.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mailcli.cli.context import AppContext, TerminalPrompter
@@ -26,10 +26,6 @@ if TYPE_CHECKING:
     from mailcli.smtp.failover import Handover, Relay
     from mailcli.smtp.phases import SmtpPhase
     from mailcli.smtp.session import SmtpSession
-
-# What a fallback takes from the environment: the run's timeout, nothing that names a
-# server or a secret.
-_SHARED_VARIABLES = ("MAILCLI_SMTP_TIMEOUT",)
 
 
 def relays(
@@ -82,17 +78,15 @@ def _fallback_opener(
     from mailcli.endpoint import ConnectionOptions, resolve_endpoint
 
     def open_session() -> SmtpSession:
-        environ = {name: os.environ[name] for name in _SHARED_VARIABLES if name in os.environ}
-        options = ConnectionOptions(timeout=timeout)
-        endpoint = resolve_endpoint("smtp", account, options, environ)
-        return _session(app, endpoint, _credential(app, account, endpoint, environ))
+        # No MAILCLI_* variable: those name the first server (the run's timeout, the one
+        # setting the relays share, comes as an option).
+        endpoint = resolve_endpoint("smtp", account, ConnectionOptions(timeout=timeout), {})
+        return _session(app, endpoint, _credential(app, account, endpoint))
 
     return open_session
 
 
-def _credential(
-    app: AppContext, account: Account, endpoint: Endpoint, environ: Mapping[str, str]
-) -> Credential:
+def _credential(app: AppContext, account: Account, endpoint: Endpoint) -> Credential:
     """The fallback account's own credential: its OAuth2 tokens, or the password chain
     for its USER@HOST without the run's MAILCLI_PASSWORD."""
     if account.oauth2 is not None:
@@ -107,7 +101,7 @@ def _credential(
         return get_password(
             endpoint.credential_key,
             password_command=endpoint.password_command,
-            environ={**os.environ, **environ, "MAILCLI_PASSWORD": ""},
+            environ={**os.environ, "MAILCLI_PASSWORD": ""},  # the first server's
             prompter=prompter,
         ).value
 

@@ -241,14 +241,18 @@ def test_a_refused_login_on_a_fallback_stops_there(
     assert_postfix_got_nothing(postfix, mailbox)
 
 
-def test_the_first_servers_password_is_never_offered_to_a_fallback(
+def test_the_variables_naming_the_first_server_and_its_password_stay_with_it(
     config_file: Path, postfix: Postfix, mailbox: Mailbox
 ) -> None:
-    """MAILCLI_PASSWORD is the first server's: the fallback uses its own password_command
-    (with the variable it would log in with the wrong password, and 77)."""
-    write_relays(config_file, postfix, mailbox, free_port())
-    result = send(mailbox, env={"MAILCLI_PASSWORD": "the-first-servers-secret"})
+    """MAILCLI_SMTP_PORT and MAILCLI_PASSWORD are the first server's: the fallback uses
+    its own port and password_command (with either it would fail: a closed port, 77)."""
+    write_relays(config_file, postfix, mailbox, postfix.smtp_port)
+    closed = str(free_port())
+    result = send(
+        mailbox, env={"MAILCLI_SMTP_PORT": closed, "MAILCLI_PASSWORD": "the-first-secret"}
+    )
     assert result.code == 0, result.stderr
+    assert f"after: connection to 127.0.0.1:{closed} refused" in result.stderr
     assert subjects(postfix, mailbox, 1) == [SUBJECT]
 
 
