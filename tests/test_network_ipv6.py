@@ -163,3 +163,31 @@ def test_fetch_and_check_over_ipv6(
     assert checked.code == 0, checked.stderr
     assert f"connecting to [::1]:{postfix6.submission_port}" in checked.stderr
     postfix6.wait_for_log("disconnect from unknown[::1] ehlo=2 starttls=1 quit=1 commands=4")
+
+
+def test_config_key_family(dovecot6: Dovecot, box: Mailbox, tmp_path: Path) -> None:
+    """`family = "ipv6"` keeps mail4 (IPv4 only) out of reach (68); "inet6" is no family
+    (78 naming the key)."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text(HOSTS)
+    config = tmp_path / "config.toml"
+    table = f'[accounts.six.pop3]\nhost = "mail4.example.test"\nport = {dovecot6.pop3_port}\n'
+    config.write_text(table + 'family = "ipv6"\n')
+    result = run(["stat", "--user", box.user], config, box.password, hosts=hosts)
+    assert result.returncode == 68, result.stderr
+    assert "'mail4.example.test' to an IPv6 address" in result.stderr
+    config.write_text(table + 'family = "inet6"\n')
+    result = run(["stat", "--user", box.user], config, box.password)
+    assert result.returncode == 78, result.stderr
+    assert "accounts.six.pop3.family" in result.stderr
+
+
+def test_source_address_over_ipv6(dovecot6: Dovecot, box: Mailbox) -> None:
+    """An IPv6 source address binds an IPv6 connection; with -4 it contradicts (64)."""
+    account = replace(Account.pop3(dovecot6, box.user, box.password), host="[::1]")
+    result = Mailcli(account)("stat", "--source-address", "::1")
+    assert result.code == 0, result.stderr
+    assert f"user=<{box.user}>, method=PLAIN, rip=::1, lip=::1" in dovecot6.log()
+    mixed = Mailcli(replace(account, host="127.0.0.1"))("stat", "--source-address", "::1", "-4")
+    assert mixed.code == 64, mixed.stderr
+    assert "source address ::1 is IPv6, but -4 (family = ipv4) asks for IPv4" in mixed.stderr
