@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
@@ -23,6 +24,7 @@ from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot
 from tests.servers.dualstack import (
     DualStackPostfix,
+    Microsocks,
     dual_stack_dovecot,
     ipv6_loopback_missing,
     with_hosts,
@@ -191,3 +193,15 @@ def test_source_address_over_ipv6(dovecot6: Dovecot, box: Mailbox) -> None:
     mixed = Mailcli(replace(account, host="127.0.0.1"))("stat", "--source-address", "::1", "-4")
     assert mixed.code == 64, mixed.stderr
     assert "source address ::1 is IPv6, but -4 (family = ipv4) asks for IPv4" in mixed.stderr
+
+
+def test_an_ipv6_server_through_a_socks5_proxy(dovecot6: Dovecot, box: Mailbox) -> None:
+    """The proxy is asked for [::1] as an IPv6 address (ATYP 4), and connects there."""
+    if shutil.which("microsocks") is None:
+        skip_unless_ready("not installed: microsocks (Debian package)")
+    account = replace(Account.pop3(dovecot6, box.user, box.password), host="[::1]")
+    with Microsocks() as proxy:
+        result = Mailcli(account)("stat", "--proxy", f"socks5://{proxy.host}:{proxy.port}")
+        assert result.code == 0, result.stderr
+        proxy.wait_for_log(f"connected to ::1:{dovecot6.pop3_port}")
+    assert f"user=<{box.user}>, method=PLAIN, rip=::1, lip=::1" in dovecot6.log()
