@@ -45,6 +45,7 @@ _FETCH_KEYS = {"to", "delete"}
 _FETCH_KEYS |= {"lmtp_rcpt"}  # the RCPT TO address of `--to lmtp:` (mailcli.fetch.lmtp)
 _FETCH_KEYS |= {"delete_after", "delete_larger_than"}  # retention (mailcli.fetch.retention)
 _FETCH_KEYS |= {"received_header"}  # prepend a Received line (mailcli.fetch.received)
+_FETCH_KEYS |= {"filter"}  # a header filter before download (mailcli.fetch.filter)
 _OAUTH2_KEYS = {
     "provider",
     "client_id",
@@ -80,6 +81,7 @@ class FetchSettings:
     delete_after: int | None = None  # days a stored message stays on the server
     delete_larger_than: int | None = None  # octets: larger new mail is deleted unread
     received_header: bool = False  # a Received line before each message (off: byte-identical)
+    filter: str | None = None  # a shell command judging each header: deliver, delete, skip
 
 
 class OAuthSettings(NamedTuple):
@@ -247,6 +249,7 @@ def _parse_account(reader: _Reader, name: str, table: Mapping[str, Any]) -> Acco
             delete_after=_count(reader, fetch_table, "delete_after", prefix + "fetch."),
             delete_larger_than=_count(reader, fetch_table, "delete_larger_than", prefix + "fetch."),
             received_header=reader.boolean(fetch_table, "received_header", prefix + "fetch."),
+            filter=reader.string(fetch_table, "filter", prefix + "fetch."),
         ),
         oauth2=_parse_oauth2(reader, table, prefix),
         **_smtp_extras(reader, table, prefix),
