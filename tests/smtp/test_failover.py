@@ -132,6 +132,10 @@ TEMPORARY_FAILURES = {
     "421 greeting": smtp_server(greeting="421 4.3.2 too busy, try later"),
     "451 to MAIL": smtp_server(answers={"MAIL": "451 4.3.0 try later"}),
     "452 to every RCPT": smtp_server(answers={"RCPT": "452 4.2.2 out of space"}),
+    "421 to EHLO": smtp_server(answers={"EHLO": "421 4.3.2 shutting down", "HELO": "421 4.3.2"}),
+    "454 to AUTH": smtp_server(
+        ("250-scripted", "250 AUTH PLAIN LOGIN"), {"AUTH": "454 4.7.0 try again later"}
+    ),
     "451 to DATA": smtp_server(answers={"DATA": "451 4.3.0 try later"}),
     "452 to the final dot": smtp_server(queued="452 4.3.1 insufficient system storage"),
 }
@@ -148,11 +152,16 @@ def test_a_temporary_failure_moves_on_and_the_message_arrives_once(
     script = TEMPORARY_FAILURES[failure]
     port = free_port() if script is None else start(scripted, ScriptedServer(script))
     write_relays(config_file, postfix, mailbox, port)
+    if failure == "454 to AUTH":  # the first account logs in too
+        login = '[accounts.first]\nuser = "someone"\npassword_command = "echo pw"\n'
+        config_file.write_text(config_file.read_text().replace("[accounts.first]\n", login))
     result = send(mailbox, "--json")
     assert result.code == 0, result.stderr
     assert f"== trying fallback backup (127.0.0.1:{postfix.submission_port}) after: " in (
         result.stderr
     )
+    after = next(line for line in result.stderr.splitlines() if "== trying fallback" in line)
+    assert ("refused" if script is None else failure.split()[0]) in after.split(" after: ")[1]
     document = json.loads(result.stdout)
     assert document["relay"] == "backup"
     assert subjects(postfix, mailbox, 1) == [SUBJECT]
