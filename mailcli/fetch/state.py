@@ -10,19 +10,21 @@ reach the same state; a different account or user is a different mailbox.
 One file per mailbox, `$XDG_STATE_HOME/mailcli/fetch/NAME-HASH.uids` (NAME readable,
 HASH from the exact identity, so two identities never share a file), in ASCII:
 
-    # mailcli fetch state v3 ACCOUNT USER HOST     <- the identity, each part escaped
+    # mailcli fetch state v4 ACCOUNT USER HOST     <- the identity, each part escaped
     # destination maildir:/home/me/Maildir          <- where the last batch went
     # formerly NAME                                 <- v1 state files merged in
-    UID#SIZE UID#SIZE ...                           <- one line per recorded batch
+    UID#SIZE@EPOCH UID#SIZE@EPOCH ...               <- one line per recorded batch
 
 A UID is recorded with the size LIST gave for its message: a server that reuses a
 deleted message's UID for a new message (RFC 1939 forbids it; some do after rebuilding
 a mailbox) shows a different size, and fetch then knows the UID names another message
 (`fetch.run`). A later line about the same UID replaces an earlier one. A UID without
-"#SIZE" (migrated from version 2) matches any size.
+"#SIZE" (migrated from version 2) matches any size. EPOCH (seconds since 1970, UTC) is
+when the message was durably stored: `delete_after` counts from it (`fetch.retention`).
 
 Every UID, destination and name is escaped: each byte outside 0x21-0x7E, and "%" and
-"#", is written as %XX (upper-case hex); the reader accepts exactly the escapes. A UID
+"#" (and, in a UID of a batch line, "@"), is written as %XX (upper-case hex); the reader
+accepts exactly the escapes. A UID
 is any non-empty byte string a UIDL line can carry (no LF, not starting with a space,
 not ending with CR); it is kept byte-exact (`pop3.commands.wire_text`).
 
@@ -30,16 +32,17 @@ A batch is recorded by appending its line and fsyncing: every byte is written (a
 write is continued), then read back; a record that is not whole is cut away and the
 write fails (74). A crash mid-write leaves a line without its newline, which is not a
 record: it is ignored on reading and cut before the next append, so a batch is recorded
-whole or not at all, and never glued to the next one. At
-the end of a run the file is compacted (rewritten atomically) to the UIDs the server
-still has. A file whose first line is not the expected header is damaged or belongs to
-another mailbox: that is an error (78), never a silent "fetch everything again".
+whole or not at all, and never glued to the next one. At the end of a run the file is
+compacted (rewritten atomically, times kept) to the UIDs the server still has. A file
+whose first line is not the expected header is damaged or belongs to another mailbox:
+that is an error (78), never a silent "fetch everything again".
 
-A version 2 file (the same, without sizes) is rewritten as version 3 on load, atomically.
-Version 1 files (`ACCOUNT_USER@HOST_PORT.uids`, keyed by host text and port) are merged
-into the current file on load: the new file is written atomically with the union of
-all of them, then they are removed; a crash in between merges them again (a union is
-idempotent), so nothing is lost or fetched twice.
+A version 3 file (no times) or 2 (no sizes either) is rewritten as version 4 on load,
+atomically, its UIDs stamped with that time: when they were stored is unknown, and
+"now" means `delete_after` deletes them DAYS after the upgrade, never at once.
+Version 1 files (`ACCOUNT_USER@HOST_PORT.uids`, by host text and port) are merged in
+on load: the new file is written atomically with the union of all of them, then they
+are removed; a crash in between merges them again (a union is idempotent).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ import hashlib
 import ipaddress
 import os
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +67,8 @@ from mailcli.fsutil import (
     write_error,
 )
 
-_HEADER = "# mailcli fetch state v3 "
+_HEADER = "# mailcli fetch state v4 "
+_V3_HEADER = "# mailcli fetch state v3 "
 _V2_HEADER = "# mailcli fetch state v2 "
 _V1_HEADER = "# mailcli fetch state v1 "
 _DESTINATION = "# destination "
@@ -72,6 +77,9 @@ _TOKEN = rb"(?:[\x21\x22\x24\x26-\x7e]|%[0-9A-Fa-f]{2})+"  # all but "#" and "%"
 _TOKEN_LINE = re.compile(_TOKEN + rb"(?: " + _TOKEN + rb")*")
 _SIZED = rb"(?:#[0-9]{1,20})?"  # "#SIZE" after a UID; "#" is never part of an escaped one
 _SIZED_LINE = re.compile(_TOKEN + _SIZED + rb"(?: " + _TOKEN + _SIZED + rb")*")
+_UID_TOKEN = rb"(?:[\x21\x22\x24\x26-\x3f\x41-\x7e]|%[0-9A-Fa-f]{2})+"  # v4: "@" escaped too
+_STAMPED = _UID_TOKEN + _SIZED + rb"@[0-9]{1,20}"  # "UID#SIZE@EPOCH"
+_STAMPED_LINE = re.compile(_STAMPED + rb"(?: " + _STAMPED + rb")*")
 _ESCAPED = re.compile(rb"%([0-9A-Fa-f]{2})")
 _PLAIN = frozenset(range(0x21, 0x7F)) - {ord("%"), ord("#")}
 _V1_UID_LINE = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")  # v1 stored UIDs raw
@@ -182,7 +190,8 @@ class _Contents:
     uids: Recorded = field(default_factory=dict)
     destination: str | None = None
     formerly: set[str] = field(default_factory=set)
-    version: int = 3
+    version: int = 4
+    stored_at: dict[str, int] = field(default_factory=dict)  # UID -> epoch, when known
 
 
 class UidState:
@@ -210,14 +219,18 @@ class UidState:
         self.before_sizes = True
         self._formerly: set[str] = set()
         self.read_only = read_only  # a dry run: v1 files are merged in memory only
+        self.stored_at: dict[str, int] = {}  # UID -> when its message was stored (epoch)
 
     def load(self) -> Recorded:
         """The recorded UIDs with their sizes (after merging any version 1 files of this
-        mailbox, and rewriting a version 2 file as version 3)."""
+        mailbox, and rewriting a version 2 or 3 file as version 4); `stored_at` then
+        says when each was stored."""
         contents = self._read()
         self.before_sizes = contents.version < 3 or not self.path.exists()
         old_files = self.mailbox.v1_files(self.directory)
-        if old_files or contents.version < 3:
+        now = int(time.time())
+        self.stored_at = {uid: contents.stored_at.get(uid, now) for uid in contents.uids}
+        if old_files or contents.version < 4:
             contents = self._migrate(contents, old_files)
         self.previous_destination = contents.destination
         self._formerly = contents.formerly
@@ -232,11 +245,11 @@ class UidState:
         except (OSError, UnicodeDecodeError) as exc:
             raise self._damaged(self.path, str(exc)) from exc
         lines = text.split("\n")
-        contents = _Contents()
-        if lines[0] == _V2_HEADER + self.mailbox.identity:
-            contents.version = 2
-        elif lines[0] != self.header:
+        versions = {_V2_HEADER: 2, _V3_HEADER: 3, _HEADER: 4}
+        version = versions.get(lines[0].removesuffix(self.mailbox.identity))
+        if version is None:
             raise self._damaged(self.path, "its first line is not the expected header")
+        contents = _Contents(version=version)
         for number, line in enumerate(lines[1:-1], 2):  # the last piece has no newline
             try:
                 _read_line(line, contents)
@@ -245,11 +258,13 @@ class UidState:
         return contents
 
     def _migrate(self, contents: _Contents, old_files: list[Path]) -> _Contents:
-        """Union the v1 files into this file, written as version 3 (atomically), then
-        remove them."""
+        """Union the v1 files into this file, written as version 4 (atomically), then
+        remove them. UIDs whose time is unknown are stamped now (`load`)."""
+        now = int(time.time())
         for path in old_files:
             for uid in self._read_v1(path):
                 contents.uids.setdefault(uid, None)
+                self.stored_at.setdefault(uid, now)
             contents.formerly.add(path.stem)
         if self.read_only:
             return contents
@@ -289,9 +304,12 @@ class UidState:
         )
 
     def record(self, messages: Iterable[tuple[str, int | None]]) -> None:
-        """Append one batch of (UID, size) durably (one write, one fsync), after a
-        `# destination` line when this run's destination is not the one last recorded."""
-        line = " ".join(_sized(uid, size) for uid, size in messages)
+        """Append one batch of (UID, size) durably (one write, one fsync), stamped with
+        the time now, after a `# destination` line when this run's destination is not
+        the one last recorded."""
+        now = int(time.time())
+        batch = dict(messages)
+        line = " ".join(_stamped(uid, size, now) for uid, size in batch.items())
         if not line:
             return
         moved = self.destination and self.destination != self.previous_destination
@@ -306,6 +324,7 @@ class UidState:
             raise write_error(exc, f"the fetch state {self.path}") from exc
         if moved:
             self.previous_destination = self.destination
+        self.stored_at.update(dict.fromkeys(batch, now))
 
     def _append(self, data: bytes) -> None:
         """Whole or not at all: a torn last line (a crash, a full disk) is cut first, so
@@ -337,8 +356,10 @@ class UidState:
         if self.previous_destination:
             lines.append(_DESTINATION + escape(self.previous_destination))
         lines += [_FORMERLY + escape(name) for name in sorted(self._formerly)]
+        now = int(time.time())
+        stamps = [_stamped(uid, uids[uid], self.stored_at.get(uid, now)) for uid in sorted(uids)]
         if uids:
-            lines.append(" ".join(_sized(uid, uids[uid]) for uid in sorted(uids)))
+            lines.append(" ".join(stamps))
         try:
             ensure_private_dir(self.path.parent)
             atomic_write(self.path, ("\n".join(lines) + "\n").encode("ascii"))
@@ -354,16 +375,21 @@ def _read_line(line: str, contents: _Contents) -> None:
     elif line.startswith(_FORMERLY):
         contents.formerly.add(unescape(line[len(_FORMERLY) :]))
     elif line:
-        pattern = _TOKEN_LINE if contents.version == 2 else _SIZED_LINE
+        pattern = {2: _TOKEN_LINE, 3: _SIZED_LINE}.get(contents.version, _STAMPED_LINE)
         if not pattern.fullmatch(line.encode("ascii")):
             raise ValueError(line)
         for token in line.split(" "):
+            token, _, stored = token.partition("@") if contents.version == 4 else (token, "", "")
             uid, _, size = token.partition("#")
             contents.uids[unescape(uid)] = int(size) if size else None
+            if stored:  # v3 and v2 have no times
+                contents.stored_at[unescape(uid)] = int(stored)
 
 
-def _sized(uid: str, size: int | None) -> str:
-    return escape(uid) if size is None else f"{escape(uid)}#{size}"
+def _stamped(uid: str, size: int | None, stored: int) -> str:
+    """A version 4 token: the UID ("@" escaped too), "#SIZE" when known, "@EPOCH"."""
+    token = escape(uid).replace("@", "%40")
+    return f"{token}@{stored}" if size is None else f"{token}#{size}@{stored}"
 
 
 def _cut_torn_line(fd: int) -> int:

@@ -78,7 +78,7 @@ def test_a_v1_state_file_of_the_old_naming_keeps_working(reach: Reach) -> None:
     assert reach.fetched("localhost/tls", "--to", f"maildir:{reach.home / 'Other'}") == 0
     assert not old.exists()
     (state,) = reach.state_dir.glob("*.uids")
-    assert state.read_text().startswith("# mailcli fetch state v3 ")
+    assert state.read_text().startswith("# mailcli fetch state v4 ")
     assert reach.fetched("127.0.0.1/starttls") == 0
     assert len(list((old_maildir / "new").iterdir())) == KEPT
 

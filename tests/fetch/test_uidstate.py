@@ -4,6 +4,7 @@ host, and version 1 files are merged in crash-safely."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -211,4 +212,4 @@ def test_a_torn_last_line_is_never_a_record_nor_glued_to_the_next(tmp_path: Path
     assert UidState(tmp_path, MAILBOX).load() == {"uid-1": 1}
     state.record([("uid-10", 10)])
     assert UidState(tmp_path, MAILBOX).load() == {"uid-1": 1, "uid-10": 10}
-    assert state.path.read_bytes().endswith(b"\nuid-10#10\n")
+    assert re.search(rb"\nuid-10#10@[0-9]+\n\Z", state.path.read_bytes())
