@@ -130,3 +130,26 @@ def test_a_proxy_failing_in_the_handshake(
         )
     assert result.code == status, result.stderr
     assert f"the SOCKS5 proxy {proxy.host}:{proxy.port} {message}" in result.stderr
+
+
+def refusing_every_method(conn: Conn) -> None:
+    conn.recv_bytes(4)  # version, 2 methods: none and user/password
+    conn.send_bytes(b"\x05\xff")  # no acceptable method (a GSSAPI-only proxy)
+    conn.recv_bytes(1)
+
+
+def test_a_proxy_accepting_no_method_offered_is_77(
+    dovecot: Dovecot, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    with ScriptedServer(refusing_every_method) as proxy:
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[accounts.a.pop3]\nhost = "127.0.0.1"\nport = {dovecot.pop3_port}\n'
+            f'proxy = "socks5://u:Secret-7@{proxy.host}:{proxy.port}"\n'
+        )
+        result = Mailcli(Account.pop3(dovecot, mailbox.user, mailbox.password))(
+            "stat", env={"MAILCLI_CONFIG": str(config)}
+        )
+    assert result.code == 77, result.stderr
+    assert "accepts neither no authentication nor a user name and password" in result.stderr
+    assert "Secret-7" not in result.stderr

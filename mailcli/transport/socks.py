@@ -142,10 +142,7 @@ def negotiate(sock: socket.socket, proxy: ProxyURL, host: str, port: int) -> Non
     if method == _USER_PASSWORD and proxy.username is not None:
         _authenticate(sock, proxy)
     elif method != _NO_AUTH:
-        raise PermissionDeniedError(
-            f"the SOCKS5 proxy {proxy.where} requires a user name and password",
-            hint="put them in the proxy URL of the config file: socks5://USER:PASSWORD@HOST:PORT",
-        )
+        raise _no_method(proxy)
     sock.sendall(bytes([_VERSION, _CONNECT, 0]) + _address(host) + struct.pack("!H", port))
     _read_connect_reply(sock, proxy, host_port(host, port))
 
@@ -205,6 +202,20 @@ def _receive(sock: socket.socket, count: int, proxy: ProxyURL) -> bytes:
             )
         data += chunk
     return data
+
+
+def _no_method(proxy: ProxyURL) -> PermissionDeniedError:
+    """The proxy chose none of the methods offered: it wants a login we lack, or one we
+    cannot do (GSSAPI)."""
+    if proxy.username is None:
+        return PermissionDeniedError(
+            f"the SOCKS5 proxy {proxy.where} requires a user name and password",
+            hint="put them in the proxy URL of the config file: socks5://USER:PASSWORD@HOST:PORT",
+        )
+    return PermissionDeniedError(
+        f"the SOCKS5 proxy {proxy.where} accepts neither no authentication nor a user name "
+        "and password"
+    )
 
 
 def _not_socks(proxy: ProxyURL) -> UnavailableError:
