@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
@@ -27,6 +26,7 @@ from tests.servers.dualstack import (
     Microsocks,
     dual_stack_dovecot,
     ipv6_loopback_missing,
+    require_microsocks,
     with_hosts,
 )
 from tests.servers.fixtures import Mailbox, make_mailbox
@@ -197,8 +197,7 @@ def test_source_address_over_ipv6(dovecot6: Dovecot, box: Mailbox) -> None:
 
 def test_an_ipv6_server_through_a_socks5_proxy(dovecot6: Dovecot, box: Mailbox) -> None:
     """The proxy is asked for [::1] as an IPv6 address (ATYP 4), and connects there."""
-    if shutil.which("microsocks") is None:
-        skip_unless_ready("not installed: microsocks (Debian package)")
+    require_microsocks()
     account = replace(Account.pop3(dovecot6, box.user, box.password), host="[::1]")
     with Microsocks() as proxy:
         result = Mailcli(account)("stat", "--proxy", f"socks5://{proxy.host}:{proxy.port}")

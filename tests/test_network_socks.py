@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import Mailcli, Result, run_process
-from tests.servers import skip_unless_ready
 from tests.servers.accounts import Account, numbered_message
 from tests.servers.dovecot import Dovecot
-from tests.servers.dualstack import Microsocks
+from tests.servers.dualstack import Microsocks, require_microsocks
 from tests.servers.fixtures import Mailbox
 from tests.servers.ports import HOST, free_port
 from tests.servers.postfix import Postfix
@@ -28,28 +26,23 @@ PROXY_USER, PROXY_PASSWORD = "px", "px-Secret-42"
 PROXY_ONLY_NAME = "pop.proxy-only.test"  # in the proxy's /etc/hosts, nowhere else
 
 
-def _require_microsocks() -> None:
-    missing = shutil.which("microsocks") is None
-    skip_unless_ready("not installed: microsocks (Debian package)" if missing else None)
-
-
 @pytest.fixture(scope="module")
 def proxy() -> Iterator[Microsocks]:
-    _require_microsocks()
+    require_microsocks()
     with Microsocks() as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def auth_proxy() -> Iterator[Microsocks]:
-    _require_microsocks()
+    require_microsocks()
     with Microsocks(PROXY_USER, PROXY_PASSWORD) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def naming_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Microsocks]:
-    _require_microsocks()
+    require_microsocks()
     hosts = tmp_path_factory.mktemp("proxy-hosts") / "hosts"
     hosts.write_text(f"127.0.0.1 localhost {PROXY_ONLY_NAME}\n")
     with Microsocks(hosts=hosts) as server:

@@ -18,6 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from . import missing_reason, skip_unless_ready
 from .certs import Certs
 from .dovecot import Dovecot
 from .managed import ManagedServer
@@ -37,6 +38,11 @@ def ipv6_loopback_missing() -> str | None:
     except OSError as exc:
         return f"IPv6 loopback (::1) unavailable: {exc.strerror}"
     return None
+
+
+def require_microsocks() -> None:
+    """Skip the calling test without microsocks; fail it under CI (`require`)."""
+    skip_unless_ready(missing_reason("microsocks"))
 
 
 def dual_stack_dovecot(certs: Certs) -> Dovecot:
