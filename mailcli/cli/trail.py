@@ -48,11 +48,8 @@ def log_target(app: AppContext, option: str | None, account: Account | None) -> 
     """--log, else the account's `log`, else the top-level one, else None."""
     if option:
         return option
-    if account is None and app.config_path is None:
-        from mailcli.cli.context import default_config_file
-
-        if not _exists(default_config_file()):
-            return None  # no file: nothing to read, and mailcli.config stays unimported
+    if account is None and _no_config_file(app):
+        return None  # nothing to read, and mailcli.config stays unimported
     return app.config.log_target(account)
 
 
@@ -101,11 +98,8 @@ def delivering(
 def queue_before(app: AppContext, option: str | None, spool: Spool) -> dict[str, Waiting] | None:
     """The queue as a run finds it, when some trail is configured; else None."""
     if not option:
-        if app.config_path is None:
-            from mailcli.cli.context import default_config_file
-
-            if not _exists(default_config_file()):
-                return None
+        if _no_config_file(app):
+            return None
         config = app.config
         if not config.log and not any(account.log for account in config.accounts.values()):
             return None
@@ -186,13 +180,18 @@ def _write(app: AppContext, target: str, record: Record, trail: Trail | None = N
         app.out.warning(f"{problem}; the run goes on")
 
 
-def _exists(path: str) -> bool:
+def _no_config_file(app: AppContext) -> bool:
+    """True only when no --config is given and the default file is certainly absent."""
+    if app.config_path is not None:
+        return False
     import os
 
+    from mailcli.cli.context import default_config_file
+
     try:
-        os.stat(path)
+        os.stat(default_config_file())
     except FileNotFoundError:
-        return False
-    except OSError:
         return True
-    return True
+    except OSError:
+        return False  # there may be one: load_config says what is wrong
+    return False

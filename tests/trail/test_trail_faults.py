@@ -18,6 +18,7 @@ import pytest
 from tests.helpers import (
     MAILCLI,
     Result,
+    imported_by,
     parse_trail_line,
     queue_dir,
     read_trail,
@@ -69,6 +70,20 @@ def test_quit_after_rcpt_is_a_stop_as_asked_not_a_failure(
     (line,) = read_trail(log)
     assert (line["outcome"], line["exit"], line.get("reply")) == ("stopped", "0", None)
     assert line.recipients() == {"b@example.test": ("250", "-")}
+
+
+TRAIL_MODULES = ["mailcli.trail.line", "mailcli.trail.records", "mailcli.trail.sink"]
+
+
+def test_the_trail_is_imported_only_when_a_log_is_asked_for(tmp_path: Path) -> None:
+    """Start-up: without --log and without a config file, neither the trail nor the
+    config module is imported; a failed send (nothing listens) goes the whole way."""
+    where = ["--host", "127.0.0.1", "--port", str(free_port()), "--security", "none"]
+    argv = ["send", *where, "--from", "a@example.test", "--to", "b@example.test", "--body", "x"]
+    assert imported_by(argv, [*TRAIL_MODULES, "mailcli.config"]) == []
+    logged = imported_by([*argv, "--log", str(tmp_path / "mail.log")], TRAIL_MODULES)
+    assert logged == TRAIL_MODULES
+    assert read_trail(tmp_path / "mail.log")[0]["exit"] == "69"  # connection refused
 
 
 def test_syslog_gets_one_mail_info_datagram_and_a_failure_as_mail_err(
