@@ -36,6 +36,7 @@ from mailcli.fetch.mboxjournal import (
     settle,
 )
 from mailcli.fetch.mboxlock import MboxLock
+from mailcli.fetch.sender import HeaderCapture, envelope_sender
 from mailcli.fsutil import (
     PRIVATE_DIR,
     PRIVATE_FILE,
@@ -279,7 +280,9 @@ class _BatchFile:
 
 class _BatchWriter:
     """One message into the batch file: its `From ` line, then its lines with LF ends and
-    mboxrd quoting, buffered (256 KiB) and hashed as written."""
+    mboxrd quoting, buffered (256 KiB) and hashed as written. The `From ` line names the
+    message's envelope sender (`fetch.sender`), so the message's first bytes wait in
+    memory until its header section has passed (at most `sender.HEADER_LIMIT` bytes)."""
 
     FLUSH_AT = 256 * 1024
 
@@ -288,10 +291,29 @@ class _BatchWriter:
         self.key = key
         self.start = self.offset = batch.end
         self.digest = hashlib.sha256()
-        self.buffer = bytearray(f"From MAILER-DAEMON {time.asctime(time.gmtime())}\n".encode())
+        self.buffer = bytearray()
+        self.header: HeaderCapture | None = HeaderCapture()  # None once the From line is out
+        self.pending = bytearray()  # what arrived while the header was still being read
         self.at_line_start = True
-        self.lf = LfWriter(self._quoted)
+        self.lf = LfWriter(self._received)
         self.write = self.lf.write
+
+    def _received(self, data: bytes) -> None:
+        if self.header is None:
+            self._quoted(data)
+            return
+        self.pending += data
+        if self.header.feed(data):
+            self._begin()
+
+    def _begin(self) -> None:
+        """The `From ` line, now that the header section is known, then what waited."""
+        assert self.header is not None
+        sender = envelope_sender(self.header.header)
+        self.buffer += f"From {sender} {time.asctime(time.gmtime())}\n".encode()
+        self.header = None
+        pending, self.pending = bytes(self.pending), bytearray()
+        self._quoted(pending)
 
     def _quoted(self, data: bytes) -> None:
         """mboxrd: one more ">" before `>*From ` at a line start."""
@@ -319,6 +341,8 @@ class _BatchWriter:
 
     def finish(self) -> None:
         self.lf.flush()
+        if self.header is not None:  # a message without a body: all of it was header
+            self._begin()
         self.buffer += b"\n" if self.at_line_start else b"\n\n"
         self._flush()
         self.batch.messages.append((self.key, self.start, self.offset, self.digest.hexdigest()))
@@ -326,4 +350,5 @@ class _BatchWriter:
 
     def abandon(self) -> None:
         self.buffer.clear()
+        self.pending.clear()
         self.batch.truncate(self.start)

@@ -4,6 +4,13 @@ it is complete does the command start, through the shell, with that file as its 
 and without mailcli's secrets in its environment; exit 0 means delivered. A kill before
 that hands the MDA nothing; a kill while it runs lets it read the whole message. Its
 batch is one message: the MDA's own delivery is the commit.
+
+The command learns the message's envelope sender (`fetch.sender`: its Return-Path, else
+MAILER-DAEMON) as mpop's and fetchmail's MDAs do: every `%F` in it is replaced by the
+sender, and `SENDER` in its environment holds it. The sender is one shell word of
+letters, digits and `.@_-+/` never starting with `-` (`sender` makes it so), so `%F`,
+'%F' and "%F" all pass it as one argument that no shell expands and no program takes
+for an option; that is why it is not quoted here.
 """
 
 from __future__ import annotations
@@ -14,11 +21,13 @@ from pathlib import Path
 
 from mailcli.errors import CantCreateError, ConfigError
 from mailcli.fetch.destination import MessageWriter, RecoveryHooks
+from mailcli.fetch.sender import HeaderCapture, envelope_sender
 from mailcli.pop3.multiline import LfWriter
 
 
 class Mda(RecoveryHooks):
-    """Runs COMMAND per message (through the shell), the whole message on its stdin."""
+    """Runs COMMAND per message (through the shell), the whole message on its stdin,
+    `%F` replaced by its sender, which `SENDER` in its environment holds too."""
 
     batch_size = 1
 
@@ -53,8 +62,13 @@ class _MdaWriter:
         self.command = command
         # Mode 0600, not inheritable; closed by finish() or abandon(), not a with block.
         self.file = tempfile.TemporaryFile(dir=spool, buffering=self.BUFFER)  # noqa: SIM115
-        self.lf = LfWriter(self.file.write)
+        self.header = HeaderCapture()  # the sender's Return-Path, seen as it streams by
+        self.lf = LfWriter(self._spooled)
         self.write = self.lf.write
+
+    def _spooled(self, data: bytes) -> None:
+        self.header.feed(data)
+        self.file.write(data)
 
     def finish(self) -> None:
         try:
@@ -73,8 +87,12 @@ class _MdaWriter:
     def _deliver(self) -> int:
         from mailcli.auth.childenv import child_environment
 
+        sender = envelope_sender(self.header.header)
         process = subprocess.Popen(
-            self.command, shell=True, stdin=self.file, env=child_environment()
+            self.command.replace("%F", sender),
+            shell=True,
+            stdin=self.file,
+            env={**child_environment(), "SENDER": sender},
         )
         try:
             return process.wait()

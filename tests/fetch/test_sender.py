@@ -4,6 +4,7 @@ made inert for a shell command and an mbox `From ` line, whatever the header hol
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -16,6 +17,8 @@ from mailcli.fetch.sender import (
     header_section,
     return_path,
 )
+from tests.helpers import Mailcli
+from tests.servers.fixtures import Mailbox
 
 INERT = re.compile(r"[A-Za-z0-9.@_+/][A-Za-z0-9.@_+/-]*")
 
@@ -132,3 +135,71 @@ def test_the_capture_is_complete_at_the_empty_line_or_the_limit() -> None:
     assert not endless.feed(b"X: " + b"y" * (HEADER_LIMIT - 10))
     assert endless.feed(b"y" * 100)
     assert len(endless.header) == HEADER_LIMIT
+
+
+# Fetched from the real Dovecot: each message's header starts with these lines (or none),
+# and the sender its mbox `From ` line, the MDA's %F and its SENDER must show.
+HOSTILE = "$(touch PWNED)"  # PWNED: a path in the test's folder, created if ever run
+RETURN_PATHS = [
+    (b"Return-Path: <alice@example.test>\n", "alice@example.test"),
+    (b"", "MAILER-DAEMON"),
+    (b"Return-Path: <>\n", "MAILER-DAEMON"),
+    (b"Return-Path:\n <folded@example.test>\nReturn-Path: <second@example.test>\n", None),
+    (b"Return-Path: <" + HOSTILE.encode() + b"@evil.test>\n", None),
+    (b"Return-Path: <';touch PWNED;'@evil.test>\n", None),
+    (b"Return-Path: <-oQPWNED@evil.test>\n", None),
+    (b"Return-Path: <\xff\xfe@evil.test>\n", "__@evil.test"),
+    (b"Return-Path: <" + b"a" * 10_000 + b"@evil.test>\n", "MAILER-DAEMON"),
+]
+
+
+def sender_messages(pwned: Path) -> list[tuple[bytes, str]]:
+    """(message as the server stores it, the sender expected), Subject `s<N>`."""
+    cases = []
+    for number, (lines, expected) in enumerate(RETURN_PATHS):
+        lines = lines.replace(b"PWNED", str(pwned).encode())
+        body = f"From: s@example.test\nSubject: s{number}\n\nbody {number}\n".encode()
+        sender = expected or envelope_sender(lines)
+        cases.append((lines + body, sender))
+    assert cases[3][1] == "folded@example.test"
+    assert cases[4][1] == f"__touch_{pwned}_@evil.test"
+    assert cases[6][1] == f"_oQ{pwned}@evil.test"
+    return cases
+
+
+def test_the_mbox_from_line_names_the_return_path(
+    mailcli: Mailcli, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    pwned = tmp_path / "pwned"
+    cases = sender_messages(pwned)
+    mailbox.drop(*(message for message, _ in cases))
+    target = tmp_path / "inbox.mbox"
+    assert mailcli.json("fetch", "--to", f"mbox:{target}")["fetched"] == len(cases)
+    data = target.read_bytes()
+    separators = re.findall(rb"^From (\S+) \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\n", data, re.M)
+    assert [s.decode() for s in separators] == [sender for _, sender in cases]
+    stored = re.split(rb"^From \S+ .*\n", data, flags=re.M)[1:]
+    assert stored == [message + b"\n" for message, _ in cases]  # the rest byte-identical
+    assert not pwned.exists()
+
+
+@pytest.mark.parametrize("argument", ["'%F'", "%F", '"%F"'])
+def test_the_mda_gets_the_sender_as_percent_f_and_in_its_environment(
+    mailcli: Mailcli, mailbox: Mailbox, tmp_path: Path, argument: str
+) -> None:
+    pwned = tmp_path / "pwned"
+    cases = sender_messages(pwned)
+    mailbox.drop(*(message for message, _ in cases))
+    out = tmp_path / "mda"
+    out.mkdir()
+    script = tmp_path / "mda.sh"
+    script.write_text(
+        f'n=$(ls {out} | grep -c sender)\nprintf "%s|%s|%s" "$#" "$1" "$SENDER" > {out}/$n.sender\n'
+        f"cat > {out}/$n.message\n"
+    )
+    done = mailcli.json("fetch", "--to", f"mda:sh {script} {argument}")
+    assert done["fetched"] == len(cases)
+    for number, (message, sender) in enumerate(cases):
+        assert (out / f"{number}.message").read_bytes() == message
+        assert (out / f"{number}.sender").read_text() == f"1|{sender}|{sender}"
+    assert not pwned.exists()
