@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import ssl
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import trustme
 
 from .certs import Certs, make_certs
+from .ports import HOST, free_port
 
 
 def fingerprint(cert_pem: Path) -> str:
@@ -85,12 +87,44 @@ ssl_cert_username_field = commonName
     return settings
 
 
-def postfix_settings(client_ca: Path) -> dict[str, str]:
-    """Postfix asks for a client certificate and relays for one it trusts (any mail
-    accepted on the port-25 listener comes from a trusted certificate or a local domain's
-    sender is refused as a relay attempt)."""
+def postfix_settings(client_ca: Path, trusted: list[str]) -> dict[str, str]:
+    """Postfix asks every client for a certificate (trusting `client_ca`'s) and counts
+    the certificates whose fingerprints `fingerprint` gave as `trusted` for
+    permit_tls_clientcerts (which the caller puts in a listener's restrictions)."""
+    entries = ", ".join(f"{pin.removeprefix('SHA256:')}=trusted" for pin in trusted)
     return {
         "smtpd_tls_ask_ccert": "yes",
         "smtpd_tls_CAfile": str(client_ca),
         "smtpd_tls_fingerprint_digest": "sha256",
+        "relay_clientcerts": f"inline:{{ {entries} }}",
     }
+
+
+class RequiringServer:
+    """`openssl s_server` with implicit TLS that requires a client certificate from
+    `client_ca` (-Verify): a handshake without one ends in a TLS alert. It serves no
+    protocol: only the refusal is tested against it."""
+
+    def __init__(self, certs: Certs, client_ca: Path) -> None:
+        self.port = free_port()
+        self._args = [
+            *("openssl", "s_server", "-accept", f"{HOST}:{self.port}", "-naccept", "1000"),
+            *("-cert", str(certs.cert_pem), "-key", str(certs.key_pem)),
+            *("-CAfile", str(client_ca), "-Verify", "1", "-verify_return_error"),
+        ]
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> RequiringServer:
+        self._process = subprocess.Popen(
+            self._args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        assert self._process.stdout is not None
+        for line in self._process.stdout:  # "ACCEPT" once it listens
+            if line.startswith(b"ACCEPT"):
+                return self
+        raise RuntimeError("openssl s_server did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()

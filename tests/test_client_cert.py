@@ -1,0 +1,215 @@
+"""TLS client certificates (--client-cert, --client-key; keys client_cert, client_key)
+against Dovecot (ssl_verify_client_cert, auth_ssl_require_client_cert) and Postfix
+(permit_tls_clientcerts with relay_clientcerts on the submission port; smtpd_tls_req_ccert
+on the port-25 listener), certificates from a CA the servers trust for clients.
+
+The documented statuses: a server that refuses a login or a connection for want of a
+(trusted) certificate is 77, whether it says so in the protocol (Dovecot's -ERR) or with
+a TLS alert (Postfix's req_ccert); Postfix's client restriction refusing the mail is a
+permanent rejection like any other (69). A certificate or key file missing is 66; one that
+is not PEM, a key that does not match, an encrypted key without a passphrase, a key without
+a certificate are 78: one line each, before anything is sent.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Mailcli, run_cli
+from tests.servers import NEEDS, require
+from tests.servers.accounts import Account, Security
+from tests.servers.certs import Certs
+from tests.servers.dovecot import Dovecot
+from tests.servers.fixtures import Mailbox, make_mailbox
+from tests.servers.ports import free_port
+from tests.servers.postfix import Postfix
+from tests.servers.procs import make_workdir
+from tests.servers.stack import DEFAULT_USERS
+from tests.servers.tlstrust import (
+    ClientCA,
+    ClientCert,
+    RequiringServer,
+    dovecot_settings,
+    fingerprint,
+    postfix_settings,
+)
+
+
+@pytest.fixture(scope="module")
+def client_dir() -> Iterator[Path]:
+    directory = make_workdir("clientcerts-")
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def client_ca(client_dir: Path) -> ClientCA:
+    return ClientCA(client_dir)
+
+
+@pytest.fixture(scope="module")
+def stranger_cert(client_dir: Path) -> ClientCert:
+    """A certificate from a CA no server trusts."""
+    return ClientCA(client_dir, "strangers").issue("alice")
+
+
+@pytest.fixture(scope="module")
+def alice_cert(client_ca: ClientCA) -> ClientCert:
+    return client_ca.issue("alice")
+
+
+@pytest.fixture(scope="module")
+def cert_dovecot(certs: Certs, client_ca: ClientCA) -> Iterator[Dovecot]:
+    require(*NEEDS["dovecot"], need_root=True)
+    settings = dovecot_settings(client_ca.ca_pem, external=True)
+    with Dovecot(certs, DEFAULT_USERS, extra_settings=settings) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def cert_postfix(
+    cert_dovecot: Dovecot, client_ca: ClientCA, alice_cert: ClientCert
+) -> Iterator[Postfix]:
+    require(*NEEDS["postfix"], need_root=True)
+    settings = postfix_settings(client_ca.ca_pem, [fingerprint(alice_cert.cert_pem)])
+    permit = "permit_tls_clientcerts,reject"  # on the port-25 listener: no mynetworks
+    options = {"smtp": {"smtpd_client_restrictions": permit}}
+    with Postfix(cert_dovecot, settings=settings, service_options=options) as server:
+        yield server
+
+
+def _pop3(dovecot: Dovecot, security: Security) -> tuple[Account, Mailbox]:
+    mailbox = make_mailbox(dovecot, "cc")
+    return Account.pop3(dovecot, mailbox.user, mailbox.password, security=security), mailbox
+
+
+def _cert_args(cert: ClientCert) -> list[str]:
+    return ["--client-cert", str(cert.cert_pem), "--client-key", str(cert.key_pem)]
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_dovecot_takes_the_login_only_with_a_trusted_certificate(
+    cert_dovecot: Dovecot, client_ca: ClientCA, client_dir: Path, security: Security
+) -> None:
+    account, mailbox = _pop3(cert_dovecot, security)
+    own = client_ca.issue(mailbox.user)  # Dovecot takes the user name from the certificate
+    stranger_cert = ClientCA(client_dir, "strangers").issue(mailbox.user)
+    with_cert = Mailcli(account)("stat", *_cert_args(own))
+    assert with_cert.code == 0, with_cert.stderr
+    without = Mailcli(account)("stat")
+    assert without.code == 77, without.stderr
+    stranger = Mailcli(account)("stat", *_cert_args(stranger_cert))
+    assert stranger.code == 77, stranger.stderr
+    for result in (without, stranger):
+        assert [line for line in result.stderr.splitlines() if "error:" in line], result.stderr
+
+
+def test_one_file_holding_key_and_certificate_and_the_account_keys(
+    cert_dovecot: Dovecot, client_ca: ClientCA, tmp_path: Path
+) -> None:
+    account, mailbox = _pop3(cert_dovecot, "tls")
+    alice_cert = client_ca.issue(mailbox.user)
+    combined = Mailcli(account)("stat", "--client-cert", str(alice_cert.combined_pem))
+    assert combined.code == 0, combined.stderr
+    home = tmp_path / "home"  # the test's HOME: "~" in the keys is expanded
+    shutil.copy(alice_cert.cert_pem, home / "cert.pem")
+    shutil.copy(alice_cert.key_pem, home / "key.pem")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[accounts.a]\nuser = "{mailbox.user}"\n[accounts.a.pop3]\nhost = "{account.host}"\n'
+        f'port = {account.port}\nsecurity = "tls"\ncafile = "{account.cafile}"\n'
+        'client_cert = "~/cert.pem"\nclient_key = "~/key.pem"\n'
+    )
+    env = {"MAILCLI_CONFIG": str(config), "MAILCLI_PASSWORD": mailbox.password}
+    result = run_cli(["stat"], env=env)
+    assert result.code == 0, result.stderr
+
+
+def test_postfix_relays_for_a_trusted_certificate_without_auth(
+    cert_postfix: Postfix, cert_dovecot: Dovecot, alice_cert: ClientCert, stranger_cert: ClientCert
+) -> None:
+    mailbox = make_mailbox(cert_dovecot, "cc")
+    account = Account(
+        "127.0.0.1", cert_postfix.smtp_port, None, None, "starttls", cert_postfix.certs.ca_pem
+    )
+    send = ("send", "--from", mailbox.address, "--to", mailbox.address, "--body", "by cert")
+    result = Mailcli(account)(*send, *_cert_args(alice_cert))
+    assert result.code == 0, result.stderr
+    cert_postfix.wait_for_delivery(mailbox.user)
+    for refused in (Mailcli(account)(*send), Mailcli(account)(*send, *_cert_args(stranger_cert))):
+        assert refused.code == 67, refused.stderr  # the recipient refused, as any 5xx
+        assert "554 5.7.1" in refused.stderr and "Access denied" in refused.stderr
+    assert len(cert_postfix.messages(mailbox.user)) == 1
+
+
+def test_a_server_requiring_a_certificate_at_the_handshake_is_77_without_one(
+    certs: Certs, client_ca: ClientCA, stranger_cert: ClientCert
+) -> None:
+    """openssl s_server -Verify: the handshake ends with an alert (TLS 1.3: certificate
+    required, or unknown CA for a stranger's), which reaches mailcli at its first read."""
+    with RequiringServer(certs, client_ca.ca_pem) as server:
+        account = Account("127.0.0.1", server.port, "u", "pw", "tls", certs.ca_pem)
+        for cert in ([], _cert_args(stranger_cert)):
+            result = Mailcli(account)("stat", "--timeout", "10", *cert)
+            assert result.code == 77, result.stderr
+            assert "client certificate" in result.stderr, result.stderr
+
+
+def _no_server(*options: str) -> tuple[int, str]:
+    """Implicit TLS to a closed port: the context (and its certificate) comes first."""
+    args = ["stat", "--host", "127.0.0.1", "--port", str(free_port()), "--security", "tls"]
+    result = run_cli([*args, "--user", "u", *options], env={"MAILCLI_PASSWORD": "pw"})
+    errors = [line for line in result.stderr.splitlines() if line.startswith("mailcli: error:")]
+    assert len(errors) == 1, result.stderr
+    return result.code, errors[0]
+
+
+def test_file_problems_are_66_or_78_before_connecting(
+    alice_cert: ClientCert, stranger_cert: ClientCert, tmp_path: Path
+) -> None:
+    missing = tmp_path / "missing.pem"
+    code, error = _no_server("--client-cert", str(missing))
+    assert (code, "no such file") == (66, error.split(": ")[-1]), error
+    code, error = _no_server(
+        "--client-cert", str(alice_cert.cert_pem), "--client-key", str(missing)
+    )
+    assert code == 66 and str(missing) in error, error
+    code, error = _no_server(
+        "--client-cert", str(alice_cert.cert_pem), "--client-key", str(stranger_cert.key_pem)
+    )
+    assert code == 78 and "does not belong" in error, error
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    code, error = _no_server("--client-cert", str(garbage))
+    assert code == 78 and "not a PEM" in error, error
+    code, error = _no_server("--client-cert", str(alice_cert.cert_pem))  # no key in it
+    assert code == 78, error
+    code, error = _no_server("--client-key", str(alice_cert.key_pem))
+    assert code == 78 and "without --client-cert" in error, error
+
+
+def test_an_encrypted_key_without_a_passphrase_is_78_and_never_prompts(
+    client_ca: ClientCA, tmp_path: Path
+) -> None:
+    cert = client_ca.issue("carol")
+    encrypted = tmp_path / "encrypted-key.pem"
+    _encrypt(cert.key_pem, encrypted, b"s3cret-passphrase")
+    code, error = _no_server("--client-cert", str(cert.cert_pem), "--client-key", str(encrypted))
+    assert code == 78 and "encrypted" in error, error
+
+
+def _encrypt(key_pem: Path, target: Path, passphrase: bytes) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(key_pem.read_bytes(), password=None)
+    target.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(passphrase),
+        )
+    )
