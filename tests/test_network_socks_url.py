@@ -3,6 +3,7 @@ proxy: what a typo in the proxy setting gets, and that the password never shows.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from tests.helpers import Mailcli, run_cli
 from tests.servers.accounts import Account
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox
+from tests.servers.ports import HOST
 from tests.servers.postfix import Postfix
 from tests.servers.scripted import Conn, Script, ScriptedServer
 
@@ -153,3 +155,25 @@ def test_a_proxy_accepting_no_method_offered_is_77(
     assert result.code == 77, result.stderr
     assert "accepts neither no authentication nor a user name and password" in result.stderr
     assert "Secret-7" not in result.stderr
+
+
+def accepting_no_authentication(conn: Conn) -> None:
+    conn.recv_bytes(3)
+    conn.send_bytes(b"\x05\x00")
+    conn.recv_bytes(1)  # the request would follow; wait until the client leaves
+
+
+def test_a_name_that_cannot_be_sent_is_68(dovecot: Dovecot, mailbox: Mailbox) -> None:
+    """A name with an empty label is no host name, to the resolver (direct, socks5) and
+    to the proxy (socks5h, sent as DNS would take it): 68, never an internal error."""
+    account = Account.pop3(dovecot, mailbox.user, mailbox.password)
+    bad = Mailcli(replace(account, host="bad..example.test"))
+    with ScriptedServer(accepting_no_authentication) as proxy:
+        results = [
+            bad("stat"),
+            bad("stat", "--proxy", f"socks5://{HOST}:{proxy.port}"),
+            bad("stat", "--proxy", f"socks5h://{HOST}:{proxy.port}"),
+        ]
+    for result in results:
+        assert result.code == 68, result.stderr
+        assert "cannot resolve host 'bad..example.test'" in result.stderr

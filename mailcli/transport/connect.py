@@ -160,6 +160,8 @@ def _addresses(host: str, port: int, endpoint: Endpoint) -> Sequence[_AddrInfo]:
         raise HostNotFoundError(
             f"cannot resolve host {host!r} to an{detail} address: {exc.strerror}"
         ) from None
+    except UnicodeError:  # the stdlib's IDNA encoding refused it: an empty or long label
+        raise HostNotFoundError(f"cannot resolve host {host!r}: not a valid host name") from None
 
 
 def _wanted_family(endpoint: Endpoint) -> socket.AddressFamily:

@@ -14,6 +14,7 @@ Failures, each a MailcliError with its exit status:
 | cause                                                  | exit |
 |--------------------------------------------------------|------|
 | malformed URL, unknown scheme, user or password > 255  | 78   |
+| socks5h: the server's name is no valid host name       | 68   |
 | the proxy wants a user name and password, or refuses   | 77   |
 | the proxy refuses or cannot reach the server (its code)| 69   |
 | the peer does not speak SOCKS5                         | 69   |
@@ -26,7 +27,12 @@ import struct
 from typing import NamedTuple
 
 from mailcli.endpoint import host_port
-from mailcli.errors import ConfigError, PermissionDeniedError, UnavailableError
+from mailcli.errors import (
+    ConfigError,
+    HostNotFoundError,
+    PermissionDeniedError,
+    UnavailableError,
+)
 
 DEFAULT_PORT = 1080
 SCHEMES = ("socks5", "socks5h")
@@ -166,9 +172,12 @@ def _address(host: str) -> bytes:
             return bytes([kind]) + socket.inet_pton(family, host)
         except OSError:
             continue
-    name = host.encode("idna")
+    try:  # as DNS would take it: a name with an empty or overlong label is no name
+        name = host.encode("idna")
+    except UnicodeError:
+        raise HostNotFoundError(f"cannot resolve host {host!r}: not a valid host name") from None
     if len(name) > 255:
-        raise ConfigError(f"host name too long for SOCKS5: {host[:40]}...")
+        raise HostNotFoundError(f"cannot resolve host {host[:40]!r}...: longer than 255 octets")
     return bytes([_DOMAIN, len(name)]) + name
 
 
