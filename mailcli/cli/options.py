@@ -78,7 +78,10 @@ def add_global_options(command: click.Command) -> None:
         for subcommand in command.commands.values():
             add_global_options(subcommand)
         return
-    command.params = [*command.params, *_global_option_list(for_group=False)]
+    # A command may define a global flag its own way (fetch's repeatable -a): its own wins.
+    taken = {name for param in command.params for name in param.opts}
+    extra = [p for p in _global_option_list(for_group=False) if not taken & set(p.opts)]
+    command.params = [*command.params, *extra]
 
 
 def _connection_option_list() -> list[Callable[[Any], Any]]:
