@@ -220,7 +220,8 @@ _TOUCHES = (
 # is "session": a kill there is a connection lost before anything happened. An SMTP
 # message's own bytes ("data") end with the dot the server answers 250 to.
 _STEPS = ("RETR", "DELE", "QUIT", "MAIL", "data")
-_SOCKET = re.compile(r'^\w+\(\d+<(?:TCP|TCPv6|UDP|UNIX)[:>].*?>, "([A-Za-z]*)')
+# (An LMTP server's unix socket shows as UNIX-STREAM.)
+_SOCKET = re.compile(r'^\w+\(\d+<(?:TCP|TCPv6|UDP|UNIX|UNIX-STREAM)[:>].*?>, "([A-Za-z]*)')
 _STD = re.compile(r"^write\(([12])<")
 _FD_PATH = re.compile(r"^\w+\(\d+<([^>]*)>")
 _ARG_PATH = re.compile(r'^\w+\((?:AT_FDCWD(?:<[^>]*>)?, )?"([^"]*)"')
