@@ -14,7 +14,9 @@ a certificate are 78: one line each, before anything is sent.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ from tests.servers import NEEDS, require
 from tests.servers.accounts import Account, Security
 from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot
+from tests.servers.externalsmtpd import ExternalSmtpd
 from tests.servers.fixtures import Mailbox, make_mailbox
 from tests.servers.ports import free_port
 from tests.servers.postfix import Postfix
@@ -85,6 +88,14 @@ def cert_postfix(
 def _pop3(dovecot: Dovecot, security: Security) -> tuple[Account, Mailbox]:
     mailbox = make_mailbox(dovecot, "cc")
     return Account.pop3(dovecot, mailbox.user, mailbox.password, security=security), mailbox
+
+
+def _wait_for_log(dovecot: Dovecot, text: str) -> None:
+    """Until Dovecot's log (written by its log process, a moment later) holds `text`."""
+    deadline = time.monotonic() + 10
+    while text not in (log := dovecot.log()):
+        assert time.monotonic() < deadline, log
+        time.sleep(0.05)
 
 
 def _cert_args(cert: ClientCert) -> list[str]:
@@ -213,3 +224,89 @@ def _encrypt(key_pem: Path, target: Path, passphrase: bytes) -> None:
             serialization.BestAvailableEncryption(passphrase),
         )
     )
+
+
+# SASL EXTERNAL: the identity the certificate proves, only when asked for and offered.
+
+
+def test_pop3_external_logs_in_as_the_certificate_without_a_password(
+    cert_dovecot: Dovecot, client_ca: ClientCA, client_dir: Path
+) -> None:
+    account, mailbox = _pop3(cert_dovecot, "tls")
+    own = client_ca.issue(mailbox.user)
+    no_user = replace(account, user=None, password=None)  # neither is needed
+    result = Mailcli(no_user)("--trace", "stat", "--auth", "external", *_cert_args(own))
+    assert result.code == 0, result.stderr
+    assert "~> AUTH EXTERNAL ********" in result.stderr.splitlines(), result.stderr
+    assert not any(line.startswith(("-> USER", "-> PASS")) for line in result.stderr.splitlines())
+    _wait_for_log(cert_dovecot, f"Login: user=<{mailbox.user}>, method=EXTERNAL")
+    stranger = ClientCA(client_dir, "strangers").issue(mailbox.user)
+    refused = Mailcli(no_user)("stat", "--auth", "external", *_cert_args(stranger))
+    assert refused.code == 77, refused.stderr
+
+
+def test_pop3_external_without_a_certificate_is_78_before_auth(cert_dovecot: Dovecot) -> None:
+    account, _ = _pop3(cert_dovecot, "tls")
+    result = Mailcli(account)("--trace", "stat", "--auth", "external")
+    assert result.code == 78, result.stderr
+    sent = [line for line in result.stderr.splitlines() if line.startswith(("->", "~>"))]
+    assert not any("AUTH" in line for line in sent), result.stderr
+
+
+def test_pop3_external_not_offered_is_69(dovecot: Dovecot, client_ca: ClientCA) -> None:
+    account, mailbox = _pop3(dovecot, "tls")
+    result = Mailcli(account)(
+        "stat", "--auth", "external", *_cert_args(client_ca.issue(mailbox.user))
+    )
+    assert result.code == 69, result.stderr
+    assert "EXTERNAL" in result.stderr
+
+
+def test_pop3_the_account_key_auth_external(
+    cert_dovecot: Dovecot, client_ca: ClientCA, tmp_path: Path
+) -> None:
+    account, mailbox = _pop3(cert_dovecot, "tls")
+    own = client_ca.issue(mailbox.user)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[accounts.a.pop3]\nhost = "{account.host}"\nport = {account.port}\n'
+        f'security = "tls"\ncafile = "{account.cafile}"\nauth = "external"\n'
+        f'client_cert = "{own.cert_pem}"\nclient_key = "{own.key_pem}"\n'
+    )
+    result = run_cli(["stat"], env={"MAILCLI_CONFIG": str(config)})
+    assert result.code == 0, result.stderr
+
+
+@pytest.fixture
+def external_smtpd(certs: Certs, client_ca: ClientCA) -> Iterator[ExternalSmtpd]:
+    with ExternalSmtpd(certs, client_ca.ca_pem) as server:
+        yield server
+
+
+def test_smtp_external_sends_as_the_certificate(
+    external_smtpd: ExternalSmtpd, alice_cert: ClientCert, certs: Certs
+) -> None:
+    account = Account(
+        external_smtpd.host, external_smtpd.port, None, None, "starttls", certs.ca_pem
+    )
+    send = ("send", "--from", "a@example.test", "--to", "b@example.test", "--body", "x")
+    result = Mailcli(account)("--trace", *send, "--auth", "external", *_cert_args(alice_cert))
+    assert result.code == 0, result.stderr
+    assert external_smtpd.auth_lines == [["EXTERNAL", "="]]
+    assert external_smtpd.received == [("a@example.test", "alice")]
+    unasked = Mailcli(account)(*send, *_cert_args(alice_cert))  # never chosen unasked
+    assert unasked.code == 0, unasked.stderr
+    assert len(external_smtpd.auth_lines) == 1
+    missing = Mailcli(account)(*send, "--auth", "external")
+    assert missing.code == 78, missing.stderr
+    assert len(external_smtpd.auth_lines) == 1
+
+
+def test_smtp_external_not_offered_is_69(postfix: Postfix, alice_cert: ClientCert) -> None:
+    account = Account(
+        "127.0.0.1", postfix.submission_port, None, None, "starttls", postfix.certs.ca_pem
+    )
+    send = ("send", "--from", "a@example.test", "--to", "b@example.test", "--body", "x")
+    result = Mailcli(account)(*send, "--auth", "external", *_cert_args(alice_cert))
+    assert result.code == 69, result.stderr
+    assert "EXTERNAL" in result.stderr

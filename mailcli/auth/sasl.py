@@ -11,6 +11,9 @@ Wire formats (user and secret in UTF-8):
   password;
 - XOAUTH2 (Google, Microsoft): `user=U^Aauth=Bearer T^A^A`;
 - OAUTHBEARER (RFC 7628): `n,a=U,^Ahost=H^Aport=P^Aauth=Bearer T^A^A`;
+- EXTERNAL (RFC 4422 appendix A): an empty authorization identity, so the server logs
+  in the identity the TLS client certificate proved; only when asked for (--auth
+  external, `auth = "external"`), never chosen unasked, and no password is looked up;
 - SCRAM-SHA-256, SCRAM-SHA-1: an exchange with state (nonce, proof, the server's
   signature to check), so a client object of its own in `auth.scram`, which uses
   `saslname` from here.
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
     from mailcli.endpoint import MailProtocol
 
 XOAUTH2 = "XOAUTH2"
+EXTERNAL = "EXTERNAL"
 OAUTHBEARER = "OAUTHBEARER"
 BEARER_MECHANISMS = (XOAUTH2, OAUTHBEARER)
 _STATUS_LIMIT = 64  # of an error challenge's status in a message: "401", "invalid_token"
@@ -57,6 +61,22 @@ def plain(user: str, password: str) -> bytes:
 def login(user: str, password: str) -> tuple[bytes, bytes]:
     """The answers to LOGIN's two challenges (or the user as the initial response)."""
     return user.encode(), password.encode()
+
+
+def external() -> bytes:
+    """EXTERNAL's initial response: no authorization identity (the certificate's)."""
+    return b""
+
+
+def is_external(auth: str | None) -> bool:
+    """Whether the forced mechanism (--auth, the key `auth`) is EXTERNAL."""
+    return (auth or "").upper() == EXTERNAL
+
+
+def initial_response(response: bytes) -> str:
+    """A response as it follows the AUTH command: base64, or `=` for an empty one
+    (RFC 4954 and RFC 5034: an empty initial response is `=`, not nothing)."""
+    return base64.b64encode(response).decode("ascii") or "="
 
 
 def cram_md5(user: str, password: str, challenge: bytes) -> bytes:

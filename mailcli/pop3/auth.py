@@ -17,6 +17,10 @@ an empty line answering the second (the server's signature, verified first), the
 login there: the error propagates with nothing more sent, and the session closes the
 connection without QUIT.
 
+EXTERNAL (`--auth external`): `AUTH EXTERNAL =`, the identity the TLS client
+certificate proves; only when CAPA's SASL offers it (69), only with a client certificate
+(78), no password looked up and no user needed; a refusal is 77.
+
 With a `BearerSource`: the mechanism is `choose_bearer_mechanism` over CAPA's SASL list.
 Two forms:
 - initial response: `AUTH M <base64>` (RFC 5034 allows it; the default);
@@ -43,6 +47,9 @@ from mailcli.auth.sasl import (
     choose_bearer_mechanism,
     error_answer,
     error_detail,
+    external,
+    initial_response,
+    is_external,
     not_offered,
     plain,
     retry_once,
@@ -51,11 +58,17 @@ from mailcli.auth.sasl import (
 )
 from mailcli.auth.scram import SCRAM_MECHANISMS, ScramClient, is_scram
 from mailcli.endpoint import Endpoint, missing_user
-from mailcli.errors import MailcliError, PermissionDeniedError, ProtocolError, UnavailableError
+from mailcli.errors import (
+    ConfigError,
+    MailcliError,
+    PermissionDeniedError,
+    ProtocolError,
+    UnavailableError,
+)
 from mailcli.network import reply_text
 from mailcli.pop3.wire import NegativeReply, error_from_pop3_reply
 
-AUTH_METHODS = ("user", "apop", "plain", "scram-sha-256", "scram-sha-1", "xoauth2")
+AUTH_METHODS = ("user", "apop", "plain", "scram-sha-256", "scram-sha-1", "xoauth2", "external")
 _APOP_TIMESTAMP = rb"\+OK.[^<]*(<.*>)"  # the greeting's <timestamp>, as poplib finds it
 
 
@@ -78,6 +91,9 @@ def authenticate(channel: Pop3Channel, credential: Credential) -> None:
     """Log in as the endpoint's user: 77 when refused (a token: after one renewal), 75
     when the server says try later, 69 for a method it does not offer."""
     endpoint = channel.endpoint
+    if is_external(endpoint.auth):
+        _external_login(channel)
+        return
     if not endpoint.user:
         raise missing_user(endpoint)
     login_with(
@@ -85,6 +101,30 @@ def authenticate(channel: Pop3Channel, credential: Credential) -> None:
         password=lambda password: _password_login(channel, password),
         bearer=lambda source: bearer_login(channel, source),
     )
+
+
+def _external_login(channel: Pop3Channel) -> None:
+    mechanisms = [m.upper() for m in channel.capabilities.get("SASL", [])]
+    if "EXTERNAL" not in mechanisms:
+        raise not_offered("EXTERNAL", mechanisms)
+    if not channel.endpoint.client_cert:
+        raise ConfigError(
+            "--auth external logs in with a TLS client certificate, and none is given",
+            hint="give --client-cert (key client_cert)",
+        )
+    channel.send(f"AUTH EXTERNAL {initial_response(external())}")
+    reply = channel.read_reply()
+    if _continues(reply):  # a server that wants the (empty) identity after all
+        channel.send("")
+        reply = channel.read_reply()
+    if not reply.startswith(b"+OK"):
+        raise error_from_pop3_reply(
+            poplib.error_proto(reply),
+            default=PermissionDeniedError(
+                "the server refused AUTH EXTERNAL (the client certificate)",
+                hint="check that the server trusts the certificate and maps it to a user",
+            ),
+        )
 
 
 def _password_login(channel: Pop3Channel, password: Password) -> None:

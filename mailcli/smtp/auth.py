@@ -15,6 +15,11 @@ A signature that is wrong, missing when 235 arrives, or any other fault the clie
 finds mid-exchange ends the session at once: the connection is closed with nothing
 more sent (no `*`, no QUIT), the error's own status (77 for the signature).
 
+EXTERNAL (`--auth external`, `auth = "external"`): `AUTH EXTERNAL =`, the identity the
+TLS client certificate proves (the user, if any, is not sent); only when asked and
+offered (69 otherwise), only with a client certificate (78), no password looked up; a
+refusal is 77.
+
 With a `BearerSource` (an account with OAuth2): XOAUTH2 or OAUTHBEARER
 (`choose_bearer_mechanism`), the token as the initial response (`AUTH M <base64>`), or in
 the two-step form when the source asks for it. A refused token comes back as 334 with
@@ -36,14 +41,18 @@ import smtplib
 from collections.abc import Callable
 from typing import overload
 
+from mailcli.auth import sasl
 from mailcli.auth.credential import BearerSource, Credential, Password, login_with
 from mailcli.auth.sasl import (
+    EXTERNAL,
     XOAUTH2,
     bearer_payload,
     choose_bearer_mechanism,
     cram_md5,
     error_answer,
     error_detail,
+    external,
+    is_external,
     login,
     not_offered,
     plain,
@@ -54,6 +63,7 @@ from mailcli.auth.sasl import (
 from mailcli.auth.scram import SCRAM_MECHANISMS, ScramClient, is_scram
 from mailcli.endpoint import Endpoint
 from mailcli.errors import (
+    ConfigError,
     MailcliError,
     PermissionDeniedError,
     ProtocolError,
@@ -74,6 +84,9 @@ _MAX_CHALLENGES = 5
 def authenticate(smtp: TracedSMTP, endpoint: Endpoint, credential: Credential) -> None:
     """AUTH as `endpoint.user`; raises 77 when refused, 75 when temporarily impossible,
     69 when no usable mechanism is offered."""
+    if is_external(endpoint.auth):
+        _external_login(smtp, endpoint)
+        return
     login_with(
         credential,
         password=lambda password: _password_login(smtp, endpoint, password),
@@ -97,6 +110,24 @@ def _password_login(smtp: TracedSMTP, endpoint: Endpoint, password: Password) ->
         raise PermissionDeniedError(
             f"authentication as {endpoint.user!r} failed: {reply}",
             hint="check the user and the password source (`mailcli password where`)",
+        ) from None
+
+
+def _external_login(smtp: TracedSMTP, endpoint: Endpoint) -> None:
+    offered = smtp.esmtp_features.get("auth", "").upper().split()
+    if EXTERNAL not in offered:
+        raise not_offered(EXTERNAL, offered)
+    if not endpoint.client_cert:
+        raise ConfigError(
+            "--auth external logs in with a TLS client certificate, and none is given",
+            hint="give --client-cert (key client_cert)",
+        )
+    try:
+        _exchange(smtp, EXTERNAL, lambda _challenge: external(), initial_response=True)
+    except smtplib.SMTPAuthenticationError as exc:
+        raise PermissionDeniedError(
+            f"the server refused AUTH EXTERNAL (the client certificate): {_temporary_or(exc)}",
+            hint="check that the server trusts the certificate and maps it to a user",
         ) from None
 
 
@@ -143,7 +174,7 @@ def _exchange(
     already authenticated, as smtplib takes it) is success; any other reply raises
     SMTPAuthenticationError."""
     first = respond(None) if initial_response else None
-    line = mechanism if first is None else f"{mechanism} {_base64(first)}"
+    line = mechanism if first is None else f"{mechanism} {sasl.initial_response(first)}"
     code, reply = smtp.docmd("AUTH", line)
     for _ in range(_MAX_CHALLENGES):
         if code != 334:

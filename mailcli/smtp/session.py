@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from mailcli.auth.credential import Credential
+from mailcli.auth.sasl import is_external
 from mailcli.endpoint import Endpoint
 from mailcli.errors import (
     DataError,
@@ -184,8 +185,8 @@ class SmtpSession:
         if self.endpoint.security == "starttls":
             _starttls(smtp, self.endpoint, self.transcript)
         self._stop_if_reached("tls")
-        if self.login_wanted and self.endpoint.user:
-            self._authenticate(smtp)
+        if self.login_wanted and (self.endpoint.user or is_external(self.endpoint.auth)):
+            self._authenticate(smtp)  # EXTERNAL: the certificate's identity, no user needed
         self._stop_if_reached("auth")
 
     def _authenticate(self, smtp: TracedSMTP) -> None:

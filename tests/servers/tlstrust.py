@@ -83,6 +83,13 @@ auth_ssl_require_client_cert = yes
 auth_mechanisms = plain login external
 auth_ssl_username_from_cert = yes
 ssl_cert_username_field = commonName
+# The certificate is the credential: EXTERNAL logins need no password (the passwd-file
+# passdb before this one fails them, and failure continues to the next passdb).
+passdb {
+  driver = static
+  args = nopassword=y
+  mechanisms = external
+}
 """
     return settings
 
