@@ -17,7 +17,7 @@ applies. `MAILCLI_PASSWORD`, `MAILCLI_ACCOUNT` and `MAILCLI_CONFIG` empty are un
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol, get_args
 
 from mailcli.errors import ConfigError, UsageError
@@ -144,6 +144,9 @@ class Endpoint(NamedTuple):
     client_cert: str | None = None
     client_key: str | None = None
     tls_fingerprint: tuple[str, ...] | None = None  # pinned SHA-256 digests (tlsinfo)
+    # An encrypted client key's passphrase, asked for only if OpenSSL needs it: the CLI
+    # sets it to its own credential chain (cli/context.py); None: an encrypted key is 78.
+    client_key_passphrase: Callable[[], str] | None = None
 
     @property
     def credential_key(self) -> str:
