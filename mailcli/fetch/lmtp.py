@@ -136,7 +136,7 @@ class Lmtp(RecoveryHooks):
         """MAIL FROM, RCPT TO, DATA and the message; returns only on its 250."""
         sender = return_path(message.read(HEADER_LIMIT)) or ""  # none: the null sender
         message.seek(0)
-        client = self._client or self._connect()
+        client = self._client or self._open_session()
         try:
             client.transaction(sender, self.recipient, message)
         except (smtplib.SMTPException, OSError) as exc:
@@ -154,7 +154,7 @@ class Lmtp(RecoveryHooks):
         if client is not None:
             client.close()
 
-    def _connect(self) -> TracedLMTP:
+    def _open_session(self) -> TracedLMTP:
         client = TracedLMTP(local_hostname=socket.gethostname(), timeout=self.timeout)
         client.transcript, client.pace = self.transcript, Pace(self.timeout)
         where = self.target.socket_path or self.target.host
