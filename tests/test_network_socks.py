@@ -181,3 +181,25 @@ def test_fetch_and_check_through_the_proxy(
     assert f"== via socks5 {HOST}:{proxy.port}\n" in checked.stderr
     log = proxy.wait_for_log(f"connected to {HOST}:{postfix.submission_port}")
     assert f"connected to {HOST}:{dovecot.pop3_port}" in log
+
+
+def test_check_names_the_proxy_and_the_source_address(
+    postfix: Postfix, mailbox: Mailbox, auth_proxy: Microsocks, tmp_path: Path
+) -> None:
+    """check's summary (and --json) says how it connected; the proxy without its password."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[accounts.px.smtp]\nhost = "{HOST}"\nport = {postfix.submission_port}\n'
+        f'cafile = "{postfix.certs.ca_pem}"\nsource_address = "127.0.0.2"\n'
+        f'proxy = "{url(auth_proxy, userinfo=f"{PROXY_USER}:{PROXY_PASSWORD}@")}"\n'
+    )
+    shown = f"socks5://{PROXY_USER}:***@{HOST}:{auth_proxy.port}"
+    env = {"MAILCLI_CONFIG": str(config)}
+    text = Mailcli(Account(HOST, postfix.submission_port))("check", "smtp", env=env)
+    assert text.code == 0, text.stderr
+    assert f"proxy\t{shown}\n" in text.stdout and "source address\t127.0.0.2\n" in text.stdout
+    report = json.loads(
+        Mailcli(Account(HOST, postfix.submission_port))("check", "smtp", "--json", env=env).stdout
+    )
+    assert (report["proxy"], report["source_address"]) == (shown, "127.0.0.2")
+    assert PROXY_PASSWORD not in text.stdout + text.stderr

@@ -8,7 +8,7 @@ import click
 
 from mailcli.cli.context import AppContext
 from mailcli.cli.options import connection_options, quit_after_option
-from mailcli.endpoint import PROTOCOLS, ConnectionOptions, MailProtocol
+from mailcli.endpoint import PROTOCOLS, ConnectionOptions, MailProtocol, host_port
 from mailcli.pop3.phases import PHASES, pop3_phase
 
 if TYPE_CHECKING:
@@ -90,15 +90,29 @@ def check(
         if audit
         else None,
     )
+    route = _route(endpoint)
     if app.json:
-        app.out.json(report.as_json())
+        app.out.json({**report.as_json(), **{k.replace(" ", "_"): v for k, v in route}})
     else:
-        app.out.fields(_summary(report), document=None)
+        app.out.fields(_summary(report) + route, document=None)
         rows = [[f.level, f.id, f.summary, f.fix] for f in report.findings]
         app.out.table(["level", "id", "summary", "fix"], rows, document=None)
         if app.out.mode.stdout_tty:  # piped: one line per finding (--json has the evidence)
             _evidence(app, report)
     return report.exit_status
+
+
+def _route(endpoint: Endpoint) -> list[tuple[str, str]]:
+    """How the connection went, when not straight from the default address: the proxy
+    (its password never shown) and the source address."""
+    route = []
+    if endpoint.proxy:
+        from mailcli.transport.socks import shown_proxy_url
+
+        route.append(("proxy", shown_proxy_url(endpoint.proxy)))
+    if endpoint.source_address:
+        route.append(("source address", endpoint.source_address))
+    return route
 
 
 def _audit_target(
@@ -128,7 +142,10 @@ def _evidence(app: AppContext, report: CheckReport) -> None:
 
 def _summary(report: CheckReport) -> list[tuple[str, str]]:
     rows: list[tuple[str, str | None]] = [
-        ("server", f"{report.protocol}://{report.host}:{report.port} ({report.security})"),
+        (
+            "server",
+            f"{report.protocol}://{host_port(report.host, report.port)} ({report.security})",
+        ),
         ("connect", f"{report.connect_ms} ms" if report.connect_ms is not None else None),
         ("banner", report.banner),
     ]
