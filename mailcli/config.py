@@ -478,6 +478,41 @@ def add_account(config: Config, account: Account, *, make_default: bool) -> Path
     return config.path
 
 
+def add_account_tables(
+    config: Config,
+    tables: Mapping[str, Mapping[str, Any]],
+    *,
+    replace: bool = False,
+    default: str | None = None,
+    write: bool = True,
+) -> str:
+    """Add [accounts.NAME] tables as given (`account import`), all in one atomic write
+    after validating the whole file; an existing NAME is an error naming it unless
+    `replace`. `default` becomes default_account when the file has none. Returns the
+    new file's text (written only when `write`)."""
+    taken = [] if replace else sorted(set(tables) & set(config.accounts))
+    if taken:
+        raise ConfigError(
+            f"{config.path}: account {', '.join(map(repr, taken))} already exists "
+            f"(key accounts.{taken[0]})",
+            hint="--replace overwrites it, or rename or remove it first",
+        )
+    document = _load_document(config)
+    import tomlkit
+
+    accounts = document.setdefault("accounts", tomlkit.table(is_super_table=True))
+    for name, table in tables.items():
+        accounts[name] = table
+    if default is not None and config.default_account is None:
+        document["default_account"] = default
+    if write:
+        _write(config.path, document)
+        return tomlkit.dumps(document)
+    text = tomlkit.dumps(document)
+    parse_config(tomlkit.parse(text).unwrap(), config.path)  # what would be written reads
+    return text
+
+
 def remove_account(config: Config, name: str) -> Path:
     """Remove [accounts.NAME] (and default_account when it named it)."""
     if name not in config.accounts:
