@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
@@ -19,7 +20,7 @@ import pytest
 from tests.helpers import MAILCLI, Mailcli
 from tests.servers import NEEDS, require, skip_unless_ready
 from tests.servers.accounts import Account, numbered_message
-from tests.servers.certs import Certs
+from tests.servers.certs import Certs, make_certs
 from tests.servers.dovecot import Dovecot
 from tests.servers.dualstack import (
     DualStackPostfix,
@@ -30,6 +31,7 @@ from tests.servers.dualstack import (
     with_hosts,
 )
 from tests.servers.fixtures import Mailbox, make_mailbox
+from tests.servers.procs import make_workdir
 
 # glibc answers an IPv4 query for a name on a ::1 line with 127.0.0.1, so the IPv6-only
 # name has an address never connected to (documentation prefix): -4 must fail resolving.
@@ -204,3 +206,23 @@ def test_an_ipv6_server_through_a_socks5_proxy(dovecot6: Dovecot, box: Mailbox) 
         assert result.code == 0, result.stderr
         proxy.wait_for_log(f"connected to ::1:{dovecot6.pop3_port}")
     assert f"user=<{box.user}>, method=PLAIN, rip=::1, lip=::1" in dovecot6.log()
+
+
+def test_the_certificate_must_name_the_ipv6_address(tmp_path: Path) -> None:
+    """A leaf for localhost and 127.0.0.1 only: over ::1 its IP addresses are checked and
+    ::1 is not among them (77); over 127.0.0.1 the same server is trusted."""
+    require(*NEEDS["dovecot"], need_root=True)
+    skip_unless_ready(ipv6_loopback_missing())
+    directory = make_workdir("certs4-")
+    certs = make_certs(directory, "v4only", identities=("localhost", "127.0.0.1"))
+    try:
+        with dual_stack_dovecot(certs) as dovecot:
+            account = Account.pop3(dovecot, "alice", "alice-pw", security="tls")
+            over_ipv4 = Mailcli(account)("stat")
+            over_ipv6 = Mailcli(replace(account, host="[::1]"))("stat")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    assert over_ipv4.code == 0, over_ipv4.stderr
+    assert over_ipv6.code == 77, over_ipv6.stderr
+    assert "TLS certificate of [::1]:" in over_ipv6.stderr
+    assert "IP address mismatch" in over_ipv6.stderr
