@@ -129,6 +129,42 @@ def test_trace_shows_the_lmtp_conversation_and_the_default_recipient_is_the_user
     assert "<- 250 2.0.0 <x> Saved" in trace
 
 
+def test_the_accounts_lmtp_rcpt_key_is_the_recipient_and_the_option_overrides_it(
+    lmtp_dovecot: LmtpDovecot, tmp_path: Path
+) -> None:
+    source = source_with(lmtp_dovecot, MESSAGES[:1])
+    env = environment(tmp_path, source)
+    config = tmp_path / ".config" / "mailcli" / "config.toml"
+    config.parent.mkdir(parents=True)
+    script = LmtpScript()
+    with scripted_lmtp(script) as server:
+        config.write_text(
+            f'[accounts.box]\nuser = "{source.user}"\n'
+            f'[accounts.box.pop3]\nhost = "127.0.0.1"\nport = {lmtp_dovecot.pop3_port}\n'
+            'security = "none"\n'
+            f'[accounts.box.fetch]\nto = "lmtp:127.0.0.1:{server.port}"\n'
+            'lmtp_rcpt = "from-the-key@example.test"\n'
+        )
+        assert cp.run(["fetch", "-a", "box"], env).code == 0
+        source.drop(MESSAGES[1])
+        assert cp.run(["fetch", "-a", "box", "--lmtp-rcpt", "opt@example.test"], env).code == 0
+
+    assert [rcpt for _, rcpt in script.envelopes] == [
+        "RCPT TO:<from-the-key@example.test>",
+        "RCPT TO:<opt@example.test>",
+    ]
+
+
+def test_an_lmtp_target_is_a_socket_path_or_host_and_port() -> None:
+    from mailcli.fetch.lmtp import LmtpTarget, parse_target
+
+    assert parse_target("/run/dovecot/lmtp") == LmtpTarget("/run/dovecot/lmtp")
+    assert parse_target("127.0.0.1:24") == LmtpTarget(None, "127.0.0.1", 24)
+    assert parse_target("[::1]:24") == LmtpTarget(None, "::1", 24)
+    assert str(parse_target("[::1]:24")) == "[::1]:24"
+    assert parse_target("mail.example.test:2003") == LmtpTarget(None, "mail.example.test", 2003)
+
+
 # (what the scripted server answers to RCPT TO, and to each message after its dot)
 REFUSALS: dict[str, tuple[str, list[str | None], int]] = {
     "rcpt-4xx": ("450 4.2.0 Mailbox busy", ["250 2.0.0 Saved"], 75),
