@@ -108,7 +108,9 @@ def tls_context(endpoint: Endpoint) -> ssl.SSLContext:
     if endpoint.client_cert or endpoint.client_key:
         from mailcli.tlsinfo import load_client_certificate
 
-        load_client_certificate(context, endpoint.client_cert, endpoint.client_key)
+        load_client_certificate(
+            context, endpoint.client_cert, endpoint.client_key, endpoint.client_key_passphrase
+        )
     return context
 
 

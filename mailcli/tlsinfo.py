@@ -272,35 +272,44 @@ def load_client_certificate(
         if path is not None and not os.access(path, os.R_OK):
             why = "no such file" if not os.path.exists(path) else "not readable"
             raise NoInputError(f"{option} {path}: {why}")
+    asked: list[bool] = []  # OpenSSL asked for a passphrase: the key is encrypted
     try:
-        context.load_cert_chain(cert, key, password=_passphrase_source(passphrase, key or cert))
+        context.load_cert_chain(
+            cert, key, password=_passphrase_source(passphrase, key or cert, asked)
+        )
     except IsADirectoryError:
         raise NoInputError(f"--client-cert {cert}: a folder, not a PEM file") from None
     except ssl.SSLError as exc:
-        raise _client_certificate_error(exc, cert, key) from None
+        raise _client_certificate_error(exc, cert, key, encrypted=bool(asked)) from None
 
 
-def _passphrase_source(passphrase: Callable[[], str] | None, path: str) -> Callable[[], str]:
+def _passphrase_source(
+    passphrase: Callable[[], str] | None, path: str, asked: list[bool]
+) -> Callable[[], str]:
     """What OpenSSL calls for an encrypted key only; never None, or it would prompt."""
 
     def ask() -> str:
         if passphrase is None:
             raise ConfigError(
                 f"--client-key {path}: the key is encrypted and no passphrase was given",
-                hint="store the passphrase as the keyring entry the README names, or "
-                "decrypt the key (openssl pkey -in KEY -out PLAIN.pem)",
+                hint="decrypt the key (openssl pkey -in KEY -out PLAIN.pem), or use a "
+                "command that looks the passphrase up (send, pop3 commands, fetch, check)",
             )
-        return passphrase()
+        value = passphrase()
+        asked.append(True)
+        return value
 
     return ask
 
 
-def _client_certificate_error(exc: ssl.SSLError, cert: str, key: str | None) -> ConfigError:
+def _client_certificate_error(
+    exc: ssl.SSLError, cert: str, key: str | None, *, encrypted: bool
+) -> ConfigError:
     reason = str(exc.reason or exc)
     files = f"--client-cert {cert}" + (f" --client-key {key}" if key else "")
     if "MISMATCH" in reason:
         return ConfigError(f"{files}: the key does not belong to the certificate")
-    if "BAD_DECRYPT" in reason or "bad decrypt" in reason.lower():
+    if encrypted:  # OpenSSL says only "PEM lib" for a wrong passphrase
         return ConfigError(f"{files}: wrong passphrase for the encrypted key")
     return ConfigError(f"{files}: not a PEM certificate and private key ({reason})")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Mailcli, run_cli
+from tests.helpers import Mailcli, MemoryKeyring, run_cli
 from tests.servers import NEEDS, require
 from tests.servers.accounts import Account, Security
 from tests.servers.certs import Certs
@@ -310,3 +310,44 @@ def test_smtp_external_not_offered_is_69(postfix: Postfix, alice_cert: ClientCer
     result = Mailcli(account)(*send, "--auth", "external", *_cert_args(alice_cert))
     assert result.code == 69, result.stderr
     assert "EXTERNAL" in result.stderr
+
+
+# An encrypted key's passphrase: MAILCLI_CLIENT_KEY_PASSPHRASE, else the keyring entry
+# client-key:PATH, never the mail password's sources, never argv.
+
+PASSPHRASE = "s3cret-passphrase"
+
+
+def _encrypted_cert(client_ca: ClientCA, user: str, tmp_path: Path) -> list[str]:
+    cert = client_ca.issue(user)
+    encrypted = tmp_path / "encrypted-key.pem"
+    _encrypt(cert.key_pem, encrypted, PASSPHRASE.encode())
+    return ["--client-cert", str(cert.cert_pem), "--client-key", str(encrypted)]
+
+
+def test_the_passphrase_from_the_environment_unlocks_the_key(
+    cert_dovecot: Dovecot, client_ca: ClientCA, tmp_path: Path
+) -> None:
+    account, mailbox = _pop3(cert_dovecot, "tls")
+    args = _encrypted_cert(client_ca, mailbox.user, tmp_path)
+    env = {"MAILCLI_CLIENT_KEY_PASSPHRASE": PASSPHRASE}
+    result = Mailcli(account)("--trace", "stat", *args, env=env)
+    assert result.code == 0, result.stderr
+    assert PASSPHRASE not in result.stderr + result.stdout
+    wrong = Mailcli(account)("stat", *args, env={"MAILCLI_CLIENT_KEY_PASSPHRASE": "nope"})
+    assert wrong.code == 78, wrong.stderr
+    assert "wrong passphrase" in wrong.stderr
+
+
+def test_the_passphrase_from_the_keyring_and_never_the_mail_password(
+    cert_dovecot: Dovecot, client_ca: ClientCA, tmp_path: Path, memory_keyring: MemoryKeyring
+) -> None:
+    account, mailbox = _pop3(cert_dovecot, "tls")
+    args = _encrypted_cert(client_ca, mailbox.user, tmp_path)
+    missing = Mailcli(account)("stat", *args)  # MAILCLI_PASSWORD is set: not the passphrase
+    assert missing.code == 78, missing.stderr
+    key = f"client-key:{tmp_path / 'encrypted-key.pem'}"
+    assert "MAILCLI_CLIENT_KEY_PASSPHRASE" in missing.stderr and key in missing.stderr
+    memory_keyring.set_password("mailcli", key, PASSPHRASE)
+    result = Mailcli(account)("stat", *args)
+    assert result.code == 0, result.stderr

@@ -87,6 +87,9 @@ class AppContext:
         endpoint = resolve_endpoint(protocol, self.account, options)
         if endpoint.insecure:
             self.out.warning("--insecure: the server's certificate will not be verified")
+        if endpoint.client_key or endpoint.client_cert:
+            key = endpoint.client_key or endpoint.client_cert or ""
+            endpoint = endpoint._replace(client_key_passphrase=lambda: self.key_passphrase(key))
         return endpoint
 
     def transcript(self) -> Transcript:
@@ -120,6 +123,26 @@ class AppContext:
             prompter=prompter,
         )
 
+    def key_passphrase(self, key_file: str) -> str:
+        """An encrypted client key's passphrase: MAILCLI_CLIENT_KEY_PASSPHRASE, else the
+        keyring entry `client-key:ABSOLUTE-PATH` (service mailcli), else a prompt on a
+        terminal; else 78 naming them. Never the mail password's sources."""
+        from mailcli.auth.credentials import ENV_VAR, get_password
+        from mailcli.errors import CredentialsError
+
+        name = f"client-key:{os.path.abspath(key_file)}"
+        environ = {**os.environ, ENV_VAR: os.environ.get(PASSPHRASE_VAR, "")}
+        prompter = TerminalPrompter() if self.terminal.stdin_tty else None
+        try:
+            return get_password(
+                name, password_command=None, environ=environ, prompter=prompter
+            ).value
+        except CredentialsError:
+            raise CredentialsError(
+                f"--client-key {key_file} is encrypted and no passphrase was found: set "
+                f"{PASSPHRASE_VAR}, or store it with `mailcli password set {name}`"
+            ) from None
+
 
 def default_config_file(environ: Mapping[str, str] = os.environ) -> str:
     """mailcli.config.default_config_path as a str, without importing pathlib (and
@@ -135,6 +158,9 @@ def load_config(path: str | None) -> Config:
     from mailcli.config import load_config as load
 
     return load(Path(path) if path is not None else None)
+
+
+PASSPHRASE_VAR = "MAILCLI_CLIENT_KEY_PASSPHRASE"
 
 
 class TerminalPrompter:
