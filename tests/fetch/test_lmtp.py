@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests import crashpoints as cp
+from tests import errorpoints as ep
 from tests.fetchcases import LmtpCase, adding_users, check, lost_by_server
 from tests.servers import require
 from tests.servers.certs import Certs
@@ -342,3 +343,56 @@ def test_lmtp_fetch_survives_a_kill_at_every_crash_point(
     lmtp_dovecot: LmtpDovecot, tmp_path: Path, delete: bool
 ) -> None:
     enumerate_lmtp(lmtp_dovecot, tmp_path, delete, None)
+
+
+# -- error points ------------------------------------------------------------------------
+
+ERROR_INVARIANTS = [
+    "the failed run exits 0, 73, 74 or 75 with an error line (never 70, no traceback)",
+    "no temporary file left",
+    "the server deleted only what was delivered and recorded",
+    "with the disk back, a rerun completes; every server message delivered (at most once "
+    "more when the state could not record a 250), byte-identical; foreign mail kept",
+]
+
+
+def enumerate_lmtp_errors(server: LmtpDovecot, tmp_path: Path, budget: int | None) -> None:
+    """ENOSPC/EIO at the chosen calls on the files an LMTP fetch writes (its spool file,
+    the state, the lock), then a rerun with the disk back (tests/errorpoints.py)."""
+    require("strace")
+    with adding_users:
+        probe = LmtpCase(server, tmp_path / "count", "lmtp", True)
+    log = tmp_path / "count.log"
+    counted, points = cp.count(probe.args, probe.env, log, syscalls=ep.ERROR_SYSCALLS)
+    assert counted.code == 0, counted.stderr
+    chosen = ep.select(points, probe.root, budget, seed=len(points))
+
+    def one(numbered: tuple[int, ep.ErrorPoint]) -> list[str]:
+        index, where = numbered
+        with adding_users:
+            case = LmtpCase(server, tmp_path / f"p{index}", "lmtp", True)
+        failed, problems = ep.fail_at(where, case.args, case.env, tmp_path / f"p{index}.log")
+        problems += ep.leftovers(case.root, where=where) + lost_by_server(case)
+        rerun = cp.run([*case.args, "--json"], case.env)
+        problems += cp.exit_problem("rerun", rerun)
+        problems += check(case, crashes=int(failed.code != 0))
+        return [f"{where}: {p} (failed run exit {failed.code})" for p in problems]
+
+    failures = [f for found in cp.map_cases(one, enumerate(chosen)) for f in found]
+    row = {"error_points": len(ep.select(points, probe.root, None, 0))}
+    row |= {"boundaries": ep.boundary_count(points, probe.root), "run": len(chosen)}
+    ep.record("fetch lmtp --delete", {**row, "invariants": ERROR_INVARIANTS}, tmp_path)
+    assert not failures, ep.fail_report(failures)
+
+
+def test_lmtp_fetch_survives_an_error_at_every_class_boundary(
+    lmtp_dovecot: LmtpDovecot, tmp_path: Path
+) -> None:
+    enumerate_lmtp_errors(lmtp_dovecot, tmp_path, cp.budget())
+
+
+@pytest.mark.soak
+def test_lmtp_fetch_survives_every_error_at_every_point(
+    lmtp_dovecot: LmtpDovecot, tmp_path: Path
+) -> None:
+    enumerate_lmtp_errors(lmtp_dovecot, tmp_path, None)
