@@ -351,3 +351,30 @@ def test_the_passphrase_from_the_keyring_and_never_the_mail_password(
     memory_keyring.set_password("mailcli", key, PASSPHRASE)
     result = Mailcli(account)("stat", *args)
     assert result.code == 0, result.stderr
+
+
+# check: whether the server asks for a client certificate, and which CAs it names.
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_check_reports_the_certificate_request_and_its_ca_names(
+    cert_dovecot: Dovecot, dovecot: Dovecot, security: Security, tmp_path: Path
+) -> None:
+    asking, _ = _pop3(cert_dovecot, security)
+    report = Mailcli(asking).json("check", "pop3")
+    request = report["client_certificate"]
+    assert request["requested"] is True, request
+    assert any("O = mailcli clients" in name for name in request["ca_names"]), request
+    plain, _ = _pop3(dovecot, security)
+    assert Mailcli(plain).json("check", "pop3")["client_certificate"]["requested"] is False
+    table = Mailcli(asking)("check", "pop3", env={"PATH": str(tmp_path)})  # no openssl
+    assert table.code == 0, table.stderr
+    assert "unknown: openssl is not installed" in table.stdout
+
+
+def test_check_smtp_reports_postfix_asking(cert_postfix: Postfix) -> None:
+    account = Account(
+        "127.0.0.1", cert_postfix.smtp_port, None, None, "starttls", cert_postfix.certs.ca_pem
+    )
+    request = Mailcli(account).json("check", "smtp")["client_certificate"]
+    assert request["requested"] is True, request

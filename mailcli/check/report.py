@@ -10,7 +10,8 @@ status of the first failure.
 The ids of check's own findings: `connect`, `ehlo-name` (SMTP: the name EHLO gives,
 and why that one), `session` (a failure after connecting),
 `stopped` (--quit-after), `tls`, `starttls` (not offered), `certificate-verify`,
-`certificate-expiry`, `auth-in-clear`, `auth-offered`, `login`, `stat`.
+`certificate-expiry`, `auth-in-clear`, `auth-offered`, `login`, `stat`,
+`client-certificate` (info: whether the server asks for one, `check.client_ca`).
 
 When the certificate does not verify, that is a failure (77) and no credential is ever
 sent; a second, unverified connection then collects the certificate's details and the
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mailcli.auth.credential import Credential
+from mailcli.check.client_ca import ClientCertificateRequest, probe_client_certificate_request
 from mailcli.check.findings import AuditTarget, Finding, Level
 from mailcli.config import SecurityMode
 from mailcli.endpoint import Endpoint, MailProtocol
@@ -65,6 +67,9 @@ class CheckReport:
     login: bool | None = None
     stat: dict[str, int] | None = None
     ehlo_name: str | None = None  # SMTP: what EHLO gave (smtp.ehloname, as send decides)
+    # Whether the server's handshake asked for a client certificate, and which CAs
+    # (check.client_ca: openssl s_client), when TLS was reached.
+    client_certificate: ClientCertificateRequest | None = None
     findings: list[Finding] = field(default_factory=list)
 
     def add(
@@ -101,6 +106,10 @@ def run_check(
     """Probe; on an untrusted certificate, probe again unverified for the details; then
     the audit's probes when `audit` names a target."""
     report = _check(protocol, endpoint, login, credential, transcript, quit_after)
+    if report.tls is not None:
+        request = probe_client_certificate_request(endpoint)
+        report.client_certificate = request
+        report.add("client-certificate", "info", f"client certificate: {request.summary()}")
     if audit is not None:
         from mailcli.check.audit import run_audit
 

@@ -178,6 +178,8 @@ def _summary(report: CheckReport) -> list[tuple[str, str]]:
     ):
         if mechanisms is not None:
             rows.append((f"auth {label}", " ".join(mechanisms) or "(none)"))
+    if report.client_certificate is not None:
+        rows.append(("client certificate", report.client_certificate.summary()))
     if report.login is not None:
         rows.append(("login", "ok" if report.login else "failed"))
     if report.stat is not None:
