@@ -378,3 +378,10 @@ def test_check_smtp_reports_postfix_asking(cert_postfix: Postfix) -> None:
     )
     request = Mailcli(account).json("check", "smtp")["client_certificate"]
     assert request["requested"] is True, request
+
+
+def test_the_passphrase_variable_never_reaches_a_child() -> None:
+    from mailcli.auth.childenv import child_environment
+
+    environ = {"MAILCLI_CLIENT_KEY_PASSPHRASE": PASSPHRASE, "PATH": "/usr/bin"}
+    assert child_environment(environ) == {"PATH": "/usr/bin"}
