@@ -1,0 +1,262 @@
+"""Man pages generated from the click definitions, so that they say what `--help` says.
+
+`python -m mailcli.cli.manpage DIR` writes DIR/mailcli.1 and one page per command and
+per subcommand, named by its path as git names its pages (`mailcli-queue-run.1` is
+`mailcli queue run`). NAME, SYNOPSIS, DESCRIPTION, ARGUMENTS, OPTIONS and COMMANDS
+come from click: the same help records, usage pieces and help text `--help` prints.
+What `--help` has no room for (EXIT STATUS, ENVIRONMENT, FILES, EXAMPLES) is written by
+hand in mailcli.cli.manpage_text; the exit codes themselves are errors.ExitStatus.
+
+The output is deterministic (no date, no version), so the repository keeps the pages in
+man/ and a test regenerates them to check they are current. No command imports this
+module: only its `python -m` entry point and the tests do.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import click
+
+from mailcli.cli import manpage_text
+from mailcli.cli.main import cli
+from mailcli.errors import ExitStatus
+
+REGENERATE = "python -m mailcli.cli.manpage man"
+# Characters whose plain spelling groff may typeset as something else in UTF-8 output
+# (a typographic quote, a modifier letter), or that start an escape.
+_SPECIAL = {"\\": r"\(rs", "-": r"\-", "'": r"\(aq", "`": r"\(ga", "^": r"\(ha", "~": r"\(ti"}
+
+
+class Page(NamedTuple):
+    """One command of the tree: `path` is ["mailcli", "queue", "run"]."""
+
+    path: list[str]
+    command: click.Command
+    context: click.Context
+
+    @property
+    def name(self) -> str:
+        return "-".join(self.path)
+
+
+def escape(text: str) -> str:
+    """`text` as roff prints it, character for character: backslashes, hyphens (as
+    `\\-`, the minus an option is typed with), quotes; anything beyond ASCII as its
+    code point. A line this produces never starts a request: see `text_lines`."""
+    out = []
+    for char in text:
+        if char in _SPECIAL:
+            out.append(_SPECIAL[char])
+        elif ord(char) > 126 or (ord(char) < 32 and char != "\n"):
+            out.append(f"\\[u{ord(char):04X}]" if ord(char) > 126 else " ")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def text_lines(text: str) -> list[str]:
+    """Escaped text lines: each starts with `\\&` so that a leading `.` or `'` is text,
+    not a request, and leading blanks do not break the fill."""
+    return ["\\&" + escape(line.strip()) for line in text.splitlines() if line.strip()]
+
+
+def verbatim_lines(text: str) -> list[str]:
+    """Lines kept as they are (click's `\\b` paragraphs), inside .nf/.fi."""
+    return [".nf", *("\\&" + escape(line) for line in text.splitlines()), ".fi"]
+
+
+def bold(text: str) -> str:
+    return f"\\fB{escape(text)}\\fR"
+
+
+def walk(command: click.Command, path: list[str], parent: click.Context | None) -> Iterator[Page]:
+    """The command and every subcommand under it, depth first in `--help`'s order."""
+    context = click.Context(command, info_name=path[-1], parent=parent, **command.context_settings)
+    yield Page(path, command, context)
+    if isinstance(command, click.Group):
+        for name in command.list_commands(context):
+            sub = command.get_command(context, name)
+            if sub is not None and not sub.hidden:
+                yield from walk(sub, [*path, name], context)
+
+
+def summary(command: click.Command) -> str:
+    """The one line NAME gives: the command's short help, or its help's first sentence."""
+    return command.get_short_help_str(limit=1000)
+
+
+def help_paragraphs(text: str) -> list[str]:
+    """Click's help text as roff paragraphs: `\\b` ones verbatim, the rest filled."""
+    lines: list[str] = []
+    cut = inspect.cleandoc(text).partition("\f")[0]
+    for paragraph in re.split(r"\n\s*\n", cut):
+        if not paragraph.strip():
+            continue
+        lines.append(".PP")
+        if paragraph.startswith("\b\n") or paragraph == "\b":
+            lines += verbatim_lines(paragraph.partition("\n")[2])
+        else:
+            lines += text_lines(paragraph)
+    return lines
+
+
+def entry(tag: str, body: str) -> list[str]:
+    """A term on its own line, its text indented below (as git's pages lay options out)."""
+    return [".PP", tag, ".RS 4", *(text_lines(body) or ["\\&"]), ".RE"]
+
+
+def option_tag(spec: str) -> str:
+    """`-a, --account NAME` with the option names bold, the rest as written."""
+    parts = re.split(r"(?<![\w-])(-{1,2}[\w][\w-]*)", spec)
+    return "\\&" + "".join(bold(part) if i % 2 else escape(part) for i, part in enumerate(parts))
+
+
+def head(page: Page) -> list[str]:
+    title = escape(page.name.upper())
+    usage = " ".join(page.command.collect_usage_pieces(page.context))
+    return [
+        f'.\\" Generated from the click definitions by `{REGENERATE}`: do not edit.',
+        f'.TH "{title}" "1" "" "mailcli" "mailcli manual"',
+        ".nh",
+        ".ad l",
+        ".SH NAME",
+        f"{escape(page.name)} \\- {escape(summary(page.command))}",
+        ".SH SYNOPSIS",
+        f"\\&{bold(' '.join(page.path))} {escape(usage)}",
+    ]
+
+
+def description(page: Page) -> list[str]:
+    text = page.command.help if page.command.help is not None else summary(page.command)
+    return [".SH DESCRIPTION", *help_paragraphs(text)]
+
+
+def records(page: Page, arguments: bool) -> list[tuple[str, str]]:
+    """The help records `--help` lists: its options, or its documented arguments."""
+    params = page.command.get_params(page.context)
+    chosen = [p for p in params if isinstance(p, click.Argument) == arguments]
+    if arguments and not any(getattr(p, "help", None) is not None for p in chosen):
+        return []
+    found = [p.get_help_record(page.context) for p in chosen]
+    return [record for record in found if record is not None]
+
+
+def parameters(page: Page) -> list[str]:
+    lines: list[str] = []
+    for title, arguments in (("ARGUMENTS", True), ("OPTIONS", False)):
+        found = records(page, arguments)
+        if found:
+            lines.append(f".SH {title}")
+            for spec, text in found:
+                lines += entry(option_tag(spec), text)
+    return lines
+
+
+def subcommands(page: Page, children: list[Page]) -> list[str]:
+    if not children:
+        return []
+    lines = [".SH COMMANDS"]
+    for child in children:
+        text = f"{summary(child.command)} See {child.name}(1)."
+        lines += entry(f"\\&{bold(child.path[-1])}", text)
+    return lines
+
+
+def exit_status(page: Page) -> list[str]:
+    if page.name != "mailcli":
+        return [".SH EXIT STATUS", *text_lines(manpage_text.EXIT_STATUS_ELSEWHERE)]
+    lines = [".SH EXIT STATUS", *text_lines(manpage_text.EXIT_STATUS_INTRO)]
+    for status in ExitStatus:
+        if status not in manpage_text.EXIT_STATUS:
+            raise LookupError(f"manpage_text.EXIT_STATUS says nothing of {status!r}")
+        label = status.name if int(status) < 128 else ""
+        lines += [".TP 12", f"\\&{bold(str(int(status)))} {escape(label)}"]
+        lines += text_lines(manpage_text.EXIT_STATUS[status])
+    return lines
+
+
+def hand_written(page: Page) -> list[str]:
+    """ENVIRONMENT, FILES and EXAMPLES of this page, from manpage_text."""
+    lines: list[str] = []
+    for title, table in (
+        ("ENVIRONMENT", manpage_text.ENVIRONMENT),
+        ("FILES", manpage_text.FILES),
+    ):
+        if page.name in table:
+            lines.append(f".SH {title}")
+            for term, text in table[page.name]:
+                lines += entry(f"\\&{bold(term)}", text)
+    if page.name in manpage_text.EXAMPLES:
+        lines.append(".SH EXAMPLES")
+        for what, commands in manpage_text.EXAMPLES[page.name]:
+            lines += [".PP", *text_lines(what), ".RS 4", *verbatim_lines(commands), ".RE"]
+    return lines
+
+
+def see_also(page: Page, children: list[Page]) -> list[str]:
+    names = ["mailcli"] if page.name != "mailcli" else []
+    if len(page.path) > 2:
+        names.append("-".join(page.path[:-1]))
+    names += [child.name for child in children]
+    names += manpage_text.SEE_ALSO.get(page.name, [])
+    references = [
+        f"{bold(name.partition('(')[0])}({name.partition('(')[2] or '1)'}" for name in names
+    ]
+    return [".SH SEE ALSO", "\\&" + ",\n".join(references)] if references else []
+
+
+def render(page: Page, children: list[Page]) -> str:
+    lines = [
+        *head(page),
+        *description(page),
+        *parameters(page),
+        *subcommands(page, children),
+        *exit_status(page),
+        *hand_written(page),
+        *see_also(page, children),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def pages() -> dict[str, str]:
+    """Every page: its file name (`mailcli-queue-run.1`) and its roff source."""
+    tree = list(walk(cli, ["mailcli"], None))
+    unknown = manpage_text.page_names() - {page.name for page in tree}
+    if unknown:
+        raise LookupError(f"manpage_text names pages that no command has: {sorted(unknown)}")
+    return {
+        f"{page.name}.1": render(page, [p for p in tree if p.path[:-1] == page.path])
+        for page in tree
+    }
+
+
+def write_pages(directory: Path) -> list[str]:
+    """Write every page into `directory` and remove the pages of commands that are gone;
+    the names written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = pages()
+    for stale in directory.glob("mailcli*.1"):
+        if stale.name not in written:
+            stale.unlink()
+    for name, text in written.items():
+        (directory / name).write_text(text, encoding="ascii")
+    return sorted(written)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        sys.stderr.write(f"usage: {REGENERATE.replace(' man', ' DIRECTORY')}\n")
+        return int(ExitStatus.USAGE)
+    names = write_pages(Path(argv[0]))
+    sys.stdout.write(f"{len(names)} pages in {argv[0]}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

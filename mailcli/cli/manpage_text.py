@@ -1,0 +1,186 @@
+"""The parts of the man pages written by hand: what `--help` has no room for.
+
+Plain text, no roff (mailcli.cli.manpage escapes it). Keys are page names
+(`mailcli`, `mailcli-send`, `mailcli-queue-run`); the generator refuses a key that names
+no command, and a status of errors.ExitStatus that EXIT_STATUS does not describe.
+Entries are (term, text); an example is (what it does, the command lines).
+"""
+
+from __future__ import annotations
+
+from mailcli.errors import ExitStatus
+
+EXIT_STATUS_INTRO = "The codes of sysexits.h, as sendmail and msmtp use them:"
+
+EXIT_STATUS = {
+    ExitStatus.OK: 'done; also "no new mail".',
+    ExitStatus.USAGE: "bad options or arguments.",
+    ExitStatus.DATAERR: "bad address, header injection, unparsable message.",
+    ExitStatus.NOINPUT: (
+        "a file to read is missing; no such POP3 message; stdin closed when a message "
+        "or line is to be read."
+    ),
+    ExitStatus.NOUSER: "a recipient was refused.",
+    ExitStatus.NOHOST: "the host name does not resolve.",
+    ExitStatus.UNAVAILABLE: (
+        "connection refused; the server refuses service; the message is over the "
+        "server's SIZE; the wrong --security for the port."
+    ),
+    ExitStatus.SOFTWARE: "a bug in mailcli (one line; --debug shows the traceback).",
+    ExitStatus.CANTCREAT: "the destination cannot be written.",
+    ExitStatus.IOERR: "a local I/O error (disk full); stdout closed or unwritable.",
+    ExitStatus.TEMPFAIL: (
+        "a 4xx reply, a timeout, a server too slow, a dropped connection, a lock held: "
+        "try again later."
+    ),
+    ExitStatus.PROTOCOL: "the server broke the protocol.",
+    ExitStatus.NOPERM: "authentication failed; the TLS certificate is not trusted.",
+    ExitStatus.CONFIG: "bad or missing configuration or credentials.",
+    ExitStatus.HANGUP: (
+        "stopped by SIGHUP: like Ctrl-C, temporary files removed, a fetch's completed "
+        "messages recorded."
+    ),
+    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C).",
+    ExitStatus.BROKEN_PIPE: "the reader of stdout went away (mailcli ... | head), quietly.",
+    ExitStatus.TERMINATED: "stopped by SIGTERM, as by SIGHUP.",
+}
+
+EXIT_STATUS_ELSEWHERE = (
+    "The codes of sysexits.h; the table is in mailcli(1). Errors are one line on stderr, "
+    "mailcli: error: ..., with --debug a traceback before it."
+)
+
+ENVIRONMENT = {
+    "mailcli": [
+        ("MAILCLI_CONFIG", "The config file, as --config gives it."),
+        ("MAILCLI_ACCOUNT", "The account, as -a gives it."),
+        (
+            "MAILCLI_SMTP_HOST, MAILCLI_SMTP_PORT, MAILCLI_SMTP_SECURITY, MAILCLI_SMTP_USER, "
+            "MAILCLI_SMTP_TIMEOUT",
+            "The SMTP server's settings, between the options and the config file; the "
+            "same with POP3 for the POP3 server. An empty user means no user.",
+        ),
+        ("MAILCLI_USER", "The login name for both protocols, after the per-protocol ones."),
+        ("MAILCLI_PASSWORD", "The password: the first source the credential chain asks."),
+        (
+            "MAILCLI_PASSWORD_COMMAND",
+            "A command printing the password, after --password-command and before the "
+            "account's password_command; empty means none.",
+        ),
+        ("NETRC", "The netrc file the credential chain reads (default ~/.netrc)."),
+        ("ALL_PROXY", 'The SOCKS5 proxy, read only for a server whose proxy key is "env".'),
+        (
+            "XDG_CONFIG_HOME, XDG_STATE_HOME, XDG_CACHE_HOME",
+            "Where the config file, the state (queue, fetch state, OAuth2 tokens) and "
+            "the cached access tokens are kept.",
+        ),
+        ("NO_COLOR", "Set: no colour on a terminal."),
+    ],
+    "mailcli-fetch": [
+        (
+            "MAILCLI_FETCH_BATCH",
+            "Messages per batch for Maildir and mbox (default 256); a crash fetches at "
+            "most the batch in flight again.",
+        ),
+    ],
+}
+
+FILES = {
+    "mailcli": [
+        (
+            "~/.config/mailcli/config.toml",
+            "The accounts (TOML); $XDG_CONFIG_HOME/mailcli/config.toml when that is set. "
+            "A missing file at this place is fine: options and environment are enough.",
+        ),
+        (
+            "~/.local/state/mailcli/queue/",
+            "The sendmail queue: messages waiting for mailcli queue run.",
+        ),
+        (
+            "~/.local/state/mailcli/fetch/",
+            "The UIDs fetch has stored, one file per mailbox.",
+        ),
+        (
+            "~/.local/state/mailcli/oauth/",
+            "OAuth2 tokens and client registrations when token_store is file.",
+        ),
+        ("~/.local/state/mailcli/shell_history", "The history of mailcli shell."),
+        ("~/.netrc", "Passwords, as msmtp, mpop and curl read them (mode 0600 only)."),
+    ],
+    "mailcli-sendmail": [
+        (
+            "~/.local/state/mailcli/queue/",
+            "What could not be delivered now: ID.json and ID.eml, retried by mailcli queue run.",
+        ),
+    ],
+    "mailcli-fetch": [
+        (
+            "~/.local/state/mailcli/fetch/",
+            "The UIDs stored, one file per mailbox (account, user, host).",
+        ),
+    ],
+}
+
+EXAMPLES = {
+    "mailcli": [
+        (
+            "Send a report from a script, the body on stdin:",
+            'df -h | mailcli send --to ops@example.org --subject "disk on $(hostname)"',
+        ),
+        ("Count the messages in the default account's POP3 mailbox:", "mailcli stat"),
+        (
+            "Fetch new mail from cron, silent unless something is wrong:",
+            "*/5 * * * * mailcli fetch -q",
+        ),
+    ],
+    "mailcli-send": [
+        (
+            "Headers say one thing, the envelope decides delivery:",
+            "mailcli send --host smtp.example.org --user alice \\\n"
+            "    --from 'The CEO <ceo@example.org>' --to all-staff@example.org \\\n"
+            "    --envelope-from bounces@example.org --rcpt alice@example.org \\\n"
+            "    --subject 'Quarterly numbers' --body 'See attached.' --attach q3.pdf",
+        ),
+        (
+            "What would go out, without connecting anywhere:",
+            "mailcli send --to bob@example.org --bcc audit@example.org --body hi --dry-run",
+        ),
+        ("A ready RFC 5322 message, as is:", "mailcli send --message report.eml"),
+    ],
+    "mailcli-sendmail": [
+        (
+            "Let cron's mail go through mailcli, and retry what waits every ten minutes:",
+            'ln -sf "$(command -v mailcli)" /usr/sbin/sendmail\n'
+            "( crontab -l; echo '*/10 * * * * mailcli queue run -q' ) | crontab -",
+        ),
+        ("What Debian's cron runs:", "mailcli sendmail -FCronDaemon -i -B8BITMIME -oem root"),
+    ],
+    "mailcli-queue-run": [
+        (
+            "Retry from cron, one log line per message:",
+            "*/10 * * * * mailcli queue run -q --log ~/mail.log",
+        ),
+    ],
+    "mailcli-fetch": [
+        ("New mail into ~/Maildir, kept on the server:", "mailcli fetch"),
+        ("Into an mbox, deleted from the server:", "mailcli fetch --to mbox:~/mail/inbox --delete"),
+        ("Through an MDA:", "mailcli fetch --to mda:'procmail -d alice' --max-size 10000000"),
+    ],
+    "mailcli-check": [
+        (
+            "What a submission server offers, and known weaknesses:",
+            "mailcli check smtp --host smtp.example.org --port 587\n"
+            "mailcli check smtp --host smtp.example.org --audit",
+        ),
+    ],
+}
+
+SEE_ALSO = {
+    "mailcli": ["msmtp(1)", "mpop(1)", "sendmail(8)"],
+    "mailcli-sendmail": ["sendmail(8)", "crontab(5)"],
+}
+
+
+def page_names() -> set[str]:
+    """Every page some table here writes for."""
+    return {*ENVIRONMENT, *FILES, *EXAMPLES, *SEE_ALSO}
