@@ -139,6 +139,12 @@ class Lmtp(RecoveryHooks):
         client = self._client or self._open_session()
         try:
             client.transaction(sender, self.recipient, message)
+        except TimeoutError as exc:
+            self._drop()
+            raise TempFailError(
+                f"LMTP server {self.target}: no complete reply within {self.timeout:g} s: "
+                "message kept on the server (the LMTP server may have stored it already)"
+            ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             raise TempFailError(

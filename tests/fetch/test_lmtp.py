@@ -28,6 +28,7 @@ from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox, make_mailbox
 from tests.servers.lmtp import (
+    SILENT,
     LmtpDovecot,
     LmtpScript,
     maildir_messages,
@@ -199,6 +200,22 @@ def test_a_refused_or_deferred_message_stays_on_the_server_and_a_rerun_delivers_
     delivered = refusing.stored + good.stored
     assert sorted(delivered) == sorted(m.replace(b"\n", b"\r\n") for m in MESSAGES)
     assert maildir_messages(source.maildir) == []
+
+
+@pytest.mark.parametrize("where", ["greeting", "message"])
+def test_a_silent_lmtp_server_is_75_within_the_timeout_and_the_mail_stays(
+    lmtp_dovecot: LmtpDovecot, tmp_path: Path, where: str
+) -> None:
+    source = source_with(lmtp_dovecot, MESSAGES[:2])
+    env = environment(tmp_path, source)
+    silent = LmtpScript(greeting=None) if where == "greeting" else LmtpScript(finals=[SILENT])
+    with scripted_lmtp(silent) as server:
+        to = f"lmtp:127.0.0.1:{server.port}"
+        done = cp.run([*fetch_args(source, lmtp_dovecot, to, "--delete"), "--timeout", "1"], env)
+
+    assert done.code == 75, done.stderr
+    assert done.stderr.count(b"\n") == 1 and b"1 s" in done.stderr
+    assert len(maildir_messages(source.maildir)) == 2
 
 
 @pytest.mark.parametrize(

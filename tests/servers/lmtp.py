@@ -24,6 +24,7 @@ from .scripted import Conn, ScriptedServer
 from .stack import DEFAULT_USERS
 
 LMTP_BINARY = Path("/usr/lib/dovecot/lmtp")
+SILENT = "(silent)"  # a scripted reply never sent
 
 
 def lmtp_settings(port: int) -> str:
@@ -91,6 +92,7 @@ class LmtpScript:
     without a word after the dot. `stored` collects each message answered 250
     (un-stuffed, as sent); `envelopes` each (MAIL FROM, RCPT TO) line pair."""
 
+    greeting: str | None = "220 scripted LMTP ready"
     rcpt: str = "250 2.1.5 OK"
     finals: Sequence[str | None] = ("250 2.0.0 <x> Saved",)
     stored: list[bytes] = field(default_factory=list)
@@ -98,7 +100,10 @@ class LmtpScript:
     messages: int = 0
 
     def __call__(self, conn: Conn) -> None:
-        conn.send("220 scripted LMTP ready")
+        if self.greeting is None:
+            conn.file.read()  # silent until the client leaves
+            return
+        conn.send(self.greeting)
         mail = rcpt = ""
         while line := conn.recv_line():
             verb = line.split(" ", 1)[0].upper()
@@ -127,6 +132,9 @@ class LmtpScript:
         final = self.finals[min(self.messages, len(self.finals) - 1)]
         self.messages += 1
         if final is None:
+            return False
+        if final == SILENT:
+            conn.file.read()
             return False
         if final.startswith("250"):
             self.stored.append(body)
