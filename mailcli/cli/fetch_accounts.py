@@ -17,12 +17,15 @@ As for every global option, `-a` after the command name wins over `-a` before it
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mailcli.cli.context import AppContext
 from mailcli.errors import ConfigError, ExitStatus, UsageError
+
+if TYPE_CHECKING:
+    from mailcli.fetch.accounts import AccountRun
 
 COLUMNS = ["account", "fetched", "skipped", "deleted", "bytes", "status"]
 
@@ -55,20 +58,26 @@ def fetch_accounts(
         app.terminal.stderr.flush()
 
     runs = {run.name: run for run in run_accounts(runnable, jobs, work, relay)}
+    _summary_table(app, chosen, runs, errors)
+    return most_severe(run.status for run in runs.values())
+
+
+def _summary_table(
+    app: AppContext, chosen: list[str], runs: dict[str, AccountRun], errors: dict[str, str]
+) -> None:
+    """One row per account, in the order chosen; under --json a list of objects."""
     rows: list[list[Any]] = []
     documents: list[dict[str, Any]] = []
     for name in chosen:
         run = runs.get(name)
         summary = (run.document if run else None) or {}
         status = _status_word(run.status, run.signal) if run else "skipped"
-        counts = _counts(summary)
-        rows.append([name, *counts, status])
+        rows.append([name, *_counts(summary), status])
         document = {"account": name, "status": status, "exit_status": run.status if run else 0}
         if name in errors:
             document["error"] = errors[name]
         documents.append({**document, **summary})
     app.out.table(COLUMNS, rows, document=documents)
-    return most_severe(run.status for run in runs.values())
 
 
 def _chosen(

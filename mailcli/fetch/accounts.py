@@ -106,6 +106,7 @@ def run_accounts(names: Sequence[str], jobs: int, work: Work, relay: Relay) -> l
 
 def _start(run: AccountRun, work: Work, selector: selectors.BaseSelector) -> int:
     """Fork the child for `run`; signals wait until the parent knows its pid."""
+    others = [key.fd for key in selector.get_map().values()]  # other children's pipes
     output_r, output_w = os.pipe()
     errors_r, errors_w = os.pipe()
     sys.stdout.flush()  # what is buffered now is the parent's, never printed twice
@@ -114,8 +115,8 @@ def _start(run: AccountRun, work: Work, selector: selectors.BaseSelector) -> int
     try:
         pid = _fork(run.name)
         if pid == 0:
-            os.close(output_r)
-            os.close(errors_r)
+            for descriptor in (output_r, errors_r, *others):
+                os.close(descriptor)
             _child(run.name, work, output_w, errors_w, previous)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
