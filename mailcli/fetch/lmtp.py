@@ -50,7 +50,7 @@ from mailcli.errors import (
 )
 from mailcli.fetch.destination import MessageWriter, RecoveryHooks
 from mailcli.fetch.sender import HEADER_LIMIT, return_path
-from mailcli.network import Pace, paced_reader, upload_piece
+from mailcli.network import Pace, paced_reader, reply_text, upload_piece
 from mailcli.pop3.multiline import stuff
 from mailcli.transcript import Transcript
 
@@ -148,8 +148,8 @@ class Lmtp(RecoveryHooks):
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             raise TempFailError(
-                f"LMTP server {self.target}: connection lost ({exc}): message not "
-                "delivered, kept on the server"
+                f"LMTP server {self.target}: connection lost ({exc}) before its reply: "
+                "message kept on the server"
             ) from exc
         except BaseException:
             self._drop()  # a refusal ends the run; the session goes with it
@@ -199,11 +199,13 @@ def check_reply(stage: str, reply: tuple[int, bytes], expected: int) -> None:
     code, text = reply
     if code == expected:
         return
-    shown = f"{code} {text.decode('utf-8', 'replace')}".replace("\n", " / ")[:300]
+    # One line, whatever the server sent: its lines joined, control characters replaced.
+    shown = re.sub(r"[\x00-\x1f\x7f]", "?", f"{code} {reply_text(text)}".replace("\n", " / "))
+    shown = shown[:300]
     what = f"{stage}: the LMTP server answered {shown}; message kept on the server"
     if 400 <= code < 500:
         raise TempFailError(what)
-    raise RejectedError(what, code=code, text=text.decode("utf-8", "replace"))
+    raise RejectedError(what, code=code, text=reply_text(text))
 
 
 class TracedLMTP(smtplib.LMTP):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,6 +175,7 @@ REFUSALS: dict[str, tuple[str, list[str | None], int]] = {
     "message-4xx": ("250 2.1.5 OK", ["250 2.0.0 Saved", "452 4.2.2 Over quota"], 75),
     "message-5xx": ("250 2.1.5 OK", ["250 2.0.0 Saved", "554 5.6.0 Refused"], 69),
     "hang-up-after-dot": ("250 2.1.5 OK", ["250 2.0.0 Saved", None], 75),
+    "hostile-5xx-text": ("250 2.1.5 OK", ["250 2.0.0 Saved", "554 5.6.0 \x00\x1b[31m\rno"], 69),
 }
 
 
@@ -192,6 +194,7 @@ def test_a_refused_or_deferred_message_stays_on_the_server_and_a_rerun_delivers_
     assert done.code == status, done.stderr
     assert done.stderr.count(b"\n") == 1 and done.stderr.startswith(b"mailcli: error: ")
     assert b"kept on the server" in done.stderr
+    assert not re.search(rb"[\x00-\x09\x0b-\x1f\x7f]", done.stderr)  # one clean line
     assert len(maildir_messages(source.maildir)) == len(MESSAGES)  # no DELE took effect
     good = LmtpScript()
     with scripted_lmtp(good) as server:
