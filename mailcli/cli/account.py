@@ -1,15 +1,19 @@
-"""`mailcli account list|show|add|remove`: the config file's accounts; never a secret."""
+"""`mailcli account list|show|add|remove|which|import`: the config file's accounts; no secret."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mailcli.cli.context import AppContext
 from mailcli.config import SECURITY_MODES, Account, FetchSettings
 from mailcli.endpoint import SecurityMode, ServerSettings
+
+if TYPE_CHECKING:
+    from mailcli.importer.run import Format, ImportOutcome
 
 
 @click.group()
@@ -128,6 +132,74 @@ def which(app: AppContext, address: str) -> int:
     document = {"address": sender, "account": name, "how": choice.kind, "why": choice.why}
     app.out.fields([(key, value) for key, value in document.items()], document=document)
     return ExitStatus.NOUSER if name is None else ExitStatus.OK
+
+
+@account.command("import")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--from",
+    "forced",
+    type=click.Choice(["msmtp", "mpop", "getmail", "fetchmail"]),
+    help="The files' format (default: told from each file).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print the config that would be written; write nothing."
+)
+@click.option("--with-passwords", is_flag=True, help="Store clear passwords in the keyring.")
+@click.option("--with-state", is_flag=True, help="Carry mpop's UIDL files over as fetch state.")
+@click.option("--replace", is_flag=True, help="Overwrite accounts of the same name.")
+@click.pass_obj
+def import_accounts(
+    app: AppContext,
+    /,
+    files: tuple[Path, ...],
+    forced: Format | None,
+    dry_run: bool,
+    with_passwords: bool,
+    with_state: bool,
+    replace: bool,
+) -> None:
+    """Import msmtp and mpop accounts (default: ~/.msmtprc, ~/.mpoprc and their
+    $XDG_CONFIG_HOME/msmtp|mpop/config). Every setting is mapped or listed on stderr
+    with its file, line and why; a clear password never goes into the config file."""
+    from mailcli.fetch.state import default_state_dir
+    from mailcli.importer.run import ImportRequest, default_files
+    from mailcli.importer.run import import_accounts as run_import
+
+    request = ImportRequest(
+        list(files) or default_files(), forced, dry_run, with_passwords, with_state, replace
+    )
+    outcome = run_import(app.config, request, default_state_dir())
+    _report_import(app, outcome)
+
+
+def _report_import(app: AppContext, outcome: ImportOutcome) -> None:
+    plan = outcome.plan
+    for item in plan.unmapped:
+        app.out.warning(f"not imported: {item.describe()}")
+    names = ", ".join(plan.accounts) or "none"
+    left = len(plan.passwords) - len(outcome.passwords_stored)
+    document = {
+        "config": str(app.config.path),
+        "written": outcome.written,
+        "accounts": list(plan.accounts),
+        "unmapped": [vars(item) for item in plan.unmapped],
+        "passwords_stored": outcome.passwords_stored,
+        "passwords_left": left,
+        "state": [{"account": a, "uids": n} for a, n in outcome.states],
+    }
+    if not outcome.written:
+        app.out.text(outcome.text.rstrip("\n"), document=document)
+    elif app.json:
+        app.out.json(document)
+    app.out.info(f"{'imported' if outcome.written else 'would import'} accounts: {names}")
+    if left:
+        app.out.info(f"{left} clear passwords left behind: --with-passwords stores them")
+    for key in outcome.passwords_stored:
+        app.out.info(f"stored the password for {key} in the keyring")
+    for name, count in outcome.states:
+        verb = "recorded" if outcome.written else "would record at most"
+        app.out.info(f"{name}: {verb} {count} UIDs mpop fetched as fetched")
 
 
 # Settings whose value is itself a secret: shown as "(set)", never as the value.

@@ -141,6 +141,7 @@ def test_a_run_without_a_config_file_does_not_import_the_config_module(
 
 BASE = {"errors", "config", "endpoint", "transcript", "render", "fsutil", "network", "tlsinfo"}
 SUBSYSTEMS = {"auth", "smtp", "sendmail", "pop3", "fetch", "check", "trail", "cli", "transport"}
+SUBSYSTEMS |= {"importer"}  # account import: other tools' files into config, keyring, state
 # Which subsystems each part of the code may import (the base is open to everyone).
 MAY_IMPORT = {
     "base": set(),
@@ -154,6 +155,8 @@ MAY_IMPORT = {
     "check": {"smtp", "pop3", "auth", "transport"},
     # The log's records read the results of send, sendmail, queue run and fetch.
     "trail": {"smtp", "sendmail", "fetch"},
+    # The import writes the keyring's entries and the fetch state through their modules.
+    "importer": {"auth", "fetch"},
     "cli": SUBSYSTEMS - {"cli"},
 }
 

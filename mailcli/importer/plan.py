@@ -1,0 +1,81 @@
+"""What an import found: the account tables to write, and everything it did not map.
+
+An `ImportPlan` is built by the format mappings (`msmtp`, `mpop`) from parsed files and
+carried out by `importer.run`. It holds no secret in its repr: a clear password is kept
+only to be stored in the keyring when asked, and is otherwise just counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Unmapped:
+    """A setting the import left out, where it was, and why."""
+
+    where: str  # FILE:LINE
+    account: str
+    command: str
+    why: str
+
+    def describe(self) -> str:
+        return f"{self.where}: {self.account}: {self.command}: {self.why}"
+
+
+@dataclass(frozen=True)
+class ClearPassword:
+    """A password written in clear in the old file, for the keyring entry KEY (USER@HOST,
+    the one `password set` writes)."""
+
+    key: str
+    secret: str = field(repr=False)
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class StoredLogin:
+    """A login whose password the old tool keeps in the keyring under its own attributes
+    (libsecret: host, service smtp|pop3, user), to copy under KEY."""
+
+    key: str
+    host: str
+    service: str
+    user: str
+
+
+@dataclass(frozen=True)
+class StateSource:
+    """mpop's UIDL file for one mailbox, to become mailcli's fetch state of `account`."""
+
+    account: str
+    user: str
+    host: str
+    uidls: Path
+    where: str
+
+
+@dataclass
+class ImportPlan:
+    accounts: dict[str, dict[str, Any]] = field(default_factory=dict)  # NAME -> TOML table
+    unmapped: list[Unmapped] = field(default_factory=list)
+    passwords: list[ClearPassword] = field(default_factory=list)
+    stored_logins: list[StoredLogin] = field(default_factory=list)
+    states: list[StateSource] = field(default_factory=list)
+    default_account: str | None = None
+
+    def merge(self, name: str, table: dict[str, Any], where: str) -> None:
+        """Add `table` as account NAME; an account of that name from the other tool (msmtp
+        and mpop) is joined: its server tables are its own, a shared key that differs
+        keeps the first value and the second is reported."""
+        existing = self.accounts.setdefault(name, {})
+        for key, value in table.items():
+            if key not in existing or existing[key] == value:
+                existing[key] = value
+            elif isinstance(value, dict) and isinstance(existing[key], dict):
+                existing[key] = {**value, **existing[key]}
+            else:
+                why = f"differs from the other file's {key} = {existing[key]!r}; kept that one"
+                self.unmapped.append(Unmapped(where, name, key, why))

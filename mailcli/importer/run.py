@@ -1,0 +1,162 @@
+"""`account import`: find the old tools' files, map them, and write the result once.
+
+Order, so that nothing is half-done by a bad input: every file is read and mapped, and
+with `--with-state` every UIDL file read, before anything is written; then the config
+file is written in one atomic replace (validated first, comments kept); then the clear
+passwords go to the keyring (`--with-passwords`), then the state. A dry run writes
+nothing and returns the text it would write.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from mailcli.config import Config, add_account_tables
+from mailcli.errors import DataError, UsageError
+from mailcli.importer.mpop import TABLE as MPOP_TABLE
+from mailcli.importer.mpop import map_mpop
+from mailcli.importer.msmtp import TABLE as MSMTP_TABLE
+from mailcli.importer.msmtp import map_msmtp
+from mailcli.importer.plan import ImportPlan, Unmapped
+from mailcli.importer.rcfile import RcFile, read_rcfile
+
+Format = Literal["msmtp", "mpop", "getmail", "fetchmail"]
+FORMATS: tuple[Format, ...] = ("msmtp", "mpop", "getmail", "fetchmail")
+SUPPORTED = ("msmtp", "mpop")
+# Commands only one of the two tools has: what tells their files apart.
+_ONLY_MSMTP = set(MSMTP_TABLE) - set(MPOP_TABLE)
+_ONLY_MPOP = set(MPOP_TABLE) - set(MSMTP_TABLE)
+_OUTSIDE = {"msmtp": "msmtp ignores it", "mpop": "mpop refuses such a file"}
+
+
+@dataclass
+class ImportRequest:
+    files: list[Path]
+    forced: Format | None = None
+    dry_run: bool = False
+    with_passwords: bool = False
+    with_state: bool = False
+    replace: bool = False
+
+
+@dataclass
+class ImportOutcome:
+    plan: ImportPlan
+    text: str  # the config file's new text
+    written: bool
+    passwords_stored: list[str] = field(default_factory=list)  # keyring keys
+    states: list[tuple[str, int]] = field(default_factory=list)  # (account, UIDs added)
+
+
+def default_files(environ: Mapping[str, str] = os.environ) -> list[Path]:
+    """The old tools' files that exist, where each tool looks for its own."""
+    home = Path(environ.get("HOME") or Path.home())
+    xdg = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
+    candidates = [home / ".msmtprc", xdg / "msmtp/config", home / ".mpoprc", xdg / "mpop/config"]
+    return [path for path in candidates if path.is_file()]
+
+
+def detect_format(path: Path, parsed: RcFile) -> Format:
+    """By the file's name as the tools name them, else by the commands it holds."""
+    text = str(path)
+    for name in FORMATS:
+        if name in path.name or f"/{name}/" in text:
+            return name
+    msmtp, mpop = _ONLY_MSMTP & set(parsed.commands), _ONLY_MPOP & set(parsed.commands)
+    if msmtp and not mpop:
+        return "msmtp"
+    if mpop and not msmtp:
+        return "mpop"
+    known = set(MSMTP_TABLE) | set(MPOP_TABLE)
+    first = min(parsed.commands.items(), key=lambda item: item[1], default=None)
+    if first is not None and not known & set(parsed.commands):
+        raise DataError(
+            f"{path}:{first[1]}: {first[0]!r} is no msmtp or mpop command: "
+            "not a file the import reads"
+        )
+    raise DataError(
+        f"{path}: cannot tell an msmtp file from an mpop one",
+        hint="name the format: --from msmtp or --from mpop",
+    )
+
+
+def build_plan(request: ImportRequest) -> ImportPlan:
+    if not request.files:
+        raise UsageError("no msmtp or mpop file found (~/.msmtprc, ~/.mpoprc...): name one")
+    plan = ImportPlan()
+    parsed = [(path, read_rcfile(path)) for path in request.files]
+    # msmtp's files first: where both set an account key, the sending tool's wins.
+    formats = [(request.forced or detect_format(path, rc), rc) for path, rc in parsed]
+    for kind, rc in sorted(formats, key=lambda item: item[0] != "msmtp"):
+        if kind not in SUPPORTED:
+            raise UsageError(f"{rc.path}: {kind} files are not imported yet (msmtp, mpop)")
+        (map_msmtp if kind == "msmtp" else map_mpop)(rc, plan)
+        why = "before any account or defaults: " + _OUTSIDE[kind]
+        plan.unmapped += [Unmapped(s.where, "-", s.command, why) for s in rc.outside]
+    return plan
+
+
+def import_accounts(config: Config, request: ImportRequest, state_dir: Path) -> ImportOutcome:
+    """Carry out an import (see the module docstring)."""
+    from mailcli.importer.uidls import read_uidls, record_state
+
+    plan = build_plan(request)
+    wanted = plan.states if request.with_state else []
+    states = [(s, read_uidls(s.uidls, s.host, s.user)) for s in wanted]
+    write = not request.dry_run
+    text = add_account_tables(
+        config,
+        plan.accounts,
+        replace=request.replace,
+        default=plan.default_account,
+        write=write,
+    )
+    outcome = ImportOutcome(plan, text, write)
+    if write and request.with_passwords:
+        outcome.passwords_stored = _store_passwords(plan)
+    if write:
+        outcome.states = [(s.account, record_state(s, uids, state_dir)) for s, uids in states]
+    else:  # what a real run would record at most
+        outcome.states = [(s.account, len(set(uids))) for s, uids in states]
+    return outcome
+
+
+def _store_passwords(plan: ImportPlan) -> list[str]:
+    """Clear passwords, then those msmtp and mpop keep in the keyring, into mailcli's
+    entries; the keys stored."""
+    from mailcli.auth.credentials import KeyringUnavailable, keyring_set
+    from mailcli.errors import CredentialsError
+
+    found = [(p.key, p.secret) for p in plan.passwords] + _stored_logins(plan)
+    stored: list[str] = []
+    first: dict[str, str] = {}
+    for key, secret in found:  # one entry per USER@HOST: the first found
+        first.setdefault(key, secret)
+    for key, secret in first.items():
+        try:
+            keyring_set(key, secret)
+        except KeyringUnavailable as exc:
+            raise CredentialsError(
+                f"the accounts are written, but the password for {key} could not be stored: {exc}",
+                hint="store it with `mailcli password set`",
+            ) from None
+        stored.append(key)
+    return stored
+
+
+def _stored_logins(plan: ImportPlan) -> list[tuple[str, str]]:
+    from mailcli.auth.libsecret import KeyringUnavailable, lookup_stored_login
+
+    found: list[tuple[str, str]] = []
+    for login in plan.stored_logins:
+        try:
+            secret = lookup_stored_login(login.host, login.service, login.user)
+        except KeyringUnavailable:
+            return found  # no Secret Service: the tools cannot have stored any there
+        if secret is not None:
+            found.append((login.key, secret))
+    return found
