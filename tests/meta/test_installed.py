@@ -9,6 +9,7 @@ Deselected by default (marker `installed`); .ci/run builds, then runs
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tarfile
 import zipfile
@@ -157,3 +158,55 @@ def test_installed_send_then_stat(
     )
     assert counted.returncode == 0, counted.stderr
     assert counted.stdout == f"1\t{octets}\n"
+
+
+def man_pages(directory: Path) -> list[str]:
+    return sorted(page.name for page in directory.glob("*.1"))
+
+
+def test_wheel_and_sdist_carry_the_man_pages(install_root: Path) -> None:
+    pages = man_pages(ROOT / "man")
+    assert {"mailcli.1", "mailcli-send.1"} <= set(pages)
+    wheel = only(install_root / "dist", "mailcli-*.whl")
+    data = f"mailcli-{__version__}.data/data/share/man/man1/"
+    in_wheel = set(zipfile.ZipFile(wheel).namelist())
+    assert [page for page in pages if data + page not in in_wheel] == []
+    prefix = f"mailcli-{__version__}/man/"
+    with tarfile.open(only(install_root / "dist", "mailcli-*.tar.gz")) as archive:
+        in_sdist = set(archive.getnames())
+    assert [page for page in pages if prefix + page not in in_sdist] == []
+
+
+def test_installed_man_pages_render_without_warnings(install_root: Path, tmp_path: Path) -> None:
+    """Each page where the wheel installed it (VENV/share/man/man1, which pipx links into
+    ~/.local/share/man), rendered by man as a user reads it, without a groff warning; and
+    found by name in that tree, as `man mailcli-send` finds it after `pipx install .`."""
+    man = shutil.which("man")
+    if man is None:
+        pytest.fail("no man (Debian: man-db; scripts/setup installs it)", pytrace=False)
+    tree = install_root / "venv" / "share" / "man"
+    pages = man_pages(tree / "man1")
+    assert pages == man_pages(ROOT / "man")
+    environment = {**os.environ, "MANWIDTH": "80"}
+    for page in pages:
+        shown = subprocess.run(
+            [man, "--warnings=all", "-l", str(tree / "man1" / page)],
+            env=environment,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert (shown.returncode, shown.stderr) == (0, ""), page
+        assert shown.stdout.startswith(page.removesuffix(".1").upper() + "(1)"), page
+    found = subprocess.run(
+        [man, "-M", str(tree), "mailcli-send"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert found.returncode == 0, found.stderr
+    assert "mailcli-send - Compose and submit one message over SMTP." in found.stdout
