@@ -203,3 +203,28 @@ def test_check_prints_the_fingerprint_a_pin_takes(
     assert pin in result.stdout
     unpinned = Mailcli(account)("check", "pop3", "--insecure")
     assert pin in unpinned.stdout, unpinned.stdout
+
+
+def test_sendmail_and_fetch_follow_the_account_pin(
+    pinned_postfix: Postfix, pinned_dovecot: Dovecot, pinned_certs: Certs, tmp_path: Path
+) -> None:
+    """The commands that take no connection options get the pin from the account."""
+    mailbox = make_mailbox(pinned_dovecot, "pin")
+    pin = fingerprint(pinned_certs.cert_pem)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[accounts.a]\nfrom = "{mailbox.address}"\nuser = "{mailbox.user}"\n'
+        f'[accounts.a.smtp]\nhost = "127.0.0.1"\nport = {pinned_postfix.submission_port}\n'
+        f'tls_fingerprint = "{pin}"\n'
+        f'[accounts.a.pop3]\nhost = "127.0.0.1"\nport = {pinned_dovecot.pop3s_port}\n'
+        f'security = "tls"\ntls_fingerprint = "{pin}"\n'
+    )
+    env = {"MAILCLI_CONFIG": str(config), "MAILCLI_PASSWORD": mailbox.password}
+    message = f"From: {mailbox.address}\nTo: {mailbox.address}\nSubject: pinned\n\nbody\n"
+    sent = run_cli(["sendmail", "-i", mailbox.address], env=env, input=message)
+    assert sent.code == 0, sent.stderr
+    pinned_postfix.wait_for_delivery(mailbox.user)
+    maildir = tmp_path / "Maildir"
+    fetched = run_cli(["fetch", "--to", f"maildir:{maildir}"], env=env)
+    assert fetched.code == 0, fetched.stderr
+    assert len(list((maildir / "new").iterdir())) == 1
