@@ -88,7 +88,7 @@ def walk(command: click.Command, path: list[str], parent: click.Context | None) 
 
 def summary(command: click.Command) -> str:
     """The one line NAME gives: the command's short help, or its help's first sentence."""
-    return command.get_short_help_str(limit=1000)
+    return " ".join(command.get_short_help_str(limit=1000).split())
 
 
 def help_paragraphs(text: str) -> list[str]:
@@ -112,14 +112,19 @@ def entry(tag: str, body: str) -> list[str]:
 
 
 def option_tag(spec: str) -> str:
-    """`-a, --account NAME` with the option names bold, the rest as written."""
+    """`-a, --account NAME` with the option names bold and their values in italics."""
     parts = re.split(r"(?<![\w-])(-{1,2}[\w][\w-]*)", spec)
-    return "\\&" + "".join(bold(part) if i % 2 else escape(part) for i, part in enumerate(parts))
+    return "\\&" + "".join(bold(part) if i % 2 else _values(part) for i, part in enumerate(parts))
+
+
+def _values(text: str) -> str:
+    """The values between option names (` NAME`, `, `, ` / `): the words in italics."""
+    return re.sub(r"[^\s,/]+", lambda word: f"\\fI{escape(word[0])}\\fR", text)
 
 
 def head(page: Page) -> list[str]:
     title = escape(page.name.upper())
-    usage = " ".join(page.command.collect_usage_pieces(page.context))
+    usage = " ".join(" ".join(page.command.collect_usage_pieces(page.context)).split())
     return [
         f'.\\" Generated from the click definitions by `{REGENERATE}`: do not edit.',
         f'.TH "{title}" "1" "" "mailcli" "mailcli manual"',
@@ -205,10 +210,13 @@ def see_also(page: Page, children: list[Page]) -> list[str]:
         names.append("-".join(page.path[:-1]))
     names += [child.name for child in children]
     names += manpage_text.SEE_ALSO.get(page.name, [])
-    references = [
-        f"{bold(name.partition('(')[0])}({name.partition('(')[2] or '1)'}" for name in names
-    ]
-    return [".SH SEE ALSO", "\\&" + ",\n".join(references)] if references else []
+    return [".SH SEE ALSO", "\\&" + ",\n".join(map(reference, names))] if names else []
+
+
+def reference(name: str) -> str:
+    """`msmtp(1)` with the name bold; a bare name is in section 1."""
+    title, _, section = name.partition("(")
+    return f"{bold(title)}({escape(section.rstrip(')') or '1')})"
 
 
 def render(page: Page, children: list[Page]) -> str:
