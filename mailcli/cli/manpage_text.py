@@ -166,6 +166,33 @@ EXAMPLES = {
         ("Into an mbox, deleted from the server:", "mailcli fetch --to mbox:~/mail/inbox --delete"),
         ("Through an MDA:", "mailcli fetch --to mda:'procmail -d alice' --max-size 10000000"),
     ],
+    "mailcli-account-add": [
+        (
+            "An account for both servers, made the default:",
+            "mailcli account add work --from 'Ann <ann@example.org>' --user ann \\\n"
+            "    --smtp-host smtp.example.org --pop3-host pop.example.org --default",
+        ),
+    ],
+    "mailcli-account-import": [
+        (
+            "What would be imported from ~/.msmtprc and ~/.mpoprc, writing nothing:",
+            "mailcli account import --dry-run",
+        ),
+        (
+            "Switch from mpop without fetching again what it already delivered:",
+            "mailcli account import --with-passwords --with-state",
+        ),
+    ],
+    "mailcli-password-set": [
+        (
+            "Store the password of alice at pop.example.org:",
+            "mailcli password set alice@pop.example.org",
+        ),
+        (
+            "From a script, the first line of stdin:",
+            'echo "$PW" | mailcli password set alice@pop.example.org',
+        ),
+    ],
     "mailcli-check": [
         (
             "What a submission server offers, and known weaknesses:",
