@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, cast
 
 from mailcli.auth.credential import Credential
-from mailcli.endpoint import Endpoint
+from mailcli.endpoint import Endpoint, host_port
 from mailcli.errors import (
     MailcliError,
     NoInputError,
@@ -324,7 +324,7 @@ class Pop3Session:
     def _starttls(self) -> None:
         if "STLS" not in self.capabilities:
             raise UnavailableError(
-                f"{self.endpoint.host}:{self.endpoint.port} does not offer STLS; "
+                f"{host_port(self.endpoint.host, self.endpoint.port)} does not offer STLS; "
                 "no credentials were sent",
                 hint="use --security tls for implicit TLS, or --security none for cleartext",
             )

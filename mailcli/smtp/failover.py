@@ -37,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from mailcli.endpoint import host_port
 from mailcli.errors import (
     HostNotFoundError,
     MailcliError,
@@ -144,8 +145,7 @@ class RelayChain:
         return account if account is not None else "the server given"
 
     def _handover(self, position: int, result: SendResult) -> Handover:
-        endpoint = self._sessions[position].endpoint
-        server = f"{endpoint.host}:{endpoint.port}"
+        server = _where(self._sessions[position])
         return Handover(result, RelayUsed(self.relays[position].account, server, position > 0))
 
     def _exhausted(self) -> MailcliError:
@@ -168,8 +168,7 @@ class _MovedOn(Exception):
 
 
 def _where(session: SmtpSession) -> str:
-    endpoint = session.endpoint
-    return f"{endpoint.host}:{endpoint.port}"
+    return host_port(session.endpoint.host, session.endpoint.port)
 
 
 def refused_temporarily(result: SendResult) -> str | None:

@@ -7,7 +7,8 @@
 - `Microsocks`: Debian's microsocks on 127.0.0.1, with or without a user and password,
   optionally with an /etc/hosts of its own; its log (`log()`) names each target as the
   client asked for it (a name with socks5h);
-- `with_hosts`: a command run with a private /etc/hosts.
+- `with_hosts`: a command run with a private /etc/hosts;
+- `ScriptedServer6`: a scripted server (tests/servers/scripted.py) listening on ::1.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .managed import ManagedServer
 from .ports import HOST, free_port
 from .postfix import Postfix
 from .procs import kill_group, make_workdir
+from .scripted import Script, ScriptedServer
 from .stack import DEFAULT_USERS
 
 IPV6_LOOPBACK = "::1"
@@ -148,3 +150,15 @@ def with_hosts(hosts: Path, argv: list[str]) -> list[str]:
     own file says."""
     script = 'mount --make-rprivate / && mount --bind "$0" /etc/hosts && exec "$@"'
     return ["unshare", "--mount", "sh", "-c", script, str(hosts), *argv]
+
+
+class ScriptedServer6(ScriptedServer):
+    """A `ScriptedServer` on ::1: what a message naming an IPv6 server shows."""
+
+    host = IPV6_LOOPBACK
+
+    def __init__(self, script: Script) -> None:
+        super().__init__(script)
+        self._listener.close()  # the 127.0.0.1 one, never accepted on
+        self._listener = socket.create_server((IPV6_LOOPBACK, 0), family=socket.AF_INET6)
+        self.port = self._listener.getsockname()[1]
