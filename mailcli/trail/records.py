@@ -28,6 +28,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
+from mailcli.endpoint import host_port
 from mailcli.errors import ExitStatus
 from mailcli.trail.line import Field, format_line, now
 
@@ -99,11 +100,6 @@ class Message(NamedTuple):
         return Record(format_line(fields), self.exit_status == ExitStatus.OK)
 
 
-def server_name(host: str, port: int) -> str:
-    """HOST:PORT, an IPv6 address in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def sent(
     command: str,
     endpoint: Endpoint,
@@ -117,7 +113,7 @@ def sent(
     return Message(
         command,
         endpoint.account,
-        server_name(endpoint.host, endpoint.port),
+        host_port(endpoint.host, endpoint.port),
         outgoing.envelope.sender,
         outgoing.envelope.recipients,
         outgoing.size,
@@ -221,7 +217,7 @@ def fetched(endpoint: Endpoint, outcome: FetchSummary | Failure) -> Record:
         ("time", now()),
         ("command", "fetch"),
         ("account", endpoint.account),
-        ("server", server_name(endpoint.host, endpoint.port)),
+        ("server", host_port(endpoint.host, endpoint.port)),
         ("mailbox", f"{user}@{endpoint.host}" if user else endpoint.host),
     ]
     if isinstance(outcome, Failure):
