@@ -201,8 +201,11 @@ def test_check_prints_the_fingerprint_a_pin_takes(
     result = Mailcli(account)("check", "pop3", "--json", "--tls-fingerprint", pin)
     assert result.code == 0, result.stderr
     assert pin in result.stdout
-    unpinned = Mailcli(account)("check", "pop3", "--insecure")
-    assert pin in unpinned.stdout, unpinned.stdout
+    table = Mailcli(account)("check", "pop3", "--tls-fingerprint", pin)
+    assert "yes (pinned fingerprint)" in table.stdout, table.stdout
+    untrusted = Mailcli(account)("check", "pop3")  # fails (77), yet shows the fingerprint
+    assert untrusted.code == 77, untrusted.stderr
+    assert pin in untrusted.stdout, untrusted.stdout
 
 
 def test_sendmail_and_fetch_follow_the_account_pin(

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from mailcli.check.findings import AuditTarget
     from mailcli.check.report import CheckReport
     from mailcli.endpoint import Endpoint
+    from mailcli.tlsinfo import TlsInfo
 
 AUDIT_PROBE_TIMEOUT = 5.0  # seconds per read of a probe (never more than --timeout)
 MAX_AUDIT_CONNECTIONS = 32  # more only overruns servers' per-client limits
@@ -140,6 +141,11 @@ def _evidence(app: AppContext, report: CheckReport) -> None:
             app.out.text(f"\n{finding.level} {finding.id}: evidence\n{lines}")
 
 
+def _verified(tls: TlsInfo) -> str:
+    status = "yes" if tls.verified else f"no: {tls.verify_error}"
+    return f"{status} (pinned fingerprint)" if tls.pinned else status
+
+
 def _summary(report: CheckReport) -> list[tuple[str, str]]:
     rows: list[tuple[str, str | None]] = [
         (
@@ -158,7 +164,7 @@ def _summary(report: CheckReport) -> list[tuple[str, str]]:
             ("certificate issuer", cert.issuer),
             ("certificate names", ", ".join(cert.sans)),
             ("certificate expires", f"{cert.not_after} ({cert.days_left} days)"),
-            ("certificate verified", "yes" if tls.verified else f"no: {tls.verify_error}"),
+            ("certificate verified", _verified(tls)),
             ("certificate fingerprint", cert.fingerprint or None),
         ]
     for label, capabilities in (
