@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Mailcli, Result, run_cli
+from mailcli.check.audit import run_audit
+from mailcli.check.pop3_probes import probe_banner
+from tests.helpers import Mailcli, Result, audit_target, run_cli
 from tests.servers import NEEDS, require, skip_unless_ready
 from tests.servers.accounts import Account, Security
 from tests.servers.certs import Certs
@@ -85,3 +87,10 @@ def test_failover_to_an_ipv6_relay_names_it_in_brackets(config_file: Path, tmp_p
     assert f"== trying fallback six ({where}) after: " in result.stderr
     assert f"sent through fallback six ({where})" in result.stdout + result.stderr
     assert f" server={where} relay=six " in log.read_text()
+
+
+def test_an_audit_of_a_server_on_ipv6_loopback_says_it_is_loopback(dovecot6: Dovecot) -> None:
+    target = audit_target("pop3", dovecot6.pop3_port, "starttls", host="::1")
+    (note,) = [f for f in run_audit(target, [probe_banner]) if f.id == "trusted-network"]
+    assert note.level == "info", note
+    assert "::1 is a loopback address" in note.summary

@@ -24,7 +24,6 @@ reads as a clean one.
 from __future__ import annotations
 
 import ipaddress
-import socket
 import time
 from collections.abc import Callable
 from functools import partial
@@ -39,7 +38,8 @@ from mailcli.check.smuggling import SMUGGLING_WAIT, probe_smuggling
 from mailcli.check.software import NAMES, fix_for, identify
 from mailcli.check.tls_probes import TLS_PROBES, unverified_context
 from mailcli.endpoint import MailProtocol
-from mailcli.errors import ExitStatus
+from mailcli.errors import ExitStatus, MailcliError
+from mailcli.transport.connect import server_addresses
 
 Probe = Callable[[AuditTarget], list[Finding]]
 SMTP_PROBES: list[Probe] = [probe_smuggling, *SMTP_PROBE_LIST]
@@ -215,10 +215,12 @@ def _inside_effect(protocol: MailProtocol, software: str) -> str:
 
 
 def _local_vantage(target: AuditTarget) -> str | None:
+    """Whether the server is reached over loopback or at the source address: the
+    first address a connection tries, IPv4 or IPv6 (::1 is loopback too)."""
     host = target.endpoint.host
     try:
-        address = ipaddress.ip_address(socket.gethostbyname(host))
-    except (OSError, ValueError):
+        address = ipaddress.ip_address(server_addresses(target.endpoint)[0])
+    except (MailcliError, ValueError):
         return None
     if address.is_loopback:
         return f"{host} is a loopback address"

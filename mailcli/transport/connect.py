@@ -142,6 +142,12 @@ def _bind(sock: socket.socket, source: str) -> None:
         ) from None
 
 
+def server_addresses(endpoint: Endpoint) -> list[str]:
+    """The server's addresses a direct connection tries, in order (-4/-6 and the source
+    address applied; an IPv6 one without brackets). Raises as `open_connection` would."""
+    return [str(info[4][0]) for info in _addresses(endpoint.host, endpoint.port, endpoint)]
+
+
 def _addresses(host: str, port: int, endpoint: Endpoint) -> Sequence[_AddrInfo]:
     """What HOST resolves to, of the family the endpoint's -4/-6 and source address
     allow. HostNotFoundError (68) when nothing does, UsageError (64) when an IP literal
