@@ -85,8 +85,11 @@ class Mapper:
             if user is not None:
                 self.report(user, "auth off: mailcli logs in whenever a user is set; left out")
             return
-        if method != "on":
-            self.server["auth"] = method.upper()
+        if auth is not None and method != "on":
+            if method in spoken_methods(self.protocol):
+                self.server["auth"] = method
+            else:
+                self.report(auth, f"mailcli does not log in with {method} over {self.protocol}")
         if user is not None and user.argument:
             self.server["user"] = user.argument
         self._password(user.argument if user is not None else "")
@@ -103,6 +106,18 @@ class Mapper:
             self.plan.passwords.append(ClearPassword(key, password.argument, password.where))
         elif "password_command" not in self.table:
             self.plan.stored_logins.append(StoredLogin(key, host, self.protocol, user))
+
+
+def spoken_methods(protocol: Protocol) -> set[str]:
+    """The login methods mailcli speaks, in msmtp's and mpop's spelling (lower case)."""
+    if protocol == "pop3":
+        from mailcli.pop3.auth import AUTH_METHODS
+
+        return set(AUTH_METHODS)
+    from mailcli.auth.sasl import EXTERNAL, XOAUTH2
+    from mailcli.smtp.auth import AUTH_PREFERENCE_TLS
+
+    return {m.lower() for m in (*AUTH_PREFERENCE_TLS, XOAUTH2, EXTERNAL)}
 
 
 def on_off(setting: Setting | None, *, default: bool) -> bool | None:

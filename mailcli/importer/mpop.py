@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mailcli.importer.common import SHARED, Handler, Mapper, expand_home, on_off
 from mailcli.importer.plan import ImportPlan, StateSource
-from mailcli.importer.rcfile import RcFile, Setting
+from mailcli.importer.rcfile import RcFile, Setting, unquote
 
 DEFAULT_UIDLS_FILE = "~/.mpop_uidls/%U_at_%H"
 _SIZE = re.compile(r"([0-9]{1,15})([kKmM]?)")
@@ -21,7 +21,7 @@ _DESTINATIONS = {"maildir": "maildir:", "mbox": "mbox:", "mda": "mda:"}
 
 def delivery(mapper: Mapper, setting: Setting) -> str | None:
     method, _, argument = setting.argument.partition(" ")
-    argument = argument.strip(" \t")
+    argument = unquote(argument.strip(" \t"))
     prefix = _DESTINATIONS.get(method.lower())
     if prefix is None:
         if method.lower() == "exchange":

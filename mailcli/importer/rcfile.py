@@ -129,7 +129,12 @@ def _start_account(setting: Setting, defaults: RcAccount, parsed: RcFile) -> RcA
 def split_command(line: str) -> tuple[str, str]:
     """(command, argument) of a stripped, non-comment line."""
     end = next((i for i, c in enumerate(line) if c in _BLANKS), len(line))
-    command, argument = line[:end], line[end:].lstrip(_BLANKS)
+    return line[:end], unquote(line[end:].lstrip(_BLANKS))
+
+
+def unquote(argument: str) -> str:
+    """Without the quotes at both ends, if both are there (mpop reads a delivery
+    method's own argument this way too)."""
     if len(argument) >= 2 and argument[0] == argument[-1] == '"':
-        return command, argument[1:-1]
-    return command, argument
+        return argument[1:-1]
+    return argument

@@ -155,8 +155,9 @@ MAY_IMPORT = {
     "check": {"smtp", "pop3", "auth", "transport"},
     # The log's records read the results of send, sendmail, queue run and fetch.
     "trail": {"smtp", "sendmail", "fetch"},
-    # The import writes the keyring's entries and the fetch state through their modules.
-    "importer": {"auth", "fetch"},
+    # The import writes the keyring's entries and the fetch state through their modules,
+    # and checks a login method against those the protocols speak.
+    "importer": {"auth", "fetch", "smtp", "pop3"},
     "cli": SUBSYSTEMS - {"cli"},
 }
 
