@@ -8,6 +8,7 @@ both loopbacks the rest."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,13 @@ def test_failover_to_an_ipv6_relay_names_it_in_brackets(config_file: Path, tmp_p
     assert f"== trying fallback six ({where}) after: " in result.stderr
     assert f"sent through fallback six ({where})" in result.stdout + result.stderr
     assert f" server={where} relay=six " in log.read_text()
+
+
+def test_check_says_where_it_connected_in_brackets(dovecot6: Dovecot) -> None:
+    account = replace(Account.pop3(dovecot6, "alice", "alice-pw"), host="::1")
+    report = Mailcli(account).json("check", "pop3")
+    (connect,) = [f for f in report["findings"] if f["id"] == "connect"]
+    assert connect["summary"].startswith(f"connected to [::1]:{dovecot6.pop3_port} in "), connect
 
 
 def test_an_audit_of_a_server_on_ipv6_loopback_says_it_is_loopback(dovecot6: Dovecot) -> None:
