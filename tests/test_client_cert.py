@@ -385,3 +385,25 @@ def test_the_passphrase_variable_never_reaches_a_child() -> None:
 
     environ = {"MAILCLI_CLIENT_KEY_PASSPHRASE": PASSPHRASE, "PATH": "/usr/bin"}
     assert child_environment(environ) == {"PATH": "/usr/bin"}
+
+
+def test_sendmail_unlocks_the_accounts_encrypted_key(
+    cert_postfix: Postfix, cert_dovecot: Dovecot, alice_cert: ClientCert, tmp_path: Path
+) -> None:
+    """sendmail (no connection options) presents the account's client certificate, its
+    key unlocked by the passphrase chain, to Postfix relaying for that certificate."""
+    mailbox = make_mailbox(cert_dovecot, "cc")
+    encrypted = tmp_path / "alice-key.pem"
+    _encrypt(alice_cert.key_pem, encrypted, PASSPHRASE.encode())
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[accounts.a]\nfrom = "{mailbox.address}"\n[accounts.a.smtp]\nhost = "127.0.0.1"\n'
+        f'port = {cert_postfix.smtp_port}\nsecurity = "starttls"\n'
+        f'cafile = "{cert_postfix.certs.ca_pem}"\n'
+        f'client_cert = "{alice_cert.cert_pem}"\nclient_key = "{encrypted}"\n'
+    )
+    env = {"MAILCLI_CONFIG": str(config), "MAILCLI_CLIENT_KEY_PASSPHRASE": PASSPHRASE}
+    message = f"From: {mailbox.address}\nTo: {mailbox.address}\nSubject: cert\n\nbody\n"
+    sent = run_cli(["sendmail", "-i", mailbox.address], env=env, input=message)
+    assert sent.code == 0, sent.stderr
+    cert_postfix.wait_for_delivery(mailbox.user)

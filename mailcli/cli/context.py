@@ -87,10 +87,14 @@ class AppContext:
         endpoint = resolve_endpoint(protocol, self.account, options)
         if endpoint.insecure:
             self.out.warning("--insecure: the server's certificate will not be verified")
-        if endpoint.client_key or endpoint.client_cert:
-            key = endpoint.client_key or endpoint.client_cert or ""
-            endpoint = endpoint._replace(client_key_passphrase=lambda: self.key_passphrase(key))
-        return endpoint
+        return self.with_key_passphrase(endpoint)
+
+    def with_key_passphrase(self, endpoint: Endpoint) -> Endpoint:
+        """`endpoint` whose client key, if encrypted, asks `key_passphrase`."""
+        key = endpoint.client_key or endpoint.client_cert
+        if key is None:
+            return endpoint
+        return endpoint._replace(client_key_passphrase=lambda: self.key_passphrase(key))
 
     def transcript(self) -> Transcript:
         from mailcli.transcript import Transcript

@@ -58,7 +58,7 @@ def account_relays(app: AppContext, account_name: str | None) -> list[Relay]:
 
     account = app.config.select_account(account_name)
     endpoint = resolve_endpoint("smtp", account, ConnectionOptions())
-    return relays(app, endpoint, account)
+    return relays(app, app.with_key_passphrase(endpoint), account)
 
 
 def submit(
@@ -81,6 +81,7 @@ def _fallback_opener(
         # No MAILCLI_* variable: those name the first server (the run's timeout, the one
         # setting the relays share, comes as an option).
         endpoint = resolve_endpoint("smtp", account, ConnectionOptions(timeout=timeout), {})
+        endpoint = app.with_key_passphrase(endpoint)
         return _session(app, endpoint, _credential(app, account, endpoint))
 
     return open_session
