@@ -178,9 +178,10 @@ def test_wheel_and_sdist_carry_the_man_pages(install_root: Path) -> None:
 
 
 def test_installed_man_pages_render_without_warnings(install_root: Path, tmp_path: Path) -> None:
-    """Each page where the wheel installed it (VENV/share/man/man1, which pipx links into
-    ~/.local/share/man), rendered by man as a user reads it, without a groff warning; and
-    found by name in that tree, as `man mailcli-send` finds it after `pipx install .`."""
+    """Each page where the wheel installed it (VENV/share/man/man1), rendered by man as a
+    user reads it, without a groff warning; and found by name with the venv's bin on PATH
+    (man looks in BIN/../share/man), as after `pipx install .` with ~/.local/bin on PATH
+    and the pages linked into ~/.local/share/man."""
     man = shutil.which("man")
     if man is None:
         pytest.fail("no man (Debian: man-db; scripts/setup installs it)", pytrace=False)
@@ -200,9 +201,12 @@ def test_installed_man_pages_render_without_warnings(install_root: Path, tmp_pat
         )
         assert (shown.returncode, shown.stderr) == (0, ""), page
         assert shown.stdout.startswith(page.removesuffix(".1").upper() + "(1)"), page
+    bin_first = os.pathsep.join([str(install_root / "venv" / "bin"), os.environ["PATH"]])
+    lookup = {**environment, "PATH": bin_first}
+    lookup.pop("MANPATH", None)  # set, it would be the only place man looks
     found = subprocess.run(
-        [man, "-M", str(tree), "mailcli-send"],
-        env=environment,
+        [man, "mailcli-send"],
+        env=lookup,
         capture_output=True,
         text=True,
         timeout=60,
