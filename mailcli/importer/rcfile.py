@@ -10,9 +10,9 @@ in a file name is expanded by the mapping, not here.
 
 `defaults` starts the defaults that every later account starts from; commands before
 the first `account` or `defaults` belong to nothing (the tools ignore them: `outside`).
-`account NAME [: A[,B...]]` starts an account: a copy of the defaults, then of A, B...
-in order (each defined before, in this file). Inheritance copies settings as they are
-at that line, as msmtp does.
+`account NAME [: A[,B...]]` starts an account: a copy of the defaults, then of what A,
+B... set themselves or inherited (not their defaults), in order, each defined before in
+this file: as msmtp does, settings as they are at that line.
 
 Every setting keeps where it was written (file, line), so a report can name it.
 `eval` (run a command, use its output as the line) is never run by the importer: it is
@@ -55,6 +55,7 @@ class RcAccount:
     name: str
     settings: dict[str, Setting] = field(default_factory=dict)
     line: int = 0
+    own: set[str] = field(default_factory=set)  # set in the account or inherited, not defaults
 
 
 @dataclass
@@ -107,6 +108,7 @@ def parse_rcfile(text: str, path: Path) -> RcFile:
             parsed.outside.append(setting)
         else:
             current.settings[setting.command] = setting
+            current.own.add(setting.command)
     return parsed
 
 
@@ -121,7 +123,9 @@ def _start_account(setting: Setting, defaults: RcAccount, parsed: RcFile) -> RcA
             raise DataError(
                 f"{setting.where}: account {name!r} inherits {parent!r}, not defined before"
             )
-        account.settings.update(parsed.accounts[parent].settings)
+        inherited = parsed.accounts[parent]
+        account.settings.update({key: inherited.settings[key] for key in inherited.own})
+        account.own |= inherited.own
     parsed.accounts[name] = account
     return account
 
