@@ -53,8 +53,10 @@ def escape(text: str) -> str:
     for char in text:
         if char in _SPECIAL:
             out.append(_SPECIAL[char])
-        elif ord(char) > 126 or (ord(char) < 32 and char != "\n"):
-            out.append(f"\\[u{ord(char):04X}]" if ord(char) > 126 else " ")
+        elif ord(char) > 127:
+            out.append(f"\\[u{ord(char):04X}]")
+        elif (ord(char) < 32 and char != "\n") or ord(char) == 127:
+            out.append(" ")  # a tab or a control character: no text a page should hold
         else:
             out.append(char)
     return "".join(out)
