@@ -136,9 +136,8 @@ class Lmtp(RecoveryHooks):
         """MAIL FROM, RCPT TO, DATA and the message; returns only on its 250."""
         sender = return_path(message.read(HEADER_LIMIT)) or ""  # none: the null sender
         message.seek(0)
-        client = self._client or self._open_session()
         try:
-            client.transaction(sender, self.recipient, message)
+            self._transaction(sender, message)
         except TimeoutError as exc:
             self._drop()
             raise TempFailError(
@@ -154,6 +153,19 @@ class Lmtp(RecoveryHooks):
         except BaseException:
             self._drop()  # a refusal ends the run; the session goes with it
             raise
+
+    def _transaction(self, sender: str, message: IO[bytes]) -> None:
+        """On the run's session; when the server closed it while it sat idle (the POP3
+        side can be slow), once more on a new one."""
+        if self._client is None:
+            self._open_session().transaction(sender, self.recipient, message)
+            return
+        try:
+            self._client.transaction(sender, self.recipient, message)
+        except StaleSession as exc:
+            self._drop()
+            self.transcript.info(f"the LMTP session was closed ({exc}): connecting again")
+            self._open_session().transaction(sender, self.recipient, message)
 
     def _drop(self) -> None:
         client, self._client = self._client, None
@@ -208,6 +220,11 @@ def check_reply(stage: str, reply: tuple[int, bytes], expected: int) -> None:
     raise RejectedError(what, code=code, text=reply_text(text))
 
 
+class StaleSession(smtplib.SMTPServerDisconnected):
+    """The server had closed the session (an idle timeout: 421, or a hang-up) before a
+    message's MAIL FROM: nothing of the message was sent, so a new session may take it."""
+
+
 class TracedLMTP(smtplib.LMTP):
     """smtplib's LMTP with every command and reply in the transcript (`--trace`), replies
     bounded (a line over 8 KiB, a malformed one or over 1,000 lines: 76) and read under
@@ -249,11 +266,7 @@ class TracedLMTP(smtplib.LMTP):
     def transaction(self, sender: str, recipient: str, message: IO[bytes]) -> None:
         """One message: MAIL, RCPT and DATA in one write, the three replies, then the
         dot-stuffed message and the one reply for its one recipient."""
-        commands = [f"MAIL FROM:<{sender}>", f"RCPT TO:<{recipient}>", "DATA"]
-        for command in commands:
-            self.transcript.sent(command)
-        self._write("".join(c + "\r\n" for c in commands).encode("ascii"))
-        replies = [self.getreply() for _ in commands]
+        replies = self._envelope(sender, recipient)
         if replies[2][0] == 354 and any(code != 250 for code, _ in replies[:2]):
             self.close()  # a server that takes DATA without a recipient: never send it
         check_reply("MAIL FROM", replies[0], 250)
@@ -265,6 +278,21 @@ class TracedLMTP(smtplib.LMTP):
         self._write(data.end())
         self.transcript.data_summary("send", data.lines, data.octets)
         check_reply("the message", self.getreply(), 250)
+
+    def _envelope(self, sender: str, recipient: str) -> list[tuple[int, bytes]]:
+        """MAIL, RCPT and DATA in one write, and their replies. `StaleSession` when the
+        server had closed the session (a hang-up, or 421) before it read them."""
+        commands = [f"MAIL FROM:<{sender}>", f"RCPT TO:<{recipient}>", "DATA"]
+        for command in commands:
+            self.transcript.sent(command)
+        try:
+            self._write("".join(c + "\r\n" for c in commands).encode("ascii"))
+            first = self.getreply()
+        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            raise StaleSession(str(exc)) from exc
+        if first[0] == 421:
+            raise StaleSession(f"421 {reply_text(first[1])}")
+        return [first, self.getreply(), self.getreply()]
 
     def _write(self, data: bytes) -> None:
         if self.sock is None:

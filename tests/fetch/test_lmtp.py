@@ -132,6 +132,23 @@ def test_trace_shows_the_lmtp_conversation_and_the_default_recipient_is_the_user
     assert "<- 250 2.0.0 <x> Saved" in trace
 
 
+@pytest.mark.parametrize("closing", ["421 4.4.2 scripted: idle for too long", ""])
+def test_a_session_the_lmtp_server_closed_while_idle_is_opened_again(
+    lmtp_dovecot: LmtpDovecot, tmp_path: Path, closing: str
+) -> None:
+    source = source_with(lmtp_dovecot, MESSAGES)
+    script = LmtpScript(closing=closing)
+    with scripted_lmtp(script) as server:
+        to = f"lmtp:127.0.0.1:{server.port}"
+        args = [*fetch_args(source, lmtp_dovecot, to, "--delete"), "--json"]
+        done = cp.run(args, environment(tmp_path, source))
+
+    assert done.code == 0, done.stderr
+    assert json.loads(done.stdout)["fetched"] == len(MESSAGES)
+    assert script.stored == [m.replace(b"\n", b"\r\n") for m in MESSAGES]
+    assert maildir_messages(source.maildir) == []
+
+
 def test_the_accounts_lmtp_rcpt_key_is_the_recipient_and_the_option_overrides_it(
     lmtp_dovecot: LmtpDovecot, tmp_path: Path
 ) -> None:

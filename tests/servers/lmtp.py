@@ -95,6 +95,7 @@ class LmtpScript:
     greeting: str | None = "220 scripted LMTP ready"
     rcpt: str = "250 2.1.5 OK"
     finals: Sequence[str | None] = ("250 2.0.0 <x> Saved",)
+    closing: str | None = None  # sent with each final reply, then the session ends
     stored: list[bytes] = field(default_factory=list)
     envelopes: list[tuple[str, str]] = field(default_factory=list)
     messages: int = 0
@@ -139,8 +140,11 @@ class LmtpScript:
         if final.startswith("250"):
             self.stored.append(body)
             self.envelopes.append((mail, rcpt))
-        conn.send(final)
-        return True
+        if self.closing is None:
+            conn.send(final)
+            return True
+        conn.send(*[final, self.closing][: 2 if self.closing else 1])  # in one write
+        return False
 
 
 def read_data(conn: Conn) -> bytes:
