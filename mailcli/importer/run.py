@@ -102,11 +102,13 @@ def build_plan(request: ImportRequest) -> ImportPlan:
 
 def import_accounts(config: Config, request: ImportRequest, state_dir: Path) -> ImportOutcome:
     """Carry out an import (see the module docstring)."""
-    from mailcli.importer.uidls import read_uidls, record_state
+    from mailcli.importer.uidls import check_state, read_uidls, record_state
 
     plan = build_plan(request)
     wanted = plan.states if request.with_state else []
     states = [(s, read_uidls(s.uidls, s.host, s.user)) for s in wanted]
+    for source in wanted:
+        check_state(source, state_dir)
     write = not request.dry_run
     text = add_account_tables(
         config,

@@ -3,7 +3,8 @@
 mpop (1.4) writes, after `#` comment lines, one list per mailbox: a line starting with
 a space, ` COUNT HOST USER`, then COUNT UIDs, one a line. One file may hold several
 mailboxes; the one whose host and user are the account's is taken (the host as written
-in mpop's configuration, which is how mpop names it).
+in mpop's configuration, which is how mpop names it). No file: mpop has fetched nothing
+from that mailbox, so there is nothing to carry over.
 
 The UIDs are recorded through `fetch.state.UidState` (never by writing its format),
 under the fetch lock of that mailbox, without sizes: mpop kept none, and a UID without
@@ -35,7 +36,7 @@ def read_uidls(path: Path, host: str, user: str) -> list[str]:
             continue
         count, list_host, list_user = _list_header(path, number, line)
         uids = lines[number : number + count]
-        if len(uids) < count or not all(uid and " " not in uid for uid in uids):
+        if len(uids) < count or not all(uid and not uid.startswith(" ") for uid in uids):
             raise DataError(f"{path}:{number}: the list promises {count} UIDs, one a line")
         number += count
         if (list_host, list_user) == (host, user):
@@ -48,7 +49,7 @@ def _read_lines(path: Path) -> list[str]:
         with path.open("rb") as stream:
             data = stream.read(MAX_UIDLS_SIZE + 1)
     except FileNotFoundError:
-        raise NoInputError(f"{path}: no such UIDL file (has mpop run for this account?)") from None
+        return []  # mpop has not fetched this mailbox yet: nothing to carry over
     except OSError as exc:
         raise NoInputError(f"{path}: cannot read: {exc.strerror}") from None
     if len(data) > MAX_UIDLS_SIZE:
@@ -62,6 +63,15 @@ def _list_header(path: Path, number: int, line: str) -> tuple[int, str, str]:
     if len(parts) != 3 or not parts[0].isdigit() or not parts[1] or not parts[2]:
         raise DataError(f"{path}:{number}: not an mpop UIDL file (expected ' COUNT HOST USER')")
     return int(parts[0]), parts[1], parts[2]
+
+
+def check_state(source: StateSource, state_dir: Path) -> None:
+    """Read mailcli's state of that mailbox, writing nothing: a damaged one is an error
+    (78) before the import has written anything."""
+    from mailcli.fetch.state import Mailbox, UidState
+
+    mailbox = Mailbox(source.account, source.user, source.host)
+    UidState(state_dir, mailbox, read_only=True).load()
 
 
 def record_state(source: StateSource, uids: list[str], state_dir: Path) -> int:
