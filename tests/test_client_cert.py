@@ -1,14 +1,17 @@
 """TLS client certificates (--client-cert, --client-key; keys client_cert, client_key)
-against Dovecot (ssl_verify_client_cert, auth_ssl_require_client_cert) and Postfix
-(permit_tls_clientcerts with relay_clientcerts on the submission port; smtpd_tls_req_ccert
-on the port-25 listener), certificates from a CA the servers trust for clients.
+against Dovecot (ssl_verify_client_cert, auth_ssl_require_client_cert; with
+auth_ssl_username_from_cert for SASL EXTERNAL), Postfix (smtpd_tls_ask_ccert, and
+permit_tls_clientcerts with relay_clientcerts on the port-25 listener) and openssl
+s_server -Verify (a handshake that requires one), certificates from a CA the servers
+trust for clients; SASL EXTERNAL; the passphrase of an encrypted key; what `check` says
+about the server's certificate request.
 
-The documented statuses: a server that refuses a login or a connection for want of a
+The documented statuses: a server that refuses a login or a handshake for want of a
 (trusted) certificate is 77, whether it says so in the protocol (Dovecot's -ERR) or with
-a TLS alert (Postfix's req_ccert); Postfix's client restriction refusing the mail is a
-permanent rejection like any other (69). A certificate or key file missing is 66; one that
-is not PEM, a key that does not match, an encrypted key without a passphrase, a key without
-a certificate are 78: one line each, before anything is sent.
+a TLS alert (certificate required, unknown CA); Postfix's client restriction refusing the
+recipient is a refused recipient like any other (67). A certificate or key file missing
+is 66; one that is not PEM, a key that does not match, an encrypted key without a
+passphrase, a key without a certificate are 78: one line each, before anything is sent.
 """
 
 from __future__ import annotations
