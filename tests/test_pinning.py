@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mailcli.tlsinfo import parse_fingerprint
+from mailcli.tlsinfo import name_matches, parse_fingerprint
 from tests.helpers import Mailcli, run_cli
 from tests.servers import NEEDS, require
 from tests.servers.accounts import Account, Security
@@ -231,3 +231,31 @@ def test_sendmail_and_fetch_follow_the_account_pin(
     fetched = run_cli(["fetch", "--to", f"maildir:{maildir}"], env=env)
     assert fetched.code == 0, fetched.stderr
     assert len(list((maildir / "new").iterdir())) == 1
+
+
+@pytest.mark.parametrize(
+    ("host", "matches"),
+    [
+        ("mail.example.test", True),
+        ("MAIL.Example.Test.", True),
+        ("a.wild.test", True),
+        ("b.a.wild.test", False),  # a * stands for one label only
+        ("wild.test", False),
+        ("192.0.2.7", True),
+        ("2001:db8::1", True),
+        ("192.0.2.8", False),
+        ("other.test", False),
+    ],
+)
+def test_the_host_name_rule_of_a_pinned_certificate(host: str, matches: bool) -> None:
+    decoded = {
+        "subject": ((("commonName", "other.test"),),),  # never the CN
+        "subjectAltName": (
+            ("DNS", "mail.example.test"),
+            ("DNS", "*.wild.test"),
+            ("DNS", "*.test"),
+            ("IP Address", "192.0.2.7"),
+            ("IP Address", "2001:DB8:0:0:0:0:0:1\n"),
+        ),
+    }
+    assert name_matches(decoded, host) is matches
