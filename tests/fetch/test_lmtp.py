@@ -149,6 +149,22 @@ def test_a_session_the_lmtp_server_closed_while_idle_is_opened_again(
     assert maildir_messages(source.maildir) == []
 
 
+def test_an_lmtp_server_on_ipv6_loopback_is_reached_by_its_bracketed_address(
+    lmtp_dovecot: LmtpDovecot, tmp_path: Path
+) -> None:
+    source = source_with(lmtp_dovecot, MESSAGES[:2])
+    script = LmtpScript()
+    with scripted_lmtp(script, ipv6=True) as server:
+        to = f"lmtp:[::1]:{server.port}"
+        done = cp.run(
+            ["--trace", *fetch_args(source, lmtp_dovecot, to)], environment(tmp_path, source)
+        )
+
+    assert done.code == 0, done.stderr
+    assert f"connecting to LMTP [::1]:{server.port}".encode() in done.stderr
+    assert script.stored == [m.replace(b"\n", b"\r\n") for m in MESSAGES[:2]]
+
+
 def test_the_accounts_lmtp_rcpt_key_is_the_recipient_and_the_option_overrides_it(
     lmtp_dovecot: LmtpDovecot, tmp_path: Path
 ) -> None:

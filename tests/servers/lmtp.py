@@ -155,8 +155,14 @@ def read_data(conn: Conn) -> bytes:
     return b"".join(lines)
 
 
-def scripted_lmtp(script: LmtpScript) -> ScriptedServer:
-    return ScriptedServer(script)
+def scripted_lmtp(script: LmtpScript, *, ipv6: bool = False) -> ScriptedServer:
+    """The scripted server on 127.0.0.1, or on ::1 (`ipv6`)."""
+    server = ScriptedServer(script)
+    if ipv6:
+        server._listener.close()
+        server._listener = socket.create_server(("::1", 0), family=socket.AF_INET6)
+        server.port = server._listener.getsockname()[1]
+    return server
 
 
 def nothing_listens(path: Path) -> None:
