@@ -4,8 +4,9 @@
 per subcommand, named by its path as git names its pages (`mailcli-queue-run.1` is
 `mailcli queue run`). NAME, SYNOPSIS, DESCRIPTION, ARGUMENTS, OPTIONS and COMMANDS
 come from click: the same help records, usage pieces and help text `--help` prints.
-What `--help` has no room for (EXIT STATUS, ENVIRONMENT, FILES, EXAMPLES) is written by
-hand in mailcli.cli.manpage_text; the exit codes themselves are errors.ExitStatus.
+EXIT STATUS is the README's table of exit codes, checked against errors.ExitStatus (each
+code, by its name). What else `--help` has no room for (ENVIRONMENT, FILES, EXAMPLES) is
+written by hand in mailcli.cli.manpage_text.
 
 The output is deterministic (no date, no version), so the repository keeps the pages in
 man/ and a test regenerates them to check they are current. No command imports this
@@ -28,6 +29,9 @@ from mailcli.cli.main import cli
 from mailcli.errors import ExitStatus
 
 REGENERATE = "python -m mailcli.cli.manpage man"
+# The exit codes' table is the README's (a checkout's or an sdist's: the generator is a
+# tool of the source tree, not of an installed mailcli).
+README = Path(__file__).resolve().parents[2] / "README.md"
 # Characters whose plain spelling groff may typeset as something else in UTF-8 output
 # (a typographic quote, a modifier letter), or that start an escape.
 _SPECIAL = {"\\": r"\(rs", "-": r"\-", "'": r"\(aq", "`": r"\(ga", "^": r"\(ha", "~": r"\(ti"}
@@ -175,16 +179,56 @@ def subcommands(page: Page, children: list[Page]) -> list[str]:
     return lines
 
 
-def exit_status(page: Page) -> list[str]:
-    if page.name != "mailcli":
-        return [".SH EXIT STATUS", *text_lines(manpage_text.EXIT_STATUS_ELSEWHERE)]
-    lines = [".SH EXIT STATUS", *text_lines(manpage_text.EXIT_STATUS_INTRO)]
-    for status in ExitStatus:
-        if status not in manpage_text.EXIT_STATUS:
-            raise LookupError(f"manpage_text.EXIT_STATUS says nothing of {status!r}")
-        label = status.name if int(status) < 128 else ""
-        lines += [".TP 12", f"\\&{bold(str(int(status)))} {escape(label)}"]
-        lines += text_lines(manpage_text.EXIT_STATUS[status])
+def exit_status(page: Page, table: list[str]) -> list[str]:
+    """The whole table in mailcli(1); the other pages point there."""
+    if page.name == "mailcli":
+        return table
+    return [".SH EXIT STATUS", *text_lines(manpage_text.EXIT_STATUS_ELSEWHERE)]
+
+
+class ExitRow(NamedTuple):
+    codes: list[int]
+    name: str
+    when: str
+
+
+def exit_rows(readme: str) -> tuple[list[str], list[ExitRow]]:
+    """The README's "Exit codes" section, markdown removed: its paragraphs, and its
+    table's rows. LookupError unless the table holds each errors.ExitStatus, by name."""
+    section = readme.partition("\n## Exit codes\n")[2].partition("\n## ")[0]
+    paragraphs, rows = [], []
+    for block in re.split(r"\n\s*\n", section.strip()):
+        if not block.startswith("|"):
+            paragraphs.append(plain(block))
+            continue
+        for line in block.splitlines()[2:]:  # after the heading and the |---| line
+            cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
+            if len(cells) != 3 or not re.fullmatch(r"\d+(, \d+)*", cells[0]):
+                raise LookupError(f"README, Exit codes: not a row of code, name, when: {line}")
+            codes = [int(code) for code in cells[0].split(",")]
+            rows.append(ExitRow(codes, cells[1], plain(cells[2])))
+    listed = {(code, row.name) for row in rows for code in row.codes}
+    defined = {(int(status), status.name if status < 128 else "") for status in ExitStatus}
+    if listed != defined or not paragraphs:
+        raise LookupError(
+            f"README's Exit codes table and errors.ExitStatus differ: {sorted(listed ^ defined)}"
+        )
+    return paragraphs, rows
+
+
+def plain(markdown: str) -> str:
+    """A paragraph or table cell of the README as text: no code spans, no bold."""
+    return " ".join(markdown.replace("\\|", "|").replace("`", "").replace("**", "").split())
+
+
+def exit_status_table(readme: str) -> list[str]:
+    (intro, *notes), rows = exit_rows(readme)
+    lines = [".SH EXIT STATUS", *text_lines(intro)]
+    for row in rows:
+        tag = bold(", ".join(str(code) for code in row.codes))
+        lines += [".TP 16", f"\\&{tag} {escape(row.name)}", *text_lines(row.when)]
+    for note in notes:
+        lines += [".PP", *text_lines(note)]
     return lines
 
 
@@ -221,27 +265,29 @@ def reference(name: str) -> str:
     return f"{bold(title)}({escape(section.rstrip(')') or '1')})"
 
 
-def render(page: Page, children: list[Page]) -> str:
+def render(page: Page, children: list[Page], exit_table: list[str]) -> str:
     lines = [
         *head(page),
         *description(page),
         *parameters(page),
         *subcommands(page, children),
-        *exit_status(page),
+        *exit_status(page, exit_table),
         *hand_written(page),
         *see_also(page, children),
     ]
     return "\n".join(lines) + "\n"
 
 
-def pages() -> dict[str, str]:
-    """Every page: its file name (`mailcli-queue-run.1`) and its roff source."""
+def pages(readme: str | None = None) -> dict[str, str]:
+    """Every page: its file name (`mailcli-queue-run.1`) and its roff source. `readme`
+    (default: the checkout's README.md) supplies the exit codes' table."""
     tree = list(walk(cli, ["mailcli"], None))
     unknown = manpage_text.page_names() - {page.name for page in tree}
     if unknown:
         raise LookupError(f"manpage_text names pages that no command has: {sorted(unknown)}")
+    table = exit_status_table(README.read_text() if readme is None else readme)
     return {
-        f"{page.name}.1": render(page, [p for p in tree if p.path[:-1] == page.path])
+        f"{page.name}.1": render(page, [p for p in tree if p.path[:-1] == page.path], table)
         for page in tree
     }
 

@@ -2,48 +2,11 @@
 
 Plain text, no roff (mailcli.cli.manpage escapes it). Keys are page names
 (`mailcli`, `mailcli-send`, `mailcli-queue-run`); the generator refuses a key that names
-no command, and a status of errors.ExitStatus that EXIT_STATUS does not describe.
+no command. The exit codes' table is not here: it is the README's.
 Entries are (term, text); an example is (what it does, the command lines).
 """
 
 from __future__ import annotations
-
-from mailcli.errors import ExitStatus
-
-EXIT_STATUS_INTRO = "The codes of sysexits.h, as sendmail and msmtp use them:"
-
-EXIT_STATUS = {
-    ExitStatus.OK: 'done; also "no new mail".',
-    ExitStatus.USAGE: "bad options or arguments.",
-    ExitStatus.DATAERR: "bad address, header injection, unparsable message.",
-    ExitStatus.NOINPUT: (
-        "a file to read is missing; no such POP3 message; stdin closed when a message "
-        "or line is to be read."
-    ),
-    ExitStatus.NOUSER: "a recipient was refused.",
-    ExitStatus.NOHOST: "the host name does not resolve.",
-    ExitStatus.UNAVAILABLE: (
-        "connection refused; the server refuses service; the message is over the "
-        "server's SIZE; the wrong --security for the port."
-    ),
-    ExitStatus.SOFTWARE: "a bug in mailcli (one line; --debug shows the traceback).",
-    ExitStatus.CANTCREAT: "the destination cannot be written.",
-    ExitStatus.IOERR: "a local I/O error (disk full); stdout closed or unwritable.",
-    ExitStatus.TEMPFAIL: (
-        "a 4xx reply, a timeout, a server too slow, a dropped connection, a lock held: "
-        "try again later."
-    ),
-    ExitStatus.PROTOCOL: "the server broke the protocol.",
-    ExitStatus.NOPERM: "authentication failed; the TLS certificate is not trusted.",
-    ExitStatus.CONFIG: "bad or missing configuration or credentials.",
-    ExitStatus.HANGUP: (
-        "stopped by SIGHUP: like Ctrl-C, temporary files removed, a fetch's completed "
-        "messages recorded."
-    ),
-    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C).",
-    ExitStatus.BROKEN_PIPE: "the reader of stdout went away (mailcli ... | head), quietly.",
-    ExitStatus.TERMINATED: "stopped by SIGTERM, as by SIGHUP.",
-}
 
 EXIT_STATUS_ELSEWHERE = (
     "The codes of sysexits.h; the table is in mailcli(1). Errors are one line on stderr, "

@@ -23,6 +23,7 @@ from mailcli.errors import ExitStatus
 from tests.helpers import imported_by, run_cli
 
 MAN = Path(__file__).resolve().parents[2] / "man"
+README = MAN.parent / "README.md"
 REGENERATE = f"run `.venv/bin/{manpage.REGENERATE}` and commit man/"
 
 
@@ -172,13 +173,35 @@ def test_a_pages_name_line_is_the_summary_its_group_lists(path: tuple[str, ...])
     assert squeezed(summary).startswith(listed.text.removesuffix("..."))
 
 
-def test_the_main_page_lists_every_exit_status() -> None:
+def test_the_main_page_holds_the_readmes_exit_codes() -> None:
+    """mailcli(1)'s EXIT STATUS is the README's table: every errors.ExitStatus, each
+    with the README's words for it."""
     lines = page_of(("mailcli",))["EXIT STATUS"]
-    listed = [
-        line.split()[0] for line in lines if line.startswith("       ") and line[7:8].isdigit()
-    ]
-    assert listed == [str(int(status)) for status in ExitStatus]
-    assert set(manpage_text.EXIT_STATUS) == set(ExitStatus)
+    tags = [found[1] for line in lines if (found := re.match(r" {7}(\d[\d, ]*\d|\d)", line))]
+    listed = [int(code) for tag in tags for code in tag.split(", ")]
+    assert sorted(listed) == sorted(int(status) for status in ExitStatus)
+    _, rows = manpage.exit_rows(README.read_text())
+    text = squeezed(" ".join(lines))
+    assert [row.when for row in rows if squeezed(row.when) not in text] == []
+    assert "stdinclosed(<&-)" in text and "(mailcli...|head)" in text  # markdown gone
+
+
+@pytest.mark.parametrize(
+    ("change", "difference"),
+    [
+        (("| 76 | PROTOCOL |", "| 76 | PROTO |"), "(76, 'PROTO'), (76, 'PROTOCOL')"),
+        (("| 129, 143 |", "| 129 |"), "(143, '')"),
+        (("| 0 | OK |", "| 1 | OK |"), "(0, 'OK'), (1, 'OK')"),
+    ],
+)
+def test_a_readme_table_that_differs_from_exit_status_is_refused(
+    change: tuple[str, str], difference: str
+) -> None:
+    readme = README.read_text()
+    assert change[0] in readme
+    with pytest.raises(LookupError) as refused:
+        manpage.exit_rows(readme.replace(*change))
+    assert f"errors.ExitStatus differ: [{difference}]" in str(refused.value)
 
 
 def test_every_page_has_the_hand_written_sections_it_is_given() -> None:
@@ -229,7 +252,7 @@ def test_hostile_help_text_comes_out_as_written() -> None:
         pass
 
     context = click.Context(hostile, info_name="hostile")
-    text = manpage.render(manpage.Page(["hostile"], hostile, context), [])
+    text = manpage.render(manpage.Page(["hostile"], hostile, context), [], [])
     page = sections(rendered(text))
     assert set(page) == {"NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "SEE ALSO"}
     assert squeezed(" ".join(page["DESCRIPTION"])) == squeezed(HOSTILE.replace("\b", ""))
