@@ -226,3 +226,29 @@ class LmtpCase(Case):
         from tests.servers.lmtp import stored_message
 
         return [stored_message(data) for data in super().delivered()]
+
+
+# ---- retention: a fetch state from an older version, or aged by days --------------------
+
+DAY = 86400
+
+
+def state_file(case: Case) -> Path:
+    """The case's one fetch state file."""
+    (path,) = (case.root / ".local" / "state" / "mailcli" / "fetch").glob("*.uids")
+    return path
+
+
+def rewrite_state(case: Case, *, version: int = 4, age_days: float = 0) -> None:
+    """Turn the case's fetch state into version 3 (no times) or 2 (no sizes either), as
+    an older mailcli wrote it, or keep version 4 and make every record `age_days` older."""
+    path = state_file(case)
+    text = path.read_text()
+    shift = int(age_days * DAY)
+    text = re.sub(r"@([0-9]+)", lambda m: f"@{int(m[1]) - shift}", text)
+    if version < 4:  # "@" in a UID is escaped only from version 4 on
+        text = re.sub(r"@[0-9]+", "", text).replace("%40", "@")
+        text = text.replace("fetch state v4 ", f"fetch state v{version} ", 1)
+    if version < 3:
+        text = re.sub(r"#[0-9]+", "", text)
+    path.write_text(text)
