@@ -449,3 +449,27 @@ def test_lmtp_fetch_survives_every_error_at_every_point(
     lmtp_dovecot: LmtpDovecot, tmp_path: Path
 ) -> None:
     enumerate_lmtp_errors(lmtp_dovecot, tmp_path, None)
+
+
+def test_sigterm_at_each_lmtp_write_of_a_message_exits_143_and_loses_nothing(
+    lmtp_dovecot: LmtpDovecot, tmp_path: Path
+) -> None:
+    """SIGTERM (strace, on entry to the call) at every socket write of the first LMTP
+    transaction: MAIL/RCPT/DATA, the message, its dot."""
+    require("strace")
+    with adding_users:
+        probe = LmtpCase(lmtp_dovecot, tmp_path / "count", "lmtp", True)
+    counted, points = cp.count(probe.args, probe.env, tmp_path / "count.log")
+    assert counted.code == 0, counted.stderr
+    lmtp = [p for p in points if "UNIX-STREAM" in p.label]
+    batch = next(p.batch for p in lmtp if p.what == "socket MAIL")
+    first = [p for p in lmtp if p.batch == batch]  # the message's bytes are "session"
+    assert [p.what for p in first] == ["socket MAIL", "socket session", "socket data"]
+    for index, point in enumerate(first):
+        with adding_users:
+            case = LmtpCase(lmtp_dovecot, tmp_path / f"p{index}", "lmtp", True)
+        stopped = cp.run(case.args, case.env, point=point, signal="SIGTERM")
+        assert stopped.code == 143, (point, stopped.stderr)
+        assert lost_by_server(case) == []
+        assert cp.run(case.args, case.env).code == 0
+        assert check(case, crashes=1) == [], point
