@@ -5,8 +5,8 @@ per subcommand, named by its path as git names its pages (`mailcli-queue-run.1` 
 `mailcli queue run`). NAME, SYNOPSIS, DESCRIPTION, ARGUMENTS, OPTIONS and COMMANDS
 come from click: the same help records, usage pieces and help text `--help` prints.
 EXIT STATUS is the README's table of exit codes, checked against errors.ExitStatus (each
-code, by its name). What else `--help` has no room for (ENVIRONMENT, FILES, EXAMPLES) is
-written by hand in mailcli.cli.manpage_text.
+code, by its name). What else `--help` has no room for (ENVIRONMENT, FILES, NOTES,
+EXAMPLES) is written by hand in mailcli.cli.manpage_text.
 
 The output is deterministic (no date, no version), so the repository keeps the pages in
 man/ and a test regenerates them to check they are current. No command imports this
@@ -233,7 +233,7 @@ def exit_status_table(readme: str) -> list[str]:
 
 
 def hand_written(page: Page) -> list[str]:
-    """ENVIRONMENT, FILES and EXAMPLES of this page, from manpage_text."""
+    """ENVIRONMENT, FILES, NOTES and EXAMPLES of this page, from manpage_text."""
     lines: list[str] = []
     for title, table in (
         ("ENVIRONMENT", manpage_text.ENVIRONMENT),
@@ -243,6 +243,10 @@ def hand_written(page: Page) -> list[str]:
             lines.append(f".SH {title}")
             for term, text in table[page.name]:
                 lines += entry(f"\\&{bold(term)}", text)
+    if page.name in manpage_text.NOTES:
+        lines.append(".SH NOTES")
+        for note in manpage_text.NOTES[page.name]:
+            lines += [".PP", *text_lines(note)]
     if page.name in manpage_text.EXAMPLES:
         lines.append(".SH EXAMPLES")
         for what, commands in manpage_text.EXAMPLES[page.name]:

@@ -3,7 +3,8 @@
 Plain text, no roff (mailcli.cli.manpage escapes it). Keys are page names
 (`mailcli`, `mailcli-send`, `mailcli-queue-run`); the generator refuses a key that names
 no command. The exit codes' table is not here: it is the README's.
-Entries are (term, text); an example is (what it does, the command lines).
+Entries are (term, text); notes are paragraphs; an example is (what it does, the
+command lines).
 """
 
 from __future__ import annotations
@@ -81,6 +82,23 @@ FILES = {
             "~/.local/state/mailcli/fetch/",
             "The UIDs stored, one file per mailbox (account, user, host).",
         ),
+    ],
+}
+
+NOTES = {
+    "mailcli": [
+        "The global options -a, --json, --trace, --trace-data, --trace-time and -q go before "
+        "or after the command name: mailcli --json account list and mailcli account list "
+        "--json are the same. --config, --debug and --version go before it.",
+        "stdout carries data: a table on a terminal, tab-separated lines with stable columns "
+        "when piped, one JSON document with --json. stderr carries messages: errors are one "
+        "line, mailcli: error: ..., sometimes followed by a line mailcli: hint: ... saying "
+        "what to do.",
+        "A password comes from the first of: MAILCLI_PASSWORD; the password command "
+        "(--password-command, MAILCLI_PASSWORD_COMMAND or the account's password_command); "
+        "the OS keyring (service mailcli, user USER@HOST); ~/.netrc; a prompt when stdin "
+        "is a terminal. mailcli password where says which one would answer. Passwords "
+        "never live in the config file or on the command line.",
     ],
 }
 
@@ -173,4 +191,4 @@ SEE_ALSO = {
 
 def page_names() -> set[str]:
     """Every page some table here writes for."""
-    return {*ENVIRONMENT, *FILES, *EXAMPLES, *SEE_ALSO}
+    return {*ENVIRONMENT, *FILES, *NOTES, *EXAMPLES, *SEE_ALSO}
