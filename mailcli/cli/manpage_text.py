@@ -24,7 +24,11 @@ ENVIRONMENT = {
             "The SMTP server's settings, between the options and the config file; the "
             "same with POP3 for the POP3 server. An empty user means no user.",
         ),
-        ("MAILCLI_USER", "The login name for both protocols, after the per-protocol ones."),
+        (
+            "MAILCLI_USER",
+            "The login name for both protocols: after MAILCLI_SMTP_USER or MAILCLI_POP3_USER "
+            "and the server table's user, before the account's.",
+        ),
         ("MAILCLI_PASSWORD", "The password: the first source the credential chain asks."),
         (
             "MAILCLI_PASSWORD_COMMAND",
@@ -69,7 +73,10 @@ FILES = {
             "OAuth2 tokens and client registrations when token_store is file.",
         ),
         ("~/.local/state/mailcli/shell_history", "The history of mailcli shell."),
-        ("~/.netrc", "Passwords, as msmtp, mpop and curl read them (mode 0600 only)."),
+        (
+            "~/.netrc",
+            "Passwords, as msmtp, mpop and curl read them; only if no one else may read it.",
+        ),
     ],
     "mailcli-sendmail": [
         (
