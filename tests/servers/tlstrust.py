@@ -135,3 +135,17 @@ class RequiringServer:
         if self._process is not None:
             self._process.kill()
             self._process.wait()
+
+
+def encrypt_key(key_pem: Path, target: Path, passphrase: str) -> Path:
+    """`key_pem` (unencrypted) written to `target` encrypted with `passphrase` (PKCS#8,
+    the best encryption available): a client key that needs the passphrase chain."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(key_pem.read_bytes(), password=None)
+    encryption = serialization.BestAvailableEncryption(passphrase.encode())
+    target.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    )
+    target.chmod(0o600)
+    return target
