@@ -46,6 +46,12 @@ DEFAULT_DESTINATION = "maildir:~/Maildir"
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Fetch at most N.")
 @click.option("--dry-run", is_flag=True, help="Say what would be fetched; change nothing.")
 @click.option("-v", "--verbose", is_flag=True, help="A one-line summary even when piped.")
+@click.option(
+    "--received-header/--no-received-header",
+    default=None,
+    help="Put a Received line (server, account, time) before each message; off by "
+    "default, so that mail arrives byte-identical.",
+)
 @log_option
 @connection_options
 @click.pass_obj
@@ -62,6 +68,7 @@ def fetch(
     verbose: bool,
     log: str | None,
     lmtp_rcpt: str | None,
+    received_header: bool | None,
 ) -> None:
     """Download new mail; never loses or duplicates a message, even after kill -9.
 
@@ -79,6 +86,8 @@ def fetch(
     spec = destination or (account.fetch.to if account else None) or DEFAULT_DESTINATION
     delete = (not keep) if keep is not None else bool(account and account.fetch.delete)
     rcpt = lmtp_rcpt or (account.fetch.lmtp_rcpt if account else None)
+    if received_header is None:
+        received_header = bool(account and account.fetch.received_header)
     options = FetchOptions(
         delete=delete,
         everything=everything,
@@ -86,6 +95,7 @@ def fetch(
         limit=limit,
         dry_run=dry_run,
         lmtp_rcpt=rcpt,
+        received_header=received_header,
     )
     display = app.out.progress()
     try:

@@ -79,6 +79,7 @@ from mailcli.endpoint import Endpoint
 from mailcli.errors import MailcliError
 from mailcli.fetch.destination import Destination, MessageWriter, message_key
 from mailcli.fetch.open import LmtpSettings, open_destination
+from mailcli.fetch.received import ReceivedHeader
 from mailcli.fetch.state import Mailbox, Recorded, UidState, v1_state_name
 from mailcli.fsutil import FileLock, write_error
 from mailcli.pop3.commands import MessageInfo, display_uid, list_messages
@@ -95,6 +96,7 @@ class FetchOptions:
     limit: int | None = None
     dry_run: bool = False
     lmtp_rcpt: str | None = None  # --to lmtp:'s recipient; None: the account's user
+    received_header: bool = False  # a Received line before each message (`fetch.received`)
 
 
 @dataclass
@@ -197,6 +199,7 @@ class Fetcher:
     options: FetchOptions
     progress: Progress = field(default_factory=Progress)
     summary: FetchSummary = field(default_factory=FetchSummary)
+    received: ReceivedHeader | None = None  # the line each message gets first, if any
 
     def run(self) -> FetchSummary:
         started = time.monotonic()
@@ -209,6 +212,8 @@ class Fetcher:
             self.summary.planned = len(new)
             return self.summary
         self.progress.start(len(new), sum(m.size or 0 for m in new))
+        if self.options.received_header:
+            self.received = ReceivedHeader(self.pop.endpoint.host, self.pop.endpoint.account)
         if self.options.delete:
             self._delete(already)
         size = self.destination.batch_size
@@ -345,9 +350,11 @@ class Fetcher:
             writer = self.destination.open_message(key)
         except OSError as exc:
             raise write_error(exc, "the message") from exc
-        size = info.size or 0
+        size, guarded = info.size or 0, _Guarded(writer)
         try:
-            body = self.pop.read_body(_Guarded(writer).write, limit=2 * size + 1024 * 1024)
+            if self.received is not None:  # not the server's bytes: not counted as them
+                guarded.write(self.received.line(info.uid))
+            body = self.pop.read_body(guarded.write, limit=2 * size + 1024 * 1024)
             try:
                 writer.finish()
             except OSError as exc:  # the last buffered bytes hit a full disk

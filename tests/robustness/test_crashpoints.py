@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -71,10 +72,15 @@ FETCH_INVARIANTS = [
 
 
 def enumerate_fetch(
-    dovecot: Dovecot, tmp_path: Path, kind: str, delete: bool, budget: int | None
+    dovecot: Dovecot,
+    tmp_path: Path,
+    kind: str,
+    delete: bool,
+    budget: int | None,
+    make: type[Case] = Case,
 ) -> None:
     require("strace")
-    probe = Case(dovecot, tmp_path / "count", kind, delete)
+    probe = make(dovecot, tmp_path / "count", kind, delete)
     counted, points = cp.count(probe.args, probe.env, tmp_path / "count.log")
     assert counted.code == 0, counted.stderr
     chosen = cp.select(points, budget, seed=len(points))
@@ -83,11 +89,12 @@ def enumerate_fetch(
     def one(numbered: tuple[int, cp.CrashPoint]) -> list[str]:
         index, point = numbered
         with adding_users:
-            case = Case(dovecot, tmp_path / f"p{index}", kind, delete)
+            case = make(dovecot, tmp_path / f"p{index}", kind, delete)
         return [f"{point}: {p}" for p in crash_case(case, point, index, doubles)]
 
     failures = [f for found in cp.map_cases(one, enumerate(chosen)) for f in found]
     name = f"fetch {kind}{' --delete' if delete else ''}"
+    name += " --received-header" if make is ReceivedCase else ""
     row = {"crash_points": len(points), "boundaries": len(cp.boundaries(points))}
     row |= {"run": len(chosen), "double_crashes": sum(doubles), "every_point": budget is None}
     cp.record(name, {**row, "invariants": FETCH_INVARIANTS}, tmp_path / "crashpoints.json")
@@ -110,6 +117,36 @@ def test_fetch_survives_a_kill_at_every_crash_point(
     dovecot: Dovecot, tmp_path: Path, kind: str, delete: bool
 ) -> None:
     enumerate_fetch(dovecot, tmp_path, kind, delete, None)
+
+
+class ReceivedCase(Case):
+    """A case whose account has `received_header = true`, so that what fetch writes
+    changes (the line, and the mbox From line waiting for the header): each message of
+    ours is read back without the Received line fetch put on top and compared with the
+    server's; one of ours without that line counts as a stray message."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        config = self.root / ".config" / "mailcli" / "config.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text('default_account = "cp"\n[accounts.cp.fetch]\nreceived_header = true\n')
+
+    def delivered(self) -> list[bytes]:
+        found = []
+        for data in super().delivered():
+            message, lines = RECEIVED.subn(b"", data, count=1)
+            found.append(message if lines or data in self.foreign else b"<<no Received>>" + data)
+        return found
+
+
+RECEIVED = re.compile(rb"\AReceived: from [^\n]*\n\tby [^\n]*\(mailcli, account cp\)[^\n]*\n\t.*\n")
+
+
+@pytest.mark.parametrize("kind", ["maildir", "mbox"])
+def test_fetch_with_a_received_header_survives_a_kill_at_every_class_boundary(
+    dovecot: Dovecot, tmp_path: Path, kind: str
+) -> None:
+    enumerate_fetch(dovecot, tmp_path, kind, True, cp.budget(), make=ReceivedCase)
 
 
 # The random kill tests once drew instants from the clock, so they passed or
