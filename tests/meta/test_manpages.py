@@ -76,6 +76,8 @@ def split_term(line: str) -> tuple[str, str]:
 
 
 def definitions(lines: list[str], term_indent: int) -> list[Entry]:
+    """A definition list: a line indented `term_indent` starts an entry, a deeper one
+    continues it (`--help` writes the text after the term, two blanks apart, or below)."""
     found: list[tuple[str, list[str]]] = []
     for line in lines:
         indent = len(line) - len(line.lstrip(" "))
@@ -92,10 +94,12 @@ class Help(NamedTuple):
     description: str
     options: list[Entry]
     commands: list[Entry]
+    arguments: list[Entry]
 
 
 def parse_help(text: str) -> Help:
-    """`--help`'s output: the usage, the text, and the Options and Commands lists."""
+    """`--help`'s output: the usage, the text, and its lists of options, commands and
+    (when documented) positional arguments."""
     blocks: dict[str, list[str]] = {"": []}
     current = ""
     for line in text.splitlines():
@@ -111,6 +115,7 @@ def parse_help(text: str) -> Help:
         squeezed(description),
         definitions(blocks.get("Options", []), 2),
         definitions(blocks.get("Commands", []), 2),
+        definitions(blocks.get("Positional arguments", []), 2),
     )
 
 
@@ -158,6 +163,7 @@ def test_a_page_says_what_help_says(path: tuple[str, ...]) -> None:
     assert " ".join(" ".join(page["SYNOPSIS"]).split()) == shown.usage
     assert squeezed(" ".join(page["DESCRIPTION"])) == shown.description
     assert definitions(page.get("OPTIONS", []), 7) == shown.options
+    assert definitions(page.get("ARGUMENTS", []), 7) == shown.arguments
     listed = definitions(page.get("COMMANDS", []), 7)
     assert [entry.term for entry in listed] == [entry.term for entry in shown.commands]
     for in_page, in_help in zip(listed, shown.commands, strict=True):
