@@ -48,13 +48,15 @@ class StoredLogin:
 
 @dataclass(frozen=True)
 class StateSource:
-    """mpop's UIDL file for one mailbox, to become mailcli's fetch state of `account`."""
+    """The old tool's state file for one mailbox (mpop's UIDL file, getmail's oldmail
+    file), to become mailcli's fetch state of `account`."""
 
     account: str
     user: str
     host: str
-    uidls: Path
+    state_file: Path
     where: str
+    kind: str = "mpop"  # the file's format: "mpop" or "getmail"
 
 
 @dataclass

@@ -68,10 +68,10 @@ class RcFile:
 
 def read_rcfile(path: Path) -> RcFile:
     """Parse `path` (see the module docstring)."""
-    return parse_rcfile(_read_text(path), path)
+    return parse_rcfile(read_text(path), path)
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     try:
         with path.open("rb") as stream:
             data = stream.read(MAX_FILE_SIZE + 1)

@@ -17,6 +17,7 @@ from typing import Literal
 
 from mailcli.config import Config, add_account_tables
 from mailcli.errors import DataError, UsageError
+from mailcli.importer.getmail import map_getmail
 from mailcli.importer.mpop import TABLE as MPOP_TABLE
 from mailcli.importer.mpop import map_mpop
 from mailcli.importer.msmtp import TABLE as MSMTP_TABLE
@@ -26,7 +27,7 @@ from mailcli.importer.rcfile import RcFile, read_rcfile
 
 Format = Literal["msmtp", "mpop", "getmail", "fetchmail"]
 FORMATS: tuple[Format, ...] = ("msmtp", "mpop", "getmail", "fetchmail")
-SUPPORTED = ("msmtp", "mpop")
+SUPPORTED = ("msmtp", "mpop", "getmail")
 # Commands only one of the two tools has: what tells their files apart.
 _ONLY_MSMTP = set(MSMTP_TABLE) - set(MPOP_TABLE)
 _ONLY_MPOP = set(MPOP_TABLE) - set(MSMTP_TABLE)
@@ -57,26 +58,41 @@ def default_files(environ: Mapping[str, str] = os.environ) -> list[Path]:
     home = Path(environ.get("HOME") or Path.home())
     xdg = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
     candidates = [home / ".msmtprc", xdg / "msmtp/config", home / ".mpoprc", xdg / "mpop/config"]
+    for getmaildir in (home / ".getmail", xdg / "getmail"):
+        candidates += sorted(getmaildir.glob("getmailrc*"))
     return [path for path in candidates if path.is_file()]
 
 
-def detect_format(path: Path, parsed: RcFile) -> Format:
-    """By the file's name as the tools name them, else by the commands it holds."""
+def named_format(path: Path) -> Format | None:
+    """The format the file's name says, as each tool names its files."""
     text = str(path)
     for name in FORMATS:
         if name in path.name or f"/{name}/" in text:
             return name
+    return None
+
+
+def detect_format(path: Path, parsed: RcFile) -> Format:
+    """By the file's name, else by what it holds: [sections] are getmail's, `poll` and
+    `skip` fetchmail's, and commands only one of msmtp and mpop has tell those apart."""
+    named = named_format(path)
+    if named is not None:
+        return named
+    first = min(parsed.commands.items(), key=lambda item: item[1], default=None)
+    if first is not None and first[0].startswith("["):
+        return "getmail"
+    if first is not None and first[0] in ("poll", "skip", "set"):
+        return "fetchmail"
     msmtp, mpop = _ONLY_MSMTP & set(parsed.commands), _ONLY_MPOP & set(parsed.commands)
     if msmtp and not mpop:
         return "msmtp"
     if mpop and not msmtp:
         return "mpop"
     known = set(MSMTP_TABLE) | set(MPOP_TABLE)
-    first = min(parsed.commands.items(), key=lambda item: item[1], default=None)
     if first is not None and not known & set(parsed.commands):
         raise DataError(
-            f"{path}:{first[1]}: {first[0]!r} is no msmtp or mpop command: "
-            "not a file the import reads"
+            f"{path}:{first[1]}: {first[0]!r} is no msmtp or mpop command and the file no "
+            "getmail or fetchmail file: not a file the import reads"
         )
     raise DataError(
         f"{path}: cannot tell an msmtp file from an mpop one",
@@ -86,27 +102,34 @@ def detect_format(path: Path, parsed: RcFile) -> Format:
 
 def build_plan(request: ImportRequest) -> ImportPlan:
     if not request.files:
-        raise UsageError("no msmtp or mpop file found (~/.msmtprc, ~/.mpoprc...): name one")
+        raise UsageError("no msmtp, mpop or getmail file found (~/.msmtprc...): name one")
     plan = ImportPlan()
-    parsed = [(path, read_rcfile(path)) for path in request.files]
-    # msmtp's files first: where both set an account key, the sending tool's wins.
-    formats = [(request.forced or detect_format(path, rc), rc) for path, rc in parsed]
-    for kind, rc in sorted(formats, key=lambda item: item[0] != "msmtp"):
+    kinds = [(request.forced or _format_of(path), path) for path in request.files]
+    # msmtp's files first: where two set an account key, the sending tool's wins.
+    for kind, path in sorted(kinds, key=lambda item: item[0] != "msmtp"):
         if kind not in SUPPORTED:
-            raise UsageError(f"{rc.path}: {kind} files are not imported yet (msmtp, mpop)")
+            raise UsageError(f"{path}: {kind} files are not imported yet (msmtp, mpop, getmail)")
+        if kind == "getmail":
+            map_getmail(path, plan)
+            continue
+        rc = read_rcfile(path)
         (map_msmtp if kind == "msmtp" else map_mpop)(rc, plan)
         why = "before any account or defaults: " + _OUTSIDE[kind]
         plan.unmapped += [Unmapped(s.where, "-", s.command, why) for s in rc.outside]
     return plan
 
 
+def _format_of(path: Path) -> Format:
+    return named_format(path) or detect_format(path, read_rcfile(path))
+
+
 def import_accounts(config: Config, request: ImportRequest, state_dir: Path) -> ImportOutcome:
     """Carry out an import (see the module docstring)."""
-    from mailcli.importer.uidls import check_state, read_uidls, record_state
+    from mailcli.importer.uidls import check_state, read_state_file, record_state
 
     plan = build_plan(request)
     wanted = plan.states if request.with_state else []
-    states = [(s, read_uidls(s.uidls, s.host, s.user)) for s in wanted]
+    states = [(s, read_state_file(s)) for s in wanted]
     for source in wanted:
         check_state(source, state_dir)
     write = not request.dry_run

@@ -1,4 +1,7 @@
-"""mpop's UIDL file, read and carried over into mailcli's fetch state.
+"""mpop's UIDL file and getmail's oldmail file, carried over into mailcli's fetch state.
+
+getmail6 writes `oldmail-SERVER-PORT-USER` beside its rc file: one line per message it
+has seen, `UID`, a NUL and the time in seconds.
 
 mpop (1.4) writes, after `#` comment lines, one list per mailbox: a line starting with
 a space, ` COUNT HOST USER`, then COUNT UIDs, one a line. One file may hold several
@@ -22,6 +25,26 @@ from mailcli.importer.rcfile import MAX_FILE_SIZE
 
 # A UIDL file lists every message of a mailbox: far larger than a configuration file.
 MAX_UIDLS_SIZE = 256 * MAX_FILE_SIZE
+
+
+def read_state_file(source: StateSource) -> list[str]:
+    """The UIDs the old tool recorded for the source's mailbox."""
+    if source.kind == "getmail":
+        return read_oldmail(source.state_file)
+    return read_uidls(source.state_file, source.host, source.user)
+
+
+def read_oldmail(path: Path) -> list[str]:
+    """getmail's oldmail file: one `UID NUL SECONDS` a line, for one mailbox."""
+    uids = []
+    for number, line in enumerate(_read_lines(path), 1):
+        uid, nul, seen = line.partition("\0")
+        if not line:
+            continue
+        if not (uid and nul and seen.isdigit()) or uid.startswith(" "):
+            raise DataError(f"{path}:{number}: not a getmail oldmail file (UID, NUL, time)")
+        uids.append(uid)
+    return uids
 
 
 def read_uidls(path: Path, host: str, user: str) -> list[str]:
@@ -81,7 +104,7 @@ def record_state(source: StateSource, uids: list[str], state_dir: Path) -> int:
 
     mailbox = Mailbox(source.account, source.user, source.host)
     with FileLock(state_dir / f"{mailbox.file_stem}.lock", "fetch for this account"):
-        state = UidState(state_dir, mailbox, destination=f"mpop:{source.uidls}")
+        state = UidState(state_dir, mailbox, destination=f"{source.kind}:{source.state_file}")
         recorded = state.load()
         new = [(uid, None) for uid in dict.fromkeys(uids) if uid not in recorded]
         state.record(new)

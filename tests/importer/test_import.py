@@ -338,9 +338,8 @@ def test_clear_passwords_go_to_mailclis_keyring_entry(
 @pytest.mark.parametrize(
     ("content", "status", "message"),
     [
-        # getmail6's and fetchmail's forms: none of msmtp's or mpop's commands.
-        ("[retriever]\ntype = SimplePOP3Retriever\n", 65, "rc:1: '[retriever]' is no msmtp"),
-        ("# fetchmail\npoll pop.example.org protocol pop3\n", 65, "rc:2: 'poll' is no msmtp"),
+        ("hello world\n", 65, "rc:1: 'hello' is no msmtp or mpop command"),
+        ("# fetchmail\npoll pop.example.org protocol pop3\n", 64, "fetchmail files are not"),
         ("account a\nhost h\n", 65, "cannot tell an msmtp file from an mpop one"),
         ("account\nhost h\nfrom a@b\n", 65, "rc:1: `account` without a name"),
         ("account a : nosuch\nhost h\nfrom a@b\n", 65, "rc:1: account 'a' inherits 'nosuch'"),
@@ -368,9 +367,9 @@ def test_eval_is_never_run(tmp_path: Path, config_file: Path) -> None:
 
 def test_no_file_to_import(config_file: Path) -> None:
     result = imported()
-    assert result.code == 64 and "no msmtp or mpop file found" in result.stderr
+    assert result.code == 64 and "no msmtp, mpop or getmail file found" in result.stderr
 
 
-def test_getmail_and_fetchmail_are_not_imported_yet(tmp_path: Path, config_file: Path) -> None:
-    result = imported("--from", "getmail", str(write(tmp_path, "rc", "[retriever]\n")))
-    assert result.code == 64 and "getmail files are not imported yet" in result.stderr
+def test_fetchmail_is_not_imported_yet(tmp_path: Path, config_file: Path) -> None:
+    result = imported("--from", "fetchmail", str(write(tmp_path, "rc", "poll x\n")))
+    assert result.code == 64 and "fetchmail files are not imported yet" in result.stderr

@@ -19,7 +19,7 @@ from tests.servers.accounts import numbered_message as message
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox
 from tests.servers.keyring_service import SecretService
-from tests.servers.oldtools import make_maildir, run_tool, server_lines, write_rc
+from tests.servers.oldtools import make_maildir, run_tool, server_lines, shared_maildir, write_rc
 from tests.servers.postfix import DOMAIN, Postfix
 
 
@@ -126,3 +126,31 @@ def secret_tool(env: dict[str, str], *args: str, stdin: str = "") -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.decode()
+
+
+def test_mailcli_fetches_exactly_what_getmail_did_not(
+    dovecot: Dovecot, pop3_account: Account, mailbox: Mailbox, isolated_environment: Path
+) -> None:
+    require("getmail")
+    getmaildir = isolated_environment / ".config" / "getmail"
+    with shared_maildir() as inbox:
+        write_rc(
+            getmaildir / "getmailrc",
+            f"[retriever]\ntype = SimplePOP3Retriever\nserver = {dovecot.host}\n"
+            f"port = {dovecot.pop3_port}\nusername = {mailbox.user}\n"
+            f'password_command = ("/bin/echo", "{mailbox.password}")\n\n'
+            f"[destination]\ntype = Maildir\npath = {inbox}/\nuser = nobody\n\n"
+            "[options]\nread_all = false\ndelete = false\n",
+        )
+        drop(mailbox, range(4))
+        run_tool(["getmail", "--getmaildir", str(getmaildir)], os.environ)
+        drop(mailbox, range(4, 8))
+
+        imported = run_cli(["account", "import", "--with-state"])
+        assert imported.code == 0, imported.stderr
+        assert "getmail: recorded 4 UIDs" in imported.stderr
+        fetched = run_cli(["fetch", "--json"])  # in clear, as SimplePOP3Retriever
+        assert fetched.code == 0, fetched.stderr
+        assert json.loads(fetched.stdout)["fetched"] == 4
+        every = [p.read_bytes() for sub in ("new", "cur") for p in (inbox / sub).iterdir()]
+        assert message_ids(every) == {f"<n{n}@example.test>": 1 for n in range(8)}

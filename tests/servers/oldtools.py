@@ -1,11 +1,14 @@
-"""msmtp and mpop, the tools `mailcli account import` reads, configured for the test
-servers: their configuration files written the way their manuals show, and runs of the
-real binaries (Debian's msmtp and mpop) against Postfix and Dovecot."""
+"""msmtp, mpop and getmail6, the tools `mailcli account import` reads, configured for
+the test servers: their configuration files written the way their manuals show, and
+runs of the real binaries (Debian's packages) against Postfix and Dovecot."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from .accounts import Account
@@ -48,3 +51,17 @@ def run_tool(argv: list[str], env: Mapping[str, str], stdin: bytes = b"") -> str
     output = (done.stdout + done.stderr).decode(errors="replace")
     assert done.returncode == 0, f"{argv[0]} failed ({done.returncode}): {output}"
     return output
+
+
+@contextmanager
+def shared_maildir() -> Iterator[Path]:
+    """A Maildir any user may write: getmail refuses to deliver as root and delivers as
+    the destination's `user` (nobody) instead, who cannot reach pytest's private tmp."""
+    top = Path(tempfile.mkdtemp(prefix="mailcli-getmail-", dir="/tmp"))
+    try:
+        maildir = make_maildir(top / "Maildir")
+        for path in (top, maildir, *(maildir / sub for sub in ("cur", "new", "tmp"))):
+            path.chmod(0o777)
+        yield maildir
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
