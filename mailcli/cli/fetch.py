@@ -13,6 +13,7 @@ from mailcli.cli.trail import log_option
 from mailcli.endpoint import ConnectionOptions
 
 if TYPE_CHECKING:
+    from mailcli.fetch.filter import HeaderFilter
     from mailcli.fetch.run import FetchSummary
 
 DEFAULT_DESTINATION = "maildir:~/Maildir"
@@ -44,6 +45,13 @@ DEFAULT_DESTINATION = "maildir:~/Maildir"
     help="Skip larger messages (fetched later if the limit is raised).",
 )
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Fetch at most N.")
+@click.option(
+    "--filter",
+    "filter_command",
+    metavar="COMMAND",
+    help="Judge each new message's header first (on stdin; %F sender, %S size): exit 0 "
+    "fetch, 1 delete unread, 2 leave it, other: stop, 75.",
+)
 @click.option("--dry-run", is_flag=True, help="Say what would be fetched; change nothing.")
 @click.option("-v", "--verbose", is_flag=True, help="A one-line summary even when piped.")
 @click.option(
@@ -51,6 +59,23 @@ DEFAULT_DESTINATION = "maildir:~/Maildir"
     default=None,
     help="Put a Received line (server, account, time) before each message; off by "
     "default, so that mail arrives byte-identical.",
+)
+@click.option(
+    "-a",
+    "--account",
+    "accounts",
+    metavar="NAME",
+    multiple=True,
+    help="Account from the config file; repeat it to fetch several in one run.",
+)
+@click.option("--all-accounts", is_flag=True, help="Fetch every account of the config.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    metavar="N",
+    help="Accounts fetched at once with --all-accounts or several -a.",
 )
 @log_option
 @connection_options
@@ -69,7 +94,11 @@ def fetch(
     log: str | None,
     lmtp_rcpt: str | None,
     received_header: bool | None,
-) -> None:
+    filter_command: str | None,
+    accounts: tuple[str, ...],
+    all_accounts: bool,
+    jobs: int,
+) -> int | None:
     """Download new mail; never loses or duplicates a message, even after kill -9.
 
     \b
@@ -81,11 +110,21 @@ def fetch(
     from mailcli.fetch.run import FetchOptions, Progress, fetch_mail
     from mailcli.fetch.state import default_state_dir
 
+    if all_accounts or len(accounts) > 1:  # each in a process of its own: cli/fetch_accounts
+        from mailcli.cli.fetch_accounts import fetch_accounts
+
+        return fetch_accounts(
+            app, accounts, all_accounts=all_accounts, jobs=jobs, host=connection.host
+        )
+    app.account_name = accounts[0] if accounts else app.account_name
     account = app.account
     endpoint = app.endpoint("pop3", connection)
     spec = destination or (account.fetch.to if account else None) or DEFAULT_DESTINATION
     delete = (not keep) if keep is not None else bool(account and account.fetch.delete)
     rcpt = lmtp_rcpt or (account.fetch.lmtp_rcpt if account else None)
+    header_filter = _header_filter(
+        filter_command or (account.fetch.filter if account else None), endpoint.timeout
+    )
     if received_header is None:
         received_header = bool(account and account.fetch.received_header)
     options = FetchOptions(
@@ -96,6 +135,7 @@ def fetch(
         dry_run=dry_run,
         lmtp_rcpt=rcpt,
         received_header=received_header,
+        header_filter=header_filter,
     )
     display = app.out.progress()
     try:
@@ -113,6 +153,21 @@ def fetch(
     finally:
         display.close()
     _report(app, summary, where, verbose=verbose, dry_run=dry_run)
+    if summary.filter_failure:
+        from mailcli.errors import TempFailError
+
+        raise TempFailError(summary.filter_failure)
+    return None
+
+
+def _header_filter(command: str | None, timeout: float) -> HeaderFilter | None:
+    """The checked filter (78 before connecting when its program is missing); its
+    deadline per message is the network timeout."""
+    if command is None:
+        return None
+    from mailcli.fetch.filter import HeaderFilter
+
+    return HeaderFilter.checked(command, timeout=timeout)
 
 
 def _report(

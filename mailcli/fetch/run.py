@@ -72,7 +72,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailcli.auth.credential import Credential
 from mailcli.endpoint import Endpoint
@@ -87,6 +87,9 @@ from mailcli.pop3.multiline import size_difference
 from mailcli.pop3.session import Pop3Session
 from mailcli.transcript import Transcript
 
+if TYPE_CHECKING:
+    from mailcli.fetch.filter import HeaderFilter
+
 
 @dataclass(frozen=True)
 class FetchOptions:
@@ -96,6 +99,7 @@ class FetchOptions:
     limit: int | None = None
     dry_run: bool = False
     lmtp_rcpt: str | None = None  # --to lmtp:'s recipient; None: the account's user
+    header_filter: HeaderFilter | None = None  # judges each new header first (`fetch.filter`)
     received_header: bool = False  # a Received line before each message (`fetch.received`)
 
 
@@ -110,6 +114,8 @@ class FetchSummary:
     no_uidl: bool = False
     note: str = ""  # why nothing is new, when the destination changed since last time
     reused: list[tuple[MessageInfo, int]] = field(default_factory=list)  # (now, size before)
+    filter_skipped: int = 0  # left on the server by the filter's "skip"
+    filter_failure: str | None = None  # why the filter stopped judging (the run ends 75)
 
     def warnings(self) -> list[str]:
         """What the user must hear about even when all went well."""
@@ -124,6 +130,7 @@ class FetchSummary:
             **({"note": self.note} if self.note else {}),
             "fetched": self.fetched,
             "skipped": len(self.skipped),
+            **({"filter_skipped": self.filter_skipped} if self.filter_skipped else {}),
             "deleted": self.deleted,
             "bytes": self.octets,
             "seconds": round(self.seconds, 3),
@@ -211,6 +218,8 @@ class Fetcher:
         if self.options.dry_run:
             self.summary.planned = len(new)
             return self.summary
+        if self.options.header_filter is not None:
+            new = self._screen(new, self.options.header_filter)
         self.progress.start(len(new), sum(m.size or 0 for m in new))
         if self.options.received_header:
             self.received = ReceivedHeader(self.pop.endpoint.host, self.pop.endpoint.account)
@@ -224,6 +233,17 @@ class Fetcher:
             self._compact(messages, {**recorded, **_sizes(new)}, already + new)
         self.summary.seconds = time.monotonic() - started
         return self.summary
+
+    def _screen(self, new: list[MessageInfo], header_filter: HeaderFilter) -> list[MessageInfo]:
+        """The filter's verdicts (`fetch.filter`): what it deletes is DELEted unread now,
+        what it skips stays; the messages to download are returned."""
+        from mailcli.fetch.filter import screen
+
+        screening = screen(self.pop, new, header_filter)
+        self._delete(screening.delete)
+        self.summary.filter_skipped = len(screening.skip)
+        self.summary.filter_failure = screening.failure
+        return screening.deliver
 
     def _compact(
         self, messages: list[MessageInfo], recorded: Recorded, candidates: list[MessageInfo]
