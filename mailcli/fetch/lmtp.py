@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
+from mailcli.endpoint import host_port
 from mailcli.errors import (
     DataError,
     MailcliError,
@@ -70,9 +71,7 @@ class LmtpTarget(NamedTuple):
     port: int = 0
 
     def __str__(self) -> str:
-        if self.socket_path:
-            return self.socket_path
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return self.socket_path or host_port(self.host, self.port)
 
 
 def parse_target(text: str) -> LmtpTarget:
