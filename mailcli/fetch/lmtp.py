@@ -6,8 +6,8 @@ Contract:
 - A message is first received whole into an unnamed private file (O_TMPFILE, mode 0600,
   in the fetch state folder), as for an MDA: a message cut short never reaches the
   server, whatever the POP3 side did.
-- MAIL FROM is the message's Return-Path (`fetch.sender.return_path`: the first one,
-  made inert), else the null sender `<>`.
+- MAIL FROM is the message's first Return-Path as it stands, when a valid path, else
+  the null sender `<>` (`fetch.sender.mail_from_address`).
 - One LMTP session serves the whole run (LHLO once; then per message MAIL FROM, RCPT TO
   and DATA pipelined in one write, as RFC 2033 servers must accept). The message goes
   byte for byte as POP3 gave it (CRLF lines, dot-stuffed on the wire).
@@ -50,7 +50,7 @@ from mailcli.errors import (
     UsageError,
 )
 from mailcli.fetch.destination import MessageWriter, RecoveryHooks
-from mailcli.fetch.sender import HEADER_LIMIT, return_path
+from mailcli.fetch.sender import HEADER_LIMIT, mail_from_address
 from mailcli.network import Pace, paced_reader, reply_text, upload_piece
 from mailcli.pop3.multiline import stuff
 from mailcli.transcript import Transcript
@@ -133,7 +133,7 @@ class Lmtp(RecoveryHooks):
 
     def deliver(self, message: IO[bytes]) -> None:
         """MAIL FROM, RCPT TO, DATA and the message; returns only on its 250."""
-        sender = return_path(message.read(HEADER_LIMIT)) or ""  # none: the null sender
+        sender = mail_from_address(message.read(HEADER_LIMIT))
         message.seek(0)
         try:
             self._transaction(sender, message)

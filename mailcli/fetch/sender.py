@@ -20,6 +20,13 @@ The contract:
 - No `Return-Path`, the null sender, an empty or unterminated `<`, or more than 254
   characters (RFC 5321's limit on a path: no address is that long): the sender is
   unknown, and `envelope_sender` says `MAILER-DAEMON`, as mbox and mpop do.
+- One parser, two renderings. `return_path` and `envelope_sender` give the inert word
+  above. `mail_from_address` gives the address for an SMTP/LMTP `MAIL FROM:<...>` as the
+  message carries it (a forwarder's SRS `SRS0=HHH=TT=example.org=alice@fwd.example` or
+  a list's VERP `list-bounces+alice=example.org@lists.example` included): a line on a
+  socket needs no shell safety, and the server writes this address into the stored
+  mail's Return-Path, where replies and bounces go. It is passed only when it is a valid
+  RFC 5321 path, else the null sender is used instead (see the function).
 """
 
 from __future__ import annotations
@@ -35,6 +42,19 @@ _INERT = bytes(byte if byte in _SAFE else ord("_") for byte in range(256))
 _HEADER_END = re.compile(rb"(?:^|(?<=\n))\r?\n")  # the empty line, after its LF
 _FIELD_NAME = re.compile(rb"return-path[ \t]*:", re.IGNORECASE)
 
+# RFC 5321 4.1.2 Mailbox: (Dot-string / Quoted-string) "@" (Domain / address-literal),
+# first held to printable ASCII without space, "<" or ">" (no CR, LF or NUL either).
+_PATH_CHARACTERS = re.compile(rb"[\x21-\x3b\x3d\x3f-\x7e]+")
+_ATOM = rb"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_STRING = _ATOM + rb"(?:\." + _ATOM + rb")*"
+_QUOTED_STRING = rb'"(?:[^"\\]|\\.)+"'
+_LABEL = rb"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_DOMAIN = _LABEL + rb"(?:\." + _LABEL + rb")*"
+_ADDRESS_LITERAL = rb"\[[^][\\]+\]"
+_MAILBOX = re.compile(
+    rb"(?:%s|%s)@(?:%s|%s)" % (_DOT_STRING, _QUOTED_STRING, _DOMAIN, _ADDRESS_LITERAL)
+)
+
 
 def envelope_sender(header: bytes) -> str:
     """The sender for an mbox `From ` line, `%F` and `SENDER`: the message's
@@ -45,14 +65,26 @@ def envelope_sender(header: bytes) -> str:
 def return_path(header: bytes) -> str | None:
     """The first Return-Path's address, made inert (see the module docstring); "" for
     the null sender `<>`; None without a Return-Path or when it holds no address."""
-    value = _first_return_path(header_section(header))
-    if value is None:
-        return None
-    address = _address(value)
-    if address is None or len(address) > MAX_ADDRESS:
+    address = _return_path_address(header)
+    if address is None:
         return None
     inert = address.translate(_INERT).decode("ascii")
     return "_" + inert[1:] if inert.startswith("-") else inert
+
+
+def mail_from_address(header: bytes) -> str:
+    """The first Return-Path's address unchanged, for `MAIL FROM:<...>`, when it is a
+    valid RFC 5321 path: printable ASCII without space, `<` or `>`, at most 254
+    characters, a local part `@` a domain or an address literal. A quoted local part
+    (`"a..b"@x`) passes when it holds no space: it is valid and servers take it. Else ""
+    for the null sender `<>`: every server takes it (bounces are sent with it, RFC 5321
+    4.5.5), and it only means that no bounce goes back. A sanitised address would be
+    someone else's, where replies and bounces would go; an invalid one would be
+    refused with the message, run after run."""
+    address = _return_path_address(header)
+    if address and _PATH_CHARACTERS.fullmatch(address) and _MAILBOX.fullmatch(address):
+        return address.decode("ascii")
+    return ""
 
 
 def header_section(message: bytes) -> bytes:
@@ -61,6 +93,16 @@ def header_section(message: bytes) -> bytes:
     head = message[:HEADER_LIMIT]
     end = _HEADER_END.search(head)
     return head if end is None else head[: end.start()]
+
+
+def _return_path_address(header: bytes) -> bytes | None:
+    """The first Return-Path's address as it stands; b"" for `<>`; None for none, or
+    for one that holds no address or is longer than any path."""
+    value = _first_return_path(header_section(header))
+    if value is None:
+        return None
+    address = _address(value)
+    return None if address is None or len(address) > MAX_ADDRESS else address
 
 
 def _first_return_path(header: bytes) -> bytes | None:
