@@ -151,7 +151,7 @@ def which(app: AppContext, address: str) -> int:
     help="Store clear passwords, and those msmtp and mpop keep in the keyring, in mailcli's.",
 )
 @click.option(
-    "--with-state", is_flag=True, help="Carry mpop's and getmail's state over as fetch state."
+    "--with-state", is_flag=True, help="Carry the tools' seen-UID files over as fetch state."
 )
 @click.option("--replace", is_flag=True, help="Overwrite accounts of the same name.")
 @click.pass_obj
@@ -165,10 +165,11 @@ def import_accounts(
     with_state: bool,
     replace: bool,
 ) -> None:
-    """Import msmtp, mpop and getmail6 accounts (default: ~/.msmtprc, ~/.mpoprc, their
-    $XDG_CONFIG_HOME/msmtp|mpop/config, getmailrc* in ~/.getmail and
-    $XDG_CONFIG_HOME/getmail). Every setting is mapped or listed on stderr with its
-    file, line and why; a clear password never goes into the config file."""
+    """Import msmtp, mpop, getmail6 and fetchmail accounts (default: ~/.msmtprc,
+    ~/.mpoprc, their $XDG_CONFIG_HOME/msmtp|mpop/config, getmailrc* in ~/.getmail and
+    $XDG_CONFIG_HOME/getmail, ~/.fetchmailrc). Every setting is mapped or listed on
+    stderr with its file, line and why; a clear password never goes into the config
+    file."""
     from mailcli.fetch.state import default_state_dir
     from mailcli.importer.run import ImportRequest, default_files
     from mailcli.importer.run import import_accounts as run_import

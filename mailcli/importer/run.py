@@ -1,9 +1,10 @@
 """`account import`: find the old tools' files, map them, and write the result once.
 
 Order, so that nothing is half-done by a bad input: every file is read and mapped, and
-with `--with-state` every UIDL file read, before anything is written; then the config
-file is written in one atomic replace (validated first, comments kept); then the clear
-passwords go to the keyring (`--with-passwords`), then the state. A dry run writes
+with `--with-state` every old state file and mailcli state read, before anything is
+written; then the config file is written in one atomic replace (validated first,
+comments kept); then the state; then the passwords go to the keyring
+(`--with-passwords`): a keyring that fails then says the rest is done. A dry run writes
 nothing and returns the text it would write.
 """
 
@@ -17,6 +18,7 @@ from typing import Literal
 
 from mailcli.config import Config, add_account_tables
 from mailcli.errors import DataError, UsageError
+from mailcli.importer.fetchmail_keys import map_fetchmail
 from mailcli.importer.getmail import map_getmail
 from mailcli.importer.mpop import TABLE as MPOP_TABLE
 from mailcli.importer.mpop import map_mpop
@@ -27,7 +29,6 @@ from mailcli.importer.rcfile import RcFile, read_rcfile
 
 Format = Literal["msmtp", "mpop", "getmail", "fetchmail"]
 FORMATS: tuple[Format, ...] = ("msmtp", "mpop", "getmail", "fetchmail")
-SUPPORTED = ("msmtp", "mpop", "getmail")
 # Commands only one of the two tools has: what tells their files apart.
 _ONLY_MSMTP = set(MSMTP_TABLE) - set(MPOP_TABLE)
 _ONLY_MPOP = set(MPOP_TABLE) - set(MSMTP_TABLE)
@@ -60,6 +61,7 @@ def default_files(environ: Mapping[str, str] = os.environ) -> list[Path]:
     candidates = [home / ".msmtprc", xdg / "msmtp/config", home / ".mpoprc", xdg / "mpop/config"]
     for getmaildir in (home / ".getmail", xdg / "getmail"):
         candidates += sorted(getmaildir.glob("getmailrc*"))
+    candidates.append(home / ".fetchmailrc")
     return [path for path in candidates if path.is_file()]
 
 
@@ -102,15 +104,13 @@ def detect_format(path: Path, parsed: RcFile) -> Format:
 
 def build_plan(request: ImportRequest) -> ImportPlan:
     if not request.files:
-        raise UsageError("no msmtp, mpop or getmail file found (~/.msmtprc...): name one")
+        raise UsageError("no msmtp, mpop, getmail or fetchmail file found: name one")
     plan = ImportPlan()
     kinds = [(request.forced or _format_of(path), path) for path in request.files]
     # msmtp's files first: where two set an account key, the sending tool's wins.
     for kind, path in sorted(kinds, key=lambda item: item[0] != "msmtp"):
-        if kind not in SUPPORTED:
-            raise UsageError(f"{path}: {kind} files are not imported yet (msmtp, mpop, getmail)")
-        if kind == "getmail":
-            map_getmail(path, plan)
+        if kind in ("getmail", "fetchmail"):
+            (map_getmail if kind == "getmail" else map_fetchmail)(path, plan)
             continue
         rc = read_rcfile(path)
         (map_msmtp if kind == "msmtp" else map_mpop)(rc, plan)
@@ -141,12 +141,12 @@ def import_accounts(config: Config, request: ImportRequest, state_dir: Path) -> 
         write=write,
     )
     outcome = ImportOutcome(plan, text, write)
-    if write and request.with_passwords:
-        outcome.passwords_stored = _store_passwords(plan)
-    if write:
+    if write:  # the state before the keyring: a keyring that fails leaves it recorded
         outcome.states = [(s.account, record_state(s, uids, state_dir)) for s, uids in states]
     else:  # what a real run would record at most
         outcome.states = [(s.account, len(set(uids))) for s, uids in states]
+    if write and request.with_passwords:
+        outcome.passwords_stored = _store_passwords(plan)
     return outcome
 
 

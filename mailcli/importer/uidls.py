@@ -1,7 +1,8 @@
 """mpop's UIDL file and getmail's oldmail file, carried over into mailcli's fetch state.
 
 getmail6 writes `oldmail-SERVER-PORT-USER` beside its rc file: one line per message it
-has seen, `UID`, a NUL and the time in seconds.
+has seen, `UID`, a NUL and the time in seconds. fetchmail's idfile (`~/.fetchids`) has
+one line per message of every mailbox it polls: `USER@HOST UID`.
 
 mpop (1.4) writes, after `#` comment lines, one list per mailbox: a line starting with
 a space, ` COUNT HOST USER`, then COUNT UIDs, one a line. One file may hold several
@@ -31,6 +32,8 @@ def read_state_file(source: StateSource) -> list[str]:
     """The UIDs the old tool recorded for the source's mailbox."""
     if source.kind == "getmail":
         return read_oldmail(source.state_file)
+    if source.kind == "fetchmail":
+        return read_fetchids(source.state_file, f"{source.user}@{source.host}")
     return read_uidls(source.state_file, source.host, source.user)
 
 
@@ -44,6 +47,20 @@ def read_oldmail(path: Path) -> list[str]:
         if not (uid and nul and seen.isdigit()) or uid.startswith(" "):
             raise DataError(f"{path}:{number}: not a getmail oldmail file (UID, NUL, time)")
         uids.append(uid)
+    return uids
+
+
+def read_fetchids(path: Path, login: str) -> list[str]:
+    """fetchmail's idfile: `USER@HOST UID` a line, for every mailbox it polls."""
+    uids = []
+    for number, line in enumerate(_read_lines(path), 1):
+        owner, _, uid = line.partition(" ")
+        if not line:
+            continue
+        if not uid or "@" not in owner or uid.startswith(" "):
+            raise DataError(f"{path}:{number}: not a fetchmail idfile (USER@HOST UID)")
+        if owner == login:
+            uids.append(uid)
     return uids
 
 

@@ -127,7 +127,9 @@ def test_every_key_is_mapped_or_reported(
         "destination.user",
         "filter-spam.type",
     ]
-    assert reported(result, tmp_path)[0].startswith("getmailrc-work:13: work: retriever.ssl_version")
+    assert reported(result, tmp_path)[0].startswith(
+        "getmailrc-work:13: work: retriever.ssl_version"
+    )
 
 
 @pytest.mark.parametrize(

@@ -339,7 +339,7 @@ def test_clear_passwords_go_to_mailclis_keyring_entry(
     ("content", "status", "message"),
     [
         ("hello world\n", 65, "rc:1: 'hello' is no msmtp or mpop command"),
-        ("# fetchmail\npoll pop.example.org protocol pop3\n", 64, "fetchmail files are not"),
+        ("# fetchmail\npoll pop.example.org user 'ann\n", 65, "rc:2: a string without its"),
         ("account a\nhost h\n", 65, "cannot tell an msmtp file from an mpop one"),
         ("account\nhost h\nfrom a@b\n", 65, "rc:1: `account` without a name"),
         ("account a : nosuch\nhost h\nfrom a@b\n", 65, "rc:1: account 'a' inherits 'nosuch'"),
@@ -367,9 +367,4 @@ def test_eval_is_never_run(tmp_path: Path, config_file: Path) -> None:
 
 def test_no_file_to_import(config_file: Path) -> None:
     result = imported()
-    assert result.code == 64 and "no msmtp, mpop or getmail file found" in result.stderr
-
-
-def test_fetchmail_is_not_imported_yet(tmp_path: Path, config_file: Path) -> None:
-    result = imported("--from", "fetchmail", str(write(tmp_path, "rc", "poll x\n")))
-    assert result.code == 64 and "fetchmail files are not imported yet" in result.stderr
+    assert result.code == 64 and "no msmtp, mpop, getmail or fetchmail file found" in result.stderr

@@ -154,3 +154,35 @@ def test_mailcli_fetches_exactly_what_getmail_did_not(
         assert json.loads(fetched.stdout)["fetched"] == 4
         every = [p.read_bytes() for sub in ("new", "cur") for p in (inbox / sub).iterdir()]
         assert message_ids(every) == {f"<n{n}@example.test>": 1 for n in range(8)}
+
+
+def test_mailcli_fetches_exactly_what_fetchmail_did_not(
+    dovecot: Dovecot,
+    mailbox: Mailbox,
+    isolated_environment: Path,
+    tmp_path: Path,
+    memory_keyring: MemoryKeyring,
+) -> None:
+    require("fetchmail")
+    out = tmp_path / "delivered"
+    out.mkdir()
+    write_rc(  # its certificate check wants a name in the subject; mailcli checks SANs
+        isolated_environment / ".fetchmailrc",
+        f"set no bouncemail\npoll localhost with proto pop3 port {dovecot.pop3_port} uidl\n"
+        f'  user "{mailbox.user}" there with password "{mailbox.password}" is root here\n'
+        f"  no sslcertck sslcertfile {dovecot.certs.ca_pem}\n"
+        f'  keep mda "cat > $(mktemp -p {out})"\n',
+    )
+    drop(mailbox, range(4))
+    run_tool(["fetchmail", "--nodetach"], os.environ)
+    drop(mailbox, range(4, 8))
+
+    imported = run_cli(["account", "import", "--with-state", "--with-passwords"])
+    assert imported.code == 0, imported.stderr
+    assert "localhost: recorded 4 UIDs" in imported.stderr
+    fetched = run_cli(["fetch", "--json"])  # the password from the keyring
+    assert fetched.code == 0, fetched.stderr
+    assert json.loads(fetched.stdout)["fetched"] == 4
+    assert message_ids([p.read_bytes() for p in out.iterdir()]) == {
+        f"<n{n}@example.test>": 1 for n in range(8)
+    }
