@@ -1,5 +1,6 @@
 """The envelope sender of a fetched message (`fetch.sender`): the first Return-Path,
-made inert for a shell command and an mbox `From ` line, whatever the header holds."""
+made inert for a shell command and an mbox `From ` line, whatever the header holds; and
+for LMTP's MAIL FROM, unchanged when it is a valid path, else the null sender."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from mailcli.fetch.sender import (
     HeaderCapture,
     envelope_sender,
     header_section,
+    mail_from_address,
     return_path,
 )
 from tests.helpers import Mailcli
@@ -96,6 +98,64 @@ def test_a_line_feed_in_a_header_ends_its_field() -> None:
     assert envelope_sender(b"Return-Path: <a@x.test\n;rm>\n") == "MAILER-DAEMON"
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        b"SRS0=HHH=TT=example.org=alice@fwd.example",
+        b"bounce-a=b@x",
+        b"it's!#$%&*/=?^_`{|}~-x@example.test",
+        b"-oQ/tmp/x@x.test",  # no command line here: the address as it is
+        b'"a..b"@x.test',
+        b'"a\\"b"@x.test',
+        b"user@[IPv6:2001:db8::1]",
+        b"a" * 245 + b"@x.test",
+    ],
+)
+def test_mail_from_is_a_valid_path_unchanged(address: bytes) -> None:
+    assert mail_from_address(b"Return-Path: <" + address + b">\n") == address.decode()
+    assert mail_from_address(b"Return-Path: <@relay.test:" + address + b">\n") == address.decode()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"Subject: no return path\n",
+        b"Return-Path: <>\n",
+        b"Return-Path: <unterminated@x.test\n",
+        b"Return-Path: <$(touch x)@x.test>\n",
+        b"Return-Path: <a@x.test\rRCPT TO:<root@x.test>\n",
+        b"Return-Path: <a\x00b@x.test>\n",
+        b"Return-Path: <a\tb@x.test>\n",
+        "Return-Path: <jöhn@x.test>\n".encode(),
+        b"Return-Path: a>b@x.test\n",  # bare: no angle bracket inside either
+        b"Return-Path: <postmaster>\n",
+        b"Return-Path: <a..b@x.test>\n",
+        b"Return-Path: <.a@x.test>\n",
+        b'Return-Path: <"john doe"@x.test>\n',
+        b'Return-Path: <""@x.test>\n',
+        b"Return-Path: <a@x..test>\n",
+        b"Return-Path: <a@x.test.>\n",
+        b"Return-Path: <a@-x.test>\n",
+        b"Return-Path: <a@x_y.test>\n",
+        b"Return-Path: <a@[1.2.3.4>\n",
+        b"Return-Path: <a@b@x.test>\n",
+        b"Return-Path: <" + b"a" * 248 + b"@x.test>\n",  # 255 characters
+    ],
+)
+def test_mail_from_is_the_null_sender_for_anything_else(header: bytes) -> None:
+    assert mail_from_address(header) == ""
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_header_gives_a_mail_from_that_stays_one_path(header: bytes) -> None:
+    address = mail_from_address(header)
+    assert len(address) <= 254
+    assert re.fullmatch(r"[!-;=?-~]*", address), address  # no space, < > CR LF NUL, ASCII
+    if address:
+        assert address in header.decode("latin-1")
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=600))
 def test_any_header_gives_one_inert_word(header: bytes) -> None:
@@ -150,6 +210,11 @@ RETURN_PATHS = [
     (b"Return-Path: <-oQPWNED@evil.test>\n", None),
     (b"Return-Path: <\xff\xfe@evil.test>\n", "__@evil.test"),
     (b"Return-Path: <" + b"a" * 10_000 + b"@evil.test>\n", "MAILER-DAEMON"),
+    # LMTP gets this one unchanged; a shell command and an mbox line never do.
+    (
+        b"Return-Path: <SRS0=HHH=TT=example.org=alice@fwd.example>\n",
+        "SRS0_HHH_TT_example.org_alice@fwd.example",
+    ),
 ]
 
 
