@@ -10,6 +10,7 @@ listener (its default: localhost port 25), mailcli has no such destination: repo
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,21 @@ class Account:
         self.flags: dict[str, list[Token]] = {}
 
     def report(self, option: list[Token], why: str) -> None:
-        words = " ".join(t.text for t in option[:2] if not t.quoted) or option[0].text
+        words = _shown(option[0])
+        if option[0].text.lower() in KEYWORDS and len(option) > 1 and not option[1].quoted:
+            words += " " + option[1].text  # a keyword's argument, or set's or no's keyword
         where = f"{self.path}:{option[0].line}"
         self.plan.unmapped.append(Unmapped(where, self.name, words, why))
 
 
 Handler = Callable[[Account, list[Token], bool], str | None]  # (account, args, negated)
+
+
+def _shown(token: Token) -> str:
+    """A word as a report may show it: a word that is no keyword may be a password that
+    lost its keyword to a typo (`passwd s3cret`), so only words that look like keywords
+    show."""
+    return token.text if re.fullmatch(r"[a-z][a-z.-]{0,30}", token.text.lower()) else "(a word)"
 
 
 def arg(args: list[Token]) -> str:
@@ -255,7 +265,7 @@ HANDLERS: dict[str, tuple[int, Handler]] = {
     "idfile": (1, flag("idfile")),
 }
 KEYWORDS = {name: arity for name, (arity, _) in {**HANDLERS, **_NOT_MAPPED}.items()}
-KEYWORDS |= {"set": 1, "defaults": 0}
+KEYWORDS |= {"set": 1, "defaults": 0, "no": 1}
 
 
 def map_fetchmail(path: Path, plan: ImportPlan) -> None:

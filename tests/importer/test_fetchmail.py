@@ -107,3 +107,13 @@ def test_the_idfile_becomes_the_fetch_state(tmp_path: Path, isolated_environment
     (isolated_environment / ".fetchids").write_text("U3\n")
     broken = imported("--with-state", "--replace", str(rc))
     assert broken.code == 65 and ".fetchids:1: not a fetchmail idfile" in broken.stderr
+
+
+def test_a_word_that_may_be_a_password_is_never_shown(tmp_path: Path, config_file: Path) -> None:
+    rc = tmp_path / "fetchmailrc"
+    rc.write_text("poll pop.example.org proto pop3 user ann passwd s3cr3t! mda cat\n")
+    result = imported(str(rc))
+    assert result.code == 0, result.stderr
+    assert "s3cr3t" not in result.stderr + config_file.read_text()
+    assert "pop.example.org: passwd: not a fetchmail keyword" in result.stderr
+    assert "pop.example.org: (a word): not a fetchmail keyword" in result.stderr
