@@ -79,5 +79,6 @@ class ImportPlan:
             elif isinstance(value, dict) and isinstance(existing[key], dict):
                 existing[key] = {**value, **existing[key]}
             else:
-                why = f"differs from the other file's {key} = {existing[key]!r}; kept that one"
+                # No values: a password_command may hold a secret inline (echo s3cret).
+                why = f"differs from the {key} an earlier file gave this account; kept that one"
                 self.unmapped.append(Unmapped(where, name, key, why))
