@@ -165,11 +165,12 @@ def import_accounts(
     with_state: bool,
     replace: bool,
 ) -> None:
-    """Import msmtp, mpop, getmail6 and fetchmail accounts (default: ~/.msmtprc,
-    ~/.mpoprc, their $XDG_CONFIG_HOME/msmtp|mpop/config, getmailrc* in ~/.getmail and
-    $XDG_CONFIG_HOME/getmail, ~/.fetchmailrc). Every setting is mapped or listed on
-    stderr with its file, line and why; a clear password never goes into the config
-    file."""
+    """Import accounts from msmtp, mpop, getmail6 and fetchmail.
+
+    FILES default to ~/.msmtprc, ~/.mpoprc, their $XDG_CONFIG_HOME/msmtp|mpop/config,
+    getmailrc* in ~/.getmail and $XDG_CONFIG_HOME/getmail, and ~/.fetchmailrc. Every
+    setting is mapped or listed on stderr with its file, line and why; a clear password
+    never goes into the config file."""
     from mailcli.fetch.state import default_state_dir
     from mailcli.importer.run import ImportRequest, default_files
     from mailcli.importer.run import import_accounts as run_import
