@@ -27,6 +27,8 @@ import hashlib
 from collections.abc import Callable
 from typing import Protocol
 
+from mailcli.errors import RejectedError
+
 # Messages per batch (one sync, one state record) for Maildir and mbox, unless
 # MAILCLI_FETCH_BATCH says otherwise (`fetch.open`); an MDA's batch is one message.
 BATCH_SIZE = 256
@@ -83,3 +85,11 @@ def message_key(server: str, uid: str, size: int | None = None) -> str:
     text = f"{server}\0{uid}" if size is None else f"{server}\0{uid}\0{size}"
     data = text.encode("utf-8", "surrogateescape")
     return "U" + hashlib.sha256(data).hexdigest()[:24]
+
+
+class MessageRefused(RejectedError):
+    """A writer's `finish` refused this one message for good while the destination can
+    take the next ones (LMTP: a 5xx to its sender or to its content). The run leaves it
+    on the server, unrecorded and not deleted, names it, goes on with the rest, and
+    ends with this error's status (69); every later run does the same until the
+    destination takes it."""

@@ -20,10 +20,15 @@ Contract:
 - A batch is one message (`batch_size`): recorded in the fetch state right after its
   250. The 250 cannot be taken back, so a kill between it and the state's fsync can
   deliver that message twice: the MDA's window, and the only one.
-- Failures leave the message on the server, unrecorded, and end the run: a 4xx (or a
-  connection lost, a timeout) is 75; a 5xx (MAIL, RCPT or the message refused) is 69 and
-  names the reply; a socket that is missing or refuses is 69; a socket mailcli may not
-  open 77; an unparsable reply 76.
+- A 5xx to MAIL FROM (the message's own sender) or after the final dot (its content)
+  refuses that message alone: `MessageRefused`, so the run leaves it on the server,
+  unrecorded and not deleted, names it with the reply, delivers the rest over a new
+  session and ends 69; every run does the same until the server takes it. Sending it
+  again unchanged cannot succeed, and stopping at it would block the mailbox.
+- Every other failure leaves the message on the server, unrecorded, and ends the run:
+  a 4xx (or a connection lost, a timeout) is 75; a 5xx to RCPT TO (the recipient, the
+  same for every message) or to DATA is 69 and names the reply; a socket that is
+  missing or refuses is 69; a socket mailcli may not open 77; an unparsable reply 76.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from mailcli.errors import (
     UnavailableError,
     UsageError,
 )
-from mailcli.fetch.destination import MessageWriter, RecoveryHooks
+from mailcli.fetch.destination import MessageRefused, MessageWriter, RecoveryHooks
 from mailcli.fetch.sender import HEADER_LIMIT, mail_from_address
 from mailcli.network import Pace, paced_reader, reply_text, upload_piece
 from mailcli.pop3.multiline import stuff
@@ -150,7 +155,7 @@ class Lmtp(RecoveryHooks):
                 "message kept on the server"
             ) from exc
         except BaseException:
-            self._drop()  # a refusal ends the run; the session goes with it
+            self._drop()  # the next message, if the run goes on, gets a new session
             raise
 
     def _transaction(self, sender: str, message: IO[bytes]) -> None:
@@ -205,8 +210,15 @@ class Lmtp(RecoveryHooks):
         return UnavailableError(f"{where}: cannot connect: {exc}")
 
 
-def check_reply(stage: str, reply: tuple[int, bytes], expected: int) -> None:
-    """`expected`, or the error that leaves the message on the server: 4xx 75, else 69."""
+def check_reply(
+    stage: str,
+    reply: tuple[int, bytes],
+    expected: int,
+    *,
+    refusal: type[RejectedError] = RejectedError,
+) -> None:
+    """`expected`, or the error that leaves the message on the server: 4xx 75, else
+    69 as `refusal` (`MessageRefused` where the refusal is about this message alone)."""
     code, text = reply
     if code == expected:
         return
@@ -216,7 +228,7 @@ def check_reply(stage: str, reply: tuple[int, bytes], expected: int) -> None:
     what = f"{stage}: the LMTP server answered {shown}; message kept on the server"
     if 400 <= code < 500:
         raise TempFailError(what)
-    raise RejectedError(what, code=code, text=reply_text(text))
+    raise refusal(what, code=code, text=reply_text(text))
 
 
 class StaleSession(smtplib.SMTPServerDisconnected):
@@ -268,7 +280,7 @@ class TracedLMTP(smtplib.LMTP):
         replies = self._envelope(sender, recipient)
         if replies[2][0] == 354 and any(code != 250 for code, _ in replies[:2]):
             self.close()  # a server that takes DATA without a recipient: never send it
-        check_reply("MAIL FROM", replies[0], 250)
+        check_reply("MAIL FROM", replies[0], 250, refusal=MessageRefused)
         check_reply("RCPT TO", replies[1], 250)
         check_reply("DATA", replies[2], 354)
         data = DotStuffer(message)
@@ -276,7 +288,7 @@ class TracedLMTP(smtplib.LMTP):
             self._write(piece)
         self._write(data.end())
         self.transcript.data_summary("send", data.lines, data.octets)
-        check_reply("the message", self.getreply(), 250)
+        check_reply("the message", self.getreply(), 250, refusal=MessageRefused)
 
     def _envelope(self, sender: str, recipient: str) -> list[tuple[int, bytes]]:
         """MAIL, RCPT and DATA in one write, and their replies. `StaleSession` when the

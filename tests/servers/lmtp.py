@@ -89,8 +89,11 @@ def maildir_messages(maildir: Path) -> list[bytes]:
 class LmtpScript:
     """What the scripted server answers: `rcpt` to RCPT TO, then for the n-th message
     `finals[n]` after its final dot (the last one repeats); None there means hang up
-    without a word after the dot. `stored` collects each message answered 250
-    (un-stuffed, as sent); `envelopes` each (MAIL FROM, RCPT TO) line pair."""
+    without a word after the dot. `refuse` answers a message holding one of its keys with
+    that key's reply instead, however often it comes; `senders` answers a MAIL FROM line
+    (the whole line) with its reply instead of 250 (then RCPT and DATA get 503).
+    `stored` collects each message answered 250 (un-stuffed, as sent); `envelopes` each
+    (MAIL FROM, RCPT TO) line pair."""
 
     greeting: str | None = "220 scripted LMTP ready"
     rcpt: str = "250 2.1.5 OK"
@@ -99,6 +102,8 @@ class LmtpScript:
     stored: list[bytes] = field(default_factory=list)
     envelopes: list[tuple[str, str]] = field(default_factory=list)
     messages: int = 0
+    refuse: dict[bytes, str] = field(default_factory=dict)
+    senders: dict[str, str] = field(default_factory=dict)
 
     def __call__(self, conn: Conn) -> None:
         if self.greeting is None:
@@ -111,12 +116,12 @@ class LmtpScript:
             if verb == "LHLO":
                 conn.send("250-scripted", "250-PIPELINING", "250 ENHANCEDSTATUSCODES")
             elif verb == "MAIL":
-                mail = line
-                conn.send("250 2.1.0 OK")
+                mail = line if line not in self.senders else ""
+                conn.send(self.senders.get(line, "250 2.1.0 OK"))
             elif verb == "RCPT":
                 rcpt = line
-                conn.send(self.rcpt)
-            elif verb == "DATA" and not self.rcpt.startswith("250"):
+                conn.send(self.rcpt if mail else "503 5.5.1 MAIL needed first")
+            elif verb == "DATA" and not (mail and self.rcpt.startswith("250")):
                 conn.send("503 5.5.1 No valid recipients")
             elif verb == "DATA":
                 conn.send("354 OK")
@@ -131,6 +136,7 @@ class LmtpScript:
     def _message(self, conn: Conn, mail: str, rcpt: str) -> bool:
         body = read_data(conn)
         final = self.finals[min(self.messages, len(self.finals) - 1)]
+        final = next((reply for key, reply in self.refuse.items() if key in body), final)
         self.messages += 1
         if final is None:
             return False
