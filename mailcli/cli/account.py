@@ -196,6 +196,7 @@ def _report_import(app: AppContext, outcome: ImportOutcome) -> None:
         "passwords_stored": outcome.passwords_stored,
         "passwords_left": left,
         "state": [{"account": a, "uids": n} for a, n in outcome.states],
+        "toml": None if outcome.written else outcome.text,  # what a real run would write
     }
     if not outcome.written:
         app.out.text(outcome.text.rstrip("\n"), document=document)

@@ -18,8 +18,8 @@ Every setting keeps where it was written (file, line), so a report can name it.
 `eval` (run a command, use its output as the line) is never run by the importer: it is
 kept as a setting, which the mappings report.
 
-Errors (65, naming file and line): an account without a name, an unknown parent, a
-file that is not UTF-8, one larger than `MAX_FILE_SIZE`.
+Errors (65, naming file and line): an account without a name or defined twice, an
+unknown parent, a file that is not UTF-8, one larger than `MAX_FILE_SIZE`.
 """
 
 from __future__ import annotations
@@ -117,6 +117,8 @@ def _start_account(setting: Setting, defaults: RcAccount, parsed: RcFile) -> RcA
     name = name.strip(_BLANKS)
     if not name:
         raise DataError(f"{setting.where}: `account` without a name")
+    if name in parsed.accounts:  # both tools refuse the file
+        raise DataError(f"{setting.where}: account {name!r} was already defined")
     account = RcAccount(name, dict(defaults.settings), setting.line)
     for parent in (p.strip(_BLANKS) for p in parents.split(",")) if colon else ():
         if parent not in parsed.accounts:

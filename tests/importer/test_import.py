@@ -4,6 +4,7 @@ traceback)."""
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -307,6 +308,11 @@ def test_dry_run_prints_the_file_and_writes_nothing(tmp_path: Path, config_file:
     assert tomllib.loads(result.stdout)["default_account"] == "freemail"
     assert "would import accounts: freemail, freemail2, isp" in result.stderr
     assert not config_file.exists()
+    as_json = imported("--dry-run", "--json", str(tmp_path / "msmtprc"))
+    document = json.loads(as_json.stdout)
+    assert (document["written"], document["accounts"]) == (False, ["freemail", "freemail2", "isp"])
+    assert document["toml"] == result.stdout
+    assert not config_file.exists()
 
 
 def test_an_existing_account_is_kept_unless_replace(tmp_path: Path, config_file: Path) -> None:
@@ -343,6 +349,7 @@ def test_clear_passwords_go_to_mailclis_keyring_entry(
         ("account a\nhost h\n", 65, "cannot tell an msmtp file from an mpop one"),
         ("account\nhost h\nfrom a@b\n", 65, "rc:1: `account` without a name"),
         ("account a : nosuch\nhost h\nfrom a@b\n", 65, "rc:1: account 'a' inherits 'nosuch'"),
+        ("account a\nfrom a@b\naccount a\n", 65, "rc:3: account 'a' was already defined"),
         (b"account a\nhost h\nfrom \xff@b\n", 65, "rc:3: not UTF-8 text"),
         (b"# x\n" * 2_700_000, 65, "larger than 1024 KiB"),
     ],
