@@ -74,7 +74,7 @@ def test_no_secret_in_any_argv_while_fetching(
     secret_file = tmp_path / "pw"
     secret_file.write_text(mailbox.password + "\n")
     argv_dump = tmp_path / "argv"
-    mda = f"ps -eo args > {argv_dump}; cat > /dev/null"
+    mda = f"ps -eww -o args > {argv_dump}; cat > /dev/null"  # ww: never cut at $COLUMNS
     no_password_given = Mailcli(replace(pop3_account, password=None), process=True)
     done = no_password_given(
         "fetch", "--to", f"mda:{mda}", "--password-command", f"cat {secret_file}"

@@ -32,7 +32,7 @@ from tests.servers.fixtures import Mailbox
 from tests.servers.keyring_service import SecretService
 from tests.servers.ports import HOST, free_port
 from tests.servers.postfix import Postfix
-from tests.servers.procs import make_workdir
+from tests.servers.procs import kill_group, make_workdir
 from tests.servers.tlstrust import ClientCA, encrypt_key
 
 PROXY_USER, PROXY_PASSWORD = "hygiene", "Proxy-Hygiene-pw9"
@@ -97,13 +97,18 @@ class Gate:
 
 
 def argv_of_every_process() -> str:
-    """`ps` of every process but microsocks, whose -P PASSWORD the test gave it."""
-    listing = subprocess.run(
-        ["ps", "-eo", "args="], capture_output=True, text=True, check=True
-    ).stdout
-    lines = listing.splitlines()
-    assert any("mailcli" in line for line in lines), listing  # it sees mailcli itself
-    return "\n".join(line for line in lines if not line.split(" ")[0].endswith("microsocks"))
+    """Every process's whole command line (ps cuts them at its width), one a line, but
+    microsocks', whose -P PASSWORD the test gave it."""
+    lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().decode("utf-8", "replace").split("\0")
+        except OSError:  # it ended meanwhile
+            continue
+        if not argv[0].endswith("microsocks"):
+            lines.append(" ".join(argv))
+    assert any("mailcli" in line for line in lines), lines  # it sees mailcli itself
+    return "\n".join(lines)
 
 
 def environment_of(pid: int) -> dict[str, str]:
@@ -207,15 +212,15 @@ def run_gated(setup: Setup, args: list[str], gates: list[Gate], env: dict[str, s
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        start_new_session=True,  # its children too are ended if a check fails at a gate
     )
     try:
         for gate in gates:
             inspect_child(gate, mailcli, *secrets)
         stdout, stderr = mailcli.communicate(timeout=60)
     finally:
-        if mailcli.poll() is None:
-            mailcli.kill()
-            mailcli.wait()
+        kill_group(mailcli.pid)
+        mailcli.wait()
     output = stdout.decode() + stderr.decode()
     assert mailcli.returncode == 0, output
     assert_no_secret(output, *secrets)
@@ -313,6 +318,7 @@ def test_a_message_queued_while_the_proxy_is_down(
     entries = list((setup.home / "state" / "mailcli" / "queue").rglob("*.json"))
     assert len(entries) == 1, entries
     assert f"{HOST}:{down}" in entries[0].read_text()  # the proxy named, by its address
+    assert_no_secret(all_files_text(setup.home), PROXY_PASSWORD, PASSPHRASE)
     for command, status in ((["queue", "list", "--json"], 0), (["queue", "run"], 75)):
         code, output = run_plain(setup, *command)
         assert code == status, output
