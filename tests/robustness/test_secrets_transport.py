@@ -365,3 +365,24 @@ def test_a_wrong_passphrase_is_78_and_not_shown(
         assert code == 78, output
         assert "wrong passphrase" in output, output
         assert_no_secret(output, PROXY_PASSWORD, wrong, PASSPHRASE)
+
+
+def test_what_mailcli_reports_about_the_account(
+    setup: Setup, dovecot: Dovecot, postfix: Postfix, auth_proxy: Microsocks
+) -> None:
+    """account show/list and check (through the proxy) name the proxy as
+    socks5://USER:***@HOST:PORT, never with its password or the passphrase."""
+    configure(setup, proxy_url(auth_proxy.port), dovecot, postfix.submission_port)
+    shown = f"socks5://{PROXY_USER}:***@{HOST}:{auth_proxy.port}"
+    reports = (
+        ["account", "show"],
+        ["account", "show", "--json"],
+        ["account", "list"],
+        ["check", "smtp"],
+        ["check", "pop3", "--json"],
+    )
+    for command in reports:
+        code, output = run_plain(setup, *command)
+        assert code == 0, output
+        assert_no_secret(output, PROXY_PASSWORD, PASSPHRASE, *mail_secrets(setup.mailbox))
+        assert command[-1] == "list" or shown in output, output
