@@ -11,6 +11,8 @@ from pathlib import Path
 import keyring
 import pytest
 
+from mailcli.importer.mpop import TABLE as MPOP_TABLE
+from mailcli.importer.msmtp import TABLE as MSMTP_TABLE
 from tests.helpers import MemoryKeyring, Result, run_cli
 
 # msmtp's manual's example, whole (its comments cut short).
@@ -375,3 +377,97 @@ def test_eval_is_never_run(tmp_path: Path, config_file: Path) -> None:
 def test_no_file_to_import(config_file: Path) -> None:
     result = imported()
     assert result.code == 64 and "no msmtp, mpop, getmail or fetchmail file found" in result.stderr
+
+
+# Every command of msmtp 1.8's and mpop 1.4's manuals (CONFIGURATION FILES).
+MSMTP_COMMANDS = [
+    "defaults",
+    "account",
+    "eval",
+    "host",
+    "port",
+    "source_ip",
+    "proxy_host",
+    "proxy_port",
+    "socket",
+    "timeout",
+    "protocol",
+    "domain",
+    "auth",
+    "user",
+    "password",
+    "passwordeval",
+    "ntlmdomain",
+    "tls",
+    "tls_trust_file",
+    "tls_crl_file",
+    "tls_fingerprint",
+    "tls_key_file",
+    "tls_cert_file",
+    "tls_certcheck",
+    "tls_starttls",
+    "tls_priorities",
+    "tls_host_override",
+    "tls_min_dh_prime_bits",
+    "from",
+    "allow_from_override",
+    "dsn_notify",
+    "dsn_return",
+    "set_from_header",
+    "set_date_header",
+    "remove_bcc_headers",
+    "undisclosed_recipients",
+    "logfile",
+    "logfile_time_format",
+    "syslog",
+    "aliases",
+    "auto_from",
+    "maildomain",
+]
+MPOP_COMMANDS = [
+    "defaults",
+    "account",
+    "eval",
+    "host",
+    "port",
+    "source_ip",
+    "proxy_host",
+    "proxy_port",
+    "socket",
+    "timeout",
+    "pipelining",
+    "auth",
+    "user",
+    "password",
+    "passwordeval",
+    "ntlmdomain",
+    "tls",
+    "tls_starttls",
+    "tls_trust_file",
+    "tls_crl_file",
+    "tls_fingerprint",
+    "tls_key_file",
+    "tls_cert_file",
+    "tls_certcheck",
+    "tls_priorities",
+    "tls_host_override",
+    "tls_min_dh_prime_bits",
+    "delivery",
+    "uidls_file",
+    "only_new",
+    "keep",
+    "killsize",
+    "skipsize",
+    "filter",
+    "received_header",
+]
+
+
+@pytest.mark.parametrize(
+    ("table", "commands"), [(MSMTP_TABLE, MSMTP_COMMANDS), (MPOP_TABLE, MPOP_COMMANDS)]
+)
+def test_every_command_of_the_manual_has_a_row(
+    table: dict[str, object], commands: list[str]
+) -> None:
+    """None falls through to "not a command of this format"."""
+    assert set(commands) - set(table) == set()
