@@ -23,6 +23,15 @@ Protocol = Literal["smtp", "pop3"]
 COMBINED = ("tls", "tls_starttls", "proxy_host", "proxy_port", "auth", "user", "password")
 
 
+# The commands an account key (not a server's) is mapped from.
+ACCOUNT_KEY_COMMANDS = {
+    "password_command": ("passwordeval",),
+    "ehlo": ("domain",),
+    "domain": ("maildomain",),
+    "log": ("syslog", "logfile"),
+}
+
+
 class Mapper:
     """One account of one file into a mailcli account table."""
 
@@ -45,6 +54,15 @@ class Mapper:
         if self.server:
             self.table[self.protocol] = self.server
         return self.table
+
+    def origins(self) -> dict[str, str]:
+        """Where each account key of the table came from (FILE:LINE), for reports."""
+        found = {}
+        for key in self.table:
+            commands = ACCOUNT_KEY_COMMANDS.get(key, (key,))
+            settings = [self.account.settings.get(command) for command in commands]
+            found[key] = next((s.where for s in settings if s is not None), "")
+        return {key: where for key, where in found.items() if where}
 
     def report(self, setting: Setting, why: str) -> None:
         self.plan.unmapped.append(Unmapped(setting.where, self.account.name, setting.command, why))

@@ -111,7 +111,7 @@ def map_mpop(parsed: RcFile, plan: ImportPlan) -> None:
         mapper = Mapper(account, "pop3", plan)
         table = mapper.run(TABLE)
         table["fetch"] = _mpop_defaults(mapper)
-        plan.merge(name, table, f"{parsed.path}:{account.line}")
+        plan.merge(name, table, f"{parsed.path}:{account.line}", mapper.origins())
         _state_source(mapper, plan, parsed.path)
 
 

@@ -114,8 +114,9 @@ def map_msmtp(parsed: RcFile, plan: ImportPlan) -> None:
         if name == "default" and _aliases_one(parsed, account.line):
             plan.default_account = _aliases_one(parsed, account.line)
             continue
-        table: dict[str, Any] = Mapper(account, "smtp", plan).run(TABLE)
-        plan.merge(name, table, f"{parsed.path}:{account.line}")
+        mapper = Mapper(account, "smtp", plan)
+        table: dict[str, Any] = mapper.run(TABLE)
+        plan.merge(name, table, f"{parsed.path}:{account.line}", mapper.origins())
         if name == "default":
             plan.default_account = name
 

@@ -7,6 +7,7 @@ only to be stored in the keyring when asked, and is otherwise just counted.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,10 +69,13 @@ class ImportPlan:
     states: list[StateSource] = field(default_factory=list)
     default_account: str | None = None
 
-    def merge(self, name: str, table: dict[str, Any], where: str) -> None:
+    def merge(
+        self, name: str, table: dict[str, Any], where: str, origins: Mapping[str, str] = {}
+    ) -> None:
         """Add `table` as account NAME; an account of that name from the other tool (msmtp
         and mpop) is joined: its server tables are its own, a shared key that differs
-        keeps the first value and the second is reported."""
+        keeps the first value and the second is reported, at its line in `origins`
+        (account key -> FILE:LINE) or else at `where`."""
         existing = self.accounts.setdefault(name, {})
         for key, value in table.items():
             if key not in existing or existing[key] == value:
@@ -81,4 +85,4 @@ class ImportPlan:
             else:
                 # No values: a password_command may hold a secret inline (echo s3cret).
                 why = f"differs from the {key} an earlier file gave this account; kept that one"
-                self.unmapped.append(Unmapped(where, name, key, why))
+                self.unmapped.append(Unmapped(origins.get(key, where), name, key, why))

@@ -148,7 +148,7 @@ def test_the_manuals_examples(tmp_path: Path, config_file: Path) -> None:
     }
     # One password command per account: mpop's other one is named, not dropped silently.
     assert reported(result, tmp_path) == [
-        "mpoprc:7: freemail: password_command: differs from the password_command an earlier "
+        "mpoprc:10: freemail: password_command: differs from the password_command an earlier "
         "file gave this account; kept that one"
     ]
 
