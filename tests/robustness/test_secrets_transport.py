@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -328,8 +329,11 @@ def test_a_message_queued_while_the_proxy_is_down(
     assert_no_secret(queued.stderr.decode(), PROXY_PASSWORD, PASSPHRASE)
 
 
+FAILURES = ["wrong-password", "refused-target", "no-proxy", "not-socks", "silent"]
+
+
 @pytest.mark.parametrize("command", ["send", "stat"])
-@pytest.mark.parametrize("failure", ["wrong-password", "refused-target", "no-proxy"])
+@pytest.mark.parametrize("failure", FAILURES)
 def test_every_proxy_failure_names_no_password(
     setup: Setup,
     dovecot: Dovecot,
@@ -338,16 +342,22 @@ def test_every_proxy_failure_names_no_password(
     command: str,
     failure: str,
 ) -> None:
-    """The message of each failure, its --debug traceback and the transcript."""
+    """The message of each failure, its --debug traceback and the transcript. "silent":
+    a proxy that takes the connection and never answers (--timeout 1)."""
     wrong, closed, down = "Wrong-Hygiene-pw3", free_port(), free_port()
-    proxy, port, status, message = {
-        "wrong-password": (proxy_url(auth_proxy.port, wrong), 0, 77, "the SOCKS5 proxy"),
-        "refused-target": (proxy_url(auth_proxy.port), closed, 69, "connection refused"),
-        "no-proxy": (proxy_url(down), 0, 69, "cannot connect to the SOCKS5 proxy"),
-    }[failure]
-    configure(setup, proxy, dovecot, port or postfix.submission_port, port)
-    args = ["send", "--to", setup.mailbox.address, "--body", "x"] if command == "send" else []
-    code, output = run_plain(setup, *(args or ["stat"]))
+    with socket.create_server((HOST, 0)) as silent:
+        proxy, port, status, message = {
+            "wrong-password": (proxy_url(auth_proxy.port, wrong), 0, 77, "the SOCKS5 proxy"),
+            "refused-target": (proxy_url(auth_proxy.port), closed, 69, "connection refused"),
+            "no-proxy": (proxy_url(down), 0, 69, "cannot connect to the SOCKS5 proxy"),
+            "not-socks": (proxy_url(dovecot.pop3_port), 0, 69, "SOCKS5"),
+            "silent": (proxy_url(silent.getsockname()[1]), 0, 75, "did not answer"),
+        }[failure]
+        configure(setup, proxy, dovecot, port or postfix.submission_port, port)
+        args = ["send", "--to", setup.mailbox.address, "--body", "x"]
+        args = args if command == "send" else ["stat"]
+        timeout = ["--timeout", "1"] if failure == "silent" else []  # it never answers
+        code, output = run_plain(setup, *args, *timeout)
     assert code == status, output
     assert "Traceback" in output, output  # --debug: the exception chain is shown too
     error = next(line for line in output.splitlines() if line.startswith("mailcli: error:"))
