@@ -142,6 +142,9 @@ def test_a_run_without_a_config_file_does_not_import_the_config_module(
 BASE = {"errors", "config", "endpoint", "transcript", "render", "fsutil", "network", "tlsinfo"}
 SUBSYSTEMS = {"auth", "smtp", "sendmail", "pop3", "fetch", "check", "trail", "cli", "transport"}
 SUBSYSTEMS |= {"importer"}  # account import: other tools' files into config, keyring, state
+# The parts of the base that are packages, whose __init__ is the module itself:
+# mailcli.config is the file; the tables inside an account are read in config.tables.
+BASE_PACKAGES = {"config"}
 # Which subsystems each part of the code may import (the base is open to everyone).
 MAY_IMPORT = {
     "base": set(),
@@ -174,12 +177,14 @@ def part_of(module: str) -> str:
 def test_the_top_holds_only_the_shared_base_and_the_subsystem_packages() -> None:
     modules_at_top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
     packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
-    assert modules_at_top == BASE and len(modules_at_top) <= 8
-    assert packages == SUBSYSTEMS
+    assert modules_at_top == BASE - BASE_PACKAGES and len(BASE) <= 8
+    assert packages == SUBSYSTEMS | BASE_PACKAGES
 
 
 def test_package_init_files_hold_a_docstring_and_no_code() -> None:
     for init in PACKAGE.glob("*/__init__.py"):
+        if init.parent.name in BASE_PACKAGES:
+            continue  # the module itself: importing it is reading the config file
         tree = ast.parse(init.read_text())
         assert ast.get_docstring(tree), f"{init}: say what the package is"
         assert len(tree.body) == 1, f"{init}: no code in a package's __init__ (start-up)"

@@ -12,6 +12,10 @@ tomlkit round-trips the document (comments, order, formatting), so a hand-writte
 file stays recognisable after mailcli edits it. The edited text is validated with the
 same parser that reads it, then replaced durably (0600: the file names servers and
 users, though it never holds a password).
+
+Here: the file (where it is, reading it), its top level and accounts (`Config`,
+`Account`), and the edits. The tables inside an account (server, fetch, oauth2) and the
+typed getters (`Reader`) are in `mailcli.config.tables`, which needs nothing from here.
 """
 
 from __future__ import annotations
@@ -20,14 +24,23 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, NoReturn, TypeVar, get_args
+from typing import Any
 
-# The connection vocabulary (security modes, default ports and timeout) lives in
-# mailcli.endpoint, which a run without a config file imports without this module (its
-# dataclasses and pathlib); re-exported here, where the file's readers look for it.
-from mailcli.endpoint import ADDRESS_FAMILIES, MailProtocol, ServerSettings
+# Re-exported, so that `from mailcli.config import ...` names everything in the file:
+# the records of an account's tables, from mailcli.config.tables, and the connection
+# vocabulary (security modes, default ports and timeout) from mailcli.endpoint, which a
+# run without a config file imports without this package (its dataclasses and pathlib).
+from mailcli.config.tables import DEFAULT_TOKEN_STORE as DEFAULT_TOKEN_STORE
+from mailcli.config.tables import FETCH_KEYS, Reader, parse_fetch, parse_oauth2, parse_server
+from mailcli.config.tables import OAUTH2_PROVIDERS as OAUTH2_PROVIDERS
+from mailcli.config.tables import TOKEN_STORES as TOKEN_STORES
+from mailcli.config.tables import FetchSettings as FetchSettings
+from mailcli.config.tables import OAuthProvider as OAuthProvider
+from mailcli.config.tables import OAuthSettings as OAuthSettings
+from mailcli.config.tables import TokenStoreKind as TokenStoreKind
 from mailcli.endpoint import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
 from mailcli.endpoint import SECURITY_MODES as SECURITY_MODES
+from mailcli.endpoint import MailProtocol, ServerSettings
 from mailcli.endpoint import SecurityMode as SecurityMode
 from mailcli.endpoint import default_port as default_port
 from mailcli.endpoint import default_security as default_security
@@ -38,66 +51,11 @@ _ACCOUNT_KEYS = {"from", "user", "domain", "password_command", "smtp", "pop3", "
 _ACCOUNT_KEYS |= {"ehlo", "dsn_notify", "dsn_return"}  # SMTP EHLO name, RFC 3461 defaults
 _ACCOUNT_KEYS |= {"fallback"}  # accounts to try when this one's SMTP server cannot take it
 _ACCOUNT_KEYS |= {"log"}  # the trail: a file path or "syslog" (mailcli.trail)
-_SERVER_KEYS = {"host", "port", "security", "user", "auth", "cafile"}
-_SERVER_KEYS |= {"family", "source_address", "proxy"}  # how to connect (mailcli.connect)
-_SERVER_KEYS |= {"client_cert", "client_key", "tls_fingerprint"}  # TLS (mailcli.tlsinfo)
-_FETCH_KEYS = {"to", "delete"}
-_FETCH_KEYS |= {"lmtp_rcpt"}  # the RCPT TO address of `--to lmtp:` (mailcli.fetch.lmtp)
-_FETCH_KEYS |= {"delete_after", "delete_larger_than"}  # retention (mailcli.fetch.retention)
-_FETCH_KEYS |= {"received_header"}  # prepend a Received line (mailcli.fetch.received)
-_FETCH_KEYS |= {"filter"}  # a header filter before download (mailcli.fetch.filter)
-_OAUTH2_KEYS = {
-    "provider",
-    "client_id",
-    "client_secret",
-    "client_secret_command",
-    "tenant",
-    "authorize_url",
-    "token_url",
-    "device_url",
-    "revoke_url",
-    "scopes",
-    "token_store",
-}
-OAuthProvider = Literal["google", "microsoft", "custom"]
-OAUTH2_PROVIDERS: tuple[OAuthProvider, ...] = get_args(OAuthProvider)
-TokenStoreKind = Literal["keyring", "file"]  # where an account's OAuth2 tokens are kept
-TOKEN_STORES: tuple[TokenStoreKind, ...] = get_args(TokenStoreKind)
-DEFAULT_TOKEN_STORE: TokenStoreKind = "keyring"
 # A `from` holding one of these is a shell glob that chooses the account by the sender
 # (msmtp's rule; mailcli.sendmail.choice matches it), not an address to send as.
 FROM_WILDCARDS = ("*", "?", "[")
 _TOP_KEYS = {"default_account", "accounts", "aliases"}
 _TOP_KEYS |= {"log"}  # the trail of every account without its own
-
-
-@dataclass(frozen=True)
-class FetchSettings:
-    """[accounts.NAME.fetch]: defaults for `mailcli fetch`."""
-
-    to: str | None = None
-    delete: bool = False
-    lmtp_rcpt: str | None = None  # LMTP's recipient; None: the account's POP3 user
-    delete_after: int | None = None  # days a stored message stays on the server
-    delete_larger_than: int | None = None  # octets: larger new mail is deleted unread
-    received_header: bool = False  # a Received line before each message (off: byte-identical)
-    filter: str | None = None  # a shell command judging each header: deliver, delete, skip
-
-
-class OAuthSettings(NamedTuple):
-    """[accounts.NAME.oauth2]: log in with OAuth2 (mailcli.auth.oauth); None = unset."""
-
-    provider: OAuthProvider
-    client_id: str | None = None
-    client_secret: str | None = None
-    client_secret_command: str | None = None
-    tenant: str = "common"  # microsoft only
-    authorize_url: str | None = None  # overrides, any provider; required for custom
-    token_url: str | None = None
-    device_url: str | None = None
-    revoke_url: str | None = None
-    scopes: tuple[str, ...] | None = None  # None: the provider's defaults
-    token_store: TokenStoreKind = DEFAULT_TOKEN_STORE
 
 
 @dataclass(frozen=True)
@@ -212,7 +170,7 @@ def _too_deep(path: Path) -> ConfigError:
 
 def parse_config(document: Mapping[str, Any], path: Path) -> Config:
     """Validate a parsed TOML document; errors name the file and the dotted key."""
-    reader = _Reader(path)
+    reader = Reader(path)
     reader.check_keys(document, _TOP_KEYS, "")
     accounts_table = reader.table(document, "accounts", "")
     accounts = {
@@ -229,44 +187,28 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
     return Config(path, True, default, accounts, aliases, log=_log(reader, document, ""))
 
 
-def _parse_account(reader: _Reader, name: str, table: Mapping[str, Any]) -> Account:
+def _parse_account(reader: Reader, name: str, table: Mapping[str, Any]) -> Account:
     prefix = f"accounts.{name}."
     reader.check_keys(table, _ACCOUNT_KEYS, prefix)
     fetch_table = reader.table(table, "fetch", prefix)
-    reader.check_keys(fetch_table, _FETCH_KEYS, prefix + "fetch.")
+    reader.check_keys(fetch_table, FETCH_KEYS, prefix + "fetch.")  # before any value
     return Account(
         name=name,
         from_addr=_from(reader, table, prefix),
         user=reader.string(table, "user", prefix),
         domain=reader.string(table, "domain", prefix),
         password_command=reader.string(table, "password_command", prefix),
-        smtp=_parse_server(reader, reader.table(table, "smtp", prefix), prefix + "smtp."),
-        pop3=_parse_server(reader, reader.table(table, "pop3", prefix), prefix + "pop3."),
-        fetch=FetchSettings(
-            to=reader.string(fetch_table, "to", prefix + "fetch."),
-            delete=reader.boolean(fetch_table, "delete", prefix + "fetch."),
-            lmtp_rcpt=reader.string(fetch_table, "lmtp_rcpt", prefix + "fetch."),
-            delete_after=_count(reader, fetch_table, "delete_after", prefix + "fetch."),
-            delete_larger_than=_count(reader, fetch_table, "delete_larger_than", prefix + "fetch."),
-            received_header=reader.boolean(fetch_table, "received_header", prefix + "fetch."),
-            filter=reader.string(fetch_table, "filter", prefix + "fetch."),
-        ),
-        oauth2=_parse_oauth2(reader, table, prefix),
+        smtp=parse_server(reader, reader.table(table, "smtp", prefix), prefix + "smtp."),
+        pop3=parse_server(reader, reader.table(table, "pop3", prefix), prefix + "pop3."),
+        fetch=parse_fetch(reader, fetch_table, prefix + "fetch."),
+        oauth2=parse_oauth2(reader, table, prefix),
         **_smtp_extras(reader, table, prefix),
         fallback=_fallback(reader, table, prefix),
         log=_log(reader, table, prefix),
     )
 
 
-def _count(reader: _Reader, table: Mapping[str, Any], key: str, prefix: str) -> int | None:
-    """A whole number, zero or more (days, octets); None when absent."""
-    value = table.get(key)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        reader.fail(prefix + key, "must be a whole number, 0 or more")
-    return value
-
-
-def _from(reader: _Reader, table: Mapping[str, Any], prefix: str) -> str | None:
+def _from(reader: Reader, table: Mapping[str, Any], prefix: str) -> str | None:
     """A pattern (msmtp's: it holds `*`, `?` or `[`) must be a bare address pattern."""
     value = reader.string(table, "from", prefix)
     if value is None or not any(c in value for c in FROM_WILDCARDS):
@@ -276,14 +218,14 @@ def _from(reader: _Reader, table: Mapping[str, Any], prefix: str) -> str | None:
     return value
 
 
-def _log(reader: _Reader, table: Mapping[str, Any], prefix: str) -> str | None:
+def _log(reader: Reader, table: Mapping[str, Any], prefix: str) -> str | None:
     target = reader.string(table, "log", prefix)
     if target is not None and not target.strip():
         reader.fail(prefix + "log", 'must be a file path or "syslog"')
     return target
 
 
-def _fallback(reader: _Reader, table: Mapping[str, Any], prefix: str) -> tuple[str, ...]:
+def _fallback(reader: Reader, table: Mapping[str, Any], prefix: str) -> tuple[str, ...]:
     names = table.get("fallback", [])
     if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names):
         reader.fail(prefix + "fallback", 'must be a list of account names, e.g. ["backup"]')
@@ -292,7 +234,7 @@ def _fallback(reader: _Reader, table: Mapping[str, Any], prefix: str) -> tuple[s
     return tuple(names)
 
 
-def _check_fallback(reader: _Reader, account: Account, accounts: Mapping[str, Account]) -> None:
+def _check_fallback(reader: Reader, account: Account, accounts: Mapping[str, Account]) -> None:
     key = f"accounts.{account.name}.fallback"
     for name in account.fallback:
         if name == account.name:
@@ -301,7 +243,7 @@ def _check_fallback(reader: _Reader, account: Account, accounts: Mapping[str, Ac
             reader.fail(key, f"{name!r} names no [accounts.{name}]")
 
 
-def _smtp_extras(reader: _Reader, table: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+def _smtp_extras(reader: Reader, table: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """`ehlo`, `dsn_notify`, `dsn_return`. The name and the NOTIFY list are checked where
     they are used (endpoint resolution, smtp.dsn: 78 naming the key), by the rules the
     options follow."""
@@ -310,154 +252,6 @@ def _smtp_extras(reader: _Reader, table: Mapping[str, Any], prefix: str) -> dict
         "dsn_notify": reader.string(table, "dsn_notify", prefix),
         "dsn_return": reader.choice(table, "dsn_return", prefix, ("full", "headers")),
     }
-
-
-def _parse_oauth2(reader: _Reader, account: Mapping[str, Any], prefix: str) -> OAuthSettings | None:
-    if "oauth2" not in account:
-        return None
-    table = reader.table(account, "oauth2", prefix)
-    prefix += "oauth2."
-    reader.check_keys(table, _OAUTH2_KEYS, prefix)
-    provider = reader.choice(table, "provider", prefix, OAUTH2_PROVIDERS)
-    if provider is None:
-        reader.fail(prefix + "provider", f"must be one of {', '.join(OAUTH2_PROVIDERS)}")
-    chosen = {"scopes", "provider", "token_store"}
-    strings = {key: reader.string(table, key, prefix) for key in _OAUTH2_KEYS - chosen}
-    if provider == "custom":
-        for key in ("authorize_url", "token_url"):
-            if not strings[key]:
-                reader.fail(prefix + key, 'required with provider = "custom"')
-    token_store = reader.choice(table, "token_store", prefix, TOKEN_STORES)
-    if strings["client_secret"] is not None and strings["client_secret_command"] is not None:
-        reader.fail(
-            prefix + "client_secret", "give client_secret or client_secret_command, not both"
-        )
-    return OAuthSettings(
-        provider,
-        **{key: value for key, value in strings.items() if value is not None},
-        scopes=_scopes(reader, table, prefix),
-        token_store=token_store or DEFAULT_TOKEN_STORE,
-    )
-
-
-def _scopes(reader: _Reader, table: Mapping[str, Any], prefix: str) -> tuple[str, ...] | None:
-    scopes = table.get("scopes")
-    if scopes is None:
-        return None
-    if not isinstance(scopes, list) or not all(isinstance(s, str) and s for s in scopes):
-        reader.fail(
-            prefix + "scopes", 'must be a list of strings, e.g. ["https://mail.google.com/"]'
-        )
-    return tuple(scopes)
-
-
-def _parse_server(reader: _Reader, table: Mapping[str, Any], prefix: str) -> ServerSettings:
-    reader.check_keys(table, _SERVER_KEYS, prefix)
-    security = reader.string(table, "security", prefix)
-    mode = security_mode(security)
-    if security is not None and mode is None:
-        reader.fail(prefix + "security", f"must be one of {', '.join(SECURITY_MODES)}")
-    port = table.get("port")
-    if port is not None and (type(port) is not int or not 0 < port < 65536):
-        reader.fail(prefix + "port", "must be a port number (1-65535)")
-    return ServerSettings(
-        host=reader.string(table, "host", prefix),
-        port=port,
-        security=mode,
-        user=reader.string(table, "user", prefix),
-        auth=reader.string(table, "auth", prefix),
-        cafile=reader.string(table, "cafile", prefix),
-        family=reader.choice(table, "family", prefix, ADDRESS_FAMILIES),
-        source_address=_ip_address(reader, table, prefix + "source_address"),
-        proxy=_proxy_url(reader, table, prefix + "proxy"),
-        client_cert=reader.string(table, "client_cert", prefix),
-        client_key=reader.string(table, "client_key", prefix),
-        tls_fingerprint=_fingerprints(reader, table, prefix + "tls_fingerprint"),
-    )
-
-
-def _fingerprints(reader: _Reader, table: Mapping[str, Any], key: str) -> tuple[str, ...] | None:
-    """One pin or a list of them, each checked now (a typo is 78 naming the key)."""
-    value = table.get("tls_fingerprint")
-    if value is None:
-        return None
-    pins = [value] if isinstance(value, str) else value
-    if not isinstance(pins, list) or not pins or not all(isinstance(p, str) for p in pins):
-        reader.fail(key, 'must be "SHA256:..." or a list of them')
-    from mailcli.tlsinfo import parse_fingerprint
-
-    for pin in pins:
-        try:
-            parse_fingerprint(pin)
-        except ValueError as exc:
-            reader.fail(key, str(exc))
-    return tuple(pins)
-
-
-def _ip_address(reader: _Reader, table: Mapping[str, Any], key: str) -> str | None:
-    import ipaddress
-
-    value = reader.string(table, "source_address", key.removesuffix("source_address"))
-    try:
-        return None if value is None else str(ipaddress.ip_address(value))
-    except ValueError:
-        reader.fail(key, f"{value!r} is not an IP address of this machine")
-
-
-def _proxy_url(reader: _Reader, table: Mapping[str, Any], key: str) -> str | None:
-    """A SOCKS5 URL or "env"; the URL is parsed when connecting (transport.socks, 78)."""
-    value = reader.string(table, "proxy", key.removesuffix("proxy"))
-    if value and value != "env" and not value.lower().startswith(("socks5://", "socks5h://")):
-        reader.fail(key, 'must be a socks5:// or socks5h:// URL, or "env" (ALL_PROXY)')
-    return value
-
-
-_Choice = TypeVar("_Choice", bound=str)
-
-
-class _Reader:
-    """Typed access to TOML tables that reports errors as `FILE: KEY: problem`."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, key: str, problem: str) -> NoReturn:
-        raise ConfigError(f"{self.path}: {key}: {problem}")
-
-    def check_keys(self, table: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
-        for key in table:
-            if key not in allowed:
-                self.fail(prefix + key, f"unknown key (known: {', '.join(sorted(allowed))})")
-
-    def table(self, table: Mapping[str, Any], key: str, prefix: str) -> Mapping[str, Any]:
-        value = table.get(key, {})
-        if not isinstance(value, dict):
-            self.fail(prefix + key, "must be a table")
-        return value
-
-    def string(self, table: Mapping[str, Any], key: str, prefix: str) -> str | None:
-        value = table.get(key)
-        if value is not None and not isinstance(value, str):
-            self.fail(prefix + key, "must be a string")
-        return value
-
-    def choice(
-        self, table: Mapping[str, Any], key: str, prefix: str, choices: tuple[_Choice, ...]
-    ) -> _Choice | None:
-        """A string that must be one of `choices`, as the choice's type; None when absent."""
-        value = self.string(table, key, prefix)
-        if value is None:
-            return None
-        for choice in choices:
-            if choice == value:
-                return choice
-        self.fail(prefix + key, f"must be one of {', '.join(choices)}")
-
-    def boolean(self, table: Mapping[str, Any], key: str, prefix: str) -> bool:
-        value = table.get(key, False)
-        if not isinstance(value, bool):
-            self.fail(prefix + key, "must be true or false")
-        return bool(value)
 
 
 def add_account(config: Config, account: Account, *, make_default: bool) -> Path:
