@@ -157,8 +157,11 @@ def _shell_finds(program: str) -> bool:
     be an executable file."""
     if "/" in program:
         return os.path.isfile(program) and os.access(program, os.X_OK)
+    from mailcli.auth.childenv import child_environment
+
     found = subprocess.run(
         ["/bin/sh", "-c", 'command -v -- "$1" >/dev/null', "sh", program],
+        env=child_environment(),  # a shell too: it gets no secret either
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

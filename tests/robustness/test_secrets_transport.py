@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -396,3 +397,43 @@ def test_what_mailcli_reports_about_the_account(
         assert code == 0, output
         assert_no_secret(output, PROXY_PASSWORD, PASSPHRASE, *mail_secrets(setup.mailbox))
         assert command[-1] == "list" or shown in output, output
+
+
+def child_executions(trace: Path) -> list[str]:
+    """strace's execve lines (-f -v: argv and environment in full) of every program
+    started under the first one, which is mailcli itself (its environment is the test's)."""
+    lines = [line for line in trace.read_text().splitlines() if " execve(" in line]
+    assert lines, "strace saw no execve"
+    top = lines[0].split(" ", 1)[0]
+    return [line for line in lines if line.split(" ", 1)[0] != top]
+
+
+def test_no_program_mailcli_starts_gets_a_secret(
+    setup: Setup, dovecot: Dovecot, postfix: Postfix, auth_proxy: Microsocks
+) -> None:
+    """Every execve under fetch, the short-lived ones included (the filter's program
+    lookup, the filter, the MDA), as strace records it: neither the secret variables
+    nor any secret in argv or environment. The mail password and the passphrase reach
+    mailcli through its environment here."""
+    if shutil.which("strace") is None:
+        pytest.fail("strace is not installed (Debian package strace)")
+    setup.mailbox.drop(numbered_message(1))
+    configure(setup, proxy_url(auth_proxy.port), dovecot, postfix.submission_port)
+    delivered, trace = setup.root / "delivered", setup.root / "strace.out"
+    secrets = (PROXY_PASSWORD, PASSPHRASE, *mail_secrets(setup.mailbox))
+    env = setup.env(**{PASSPHRASE_VAR: PASSPHRASE, "MAILCLI_PASSWORD": setup.mailbox.password})
+    strace = ["strace", "-f", "-qq", "-v", "-s", "65536", "-e", "trace=execve", "-o", str(trace)]
+    fetch = ["fetch", "--filter", "cat > /dev/null", "--to", f"mda:cat > {delivered}"]
+    done = subprocess.run(
+        [*strace, *MAILCLI, "--trace", *fetch], env=env, capture_output=True, check=False
+    )
+    output = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 0, output
+    assert delivered.exists()
+    children = child_executions(trace)
+    assert any(f"cat > {delivered}" in line for line in children), children  # the MDA
+    assert any("cat > /dev/null" in line for line in children), children  # the filter
+    for line in children:
+        assert f'"{PASSPHRASE_VAR}=' not in line and '"MAILCLI_PASSWORD=' not in line, line
+        assert_no_secret(line, *secrets)
+    assert_no_secret(output, *secrets)
