@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -36,6 +36,23 @@ DEFAULT_DESTINATION = "maildir:~/Maildir"
     "--keep/--delete",
     default=None,
     help="Keep messages on the server (default) or delete what is safely fetched.",
+)
+@click.option(
+    "--delete-after",
+    type=click.IntRange(min=0),
+    metavar="DAYS",
+    help="Delete a message on the server once it was stored DAYS days ago (0: at once).",
+)
+@click.option(
+    "--delete-larger-than",
+    type=click.IntRange(min=0),
+    metavar="BYTES",
+    help="Delete larger new messages on the server without downloading them (even with --keep).",
+)
+@click.option(
+    "--mark-seen",
+    is_flag=True,
+    help="Record every message on the server as fetched, downloading and deleting none.",
 )
 @click.option("--all", "everything", is_flag=True, help="Fetch every message, not only new ones.")
 @click.option(
@@ -95,6 +112,9 @@ def fetch(
     lmtp_rcpt: str | None,
     received_header: bool | None,
     filter_command: str | None,
+    delete_after: int | None,
+    delete_larger_than: int | None,
+    mark_seen: bool,
     accounts: tuple[str, ...],
     all_accounts: bool,
     jobs: int,
@@ -120,7 +140,7 @@ def fetch(
     account = app.account
     endpoint = app.endpoint("pop3", connection)
     spec = destination or (account.fetch.to if account else None) or DEFAULT_DESTINATION
-    delete = (not keep) if keep is not None else bool(account and account.fetch.delete)
+    retention = _retention(app, keep, delete_after, delete_larger_than, mark_seen=mark_seen)
     rcpt = lmtp_rcpt or (account.fetch.lmtp_rcpt if account else None)
     header_filter = _header_filter(
         filter_command or (account.fetch.filter if account else None), endpoint.timeout
@@ -128,7 +148,7 @@ def fetch(
     if received_header is None:
         received_header = bool(account and account.fetch.received_header)
     options = FetchOptions(
-        delete=delete,
+        **retention,
         everything=everything,
         max_size=max_size,
         limit=limit,
@@ -170,6 +190,45 @@ def _header_filter(command: str | None, timeout: float) -> HeaderFilter | None:
     return HeaderFilter.checked(command, timeout=timeout)
 
 
+def _retention(
+    app: AppContext, keep: bool | None, days: int | None, larger: int | None, *, mark_seen: bool
+) -> dict[str, Any]:
+    """What this run deletes (`fetch.retention`): the options, else the account's keys;
+    an explicit --keep or --delete wins over the delete_after key."""
+    from mailcli.config import FetchSettings
+    from mailcli.errors import UsageError
+
+    settings = app.account.fetch if app.account else FetchSettings()
+    if keep is not None and days is not None:
+        raise UsageError("--delete-after says when to delete: give it without --keep or --delete")
+    days = settings.delete_after if days is None and keep is None else days
+    delete = (not keep) if keep is not None else settings.delete
+    if days is not None:  # 0 is --delete
+        delete, days = days == 0, days or None
+    larger = settings.delete_larger_than if larger is None else larger
+    if mark_seen and (delete or days is not None or larger is not None):
+        app.out.warning("--mark-seen never deletes: nothing is deleted in this run")
+        delete, days, larger = False, None, None
+    return {
+        "delete": delete,
+        "delete_after": days,
+        "delete_larger_than": larger,
+        "mark_seen": mark_seen,
+    }
+
+
+def _report_retention(app: AppContext, summary: FetchSummary, *, dry_run: bool) -> None:
+    """Each message deleted unread, and what --mark-seen recorded: said even when piped."""
+    for unread in summary.deleted_unread:
+        app.out.info(
+            f"{'would delete' if dry_run else 'deleted'} message {unread.number} "
+            f"({unread.size} octets, over --delete-larger-than) without downloading; "
+            f"uid {unread.uid}"
+        )
+    if summary.marked is not None and not app.json:
+        app.out.info(f"{'would mark' if dry_run else 'marked'} {summary.marked} message(s) as seen")
+
+
 def _report(
     app: AppContext, summary: FetchSummary, where: str, *, verbose: bool, dry_run: bool
 ) -> None:
@@ -186,11 +245,16 @@ def _report(
         )
     if summary.note:  # nothing new because this destination is not the last one
         app.out.info(summary.note)
+    _report_retention(app, summary, dry_run=dry_run)
+    if summary.marked is not None and not app.json:
+        return
     if app.json:
-        app.out.json({**summary.as_json(), **({"would_fetch": summary.planned} if dry_run else {})})
+        planned = {"would_fetch": summary.planned, "would_delete": summary.expiring}
+        app.out.json({**summary.as_json(), **(planned if dry_run else {})})
         return
     if dry_run:
-        app.out.info(f"would fetch {summary.planned} message(s) into {where}")
+        expiring = f"; would delete {summary.expiring} fetched earlier" if summary.expiring else ""
+        app.out.info(f"would fetch {summary.planned} message(s) into {where}{expiring}")
         return
     line = (
         f"fetched {summary.fetched} message(s), {summary.octets} bytes, into {where}; "

@@ -80,6 +80,7 @@ from mailcli.errors import MailcliError
 from mailcli.fetch.destination import Destination, MessageWriter, message_key
 from mailcli.fetch.open import LmtpSettings, open_destination
 from mailcli.fetch.received import ReceivedHeader
+from mailcli.fetch.retention import expired, oversized, unseen
 from mailcli.fetch.state import Mailbox, Recorded, UidState, v1_state_name
 from mailcli.fsutil import FileLock, write_error
 from mailcli.pop3.commands import MessageInfo, display_uid, list_messages
@@ -101,6 +102,9 @@ class FetchOptions:
     lmtp_rcpt: str | None = None  # --to lmtp:'s recipient; None: the account's user
     header_filter: HeaderFilter | None = None  # judges each new header first (`fetch.filter`)
     received_header: bool = False  # a Received line before each message (`fetch.received`)
+    delete_after: int | None = None  # days a stored message stays (`fetch.retention`)
+    delete_larger_than: int | None = None  # octets: larger new mail is deleted unread
+    mark_seen: bool = False  # record what the server has, fetch and delete nothing
 
 
 @dataclass
@@ -116,6 +120,9 @@ class FetchSummary:
     reused: list[tuple[MessageInfo, int]] = field(default_factory=list)  # (now, size before)
     filter_skipped: int = 0  # left on the server by the filter's "skip"
     filter_failure: str | None = None  # why the filter stopped judging (the run ends 75)
+    deleted_unread: list[MessageInfo] = field(default_factory=list)  # --delete-larger-than
+    expiring: int = 0  # what a --dry-run would delete of the recorded messages
+    marked: int | None = None  # --mark-seen: UIDs recorded without downloading
 
     def warnings(self) -> list[str]:
         """What the user must hear about even when all went well."""
@@ -138,6 +145,11 @@ class FetchSummary:
                 {"number": m.number, "size": m.size, "uid": display_uid(m.uid)}
                 for m in self.skipped
             ],
+            "deleted_unread": [  # over --delete-larger-than
+                {"number": m.number, "size": m.size, "uid": display_uid(m.uid)}
+                for m in self.deleted_unread
+            ],
+            **({"marked": self.marked} if self.marked is not None else {}),
         }
 
 
@@ -207,6 +219,7 @@ class Fetcher:
     progress: Progress = field(default_factory=Progress)
     summary: FetchSummary = field(default_factory=FetchSummary)
     received: ReceivedHeader | None = None  # the line each message gets first, if any
+    gone: set[str] = field(default_factory=set)  # UIDs DELEted by this run (gone at QUIT)
 
     def run(self) -> FetchSummary:
         started = time.monotonic()
@@ -215,23 +228,37 @@ class Fetcher:
         recorded = self._recorded(messages)
         new, already = self._plan(messages, recorded)
         self._note_moved_destination(new, already)
+        if self.options.mark_seen:
+            return self._mark_seen(messages, recorded)
+        days, delete = self.options.delete_after, self.options.delete
+        due = expired(already, self.state.stored_at, delete=delete, days=days, now=time.time())
         if self.options.dry_run:
             self.summary.planned = len(new)
+            self.summary.expiring = len(due)
             return self.summary
         if self.options.header_filter is not None:
             new = self._screen(new, self.options.header_filter)
         self.progress.start(len(new), sum(m.size or 0 for m in new))
         if self.options.received_header:
             self.received = ReceivedHeader(self.pop.endpoint.host, self.pop.endpoint.account)
-        if self.options.delete:
-            self._delete(already)
+        self._delete([*self.summary.deleted_unread, *due])
         size = self.destination.batch_size
         for start in range(0, len(new), size):
             self._batch(new[start : start + size])
         self.pop.quit()  # DELEs take effect here; only now may the state forget them
         if not self.summary.no_uidl:
-            self._compact(messages, {**recorded, **_sizes(new)}, already + new)
+            self._compact(messages, {**recorded, **_sizes(new)})
         self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    def _mark_seen(self, messages: list[MessageInfo], recorded: Recorded) -> FetchSummary:
+        """Record every listed UID not recorded yet, in one append (`fetch.retention`)."""
+        marking = unseen(messages, recorded, no_uidl=self.summary.no_uidl)
+        self.summary.marked = len(marking)
+        if not self.options.dry_run:
+            self.state.record(marking.items())
+            self.pop.quit()
+            self._compact(messages, {**recorded, **marking})
         return self.summary
 
     def _screen(self, new: list[MessageInfo], header_filter: HeaderFilter) -> list[MessageInfo]:
@@ -245,13 +272,10 @@ class Fetcher:
         self.summary.filter_failure = screening.failure
         return screening.deliver
 
-    def _compact(
-        self, messages: list[MessageInfo], recorded: Recorded, candidates: list[MessageInfo]
-    ) -> None:
+    def _compact(self, messages: list[MessageInfo], recorded: Recorded) -> None:
         """Keep the UIDs that are recorded and still on the server after this QUIT:
-        with --delete, everything recorded that this run DELEted is gone."""
-        gone = {m.uid for m in candidates} if self.options.delete else set()
-        on_server = {m.uid for m in messages if m.uid} - gone
+        everything this run DELEted is gone."""
+        on_server = {m.uid for m in messages if m.uid} - self.gone
         self.state.compact({uid: size for uid, size in recorded.items() if uid in on_server})
 
     def _recorded(self, messages: list[MessageInfo]) -> Recorded:
@@ -325,6 +349,7 @@ class Fetcher:
             for m in messages
             if m.uid in recorded and m.uid not in shared and m.number not in fresh_numbers
         ]
+        fresh, self.summary.deleted_unread = oversized(fresh, self.options.delete_larger_than)
         limit = self.options.max_size
         self.summary.skipped = [m for m in fresh if limit is not None and (m.size or 0) > limit]
         fresh = [m for m in fresh if limit is None or (m.size or 0) <= limit]
@@ -394,6 +419,7 @@ class Fetcher:
         """DELE, pipelined; the server deletes at QUIT."""
         for _ in self.pop.pipelined("DELE", [m.number for m in messages]):
             self.summary.deleted += 1
+        self.gone.update(m.uid for m in messages if m.uid)
 
 
 def _sizes(messages: Iterable[MessageInfo]) -> Recorded:
