@@ -171,8 +171,9 @@ class Setup:
     def write_config(self, proxy: str, smtp_port: int, pop3_port: int, ca: Path, pw: str) -> None:
         """`pw`: the password_command (the mailbox password is never in the config)."""
         server = (
-            f'host = "{HOST}"\ncafile = "{ca}"\nproxy = "{proxy}"\n'
-            f'client_cert = "{self.cert}"\nclient_key = "{self.key}"\n'
+            f'host = "{HOST}"\ncafile = "{ca}"\n'
+            + (f'proxy = "{proxy}"\n' if proxy else "")
+            + f'client_cert = "{self.cert}"\nclient_key = "{self.key}"\n'
         )
         self.config.write_text(
             f'default_account = "px"\n[accounts.px]\nfrom = "{self.mailbox.address}"\n'
@@ -408,32 +409,47 @@ def child_executions(trace: Path) -> list[str]:
     return [line for line in lines if line.split(" ", 1)[0] != top]
 
 
-def test_no_program_mailcli_starts_gets_a_secret(
-    setup: Setup, dovecot: Dovecot, postfix: Postfix, auth_proxy: Microsocks
-) -> None:
-    """Every execve under fetch, the short-lived ones included (the filter's program
-    lookup, the filter, the MDA), as strace records it: neither the secret variables
-    nor any secret in argv or environment. The mail password and the passphrase reach
-    mailcli through its environment here."""
+def run_under_strace(setup: Setup, args: list[str], env: dict[str, str]) -> list[str]:
+    """mailcli ARGS under strace (it must succeed, its output holding no secret); the
+    execve lines of the programs it started."""
     if shutil.which("strace") is None:
         pytest.fail("strace is not installed (Debian package strace)")
-    setup.mailbox.drop(numbered_message(1))
-    configure(setup, proxy_url(auth_proxy.port), dovecot, postfix.submission_port)
-    delivered, trace = setup.root / "delivered", setup.root / "strace.out"
-    secrets = (PROXY_PASSWORD, PASSPHRASE, *mail_secrets(setup.mailbox))
-    env = setup.env(**{PASSPHRASE_VAR: PASSPHRASE, "MAILCLI_PASSWORD": setup.mailbox.password})
+    trace = setup.root / "strace.out"
     strace = ["strace", "-f", "-qq", "-v", "-s", "65536", "-e", "trace=execve", "-o", str(trace)]
-    fetch = ["fetch", "--filter", "cat > /dev/null", "--to", f"mda:cat > {delivered}"]
     done = subprocess.run(
-        [*strace, *MAILCLI, "--trace", *fetch], env=env, capture_output=True, check=False
+        [*strace, *MAILCLI, "--trace", *args], env=env, capture_output=True, check=False
     )
     output = done.stdout.decode() + done.stderr.decode()
     assert done.returncode == 0, output
-    assert delivered.exists()
-    children = child_executions(trace)
-    assert any(f"cat > {delivered}" in line for line in children), children  # the MDA
-    assert any("cat > /dev/null" in line for line in children), children  # the filter
+    assert_no_secret(output, PROXY_PASSWORD, PASSPHRASE, *mail_secrets(setup.mailbox))
+    return child_executions(trace)
+
+
+@pytest.mark.parametrize("scenario", ["fetch", "password-command", "check"])
+def test_no_program_mailcli_starts_gets_a_secret(
+    setup: Setup, dovecot: Dovecot, postfix: Postfix, auth_proxy: Microsocks, scenario: str
+) -> None:
+    """Every execve mailcli makes, the short-lived ones included, as strace records it:
+    neither the secret variables nor any secret in argv or environment. fetch through
+    the proxy with a filter (and its program lookup) and an MDA, the mail password and
+    the passphrase in mailcli's environment; the same with a password_command instead;
+    check pop3 (openssl s_client, which runs only without a proxy)."""
+    setup.mailbox.drop(numbered_message(1))
+    delivered = setup.root / "delivered"
+    secrets = (PROXY_PASSWORD, PASSPHRASE, *mail_secrets(setup.mailbox))
+    env = setup.env(**{PASSPHRASE_VAR: PASSPHRASE, "MAILCLI_PASSWORD": setup.mailbox.password})
+    proxy = "" if scenario == "check" else proxy_url(auth_proxy.port)
+    configure(setup, proxy, dovecot, postfix.submission_port)
+    args = ["fetch", "--filter", "cat > /dev/null", "--to", f"mda:cat > {delivered}"]
+    expected = [f"cat > {delivered}", "cat > /dev/null"]  # the MDA, the filter
+    if scenario == "password-command":
+        del env["MAILCLI_PASSWORD"]
+        expected.append(f"cat {password_file(setup)}")
+    elif scenario == "check":
+        args, expected = ["check", "pop3"], ["s_client"]
+    children = run_under_strace(setup, args, env)
+    for command in expected:
+        assert any(command in line for line in children), (command, children)
     for line in children:
         assert f'"{PASSPHRASE_VAR}=' not in line and '"MAILCLI_PASSWORD=' not in line, line
         assert_no_secret(line, *secrets)
-    assert_no_secret(output, *secrets)
