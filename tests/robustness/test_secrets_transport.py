@@ -206,7 +206,7 @@ def test_every_proxy_failure_names_no_password(
         }[failure]
         configure(setup, proxy, dovecot, port or postfix.submission_port, port)
         args = ["send", "--to", setup.mailbox.address, "--body", "x"]
-        args = args if command == "send" else ["stat"]
+        args = [*(args if command == "send" else ["stat"]), "--json"]  # what --json prints too
         timeout = ["--timeout", "1"] if failure == "silent" else []  # it never answers
         code, output = run_plain(setup, *args, *timeout)
     assert code == status, output
