@@ -173,10 +173,16 @@ def fetch(
     finally:
         display.close()
     _report(app, summary, where, verbose=verbose, dry_run=dry_run)
+    for refusal in summary.refusals():  # each left on the server; the run went on
+        app.out.error(refusal)
     if summary.filter_failure:
         from mailcli.errors import TempFailError
 
         raise TempFailError(summary.filter_failure)
+    if summary.refused:  # each named above; the others were delivered
+        from mailcli.errors import ExitStatus
+
+        return int(ExitStatus.UNAVAILABLE)
     return None
 
 

@@ -77,7 +77,7 @@ from typing import TYPE_CHECKING, Any
 from mailcli.auth.credential import Credential
 from mailcli.endpoint import Endpoint
 from mailcli.errors import MailcliError
-from mailcli.fetch.destination import Destination, MessageWriter, message_key
+from mailcli.fetch.destination import Destination, MessageRefused, MessageWriter, message_key
 from mailcli.fetch.open import LmtpSettings, open_destination
 from mailcli.fetch.received import ReceivedHeader
 from mailcli.fetch.retention import expired, oversized, unseen
@@ -123,6 +123,7 @@ class FetchSummary:
     deleted_unread: list[MessageInfo] = field(default_factory=list)  # --delete-larger-than
     expiring: int = 0  # what a --dry-run would delete of the recorded messages
     marked: int | None = None  # --mark-seen: UIDs recorded without downloading
+    refused: list[tuple[MessageInfo, str]] = field(default_factory=list)  # left, and why
 
     def warnings(self) -> list[str]:
         """What the user must hear about even when all went well."""
@@ -130,6 +131,13 @@ class FetchSummary:
             f"the server reused UID {display_uid(m.uid)!r} for another message ({m.size} "
             f"octets, not {size}): treated as new, not as the one fetched earlier"
             for m, size in self.reused
+        ]
+
+    def refusals(self) -> list[str]:
+        """One line per message the destination refused for good (left on the server)."""
+        return [
+            f"message {m.number} (uid {display_uid(m.uid)!r}) not delivered: {why}"
+            for m, why in self.refused
         ]
 
     def as_json(self) -> dict[str, Any]:
@@ -150,6 +158,11 @@ class FetchSummary:
                 for m in self.deleted_unread
             ],
             **({"marked": self.marked} if self.marked is not None else {}),
+            **(
+                {"refused_messages": [_refused(m, why) for m, why in self.refused]}
+                if self.refused
+                else {}
+            ),
         }
 
 
@@ -247,7 +260,8 @@ class Fetcher:
             self._batch(new[start : start + size])
         self.pop.quit()  # DELEs take effect here; only now may the state forget them
         if not self.summary.no_uidl:
-            self._compact(messages, {**recorded, **_sizes(new)})
+            refused = {m for m, _ in self.summary.refused}  # never recorded as stored
+            self._compact(messages, {**recorded, **_sizes(m for m in new if m not in refused)})
         self.summary.seconds = time.monotonic() - started
         return self.summary
 
@@ -385,7 +399,11 @@ class Fetcher:
         its body is in the destination."""
         retrieving = self.pop.pipelined("RETR", [m.number for m in batch])
         for info, _ in zip(batch, retrieving, strict=True):
-            self._receive(info)
+            try:
+                self._receive(info)
+            except MessageRefused as exc:  # this one stays, unrecorded; the rest go on
+                self.summary.refused.append((info, exc.message))
+                continue
             completed.append(info)
 
     def _receive(self, info: MessageInfo) -> None:
@@ -425,6 +443,16 @@ class Fetcher:
 def _sizes(messages: Iterable[MessageInfo]) -> Recorded:
     """UID -> LIST size, for the messages that have a UID."""
     return {m.uid: m.size for m in messages if m.uid}
+
+
+def _refused(message: MessageInfo, why: str) -> dict[str, Any]:
+    """A message the destination refused for good, for --json."""
+    return {
+        "number": message.number,
+        "size": message.size,
+        "uid": display_uid(message.uid),
+        "reason": why,
+    }
 
 
 def _reused(message: MessageInfo, recorded: Recorded) -> int | None:

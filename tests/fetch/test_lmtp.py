@@ -5,10 +5,12 @@ fetch and again inside its recovery.
 
 The promises held: a message is deleted on the POP3 server only once the LMTP server
 answered 250 to it and it was recorded; a refused or deferred message stays on the
-server, unrecorded, and the next run delivers it; what the LMTP server stores is what
-POP3 gave, byte for byte (minus the Return-Path and Delivered-To lines Dovecot adds);
-a kill can at most deliver one message twice (the 250 cannot be taken back before the
-state records it), never lose or cut one.
+server, unrecorded, and the next run delivers it; a message refused for good (a 5xx to
+its MAIL FROM or after its dot) is named and left while the others are stored, and the
+run is 69, every time; what the LMTP server stores is what POP3 gave, byte for byte
+(minus the Return-Path and Delivered-To lines Dovecot adds); a kill can at most deliver
+one message twice (the 250 cannot be taken back before the state records it), never
+lose or cut one.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -201,14 +203,14 @@ def test_an_lmtp_target_is_a_socket_path_or_host_and_port() -> None:
     assert parse_target("mail.example.test:2003") == LmtpTarget(None, "mail.example.test", 2003)
 
 
-# (what the scripted server answers to RCPT TO, and to each message after its dot)
+# (what the scripted server answers to RCPT TO, and to each message after its dot): each
+# ends the run. A 5xx to one message does not (below).
 REFUSALS: dict[str, tuple[str, list[str | None], int]] = {
     "rcpt-4xx": ("450 4.2.0 Mailbox busy", ["250 2.0.0 Saved"], 75),
     "rcpt-5xx": ("550 5.1.1 User doesn't exist", ["250 2.0.0 Saved"], 69),
+    "hostile-rcpt-5xx-text": ("550 5.1.1 \x00\x1b[31m\rno", ["250 2.0.0 Saved"], 69),
     "message-4xx": ("250 2.1.5 OK", ["250 2.0.0 Saved", "452 4.2.2 Over quota"], 75),
-    "message-5xx": ("250 2.1.5 OK", ["250 2.0.0 Saved", "554 5.6.0 Refused"], 69),
     "hang-up-after-dot": ("250 2.1.5 OK", ["250 2.0.0 Saved", None], 75),
-    "hostile-5xx-text": ("250 2.1.5 OK", ["250 2.0.0 Saved", "554 5.6.0 \x00\x1b[31m\rno"], 69),
 }
 
 
@@ -236,6 +238,49 @@ def test_a_refused_or_deferred_message_stays_on_the_server_and_a_rerun_delivers_
     delivered = refusing.stored + good.stored
     assert sorted(delivered) == sorted(m.replace(b"\n", b"\r\n") for m in MESSAGES)
     assert maildir_messages(source.maildir) == []
+
+
+FOUR = [message(0), message(1, return_path="refused@example.test"), message(2), message(3)]
+HOSTILE = "\x00\x1b[31m\rnot this one"
+REFUSING: dict[str, Callable[[], LmtpScript]] = {  # the 2nd of FOUR refused for good
+    "message": lambda: LmtpScript(refuse={b"Subject: lmtp 1\r\n": f"550 5.7.1 {HOSTILE}"}),
+    "sender": lambda: LmtpScript(
+        senders={"MAIL FROM:<refused@example.test>": f"553 5.1.8 {HOSTILE}"}
+    ),
+}
+
+
+@pytest.mark.parametrize("delete", [False, True], ids=["keep", "delete"])
+@pytest.mark.parametrize("stage", list(REFUSING))
+def test_a_message_refused_for_good_stays_on_the_server_the_others_are_stored_and_it_is_69(
+    lmtp_dovecot: LmtpDovecot, tmp_path: Path, stage: str, delete: bool
+) -> None:
+    source = source_with(lmtp_dovecot, FOUR)
+    env = environment(tmp_path, source)
+    script = REFUSING[stage]()
+    with scripted_lmtp(script) as server:
+        to = f"lmtp:127.0.0.1:{server.port}"
+        args = fetch_args(source, lmtp_dovecot, to, *(["--delete"] if delete else []))
+        first, again = cp.run(args, env), cp.run([*args, "--json"], env)
+
+    assert (first.code, again.code) == (69, 69), first.stderr
+    assert script.stored == [FOUR[n].replace(b"\n", b"\r\n") for n in (0, 2, 3)]  # once each
+    said = re.fullmatch(
+        rb"mailcli: error: message 2 \(uid '([^']+)'\) not delivered: (.*)\n", first.stderr
+    )
+    assert said, first.stderr  # one line, naming it
+    assert (b"the message: " if stage == "message" else b"MAIL FROM: ") in said[2]
+    assert b"kept on the server" in said[2]
+    assert not re.search(rb"[\x00-\x09\x0b-\x1f\x7f]", first.stderr)
+    number = b"1" if delete else b"2"  # the others were deleted: it is the first now
+    assert again.stderr == first.stderr.replace(b"message 2 ", b"message " + number + b" ", 1)
+    summary = json.loads(again.stdout)
+    assert summary["fetched"] == 0  # the rerun stored nothing new
+    assert [(m["number"], m["uid"]) for m in summary["refused_messages"]] == [
+        (int(number), said[1].decode())
+    ]
+    left = maildir_messages(source.maildir)
+    assert sorted(left) == sorted([FOUR[1]] if delete else FOUR)
 
 
 @pytest.mark.parametrize("where", ["greeting", "message"])
