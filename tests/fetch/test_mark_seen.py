@@ -9,8 +9,11 @@ import re
 from pathlib import Path
 
 from tests.helpers import Mailcli, drop
+from tests.servers.accounts import Account
 from tests.servers.accounts import numbered_message as message
 from tests.servers.fixtures import Mailbox
+from tests.servers.pop3scripts import pop3_server
+from tests.servers.scripted import ScriptedServer
 
 
 def delivered(maildir: Path) -> set[bytes]:
@@ -59,3 +62,20 @@ def test_mark_seen_records_each_uid_with_its_size_and_time(
     mailcli.json("fetch", "--mark-seen")
     (state,) = (isolated_environment / ".local/state/mailcli/fetch").glob("*.uids")
     assert re.search(r"#[0-9]+@[0-9]+ ", state.read_text())  # UID#SIZE@EPOCH
+
+
+def test_mark_seen_without_uidl_is_69_and_touches_nothing(isolated_environment: Path) -> None:
+    no_uidl = pop3_server(
+        ["USER"],
+        {
+            "LIST": ("+OK", "1 30", "."),
+            "UIDL": "-ERR no UIDL here",
+            "RETR": ("+OK", "Subject: only", "", "body", "."),
+        },
+    )
+    with ScriptedServer(no_uidl) as server:
+        result = Mailcli(Account.scripted(server))("fetch", "--mark-seen")
+    assert result.code == 69, result.stderr
+    assert result.stderr.startswith("mailcli: error: the server has no UIDL")
+    assert not any(line.upper().startswith(("RETR", "DELE")) for line in server.received)
+    assert delivered(isolated_environment / "Maildir") == set()
