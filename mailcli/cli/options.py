@@ -169,10 +169,10 @@ def _fingerprints(
 
 def ip_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """An IPv4 or IPv6 address, as written canonically."""
+    if value is None:  # click calls this for every run: most never give the option
+        return None
     import ipaddress
 
-    if value is None:
-        return None
     try:
         return str(ipaddress.ip_address(value.removeprefix("[").removesuffix("]")))
     except ValueError:

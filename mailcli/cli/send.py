@@ -146,10 +146,13 @@ def _dsn_request(
 ) -> DsnRequest | None:
     """--dsn-notify, --dsn-return, --envid, each over the account's key; None: none.
     (--ehlo needs no such step: it is a connection option, checked with the endpoint.)"""
+    account = app.account
+    asked = (notify, ret, envid) + ((account.dsn_notify, account.dsn_return) if account else ())
+    if all(value is None for value in asked):
+        return None  # without importing the DSN grammar, which most sends never need
     from mailcli.errors import ConfigError
     from mailcli.smtp.dsn import DsnRequest, parse_envid, parse_notify, parse_return
 
-    account = app.account
     keywords: tuple[str, ...] = ()
     if notify is not None:
         keywords = parse_notify(notify, "--dsn-notify")
