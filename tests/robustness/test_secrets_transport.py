@@ -86,7 +86,8 @@ def run_gated(setup: Setup, args: list[str], gates: list[Gate], env: dict[str, s
     return output
 
 
-def store_passphrase(secret_service: SecretService, env: dict[str, str], key: Path) -> None:
+def store_passphrase(env: dict[str, str], key: Path) -> None:
+    """The key's passphrase into the keyring `env` reaches, as a user stores it."""
     stored = run_process(
         ["password", "set", f"client-key:{key}"], env=env, input=f"{PASSPHRASE}\n".encode()
     )
@@ -101,7 +102,7 @@ def passphrase_env(request: pytest.FixtureRequest, setup: Setup) -> dict[str, st
     service: SecretService = request.getfixturevalue("secret_service")
     env = service.subprocess_env(setup.env())
     env["XDG_STATE_HOME"] = str(setup.home / "state")  # mailcli's files stay in home
-    store_passphrase(service, env, setup.key)
+    store_passphrase(env, setup.key)
     return env
 
 
