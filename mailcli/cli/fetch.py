@@ -176,14 +176,8 @@ def fetch(
     for refusal in summary.refusals():  # each left on the server; the run went on
         app.out.error(refusal)
     if summary.filter_failure:
-        from mailcli.errors import TempFailError
-
-        raise TempFailError(summary.filter_failure)
-    if summary.refused:  # each named above; the others were delivered
-        from mailcli.errors import ExitStatus
-
-        return int(ExitStatus.UNAVAILABLE)
-    return None
+        app.out.error(summary.filter_failure)
+    return summary.exit_status or None  # the same status the trail's line records
 
 
 def _header_filter(command: str | None, timeout: float) -> HeaderFilter | None:

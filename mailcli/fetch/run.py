@@ -76,7 +76,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailcli.auth.credential import Credential
 from mailcli.endpoint import Endpoint
-from mailcli.errors import MailcliError
+from mailcli.errors import ExitStatus, MailcliError
 from mailcli.fetch.destination import Destination, MessageRefused, MessageWriter, message_key
 from mailcli.fetch.open import LmtpSettings, open_destination
 from mailcli.fetch.received import ReceivedHeader
@@ -124,6 +124,16 @@ class FetchSummary:
     expiring: int = 0  # what a --dry-run would delete of the recorded messages
     marked: int | None = None  # --mark-seen: UIDs recorded without downloading
     refused: list[tuple[MessageInfo, str]] = field(default_factory=list)  # left, and why
+
+    @property
+    def exit_status(self) -> int:
+        """The status of a run that got to its end: 75 when the filter stopped judging (a
+        rerun may cure it), else 69 when a message was refused for good, else 0."""
+        if self.filter_failure:
+            return int(ExitStatus.TEMPFAIL)
+        if self.refused:
+            return int(ExitStatus.UNAVAILABLE)
+        return int(ExitStatus.OK)
 
     def warnings(self) -> list[str]:
         """What the user must hear about even when all went well."""

@@ -16,7 +16,11 @@ message: time, command (send, sendmail, queue-run), account, server (HOST:PORT: 
   queue-run: the entry's outcomes as `queue run` shows them (delivered, deferred,
   failed, refused, damaged), comma-separated.
 fetch: time, command (fetch), account, server, mailbox (USER@HOST), fetched, skipped,
-  deleted, bytes, error, exit. A run that failed has no counts.
+  deleted, bytes, refused (messages the destination refused for good, left on the
+  server), error, exit (the status the run exits with: 69 when a message was refused,
+  75 when the header filter failed, its `error` then says why). A run that failed
+  before its end has no counts. With several accounts, each account's run is its own
+  line with its own status.
 
 Nothing here ever holds a secret: no password, token or AUTH line reaches a result.
 """
@@ -223,14 +227,17 @@ def fetched(endpoint: Endpoint, outcome: FetchSummary | Failure) -> Record:
     if isinstance(outcome, Failure):
         fields += [("error", outcome.message), ("exit", int(outcome.exit_status))]
         return Record(format_line(fields), False)
+    status = outcome.exit_status  # what the command exits with (fetch.run)
     fields += [
         ("fetched", outcome.fetched),
         ("skipped", len(outcome.skipped)),
         ("deleted", outcome.deleted),
         ("bytes", outcome.octets),
-        ("exit", 0),
+        ("refused", len(outcome.refused)),
+        ("error", outcome.filter_failure),
+        ("exit", status),
     ]
-    return Record(format_line(fields), True)
+    return Record(format_line(fields), status == ExitStatus.OK)
 
 
 def _recipient(address: str, result: SendResult | None) -> str:
