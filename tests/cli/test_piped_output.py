@@ -7,6 +7,7 @@ against the real test servers, and every field of every line must be non-empty.
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -83,6 +84,7 @@ TESTED = {
     "account which",
     "password where",
     "oauth status",
+    "account import",
 }
 
 
@@ -160,3 +162,27 @@ def test_oauth_status(config_file: Path, auth_server: AuthServer) -> None:
     assert browser_login()[0] == 0
     logged_in = dict(assert_piped_table(run_cli(["oauth", "status"])))
     assert logged_in["logged_in"] == "yes" and logged_in["scopes"] == "mail"
+
+
+IMPORTED_RC = "account a\nhost smtp.example.org\nfrom a@example.org\ntimeout 30\n"
+
+
+def test_account_import(tmp_path: Path, config_file: Path) -> None:
+    """Not a table: the TOML a dry run would write is the data (stdout), each setting
+    left out one `FILE:LINE: ...` line on stderr, and nothing decorated on either."""
+    rc = tmp_path / "msmtprc"
+    rc.write_text(IMPORTED_RC)
+    dry = run_cli(["account", "import", "--dry-run", str(rc)])
+    assert dry.code == 0, dry.stderr
+    assert tomllib.loads(dry.stdout)["accounts"]["a"]["from"] == "a@example.org"
+    assert dry.stdout == dry.stdout.lstrip() and dry.stdout.endswith("\n")
+    left_out = f"mailcli: warning: not imported: {rc}:4: a: timeout: "
+    assert [line for line in dry.stderr.splitlines() if line.startswith(left_out)] != []
+    assert "would import accounts: a" in dry.stderr
+    for output in (dry.stdout, dry.stderr):
+        assert "\x1b" not in output and not set(output) & set("\u2500\u2501\u2502\u2503")
+    as_json = json.loads(run_cli(["account", "import", "--json", "--dry-run", str(rc)]).stdout)
+    assert as_json["toml"] == dry.stdout and as_json["unmapped"][0]["command"] == "timeout"
+    done = run_cli(["account", "import", str(rc)])
+    assert (done.code, done.stdout) == (0, "")  # the data went to the config file
+    assert left_out in done.stderr and "imported accounts: a" in done.stderr
