@@ -279,11 +279,13 @@ def add_account_tables(
     replace: bool = False,
     default: str | None = None,
     write: bool = True,
+    aliases: Mapping[str, str] = {},
 ) -> str:
     """Add [accounts.NAME] tables as given (`account import`), all in one atomic write
     after validating the whole file; an existing NAME is an error naming it unless
-    `replace`. `default` becomes default_account when the file has none. Returns the
-    new file's text (written only when `write`)."""
+    `replace`. `default` becomes default_account when the file has none; `aliases` are
+    set in [aliases] in the same write (the caller decides which may overwrite). Returns
+    the new file's text (written only when `write`)."""
     taken = [] if replace else sorted(set(tables) & set(config.accounts))
     if taken:
         raise ConfigError(
@@ -299,6 +301,8 @@ def add_account_tables(
         accounts[name] = table
     if default is not None and config.default_account is None:
         document["default_account"] = default
+    if aliases:
+        document.setdefault("aliases", tomlkit.table()).update(aliases)
     if write:
         _write(config.path, document)
         return tomlkit.dumps(document)
