@@ -5,10 +5,8 @@ interop faults of a pipelined group (slow answers, a hang-up after a refused RCP
 in the middle, a 354 to DATA with no recipient accepted); with `chunking` it offers
 CHUNKING and takes a message as one `BDAT n LAST` chunk.
 
-A client's single write of a few lines arrives in one `recv` on loopback (one segment);
-a client that waits for each reply cannot send its next line before the answer, so a
-batch of several commands is proof of pipelining, and one command per batch of
-lock-step.
+A batch of several commands is proof of pipelining, and one command per batch of
+lock-step (why: linebatches.py, which reads the batches).
 """
 
 from __future__ import annotations
@@ -17,6 +15,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
+from .linebatches import LineBatches
 from .scripted import Conn, HangUp
 
 
@@ -45,16 +44,16 @@ class _Session:
     def __init__(self, server: PipeliningServer, conn: Conn) -> None:
         self.server = server
         self.conn = conn
-        self.pending = b""
+        self.lines = LineBatches(conn)
         self.accepted = 0
         self.rcpts = 0
         self.data: list[str] | None = None  # the message being received
 
     def run(self) -> None:
         self.conn.send("220 pipelining.test ESMTP")
-        while self._receive():
+        while self.lines.receive():
             batch: list[str] = []
-            while (line := self._next_line()) is not None:
+            while (line := self.lines.next_line()) is not None:
                 if self.data is None or line == ".":  # commands, and the data's end
                     # Recorded before it is answered: a client that has its answer
                     # may end the test at once.
@@ -63,33 +62,6 @@ class _Session:
                     batch.append(line)
                 if not self._handle(line):
                     return
-
-    def _receive(self) -> bool:
-        """One recv (continued until a line ends) into `pending`; False at EOF."""
-        while True:
-            chunk = self.conn.sock.recv(1 << 20)
-            if not chunk:
-                return False
-            self.pending += chunk
-            if self.pending.endswith(b"\n"):
-                return True
-
-    def _next_line(self) -> str | None:
-        line, found, rest = self.pending.partition(b"\r\n")
-        if not found:
-            return None
-        self.pending = rest
-        return line.decode("utf-8", "replace")
-
-    def _take(self, size: int) -> bytes:
-        """The next `size` octets (a BDAT chunk), read further when needed."""
-        while len(self.pending) < size:
-            chunk = self.conn.sock.recv(1 << 20)
-            if not chunk:
-                raise HangUp
-            self.pending += chunk
-        taken, self.pending = self.pending[:size], self.pending[size:]
-        return taken
 
     def _reply(self, *lines: str) -> None:
         if self.server.reply_delay:
@@ -117,7 +89,7 @@ class _Session:
         elif verb == "DATA":
             self._start_data()
         elif verb == "BDAT":  # only "BDAT n LAST": one chunk per message
-            self._chunk(self._take(int(argument.split()[0])))
+            self._chunk(self.lines.take(int(argument.split()[0])))
         elif verb == "QUIT":
             self._reply("221 2.0.0 bye")
             return False

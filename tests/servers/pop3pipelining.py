@@ -6,10 +6,8 @@ in CAPA or not, may refuse UIDL, and answers QUIT with +OK, with -ERR, or by han
 Its mailbox follows RFC 1939: DELE only marks; the marked messages are removed when
 QUIT is answered +OK (`deleted`), never otherwise.
 
-A client's single write of a few lines arrives in one `recv` on loopback (one segment);
-a client that waits for each reply cannot send its next line before the answer, so a
-batch of several commands is proof of pipelining, and one command per batch of
-lock-step.
+A batch of several commands is proof of pipelining, and one command per batch of
+lock-step (why: linebatches.py, which reads the batches).
 """
 
 from __future__ import annotations
@@ -19,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .linebatches import LineBatches
 from .scripted import Conn, HangUp
 
 QuitAnswer = Literal["ok", "err", "hang-up"]
@@ -49,34 +48,17 @@ class _Session:
     def __init__(self, server: Pop3PipeliningServer, conn: Conn) -> None:
         self.server = server
         self.conn = conn
-        self.pending = b""
+        self.lines = LineBatches(conn)
         self.marked: set[int] = set()
 
     def run(self) -> None:
         self.conn.send("+OK pop3pipelining.test ready")
-        while self._receive():
+        while self.lines.receive():
             batch: list[str] = []
             self.server.batches.append(batch)  # before any answer: the client may end
-            while (line := self._next_line()) is not None:
+            while (line := self.lines.next_line()) is not None:
                 batch.append(line)
                 self._handle(line)
-
-    def _receive(self) -> bool:
-        """One recv (continued until a line ends) into `pending`; False at EOF."""
-        while True:
-            chunk = self.conn.sock.recv(1 << 20)
-            if not chunk:
-                return False
-            self.pending += chunk
-            if self.pending.endswith(b"\n"):
-                return True
-
-    def _next_line(self) -> str | None:
-        line, found, rest = self.pending.partition(b"\r\n")
-        if not found:
-            return None
-        self.pending = rest
-        return line.decode("utf-8", "replace")
 
     def _handle(self, line: str) -> None:
         verb, _, argument = line.partition(" ")
