@@ -153,7 +153,7 @@ def which(app: AppContext, address: str) -> int:
 @click.option(
     "--with-state", is_flag=True, help="Carry the tools' seen-UID files over as fetch state."
 )
-@click.option("--replace", is_flag=True, help="Overwrite accounts of the same name.")
+@click.option("--replace", is_flag=True, help="Overwrite accounts and aliases of the same name.")
 @click.pass_obj
 def import_accounts(
     app: AppContext,
@@ -170,7 +170,8 @@ def import_accounts(
     FILES default to ~/.msmtprc, ~/.mpoprc, their $XDG_CONFIG_HOME/msmtp|mpop/config,
     getmailrc* in ~/.getmail and $XDG_CONFIG_HOME/getmail, and ~/.fetchmailrc. Every
     setting is mapped or listed on stderr with its file, line and why; a clear password
-    never goes into the config file."""
+    never goes into the config file. The entries of msmtp's aliases file go into
+    [aliases], expanded as msmtp expands them."""
     from mailcli.fetch.state import default_state_dir
     from mailcli.importer.run import ImportRequest, default_files
     from mailcli.importer.run import import_accounts as run_import
@@ -192,6 +193,7 @@ def _report_import(app: AppContext, outcome: ImportOutcome) -> None:
         "config": str(app.config.path),
         "written": outcome.written,
         "accounts": list(plan.accounts),
+        "aliases": plan.aliases_set,
         "unmapped": [vars(item) for item in plan.unmapped],
         "passwords_stored": outcome.passwords_stored,
         "passwords_left": left,
@@ -203,6 +205,9 @@ def _report_import(app: AppContext, outcome: ImportOutcome) -> None:
     elif app.json:
         app.out.json(document)
     app.out.info(f"{'imported' if outcome.written else 'would import'} accounts: {names}")
+    if plan.aliases_set:
+        verb = "imported" if outcome.written else "would import"
+        app.out.info(f"{verb} aliases: {', '.join(plan.aliases_set)}")
     if left:
         app.out.info(f"{left} clear passwords left behind: --with-passwords stores them")
     for key in outcome.passwords_stored:

@@ -2,13 +2,15 @@
 
 The SMTP server goes to `[accounts.NAME.smtp]`; msmtp's `domain` (the EHLO argument)
 is mailcli's `ehlo`, and its `maildomain` (what qualifies bare names) mailcli's
-`domain`.
+`domain`. The file `aliases` names goes to the config's `[aliases]` (`importer.aliases`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from mailcli.importer.aliases import read_aliases
 from mailcli.importer.common import SHARED, Handler, Mapper, account_key, expand_home, on_off
 from mailcli.importer.plan import ImportPlan
 from mailcli.importer.rcfile import RcFile, Setting
@@ -77,6 +79,13 @@ def from_address(mapper: Mapper, setting: Setting) -> str | None:
     return None
 
 
+def aliases(mapper: Mapper, setting: Setting) -> str | None:
+    if not setting.argument:
+        return None  # msmtp's default: no aliases
+    read_aliases(Path(expand_home(setting.argument)), setting.where, mapper.plan)
+    return None
+
+
 def keep_bcc(mapper: Mapper, setting: Setting) -> str | None:
     if on_off(setting, default=True) is not False:
         return None
@@ -94,7 +103,7 @@ TABLE: dict[str, Handler | str] = {
     "syslog": syslog,
     "protocol": protocol,
     "logfile_time_format": "mailcli's trail has its own time format",
-    "aliases": "the aliases file is not read by the import: copy its entries into [aliases]",
+    "aliases": aliases,
     "auto_from": "removed from msmtp 1.8; give from (a pattern such as *@example.org works)",
     "allow_from_override": "mailcli always lets -f and --from choose the sender",
     "set_from_header": "mailcli adds a From field only when the message has none",

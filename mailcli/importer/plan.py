@@ -68,6 +68,9 @@ class ImportPlan:
     stored_logins: list[StoredLogin] = field(default_factory=list)
     states: list[StateSource] = field(default_factory=list)
     default_account: str | None = None
+    aliases: dict[str, tuple[str, str]] = field(default_factory=dict)  # NAME -> (value, FILE:LINE)
+    alias_files: set[Path] = field(default_factory=set)  # the aliases files read
+    aliases_set: list[str] = field(default_factory=list)  # the [aliases] names written
 
     def merge(
         self, name: str, table: dict[str, Any], where: str, origins: Mapping[str, str] = {}

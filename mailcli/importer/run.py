@@ -139,6 +139,7 @@ def import_accounts(config: Config, request: ImportRequest, state_dir: Path) -> 
         replace=request.replace,
         default=plan.default_account,
         write=write,
+        aliases=_aliases_to_set(config, plan, request.replace),
     )
     outcome = ImportOutcome(plan, text, write)
     if write:  # the state before the keyring: a keyring that fails leaves it recorded
@@ -148,6 +149,23 @@ def import_accounts(config: Config, request: ImportRequest, state_dir: Path) -> 
     if write and request.with_passwords:
         outcome.passwords_stored = _store_passwords(plan)
     return outcome
+
+
+def _aliases_to_set(config: Config, plan: ImportPlan, replace: bool) -> dict[str, str]:
+    """The aliases to write: new ones, and changed ones only with --replace (reported
+    otherwise, like an existing account, but without stopping the import)."""
+    wanted: dict[str, str] = {}
+    for name, (value, where) in plan.aliases.items():
+        existing = config.aliases.get(name)
+        if existing == value:
+            continue
+        if existing is not None and not replace:
+            why = f"[aliases] already has {existing!r}; kept (--replace overwrites it)"
+            plan.unmapped.append(Unmapped(where, "aliases", name, why))
+            continue
+        wanted[name] = value
+    plan.aliases_set = list(wanted)
+    return wanted
 
 
 def _store_passwords(plan: ImportPlan) -> list[str]:
