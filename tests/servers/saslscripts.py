@@ -109,48 +109,89 @@ def _scram_first(client_first_b64: str, fault: str) -> str:
 def smtp_scram(mechanism: str, fault: str) -> Script:
     """An SMTP server offering `AUTH <mechanism>` that plays SCRAM_FAULTS[fault]. The
     session is over once the fault is played: it records whatever else arrives."""
-
-    def script(conn: Conn) -> None:
-        conn.send("220 scripted.example.test ESMTP")
-        lines = raw_lines(conn)
-        for line in lines:
-            words = line.split(" ")
-            if words[0].upper() == "EHLO":
-                conn.send("250-scripted.example.test", f"250 AUTH {mechanism}")
-            elif words[0].upper() == "AUTH" and len(words) == 3:
-                conn.send(f"334 {_b64(_scram_first(words[2], fault))}")
-                final = SCRAM_FAULTS[fault][1]
-                if final is not None and next(lines, None) is not None:
-                    conn.send(f"334 {_b64(final)}" if final else "235 2.7.0 Authenticated")
-                for _ in lines:  # nothing more is expected: record it and refuse it
-                    conn.send(REFUSED_SMTP)
-                return
-            else:
-                conn.send("502 5.5.1 not here")
-
-    return script
+    return _scram_script(
+        fault,
+        greeting="220 scripted.example.test ESMTP",
+        capability=("EHLO", ("250-scripted.example.test", f"250 AUTH {mechanism}")),
+        challenge="334 ",
+        answers=("235 2.7.0 Authenticated", REFUSED_SMTP, "502 5.5.1 not here"),
+    )
 
 
 def pop3_scram(mechanism: str, fault: str) -> Script:
     """A POP3 server offering `SASL <mechanism>` that plays SCRAM_FAULTS[fault], as
     smtp_scram does."""
+    return _scram_script(
+        fault,
+        greeting="+OK scripted POP3 ready",
+        capability=("CAPA", ("+OK", "USER", f"SASL {mechanism}", ".")),
+        challenge="+ ",
+        answers=("+OK logged in", REFUSED_POP3, "-ERR not here"),
+    )
+
+
+def _scram_script(
+    fault: str,
+    *,
+    greeting: str,
+    capability: tuple[str, tuple[str, ...]],
+    challenge: str,
+    answers: tuple[str, str, str],
+) -> Script:
+    """The fault played in one protocol's words: `capability` is the verb asking what
+    is offered and its answer, `challenge` a continuation's prefix, `answers` the
+    success without a server-final, the refusal of anything after the fault, and the
+    reply to any other command."""
+    asking, offered = capability
+    success, refused, otherwise = answers
 
     def script(conn: Conn) -> None:
-        conn.send("+OK scripted POP3 ready")
+        conn.send(greeting)
         lines = raw_lines(conn)
         for line in lines:
             words = line.split(" ")
-            if words[0].upper() == "CAPA":
-                conn.send("+OK", "USER", f"SASL {mechanism}", ".")
+            if words[0].upper() == asking:
+                conn.send(*offered)
             elif words[0].upper() == "AUTH" and len(words) == 3:
-                conn.send(f"+ {_b64(_scram_first(words[2], fault))}")
+                conn.send(challenge + _b64(_scram_first(words[2], fault)))
                 final = SCRAM_FAULTS[fault][1]
                 if final is not None and next(lines, None) is not None:
-                    conn.send(f"+ {_b64(final)}" if final else "+OK logged in")
-                for _ in lines:
-                    conn.send(REFUSED_POP3)
+                    conn.send(challenge + _b64(final) if final else success)
+                for _ in lines:  # nothing more is expected: record it and refuse it
+                    conn.send(refused)
                 return
             else:
-                conn.send("-ERR not here")
+                conn.send(otherwise)
 
     return script
+
+
+# The status each fault ends mailcli with: a server that cannot prove it knows the
+# password, or refuses the proof, is a failed login (77); a broken exchange is 76.
+SCRAM_FAULT_STATUS = {
+    "wrong-signature": 77,
+    "no-signature": 77,
+    "invalid-proof": 77,
+    "foreign-nonce": 76,
+    "zero-iterations": 76,
+    "huge-iterations": 76,
+    "malformed": 76,
+}
+
+
+def assert_scram_fault_handled(
+    fault: str, code: int, stderr: str, received: list[str], password: str
+) -> None:
+    """mailcli's run against the fault's server (`received`: the client's lines): the
+    fault's status with one error line and no traceback; nothing sent after the fault
+    (the client-final only where the server-first was sound); neither the password nor
+    any client line of the exchange in stderr (the trace masks them)."""
+    assert code == SCRAM_FAULT_STATUS[fault], stderr
+    assert "Traceback" not in stderr
+    assert len([line for line in stderr.splitlines() if line.startswith("mailcli: error: ")]) == 1
+    auth = next(i for i, line in enumerate(received) if line.startswith("AUTH "))
+    answered = SCRAM_FAULTS[fault][1] is not None  # the client-final went out
+    assert len(received) == auth + 1 + answered, received
+    assert password not in stderr
+    for line in received[auth:]:  # every client line of the exchange is masked
+        assert line.split(" ")[-1] not in stderr
