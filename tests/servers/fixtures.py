@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from . import NEEDS, require
+from . import NEEDS, require, skip_unless_ready
 from .accounts import Account
 from .authserver import AuthServer
 from .certs import Certs, make_certs
@@ -34,6 +34,7 @@ __all__ = [
     "auth_server",
     "certs",
     "dovecot",
+    "dovecot6",
     "hardened_dovecot",
     "mailbox",
     "make_mailbox",
@@ -229,3 +230,14 @@ def auth_server() -> Iterator[AuthServer]:
     server = AuthServer()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def dovecot6(certs: Certs) -> Iterator[Dovecot]:
+    """Dovecot whose POP3 ports listen on 127.0.0.1 and ::1 (one per test module)."""
+    from .dualstack import dual_stack_dovecot, ipv6_loopback_missing
+
+    require(*NEEDS["dovecot"], need_root=True)
+    skip_unless_ready(ipv6_loopback_missing())
+    with dual_stack_dovecot(certs) as server:
+        yield server
