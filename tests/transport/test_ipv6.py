@@ -20,7 +20,7 @@ import pytest
 from tests.helpers import MAILCLI, Mailcli
 from tests.servers import NEEDS, require, skip_unless_ready
 from tests.servers.accounts import Account, numbered_message
-from tests.servers.certs import Certs, make_certs
+from tests.servers.certs import make_certs
 from tests.servers.dovecot import Dovecot
 from tests.servers.dualstack import (
     DualStackPostfix,
@@ -36,14 +36,6 @@ from tests.servers.procs import make_workdir
 # glibc answers an IPv4 query for a name on a ::1 line with 127.0.0.1, so the IPv6-only
 # name has an address never connected to (documentation prefix): -4 must fail resolving.
 HOSTS = "::1 mail6.example.test\n127.0.0.1 mail4.example.test\n2001:db8::25 only6.example.test\n"
-
-
-@pytest.fixture(scope="module")
-def dovecot6(certs: Certs) -> Iterator[Dovecot]:
-    require(*NEEDS["dovecot"], need_root=True)
-    skip_unless_ready(ipv6_loopback_missing())
-    with dual_stack_dovecot(certs) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ both loopbacks the rest."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,11 +15,10 @@ import pytest
 from mailcli.check.audit import run_audit
 from mailcli.check.pop3_probes import probe_banner
 from tests.helpers import Mailcli, Result, audit_target, run_cli
-from tests.servers import NEEDS, require, skip_unless_ready
+from tests.servers import skip_unless_ready
 from tests.servers.accounts import Account, Security
-from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot
-from tests.servers.dualstack import ScriptedServer6, dual_stack_dovecot, ipv6_loopback_missing
+from tests.servers.dualstack import ScriptedServer6, ipv6_loopback_missing
 from tests.servers.pop3scripts import minimal_server
 from tests.servers.ports import free_port
 from tests.servers.scripted import Conn
@@ -30,14 +28,6 @@ from tests.servers.smtpscripts import smtp_server
 @pytest.fixture(autouse=True)
 def ipv6_loopback() -> None:
     skip_unless_ready(ipv6_loopback_missing())
-
-
-@pytest.fixture(scope="module")
-def dovecot6(certs: Certs) -> Iterator[Dovecot]:
-    require(*NEEDS["dovecot"], need_root=True)
-    skip_unless_ready(ipv6_loopback_missing())
-    with dual_stack_dovecot(certs) as server:
-        yield server
 
 
 def send(server: ScriptedServer6, *extra: str, security: Security = "none") -> Result:
