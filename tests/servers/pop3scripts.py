@@ -32,3 +32,16 @@ def minimal_server(capabilities: list[str]) -> Script:
         capabilities,
         {"STAT": "+OK 1 12", "RETR": ("+OK", "Subject: x", "", "..dot", ".")},
     )
+
+
+def no_uidl_server() -> Script:
+    """A POP3 server with one message ("Subject: only") that answers UIDL -ERR (RFC 1939
+    makes it optional)."""
+    return pop3_server(
+        ["USER"],
+        {
+            "LIST": ("+OK", "1 30", "."),
+            "UIDL": "-ERR no UIDL here",
+            "RETR": ("+OK", "Subject: only", "", "body", "."),
+        },
+    )
