@@ -14,7 +14,7 @@ from tests.helpers import MAILCLI, Mailcli, drop, message_ids
 from tests.servers.accounts import Account
 from tests.servers.accounts import numbered_message as message
 from tests.servers.fixtures import Mailbox
-from tests.servers.pop3scripts import pop3_server
+from tests.servers.pop3scripts import no_uidl_server, pop3_server
 from tests.servers.scripted import ScriptedServer, hang_up
 
 
@@ -176,15 +176,7 @@ def test_connection_dropped_mid_retr_leaves_no_file_and_sends_no_dele(
 def test_a_server_without_uidl_gets_everything_each_time_with_a_warning(
     isolated_environment: Path,
 ) -> None:
-    no_uidl = pop3_server(
-        ["USER"],
-        {
-            "LIST": ("+OK", "1 30", "."),
-            "UIDL": "-ERR no UIDL here",
-            "RETR": ("+OK", "Subject: only", "", "body", "."),
-        },
-    )
-    with ScriptedServer(no_uidl) as server:
+    with ScriptedServer(no_uidl_server()) as server:
         first = Mailcli(Account.scripted(server))("fetch", "-v")
         second = Mailcli(Account.scripted(server))("fetch", "-v")
     for result in (first, second):

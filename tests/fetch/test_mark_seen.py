@@ -12,7 +12,7 @@ from tests.helpers import Mailcli, drop
 from tests.servers.accounts import Account
 from tests.servers.accounts import numbered_message as message
 from tests.servers.fixtures import Mailbox
-from tests.servers.pop3scripts import pop3_server
+from tests.servers.pop3scripts import no_uidl_server
 from tests.servers.scripted import ScriptedServer
 
 
@@ -65,15 +65,7 @@ def test_mark_seen_records_each_uid_with_its_size_and_time(
 
 
 def test_mark_seen_without_uidl_is_69_and_touches_nothing(isolated_environment: Path) -> None:
-    no_uidl = pop3_server(
-        ["USER"],
-        {
-            "LIST": ("+OK", "1 30", "."),
-            "UIDL": "-ERR no UIDL here",
-            "RETR": ("+OK", "Subject: only", "", "body", "."),
-        },
-    )
-    with ScriptedServer(no_uidl) as server:
+    with ScriptedServer(no_uidl_server()) as server:
         result = Mailcli(Account.scripted(server))("fetch", "--mark-seen")
     assert result.code == 69, result.stderr
     assert result.stderr.startswith("mailcli: error: the server has no UIDL")
