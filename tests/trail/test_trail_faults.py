@@ -41,10 +41,15 @@ def server() -> Iterator[ScriptedServer]:
         yield scripted
 
 
-def send(server: ScriptedServer, *args: str, env: dict[str, str] | None = None) -> Result:
+def send_args(server: ScriptedServer, *args: str) -> list[str]:
+    """mailcli's arguments sending a message to `server` in clear, then `args`."""
     where = ["--host", server.host, "--port", str(server.port), "--security", "none"]
     message = ["--from", "a@example.test", "--to", "b@example.test", "--body", "x"]
-    return run_cli(["send", *where, *message, *args], env=env)
+    return ["send", *where, *message, *args]
+
+
+def send(server: ScriptedServer, *args: str, env: dict[str, str] | None = None) -> Result:
+    return run_cli(send_args(server, *args), env=env)
 
 
 def delivered(server: ScriptedServer) -> bool:
@@ -151,9 +156,7 @@ def test_a_full_disk_under_the_log_changes_nothing_but_a_warning(
     assert STRACE is not None
     log = tmp_path / "mail.log"
     command = [STRACE, "-f", "-qq", "-o", "/dev/null", "-P", str(log), "-e", "trace=write"]
-    command += ["-e", "inject=write:error=ENOSPC", *MAILCLI, "send", "--log", str(log)]
-    command += ["--host", server.host, "--port", str(server.port), "--security", "none"]
-    command += ["--from", "a@example.test", "--to", "b@example.test", "--body", "x"]
+    command += ["-e", "inject=write:error=ENOSPC", *MAILCLI, *send_args(server, "--log", str(log))]
     done = subprocess.run(command, capture_output=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert delivered(server) and log.read_bytes() == b""
@@ -178,9 +181,7 @@ def test_a_log_on_a_read_only_file_system_changes_nothing_but_a_warning(
     log.write_bytes(b"earlier\n")
     read_only = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
     command = [UNSHARE, "--mount", "--propagation", "private", "--", "sh", "-c", read_only]
-    command += [str(folder), *MAILCLI, "send", "--log", str(log)]
-    command += ["--host", server.host, "--port", str(server.port), "--security", "none"]
-    command += ["--from", "a@example.test", "--to", "b@example.test", "--body", "x"]
+    command += [str(folder), *MAILCLI, *send_args(server, "--log", str(log))]
     done = subprocess.run(command, capture_output=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert delivered(server) and log.read_bytes() == b"earlier\n"
