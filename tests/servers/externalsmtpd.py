@@ -18,12 +18,12 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
+from .aiocontroller import ControlledSmtpd
 from .certs import Certs
-from .managed import ManagedServer
 from .ports import HOST, free_port
 
 
-class ExternalSmtpd(ManagedServer):
+class ExternalSmtpd(ControlledSmtpd):
     host = HOST
 
     def __init__(self, certs: Certs, client_ca: Path) -> None:
@@ -34,7 +34,7 @@ class ExternalSmtpd(ManagedServer):
         self.logins: list[str] = []
         self.auth_lines: list[list[str]] = []
         self.received: list[tuple[str, str | None]] = []
-        self._controller = Controller(
+        controller = Controller(
             _ExternalHandler(self),
             hostname=HOST,
             port=self.port,
@@ -43,16 +43,7 @@ class ExternalSmtpd(ManagedServer):
             require_starttls=True,
             auth_exclude_mechanism=["PLAIN", "LOGIN"],
         )
-        self._running = False
-
-    def start(self) -> None:
-        self._controller.start()
-        self._running = True
-
-    def stop(self) -> None:
-        if self._running:
-            self._running = False
-            self._controller.stop()
+        super().__init__(controller)
 
 
 class _ExternalHandler:

@@ -23,7 +23,7 @@ from typing import Any, AnyStr
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from .managed import ManagedServer
+from .aiocontroller import ControlledSmtpd
 from .ports import HOST, free_port
 
 
@@ -38,7 +38,7 @@ class Received:
     login: str | None = None  # the AUTH user of the session, if it authenticated
 
 
-class AioSmtpd(ManagedServer):
+class AioSmtpd(ControlledSmtpd):
     """An aiosmtpd server on 127.0.0.1 in a background thread, started by ``start()``.
 
     ``tls_context`` (a server context, e.g. ``Certs.server_context()``) enables STARTTLS,
@@ -75,7 +75,7 @@ class AioSmtpd(ManagedServer):
         self.mail_reply: str | None = None
         self.data_reply: str | None = None
         self.drop_during_data = False
-        self._controller = _RecordingController(
+        controller = _RecordingController(
             self,
             _Handler(self),
             hostname=HOST,
@@ -91,17 +91,7 @@ class AioSmtpd(ManagedServer):
             # Without users AUTH is neither offered (see handle_EHLO) nor accepted (504).
             auth_exclude_mechanism=[] if users else ["PLAIN", "LOGIN"],
         )
-        self._running = False
-
-    def start(self) -> None:
-        self._controller.start()
-        self._running = True
-
-    def stop(self) -> None:
-        """Stop listening and close open connections; idempotent."""
-        if self._running:
-            self._running = False
-            self._controller.stop()
+        super().__init__(controller)
 
     def saw_command(self, verb: str) -> bool:
         """True if any recorded command line starts with ``verb`` (case-insensitive)."""
