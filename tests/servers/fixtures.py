@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -28,6 +28,10 @@ from .procs import make_workdir
 from .smtpd import AioSmtpd
 from .stack import DEFAULT_USERS
 
+if TYPE_CHECKING:
+    from .dualstack import Microsocks
+    from .hygiene import Setup
+
 __all__ = [
     "Mailbox",
     "aiosmtpd_factory",
@@ -36,6 +40,8 @@ __all__ = [
     "dovecot",
     "dovecot6",
     "hardened_dovecot",
+    "hygiene",
+    "hygiene_proxy",
     "mailbox",
     "make_mailbox",
     "oauth_dovecot",
@@ -241,3 +247,23 @@ def dovecot6(certs: Certs) -> Iterator[Dovecot]:
     skip_unless_ready(ipv6_loopback_missing())
     with dual_stack_dovecot(certs) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def hygiene_proxy() -> Iterator[Microsocks]:
+    """microsocks wanting the secret scans' proxy login (``hygiene.PROXY_PASSWORD``)."""
+    from .dualstack import Microsocks, require_microsocks
+    from .hygiene import PROXY_PASSWORD, PROXY_USER
+
+    require_microsocks()
+    with Microsocks(PROXY_USER, PROXY_PASSWORD) as server:
+        yield server
+
+
+@pytest.fixture
+def hygiene(tmp_path: Path, mailbox: Mailbox) -> Iterator[Setup]:
+    """The secret scans' account for ``mailbox`` (``hygiene.Setup``), in ``tmp_path``."""
+    from .hygiene import make_setup
+
+    with make_setup(tmp_path, mailbox) as made:
+        yield made
