@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,8 +24,7 @@ import pytest
 from tests.helpers import MAILCLI, run_process
 from tests.servers.accounts import numbered_message
 from tests.servers.dovecot import Dovecot
-from tests.servers.dualstack import Microsocks, require_microsocks
-from tests.servers.fixtures import Mailbox
+from tests.servers.dualstack import Microsocks
 from tests.servers.hygiene import (
     PASSPHRASE,
     PASSPHRASE_VAR,
@@ -39,7 +37,6 @@ from tests.servers.hygiene import (
     configure,
     inspect_child,
     mail_secrets,
-    make_setup,
     password_file,
     proxy_url,
 )
@@ -49,22 +46,9 @@ from tests.servers.postfix import Postfix
 from tests.servers.procs import kill_group
 
 
-@pytest.fixture(scope="module")
-def auth_proxy() -> Iterator[Microsocks]:
-    require_microsocks()
-    with Microsocks(PROXY_USER, PROXY_PASSWORD) as server:
-        yield server
-
-
-@pytest.fixture
-def setup(tmp_path: Path, mailbox: Mailbox) -> Iterator[Setup]:
-    with make_setup(tmp_path, mailbox) as made:
-        yield made
-
-
-def run_gated(setup: Setup, args: list[str], gates: list[Gate], env: dict[str, str]) -> str:
+def run_gated(hygiene: Setup, args: list[str], gates: list[Gate], env: dict[str, str]) -> str:
     """mailcli ARGS as a process, each gate inspected in turn; its stdout and stderr."""
-    secrets = (PROXY_PASSWORD, PASSPHRASE, *mail_secrets(setup.mailbox))
+    secrets = (PROXY_PASSWORD, PASSPHRASE, *mail_secrets(hygiene.mailbox))
     mailcli = subprocess.Popen(
         [*MAILCLI, "--debug", "--trace", *args],
         env=env,
@@ -95,89 +79,89 @@ def store_passphrase(env: dict[str, str], key: Path) -> None:
 
 
 @pytest.fixture(params=["environment", "keyring"])
-def passphrase_env(request: pytest.FixtureRequest, setup: Setup) -> dict[str, str]:
+def passphrase_env(request: pytest.FixtureRequest, hygiene: Setup) -> dict[str, str]:
     """mailcli's environment, the key's passphrase in PASSPHRASE_VAR or in the keyring."""
     if request.param == "environment":
-        return setup.env(**{PASSPHRASE_VAR: PASSPHRASE})
+        return hygiene.env(**{PASSPHRASE_VAR: PASSPHRASE})
     service: SecretService = request.getfixturevalue("secret_service")
-    env = service.subprocess_env(setup.env())
-    env["XDG_STATE_HOME"] = str(setup.home / "state")  # mailcli's files stay in home
-    store_passphrase(env, setup.key)
+    env = service.subprocess_env(hygiene.env())
+    env["XDG_STATE_HOME"] = str(hygiene.home / "state")  # mailcli's files stay in home
+    store_passphrase(env, hygiene.key)
     return env
 
 
 def test_fetch_through_the_proxy_to_an_mda(
-    setup: Setup,
+    hygiene: Setup,
     passphrase_env: dict[str, str],
     dovecot: Dovecot,
     postfix: Postfix,
-    auth_proxy: Microsocks,
+    hygiene_proxy: Microsocks,
 ) -> None:
-    setup.mailbox.drop(numbered_message(1))
-    asking, mda = Gate(setup.root, "password-command"), Gate(setup.root, "mda")
-    delivered = setup.root / "delivered"
+    hygiene.mailbox.drop(numbered_message(1))
+    asking, mda = Gate(hygiene.root, "password-command"), Gate(hygiene.root, "mda")
+    delivered = hygiene.root / "delivered"
     ca = dovecot.certs.ca_pem
-    command = f"{asking.command} && cat {password_file(setup)}"
-    setup.write_config(
-        proxy_url(auth_proxy.port), postfix.submission_port, dovecot.pop3_port, ca, command
+    command = f"{asking.command} && cat {password_file(hygiene)}"
+    hygiene.write_config(
+        proxy_url(hygiene_proxy.port), postfix.submission_port, dovecot.pop3_port, ca, command
     )
     fetch = ["fetch", "--to", f"mda:{mda.command} && cat > {delivered}"]
-    output = run_gated(setup, fetch, [asking, mda], passphrase_env)
-    assert f"== via socks5 {HOST}:{auth_proxy.port}\n" in output
+    output = run_gated(hygiene, fetch, [asking, mda], passphrase_env)
+    assert f"== via socks5 {HOST}:{hygiene_proxy.port}\n" in output
     assert delivered.read_bytes().endswith(numbered_message(1).split(b"\n\n", 1)[1])
-    assert setup.log.exists() and any((setup.home / "state" / "mailcli").rglob("*"))
-    secrets = (PROXY_PASSWORD, PASSPHRASE, *mail_secrets(setup.mailbox))
-    assert_no_secret(all_files_text(setup.home), *secrets)
+    assert hygiene.log.exists() and any((hygiene.home / "state" / "mailcli").rglob("*"))
+    secrets = (PROXY_PASSWORD, PASSPHRASE, *mail_secrets(hygiene.mailbox))
+    assert_no_secret(all_files_text(hygiene.home), *secrets)
 
 
 def test_send_through_the_proxy(
-    setup: Setup, dovecot: Dovecot, postfix: Postfix, auth_proxy: Microsocks
+    hygiene: Setup, dovecot: Dovecot, postfix: Postfix, hygiene_proxy: Microsocks
 ) -> None:
-    asking = Gate(setup.root, "password-command")
+    asking = Gate(hygiene.root, "password-command")
     ca = postfix.certs.ca_pem
-    command = f"{asking.command} && cat {password_file(setup)}"
-    setup.write_config(
-        proxy_url(auth_proxy.port), postfix.submission_port, dovecot.pop3_port, ca, command
+    command = f"{asking.command} && cat {password_file(hygiene)}"
+    hygiene.write_config(
+        proxy_url(hygiene_proxy.port), postfix.submission_port, dovecot.pop3_port, ca, command
     )
-    address = setup.mailbox.address
+    address = hygiene.mailbox.address
     send = ["send", "--to", address, "--subject", "hygiene", "--body", "x"]
-    output = run_gated(setup, send, [asking], setup.env(**{PASSPHRASE_VAR: PASSPHRASE}))
-    assert f"== via socks5 {HOST}:{auth_proxy.port}\n" in output
-    postfix.wait_for_delivery(setup.mailbox.user)
-    assert setup.log.exists()
-    secrets = (PROXY_PASSWORD, PASSPHRASE, *mail_secrets(setup.mailbox))
-    assert_no_secret(all_files_text(setup.home), *secrets)
+    output = run_gated(hygiene, send, [asking], hygiene.env(**{PASSPHRASE_VAR: PASSPHRASE}))
+    assert f"== via socks5 {HOST}:{hygiene_proxy.port}\n" in output
+    postfix.wait_for_delivery(hygiene.mailbox.user)
+    assert hygiene.log.exists()
+    secrets = (PROXY_PASSWORD, PASSPHRASE, *mail_secrets(hygiene.mailbox))
+    assert_no_secret(all_files_text(hygiene.home), *secrets)
 
 
-def run_plain(setup: Setup, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+def run_plain(hygiene: Setup, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     """mailcli --debug --trace ARGS as a process: its status, stdout and stderr."""
-    environ = env if env is not None else setup.env(**{PASSPHRASE_VAR: PASSPHRASE})
+    environ = env if env is not None else hygiene.env(**{PASSPHRASE_VAR: PASSPHRASE})
     done = run_process(["--debug", "--trace", *args], env=environ, input=b"")
     return done.returncode, done.stdout.decode() + done.stderr.decode()
 
 
 def test_a_message_queued_while_the_proxy_is_down(
-    setup: Setup, dovecot: Dovecot, postfix: Postfix
+    hygiene: Setup, dovecot: Dovecot, postfix: Postfix
 ) -> None:
     """sendmail queues it; neither the entry nor `queue list`/`queue run` holds the
     proxy password, though the entry records why it waits (the proxy)."""
     down = free_port()
-    configure(setup, proxy_url(down), dovecot, postfix.submission_port)
-    environ = setup.env(**{PASSPHRASE_VAR: PASSPHRASE})
+    configure(hygiene, proxy_url(down), dovecot, postfix.submission_port)
+    environ = hygiene.env(**{PASSPHRASE_VAR: PASSPHRASE})
     queued = run_process(
-        ["sendmail", "-i", setup.mailbox.address], env=environ, input=b"Subject: q\n\nq\n"
+        ["sendmail", "-i", hygiene.mailbox.address], env=environ, input=b"Subject: q\n\nq\n"
     )
     assert queued.returncode == 0, queued.stderr
-    entries = list((setup.home / "state" / "mailcli" / "queue").rglob("*.json"))
+    entries = list((hygiene.home / "state" / "mailcli" / "queue").rglob("*.json"))
     assert len(entries) == 1, entries
     assert f"{HOST}:{down}" in entries[0].read_text()  # the proxy named, by its address
-    assert_no_secret(all_files_text(setup.home), PROXY_PASSWORD, PASSPHRASE)
+    assert_no_secret(all_files_text(hygiene.home), PROXY_PASSWORD, PASSPHRASE)
     for command, status in ((["queue", "list", "--json"], 0), (["queue", "run"], 75)):
-        code, output = run_plain(setup, *command)
+        code, output = run_plain(hygiene, *command)
         assert code == status, output
         assert f"{HOST}:{down}" in output, output  # the error, with the proxy's address
         assert_no_secret(output, PROXY_PASSWORD, PASSPHRASE)
-    assert_no_secret(all_files_text(setup.home), PROXY_PASSWORD, PASSPHRASE)
+    assert_no_secret(all_files_text(hygiene.home), PROXY_PASSWORD, PASSPHRASE)
     assert_no_secret(queued.stderr.decode(), PROXY_PASSWORD, PASSPHRASE)
 
 
@@ -187,10 +171,10 @@ FAILURES = ["wrong-password", "refused-target", "no-proxy", "not-socks", "silent
 @pytest.mark.parametrize("command", ["send", "stat"])
 @pytest.mark.parametrize("failure", FAILURES)
 def test_every_proxy_failure_names_no_password(
-    setup: Setup,
+    hygiene: Setup,
     dovecot: Dovecot,
     postfix: Postfix,
-    auth_proxy: Microsocks,
+    hygiene_proxy: Microsocks,
     command: str,
     failure: str,
 ) -> None:
@@ -199,17 +183,17 @@ def test_every_proxy_failure_names_no_password(
     wrong, closed, down = "Wrong-Hygiene-pw3", free_port(), free_port()
     with socket.create_server((HOST, 0)) as silent:
         proxy, port, status, message = {
-            "wrong-password": (proxy_url(auth_proxy.port, wrong), 0, 77, "the SOCKS5 proxy"),
-            "refused-target": (proxy_url(auth_proxy.port), closed, 69, "connection refused"),
+            "wrong-password": (proxy_url(hygiene_proxy.port, wrong), 0, 77, "the SOCKS5 proxy"),
+            "refused-target": (proxy_url(hygiene_proxy.port), closed, 69, "connection refused"),
             "no-proxy": (proxy_url(down), 0, 69, "cannot connect to the SOCKS5 proxy"),
             "not-socks": (proxy_url(dovecot.pop3_port), 0, 69, "SOCKS5"),
             "silent": (proxy_url(silent.getsockname()[1]), 0, 75, "did not answer"),
         }[failure]
-        configure(setup, proxy, dovecot, port or postfix.submission_port, port)
-        args = ["send", "--to", setup.mailbox.address, "--body", "x"]
+        configure(hygiene, proxy, dovecot, port or postfix.submission_port, port)
+        args = ["send", "--to", hygiene.mailbox.address, "--body", "x"]
         args = [*(args if command == "send" else ["stat"]), "--json"]  # what --json prints too
         timeout = ["--timeout", "1"] if failure == "silent" else []  # it never answers
-        code, output = run_plain(setup, *args, *timeout)
+        code, output = run_plain(hygiene, *args, *timeout)
     assert code == status, output
     assert "Traceback" in output, output  # --debug: the exception chain is shown too
     error = next(line for line in output.splitlines() if line.startswith("mailcli: error:"))
@@ -218,24 +202,24 @@ def test_every_proxy_failure_names_no_password(
 
 
 def test_a_wrong_passphrase_is_78_and_not_shown(
-    setup: Setup, dovecot: Dovecot, postfix: Postfix, auth_proxy: Microsocks
+    hygiene: Setup, dovecot: Dovecot, postfix: Postfix, hygiene_proxy: Microsocks
 ) -> None:
     wrong = "Wrong-Key-phrase5"
-    configure(setup, proxy_url(auth_proxy.port), dovecot, postfix.submission_port)
-    for command in (["stat"], ["send", "--to", setup.mailbox.address, "--body", "x"]):
-        code, output = run_plain(setup, *command, env=setup.env(**{PASSPHRASE_VAR: wrong}))
+    configure(hygiene, proxy_url(hygiene_proxy.port), dovecot, postfix.submission_port)
+    for command in (["stat"], ["send", "--to", hygiene.mailbox.address, "--body", "x"]):
+        code, output = run_plain(hygiene, *command, env=hygiene.env(**{PASSPHRASE_VAR: wrong}))
         assert code == 78, output
         assert "wrong passphrase" in output, output
         assert_no_secret(output, PROXY_PASSWORD, wrong, PASSPHRASE)
 
 
 def test_what_mailcli_reports_about_the_account(
-    setup: Setup, dovecot: Dovecot, postfix: Postfix, auth_proxy: Microsocks
+    hygiene: Setup, dovecot: Dovecot, postfix: Postfix, hygiene_proxy: Microsocks
 ) -> None:
     """account show/list and check (through the proxy) name the proxy as
     socks5://USER:***@HOST:PORT, never with its password or the passphrase."""
-    configure(setup, proxy_url(auth_proxy.port), dovecot, postfix.submission_port)
-    shown = f"socks5://{PROXY_USER}:***@{HOST}:{auth_proxy.port}"
+    configure(hygiene, proxy_url(hygiene_proxy.port), dovecot, postfix.submission_port)
+    shown = f"socks5://{PROXY_USER}:***@{HOST}:{hygiene_proxy.port}"
     reports = (
         ["account", "show"],
         ["account", "show", "--json"],
@@ -245,7 +229,7 @@ def test_what_mailcli_reports_about_the_account(
         ["check", "smtp", "--audit", "--json"],
     )
     for command in reports:
-        code, output = run_plain(setup, *command)
+        code, output = run_plain(hygiene, *command)
         assert code == 0 or ("--audit" in command and code == 76), output  # 76: findings
-        assert_no_secret(output, PROXY_PASSWORD, PASSPHRASE, *mail_secrets(setup.mailbox))
+        assert_no_secret(output, PROXY_PASSWORD, PASSPHRASE, *mail_secrets(hygiene.mailbox))
         assert command[-1] == "list" or shown in output, output
