@@ -17,7 +17,6 @@ passphrase, a key without a certificate are 78: one line each, before anything i
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +32,7 @@ from tests.servers.externalsmtpd import ExternalSmtpd
 from tests.servers.fixtures import Mailbox, make_mailbox
 from tests.servers.ports import free_port
 from tests.servers.postfix import Postfix
-from tests.servers.procs import make_workdir
+from tests.servers.procs import make_workdir, wait_for_text
 from tests.servers.stack import DEFAULT_USERS
 from tests.servers.tlstrust import (
     ClientCA,
@@ -95,10 +94,7 @@ def _pop3(dovecot: Dovecot, security: Security) -> tuple[Account, Mailbox]:
 
 def _wait_for_log(dovecot: Dovecot, text: str) -> None:
     """Until Dovecot's log (written by its log process, a moment later) holds `text`."""
-    deadline = time.monotonic() + 10
-    while text not in (log := dovecot.log()):
-        assert time.monotonic() < deadline, log
-        time.sleep(0.05)
+    wait_for_text(dovecot.log, text, 10, "Dovecot's log")
 
 
 def _cert_args(cert: ClientCert) -> list[str]:

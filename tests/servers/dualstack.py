@@ -25,7 +25,7 @@ from .dovecot import Dovecot
 from .managed import ManagedServer
 from .ports import HOST, free_port
 from .postfix import Postfix
-from .procs import kill_group, make_workdir
+from .procs import kill_group, make_workdir, wait_for_text
 from .scripted import Script, ScriptedServer
 from .stack import DEFAULT_USERS
 
@@ -136,12 +136,7 @@ class Microsocks(ManagedServer):
 
     def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
         """Wait until `text` is in the log (microsocks writes a line per connection)."""
-        deadline = time.monotonic() + timeout
-        while text not in (log := self.log()):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{text!r} not in microsocks' log:\n{log}")
-            time.sleep(0.05)
-        return log
+        return wait_for_text(self.log, text, timeout, "microsocks' log")
 
 
 def with_hosts(hosts: Path, argv: list[str]) -> list[str]:

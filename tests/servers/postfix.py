@@ -30,7 +30,15 @@ from .certs import Certs
 from .dovecot import MAIL_GID, MAIL_UID, Dovecot
 from .managed import ManagedServer
 from .ports import HOST, free_port, wait_for_greeting
-from .procs import adopt_orphans, binary, is_running, kill_group, make_workdir, wait_until_gone
+from .procs import (
+    adopt_orphans,
+    binary,
+    is_running,
+    kill_group,
+    make_workdir,
+    wait_for_text,
+    wait_until_gone,
+)
 
 DOMAIN = "example.test"
 HOSTNAME = "mail.example.test"
@@ -188,12 +196,7 @@ class Postfix(ManagedServer):
 
     def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
         """Wait until ``text`` appears in the maillog; return the whole log."""
-        deadline = time.monotonic() + timeout
-        while text not in (log := self.maillog()):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{text!r} not in Postfix's maillog:\n{log}")
-            time.sleep(0.05)
-        return log
+        return wait_for_text(self.maillog, text, timeout, "Postfix's maillog")
 
     def discard(self) -> None:
         if self._owns_root:

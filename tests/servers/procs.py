@@ -14,6 +14,7 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -137,3 +138,14 @@ def make_workdir(prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     path.chmod(0o755)
     return path
+
+
+def wait_for_text(read: Callable[[], str], text: str, timeout: float, what: str) -> str:
+    """Poll `read()` (a daemon's log, say) until it holds `text`; return what it read.
+    After `timeout` s: TimeoutError naming `what` and showing what it held."""
+    deadline = time.monotonic() + timeout
+    while text not in (found := read()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{text!r} not in {what}:\n{found}")
+        time.sleep(0.05)
+    return found
