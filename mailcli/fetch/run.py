@@ -28,13 +28,14 @@ How each step keeps it, batch by batch (a batch is up to 256 messages, or
    A UID the server lists for two messages is never deleted as "already delivered".
 
 A message is "already delivered" when its UID is recorded with the size LIST gives it
-now (`fetch.state`). A recorded UID whose message now has another size names another
-message: a server reused the UID of one it deleted (RFC 1939 forbids it; some servers
-do it after rebuilding a mailbox). mpop and getmail key by UID alone and take the new
-message for the old one: never fetched, and deleted unread by `--delete`. fetch treats
-it as new instead: fetched, recorded with its size, deleted (with `--delete`) only after
-that, and the run warns about it. A message whose size the server merely recounted is
-fetched once more: a duplicate is recoverable, a lost message is not.
+now (`fetch.state`; what a run fetches, skips or deletes unread is `fetch.plan`). A
+recorded UID whose message now has another size names another message: a server reused
+the UID of one it deleted (RFC 1939 forbids it; some servers do it after rebuilding a
+mailbox). mpop and getmail key by UID alone and take the new message for the old one:
+never fetched, and deleted unread by `--delete`. fetch treats it as new instead:
+fetched, recorded with its size, deleted (with `--delete`) only after that, and the run
+warns about it. A message whose size the server merely recounted is fetched once more:
+a duplicate is recoverable, a lost message is not.
 
 The window between 2 and 3 (delivered, not recorded) is closed differently per kind:
 - Maildir file names carry a key derived from the mailbox and the UID
@@ -68,22 +69,23 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mailcli.auth.credential import Credential
 from mailcli.endpoint import Endpoint
-from mailcli.errors import ExitStatus, MailcliError
+from mailcli.errors import MailcliError
 from mailcli.fetch.destination import Destination, MessageRefused, MessageWriter, message_key
 from mailcli.fetch.open import LmtpSettings, open_destination
+from mailcli.fetch.plan import plan
 from mailcli.fetch.received import ReceivedHeader
-from mailcli.fetch.retention import expired, oversized, unseen
+from mailcli.fetch.retention import expired, unseen
 from mailcli.fetch.state import Mailbox, Recorded, UidState, v1_state_name
+from mailcli.fetch.summary import FetchOptions, FetchSummary, Progress
 from mailcli.fsutil import FileLock, write_error
-from mailcli.pop3.commands import MessageInfo, display_uid, list_messages
+from mailcli.pop3.commands import MessageInfo, list_messages
 from mailcli.pop3.multiline import size_difference
 from mailcli.pop3.session import Pop3Session
 from mailcli.transcript import Transcript
@@ -91,97 +93,8 @@ from mailcli.transcript import Transcript
 if TYPE_CHECKING:
     from mailcli.fetch.filter import HeaderFilter
 
-
-@dataclass(frozen=True)
-class FetchOptions:
-    delete: bool = False
-    everything: bool = False  # --all: ignore the state, fetch every message
-    max_size: int | None = None
-    limit: int | None = None
-    dry_run: bool = False
-    lmtp_rcpt: str | None = None  # --to lmtp:'s recipient; None: the account's user
-    header_filter: HeaderFilter | None = None  # judges each new header first (`fetch.filter`)
-    received_header: bool = False  # a Received line before each message (`fetch.received`)
-    delete_after: int | None = None  # days a stored message stays (`fetch.retention`)
-    delete_larger_than: int | None = None  # octets: larger new mail is deleted unread
-    mark_seen: bool = False  # record what the server has, fetch and delete nothing
-
-
-@dataclass
-class FetchSummary:
-    fetched: int = 0
-    deleted: int = 0
-    octets: int = 0
-    seconds: float = 0.0
-    planned: int = 0  # what a --dry-run would fetch
-    skipped: list[MessageInfo] = field(default_factory=list)  # over --max-size
-    no_uidl: bool = False
-    note: str = ""  # why nothing is new, when the destination changed since last time
-    reused: list[tuple[MessageInfo, int]] = field(default_factory=list)  # (now, size before)
-    filter_skipped: int = 0  # left on the server by the filter's "skip"
-    filter_failure: str | None = None  # why the filter stopped judging (the run ends 75)
-    deleted_unread: list[MessageInfo] = field(default_factory=list)  # --delete-larger-than
-    expiring: int = 0  # what a --dry-run would delete of the recorded messages
-    marked: int | None = None  # --mark-seen: UIDs recorded without downloading
-    refused: list[tuple[MessageInfo, str]] = field(default_factory=list)  # left, and why
-
-    @property
-    def exit_status(self) -> int:
-        """The status of a run that got to its end: 75 when the filter stopped judging (a
-        rerun may cure it), else 69 when a message was refused for good, else 0."""
-        if self.filter_failure:
-            return int(ExitStatus.TEMPFAIL)
-        if self.refused:
-            return int(ExitStatus.UNAVAILABLE)
-        return int(ExitStatus.OK)
-
-    def warnings(self) -> list[str]:
-        """What the user must hear about even when all went well."""
-        return [
-            f"the server reused UID {display_uid(m.uid)!r} for another message ({m.size} "
-            f"octets, not {size}): treated as new, not as the one fetched earlier"
-            for m, size in self.reused
-        ]
-
-    def refusals(self) -> list[str]:
-        """One line per message the destination refused for good (left on the server)."""
-        return [
-            f"message {m.number} (uid {display_uid(m.uid)!r}) not delivered: {why}"
-            for m, why in self.refused
-        ]
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            **({"note": self.note} if self.note else {}),
-            "fetched": self.fetched,
-            "skipped": len(self.skipped),
-            **({"filter_skipped": self.filter_skipped} if self.filter_skipped else {}),
-            "deleted": self.deleted,
-            "bytes": self.octets,
-            "seconds": round(self.seconds, 3),
-            "skipped_messages": [
-                {"number": m.number, "size": m.size, "uid": display_uid(m.uid)}
-                for m in self.skipped
-            ],
-            "deleted_unread": [  # over --delete-larger-than
-                {"number": m.number, "size": m.size, "uid": display_uid(m.uid)}
-                for m in self.deleted_unread
-            ],
-            **({"marked": self.marked} if self.marked is not None else {}),
-            **(
-                {"refused_messages": [_refused(m, why) for m, why in self.refused]}
-                if self.refused
-                else {}
-            ),
-        }
-
-
-@dataclass
-class Progress:
-    """Callbacks for a progress display; all optional."""
-
-    start: Callable[[int, int], object] = lambda messages, octets: None
-    message: Callable[[int], object] = lambda octets: None
+# The CLI and the trail import the run's records from here (they live in fetch.summary).
+__all__ = ["FetchOptions", "FetchSummary", "Fetcher", "Progress", "fetch_mail"]
 
 
 def fetch_mail(
@@ -354,32 +267,12 @@ class Fetcher:
     def _plan(
         self, messages: list[MessageInfo], recorded: Recorded
     ) -> tuple[list[MessageInfo], list[MessageInfo]]:
-        """(messages to fetch, recorded messages still on the server)."""
-        self.summary.reused = [
-            (m, size) for m in messages if (size := _reused(m, recorded)) is not None
-        ]
-        reused = {m.number for m, _ in self.summary.reused}
-        fresh = [
-            m
-            for m in messages
-            if self.options.everything or m.uid not in recorded or m.number in reused
-        ]
-        fresh_numbers = {m.number for m in fresh}
-        # A UID listed for two messages (RFC 1939 forbids it) cannot say which of them is
-        # the one delivered: neither is deleted as "already delivered".
-        shared = {uid for uid, n in Counter(m.uid for m in messages).items() if n > 1}
-        already = [
-            m
-            for m in messages
-            if m.uid in recorded and m.uid not in shared and m.number not in fresh_numbers
-        ]
-        fresh, self.summary.deleted_unread = oversized(fresh, self.options.delete_larger_than)
-        limit = self.options.max_size
-        self.summary.skipped = [m for m in fresh if limit is not None and (m.size or 0) > limit]
-        fresh = [m for m in fresh if limit is None or (m.size or 0) <= limit]
-        if self.options.limit is not None:
-            fresh = fresh[: self.options.limit]
-        return fresh, already
+        """(messages to fetch, recorded messages still on the server) (`fetch.plan`)."""
+        planned = plan(messages, recorded, self.options)
+        self.summary.reused = planned.reused
+        self.summary.deleted_unread = planned.deleted_unread
+        self.summary.skipped = planned.skipped
+        return planned.fetch, planned.already
 
     def _batch(self, batch: list[MessageInfo]) -> None:
         completed: list[MessageInfo] = []
@@ -453,23 +346,6 @@ class Fetcher:
 def _sizes(messages: Iterable[MessageInfo]) -> Recorded:
     """UID -> LIST size, for the messages that have a UID."""
     return {m.uid: m.size for m in messages if m.uid}
-
-
-def _refused(message: MessageInfo, why: str) -> dict[str, Any]:
-    """A message the destination refused for good, for --json."""
-    return {
-        "number": message.number,
-        "size": message.size,
-        "uid": display_uid(message.uid),
-        "reason": why,
-    }
-
-
-def _reused(message: MessageInfo, recorded: Recorded) -> int | None:
-    """The size recorded for this message's UID when it is not this message's size:
-    the UID now names another message. None when it is the same message, or unknown."""
-    size = recorded.get(message.uid) if message.uid else None
-    return size if size is not None and message.size not in (None, size) else None
 
 
 class _Guarded:
