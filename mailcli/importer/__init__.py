@@ -1,2 +1,5 @@
-"""`mailcli account import`: msmtp's and mpop's configuration, passwords and UIDL state
-carried over into mailcli's config file, keyring and fetch state (`importer.run`)."""
+"""`mailcli account import`: the configuration, passwords and fetch state of msmtp, mpop
+(`rcfile`, `msmtp`, `mpop`, msmtp's aliases file `aliases`, mpop's UIDL file `uidls`),
+getmail6 (`getmail`, `getmail_keys`) and fetchmail (`fetchmail`, `fetchmail_keys`),
+each key mapped or reported (`common`, `plan`), carried over into mailcli's config file,
+keyring and fetch state in one run (`run`)."""
