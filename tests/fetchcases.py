@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tests import crashpoints as cp
 from tests.servers.dovecot import Dovecot
+from tests.servers.dovecot_sessions import wait_for_sessions
 
 MESSAGES = 12
 BATCH = "4"
@@ -141,6 +142,9 @@ class Case:
         ]
 
     def on_server(self) -> list[bytes]:
+        """The server's Maildir, read once no Dovecot session of the user works on it (a
+        session whose fetch was killed right after the login goes on moving new/ to cur/)."""
+        wait_for_sessions(self.dovecot, self.user)
         box = self.dovecot.maildir(self.user)
         return [p.read_bytes() for sub in ("new", "cur") for p in (box / sub).iterdir()]
 
