@@ -8,6 +8,8 @@ speed."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -123,7 +125,18 @@ def ended(pid: int) -> bool:
 def test_sender_and_size_substitutions_stay_inert(
     mailcli: Mailcli, mailbox: Mailbox, maildir: Path, tmp_path: Path
 ) -> None:
-    planted = tmp_path / "planted"
+    # A short path: named three times, a long tmp_path would push the Return-Path over
+    # 254 characters, which is MAILER-DAEMON by the length rule, not by this test's.
+    shelter = Path(tempfile.mkdtemp(prefix="f", dir="/tmp"))
+    try:
+        _substitutions_stay_inert(mailcli, mailbox, tmp_path, shelter / "p")
+    finally:
+        shutil.rmtree(shelter)
+
+
+def _substitutions_stay_inert(
+    mailcli: Mailcli, mailbox: Mailbox, tmp_path: Path, planted: Path
+) -> None:
     hostile = (
         f"Return-Path: <$(touch {planted})`touch {planted}`;touch {planted}\"'@evil.example>\n"
     ).encode()
