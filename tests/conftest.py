@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,12 @@ MARKERS = (
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    # A run started in the background without job control (`cmd &` in a script, nohup)
+    # inherits SIGINT ignored, and so would every mailcli the tests start: the tests that
+    # stop mailcli with SIGINT need it at its default. A handler, unlike SIG_IGN, is not
+    # inherited through exec.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
