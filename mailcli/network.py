@@ -50,9 +50,13 @@ from mailcli.errors import (
     MailcliError,
     NoInputError,
     PermissionDeniedError,
+    ProtocolError,
     TempFailError,
     UnavailableError,
 )
+
+MAX_REPLY_LINE = 8192  # an SMTP or LMTP reply line: what smtplib allows; RFC 5321 says 512
+MAX_REPLY_LINES = 1000  # lines of one multi-line reply
 
 _NOT_TLS_REASONS = frozenset(
     {
@@ -163,6 +167,21 @@ def error_from_network(exc: BaseException, endpoint: Endpoint) -> MailcliError:
 def reply_text(reply: bytes | str) -> str:
     """A server's reply as text (smtplib hands over bytes or str), bad UTF-8 replaced."""
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+
+
+def reply_line(line: bytes, transcript: Transcript, name: str = "") -> tuple[int, bool, bytes]:
+    """One line of an SMTP or LMTP reply (RFC 5321 4.2), as read with a limit of
+    MAX_REPLY_LINE + 1: (code, more lines follow, text). Traced before its form is
+    judged, so a malformed line shows in the transcript. ProtocolError (76) for a line
+    over the limit, without its end, or not `DDD`, `DDD text` or `DDD-text`; `name`
+    ("LMTP ") names the protocol in those errors."""
+    if len(line) > MAX_REPLY_LINE or not line.endswith(b"\n"):
+        raise ProtocolError(f"{name}reply line longer than {MAX_REPLY_LINE} bytes")
+    text = line.rstrip(b"\r\n")
+    transcript.received(text)
+    if not (text[:3].isdigit() and text[3:4] in (b"", b" ", b"-")):
+        raise ProtocolError(f"malformed {name}reply line: {text[:80]!r}")
+    return int(text[:3]), text[3:4] == b"-", text[4:]
 
 
 def trace_tls(sock: object, transcript: Transcript) -> None:

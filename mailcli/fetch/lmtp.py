@@ -56,12 +56,18 @@ from mailcli.errors import (
 )
 from mailcli.fetch.destination import MessageRefused, MessageWriter, RecoveryHooks
 from mailcli.fetch.sender import HEADER_LIMIT, mail_from_address
-from mailcli.network import Pace, paced_reader, reply_text, upload_piece
+from mailcli.network import (
+    MAX_REPLY_LINE,
+    MAX_REPLY_LINES,
+    Pace,
+    paced_reader,
+    reply_line,
+    reply_text,
+    upload_piece,
+)
 from mailcli.pop3.multiline import stuff
 from mailcli.transcript import Transcript
 
-MAX_REPLY_LINE = 8192
-MAX_REPLY_LINES = 1000
 _HOST_PORT = re.compile(
     r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]/\s]+)):(?P<port>[0-9]{1,5})"
 )
@@ -266,13 +272,7 @@ class TracedLMTP(smtplib.LMTP):
         line = self.file.readline(MAX_REPLY_LINE + 1) if self.file else b""
         if not line:
             raise smtplib.SMTPServerDisconnected("connection closed by the LMTP server")
-        if len(line) > MAX_REPLY_LINE or not line.endswith(b"\n"):
-            raise ProtocolError(f"LMTP reply line longer than {MAX_REPLY_LINE} bytes")
-        text = line.rstrip(b"\r\n")
-        self.transcript.received(text)
-        if not (text[:3].isdigit() and text[3:4] in (b"", b" ", b"-")):
-            raise ProtocolError(f"malformed LMTP reply line: {text[:80]!r}")
-        return int(text[:3]), text[3:4] == b"-", text[4:]
+        return reply_line(line, self.transcript, "LMTP ")
 
     def transaction(self, sender: str, recipient: str, message: IO[bytes]) -> None:
         """One message: MAIL, RCPT and DATA in one write, the three replies, then the

@@ -28,9 +28,12 @@ from mailcli.errors import (
     UnavailableError,
 )
 from mailcli.network import (
+    MAX_REPLY_LINE,
+    MAX_REPLY_LINES,
     Pace,
     error_from_network,
     paced_reader,
+    reply_line,
     reply_text,
     tls_context,
     trace_tls,
@@ -38,9 +41,6 @@ from mailcli.network import (
 from mailcli.smtp.reply import Reply, ReplyCode
 from mailcli.transcript import Transcript
 from mailcli.transport.connect import await_greeting, open_connection
-
-MAX_REPLY_LINE = 8192  # what smtplib allows; RFC 5321 says 512
-MAX_REPLY_LINES = 1000
 
 
 class TracedSMTP(smtplib.SMTP):
@@ -122,15 +122,11 @@ class TracedSMTP(smtplib.SMTP):
         if not line:
             self.close()
             raise smtplib.SMTPServerDisconnected("connection closed by the server")
-        if len(line) > MAX_REPLY_LINE or not line.endswith(b"\n"):
+        try:
+            return reply_line(line, self.transcript)
+        except ProtocolError:
             self.close()
-            raise ProtocolError(f"reply line longer than {MAX_REPLY_LINE} bytes")
-        text = line.rstrip(b"\r\n")
-        self.transcript.received(text)
-        if not (text[:3].isdigit() and text[3:4] in (b"", b" ", b"-")):
-            self.close()
-            raise ProtocolError(f"malformed reply line: {text[:80]!r}")
-        return int(text[:3]), text[3:4] == b"-", text[4:]
+            raise
 
 
 class TracedSMTPSSL(TracedSMTP, smtplib.SMTP_SSL):
