@@ -220,9 +220,15 @@ def _bounded(call: Callable[[], _T]) -> _T:
     return value  # type: ignore[no-any-return]
 
 
-def keyring_get(key: str) -> str | None:
+def keyring_call(call: Callable[[], _T]) -> _T:
+    """A keyring operation, bounded in time, every backend error KeyringUnavailable:
+    how this module and `auth.libsecret` reach the keyring."""
     with _keyring_errors():
-        value = _bounded(lambda: _keyring().get_password(SERVICE, key))
+        return _bounded(call)
+
+
+def keyring_get(key: str) -> str | None:
+    value = keyring_call(lambda: _keyring().get_password(SERVICE, key))
     return value if value is None else str(value)
 
 
@@ -234,8 +240,7 @@ def keyring_set(key: str, value: str) -> str:
         module.set_password(SERVICE, key, value)
         return backend_name(module.get_keyring())
 
-    with _keyring_errors():
-        return _bounded(store)
+    return keyring_call(store)
 
 
 def keyring_delete(key: str) -> bool:
@@ -248,8 +253,7 @@ def keyring_delete(key: str) -> bool:
         module.delete_password(SERVICE, key)
         return True
 
-    with _keyring_errors():
-        return _bounded(delete)
+    return keyring_call(delete)
 
 
 def backend_name(backend: object) -> str:

@@ -12,7 +12,7 @@ imported here, lazily, and every call is bounded as the keyring's are
 
 from __future__ import annotations
 
-from mailcli.auth.credentials import KeyringUnavailable, _bounded, _keyring_errors
+from mailcli.auth.credentials import KeyringUnavailable, keyring_call
 
 
 def lookup_stored_login(host: str, service: str, user: str) -> str | None:
@@ -32,8 +32,7 @@ def lookup_stored_login(host: str, service: str, user: str) -> str | None:
         finally:
             connection.close()
 
-    with _keyring_errors():
-        return _bounded(search)
+    return keyring_call(search)
 
 
 __all__ = ["KeyringUnavailable", "lookup_stored_login"]

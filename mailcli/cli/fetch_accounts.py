@@ -105,7 +105,7 @@ def _has_pop3_server(app: AppContext, name: str, host: str | None) -> bool:
 def _run_one(app: AppContext, ctx: click.Context, params: dict[str, Any], name: str) -> int:
     """In the child: the single-account fetch of `name`, its summary as JSON on the
     child's stdout, its diagnostics on its stderr; its exit status."""
-    from mailcli.cli.main import _failed
+    from mailcli.cli.main import failed
 
     child = AppContext()
     for attribute in ("config_path", "trace", "trace_data", "trace_time", "quiet", "debug"):
@@ -117,7 +117,7 @@ def _run_one(app: AppContext, ctx: click.Context, params: dict[str, Any], name: 
     try:
         result = ctx.command.callback(**params)
     except Exception as exc:
-        return _failed(child, exc)
+        return failed(child, exc)
     return int(result) if isinstance(result, int) else 0
 
 

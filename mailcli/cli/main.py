@@ -193,9 +193,9 @@ def _run_guarded(args: list[str], streams: StandardStreams) -> int:
     except click.exceptions.ClickException as exc:
         return _usage_error(app, exc)
     except _EscapedPipeError as exc:
-        return _failed(app, exc.error)
+        return failed(app, exc.error)
     except Exception as exc:
-        return _failed(app, exc)
+        return failed(app, exc)
     return _exit_code(result)
 
 
@@ -215,7 +215,7 @@ def _reserve_standard_descriptors() -> None:
             os.set_inheritable(descriptor, True)
 
 
-def _failed(app: AppContext, exc: Exception) -> int:
+def failed(app: AppContext, exc: Exception) -> int:
     """A MailcliError becomes its exit status and one line; anything else is a bug (70)."""
     from mailcli.errors import ExitStatus, MailcliError
 
