@@ -6,6 +6,7 @@ the crash-point and the race tests."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import threading
 from collections import Counter
@@ -193,6 +194,25 @@ def refused_to_guess(case: Case, final: cp.Run) -> bool:
     named = str(case.dest).encode() in final.stderr
     got = Counter(case.delivered())
     return named and all(got[data] == 1 for data in case.foreign)
+
+
+def after_recovery(case: Case, second: cp.Run, doubles: list[bool]) -> list[str]:
+    """What a crashed fetch must come to after its recovery run `second` (itself perhaps
+    killed, counted in `doubles`): that run's exit documented, nothing lost on the
+    server, a run to completion (or an mbox left as it is, `refused_to_guess`), then a
+    run that fetches nothing, and every invariant (`check`)."""
+    doubles.append(second.killed)
+    problems = cp.exit_problem("recovery run", second, sorted(cp.DOCUMENTED_EXITS))
+    problems += lost_by_server(case)
+    final = cp.run([*case.args, "--json"], case.env)
+    if final.code != 0 and refused_to_guess(case, final):
+        return problems + lost_by_server(case)  # left for the user, foreign bytes kept
+    if final.code != 0:
+        return problems + cp.exit_problem("completion run", final)
+    again = cp.run([*case.args, "--json"], case.env)
+    if again.code != 0 or json.loads(again.stdout)["fetched"] != 0:
+        problems.append(f"the next run: exit {again.code}, {again.stdout[:80]!r}")
+    return problems + check(case, crashes=1 + second.killed)
 
 
 class LmtpCase(Case):

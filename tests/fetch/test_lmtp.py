@@ -25,7 +25,7 @@ import pytest
 
 from tests import crashpoints as cp
 from tests import errorpoints as ep
-from tests.fetchcases import LmtpCase, adding_users, check, lost_by_server
+from tests.fetchcases import LmtpCase, adding_users, after_recovery, check, lost_by_server
 from tests.servers import require
 from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot
@@ -393,16 +393,7 @@ def crash_case(case: LmtpCase, point: cp.CrashPoint, index: int, doubles: list[b
     problems = lost_by_server(case)
     case.append_foreign(f"after crash {index}")
     second = cp.run(case.args, case.env, point=RECOVERY_CRASH)
-    doubles.append(second.killed)
-    problems += cp.exit_problem("recovery run", second, sorted(cp.DOCUMENTED_EXITS))
-    problems += lost_by_server(case)
-    final = cp.run([*case.args, "--json"], case.env)
-    if final.code != 0:
-        return problems + cp.exit_problem("completion run", final)
-    again = cp.run([*case.args, "--json"], case.env)
-    if again.code != 0 or json.loads(again.stdout)["fetched"] != 0:
-        problems.append(f"the next run: exit {again.code}, {again.stdout[:80]!r}")
-    return problems + check(case, crashes=1 + second.killed)
+    return problems + after_recovery(case, second, doubles)
 
 
 def enumerate_lmtp(server: LmtpDovecot, tmp_path: Path, delete: bool, budget: int | None) -> None:

@@ -18,9 +18,9 @@ from tests.fetchcases import (
     MESSAGES,
     Case,
     adding_users,
+    after_recovery,
     check,
     lost_by_server,
-    refused_to_guess,
     server_message,
 )
 from tests.servers import require
@@ -47,18 +47,7 @@ def crash_case(case: Case, point: cp.CrashPoint, index: int, doubles: list[bool]
         case.append_foreign(f"after crash {index}")
     second_point, on_dest = RECOVERY_CRASH[case.kind]
     second = cp.run(case.args, case.env, point=second_point, path=case.dest if on_dest else None)
-    doubles.append(second.killed)
-    problems += cp.exit_problem("recovery run", second, sorted(cp.DOCUMENTED_EXITS))
-    problems += lost_by_server(case)
-    final = cp.run([*case.args, "--json"], case.env)
-    if final.code != 0 and refused_to_guess(case, final):
-        return problems + lost_by_server(case)  # left for the user, foreign bytes kept
-    if final.code != 0:
-        return problems + cp.exit_problem("completion run", final)
-    again = cp.run([*case.args, "--json"], case.env)
-    if again.code != 0 or json.loads(again.stdout)["fetched"] != 0:
-        problems.append(f"the next run: exit {again.code}, {again.stdout[:80]!r}")
-    return problems + check(case, crashes=1 + second.killed)
+    return problems + after_recovery(case, second, doubles)
 
 
 FETCH_INVARIANTS = [
