@@ -469,3 +469,18 @@ def read_trail(path: Path) -> list[TrailLine]:
     data = path.read_bytes()
     assert data.endswith(b"\n"), data[-200:]
     return [parse_trail_line(line) for line in data.decode("utf-8").split("\n")[:-1]]
+
+
+def import_accounts(*args: str) -> Result:
+    """`mailcli account import ARGS`, in this process; never a traceback."""
+    result = run_cli(["account", "import", *args])
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def not_imported(result: Result, directory: Path) -> list[str]:
+    """The keys `account import` left out: `FILE:LINE: ACCOUNT: COMMAND: why`, FILE in
+    `directory`."""
+    prefix = f"mailcli: warning: not imported: {directory}/"
+    lines = result.stderr.splitlines()
+    return [line.removeprefix(prefix) for line in lines if line.startswith(prefix)]

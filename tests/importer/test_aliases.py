@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.helpers import Result, run_cli
+from tests.helpers import import_accounts as imported
 from tests.servers import require
 from tests.servers.accounts import Account
 from tests.servers.oldtools import run_tool, server_lines, write_rc
@@ -40,12 +41,6 @@ def rc_naming(directory: Path, aliases: Path, smtp: str = "host smtp.example.org
         directory / "msmtprc",
         f"defaults\naliases {aliases}\naccount a\n{smtp}from a@example.org\n",
     )
-
-
-def imported(*args: str) -> Result:
-    result = run_cli(["account", "import", *args])
-    assert "Traceback" not in result.stderr
-    return result
 
 
 def reported(result: Result) -> list[str]:

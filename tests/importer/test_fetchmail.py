@@ -8,7 +8,8 @@ import tomllib
 from pathlib import Path
 
 from mailcli.fetch.state import Mailbox, UidState, default_state_dir
-from tests.helpers import Result, run_cli
+from tests.helpers import import_accounts as imported
+from tests.helpers import not_imported as reported
 
 RC = """\
 # Configuration created by fetchmailconf
@@ -28,18 +29,6 @@ poll mail.example.org with proto pop3 port 995 and options uidl
 skip lmtp.example.org proto pop3 user "carl" lmtp smtphost mx.example.org/2003
      smtpname carl@example.org
 """
-
-
-def imported(*args: str) -> Result:
-    result = run_cli(["account", "import", *args])
-    assert "Traceback" not in result.stderr
-    return result
-
-
-def reported(result: Result, directory: Path) -> list[str]:
-    prefix = f"mailcli: warning: not imported: {directory}/"
-    lines = result.stderr.splitlines()
-    return [line.removeprefix(prefix) for line in lines if line.startswith(prefix)]
 
 
 def test_the_manuals_forms(tmp_path: Path, config_file: Path) -> None:

@@ -11,7 +11,9 @@ import keyring
 import pytest
 
 from mailcli.fetch.state import Mailbox, UidState, default_state_dir
-from tests.helpers import MemoryKeyring, Result, run_cli
+from tests.helpers import MemoryKeyring
+from tests.helpers import import_accounts as imported
+from tests.helpers import not_imported as reported
 
 PIN = "ab" * 32
 EVERY_KEY = f"""\
@@ -62,18 +64,6 @@ frobnicate = 1
 type = Filter_external
 path = /usr/bin/spamassassin
 """
-
-
-def imported(*args: str) -> Result:
-    result = run_cli(["account", "import", *args])
-    assert "Traceback" not in result.stderr
-    return result
-
-
-def reported(result: Result, directory: Path) -> list[str]:
-    prefix = f"mailcli: warning: not imported: {directory}/"
-    lines = result.stderr.splitlines()
-    return [line.removeprefix(prefix) for line in lines if line.startswith(prefix)]
 
 
 def rc(directory: Path, text: str, name: str = "getmailrc-work") -> Path:

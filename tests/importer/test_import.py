@@ -13,7 +13,9 @@ import pytest
 
 from mailcli.importer.mpop import TABLE as MPOP_TABLE
 from mailcli.importer.msmtp import TABLE as MSMTP_TABLE
-from tests.helpers import MemoryKeyring, Result, run_cli
+from tests.helpers import MemoryKeyring
+from tests.helpers import import_accounts as imported
+from tests.helpers import not_imported as reported
 
 # msmtp's manual's example, whole (its comments cut short).
 MSMTP_MANUAL = """\
@@ -72,21 +74,8 @@ def write(directory: Path, name: str, text: str | bytes) -> Path:
     return path
 
 
-def imported(*args: str) -> Result:
-    result = run_cli(["account", "import", *args])
-    assert "Traceback" not in result.stderr
-    return result
-
-
 def written(config_file: Path) -> dict[str, object]:
     return tomllib.loads(config_file.read_text())
-
-
-def reported(result: Result, directory: Path) -> list[str]:
-    """The keys left out: `FILE:LINE: ACCOUNT: COMMAND: why`, FILE in `directory`."""
-    prefix = f"mailcli: warning: not imported: {directory}/"
-    lines = result.stderr.splitlines()
-    return [line.removeprefix(prefix) for line in lines if line.startswith(prefix)]
 
 
 def test_the_manuals_examples(tmp_path: Path, config_file: Path) -> None:
