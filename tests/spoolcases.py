@@ -64,6 +64,19 @@ def queue_template(tmp_path: Path) -> Path:
 
 CONFIG_HEAD = '# my accounts (a comment to keep)\n[accounts.old]\nfrom = "old@example.test"\n'
 ADD = ["account", "add", "new", "--from", "new@example.test", "--smtp-host", "mx.example.test"]
+ACCOUNT_OPERATIONS = ("add", "remove", "import")  # the commands that rewrite the config
+IMPORTED_RC = "account new\nhost mx.example.test\nfrom new@example.test\n"  # an msmtprc
+
+
+def account_args(operation: str, work: Path) -> list[str]:
+    """The command of an `account` case; `import` reads an msmtprc written into `work`."""
+    if operation == "add":
+        return ADD
+    if operation == "remove":
+        return ["account", "remove", "new"]
+    rc = work / "msmtprc"
+    rc.write_text(IMPORTED_RC)
+    return ["account", "import", "--from", "msmtp", str(rc)]
 
 
 def account_home(root: Path, *, add: bool) -> Path:

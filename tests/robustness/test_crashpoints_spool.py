@@ -1,5 +1,5 @@
 """Crash-point enumeration of the sendmail spool (enqueue, `queue run`, the move to
-`failed/`) and of `account add`/`remove` (see tests/crashpoints.py): after a kill at any
+`failed/`) and of `account add`/`remove`/`import` (see tests/crashpoints.py): after a kill at any
 I/O system call, and a second kill in the run that follows, nothing is lost, each message
 is sent once (plus at most one per crash, in the documented window between the server's
 250 and the entry's removal), and the config file is the old one or the new one, whole."""
@@ -18,10 +18,11 @@ from tests.servers import require
 from tests.servers.ports import free_port
 from tests.servers.smtpd import AioSmtpd
 from tests.spoolcases import (
-    ADD,
+    ACCOUNT_OPERATIONS,
     QUEUE_RUN,
     QUEUED,
     SENDMAIL,
+    account_args,
     account_home,
     config_problems,
     outgoing,
@@ -146,11 +147,11 @@ def queue_run_test(tmp_path: Path, factory: Factory, budget: int | None, *, refu
     enumerate_points(name, count, case, budget, SPOOL_INVARIANTS, tmp_path)
 
 
-def account_test(tmp_path: Path, budget: int | None, *, add: bool) -> None:
-    args = ADD if add else ["account", "remove", "new"]
+def account_test(tmp_path: Path, budget: int | None, operation: str) -> None:
+    args = account_args(operation, tmp_path)
 
     def home(name: str) -> Path:
-        return account_home(tmp_path / name, add=add)
+        return account_home(tmp_path / name, add=operation != "remove")
 
     before = home("before").read_bytes()
     after = tmp_path / "after"
@@ -168,8 +169,7 @@ def account_test(tmp_path: Path, budget: int | None, *, add: bool) -> None:
         problems = cp.exit_problem("crashed run", cp.run(args, env, point=point))
         return problems + config_problems(config, before, after.read_bytes(), args, env)
 
-    name = "account add" if add else "account remove"
-    enumerate_points(name, count, case, budget, CONFIG_INVARIANTS, tmp_path)
+    enumerate_points(f"account {operation}", count, case, budget, CONFIG_INVARIANTS, tmp_path)
 
 
 def test_sendmail_enqueue_survives_a_kill_at_every_crash_point(
@@ -193,6 +193,6 @@ def test_queue_run_survives_a_kill_at_every_crash_point(
     queue_run_test(tmp_path, aiosmtpd_factory, None, refuse=refuse)
 
 
-@pytest.mark.parametrize("add", [True, False], ids=["add", "remove"])
-def test_account_config_is_old_or_new_at_every_crash_point(tmp_path: Path, add: bool) -> None:
-    account_test(tmp_path, None, add=add)  # five points each: all of them in CI
+@pytest.mark.parametrize("operation", ACCOUNT_OPERATIONS)
+def test_account_config_is_old_or_new_at_every_crash_point(tmp_path: Path, operation: str) -> None:
+    account_test(tmp_path, None, operation)  # a few points each: all of them in CI

@@ -1,5 +1,5 @@
 """Error-point enumeration of the files mailcli keeps for the user: the config
-(`account add`/`remove`) and the OAuth2 token store (`oauth token` refreshing an expired
+(`account add`/`remove`/`import`) and the OAuth2 token store (`oauth token` refreshing an expired
 access token: the token record and the access-token cache, `token_store = "file"`); see
 tests/errorpoints.py. After ENOSPC or EIO at any write, sync, rename, create, mkdir or
 close of them: a documented status, no temporary file left, the file the old one or the
@@ -26,11 +26,11 @@ CONFIG_INVARIANTS = [
 ]
 
 
-def account_test(tmp_path: Path, budget: int | None, *, add: bool) -> None:
-    args = crash.ADD if add else ["account", "remove", "new"]
+def account_test(tmp_path: Path, budget: int | None, operation: str) -> None:
+    args = crash.account_args(operation, tmp_path)
 
     def home(name: str) -> Path:
-        return crash.account_home(tmp_path / name, add=add)
+        return crash.account_home(tmp_path / name, add=operation != "remove")
 
     before = home("before").read_bytes()
     after = tmp_path / "after"
@@ -52,21 +52,20 @@ def account_test(tmp_path: Path, budget: int | None, *, add: bool) -> None:
         problems += ep.leftovers(root, where=where)
         return problems + crash.config_problems(config, before, after.read_bytes(), args, env)
 
-    name = "account add" if add else "account remove"
-    ep.enumerate_errors(name, count, case, budget, CONFIG_INVARIANTS, tmp_path)
+    ep.enumerate_errors(f"account {operation}", count, case, budget, CONFIG_INVARIANTS, tmp_path)
 
 
-@pytest.mark.parametrize("add", [True, False], ids=["add", "remove"])
+@pytest.mark.parametrize("operation", crash.ACCOUNT_OPERATIONS)
 def test_account_config_survives_an_error_at_every_class_boundary(
-    tmp_path: Path, add: bool
+    tmp_path: Path, operation: str
 ) -> None:
-    account_test(tmp_path, cp.budget(), add=add)
+    account_test(tmp_path, cp.budget(), operation)
 
 
 @pytest.mark.soak
-@pytest.mark.parametrize("add", [True, False], ids=["add", "remove"])
-def test_account_config_survives_every_error_at_every_point(tmp_path: Path, add: bool) -> None:
-    account_test(tmp_path, None, add=add)
+@pytest.mark.parametrize("operation", crash.ACCOUNT_OPERATIONS)
+def test_account_config_survives_every_error_at_every_point(tmp_path: Path, operation: str) -> None:
+    account_test(tmp_path, None, operation)
 
 
 OAUTH_INVARIANTS = [
