@@ -31,6 +31,7 @@ from tests.servers.certs import Certs
 from tests.servers.dovecot import Dovecot
 from tests.servers.fixtures import Mailbox, make_mailbox
 from tests.servers.lmtp import (
+    DRIBBLE,
     SILENT,
     LmtpDovecot,
     LmtpScript,
@@ -283,13 +284,18 @@ def test_a_message_refused_for_good_stays_on_the_server_the_others_are_stored_an
     assert sorted(left) == sorted([FOUR[1]] if delete else FOUR)
 
 
+@pytest.mark.parametrize("behaviour", [SILENT, DRIBBLE])
 @pytest.mark.parametrize("where", ["greeting", "message"])
 def test_a_silent_lmtp_server_is_75_within_the_timeout_and_the_mail_stays(
-    lmtp_dovecot: LmtpDovecot, tmp_path: Path, where: str
+    lmtp_dovecot: LmtpDovecot, tmp_path: Path, where: str, behaviour: str
 ) -> None:
     source = source_with(lmtp_dovecot, MESSAGES[:2])
     env = environment(tmp_path, source)
-    silent = LmtpScript(greeting=None) if where == "greeting" else LmtpScript(finals=[SILENT])
+    silent = (
+        LmtpScript(greeting=None if behaviour == SILENT else DRIBBLE)
+        if where == "greeting"
+        else LmtpScript(finals=[behaviour])
+    )
     with scripted_lmtp(silent) as server:
         to = f"lmtp:127.0.0.1:{server.port}"
         done = cp.run([*fetch_args(source, lmtp_dovecot, to, "--delete"), "--timeout", "1"], env)

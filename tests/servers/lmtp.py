@@ -21,10 +21,12 @@ from .certs import Certs
 from .dovecot import Dovecot
 from .ports import free_port, wait_for_greeting
 from .scripted import Conn, ScriptedServer
+from .slow import misbehave
 from .stack import DEFAULT_USERS
 
 LMTP_BINARY = Path("/usr/lib/dovecot/lmtp")
 SILENT = "(silent)"  # a scripted reply never sent
+DRIBBLE = "(dribble)"  # a scripted reply begun, then a byte at a time, never ended
 
 
 def lmtp_settings(port: int) -> str:
@@ -109,6 +111,8 @@ class LmtpScript:
         if self.greeting is None:
             conn.file.read()  # silent until the client leaves
             return
+        if self.greeting == DRIBBLE:
+            return misbehave(conn, "dribble", b"220 ")
         conn.send(self.greeting)
         mail = rcpt = ""
         while line := conn.recv_line():
@@ -142,6 +146,9 @@ class LmtpScript:
             return False
         if final == SILENT:
             conn.file.read()
+            return False
+        if final == DRIBBLE:
+            misbehave(conn, "dribble", b"250 ")
             return False
         if final.startswith("250"):
             self.stored.append(body)
