@@ -32,7 +32,7 @@ from tests.servers.externalsmtpd import ExternalSmtpd
 from tests.servers.fixtures import Mailbox, make_mailbox
 from tests.servers.ports import free_port
 from tests.servers.postfix import Postfix
-from tests.servers.procs import make_workdir, wait_for_text
+from tests.servers.procs import make_workdir
 from tests.servers.stack import DEFAULT_USERS
 from tests.servers.tlstrust import (
     ClientCA,
@@ -90,11 +90,6 @@ def cert_postfix(
 def _pop3(dovecot: Dovecot, security: Security) -> tuple[Account, Mailbox]:
     mailbox = make_mailbox(dovecot, "cc")
     return Account.pop3(dovecot, mailbox.user, mailbox.password, security=security), mailbox
-
-
-def _wait_for_log(dovecot: Dovecot, text: str) -> None:
-    """Until Dovecot's log (written by its log process, a moment later) holds `text`."""
-    wait_for_text(dovecot.log, text, 10, "Dovecot's log")
 
 
 def _cert_args(cert: ClientCert) -> list[str]:
@@ -238,7 +233,7 @@ def test_pop3_external_logs_in_as_the_certificate_without_a_password(
     assert result.code == 0, result.stderr
     assert "~> AUTH EXTERNAL ********" in result.stderr.splitlines(), result.stderr
     assert not any(line.startswith(("-> USER", "-> PASS")) for line in result.stderr.splitlines())
-    _wait_for_log(cert_dovecot, f"Login: user=<{mailbox.user}>, method=EXTERNAL")
+    cert_dovecot.wait_for_log(f"Login: user=<{mailbox.user}>, method=EXTERNAL")
     stranger = ClientCA(client_dir, "strangers").issue(mailbox.user)
     refused = Mailcli(no_user)("stat", "--auth", "external", *_cert_args(stranger))
     assert refused.code == 77, refused.stderr

@@ -205,7 +205,7 @@ def test_send_with_the_password_only_in_netrc(
     )
     assert send_with_netrc(smtp_account, mailbox, netrc) == (0, "")
     assert len(postfix.wait_for_delivery(mailbox.user)) == 1
-    assert f"sasl_username={mailbox.user}" in postfix.maillog()
+    postfix.wait_for_log(f"sasl_username={mailbox.user}\n")
 
 
 def test_a_readable_netrc_stops_send_with_78(

@@ -52,7 +52,12 @@ class Identities:
             + account_table("two", "*@two.example", self.two, port_two, self.certs)
         )
 
+    def wait_for_login(self, box: Mailbox) -> None:
+        """Until Postfix has logged `box`'s login (postlogd writes a moment later)."""
+        self.postfix.wait_for_log(f"sasl_username={box.user}\n")
+
     def logged_in_as(self, box: Mailbox) -> bool:
+        """Whether Postfix has logged `box`'s login by now (after `wait_for_login` of another)."""
         return re.search(rf"sasl_username={box.user}$", self.postfix.maillog(), re.M) is not None
 
 
@@ -81,7 +86,7 @@ def test_f_chooses_the_account_whose_pattern_matches(
     message = delivered(postfix, mailbox)
     assert message["Return-Path"] == "<ann@two.example>"
     assert message["From"] == "ann@two.example"  # added from the sender, not the pattern
-    assert identities.logged_in_as(identities.two)
+    identities.wait_for_login(identities.two)
     assert not identities.logged_in_as(identities.one)
 
 
@@ -93,7 +98,7 @@ def test_t_chooses_by_the_from_field(
     assert sendmail("-t", "-i", message=body) == (0, "")
     message = delivered(postfix, mailbox)
     assert message["Return-Path"] == "<ann@one.example>"  # the From field's, not *@one
-    assert identities.logged_in_as(identities.one)
+    identities.wait_for_login(identities.one)
     assert not identities.logged_in_as(identities.two)
 
 
@@ -104,7 +109,7 @@ def test_a_beats_the_sender(identities: Identities, postfix: Postfix, mailbox: M
         "",
     )
     assert delivered(postfix, mailbox)["Return-Path"] == "<ann@one.example>"
-    assert identities.logged_in_as(identities.two)
+    identities.wait_for_login(identities.two)
 
 
 def test_a_pattern_account_without_a_sender_is_78(
@@ -132,4 +137,4 @@ def test_a_queued_message_keeps_the_chosen_account(
     ran = run_process(["queue", "run"])
     assert ran.returncode == 0, ran.stderr
     assert delivered(postfix, mailbox)["Return-Path"] == "<ann@two.example>"
-    assert identities.logged_in_as(identities.two)
+    identities.wait_for_login(identities.two)

@@ -23,7 +23,14 @@ from .certs import Certs
 from .jwt import write_key
 from .managed import ManagedServer
 from .ports import HOST, free_port, wait_for_greeting
-from .procs import adopt_orphans, binary, kill_group, make_workdir, wait_until_gone
+from .procs import (
+    adopt_orphans,
+    binary,
+    kill_group,
+    make_workdir,
+    wait_for_text,
+    wait_until_gone,
+)
 
 # Owner of all mail. Dovecot refuses to access mail as root, and Postfix's virtual(8)
 # delivers as this uid too (virtual_uid_maps), so both sides agree on ownership.
@@ -190,8 +197,15 @@ class Dovecot(ManagedServer):
         return self.root / "dovecot.log"
 
     def log(self) -> str:
-        """Dovecot's log so far (logins, auth failures, errors), for assertions and debugging."""
+        """Dovecot's log so far (logins, auth failures, errors), for assertions and debugging.
+
+        Its log process writes a moment after the session: poll (``wait_for_log``) for a
+        line that must appear."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
+        """Wait until ``text`` appears in the log; return the whole log."""
+        return wait_for_text(self.log, text, timeout, "Dovecot's log")
 
     def discard(self) -> None:
         if self._owns_root:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 KEY_PATH = Path("default") / "HS256" / "default"
+ISSUED_AGO = 5  # seconds
 
 
 def _b64url(data: bytes) -> str:
@@ -36,15 +37,21 @@ def write_key(key_dir: Path, key: bytes) -> Path:
 
 
 def mint(key: bytes, email: str, *, lifetime: float, now: float | None = None) -> str:
-    """A token for `email`, valid for `lifetime` seconds from `now`."""
-    issued = int(time.time() if now is None else now)
+    """A token for `email`, valid for `lifetime` seconds from `now`.
+
+    Issued (and valid from) a little before `now`, as a provider's token is: Dovecot
+    compares `iat` and `nbf` with time(2), a coarse clock that can still read the previous
+    second just after time.time() has passed into the next, and refuses a token "issued
+    in future" as an invalid one."""
+    start = int(time.time() if now is None else now)
+    issued = start - ISSUED_AGO
     header = {"alg": "HS256", "typ": "JWT"}
     body = {
         "sub": email,
         "email": email,
         "iat": issued,
-        "nbf": issued - 1,
-        "exp": issued + int(lifetime),
+        "nbf": issued,
+        "exp": start + int(lifetime),
         "jti": secrets.token_hex(8),
     }
     signing_input = ".".join(

@@ -73,7 +73,7 @@ def test_stat_over_implicit_tls_to_an_ipv6_literal(
     result = Mailcli(account)("stat", "--json", "--trace")
     assert result.code == 0, result.stderr
     assert f"connecting to [::1]:{dovecot6.pop3s_port}" in result.stderr
-    assert f"user=<{box.user}>, method=PLAIN, rip=::1, lip=::1" in dovecot6.log()
+    dovecot6.wait_for_log(f"user=<{box.user}>, method=PLAIN, rip=::1, lip=::1")
 
 
 def test_config_host_in_brackets(
@@ -96,7 +96,7 @@ def test_config_host_in_brackets(
     postfix6.wait_for_log(f"client=unknown[::1], sasl_method=PLAIN, sasl_username={box.user}\n")
     result = run(["stat"], config, box.password)
     assert result.returncode == 0 and result.stdout.startswith("1\t"), result.stderr
-    assert f"user=<{box.user}>, method=PLAIN, rip=::1, lip=::1" in dovecot6.log()
+    dovecot6.wait_for_log(f"user=<{box.user}>, method=PLAIN, rip=::1, lip=::1")
 
 
 def test_ipv4_only_to_an_ipv6_literal_is_a_usage_error(dovecot6: Dovecot, box: Mailbox) -> None:
@@ -183,7 +183,7 @@ def test_source_address_over_ipv6(dovecot6: Dovecot, box: Mailbox) -> None:
     account = replace(Account.pop3(dovecot6, box.user, box.password), host="[::1]")
     result = Mailcli(account)("stat", "--source-address", "::1")
     assert result.code == 0, result.stderr
-    assert f"user=<{box.user}>, method=PLAIN, rip=::1, lip=::1" in dovecot6.log()
+    dovecot6.wait_for_log(f"user=<{box.user}>, method=PLAIN, rip=::1, lip=::1")
     mixed = Mailcli(replace(account, host="127.0.0.1"))("stat", "--source-address", "::1", "-4")
     assert mixed.code == 64, mixed.stderr
     assert "source address ::1 is IPv6, but -4 (family = ipv4) asks for IPv4" in mixed.stderr
@@ -197,7 +197,7 @@ def test_an_ipv6_server_through_a_socks5_proxy(dovecot6: Dovecot, box: Mailbox) 
         result = Mailcli(account)("stat", "--proxy", f"socks5://{proxy.host}:{proxy.port}")
         assert result.code == 0, result.stderr
         proxy.wait_for_log(f"connected to ::1:{dovecot6.pop3_port}")
-    assert f"user=<{box.user}>, method=PLAIN, rip=::1, lip=::1" in dovecot6.log()
+    dovecot6.wait_for_log(f"user=<{box.user}>, method=PLAIN, rip=::1, lip=::1")
 
 
 def test_the_certificate_must_name_the_ipv6_address(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ def test_stat_and_check_from_a_source_address(
     pop3 = Mailcli(Account.pop3(dovecot, mailbox.user, mailbox.password))
     result = pop3("stat", "--source-address", SOURCE)
     assert result.code == 0, result.stderr
-    assert f"user=<{mailbox.user}>, method=PLAIN, rip={SOURCE}," in dovecot.log()
+    dovecot.wait_for_log(f"user=<{mailbox.user}>, method=PLAIN, rip={SOURCE},")
     smtp = Mailcli(Account.submission(postfix, mailbox.user, mailbox.password))
     checked = smtp("check", "smtp", "--source-address", SOURCE)
     assert checked.code == 0, checked.stderr
