@@ -10,6 +10,8 @@ import tomllib
 from collections import Counter
 from pathlib import Path
 
+from mailcli.config import state_home
+from mailcli.fetch.state import Mailbox, UidState
 from tests import crashpoints as cp
 from tests.helpers import queue_dir, write_cron_config
 from tests.servers.ports import free_port
@@ -64,16 +66,30 @@ def queue_template(tmp_path: Path) -> Path:
 
 CONFIG_HEAD = '# my accounts (a comment to keep)\n[accounts.old]\nfrom = "old@example.test"\n'
 ADD = ["account", "add", "new", "--from", "new@example.test", "--smtp-host", "mx.example.test"]
-ACCOUNT_OPERATIONS = ("add", "remove", "import")  # the commands that rewrite the config
+# The commands that rewrite the config; `import-state` records fetch state as well.
+ACCOUNT_OPERATIONS = ("add", "remove", "import", "import-state")
 IMPORTED_RC = "account new\nhost mx.example.test\nfrom new@example.test\n"  # an msmtprc
+IMPORTED_UIDS = ("u1", "u2", "u3")  # mpop's UIDL file for the mpoprc below
+IMPORTED_MAILBOX = Mailbox("new", "ann", "pop.example.test")
+MPOP_UIDLS = f" {len(IMPORTED_UIDS)} pop.example.test ann\n" + "".join(
+    f"{uid}\n" for uid in IMPORTED_UIDS
+)
 
 
 def account_args(operation: str, work: Path) -> list[str]:
-    """The command of an `account` case; `import` reads an msmtprc written into `work`."""
+    """The command of an `account` case; `import` reads an msmtprc written into `work`,
+    `import-state` an mpoprc and its UIDL file."""
     if operation == "add":
         return ADD
     if operation == "remove":
         return ["account", "remove", "new"]
+    if operation == "import-state":
+        (work / "uidls").write_text(MPOP_UIDLS)
+        rc = work / "mpoprc"
+        rc.write_text(
+            f"account new\nhost pop.example.test\nuser ann\nuidls_file {work / 'uidls'}\n"
+        )
+        return ["account", "import", "--from", "mpop", "--with-state", str(rc)]
     rc = work / "msmtprc"
     rc.write_text(IMPORTED_RC)
     return ["account", "import", "--from", "msmtp", str(rc)]
@@ -95,7 +111,7 @@ def config_problems(
 ) -> list[str]:
     """After an `account` run that was killed or failed: the config is the old one or the
     new one, whole; a rerun (which may say "exists" or "no such account") ends with the
-    new one."""
+    new one and, for an import with its state, every UID of the old tool recorded."""
     problems = []
     text = config.read_bytes()
     if text not in (before, after):
@@ -105,4 +121,9 @@ def config_problems(
     problems += cp.exit_problem("rerun", rerun, sorted(cp.DOCUMENTED_EXITS))
     if config.read_bytes() != after:
         problems.append("after a rerun the config is not the new one")
+    if "--with-state" in args:
+        state = UidState(state_home(env) / "fetch", IMPORTED_MAILBOX, read_only=True)
+        recorded = state.load()
+        if set(recorded) != set(IMPORTED_UIDS):
+            problems.append(f"after a rerun the fetch state holds {sorted(recorded)}")
     return problems

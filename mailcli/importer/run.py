@@ -2,8 +2,9 @@
 
 Order, so that nothing is half-done by a bad input: every file is read and mapped, and
 with `--with-state` every old state file and mailcli state read, before anything is
-written; then the config file is written in one atomic replace (validated first,
-comments kept); then the state; then the passwords go to the keyring
+written; then the state is recorded, and then the config file is written in one atomic
+replace (validated first, comments kept), so that a run killed between the two is done by
+its rerun; then the passwords go to the keyring
 (`--with-passwords`): a keyring that fails then says the rest is done. A dry run writes
 nothing and returns the text it would write.
 """
@@ -132,21 +133,28 @@ def import_accounts(config: Config, request: ImportRequest, state_dir: Path) -> 
     states = [(s, read_state_file(s)) for s in wanted]
     for source in wanted:
         check_state(source, state_dir)
-    write = not request.dry_run
-    text = add_account_tables(
-        config,
-        plan.accounts,
-        replace=request.replace,
-        default=plan.default_account,
-        write=write,
-        aliases=_aliases_to_set(config, plan, request.replace),
-    )
-    outcome = ImportOutcome(plan, text, write)
-    if write:  # the state before the keyring: a keyring that fails leaves it recorded
-        outcome.states = [(s.account, record_state(s, uids, state_dir)) for s, uids in states]
-    else:  # what a real run would record at most
+    aliases = _aliases_to_set(config, plan, request.replace)
+
+    def add_tables(write: bool) -> str:
+        return add_account_tables(
+            config,
+            plan.accounts,
+            replace=request.replace,
+            default=plan.default_account,
+            write=write,
+            aliases=aliases,
+        )
+
+    outcome = ImportOutcome(plan, add_tables(write=False), not request.dry_run)
+    if request.dry_run:  # what a real run would record at most
         outcome.states = [(s.account, len(set(uids))) for s, uids in states]
-    if write and request.with_passwords:
+        return outcome
+    # The state before the config: a run killed between the two has not written the
+    # account, so its rerun records again (nothing twice) and writes it. The other order
+    # would leave an account whose first fetch downloads what the old tool delivered.
+    outcome.states = [(s.account, record_state(s, uids, state_dir)) for s, uids in states]
+    add_tables(write=True)
+    if request.with_passwords:  # last: a keyring that fails leaves the rest done
         outcome.passwords_stored = _store_passwords(plan)
     return outcome
 
