@@ -94,6 +94,9 @@ class ServerSettings(NamedTuple):
     client_key: str | None = None
     tls_fingerprint: tuple[str, ...] | None = None  # "SHA256:..." as `check` prints them
 
+    def __repr__(self) -> str:
+        return _repr_without_proxy(self)
+
 
 _NO_SERVER = ServerSettings()
 
@@ -148,10 +151,22 @@ class Endpoint(NamedTuple):
     # sets it to its own credential chain (cli/context.py); None: an encrypted key is 78.
     client_key_passphrase: Callable[[], str] | None = None
 
+    def __repr__(self) -> str:
+        return _repr_without_proxy(self)
+
     @property
     def credential_key(self) -> str:
         """The keyring username: USER@HOST (service name `mailcli`)."""
         return f"{self.user}@{self.host}"
+
+
+def _repr_without_proxy(value: ServerSettings | Endpoint) -> str:
+    """A NamedTuple's repr with `proxy` as '(set)': its URL may hold a password."""
+    fields = value._asdict()
+    if fields["proxy"] is not None:
+        fields["proxy"] = "(set)"
+    shown = ", ".join(f"{name}={item!r}" for name, item in fields.items())
+    return f"{type(value).__name__}({shown})"
 
 
 def resolve_endpoint(
