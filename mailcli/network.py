@@ -169,6 +169,14 @@ def reply_text(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
 
 
+def dot_stuff(data: bytes, *, at_line_start: bool = True) -> bytes:
+    """DATA's transparency (RFC 5321 4.5.2), which a POP3 server's multi-line replies
+    share: a "." that begins a CRLF-delimited line gets another in front of it.
+    `at_line_start` says whether `data`'s first byte begins a line."""
+    data = data.replace(b"\r\n.", b"\r\n..")
+    return b"." + data if at_line_start and data.startswith(b".") else data
+
+
 def reply_line(line: bytes, transcript: Transcript, name: str = "") -> tuple[int, bool, bytes]:
     """One line of an SMTP or LMTP reply (RFC 5321 4.2), as read with a limit of
     MAX_REPLY_LINE + 1: (code, more lines follow, text). Traced before its form is

@@ -60,12 +60,12 @@ from mailcli.network import (
     MAX_REPLY_LINE,
     MAX_REPLY_LINES,
     Pace,
+    dot_stuff,
     paced_reader,
     reply_line,
     reply_text,
     upload_piece,
 )
-from mailcli.pop3.multiline import stuff
 from mailcli.transcript import Transcript
 
 _HOST_PORT = re.compile(
@@ -323,10 +323,9 @@ class DotStuffer:
 
     def pieces(self, size: int) -> Iterator[bytes]:
         while block := self.message.read(size):
-            if self.tail:
-                yield (self.tail + block).replace(b"\r\n.", b"\r\n..")[len(self.tail) :]
-            else:
-                yield stuff(block)
+            # With the previous piece's last two bytes, a CRLF split between pieces
+            # still counts; stuffing never changes them, so they are cut off again.
+            yield dot_stuff(self.tail + block, at_line_start=not self.tail)[len(self.tail) :]
             self.tail = (self.tail + block)[-2:]
             self.lines += block.count(b"\r\n")
             self.octets += len(block)

@@ -169,13 +169,6 @@ def unstuff(lines: bytes, *, at_line_start: bool = True) -> bytes:
     return data[1:] if at_line_start and data.startswith(b"..") else data
 
 
-def stuff(data: bytes) -> bytes:
-    """The inverse, as a server (or the tests) would send a message: a "." that begins
-    a CRLF-delimited line (or the message) gets another in front of it."""
-    data = data.replace(b"\r\n.", b"\r\n..")
-    return b"." + data if data.startswith(b".") else data
-
-
 def size_difference(number: int, listed: int, octets: int) -> str:
     """The transcript's note when a message's octets differ from LIST's size. Not an
     error (servers count differently, e.g. LF-stored mail counted before CRLF); what is

@@ -31,12 +31,11 @@ PIPELINING the session stays lock-step.
 
 from __future__ import annotations
 
-import re
 import smtplib
 from collections.abc import Callable, Sequence
 
 from mailcli.errors import MailcliError, TempFailError
-from mailcli.network import upload_piece
+from mailcli.network import dot_stuff, upload_piece
 from mailcli.smtp.envelope import Outgoing
 from mailcli.smtp.phases import SmtpPhase
 from mailcli.smtp.reply import Reply, ReplyCode
@@ -47,7 +46,6 @@ from mailcli.transcript import Transcript
 GROUP = 100  # commands per write: their replies fit any socket buffer, so no deadlock
 ONE_CHUNK = 64 * 1024  # a message up to this size goes with BDAT in the envelope's write
 DATA_CHUNK = 256 * 1024
-_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 
 
 def pipelined_transaction(
@@ -245,7 +243,7 @@ def _send_body(smtp: TracedSMTP, outgoing: Outgoing, transcript: Transcript) -> 
     piece_size = min(DATA_CHUNK, upload_piece(smtp.pace.timeout))
     lines = 0
     for piece in outgoing.chunks():
-        stuffed = _LEADING_DOT.sub(b"..", piece)
+        stuffed = dot_stuff(piece)
         lines += piece.count(b"\n")
         if transcript.show_data:
             _trace_lines(stuffed, transcript)

@@ -373,12 +373,12 @@ def test_a_dry_run_into_lmtp_connects_to_nothing(lmtp_dovecot: LmtpDovecot, tmp_
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 64])
 def test_dot_stuffing_is_the_same_whatever_the_pieces(size: int) -> None:
     from mailcli.fetch.lmtp import DotStuffer
-    from mailcli.pop3.multiline import stuff
+    from mailcli.network import dot_stuff
 
     for body in [b"", b".", b".\r\n", b"a\r\n.\r\n..\r\n.b\r\nc", b"x\r\r\n.\n.\r\n", b"\r\n.."]:
         data = DotStuffer(io.BytesIO(body))
         wire = b"".join(data.pieces(size)) + data.end()
-        whole = stuff(body)
+        whole = dot_stuff(body)
         ending = b"" if body == b"" or body.endswith(b"\r\n") else b"\r\n"
         assert wire == whole + ending + b".\r\n", (body, size)
         assert data.octets == len(body)

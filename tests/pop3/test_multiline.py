@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 
 import mailcli.pop3.multiline as multiline
 from mailcli.errors import ProtocolError, TempFailError
+from mailcli.network import dot_stuff
 from mailcli.pop3.multiline import (
     ShownLineCopier,
     UnstuffingCopier,
     scan_body,
-    stuff,
     unstuff,
 )
 from tests.servers.pop3messages import MESSAGE
@@ -67,7 +67,7 @@ def show(wire: bytes, buffer_size: int = 8192) -> tuple[bytes, bytes, int]:
 @settings(max_examples=400, deadline=None)
 @given(message=MESSAGE, buffer_size=st.integers(1, 64), block=st.integers(2, 50))
 def test_segments_are_the_body_as_sent(message: bytes, buffer_size: int, block: int) -> None:
-    wire = stuff(message)
+    wire = dot_stuff(message)
     source = source_of(wire + b".\r\n" + NEXT_REPLY, buffer_size)
     with blocks_of(block):
         segments = segments_of(source)
@@ -103,7 +103,7 @@ def test_a_long_line_whose_head_ends_in_cr_holds_it_back() -> None:
 @given(message=MESSAGE, buffer_size=st.integers(1, 64), block=st.integers(2, 50))
 def test_round_trip_at_any_block_boundary(message: bytes, buffer_size: int, block: int) -> None:
     with blocks_of(block):
-        out, rest, copier = copy(stuff(message) + b".\r\n" + NEXT_REPLY, buffer_size)
+        out, rest, copier = copy(dot_stuff(message) + b".\r\n" + NEXT_REPLY, buffer_size)
     assert out == message
     assert rest == NEXT_REPLY  # a pipelined reply behind it is left unread
     assert copier.octets == len(message)
@@ -112,12 +112,12 @@ def test_round_trip_at_any_block_boundary(message: bytes, buffer_size: int, bloc
 
 @given(MESSAGE)
 def test_unstuff_inverts_stuff(message: bytes) -> None:
-    assert unstuff(stuff(message)) == message
+    assert unstuff(dot_stuff(message)) == message
 
 
 def test_long_lines_stream() -> None:
     message = b"Subject: x\r\n\r\n" + b"a" * 3_000_000 + b"\r\n.\r\n"
-    out, rest, _ = copy(stuff(message) + b".\r\n", 65536)
+    out, rest, _ = copy(dot_stuff(message) + b".\r\n", 65536)
     assert out == message and rest == b""
 
 
@@ -134,7 +134,7 @@ def test_end_of_stream_before_terminator_is_tempfail() -> None:
 def test_a_bare_lf_dot_line_inside_a_crlf_message_is_data() -> None:
     """Once "\\n.\\n" ended the message early; only CRLF "." CRLF ends it."""
     message = b"Subject: x\r\n\r\nline\n.\nmore\r\n"
-    # Written out, not stuff()ed: a server stuffs only lines that begin after a CRLF.
+    # Written out, not dot_stuff()ed: a server stuffs only lines that begin after a CRLF.
     out, rest, copier = copy(message + b".\r\n" + NEXT_REPLY, 64)
     assert out == message
     assert rest == NEXT_REPLY
@@ -144,7 +144,7 @@ def test_a_bare_lf_dot_line_inside_a_crlf_message_is_data() -> None:
 # -- the shell's view ----------------------------------------------------------------
 def test_dots_stay_stuffed_and_only_the_terminator_is_a_lone_dot() -> None:
     body = b"Subject: x\r\n\r\n.\r\n.x\r\nbare\rCR\r\nbare\nLF\r\nend\r\n"
-    out, rest, lines = show(stuff(body) + b".\r\n" + NEXT_REPLY)
+    out, rest, lines = show(dot_stuff(body) + b".\r\n" + NEXT_REPLY)
     assert out == b"Subject: x\n\n..\n..x\nbare\\rCR\nbare\\nLF\nend\n.\n"
     assert rest == NEXT_REPLY
     assert lines == 8
@@ -164,7 +164,7 @@ def test_a_hang_up_before_the_terminator_is_75() -> None:
 def test_any_message_shown_at_any_block_boundary(
     message: bytes, buffer_size: int, block: int
 ) -> None:
-    wire = stuff(message)
+    wire = dot_stuff(message)
     with blocks_of(block):
         out, rest, lines = show(wire + b".\r\n" + NEXT_REPLY, buffer_size)
     wire_lines = wire.removesuffix(b"\r\n").split(b"\r\n") if wire else []
