@@ -11,9 +11,10 @@ from collections import Counter
 from pathlib import Path
 
 from mailcli.config import state_home
-from mailcli.fetch.state import Mailbox, UidState
+from mailcli.fetch.mailbox import Mailbox
+from mailcli.fetch.state import UidState
 from tests import crashpoints as cp
-from tests.helpers import queue_dir, write_cron_config
+from tests.helpers import parse_trail_line, queue_dir, write_cron_config
 from tests.servers.ports import free_port
 from tests.servers.smtpd import AioSmtpd
 
@@ -26,6 +27,7 @@ def outgoing(subject: str) -> bytes:
 
 SENDMAIL = ["sendmail", "-i", "root@example.test"]
 QUEUE_RUN = ["queue", "run"]
+TRAIL_LOG = "~/mailcli.log"  # in each case's own HOME
 
 
 def subjects(server: AioSmtpd, since: int) -> Counter[str]:
@@ -51,13 +53,35 @@ def spool_problems(home: Path, failed: int | None) -> list[str]:
     emls = len(list(failed_dir.glob("*.eml"))) if failed_dir.is_dir() else 0
     if failed is not None and (len(whole) != failed or emls != failed):
         problems.append(f"failed/ holds {len(whole)} whole entries of {failed}")
+    return problems + trail_problems(home)
+
+
+def cron_home(home: Path, port: int) -> None:
+    """The cases' config: the cron account submitting to 127.0.0.1:PORT, with a log, so
+    that its appends are crash and error points too (`trail_problems`)."""
+    write_cron_config(home, port, extra=f'log = "{TRAIL_LOG}"\n')
+
+
+def trail_problems(home: Path) -> list[str]:
+    """The log holds whole lines only, each in the documented grammar: a kill or a full
+    disk may cost a line, never leave half of one for the next to be appended to."""
+    path = home / TRAIL_LOG.removeprefix("~/")
+    text = path.read_text(errors="replace") if path.exists() else ""
+    if text and not text.endswith("\n"):
+        return [f"the log ends in half a line: {text[-80:]!r}"]
+    problems = []
+    for line in text.splitlines():
+        try:
+            parse_trail_line(line)
+        except ValueError as exc:
+            problems.append(f"a log line that does not parse: {exc}")
     return problems
 
 
 def queue_template(tmp_path: Path) -> Path:
     """A home whose spool holds QUEUED entries (enqueued once, copied per crash point)."""
     template = tmp_path / "template"
-    write_cron_config(template, free_port())
+    cron_home(template, free_port())
     for number in range(QUEUED):
         done = cp.run(SENDMAIL, cp.base_env(template), input=outgoing(f"q{number}"))
         assert done.code == 0, done.stderr  # queued

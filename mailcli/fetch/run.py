@@ -82,7 +82,8 @@ from mailcli.fetch.open import LmtpSettings, open_destination
 from mailcli.fetch.plan import plan
 from mailcli.fetch.received import ReceivedHeader
 from mailcli.fetch.retention import expired, unseen
-from mailcli.fetch.state import Mailbox, Recorded, UidState, v1_state_name
+from mailcli.fetch.mailbox import Mailbox, v1_state_name
+from mailcli.fetch.state import Recorded, UidState
 from mailcli.fetch.summary import FetchOptions, FetchSummary, Progress
 from mailcli.fsutil import FileLock, write_error
 from mailcli.pop3.commands import MessageInfo, list_messages

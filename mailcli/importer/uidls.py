@@ -108,7 +108,8 @@ def _list_header(path: Path, number: int, line: str) -> tuple[int, str, str]:
 def check_state(source: StateSource, state_dir: Path) -> None:
     """Read mailcli's state of that mailbox, writing nothing: a damaged one is an error
     (78) before the import has written anything."""
-    from mailcli.fetch.state import Mailbox, UidState
+    from mailcli.fetch.mailbox import Mailbox
+    from mailcli.fetch.state import UidState
 
     mailbox = Mailbox(source.account, source.user, source.host)
     UidState(state_dir, mailbox, read_only=True).load()
@@ -116,7 +117,8 @@ def check_state(source: StateSource, state_dir: Path) -> None:
 
 def record_state(source: StateSource, uids: list[str], state_dir: Path) -> int:
     """Record `uids` (read from `source`) as fetched; how many were new to mailcli."""
-    from mailcli.fetch.state import Mailbox, UidState
+    from mailcli.fetch.mailbox import Mailbox
+    from mailcli.fetch.state import UidState
     from mailcli.fsutil import FileLock
 
     mailbox = Mailbox(source.account, source.user, source.host)

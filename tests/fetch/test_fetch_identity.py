@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mailcli.fetch.destination import message_key
-from mailcli.fetch.state import mailbox_identity, v1_state_name
+from mailcli.fetch.mailbox import mailbox_identity, v1_state_name
 from tests.helpers import Mailcli, Result
 from tests.servers.accounts import Account, Security
 from tests.servers.accounts import numbered_message as message

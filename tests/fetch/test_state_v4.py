@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailcli.errors import ConfigError
-from mailcli.fetch.state import Mailbox, UidState, escape
+from mailcli.fetch.mailbox import Mailbox, escape
+from mailcli.fetch.state import UidState
 
 MAILBOX = Mailbox("acct", "me@example.test", "mail.example")
 V4 = "# mailcli fetch state v4 "

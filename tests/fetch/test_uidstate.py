@@ -1,6 +1,6 @@
 """The fetch state file: any UID survives writer -> reader
-byte-exactly, distinct UIDs never collide, a mailbox is account + user + canonical
-host, and version 1 files are merged in crash-safely."""
+byte-exactly, distinct UIDs never collide, and version 1 files are merged in
+crash-safely."""
 
 from __future__ import annotations
 
@@ -13,15 +13,13 @@ from hypothesis import strategies as st
 
 from mailcli.errors import ConfigError
 from mailcli.fetch.destination import message_key
-from mailcli.fetch.state import (
+from mailcli.fetch.mailbox import (
     Mailbox,
-    UidState,
-    canonical_host,
     escape,
-    mailbox_identity,
     unescape,
     v1_state_name,
 )
+from mailcli.fetch.state import UidState
 from mailcli.pop3.commands import _pair, uid_bytes, wire_text
 
 # What a UIDL line can carry as a UID (`pop3.commands._pair`): the bytes after the first run
@@ -81,33 +79,6 @@ def test_every_uid_written_reads_back(tmp_path_factory: pytest.TempPathFactory, 
     reread = UidState(directory, MAILBOX)
     assert reread.load() == everything
     assert reread.previous_destination == "maildir:/x y\nz"
-
-
-@pytest.mark.parametrize(
-    ("spelling", "canonical"),
-    [
-        ("127.0.0.1", "localhost"),
-        ("127.1.2.3", "localhost"),
-        ("LocalHost.", "localhost"),
-        ("localhost.localdomain", "localhost"),
-        ("ip6-localhost", "localhost"),
-        ("::1", "localhost"),
-        ("[::1]", "localhost"),
-        ("::ffff:127.0.0.1", "localhost"),
-        ("Mail.Example.ORG.", "mail.example.org"),
-        ("[2001:DB8:0::1]", "2001:db8::1"),
-    ],
-)
-def test_canonical_host(spelling: str, canonical: str) -> None:
-    assert canonical_host(spelling) == canonical
-
-
-def test_identity_is_account_user_host_not_port() -> None:
-    assert mailbox_identity("a", "u", "127.0.0.1") == mailbox_identity("a", "u", "localhost")
-    assert mailbox_identity("a", "u", "h") != mailbox_identity("b", "u", "h")
-    assert mailbox_identity("a", "u", "h") != mailbox_identity("a", "v", "h")
-    assert mailbox_identity("a b", "c", "h") != mailbox_identity("a", "b c", "h")
-    assert mailbox_identity(None, "u", "h") != mailbox_identity("-", "u", "h")
 
 
 def write_v1(

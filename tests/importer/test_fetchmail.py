@@ -7,7 +7,8 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from mailcli.fetch.state import Mailbox, UidState, default_state_dir
+from mailcli.fetch.mailbox import Mailbox
+from mailcli.fetch.state import UidState, default_state_dir
 from tests.helpers import import_accounts as imported
 from tests.helpers import not_imported as reported
 

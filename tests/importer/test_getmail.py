@@ -10,7 +10,8 @@ from pathlib import Path
 import keyring
 import pytest
 
-from mailcli.fetch.state import Mailbox, UidState, default_state_dir
+from mailcli.fetch.mailbox import Mailbox
+from mailcli.fetch.state import UidState, default_state_dir
 from tests.helpers import MemoryKeyring
 from tests.helpers import import_accounts as imported
 from tests.helpers import not_imported as reported

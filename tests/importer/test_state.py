@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailcli.fetch.state import Mailbox, UidState, default_state_dir
+from mailcli.fetch.mailbox import Mailbox
+from mailcli.fetch.state import UidState, default_state_dir
 from tests.helpers import Result, run_cli
 
 MPOPRC = "account box\nhost pop.example.org\nuser ann\ndelivery maildir ~/Maildir\n"
