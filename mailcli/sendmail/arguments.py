@@ -205,11 +205,13 @@ def _envelope_sender(args: SendmailArgs, message: RawMessage, addressing: Addres
 
 
 def _from_field(args: SendmailArgs, addressing: Addressing, sender: str) -> bytes:
-    """A From field for a message that has none: -F names it, else the account's from."""
+    """A From field for a message that has none: -F names it, else the account's from.
+    The address: the account's, else the envelope sender's, else (the null sender)
+    MAILER-DAEMON at the account's domain, as Postfix's cleanup writes it."""
     from email.utils import formataddr, parseaddr
 
     account_name, account_addr = parseaddr(addressing.from_addr or "")
-    address = account_addr or sender
+    address = account_addr or sender or _mailer_daemon(addressing)
     if local_part_is_ascii(address):  # composed here: its domain as in the envelope
         address = address_to_ascii(address)
     name = args.full_name if args.full_name is not None else account_name
@@ -220,6 +222,15 @@ def _from_field(args: SendmailArgs, addressing: Addressing, sender: str) -> byte
     except UnicodeEncodeError:  # a non-ASCII mailbox: SMTPUTF8 carries it raw
         text = f"{name} <{address}>" if name else address
     return f"From: {text}\r\n".encode()
+
+
+def _mailer_daemon(addressing: Addressing) -> str:
+    if not addressing.domain:
+        raise DataError(
+            "the null sender (-f '<>') gives no address for the From field the message lacks",
+            hint="add a From field to the message, or set `from` or `domain` in the account",
+        )
+    return f"MAILER-DAEMON@{addressing.domain}"
 
 
 def dsn_request(args: SendmailArgs, addressing: Addressing) -> DsnRequest | None:

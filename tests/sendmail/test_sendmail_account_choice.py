@@ -138,3 +138,19 @@ def test_a_queued_message_keeps_the_chosen_account(
     assert ran.returncode == 0, ran.stderr
     assert delivered(postfix, mailbox)["Return-Path"] == "<ann@two.example>"
     identities.wait_for_login(identities.two)
+
+
+def test_the_null_sender_through_a_pattern_account(
+    identities: Identities, postfix: Postfix, mailbox: Mailbox
+) -> None:
+    """-f '<>' (a bounce, an auto-reply) with `from` a pattern and no domain: a message
+    without From has no address to be from (65, nothing sent, never an empty From:);
+    with its own From it goes with the null sender."""
+    code, stderr = sendmail("-a", "two", "-f", "<>", mailbox.address, message=b"Subject: b\n\nx\n")
+    assert code == ExitStatus.DATAERR, stderr
+    assert "the null sender (-f '<>') gives no address for the From field" in stderr
+    assert postfix.messages(mailbox.user) == []
+    body = b"From: robot@two.example\nSubject: bounce\n\nx\n"
+    assert sendmail("-a", "two", "-f", "<>", mailbox.address, message=body) == (0, "")
+    message = delivered(postfix, mailbox)
+    assert message["Return-Path"] == "<>" and message["From"] == "robot@two.example"

@@ -122,6 +122,28 @@ def test_from_added_with_f_name_and_null_sender() -> None:
     assert message["Message-ID"] and message["Date"]
 
 
+@pytest.mark.parametrize("full_name", [[], ["-F", "Backup Robot"]])
+def test_a_null_sender_without_an_account_address_is_from_mailer_daemon(
+    full_name: list[str],
+) -> None:
+    """As Postfix's cleanup adds it: with `from` a pattern (or unset) and -f <> there is no
+    address to put in the From field a message without one gets, so MAILER-DAEMON@domain
+    (never an empty From:)."""
+    raw = b"To: bob@x.test\nSubject: s\n\nhi\n"
+    patterned = Addressing(domain="example.test", from_addr=None)
+    out = prepare(raw, parse_args(["-f", "<>", *full_name, "-t"]), patterned)
+    assert out.envelope.sender == ""
+    message = email.message_from_bytes(out.data, policy=email.policy.default)
+    shown = "MAILER-DAEMON@example.test"
+    assert str(message["From"]) == (f"Backup Robot <{shown}>" if full_name else shown)
+
+
+def test_a_null_sender_without_an_address_or_a_domain_is_65() -> None:
+    with pytest.raises(DataError) as raised:
+        prepare(b"Subject: s\n\nx\n", parse_args(["-f", "<>", "bob@x.test"]), Addressing())
+    assert "From" in raised.value.message
+
+
 def test_unqualified_f_is_qualified_with_the_domain() -> None:
     out = prepare(b"Subject: s\n\nx\n", parse_args(["-f", "root", "bob"]), ADDRESSING)
     assert out.envelope.sender == "root@example.test"
