@@ -78,11 +78,11 @@ from mailcli.auth.credential import Credential
 from mailcli.endpoint import Endpoint
 from mailcli.errors import MailcliError
 from mailcli.fetch.destination import Destination, MessageRefused, MessageWriter, message_key
+from mailcli.fetch.mailbox import Mailbox, v1_state_name
 from mailcli.fetch.open import LmtpSettings, open_destination
 from mailcli.fetch.plan import plan
 from mailcli.fetch.received import ReceivedHeader
 from mailcli.fetch.retention import expired, unseen
-from mailcli.fetch.mailbox import Mailbox, v1_state_name
 from mailcli.fetch.state import Recorded, UidState
 from mailcli.fetch.summary import FetchOptions, FetchSummary, Progress
 from mailcli.fsutil import FileLock, write_error
