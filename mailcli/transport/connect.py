@@ -78,6 +78,7 @@ def open_connection(
 
 
 def _through_proxy(proxy: ProxyURL, endpoint: Endpoint, seconds: float) -> socket.socket:
+    from mailcli.network import ServerTooSlow
     from mailcli.transport.socks import negotiate
 
     host = endpoint.host
@@ -91,7 +92,10 @@ def _through_proxy(proxy: ProxyURL, endpoint: Endpoint, seconds: float) -> socke
             f"{exc.strerror or exc or type(exc).__name__}"
         ) from None
     try:
-        negotiate(sock, proxy, host, endpoint.port)
+        negotiate(sock, proxy, host, endpoint.port, seconds)
+    except ServerTooSlow as exc:
+        sock.close()
+        raise TempFailError(f"the SOCKS5 proxy {proxy.where} is too slow: {exc}") from None
     except TimeoutError:
         sock.close()
         raise TempFailError(

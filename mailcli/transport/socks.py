@@ -33,6 +33,7 @@ from mailcli.errors import (
     PermissionDeniedError,
     UnavailableError,
 )
+from mailcli.network import Pace, PacedReader
 
 DEFAULT_PORT = 1080
 SCHEMES = ("socks5", "socks5h")
@@ -136,29 +137,31 @@ def _split_host_port(hostport: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def negotiate(sock: socket.socket, proxy: ProxyURL, host: str, port: int) -> None:
+def negotiate(sock: socket.socket, proxy: ProxyURL, host: str, port: int, timeout: float) -> None:
     """Ask the proxy on `sock` to connect to HOST:PORT (an address, or with socks5h a
     name the proxy resolves). Returns when the tunnel is open: what follows is the
-    server's."""
+    server's. Each of the proxy's replies must be whole within `timeout`, as a server's
+    (`network.Pace`): TimeoutError when none came, ServerTooSlow when it dribbles."""
+    pace = Pace(timeout)
     methods = [_NO_AUTH, _USER_PASSWORD] if proxy.username is not None else [_NO_AUTH]
     sock.sendall(bytes([_VERSION, len(methods), *methods]))
-    version, method = _receive(sock, 2, proxy)
+    version, method = _receive(sock, 2, proxy, pace)
     if version != _VERSION:
         raise _not_socks(proxy)
     if method == _USER_PASSWORD and proxy.username is not None:
-        _authenticate(sock, proxy)
+        _authenticate(sock, proxy, pace)
     elif method != _NO_AUTH:
         raise _no_method(proxy)
     sock.sendall(bytes([_VERSION, _CONNECT, 0]) + _address(host) + struct.pack("!H", port))
-    _read_connect_reply(sock, proxy, host_port(host, port))
+    _read_connect_reply(sock, proxy, host_port(host, port), pace)
 
 
-def _authenticate(sock: socket.socket, proxy: ProxyURL) -> None:
+def _authenticate(sock: socket.socket, proxy: ProxyURL, pace: Pace) -> None:
     """RFC 1929: version 1, the user name and the password, each with its length."""
     user = (proxy.username or "").encode()
     secret = (proxy.password or "").encode()
     sock.sendall(bytes([1, len(user)]) + user + bytes([len(secret)]) + secret)
-    _, status = _receive(sock, 2, proxy)
+    _, status = _receive(sock, 2, proxy, pace)
     if status != 0:
         raise PermissionDeniedError(
             f"the SOCKS5 proxy {proxy.where} refused the user name and password"
@@ -181,8 +184,8 @@ def _address(host: str) -> bytes:
     return bytes([_DOMAIN, len(name)]) + name
 
 
-def _read_connect_reply(sock: socket.socket, proxy: ProxyURL, target: str) -> None:
-    version, reply, _, kind = _receive(sock, 4, proxy)
+def _read_connect_reply(sock: socket.socket, proxy: ProxyURL, target: str, pace: Pace) -> None:
+    version, reply, _, kind = _receive(sock, 4, proxy, pace)
     if version != _VERSION:
         raise _not_socks(proxy)
     if reply != 0:
@@ -192,25 +195,31 @@ def _read_connect_reply(sock: socket.socket, proxy: ProxyURL, target: str) -> No
             f"{meaning} (reply {reply})"
         )
     if kind == _DOMAIN:
-        (length,) = _receive(sock, 1, proxy)
+        (length,) = _receive(sock, 1, proxy, pace, more=True)
     else:
         length = {_IPV4: 4, _IPV6: 16}.get(kind, -1)
         if length < 0:
             raise _not_socks(proxy)
-    _receive(sock, length + 2, proxy)  # the proxy's own address for the tunnel: unused
+    _receive(sock, length + 2, proxy, pace, more=True)  # its address for the tunnel: unused
 
 
-def _receive(sock: socket.socket, count: int, proxy: ProxyURL) -> bytes:
-    """Exactly `count` octets from the proxy; a proxy hanging up mid-reply is 69."""
-    data = b""
-    while len(data) < count:
-        chunk = sock.recv(count - len(data))
-        if not chunk:
+def _receive(
+    sock: socket.socket, count: int, proxy: ProxyURL, pace: Pace, *, more: bool = False
+) -> bytes:
+    """Exactly `count` octets from the proxy: a reply's start, or with `more` the rest of
+    the reply being read; a proxy hanging up mid-reply is 69."""
+    if not more:
+        pace.reply()
+    reader, data = PacedReader(sock, pace), bytearray(count)
+    got = 0
+    while got < count:  # never more than asked: what follows the reply is the server's
+        octets = reader.readinto(memoryview(data)[got:])
+        if not octets:
             raise UnavailableError(
                 f"the SOCKS5 proxy {proxy.where} closed the connection during the handshake"
             )
-        data += chunk
-    return data
+        got += octets
+    return bytes(data)
 
 
 def _no_method(proxy: ProxyURL) -> PermissionDeniedError:

@@ -112,6 +112,21 @@ def test_a_silent_or_dribbling_server_ends_the_command_with_75(
 
 
 @pytest.mark.parametrize("behaviour", slow.BEHAVIOURS)
+def test_a_silent_or_dribbling_socks5_proxy_ends_the_command_with_75(
+    behaviour: slow.Behaviour,
+) -> None:
+    """The proxy's replies are under the same rule as a server's: each complete within
+    --timeout (a dribbled 257-octet CONNECT reply would take 13 s, a byte per 50 ms)."""
+    with ScriptedServer(slow.socks5_proxy(behaviour)) as proxy:
+        args = ["stat", "--user", "u", "--proxy", f"socks5://{HOST}:{proxy.port}"]
+        done = mailcli(args, proxy)  # the target never answers: the proxy is the test
+    assert done.returncode == TEMPFAIL, done.stderr
+    error = one_line_error(done.stderr)
+    assert f"the SOCKS5 proxy {HOST}:{proxy.port}" in error, error
+    assert ("too slow" if behaviour == "dribble" else "did not answer") in error, error
+
+
+@pytest.mark.parametrize("behaviour", slow.BEHAVIOURS)
 @pytest.mark.parametrize("where", ("greeting", "."))
 def test_sendmail_queues_and_queue_run_defers_on_a_silent_or_dribbling_server(
     where: str, behaviour: slow.Behaviour

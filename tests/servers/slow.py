@@ -128,6 +128,22 @@ def token_endpoint(behaviour: Behaviour) -> Script:
     return script
 
 
+def socks5_proxy(behaviour: Behaviour) -> Script:
+    """A SOCKS5 proxy (no authentication) slow with its reply to CONNECT: silent, or its
+    head and then a byte every INTERVAL, as the 255-octet name of its bound address."""
+
+    def script(conn: Conn) -> None:
+        version, count = conn.recv_bytes(2)
+        conn.recv_bytes(count)  # the methods offered
+        conn.send_bytes(bytes([version, 0]))  # no authentication
+        head = conn.recv_bytes(5)  # VER CMD RSV ATYP and an address's first octet
+        length = {1: 4, 4: 16}.get(head[3], head[4] + 1)
+        conn.recv_bytes(length - 1 + 2)  # the rest of the address, the port
+        misbehave(conn, behaviour, b"\x05\x00\x00\x03\xff")
+
+    return script
+
+
 def steady_retr(body: bytes, piece: int, pause: float) -> Script:
     """A POP3 server whose one message arrives `piece` octets at a time, `pause` seconds
     apart: slow, but moving."""
