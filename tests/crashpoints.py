@@ -211,6 +211,7 @@ _TOUCHES = (
     (r"\.eml(\.[0-9a-f]+\.part)?$", "queue .eml"),
     (r"\.done$", "queue marker"),
     (r"/queue$", "queue folder"),
+    (r"mailcli\.log$", "log"),
     (r"config\.toml", "config"),
     (r"/mailcli/config$|/mailcli$", "config folder"),
     (r"^pipe:", "MDA pipe"),

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from tests import crashpoints as cp
-from tests.helpers import write_cron_config
 from tests.servers import require
 from tests.servers.ports import free_port
 from tests.servers.smtpd import AioSmtpd
@@ -25,6 +24,7 @@ from tests.spoolcases import (
     account_args,
     account_home,
     config_problems,
+    cron_home,
     outgoing,
     queue_template,
     spool_problems,
@@ -39,6 +39,7 @@ SPOOL_INVARIANTS = [
     "nothing lost: a message sendmail said it queued (exit 0) is sent; the queue ends empty",
     "no half entry (.eml without .json); failed/ holds whole entries (with a reason)",
     "documented exits only (never 70)",
+    "the log holds whole lines only, each in its grammar",
 ]
 CONFIG_INVARIANTS = [
     "the config is the old one or the new one, whole, and parses",
@@ -73,7 +74,7 @@ def enqueue_test(tmp_path: Path, factory: Factory, budget: int | None) -> None:
 
     def home(name: str) -> Path:
         path = tmp_path / name
-        write_cron_config(path, closed)
+        cron_home(path, closed)
         return path
 
     def count() -> list[cp.CrashPoint]:
@@ -88,7 +89,7 @@ def enqueue_test(tmp_path: Path, factory: Factory, budget: int | None) -> None:
         env = cp.base_env(where)
         first = cp.run(SENDMAIL, env, point=point, input=outgoing(f"e{index}"))
         problems = cp.exit_problem("sendmail", first, [0])  # 0: durably queued
-        write_cron_config(where, server.port)
+        cron_home(where, server.port)
         mark = len(server.received)
         # The run that sends what the crash left: killed after its first 250 (the window).
         second = cp.run(QUEUE_RUN, env, point=cp.CrashPoint("unlink", 1))
@@ -111,7 +112,7 @@ def queue_run_test(tmp_path: Path, factory: Factory, budget: int | None, *, refu
     if refuse:
         server.data_reply = "554 5.7.1 refused for the crash test"
     template = queue_template(tmp_path)
-    write_cron_config(template, server.port)
+    cron_home(template, server.port)
     # Refused entries: the second crash between the two renames into failed/.
     second_point = cp.CrashPoint("rename", 2) if refuse else cp.CrashPoint("unlink", 1)
     allowed = sorted(cp.DOCUMENTED_EXITS)

@@ -19,7 +19,7 @@ import pytest
 from tests import crashpoints as cp
 from tests import errorpoints as ep
 from tests import spoolcases as crash
-from tests.helpers import queue_dir, write_cron_config
+from tests.helpers import queue_dir
 from tests.servers import require
 from tests.servers.ports import free_port
 from tests.servers.smtpd import AioSmtpd
@@ -48,6 +48,7 @@ SPOOL_INVARIANTS = [
     "with the disk back, queue run sends each message once (plus one when the failed "
     "call was the removal of an entry the server had taken); the queue ends empty, "
     "failed/ holds whole entries",
+    "the log holds whole lines only, each in its grammar (a failed append is dropped whole)",
 ]
 
 
@@ -57,7 +58,7 @@ def enqueue_test(tmp_path: Path, factory: Factory, budget: int | None) -> None:
 
     def home(name: str) -> Path:
         path = tmp_path / name
-        write_cron_config(path, closed)
+        crash.cron_home(path, closed)
         return path
 
     def count() -> tuple[Path, list[cp.CrashPoint]]:
@@ -84,7 +85,7 @@ def enqueue_test(tmp_path: Path, factory: Factory, budget: int | None) -> None:
         entries = queued_ids(root)
         if first.code == 0 and not entries:
             problems.append("sendmail exited 0 and the message is not in the queue")
-        write_cron_config(root, server.port)
+        crash.cron_home(root, server.port)
         mark = len(server.received)
         final = cp.run(crash.QUEUE_RUN, env)  # a half entry is quarantined and reported
         problems += cp.exit_problem("queue run", final, sorted(cp.DOCUMENTED_EXITS))
@@ -110,7 +111,7 @@ def enqueue_on_a_full_disk(tmp_path: Path, factory: Factory, budget: int | None)
     require("mount", need_root=True)
     closed, server = free_port(), factory()
     with ep.small_disk(tmp_path / "probe") as disk:
-        write_cron_config(disk / "home", closed)
+        crash.cron_home(disk / "home", closed)
         before = ep.used_pages(disk)
         done = cp.run(crash.SENDMAIL, cp.base_env(disk / "home"), input=big_message("probe"))
         assert done.code in (0, 75), done.stderr  # queued (75 before sendmail said 0)
@@ -120,7 +121,7 @@ def enqueue_on_a_full_disk(tmp_path: Path, factory: Factory, budget: int | None)
         subject = f"full {level}"
         with ep.small_disk(tmp_path / f"f{level}") as disk:
             root = disk / "home"
-            write_cron_config(root, closed)
+            crash.cron_home(root, closed)
             ep.leave_free(disk, level)
             env = cp.base_env(root)
             first = cp.run(crash.SENDMAIL, env, input=big_message(subject))
@@ -129,7 +130,7 @@ def enqueue_on_a_full_disk(tmp_path: Path, factory: Factory, budget: int | None)
             if first.code == 0 and not entries:
                 problems.append("sendmail exited 0 and the message is not in the queue")
             ep.leave_free(disk, None)
-            write_cron_config(root, server.port)
+            crash.cron_home(root, server.port)
             final = cp.run(crash.QUEUE_RUN, env)
             problems += cp.exit_problem("queue run", final, sorted(cp.DOCUMENTED_EXITS))
             sent = crash.subjects(server, 0)[subject]
@@ -156,7 +157,7 @@ def queue_run_test(tmp_path: Path, factory: Factory, budget: int | None, *, refu
             server = factory()
         if refuse:
             server.data_reply = "554 5.7.1 refused for the error test"
-        write_cron_config(home, server.port)
+        crash.cron_home(home, server.port)
         return server
 
     template = crash.queue_template(tmp_path)
