@@ -14,7 +14,9 @@ success, `<19>` mail.err otherwise), in the format the C library's syslog() send
 socket instead of /dev/log; it exists for the tests.
 
 A line that cannot be written is dropped: `Trail.write` returns why, once per target
-(the caller warns on stderr), never raises. A short write is reported the same way.
+(the caller warns on stderr), never raises. A short write (a disk that fills mid-line)
+is reported the same way; what it wrote stays, and the next line appended to a file
+that ends mid-line starts with a newline, so it is never glued to the cut one.
 """
 
 from __future__ import annotations
@@ -66,11 +68,34 @@ class Trail:
 def _append(path: str, data: bytes) -> None:
     descriptor = os.open(path, _FILE_FLAGS, 0o600)
     try:
+        if _ends_mid_line(path, descriptor):
+            data = b"\n" + data
         written = os.write(descriptor, data)
     finally:
         os.close(descriptor)
     if written != len(data):  # the rest, written later, could land amid another's line
         raise OSError(0, f"short write ({written} of {len(data)} bytes)")
+
+
+def _ends_mid_line(path: str, descriptor: int) -> bool:
+    """Whether the file's last octet is no newline: an earlier line cut short by a full
+    disk. The new line then starts on a line of its own rather than completing that one.
+    A file that cannot be read back (a FIFO, no read permission) is taken as whole."""
+    import stat
+
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode) or status.st_size == 0:
+        return False
+    try:
+        reader = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return os.pread(reader, 1, status.st_size - 1) not in (b"\n", b"")
+    except OSError:
+        return False
+    finally:
+        os.close(reader)
 
 
 def _problem(target: str, socket_path: str, exc: OSError) -> str:

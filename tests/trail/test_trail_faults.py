@@ -227,3 +227,41 @@ def test_a_burst_of_50_sendmail_jobs_leaves_50_whole_lines(tmp_path: Path) -> No
     assert recipients == {f"user{number}@example.test" for number in range(JOBS)}
     entries = {path.stem for path in queue_dir(home).glob("*.json")}
     assert {line["spool_id"] for line in lines} == entries and len(entries) == JOBS
+
+
+# A tmpfs of two pages: the log's 511 lines of "earlier\n" (4,088 octets) leave 8 octets
+# in its page, and a filler takes the other page, so the first run's line is cut after 8.
+SHORT_WRITE = """
+mount -t tmpfs -o size=8k tmpfs "$0" || exit 99
+yes earlier | head -n 511 > "$0/mail.log"
+head -c 4096 /dev/zero > "$0/filler" || exit 98
+"$@"; first=$?
+rm "$0/filler"
+"$@"; second=$?
+cp "$0/mail.log" "$0.copy"
+exit $((first * 16 + second))
+"""
+
+
+@pytest.mark.skipif(UNSHARE is None and not os.environ.get("CI"), reason="needs unshare")
+def test_a_line_cut_short_by_a_full_disk_never_swallows_the_next(
+    tmp_path: Path, server: ScriptedServer
+) -> None:
+    """A real short write (a tmpfs that fills mid-line, in a private mount namespace):
+    that run warns and goes on; the next run's line starts on a line of its own instead
+    of continuing the cut one, so it reads back whole."""
+    assert UNSHARE is not None
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    log = folder / "mail.log"
+    command = [UNSHARE, "--mount", "--propagation", "private", "--", "sh", "-c", SHORT_WRITE]
+    command += [str(folder), *MAILCLI, *send_args(server, "--log", str(log))]
+    done = subprocess.run(command, capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    warning = f"mailcli: warning: cannot write the log {log}: short write (8 of "
+    assert done.stderr.decode().startswith(warning), done.stderr
+    lines = Path(f"{folder}.copy").read_bytes().split(b"\n")
+    assert lines[:511] == [b"earlier"] * 511 and lines[-1] == b""
+    cut, whole = lines[511:-1]
+    assert cut == b"time=202", lines[511:]  # the first run's 8 octets
+    assert parse_trail_line(whole.decode())["outcome"] == "sent"
