@@ -112,6 +112,20 @@ def test_a_silent_or_dribbling_server_ends_the_command_with_75(
 
 
 @pytest.mark.parametrize("behaviour", slow.BEHAVIOURS)
+def test_a_server_slow_with_the_scram_server_final_ends_send_with_75(
+    behaviour: slow.Behaviour,
+) -> None:
+    """SCRAM's second step is a reply like any other: whole within --timeout."""
+    with ScriptedServer(slow.smtp_scram(behaviour)) as server:
+        done = mailcli([*SEND, "--user", "u", "--auth", "scram-sha-256"], server)
+    assert done.returncode == TEMPFAIL, done.stderr
+    (auth,) = [i for i, line in enumerate(server.received) if line.startswith("AUTH SCRAM")]
+    assert len(server.received) > auth + 1, server.received  # the client-final went out
+    error = one_line_error(done.stderr)
+    assert ("server too slow" if behaviour == "dribble" else "timed out") in error, error
+
+
+@pytest.mark.parametrize("behaviour", slow.BEHAVIOURS)
 def test_a_silent_or_dribbling_socks5_proxy_ends_the_command_with_75(
     behaviour: slow.Behaviour,
 ) -> None:

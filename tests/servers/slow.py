@@ -10,6 +10,7 @@ not give up keeps its test waiting until the test's own safety timeout, never fo
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Literal
 
@@ -106,6 +107,30 @@ def smtp(at: str, behaviour: Behaviour, *, chunking: bool = False) -> Script:
             elif verb == "QUIT":
                 conn.send("221 bye")
                 return None
+            else:
+                conn.send("250 ok")
+        return None
+
+    return script
+
+
+def smtp_scram(behaviour: Behaviour) -> Script:
+    """An SMTP server offering only AUTH SCRAM-SHA-256 that answers the client-first with a
+    sound server-first, then is slow with the server-final (SCRAM's second step)."""
+
+    def script(conn: Conn) -> None:
+        conn.send("220 slow ESMTP")
+        while line := conn.recv_line():
+            words = line.split(" ")
+            if words[0].upper() == "EHLO":
+                conn.send("250-slow", "250 AUTH SCRAM-SHA-256")
+            elif words[0].upper() == "AUTH" and len(words) == 3:
+                nonce = base64.b64decode(words[2]).decode().split(",r=", 1)[1]
+                salt = base64.b64encode(b"salt of the slow server").decode()
+                first = f"r={nonce}slow,s={salt},i=4096"
+                conn.send("334 " + base64.b64encode(first.encode()).decode())
+                conn.recv_line()  # the client-final, with its proof
+                return misbehave(conn, behaviour, b"334 ")
             else:
                 conn.send("250 ok")
         return None
