@@ -13,10 +13,9 @@ from mailcli.cli.trail import log_option
 from mailcli.endpoint import ConnectionOptions
 
 if TYPE_CHECKING:
-    from mailcli.fetch.filter import HeaderFilter
+    from mailcli.endpoint import Endpoint
+    from mailcli.fetch.request import ResolvedFetch
     from mailcli.fetch.run import FetchSummary
-
-DEFAULT_DESTINATION = "maildir:~/Maildir"
 
 
 @click.command()
@@ -101,23 +100,12 @@ def fetch(
     app: AppContext,
     /,
     connection: ConnectionOptions,
-    destination: str | None,
-    keep: bool | None,
-    everything: bool,
-    max_size: int | None,
-    limit: int | None,
-    dry_run: bool,
     verbose: bool,
     log: str | None,
-    lmtp_rcpt: str | None,
-    received_header: bool | None,
-    filter_command: str | None,
-    delete_after: int | None,
-    delete_larger_than: int | None,
-    mark_seen: bool,
     accounts: tuple[str, ...],
     all_accounts: bool,
     jobs: int,
+    **given: Any,
 ) -> int | None:
     """Download new mail; never loses or duplicates a message, even after kill -9.
 
@@ -127,8 +115,8 @@ def fetch(
                              each batch is synced and recorded once; a crash refetches
                              at most the batch in flight.
     """
-    from mailcli.fetch.run import FetchOptions, Progress, fetch_mail
-    from mailcli.fetch.state import default_state_dir
+    from mailcli.config import FetchSettings
+    from mailcli.fetch.request import FetchRequest, resolve
 
     if all_accounts or len(accounts) > 1:  # each in a process of its own: cli/fetch_accounts
         from mailcli.cli.fetch_accounts import fetch_accounts
@@ -137,33 +125,36 @@ def fetch(
             app, accounts, all_accounts=all_accounts, jobs=jobs, host=connection.host
         )
     app.account_name = accounts[0] if accounts else app.account_name
-    account = app.account
+    request = FetchRequest(**given)  # the options named by their click parameters
     endpoint = app.endpoint("pop3", connection)
-    spec = destination or (account.fetch.to if account else None) or DEFAULT_DESTINATION
-    retention = _retention(app, keep, delete_after, delete_larger_than, mark_seen=mark_seen)
-    rcpt = lmtp_rcpt or (account.fetch.lmtp_rcpt if account else None)
-    header_filter = _header_filter(
-        filter_command or (account.fetch.filter if account else None), endpoint.timeout
-    )
-    if received_header is None:
-        received_header = bool(account and account.fetch.received_header)
-    options = FetchOptions(
-        **retention,
-        everything=everything,
-        max_size=max_size,
-        limit=limit,
-        dry_run=dry_run,
-        lmtp_rcpt=rcpt,
-        received_header=received_header,
-        header_filter=header_filter,
-    )
+    settings = app.account.fetch if app.account else FetchSettings()
+    resolved = resolve(request, settings, endpoint.timeout)
+    for warning in resolved.warnings:
+        app.out.warning(warning)
+    summary, where = _run(app, endpoint, resolved, log)
+    _report(app, summary, where, verbose=verbose, dry_run=request.dry_run)
+    for refusal in summary.refusals():  # each left on the server; the run went on
+        app.out.error(refusal)
+    if summary.filter_failure:
+        app.out.error(summary.filter_failure)
+    return summary.exit_status or None  # the same status the trail's line records
+
+
+def _run(
+    app: AppContext, endpoint: Endpoint, resolved: ResolvedFetch, log: str | None
+) -> tuple[FetchSummary, str]:
+    """The fetch itself, with its progress display and its line in the trail."""
+    from mailcli.fetch.run import Progress, fetch_mail
+    from mailcli.fetch.state import default_state_dir
+
     display = app.out.progress()
     try:
+        dry_run = resolved.options.dry_run
         with trail.fetching(app, log, endpoint, dry_run=dry_run) as logged:
             summary, where = fetch_mail(
                 endpoint,
-                spec,
-                options,
+                resolved.destination,
+                resolved.options,
                 credential=app.credential(endpoint),
                 transcript=app.transcript(),
                 progress=Progress(display.start, display.advance),
@@ -172,49 +163,7 @@ def fetch(
             logged(summary)
     finally:
         display.close()
-    _report(app, summary, where, verbose=verbose, dry_run=dry_run)
-    for refusal in summary.refusals():  # each left on the server; the run went on
-        app.out.error(refusal)
-    if summary.filter_failure:
-        app.out.error(summary.filter_failure)
-    return summary.exit_status or None  # the same status the trail's line records
-
-
-def _header_filter(command: str | None, timeout: float) -> HeaderFilter | None:
-    """The checked filter (78 before connecting when its program is missing); its
-    deadline per message is the network timeout."""
-    if command is None:
-        return None
-    from mailcli.fetch.filter import HeaderFilter
-
-    return HeaderFilter.checked(command, timeout=timeout)
-
-
-def _retention(
-    app: AppContext, keep: bool | None, days: int | None, larger: int | None, *, mark_seen: bool
-) -> dict[str, Any]:
-    """What this run deletes (`fetch.retention`): the options, else the account's keys;
-    an explicit --keep or --delete wins over the delete_after key."""
-    from mailcli.config import FetchSettings
-    from mailcli.errors import UsageError
-
-    settings = app.account.fetch if app.account else FetchSettings()
-    if keep is not None and days is not None:
-        raise UsageError("--delete-after says when to delete: give it without --keep or --delete")
-    days = settings.delete_after if days is None and keep is None else days
-    delete = (not keep) if keep is not None else settings.delete
-    if days is not None:  # 0 is --delete
-        delete, days = days == 0, days or None
-    larger = settings.delete_larger_than if larger is None else larger
-    if mark_seen and (delete or days is not None or larger is not None):
-        app.out.warning("--mark-seen never deletes: nothing is deleted in this run")
-        delete, days, larger = False, None, None
-    return {
-        "delete": delete,
-        "delete_after": days,
-        "delete_larger_than": larger,
-        "mark_seen": mark_seen,
-    }
+    return summary, where
 
 
 def _report_retention(app: AppContext, summary: FetchSummary, *, dry_run: bool) -> None:
