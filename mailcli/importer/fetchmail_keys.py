@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mailcli.importer.common import parse_port
 from mailcli.importer.fetchmail import (
     RunControl,
     ServerEntry,
@@ -66,10 +67,6 @@ def pop3_value(key: str, convert: Callable[[str], Any] = str) -> Handler:
         return None
 
     return handle
-
-
-def port(text: str) -> int | None:
-    return int(text) if text.isdigit() and 0 < int(text) < 65536 else None
 
 
 def protocol(account: Account, args: list[Token], negated: bool) -> str | None:
@@ -234,8 +231,8 @@ _NOT_MAPPED = {
 HANDLERS: dict[str, tuple[int, Handler]] = {
     "proto": (1, protocol),
     "protocol": (1, protocol),
-    "port": (1, pop3_value("port", port)),
-    "service": (1, pop3_value("port", port)),
+    "port": (1, pop3_value("port", parse_port)),
+    "service": (1, pop3_value("port", parse_port)),
     "auth": (1, authenticate),
     "authenticate": (1, authenticate),
     "uidl": (0, same),
