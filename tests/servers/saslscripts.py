@@ -99,11 +99,12 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode("ascii")
 
 
-def _scram_first(client_first_b64: str, fault: str) -> str:
-    """The fault's server-first message for the client's (base64) client-first."""
+def scram_server_first(client_first_b64: str, template: str = SCRAM_GOOD_FIRST) -> str:
+    """The server-first `template` (base64) for the client's (base64) client-first, its
+    NONCE replaced by the client's nonce."""
     client_first = base64.b64decode(client_first_b64).decode()
     nonce = client_first.split(",r=", 1)[1]
-    return SCRAM_FAULTS[fault][0].replace("NONCE", nonce)
+    return _b64(template.replace("NONCE", nonce))
 
 
 def smtp_scram(mechanism: str, fault: str) -> Script:
@@ -153,7 +154,7 @@ def _scram_script(
             if words[0].upper() == asking:
                 conn.send(*offered)
             elif words[0].upper() == "AUTH" and len(words) == 3:
-                conn.send(challenge + _b64(_scram_first(words[2], fault)))
+                conn.send(challenge + scram_server_first(words[2], SCRAM_FAULTS[fault][0]))
                 final = SCRAM_FAULTS[fault][1]
                 if final is not None and next(lines, None) is not None:
                     conn.send(challenge + _b64(final) if final else success)

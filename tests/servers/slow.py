@@ -10,10 +10,10 @@ not give up keeps its test waiting until the test's own safety timeout, never fo
 
 from __future__ import annotations
 
-import base64
 import time
 from typing import Literal
 
+from .saslscripts import scram_server_first
 from .scripted import Conn, Script
 
 INTERVAL = 0.05  # seconds between two bytes of a dribble
@@ -125,10 +125,7 @@ def smtp_scram(behaviour: Behaviour) -> Script:
             if words[0].upper() == "EHLO":
                 conn.send("250-slow", "250 AUTH SCRAM-SHA-256")
             elif words[0].upper() == "AUTH" and len(words) == 3:
-                nonce = base64.b64decode(words[2]).decode().split(",r=", 1)[1]
-                salt = base64.b64encode(b"salt of the slow server").decode()
-                first = f"r={nonce}slow,s={salt},i=4096"
-                conn.send("334 " + base64.b64encode(first.encode()).decode())
+                conn.send("334 " + scram_server_first(words[2]))
                 conn.recv_line()  # the client-final, with its proof
                 return misbehave(conn, behaviour, b"334 ")
             else:
