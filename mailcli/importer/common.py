@@ -21,6 +21,7 @@ Table = Mapping[str, Handler | str]
 Protocol = Literal["smtp", "pop3"]
 # Collected in Mapper.flags and mapped together in Mapper.finish.
 COMBINED = ("tls", "tls_starttls", "proxy_host", "proxy_port", "auth", "user", "password")
+_HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 # The commands an account key (not a server's) is mapped from.
@@ -193,11 +194,18 @@ def trust_file(mapper: Mapper, setting: Setting) -> str | None:
     return None
 
 
+def sha256_pin(text: str) -> str | None:
+    """A SHA-256 fingerprint (64 hex digits, colons optional, any case) as mailcli's
+    `tls_fingerprint` writes it; None when `text` is not one."""
+    digits = text.replace(":", "").lower()
+    return "SHA256:" + digits if len(digits) == 64 and set(digits) <= _HEX_DIGITS else None
+
+
 def fingerprint(mapper: Mapper, setting: Setting) -> str | None:
-    digits = setting.argument.replace(":", "").lower()
-    if len(digits) != 64 or any(c not in "0123456789abcdef" for c in digits):
+    pin = sha256_pin(setting.argument)
+    if pin is None:
         return "not a SHA-256 fingerprint (mailcli pins SHA-256 only)"
-    mapper.server["tls_fingerprint"] = "SHA256:" + digits
+    mapper.server["tls_fingerprint"] = pin
     return None
 
 

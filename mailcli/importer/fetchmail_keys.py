@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mailcli.importer.common import parse_port
+from mailcli.importer.common import parse_port, sha256_pin
 from mailcli.importer.fetchmail import (
     RunControl,
     ServerEntry,
@@ -122,10 +122,10 @@ def certck(account: Account, args: list[Token], negated: bool) -> str | None:
 
 
 def fingerprint(account: Account, args: list[Token], negated: bool) -> str | None:
-    digits = arg(args).replace(":", "").lower()
-    if len(digits) != 64 or digits.strip("0123456789abcdef"):
+    pin = sha256_pin(arg(args))
+    if pin is None:
         return "not a SHA-256 fingerprint (mailcli pins SHA-256 only)"
-    account.pop3["tls_fingerprint"] = "SHA256:" + digits
+    account.pop3["tls_fingerprint"] = pin
     return None
 
 

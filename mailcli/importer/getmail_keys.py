@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mailcli.importer.common import parse_port
+from mailcli.importer.common import parse_port, sha256_pin
 from mailcli.importer.plan import ClearPassword, ImportPlan, Unmapped
 
 _RETRIEVERS = {"SimplePOP3Retriever": "none", "SimplePOP3SSLRetriever": "tls"}
@@ -94,11 +94,11 @@ _DESTINATION_TYPES = {"Maildir": "maildir:", "Mboxrd": "mbox:"}
 
 
 def fingerprints(account: Account, section: str, key: str, value: str) -> str | None:
-    pins = strings(value)
-    digits = [p.lower().removeprefix("sha256:").replace(":", "") for p in pins or ()]
-    if not digits or any(len(d) != 64 or d.strip("0123456789abcdef") for d in digits):
+    written = strings(value) or ()
+    pins = [pin for p in written if (pin := sha256_pin(p.lower().removeprefix("sha256:")))]
+    if not pins or len(pins) != len(written):
         return "not SHA-256 fingerprints (mailcli pins SHA-256 only)"
-    account.pop3["tls_fingerprint"] = [f"SHA256:{d}" for d in digits]
+    account.pop3["tls_fingerprint"] = pins
     return None
 
 
