@@ -210,16 +210,15 @@ def _receive(
     the reply being read; a proxy hanging up mid-reply is 69."""
     if not more:
         pace.reply()
-    reader, data = PacedReader(sock, pace), bytearray(count)
-    got = 0
-    while got < count:  # never more than asked: what follows the reply is the server's
-        octets = reader.readinto(memoryview(data)[got:])
-        if not octets:
+    reader, data = PacedReader(sock, pace), b""
+    while len(data) < count:  # never more than asked: what follows the reply is the server's
+        chunk = reader.read(count - len(data))
+        if not chunk:
             raise UnavailableError(
                 f"the SOCKS5 proxy {proxy.where} closed the connection during the handshake"
             )
-        got += octets
-    return bytes(data)
+        data += chunk
+    return data
 
 
 def _no_method(proxy: ProxyURL) -> PermissionDeniedError:
