@@ -51,9 +51,7 @@ def plan(messages: Sequence[MessageInfo], recorded: Recorded, options: FetchOpti
         if m.uid in recorded and m.uid not in shared and m.number not in fresh_numbers
     ]
     fresh, deleted_unread = oversized(fresh, options.delete_larger_than)
-    limit = options.max_size
-    skipped = [m for m in fresh if limit is not None and (m.size or 0) > limit]
-    fresh = [m for m in fresh if limit is None or (m.size or 0) <= limit]
+    fresh, skipped = oversized(fresh, options.max_size)
     if options.limit is not None:
         fresh = fresh[: options.limit]
     return Plan(fresh, already, reused, deleted_unread, skipped)

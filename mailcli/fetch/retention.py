@@ -57,7 +57,8 @@ def expired(
 def oversized(
     fresh: Sequence[MessageInfo], limit: int | None
 ) -> tuple[list[MessageInfo], list[MessageInfo]]:
-    """(the new messages to consider fetching, those over `limit` octets to delete unread)."""
+    """(the messages of `fresh` within `limit` octets, those over it): the new mail
+    --delete-larger-than deletes unread, and (`fetch.plan`) what --max-size skips."""
     if limit is None:
         return list(fresh), []
     over = [m for m in fresh if (m.size or 0) > limit]
