@@ -165,23 +165,22 @@ def combined(mapper: Mapper, setting: Setting) -> str | None:
 def server_key(key: str, convert: Callable[[str], Any] = str, why: str = "") -> Handler:
     """A handler putting the argument (converted; None from `convert` is invalid) into
     the server table under `key`."""
+    return _key(lambda mapper: mapper.server, key, convert, why)
 
+
+def account_key(key: str, convert: Callable[[str], Any] = str, why: str = "") -> Handler:
+    """The same into the account table."""
+    return _key(lambda mapper: mapper.table, key, convert, why)
+
+
+def _key(
+    table: Callable[[Mapper], dict[str, Any]], key: str, convert: Callable[[str], Any], why: str
+) -> Handler:
     def handle(mapper: Mapper, setting: Setting) -> str | None:
         value = convert(setting.argument)
         if value is None or value == "":
             return why or "an empty or invalid value"
-        mapper.server[key] = value
-        return None
-
-    return handle
-
-
-def account_key(key: str, convert: Callable[[str], Any] = str) -> Handler:
-    def handle(mapper: Mapper, setting: Setting) -> str | None:
-        value = convert(setting.argument)
-        if value is None or value == "":
-            return "an empty or invalid value"
-        mapper.table[key] = value
+        table(mapper)[key] = value
         return None
 
     return handle
@@ -215,13 +214,6 @@ def certcheck(mapper: Mapper, setting: Setting) -> str | None:
     return "mailcli always verifies the certificate: pin it with tls_fingerprint instead"
 
 
-def password_command(mapper: Mapper, setting: Setting) -> str | None:
-    if not setting.argument:
-        return "an empty command"
-    mapper.table["password_command"] = setting.argument
-    return None
-
-
 SHARED: dict[str, Handler | str] = {
     "host": server_key("host"),
     "port": server_key("port", parse_port, "not a port number (1-65535)"),
@@ -231,7 +223,7 @@ SHARED: dict[str, Handler | str] = {
     "tls_cert_file": server_key("client_cert", expand_home),
     "tls_key_file": server_key("client_key", expand_home),
     "tls_certcheck": certcheck,
-    "passwordeval": password_command,
+    "passwordeval": account_key("password_command", why="an empty command"),
     **dict.fromkeys(COMBINED, combined),
     "socket": "mailcli connects over TCP only (no local socket)",
     "timeout": "mailcli's timeout is the --timeout option of each run, not an account key",

@@ -72,13 +72,6 @@ def protocol(mapper: Mapper, setting: Setting) -> str | None:
     return "mailcli sends with SMTP only (fetch --to lmtp: delivers fetched mail over LMTP)"
 
 
-def from_address(mapper: Mapper, setting: Setting) -> str | None:
-    if not setting.argument:
-        return "an empty address"
-    mapper.table["from"] = setting.argument
-    return None
-
-
 def aliases(mapper: Mapper, setting: Setting) -> str | None:
     if not setting.argument:
         return None  # msmtp's default: no aliases
@@ -94,7 +87,7 @@ def keep_bcc(mapper: Mapper, setting: Setting) -> str | None:
 
 TABLE: dict[str, Handler | str] = {
     **SHARED,
-    "from": from_address,
+    "from": account_key("from", why="an empty address"),
     "domain": ehlo,
     "maildomain": account_key("domain"),
     "dsn_notify": dsn_notify,
