@@ -88,14 +88,12 @@ def _ends_mid_line(path: str, descriptor: int) -> bool:
         return False
     try:
         reader = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            return os.pread(reader, 1, status.st_size - 1) not in (b"\n", b"")
+        finally:
+            os.close(reader)
     except OSError:
         return False
-    try:
-        return os.pread(reader, 1, status.st_size - 1) not in (b"\n", b"")
-    except OSError:
-        return False
-    finally:
-        os.close(reader)
 
 
 def _problem(target: str, socket_path: str, exc: OSError) -> str:
