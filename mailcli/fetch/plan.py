@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailcli.fetch.retention import oversized
+from mailcli.fetch.retention import oversized, reused_size
 from mailcli.fetch.state import Recorded
 from mailcli.fetch.summary import FetchOptions
 from mailcli.pop3.commands import MessageInfo
@@ -34,7 +34,7 @@ class Plan:
 
 def plan(messages: Sequence[MessageInfo], recorded: Recorded, options: FetchOptions) -> Plan:
     """What to fetch of `messages` (LIST and UIDL), given the UIDs and sizes recorded."""
-    reused = [(m, size) for m in messages if (size := _reused(m, recorded)) is not None]
+    reused = [(m, size) for m in messages if (size := reused_size(m, recorded)) is not None]
     reused_numbers = {m.number for m, _ in reused}
     fresh = [
         m
@@ -55,10 +55,3 @@ def plan(messages: Sequence[MessageInfo], recorded: Recorded, options: FetchOpti
     if options.limit is not None:
         fresh = fresh[: options.limit]
     return Plan(fresh, already, reused, deleted_unread, skipped)
-
-
-def _reused(message: MessageInfo, recorded: Recorded) -> int | None:
-    """The size recorded for this message's UID when it is not this message's size:
-    the UID now names another message. None when it is the same message, or unknown."""
-    size = recorded.get(message.uid) if message.uid else None
-    return size if size is not None and message.size not in (None, size) else None

@@ -74,11 +74,16 @@ def unseen(
         raise UnavailableError(
             "the server has no UIDL: --mark-seen cannot record which messages are there"
         )
-    return {m.uid: m.size for m in messages if m.uid and _not_recorded(m, recorded)}
+    return {
+        m.uid: m.size
+        for m in messages
+        if m.uid and (m.uid not in recorded or reused_size(m, recorded) is not None)
+    }
 
 
-def _not_recorded(message: MessageInfo, recorded: Mapping[str, int | None]) -> bool:
-    if message.uid not in recorded:
-        return True
-    size = recorded[message.uid or ""]
-    return size is not None and message.size is not None and size != message.size
+def reused_size(message: MessageInfo, recorded: Mapping[str, int | None]) -> int | None:
+    """The size recorded for this message's UID when it is not this message's size:
+    the UID now names another message (`fetch.plan`, `unseen`). None when it is the same
+    message, or unknown."""
+    size = recorded.get(message.uid) if message.uid else None
+    return size if size is not None and message.size not in (None, size) else None
