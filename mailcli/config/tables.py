@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, NoReturn, TypeVar, get_args
 
-from mailcli.endpoint import ADDRESS_FAMILIES, SECURITY_MODES, ServerSettings, security_mode
+from mailcli.endpoint import ADDRESS_FAMILIES, SECURITY_MODES, ServerSettings
 from mailcli.errors import ConfigError
 
 _SERVER_KEYS = {"host", "port", "security", "user", "auth", "cafile"}
@@ -138,31 +138,29 @@ def _scopes(reader: Reader, table: Mapping[str, Any], prefix: str) -> tuple[str,
 
 def parse_server(reader: Reader, table: Mapping[str, Any], prefix: str) -> ServerSettings:
     reader.check_keys(table, _SERVER_KEYS, prefix)
-    security = reader.string(table, "security", prefix)
-    mode = security_mode(security)
-    if security is not None and mode is None:
-        reader.fail(prefix + "security", f"must be one of {', '.join(SECURITY_MODES)}")
+    security = reader.choice(table, "security", prefix, SECURITY_MODES)
     port = table.get("port")
     if port is not None and (type(port) is not int or not 0 < port < 65536):
         reader.fail(prefix + "port", "must be a port number (1-65535)")
     return ServerSettings(
         host=reader.string(table, "host", prefix),
         port=port,
-        security=mode,
+        security=security,
         user=reader.string(table, "user", prefix),
         auth=reader.string(table, "auth", prefix),
         cafile=reader.string(table, "cafile", prefix),
         family=reader.choice(table, "family", prefix, ADDRESS_FAMILIES),
-        source_address=_ip_address(reader, table, prefix + "source_address"),
-        proxy=_proxy_url(reader, table, prefix + "proxy"),
+        source_address=_ip_address(reader, table, prefix),
+        proxy=_proxy_url(reader, table, prefix),
         client_cert=reader.string(table, "client_cert", prefix),
         client_key=reader.string(table, "client_key", prefix),
-        tls_fingerprint=_fingerprints(reader, table, prefix + "tls_fingerprint"),
+        tls_fingerprint=_fingerprints(reader, table, prefix),
     )
 
 
-def _fingerprints(reader: Reader, table: Mapping[str, Any], key: str) -> tuple[str, ...] | None:
+def _fingerprints(reader: Reader, table: Mapping[str, Any], prefix: str) -> tuple[str, ...] | None:
     """One pin or a list of them, each checked now (a typo is 78 naming the key)."""
+    key = prefix + "tls_fingerprint"
     value = table.get("tls_fingerprint")
     if value is None:
         return None
@@ -179,21 +177,21 @@ def _fingerprints(reader: Reader, table: Mapping[str, Any], key: str) -> tuple[s
     return tuple(pins)
 
 
-def _ip_address(reader: Reader, table: Mapping[str, Any], key: str) -> str | None:
+def _ip_address(reader: Reader, table: Mapping[str, Any], prefix: str) -> str | None:
     import ipaddress
 
-    value = reader.string(table, "source_address", key.removesuffix("source_address"))
+    value = reader.string(table, "source_address", prefix)
     try:
         return None if value is None else str(ipaddress.ip_address(value))
     except ValueError:
-        reader.fail(key, f"{value!r} is not an IP address of this machine")
+        reader.fail(prefix + "source_address", f"{value!r} is not an IP address of this machine")
 
 
-def _proxy_url(reader: Reader, table: Mapping[str, Any], key: str) -> str | None:
+def _proxy_url(reader: Reader, table: Mapping[str, Any], prefix: str) -> str | None:
     """A SOCKS5 URL or "env"; the URL is parsed when connecting (transport.socks, 78)."""
-    value = reader.string(table, "proxy", key.removesuffix("proxy"))
+    value = reader.string(table, "proxy", prefix)
     if value and value != "env" and not value.lower().startswith(("socks5://", "socks5h://")):
-        reader.fail(key, 'must be a socks5:// or socks5h:// URL, or "env" (ALL_PROXY)')
+        reader.fail(prefix + "proxy", 'must be a socks5:// or socks5h:// URL, or "env" (ALL_PROXY)')
     return value
 
 
