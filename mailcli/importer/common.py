@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+from mailcli.endpoint import host_port
 from mailcli.importer.plan import ClearPassword, ImportPlan, StoredLogin, Unmapped
 from mailcli.importer.rcfile import RcAccount, Setting
 
@@ -93,9 +94,8 @@ class Mapper:
         if number is None:
             self.report(port, "not a port number (1-65535)") if port else None
             return
-        name = f"[{host.argument}]" if ":" in host.argument else host.argument
         # The tools resolve every name through the proxy: socks5h does the same.
-        self.server["proxy"] = f"socks5h://{name}:{number}"
+        self.server["proxy"] = f"socks5h://{host_port(host.argument, number)}"
 
     def _login(self) -> None:
         auth, user = self.flags.get("auth"), self.flags.get("user")
