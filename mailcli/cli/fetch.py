@@ -166,18 +166,6 @@ def _run(
     return summary, where
 
 
-def _report_retention(app: AppContext, summary: FetchSummary, *, dry_run: bool) -> None:
-    """Each message deleted unread, and what --mark-seen recorded: said even when piped."""
-    for unread in summary.deleted_unread:
-        app.out.info(
-            f"{'would delete' if dry_run else 'deleted'} message {unread.number} "
-            f"({unread.size} octets, over --delete-larger-than) without downloading; "
-            f"uid {unread.uid}"
-        )
-    if summary.marked is not None and not app.json:
-        app.out.info(f"{'would mark' if dry_run else 'marked'} {summary.marked} message(s) as seen")
-
-
 def _report(
     app: AppContext, summary: FetchSummary, where: str, *, verbose: bool, dry_run: bool
 ) -> None:
@@ -194,8 +182,14 @@ def _report(
         )
     if summary.note:  # nothing new because this destination is not the last one
         app.out.info(summary.note)
-    _report_retention(app, summary, dry_run=dry_run)
-    if summary.marked is not None and not app.json:
+    for unread in summary.deleted_unread:  # said even when piped, as --mark-seen's count
+        app.out.info(
+            f"{'would delete' if dry_run else 'deleted'} message {unread.number} "
+            f"({unread.size} octets, over --delete-larger-than) without downloading; "
+            f"uid {unread.uid}"
+        )
+    if summary.marked is not None and not app.json:  # --mark-seen: said even when piped
+        app.out.info(f"{'would mark' if dry_run else 'marked'} {summary.marked} message(s) as seen")
         return
     if app.json:
         planned = {"would_fetch": summary.planned, "would_delete": summary.expiring}
