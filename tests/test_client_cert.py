@@ -39,6 +39,7 @@ from tests.servers.tlstrust import (
     ClientCert,
     RequiringServer,
     dovecot_settings,
+    encrypt_key,
     fingerprint,
     postfix_settings,
 )
@@ -202,22 +203,9 @@ def test_an_encrypted_key_without_a_passphrase_is_78_and_never_prompts(
 ) -> None:
     cert = client_ca.issue("carol")
     encrypted = tmp_path / "encrypted-key.pem"
-    _encrypt(cert.key_pem, encrypted, b"s3cret-passphrase")
+    encrypt_key(cert.key_pem, encrypted, "s3cret-passphrase")
     code, error = _no_server("--client-cert", str(cert.cert_pem), "--client-key", str(encrypted))
     assert code == 78 and "encrypted" in error, error
-
-
-def _encrypt(key_pem: Path, target: Path, passphrase: bytes) -> None:
-    from cryptography.hazmat.primitives import serialization
-
-    key = serialization.load_pem_private_key(key_pem.read_bytes(), password=None)
-    target.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(passphrase),
-        )
-    )
 
 
 # SASL EXTERNAL: the identity the certificate proves, only when asked for and offered.
@@ -315,7 +303,7 @@ PASSPHRASE = "s3cret-passphrase"
 def _encrypted_cert(client_ca: ClientCA, user: str, tmp_path: Path) -> list[str]:
     cert = client_ca.issue(user)
     encrypted = tmp_path / "encrypted-key.pem"
-    _encrypt(cert.key_pem, encrypted, PASSPHRASE.encode())
+    encrypt_key(cert.key_pem, encrypted, PASSPHRASE)
     return ["--client-cert", str(cert.cert_pem), "--client-key", str(encrypted)]
 
 
@@ -388,7 +376,7 @@ def test_sendmail_unlocks_the_accounts_encrypted_key(
     key unlocked by the passphrase chain, to Postfix relaying for that certificate."""
     mailbox = make_mailbox(cert_dovecot, "cc")
     encrypted = tmp_path / "alice-key.pem"
-    _encrypt(alice_cert.key_pem, encrypted, PASSPHRASE.encode())
+    encrypt_key(alice_cert.key_pem, encrypted, PASSPHRASE)
     config = tmp_path / "config.toml"
     config.write_text(
         f'[accounts.a]\nfrom = "{mailbox.address}"\n[accounts.a.smtp]\nhost = "127.0.0.1"\n'
