@@ -113,8 +113,9 @@ def map_msmtp(parsed: RcFile, plan: ImportPlan) -> None:
     """Every account of an msmtp file into `plan`. An account `default` that only
     inherits one other account makes that one the default, as in msmtp's manual."""
     for name, account in parsed.accounts.items():
-        if name == "default" and _aliases_one(parsed, account.line):
-            plan.default_account = _aliases_one(parsed, account.line)
+        parent = _aliases_one(parsed) if name == "default" else None
+        if parent is not None:
+            plan.default_account = parent
             continue
         mapper = Mapper(account, "smtp", plan)
         table: dict[str, Any] = mapper.run(TABLE)
@@ -123,11 +124,11 @@ def map_msmtp(parsed: RcFile, plan: ImportPlan) -> None:
             plan.default_account = name
 
 
-def _aliases_one(parsed: RcFile, line: int) -> str | None:
+def _aliases_one(parsed: RcFile) -> str | None:
     """The parent of `account default : PARENT` when that line is all the account has."""
     account = parsed.accounts["default"]
     lines = {s.line for s in account.settings.values()}
     parents = [
         n for n, a in parsed.accounts.items() if n != "default" and a.settings == account.settings
     ]
-    return parents[0] if parents and not any(n > line for n in lines) else None
+    return parents[0] if parents and not any(n > account.line for n in lines) else None
