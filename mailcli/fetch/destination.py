@@ -80,7 +80,7 @@ class RecoveryHooks:
 
 def message_key(server: str, uid: str, size: int | None = None) -> str:
     """A stable, file-name-safe key for one message of one mailbox (`server` is
-    `fetch.state.mailbox_identity`); the UID's exact bytes count (surrogateescape), and
+    `fetch.mailbox.Mailbox.identity`); the UID's exact bytes count (surrogateescape), and
     the size LIST gave, so a reused UID does not make another message's key."""
     text = f"{server}\0{uid}" if size is None else f"{server}\0{uid}\0{size}"
     data = text.encode("utf-8", "surrogateescape")

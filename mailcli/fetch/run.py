@@ -109,7 +109,7 @@ def fetch_mail(
     state_dir: Path,
 ) -> tuple[FetchSummary, str]:
     """One fetch run, under the mailbox's lock: (summary, the destination's description).
-    A mailbox is account, user and canonical host, never port or TLS (`fetch.state`)."""
+    A mailbox is account, user and canonical host, never port or TLS (`fetch.mailbox`)."""
     mailbox = Mailbox(endpoint.account, endpoint.user, endpoint.host)
     name = mailbox.identity
     v1_name = v1_state_name(endpoint.account, endpoint.user, endpoint.host, endpoint.port)
@@ -240,7 +240,7 @@ class Fetcher:
     def _delivered_before(self, message: MessageInfo, present: set[str]) -> bool:
         """A Maildir file (or a journal) carries this message's key, made from its UID
         and size. Keys older versions made from the UID alone (and, before that, from
-        the host text and port: `fetch.state.v1_state_name`) count only until this
+        the host text and port: `fetch.mailbox.v1_state_name`) count only until this
         version has recorded the mailbox: after that, a UID missing from the state was
         forgotten because its message left the server, and a new message under that UID
         is not the old one's file."""
