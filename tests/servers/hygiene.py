@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -175,9 +176,7 @@ def make_setup(root: Path, mailbox: Mailbox) -> Iterator[Setup]:
         key = encrypt_key(cert.key_pem, root / "encrypted-key.pem", PASSPHRASE)
         yield Setup(root, home, mailbox, cert.cert_pem, key)
     finally:
-        for path in directory.iterdir():
-            path.unlink()
-        directory.rmdir()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def proxy_url(proxy_port: int, password: str = PROXY_PASSWORD) -> str:
