@@ -159,6 +159,12 @@ class Endpoint(NamedTuple):
         """The keyring username: USER@HOST (service name `mailcli`)."""
         return f"{self.user}@{self.host}"
 
+    @property
+    def where(self) -> str:
+        """The server as every message, transcript line and log record names it:
+        HOST:PORT, an IPv6 literal in brackets (`host_port`)."""
+        return host_port(self.host, self.port)
+
 
 def _repr_without_proxy(value: ServerSettings | Endpoint) -> str:
     """A NamedTuple's repr with `proxy` as '(set)': its URL may hold a password."""

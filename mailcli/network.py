@@ -44,7 +44,6 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-from mailcli.endpoint import host_port
 from mailcli.errors import (
     HostNotFoundError,
     MailcliError,
@@ -122,7 +121,7 @@ def error_from_network(exc: BaseException, endpoint: Endpoint) -> MailcliError:
     """Map a stdlib network or TLS exception to the error with the documented status."""
     import ssl
 
-    where = host_port(endpoint.host, endpoint.port)
+    where = endpoint.where
     if isinstance(exc, MailcliError):
         return exc
     if isinstance(exc, socket.gaierror):

@@ -30,7 +30,7 @@ from mailcli.auth.credential import Credential
 from mailcli.check.client_ca import ClientCertificateRequest, probe_client_certificate_request
 from mailcli.check.findings import AuditTarget, Finding, Level
 from mailcli.config import SecurityMode
-from mailcli.endpoint import Endpoint, MailProtocol, host_port
+from mailcli.endpoint import Endpoint, MailProtocol
 from mailcli.errors import (
     ExitStatus,
     MailcliError,
@@ -214,8 +214,7 @@ def _probe_smtp(
 
 
 def _connected(report: CheckReport, endpoint: Endpoint) -> None:
-    where = host_port(endpoint.host, endpoint.port)
-    report.add("connect", "ok", f"connected to {where} in {report.connect_ms} ms")
+    report.add("connect", "ok", f"connected to {endpoint.where} in {report.connect_ms} ms")
 
 
 def _ehlo_named(report: CheckReport, session: SmtpSession) -> None:

@@ -160,13 +160,13 @@ def _failure(exc: MailcliError | Stopped) -> Failure:
 
 def _server(account: Account | None) -> str | None:
     """The SMTP server an account's messages go to, HOST:PORT; None when unresolvable."""
-    from mailcli.endpoint import ConnectionOptions, host_port, resolve_endpoint
+    from mailcli.endpoint import ConnectionOptions, resolve_endpoint
 
     try:
         endpoint = resolve_endpoint("smtp", account, ConnectionOptions())
     except MailcliError:
         return None
-    return host_port(endpoint.host, endpoint.port)
+    return endpoint.where
 
 
 def _write(app: AppContext, target: str, record: Record, trail: Trail | None = None) -> None:

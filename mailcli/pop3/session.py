@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, cast
 
 from mailcli.auth.credential import Credential
-from mailcli.endpoint import Endpoint, host_port
+from mailcli.endpoint import Endpoint
 from mailcli.errors import (
     MailcliError,
     NoInputError,
@@ -324,8 +324,7 @@ class Pop3Session:
     def _starttls(self) -> None:
         if "STLS" not in self.capabilities:
             raise UnavailableError(
-                f"{host_port(self.endpoint.host, self.endpoint.port)} does not offer STLS; "
-                "no credentials were sent",
+                f"{self.endpoint.where} does not offer STLS; no credentials were sent",
                 hint="use --security tls for implicit TLS, or --security none for cleartext",
             )
         pop = self._wire

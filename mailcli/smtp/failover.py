@@ -37,7 +37,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from mailcli.endpoint import host_port
 from mailcli.errors import (
     HostNotFoundError,
     MailcliError,
@@ -168,7 +167,7 @@ class _MovedOn(Exception):
 
 
 def _where(session: SmtpSession) -> str:
-    return host_port(session.endpoint.host, session.endpoint.port)
+    return session.endpoint.where
 
 
 def refused_temporarily(result: SendResult) -> str | None:

@@ -33,7 +33,7 @@ from typing import TypeVar
 
 from mailcli.auth.credential import Credential
 from mailcli.auth.sasl import is_external
-from mailcli.endpoint import Endpoint, host_port
+from mailcli.endpoint import Endpoint
 from mailcli.errors import (
     DataError,
     MailcliError,
@@ -243,7 +243,7 @@ def _starttls(smtp: TracedSMTP, endpoint: Endpoint, transcript: Transcript) -> N
     """STARTTLS, required: without the offer, stop before any credential or mail."""
     if not smtp.has_extn("starttls"):
         raise UnavailableError(
-            f"{host_port(endpoint.host, endpoint.port)} does not offer STARTTLS; nothing was sent",
+            f"{endpoint.where} does not offer STARTTLS; nothing was sent",
             hint="use --security tls for implicit TLS, or --security none to send in clear",
         )
     smtp.nagle(True)  # until the first reply inside TLS (TracedSMTP.nagle says why)

@@ -18,7 +18,7 @@ import smtplib
 import socket
 from typing import Any
 
-from mailcli.endpoint import Endpoint, host_port
+from mailcli.endpoint import Endpoint
 from mailcli.errors import (
     DataError,
     MailcliError,
@@ -194,8 +194,7 @@ def error_from_smtp_reply(stage: str, reply: Reply) -> MailcliError:
 def error_from_smtplib(exc: BaseException, endpoint: Endpoint) -> MailcliError:
     """An smtplib exception (or a network one, `network`'s to map) -> its MailcliError."""
     if isinstance(exc, smtplib.SMTPServerDisconnected):
-        where = host_port(endpoint.host, endpoint.port)
-        return TempFailError(f"{where} closed the connection: {exc}")
+        return TempFailError(f"{endpoint.where} closed the connection: {exc}")
     if isinstance(exc, smtplib.SMTPResponseException):  # e.g. a 421 or 554 greeting
         return error_from_smtp_reply(
             "the connection", Reply(exc.smtp_code, reply_text(exc.smtp_error))

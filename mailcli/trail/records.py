@@ -32,7 +32,6 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
-from mailcli.endpoint import host_port
 from mailcli.errors import ExitStatus
 from mailcli.trail.line import Field, format_line, now
 
@@ -117,7 +116,7 @@ def sent(
     return Message(
         command,
         endpoint.account,
-        host_port(endpoint.host, endpoint.port),
+        endpoint.where,
         outgoing.envelope.sender,
         outgoing.envelope.recipients,
         outgoing.size,
@@ -221,7 +220,7 @@ def fetched(endpoint: Endpoint, outcome: FetchSummary | Failure) -> Record:
         ("time", now()),
         ("command", "fetch"),
         ("account", endpoint.account),
-        ("server", host_port(endpoint.host, endpoint.port)),
+        ("server", endpoint.where),
         ("mailbox", f"{user}@{endpoint.host}" if user else endpoint.host),
     ]
     if isinstance(outcome, Failure):

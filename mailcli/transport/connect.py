@@ -34,7 +34,6 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mailcli.endpoint import host_port
 from mailcli.errors import (
     HostNotFoundError,
     MailcliError,
@@ -63,7 +62,7 @@ def open_connection(
     """A connected socket to the endpoint's server (through its proxy, if it has one),
     blocking with `timeout` (default: the endpoint's)."""
     seconds = endpoint.timeout if timeout is None else timeout
-    target = host_port(endpoint.host, endpoint.port)
+    target = endpoint.where
     if not endpoint.proxy:
         if transcript is not None:
             transcript.info(f"connecting to {target}")
@@ -216,7 +215,7 @@ def await_greeting(
     Raises UnavailableError when the port expects TLS from the first byte (a TLS record
     arrives, or a ClientHello on a second connection is answered in TLS), TimeoutError
     when nothing arrives at all."""
-    where = host_port(endpoint.host, endpoint.port)
+    where = endpoint.where
     started = time.monotonic()
     probe = (
         timeout is not None
