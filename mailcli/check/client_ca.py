@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass, field
 
 from mailcli.auth.childenv import child_environment
-from mailcli.endpoint import Endpoint, host_port
+from mailcli.endpoint import Endpoint
 
 _CA_NAMES = "Acceptable client certificate CA names"
 _REQUESTED = "Requested Signature Algorithms"
@@ -51,7 +51,7 @@ def probe_client_certificate_request(endpoint: Endpoint) -> ClientCertificateReq
     binary = shutil.which("openssl")
     if binary is None:
         return ClientCertificateRequest(None, detail="openssl is not installed")
-    args = [binary, "s_client", "-connect", host_port(endpoint.host, endpoint.port)]
+    args = [binary, "s_client", "-connect", endpoint.where]
     if endpoint.security == "starttls":
         args += ["-starttls", _STARTTLS[endpoint.protocol]]
     if endpoint.family is not None:
