@@ -271,15 +271,27 @@ def map_fetchmail(path: Path, plan: ImportPlan) -> None:
     shared = Account("-", path, plan)  # `set` globals: reported once, applied to each
     for option in parsed.globals:
         _apply(shared, option)
+    idfile = _idfile(shared)
     for server in parsed.servers:
         if not server.users:
             why = "a server entry without a user: nothing to import"
             plan.unmapped.append(Unmapped(f"{path}:{server.host.line}", "-", server.verb, why))
         for user in server.users:
-            _map_user(parsed, server, user, shared)
+            _map_user(parsed, server, user, shared, idfile)
 
 
-def _map_user(parsed: RunControl, server: ServerEntry, user: UserEntry, shared: Account) -> None:
+def _idfile(shared: Account) -> Path:
+    """fetchmail's idfile: `set idfile`, else its default."""
+    idfile = shared.flags.get("idfile")
+    if idfile:
+        return Path(os.path.expanduser(idfile[0].text))
+    home = Path(os.environ.get("HOME") or Path.home())
+    return idfile_default(home, os.environ.get("FETCHMAILHOME"))
+
+
+def _map_user(
+    parsed: RunControl, server: ServerEntry, user: UserEntry, shared: Account, idfile: Path
+) -> None:
     several = len(server.users) > 1
     name = f"{server.host.text}-{user.name.text}" if several else server.host.text
     account = Account(name, parsed.path, shared.plan)
@@ -298,12 +310,8 @@ def _map_user(parsed: RunControl, server: ServerEntry, user: UserEntry, shared: 
         )
     account.table |= {"pop3": account.pop3, "fetch": account.fetch}
     account.plan.merge(name, account.table, f"{parsed.path}:{server.host.line}")
-    idfile = shared.flags.get("idfile")
-    home = Path(os.environ.get("HOME") or Path.home())
-    state = Path(os.path.expanduser(idfile[0].text)) if idfile else None
-    state = state or idfile_default(home, os.environ.get("FETCHMAILHOME"))
     where = f"{parsed.path}:{user.name.line}"
-    source = StateSource(name, user.name.text, server.host.text, state, where, "fetchmail")
+    source = StateSource(name, user.name.text, server.host.text, idfile, where, "fetchmail")
     account.plan.states.append(source)
 
 
