@@ -16,6 +16,7 @@ from mailcli.fetch.state import UidState
 from tests import crashpoints as cp
 from tests.helpers import parse_trail_line, queue_dir, write_cron_config
 from tests.servers.ports import free_port
+from tests.servers.procs import read_log
 from tests.servers.smtpd import AioSmtpd
 
 QUEUED = 5
@@ -66,7 +67,7 @@ def trail_problems(home: Path) -> list[str]:
     """The log holds whole lines only, each in the documented grammar: a kill or a full
     disk may cost a line, never leave half of one for the next to be appended to."""
     path = home / TRAIL_LOG.removeprefix("~/")
-    text = path.read_text(errors="replace") if path.exists() else ""
+    text = read_log(path)
     if text and not text.endswith("\n"):
         return [f"the log ends in half a line: {text[-80:]!r}"]
     problems = []

@@ -22,7 +22,7 @@ from typing import NamedTuple
 from .certs import Certs
 from .managed import ManagedServer
 from .ports import HOST, free_port, wait_for_greeting
-from .procs import kill_group, make_workdir
+from .procs import kill_group, make_workdir, read_log
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 DEBS = REPOSITORY / ".cache" / "debs"
@@ -115,8 +115,7 @@ class UnpackedServer(ManagedServer):
 
     def log(self) -> str:
         """The daemons' output (what they would send to syslog)."""
-        path = self.root / "output.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        return read_log(self.root / "output.log")
 
     def discard(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

@@ -28,6 +28,7 @@ from .procs import (
     binary,
     kill_group,
     make_workdir,
+    read_log,
     wait_for_text,
     wait_until_gone,
 )
@@ -201,7 +202,7 @@ class Dovecot(ManagedServer):
 
         Its log process writes a moment after the session: poll (``wait_for_log``) for a
         line that must appear."""
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return read_log(self.log_path)
 
     def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
         """Wait until ``text`` appears in the log; return the whole log."""
@@ -378,9 +379,7 @@ class Dovecot(ManagedServer):
         penalty.unlink()
 
     def _diagnostics(self) -> str:
-        stderr = self.root / "dovecot.stderr"
-        text = stderr.read_text(errors="replace") if stderr.exists() else ""
-        return text + self.log()
+        return read_log(self.root / "dovecot.stderr") + self.log()
 
     def remove(self) -> None:
         """Delete the work directory (after ``stop()``)."""

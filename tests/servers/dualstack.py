@@ -25,7 +25,7 @@ from .dovecot import Dovecot
 from .managed import ManagedServer
 from .ports import HOST, free_port
 from .postfix import Postfix
-from .procs import kill_group, make_workdir, wait_for_text
+from .procs import kill_group, make_workdir, read_log, wait_for_text
 from .scripted import Script, ScriptedServer
 from .stack import DEFAULT_USERS
 
@@ -94,7 +94,7 @@ class Microsocks(ManagedServer):
         return self.root / "microsocks.log"
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return read_log(self.log_path)
 
     def start(self) -> None:
         binary = shutil.which("microsocks")

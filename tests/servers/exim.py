@@ -36,7 +36,7 @@ from pathlib import Path
 from . import debs
 from .certs import Certs
 from .ports import HOST, free_port, wait_for_greeting
-from .procs import make_workdir
+from .procs import make_workdir, read_log
 from .sclient import starttls_handshakes
 
 PACKAGES = ("exim4-base", "exim4-config", "exim4-daemon-light")
@@ -96,8 +96,7 @@ class Exim(debs.UnpackedServer):
         self.smtp_port = free_port()
 
     def mainlog(self) -> str:
-        path = self.root / "log" / "mainlog"
-        return path.read_text(errors="replace") if path.exists() else ""
+        return read_log(self.root / "log" / "mainlog")
 
     def diagnostics(self) -> str:
         return f"{self.log()}\n{self.mainlog()}"

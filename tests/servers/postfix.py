@@ -36,6 +36,7 @@ from .procs import (
     is_running,
     kill_group,
     make_workdir,
+    read_log,
     wait_for_text,
     wait_until_gone,
 )
@@ -192,7 +193,7 @@ class Postfix(ManagedServer):
 
         postlogd writes asynchronously: poll (``wait_for_log``) for a line that must appear.
         """
-        return self.maillog_path.read_text(errors="replace") if self.maillog_path.exists() else ""
+        return read_log(self.maillog_path)
 
     def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
         """Wait until ``text`` appears in the maillog; return the whole log."""

@@ -140,6 +140,12 @@ def make_workdir(prefix: str) -> Path:
     return path
 
 
+def read_log(path: Path) -> str:
+    """What a daemon's log (or output) file holds so far: "" before the daemon made it,
+    undecodable bytes replaced."""
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
 def wait_for_text(read: Callable[[], str], text: str, timeout: float, what: str) -> str:
     """Poll `read()` (a daemon's log, say) until it holds `text`; return what it read.
     After `timeout` s: TimeoutError naming `what` and showing what it held."""

@@ -46,7 +46,7 @@ from pathlib import Path
 from . import debs
 from .certs import Certs
 from .ports import HOST, free_port, wait_for_greeting
-from .procs import make_workdir, wait_for_text
+from .procs import make_workdir, read_log, wait_for_text
 
 PACKAGES = ("sendmail-bin", "sendmail-base", "sendmail-cf", "liblockfile1", "m4")
 DOMAIN = "sendmail.test"
@@ -137,8 +137,7 @@ class Sendmail(debs.UnpackedServer):
 
     def maillog(self) -> str:
         """What Sendmail logged so far; the sink writes a moment later (``wait_for_log``)."""
-        path = self.root / "maillog"
-        return path.read_text(errors="replace") if path.exists() else ""
+        return read_log(self.root / "maillog")
 
     def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
         """Wait until ``text`` appears in the maillog; return the whole log."""
