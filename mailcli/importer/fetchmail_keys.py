@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mailcli.endpoint import host_port
 from mailcli.importer.common import parse_port, sha256_pin
 from mailcli.importer.fetchmail import (
     RunControl,
@@ -327,9 +328,14 @@ def _single_drop(account: Account, user: UserEntry) -> bool:
 def _delivery(account: Account, server: ServerEntry) -> None:
     hosts = account.flags.get("smtphost", [])
     if "lmtp" in account.flags and account.flags["lmtp"] is not None and hosts:
-        host, _, port = hosts[0].text.partition("/")
-        target = host if host.startswith("/") else f"{host}:{port or 24}"
-        account.fetch.setdefault("to", f"lmtp:{target}")
+        host, _, port_text = hosts[0].text.partition("/")
+        port = parse_port(port_text or "24")
+        if host.startswith("/"):
+            account.fetch.setdefault("to", f"lmtp:{host}")
+        elif port is None:
+            account.report(hosts, f"{port_text!r} is not a port number: no lmtp: target")
+        else:
+            account.fetch.setdefault("to", f"lmtp:{host_port(host, port)}")
         if account.flags.get("smtpname"):
             account.fetch["lmtp_rcpt"] = account.flags["smtpname"][0].text
     elif "to" not in account.fetch:

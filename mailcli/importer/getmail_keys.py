@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from mailcli.endpoint import host_port
 from mailcli.importer.common import parse_port, sha256_pin
 from mailcli.importer.plan import ClearPassword, ImportPlan, Unmapped
 
@@ -241,15 +242,18 @@ def _external(account: Account, values: dict[str, str]) -> list[tuple[str, str]]
 
 
 def _lmtp(account: Account, values: dict[str, str]) -> list[tuple[str, str]]:
-    host = values.pop("host")
-    port = parse_port(values.pop("port", "24"))
-    target = (
-        host if host.startswith("/") else f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    )
-    account.fetch["to"] = f"lmtp:{target}"
+    host, port_text = values.pop("host"), values.pop("port", "24")
+    port = parse_port(port_text)
     if "override" in values:
         account.fetch["lmtp_rcpt"] = values.pop("override")
-    return [(key, "mailcli's LMTP delivery has no such setting") for key in values]
+    unmapped = [(key, "mailcli's LMTP delivery has no such setting") for key in values]
+    if host.startswith("/"):
+        account.fetch["to"] = f"lmtp:{host}"
+    elif port is None:
+        unmapped.insert(0, ("port", f"{port_text!r} is not a port number: no lmtp: target"))
+    else:
+        account.fetch["to"] = f"lmtp:{host_port(host, port)}"
+    return unmapped
 
 
 def map_sections(account: Account, sections: Mapping[str, Mapping[str, str]]) -> bool:

@@ -107,3 +107,12 @@ def test_a_word_that_may_be_a_password_is_never_shown(tmp_path: Path, config_fil
     assert "s3cr3t" not in result.stderr + config_file.read_text()
     assert "pop.example.org: passwd: not a fetchmail keyword" in result.stderr
     assert "pop.example.org: (a word): not a fetchmail keyword" in result.stderr
+
+
+def test_an_ipv6_lmtp_smtphost_is_bracketed(tmp_path: Path, config_file: Path) -> None:
+    rc = tmp_path / "fetchmailrc"
+    rc.write_text('poll pop.example.org proto pop3 user ann lmtp smtphost "::1/2003"\n')
+    result = imported(str(rc))
+    assert result.code == 0, result.stderr
+    accounts = tomllib.loads(config_file.read_text())["accounts"]
+    assert accounts["pop.example.org"]["fetch"]["to"] == "lmtp:[::1]:2003"

@@ -167,3 +167,38 @@ def test_the_oldmail_file_becomes_the_fetch_state(tmp_path: Path, config_file: P
     (tmp_path / "oldmail-pop.example.net-110-jeff").write_bytes(b"U1 1796640521\n")
     broken = imported("--with-state", "--replace", str(path))
     assert broken.code == 65 and "-jeff:1: not a getmail oldmail file" in broken.stderr
+
+
+LMTP_RC = """\
+[retriever]
+type = SimplePOP3Retriever
+server = pop.example.net
+username = jeff
+
+[destination]
+type = MDA_lmtp
+host = {host}
+port = {port}
+"""
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "target"),
+    [("::1", "2003", "lmtp:[::1]:2003"), ("lmtp.example.net", "24", "lmtp:lmtp.example.net:24")],
+)
+def test_an_lmtp_destination_names_host_and_port(
+    tmp_path: Path, config_file: Path, host: str, port: str, target: str
+) -> None:
+    result = imported(str(rc(tmp_path, LMTP_RC.format(host=host, port=port))))
+    assert result.code == 0, result.stderr
+    assert tomllib.loads(config_file.read_text())["accounts"]["work"]["fetch"]["to"] == target
+
+
+def test_an_lmtp_port_that_is_no_port_is_reported_not_written(
+    tmp_path: Path, config_file: Path
+) -> None:
+    result = imported(str(rc(tmp_path, LMTP_RC.format(host="lmtp.example.net", port="lmtp"))))
+    assert result.code == 0, result.stderr
+    fetch = tomllib.loads(config_file.read_text())["accounts"]["work"].get("fetch", {})
+    assert "to" not in fetch, fetch
+    assert any("destination.port" in line for line in reported(result, tmp_path)), result.stderr
