@@ -19,6 +19,7 @@ from pathlib import Path
 from . import missing_reason, skip_unless_ready
 from .certs import Certs
 from .dovecot import Dovecot
+from .dualstack import ScriptedServer6
 from .ports import free_port, wait_for_greeting
 from .scripted import Conn, ScriptedServer
 from .slow import misbehave
@@ -170,12 +171,7 @@ def read_data(conn: Conn) -> bytes:
 
 def scripted_lmtp(script: LmtpScript, *, ipv6: bool = False) -> ScriptedServer:
     """The scripted server on 127.0.0.1, or on ::1 (`ipv6`)."""
-    server = ScriptedServer(script)
-    if ipv6:
-        server._listener.close()
-        server._listener = socket.create_server(("::1", 0), family=socket.AF_INET6)
-        server.port = server._listener.getsockname()[1]
-    return server
+    return (ScriptedServer6 if ipv6 else ScriptedServer)(script)
 
 
 def nothing_listens(path: Path) -> None:
