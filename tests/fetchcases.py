@@ -209,10 +209,16 @@ def after_recovery(case: Case, second: cp.Run, doubles: list[bool]) -> list[str]
         return problems + lost_by_server(case)  # left for the user, foreign bytes kept
     if final.code != 0:
         return problems + cp.exit_problem("completion run", final)
-    again = cp.run([*case.args, "--json"], case.env)
-    if again.code != 0 or json.loads(again.stdout)["fetched"] != 0:
-        problems.append(f"the next run: exit {again.code}, {again.stdout[:80]!r}")
+    problems += fetches_nothing(case, case.args)
     return problems + check(case, crashes=1 + second.killed)
+
+
+def fetches_nothing(case: Case, args: list[str]) -> list[str]:
+    """A run of `args` after one that completed: it must exit 0 having fetched nothing."""
+    again = cp.run([*args, "--json"], case.env)
+    if again.code != 0 or json.loads(again.stdout)["fetched"] != 0:
+        return [f"the next run: exit {again.code}, {again.stdout[:80]!r}"]
+    return []
 
 
 class LmtpCase(Case):

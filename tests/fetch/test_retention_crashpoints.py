@@ -30,6 +30,7 @@ from tests.fetchcases import (
     Case,
     adding_users,
     check,
+    fetches_nothing,
     lost_by_server,
     rewrite_state,
     server_message,
@@ -97,9 +98,7 @@ def completed(case: Case, scenario: Scenario) -> list[str]:
     problems = deleted_early(case, scenario)
     if scenario.version is None:
         return problems + _only_newer_mail(case)
-    again = cp.run([*args, "--json"], case.env)
-    if again.code != 0 or json.loads(again.stdout)["fetched"] != 0:
-        problems.append(f"the next run: exit {again.code}, {again.stdout[:80]!r}")
+    problems += fetches_nothing(case, args)
     problems += [p for p in check(case, crashes=0) if "left on the server" not in p]
     left = {server_message(n) for n in range(MESSAGES) if n not in scenario.deleted}
     if set(case.on_server()) != left:
