@@ -120,13 +120,13 @@ def account_args(operation: str, work: Path) -> list[str]:
     return ["account", "import", "--from", "msmtp", str(rc)]
 
 
-def account_home(root: Path, *, add: bool) -> Path:
-    """A HOME at `root` whose config holds CONFIG_HEAD, and account `new` too when the case
-    removes it (`add` False); the config file's path."""
+def account_home(root: Path, operation: str) -> Path:
+    """A HOME at `root` for an `account` case (ACCOUNT_OPERATIONS) whose config holds
+    CONFIG_HEAD, and account `new` too when the case removes it; the config file's path."""
     config = root / ".config" / "mailcli" / "config.toml"
     config.parent.mkdir(parents=True)
     config.write_text(CONFIG_HEAD)
-    if not add:
+    if operation == "remove":
         assert cp.run(ADD, cp.base_env(root)).code == 0
     return config
 

@@ -152,7 +152,7 @@ def account_test(tmp_path: Path, budget: int | None, operation: str) -> None:
     args = account_args(operation, tmp_path)
 
     def home(name: str) -> Path:
-        return account_home(tmp_path / name, add=operation != "remove")
+        return account_home(tmp_path / name, operation)
 
     before = home("before").read_bytes()
     after = tmp_path / "after"

@@ -30,7 +30,7 @@ def account_test(tmp_path: Path, budget: int | None, operation: str) -> None:
     args = crash.account_args(operation, tmp_path)
 
     def home(name: str) -> Path:
-        return crash.account_home(tmp_path / name, add=operation != "remove")
+        return crash.account_home(tmp_path / name, operation)
 
     before = home("before").read_bytes()
     after = tmp_path / "after"
