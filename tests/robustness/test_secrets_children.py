@@ -8,12 +8,12 @@ environment."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
 
 from tests.helpers import MAILCLI
+from tests.servers import require
 from tests.servers.accounts import numbered_message
 from tests.servers.dovecot import Dovecot
 from tests.servers.dualstack import Microsocks
@@ -35,8 +35,7 @@ from tests.servers.postfix import Postfix
 def run_under_strace(hygiene: Setup, args: list[str], env: dict[str, str]) -> list[str]:
     """mailcli ARGS under strace (it must succeed, its output holding no secret); the
     execve lines of the programs it started."""
-    if shutil.which("strace") is None:
-        pytest.fail("strace is not installed (Debian package strace)")
+    require("strace")
     trace = hygiene.root / "strace.out"
     strace = ["strace", "-f", "-qq", "-v", "-s", "65536", "-e", "trace=execve", "-o", str(trace)]
     done = subprocess.run(
