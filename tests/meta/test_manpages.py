@@ -7,9 +7,7 @@ the commands nothing at start-up."""
 from __future__ import annotations
 
 import functools
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import NamedTuple
@@ -21,6 +19,7 @@ from mailcli.cli import manpage, manpage_text
 from mailcli.cli.main import cli
 from mailcli.errors import ExitStatus
 from tests.helpers import imported_by, run_cli
+from tests.servers import require
 
 MAN = Path(__file__).resolve().parents[2] / "man"
 README = MAN.parent / "README.md"
@@ -38,12 +37,9 @@ def command_paths() -> list[tuple[str, ...]]:
 
 
 def require_groff() -> str:
-    found = shutil.which("groff")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("groff is missing (Debian: man-db, groff-base)", pytrace=False)
-        pytest.skip("groff is missing")
-    return found
+    """groff (Debian: groff-base), or the test is skipped (failed under CI)."""
+    require("groff")
+    return "groff"
 
 
 def rendered(roff: str) -> str:
