@@ -263,19 +263,25 @@ class LmtpCase(Case):
 DAY = 86400
 
 
-def state_file(case: Case) -> Path:
-    """The case's one fetch state file."""
-    (path,) = (case.root / ".local" / "state" / "mailcli" / "fetch").glob("*.uids")
+def state_file(home: Path) -> Path:
+    """The one fetch state file under `home` (a test's HOME, a case's root)."""
+    (path,) = (home / ".local" / "state" / "mailcli" / "fetch").glob("*.uids")
     return path
+
+
+def age_records(home: Path, days: float) -> None:
+    """Every UID recorded so far was stored `days` earlier than its file says."""
+    path = state_file(home)
+    shift = int(days * DAY)
+    path.write_text(re.sub(r"@([0-9]+)", lambda m: f"@{int(m[1]) - shift}", path.read_text()))
 
 
 def rewrite_state(case: Case, *, version: int = 4, age_days: float = 0) -> None:
     """Turn the case's fetch state into version 3 (no times) or 2 (no sizes either), as
     an older mailcli wrote it, or keep version 4 and make every record `age_days` older."""
-    path = state_file(case)
+    age_records(case.root, age_days)
+    path = state_file(case.root)
     text = path.read_text()
-    shift = int(age_days * DAY)
-    text = re.sub(r"@([0-9]+)", lambda m: f"@{int(m[1]) - shift}", text)
     if version < 4:  # "@" in a UID is escaped only from version 4 on
         text = re.sub(r"@[0-9]+", "", text).replace("%40", "@")
         text = text.replace("fetch state v4 ", f"fetch state v{version} ", 1)

@@ -12,28 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.fetchcases import DAY, age_records, state_file
 from tests.helpers import Mailcli, drop
 from tests.servers.accounts import numbered_message as message
 from tests.servers.fixtures import Mailbox
 
-DAY = 86400
-
 
 def delivered(maildir: Path) -> set[bytes]:
     return {p.read_bytes() for sub in ("new", "cur") for p in (maildir / sub).iterdir()}
-
-
-def state_file(home: Path) -> Path:
-    (path,) = (home / ".local" / "state" / "mailcli" / "fetch").glob("*.uids")
-    return path
-
-
-def age_records(home: Path, days: float) -> None:
-    """Every UID recorded so far was stored `days` earlier than its file says."""
-    path = state_file(home)
-    shift = int(days * DAY)
-    text = re.sub(r"@([0-9]+)", lambda m: f"@{int(m[1]) - shift}", path.read_text())
-    path.write_text(text)
 
 
 def write_account(home: Path, table: str) -> None:
