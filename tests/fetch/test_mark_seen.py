@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from tests.fetchcases import state_file
 from tests.helpers import Mailcli, drop
 from tests.servers.accounts import Account
 from tests.servers.accounts import numbered_message as message
@@ -60,8 +61,8 @@ def test_mark_seen_records_each_uid_with_its_size_and_time(
 ) -> None:
     drop(mailbox, range(2))
     mailcli.json("fetch", "--mark-seen")
-    (state,) = (isolated_environment / ".local/state/mailcli/fetch").glob("*.uids")
-    assert re.search(r"#[0-9]+@[0-9]+ ", state.read_text())  # UID#SIZE@EPOCH
+    state = state_file(isolated_environment).read_text()
+    assert re.search(r"#[0-9]+@[0-9]+ ", state)  # UID#SIZE@EPOCH
 
 
 def test_mark_seen_without_uidl_is_69_and_touches_nothing(isolated_environment: Path) -> None:
