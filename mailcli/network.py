@@ -40,7 +40,7 @@ import contextlib
 import io
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
@@ -174,6 +174,21 @@ def dot_stuff(data: bytes, *, at_line_start: bool = True) -> bytes:
     `at_line_start` says whether `data`'s first byte begins a line."""
     data = data.replace(b"\r\n.", b"\r\n..")
     return b"." + data if at_line_start and data.startswith(b".") else data
+
+
+def read_reply(
+    read_line: Callable[[], tuple[int, bool, bytes]], name: str = ""
+) -> tuple[int, bytes]:
+    """A whole SMTP or LMTP reply from `read_line` (each call one `reply_line`): the code
+    and the lines' texts joined by LF. ProtocolError (76) past MAX_REPLY_LINES lines."""
+    lines: list[bytes] = []
+    while True:
+        code, more, text = read_line()
+        lines.append(text)
+        if not more:
+            return code, b"\n".join(lines)
+        if len(lines) >= MAX_REPLY_LINES:
+            raise ProtocolError(f"multi-line {name}reply longer than {MAX_REPLY_LINES} lines")
 
 
 def reply_line(line: bytes, transcript: Transcript, name: str = "") -> tuple[int, bool, bytes]:

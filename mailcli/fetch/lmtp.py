@@ -48,7 +48,6 @@ from mailcli.errors import (
     DataError,
     MailcliError,
     PermissionDeniedError,
-    ProtocolError,
     RejectedError,
     TempFailError,
     UnavailableError,
@@ -58,10 +57,10 @@ from mailcli.fetch.destination import MessageRefused, MessageWriter, RecoveryHoo
 from mailcli.fetch.sender import HEADER_LIMIT, mail_from_address
 from mailcli.network import (
     MAX_REPLY_LINE,
-    MAX_REPLY_LINES,
     Pace,
     dot_stuff,
     paced_reader,
+    read_reply,
     reply_line,
     reply_text,
     upload_piece,
@@ -260,13 +259,7 @@ class TracedLMTP(smtplib.LMTP):
                 raise smtplib.SMTPServerDisconnected("not connected")
             self.file = paced_reader(self.sock, self.pace)
         self.pace.reply()
-        lines: list[bytes] = []
-        while len(lines) < MAX_REPLY_LINES:
-            code, more, text = self._reply_line()
-            lines.append(text)
-            if not more:
-                return code, b"\n".join(lines)
-        raise ProtocolError(f"LMTP reply longer than {MAX_REPLY_LINES} lines")
+        return read_reply(self._reply_line, "LMTP ")
 
     def _reply_line(self) -> tuple[int, bool, bytes]:
         line = self.file.readline(MAX_REPLY_LINE + 1) if self.file else b""

@@ -29,10 +29,10 @@ from mailcli.errors import (
 )
 from mailcli.network import (
     MAX_REPLY_LINE,
-    MAX_REPLY_LINES,
     Pace,
     error_from_network,
     paced_reader,
+    read_reply,
     reply_line,
     reply_text,
     tls_context,
@@ -100,15 +100,11 @@ class TracedSMTP(smtplib.SMTP):
         if self.file is None:  # after connect and after STARTTLS (smtplib resets it)
             self.file = paced_reader(self.connection, self.pace)
         self.pace.reply()
-        lines: list[bytes] = []
-        while True:
-            code, more, text = self._read_reply_line()
-            lines.append(text)
-            if not more:
-                return code, b"\n".join(lines)
-            if len(lines) >= MAX_REPLY_LINES:
-                self.close()
-                raise ProtocolError(f"multi-line reply longer than {MAX_REPLY_LINES} lines")
+        try:
+            return read_reply(self._read_reply_line)
+        except ProtocolError:
+            self.close()
+            raise
 
     def _read_reply_line(self) -> tuple[int, bool, bytes]:
         try:
